@@ -1,0 +1,129 @@
+// Package network declares the seams between the layers of the stack: the
+// secured connection a security protocol returns, the muxed connection a
+// stream multiplexer returns, and the streams the host hands to protocols.
+//
+// Everything here is an interface on purpose: the concrete types live in
+// security/*, muxer/* and swarm, and they never import each other.
+package network
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+)
+
+// ErrReset is returned by reads and writes on a stream that was reset, by
+// either side.
+var ErrReset = errors.New("stream reset")
+
+// Direction tells who opened a connection or a stream.
+type Direction int
+
+const (
+	DirUnknown Direction = iota
+	DirInbound
+	DirOutbound
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirInbound:
+		return "inbound"
+	case DirOutbound:
+		return "outbound"
+	default:
+		return "unknown"
+	}
+}
+
+// ConnState describes what a connection negotiated.
+type ConnState struct {
+	// Transport is a short name such as "tcp".
+	Transport string
+	// Security is the security protocol id, such as "/noise".
+	Security protocol.ID
+	// Muxer is the stream multiplexer id. A security transport sets it when
+	// the muxer was agreed inside the handshake (TLS ALPN or the Noise
+	// stream_muxers extension); it is empty when multistream-select must
+	// still negotiate it.
+	Muxer protocol.ID
+}
+
+// SecureConn is an authenticated and encrypted byte stream to a known peer.
+type SecureConn interface {
+	net.Conn
+	LocalPeer() peer.ID
+	RemotePeer() peer.ID
+	RemotePublicKey() crypto.PubKey
+	ConnState() ConnState
+}
+
+// SecureTransport runs a security handshake over a raw connection.
+type SecureTransport interface {
+	// ID is the multistream-select protocol id of the handshake.
+	ID() protocol.ID
+	// SecureInbound runs the handshake as the responder (TLS server, Noise
+	// responder). remote is empty when any peer is accepted.
+	SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (SecureConn, error)
+	// SecureOutbound runs the handshake as the initiator and fails unless the
+	// remote proves it is peer remote.
+	SecureOutbound(ctx context.Context, insecure net.Conn, remote peer.ID) (SecureConn, error)
+}
+
+// MuxedStream is one bidirectional stream of a multiplexed connection.
+type MuxedStream interface {
+	io.Reader
+	io.Writer
+	// Close closes both directions: it half-closes writing (FIN) and stops
+	// reading.
+	Close() error
+	// CloseWrite half-closes: the peer reads EOF after the data already written.
+	CloseWrite() error
+	// CloseRead discards further incoming data.
+	CloseRead() error
+	// Reset aborts the stream in both directions.
+	Reset() error
+	SetDeadline(t time.Time) error
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// MuxedConn is a connection carrying many streams.
+type MuxedConn interface {
+	// OpenStream opens a new stream. It never waits for the peer to
+	// acknowledge it.
+	OpenStream(ctx context.Context) (MuxedStream, error)
+	// AcceptStream blocks until the peer opens a stream or the connection
+	// closes.
+	AcceptStream() (MuxedStream, error)
+	Close() error
+	IsClosed() bool
+}
+
+// Multiplexer turns a secured connection into a MuxedConn.
+type Multiplexer interface {
+	ID() protocol.ID
+	NewConn(c net.Conn, isServer bool) (MuxedConn, error)
+}
+
+// Stream is a negotiated stream as handed to protocol handlers.
+type Stream interface {
+	MuxedStream
+	// Protocol is the protocol negotiated on this stream.
+	Protocol() protocol.ID
+	LocalPeer() peer.ID
+	RemotePeer() peer.ID
+	// RemoteMultiaddr is the address of the connection's other end, as this
+	// side sees it (identify reports it as the observed address).
+	RemoteMultiaddr() ma.Multiaddr
+	LocalMultiaddr() ma.Multiaddr
+	Direction() Direction
+}
