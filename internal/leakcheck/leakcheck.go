@@ -63,6 +63,5 @@ func id(g string) string {
 // only goroutines running or started by this module's code count, and test
 // bodies (other tests still running) never do.
 func ignorable(g string) bool {
-	return !strings.Contains(g, "tachyon-p2p/tachyon") || strings.Contains(g, "testing.tRunner") ||
-		strings.Contains(g, "leakcheck.")
+	return !strings.Contains(g, "tachyon-p2p/tachyon") || strings.Contains(g, "testing.tRunner")
 }
