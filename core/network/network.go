@@ -127,3 +127,39 @@ type Stream interface {
 	LocalMultiaddr() ma.Multiaddr
 	Direction() Direction
 }
+
+// TransportConn is a fully upgraded connection, as a transport returns it:
+// secured, authenticated and multiplexed.
+type TransportConn interface {
+	MuxedConn
+	LocalPeer() peer.ID
+	RemotePeer() peer.ID
+	RemotePublicKey() crypto.PubKey
+	ConnState() ConnState
+	LocalMultiaddr() ma.Multiaddr
+	RemoteMultiaddr() ma.Multiaddr
+	Direction() Direction
+}
+
+// Transport dials and listens on one kind of address.
+type Transport interface {
+	// CanDial reports whether the address is one this transport handles.
+	CanDial(addr ma.Multiaddr) bool
+	// Dial connects to peer p at addr and returns an upgraded connection.
+	Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (TransportConn, error)
+	// Listen starts accepting connections on addr.
+	Listen(addr ma.Multiaddr) (Listener, error)
+	// Name is a short name such as "tcp".
+	Name() string
+}
+
+// Listener yields upgraded inbound connections.
+type Listener interface {
+	// Accept blocks until a connection finished its upgrade or the listener
+	// closes.
+	Accept() (TransportConn, error)
+	Close() error
+	// Multiaddrs are the addresses this listener accepts on, with
+	// unspecified IPs left as they are.
+	Multiaddrs() []ma.Multiaddr
+}

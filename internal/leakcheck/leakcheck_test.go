@@ -7,7 +7,7 @@ import (
 
 type recorder struct {
 	testing.TB
-	failed bool
+	failed   bool
 	cleanups []func()
 }
 

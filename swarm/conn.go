@@ -1,0 +1,151 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+)
+
+// Conn is one connection to a peer.
+type Conn struct {
+	tc        network.TransportConn
+	s         *Swarm
+	id        uint64
+	opened    time.Time
+	closeOnce sync.Once
+	closeErr  error
+	streams   atomic.Int64
+}
+
+// ID is unique among the swarm's connections.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemotePeer is the authenticated peer at the other end.
+func (c *Conn) RemotePeer() peer.ID { return c.tc.RemotePeer() }
+
+// LocalPeer is our ID.
+func (c *Conn) LocalPeer() peer.ID { return c.tc.LocalPeer() }
+
+// RemotePublicKey is the key the peer proved it holds.
+func (c *Conn) RemotePublicKey() crypto.PubKey { return c.tc.RemotePublicKey() }
+
+// RemoteMultiaddr is the peer's address for this connection.
+func (c *Conn) RemoteMultiaddr() ma.Multiaddr { return c.tc.RemoteMultiaddr() }
+
+// LocalMultiaddr is our address for this connection.
+func (c *Conn) LocalMultiaddr() ma.Multiaddr { return c.tc.LocalMultiaddr() }
+
+// ConnState tells what the connection negotiated.
+func (c *Conn) ConnState() network.ConnState { return c.tc.ConnState() }
+
+// Direction tells who dialed.
+func (c *Conn) Direction() network.Direction { return c.tc.Direction() }
+
+// Opened is when the connection finished its upgrade.
+func (c *Conn) Opened() time.Time { return c.opened }
+
+// NumStreams is the number of streams open on the connection.
+func (c *Conn) NumStreams() int { return int(c.streams.Load()) }
+
+// IsClosed reports whether the connection is closed.
+func (c *Conn) IsClosed() bool { return c.tc.IsClosed() }
+
+// Close closes the connection and every stream on it.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.tc.Close() })
+	return c.closeErr
+}
+
+// NewStream opens a stream on this connection. The stream has no protocol
+// yet: the caller negotiates one and records it with SetProtocol.
+func (c *Conn) NewStream(ctx context.Context) (*Stream, error) {
+	ms, err := c.tc.OpenStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: opening stream to %s: %w", c.RemotePeer(), err)
+	}
+	return c.wrap(ms, network.DirOutbound), nil
+}
+
+func (c *Conn) wrap(ms network.MuxedStream, dir network.Direction) *Stream {
+	c.streams.Add(1)
+	return &Stream{MuxedStream: ms, conn: c, dir: dir}
+}
+
+// acceptStreams runs for the life of the connection and hands every inbound
+// stream to the swarm's handler in a goroutine of its own.
+func (c *Conn) acceptStreams() {
+	defer c.s.wg.Done()
+	defer c.s.removeConn(c)
+	defer c.Close()
+	for {
+		ms, err := c.tc.AcceptStream()
+		if err != nil {
+			return
+		}
+		st := c.wrap(ms, network.DirInbound)
+		h := c.s.handler.Load()
+		if h == nil {
+			st.Reset()
+			continue
+		}
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			(*h)(st)
+		}()
+	}
+}
+
+// Stream is a stream of a swarm connection. It implements network.Stream.
+type Stream struct {
+	network.MuxedStream
+	conn     *Conn
+	dir      network.Direction
+	proto    atomic.Pointer[protocol.ID]
+	doneOnce sync.Once
+}
+
+var _ network.Stream = (*Stream)(nil)
+
+// Conn is the connection the stream belongs to.
+func (s *Stream) Conn() *Conn { return s.conn }
+
+// Protocol is the protocol negotiated on the stream, if any yet.
+func (s *Stream) Protocol() protocol.ID {
+	if p := s.proto.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// SetProtocol records the negotiated protocol.
+func (s *Stream) SetProtocol(p protocol.ID) { s.proto.Store(&p) }
+
+func (s *Stream) LocalPeer() peer.ID            { return s.conn.LocalPeer() }
+func (s *Stream) RemotePeer() peer.ID           { return s.conn.RemotePeer() }
+func (s *Stream) RemoteMultiaddr() ma.Multiaddr { return s.conn.RemoteMultiaddr() }
+func (s *Stream) LocalMultiaddr() ma.Multiaddr  { return s.conn.LocalMultiaddr() }
+func (s *Stream) Direction() network.Direction  { return s.dir }
+
+func (s *Stream) done() { s.doneOnce.Do(func() { s.conn.streams.Add(-1) }) }
+
+// Close closes both directions of the stream.
+func (s *Stream) Close() error {
+	s.done()
+	return s.MuxedStream.Close()
+}
+
+// Reset aborts the stream.
+func (s *Stream) Reset() error {
+	s.done()
+	return s.MuxedStream.Reset()
+}

@@ -1,0 +1,327 @@
+// Package swarm holds the node's connections, grouped by peer: it runs the
+// listeners, dials peers (one dial at a time per peer, addresses raced with a
+// small stagger), accepts inbound streams and opens outbound ones.
+//
+// Goroutines: one per listener (accepting upgraded conns), one per connection
+// (accepting streams), one per inbound stream while its handler runs. All are
+// owned by the Swarm and stopped by Close.
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/peerstore"
+)
+
+var (
+	// ErrClosed is returned by operations on a closed swarm.
+	ErrClosed = errors.New("swarm: closed")
+	// ErrDialSelf is returned when asked to dial our own peer ID.
+	ErrDialSelf = errors.New("swarm: refusing to dial self")
+	// ErrNoAddresses is returned when a peer has no dialable address.
+	ErrNoAddresses = errors.New("swarm: no dialable addresses")
+)
+
+// Notifiee hears about connections as they come and go. Callbacks run on
+// the swarm's goroutines and must not block.
+type Notifiee interface {
+	Connected(*Conn)
+	Disconnected(*Conn)
+}
+
+// Config tunes the swarm. The zero value is ready to use.
+type Config struct {
+	// DialTimeout bounds a whole DialPeer. Default 30 s.
+	DialTimeout time.Duration
+	// DialStagger is the delay between starting dials to successive
+	// addresses of one peer. Default 250 ms.
+	DialStagger time.Duration
+}
+
+// Swarm is the connection pool of one node.
+type Swarm struct {
+	local      peer.ID
+	ps         *peerstore.Peerstore
+	transports []network.Transport
+	cfg        Config
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	handler  atomic.Pointer[func(*Stream)]
+	notifiee atomic.Pointer[Notifiee]
+	nextID   atomic.Uint64
+
+	mu        sync.Mutex
+	closed    bool
+	conns     map[peer.ID][]*Conn
+	listeners []network.Listener
+	dials     map[peer.ID]*dial
+}
+
+// New returns a swarm for the local peer, dialing the addresses stored in ps
+// with the given transports.
+func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport, cfg *Config) *Swarm {
+	s := &Swarm{
+		local:      local,
+		ps:         ps,
+		transports: transports,
+		conns:      make(map[peer.ID][]*Conn),
+		dials:      make(map[peer.ID]*dial),
+	}
+	if cfg != nil {
+		s.cfg = *cfg
+	}
+	if s.cfg.DialTimeout <= 0 {
+		s.cfg.DialTimeout = 30 * time.Second
+	}
+	if s.cfg.DialStagger <= 0 {
+		s.cfg.DialStagger = 250 * time.Millisecond
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// LocalPeer is our own ID.
+func (s *Swarm) LocalPeer() peer.ID { return s.local }
+
+// Peerstore returns the store the swarm dials from.
+func (s *Swarm) Peerstore() *peerstore.Peerstore { return s.ps }
+
+// SetStreamHandler sets the function run, in its own goroutine, for each
+// inbound stream. Without one, inbound streams are reset.
+func (s *Swarm) SetStreamHandler(h func(*Stream)) { s.handler.Store(&h) }
+
+// SetNotifiee sets who hears about connections.
+func (s *Swarm) SetNotifiee(n Notifiee) { s.notifiee.Store(&n) }
+
+func (s *Swarm) transportFor(a ma.Multiaddr) network.Transport {
+	for _, t := range s.transports {
+		if t.CanDial(a) {
+			return t
+		}
+	}
+	return nil
+}
+
+// Listen starts listening on every address; it fails if any fails, closing
+// the ones already opened by this call.
+func (s *Swarm) Listen(addrs ...ma.Multiaddr) error {
+	var opened []network.Listener
+	for _, a := range addrs {
+		t := s.transportFor(a)
+		if t == nil {
+			err := fmt.Errorf("swarm: no transport listens on %s", a)
+			for _, l := range opened {
+				l.Close()
+			}
+			return err
+		}
+		l, err := t.Listen(a)
+		if err != nil {
+			for _, l := range opened {
+				l.Close()
+			}
+			return fmt.Errorf("swarm: listen: %w", err)
+		}
+		opened = append(opened, l)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		for _, l := range opened {
+			l.Close()
+		}
+		return ErrClosed
+	}
+	s.listeners = append(s.listeners, opened...)
+	s.wg.Add(len(opened))
+	s.mu.Unlock()
+	for _, l := range opened {
+		go s.acceptConns(l)
+	}
+	return nil
+}
+
+// ListenAddrs returns the addresses the listeners are bound to, as bound
+// (an unspecified IP stays unspecified).
+func (s *Swarm) ListenAddrs() []ma.Multiaddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ma.Multiaddr
+	for _, l := range s.listeners {
+		out = append(out, l.Multiaddrs()...)
+	}
+	return out
+}
+
+func (s *Swarm) acceptConns(l network.Listener) {
+	defer s.wg.Done()
+	for {
+		tc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if _, err := s.addConn(tc); err != nil {
+			tc.Close()
+		}
+	}
+}
+
+// addConn registers an upgraded connection and starts its stream loop.
+func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
+	c := &Conn{tc: tc, s: s, id: s.nextID.Add(1), opened: time.Now()}
+	p := tc.RemotePeer()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.conns[p] = append(s.conns[p], c)
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	if k := tc.RemotePublicKey(); k != nil {
+		s.ps.AddPubKey(p, k)
+	}
+	if tc.Direction() == network.DirOutbound {
+		s.ps.AddAddrs(p, []ma.Multiaddr{tc.RemoteMultiaddr()}, peerstore.ConnectedAddrTTL)
+	}
+	if n := s.notifiee.Load(); n != nil {
+		(*n).Connected(c)
+	}
+	go c.acceptStreams()
+	return c, nil
+}
+
+func (s *Swarm) removeConn(c *Conn) {
+	p := c.RemotePeer()
+	s.mu.Lock()
+	cs := s.conns[p]
+	i := slices.Index(cs, c)
+	if i < 0 {
+		s.mu.Unlock()
+		return
+	}
+	cs = slices.Delete(cs, i, i+1)
+	if len(cs) == 0 {
+		delete(s.conns, p)
+	} else {
+		s.conns[p] = cs
+	}
+	last := len(cs) == 0
+	s.mu.Unlock()
+	if last {
+		s.ps.UpdateAddrs(p, peerstore.RecentlyConnectedAddrTTL)
+	}
+	if n := s.notifiee.Load(); n != nil {
+		(*n).Disconnected(c)
+	}
+}
+
+// ConnsToPeer returns the open connections to p, newest last.
+func (s *Swarm) ConnsToPeer(p peer.ID) []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.conns[p])
+}
+
+// Conns returns every open connection.
+func (s *Swarm) Conns() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Conn
+	for _, cs := range s.conns {
+		out = append(out, cs...)
+	}
+	return out
+}
+
+// Peers returns the peers we have a connection to.
+func (s *Swarm) Peers() []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]peer.ID, 0, len(s.conns))
+	for p := range s.conns {
+		out = append(out, p)
+	}
+	return out
+}
+
+// bestConn picks the connection new streams go to: the newest that is open.
+func (s *Swarm) bestConn(p peer.ID) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.conns[p]
+	for i := len(cs) - 1; i >= 0; i-- {
+		if !cs[i].tc.IsClosed() {
+			return cs[i]
+		}
+	}
+	return nil
+}
+
+// NewStream opens a stream to p, dialing it first if there is no connection.
+func (s *Swarm) NewStream(ctx context.Context, p peer.ID) (*Stream, error) {
+	c, err := s.DialPeer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.NewStream(ctx)
+	if err == nil || ctx.Err() != nil {
+		return st, err
+	}
+	// The connection may have died under us; one fresh dial is worth a try.
+	c.Close()
+	if c, err = s.DialPeer(ctx, p); err != nil {
+		return nil, err
+	}
+	return c.NewStream(ctx)
+}
+
+// ClosePeer closes every connection to p.
+func (s *Swarm) ClosePeer(p peer.ID) error {
+	var errs []error
+	for _, c := range s.ConnsToPeer(p) {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes listeners and connections and waits for every goroutine the
+// swarm started, stream handlers included.
+func (s *Swarm) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ls := s.listeners
+	s.listeners = nil
+	var cs []*Conn
+	for _, pc := range s.conns {
+		cs = append(cs, pc...)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,234 @@
+// Package tcp is the TCP transport: it dials and listens on /ip4|ip6/…/tcp/N
+// addresses and hands each raw connection to an upgrader for security and
+// multiplexing.
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+)
+
+// Upgrader secures and multiplexes a raw connection (see package upgrader).
+type Upgrader interface {
+	Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error)
+}
+
+// Config tunes the transport. The zero value is ready to use.
+type Config struct {
+	// MaxPendingUpgrades bounds inbound connections that are still in their
+	// handshake; more wait in the kernel's accept queue. Default 128.
+	MaxPendingUpgrades int
+	// DialTimeout bounds the TCP connect alone. Default 10 s.
+	DialTimeout time.Duration
+}
+
+// Transport is the TCP transport.
+type Transport struct {
+	up  Upgrader
+	cfg Config
+}
+
+// New returns a TCP transport that upgrades connections with up.
+func New(up Upgrader, cfg *Config) *Transport {
+	t := &Transport{up: up}
+	if cfg != nil {
+		t.cfg = *cfg
+	}
+	if t.cfg.MaxPendingUpgrades <= 0 {
+		t.cfg.MaxPendingUpgrades = 128
+	}
+	if t.cfg.DialTimeout <= 0 {
+		t.cfg.DialTimeout = 10 * time.Second
+	}
+	return t
+}
+
+// Name implements network.Transport.
+func (t *Transport) Name() string { return "tcp" }
+
+// CanDial accepts /ip4|ip6/…/tcp/N with nothing after it.
+func (t *Transport) CanDial(addr ma.Multiaddr) bool {
+	if len(addr) != 2 {
+		return false
+	}
+	switch addr[0].Code() {
+	case ma.P_IP4, ma.P_IP6:
+	default:
+		return false
+	}
+	return addr[1].Code() == ma.P_TCP
+}
+
+// Dial connects to p at addr.
+func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	if !t.CanDial(addr) {
+		return nil, fmt.Errorf("tcp: cannot dial %s", addr)
+	}
+	network, host, err := manet.DialArgs(addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
+	}
+	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, network, host)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
+	}
+	laddr, err := manet.FromNetAddr(raw.LocalAddr())
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
+	}
+	return t.up.Upgrade(ctx, raw, network2dir(true), p, laddr, addr)
+}
+
+func network2dir(outbound bool) network.Direction {
+	if outbound {
+		return network.DirOutbound
+	}
+	return network.DirInbound
+}
+
+// Listen listens on addr. Port 0 picks a free port.
+func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
+	if !t.CanDial(addr) {
+		return nil, fmt.Errorf("tcp: cannot listen on %s", addr)
+	}
+	nw, host, err := manet.DialArgs(addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
+	}
+	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+	nl, err := lc.Listen(context.Background(), nw, host)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
+	}
+	laddr, err := manet.FromNetAddr(nl.Addr())
+	if err != nil {
+		nl.Close()
+		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{
+		t:      t,
+		nl:     nl,
+		laddr:  laddr,
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  make(chan network.TransportConn),
+		sem:    make(chan struct{}, t.cfg.MaxPendingUpgrades),
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// ErrListenerClosed is returned by Accept after Close.
+var ErrListenerClosed = errors.New("tcp: listener closed")
+
+type listener struct {
+	t      *Transport
+	nl     net.Listener
+	laddr  ma.Multiaddr
+	ctx    context.Context
+	cancel context.CancelFunc
+	conns  chan network.TransportConn
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu  sync.Mutex
+	err error // why the accept loop stopped, unless Close stopped it
+}
+
+// acceptLoop accepts raw connections and upgrades each in its own goroutine,
+// so a slow handshake never holds up the others.
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	defer l.cancel()
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.ctx.Done():
+			return
+		}
+		raw, err := l.nl.Accept()
+		if err != nil {
+			<-l.sem
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			l.mu.Lock()
+			if l.ctx.Err() == nil {
+				l.err = err
+			}
+			l.mu.Unlock()
+			return
+		}
+		l.wg.Add(1)
+		go l.upgrade(raw)
+	}
+}
+
+func (l *listener) upgrade(raw net.Conn) {
+	defer l.wg.Done()
+	defer func() { <-l.sem }()
+	raddr, err := manet.FromNetAddr(raw.RemoteAddr())
+	if err != nil {
+		raw.Close()
+		return
+	}
+	laddr, err := manet.FromNetAddr(raw.LocalAddr())
+	if err != nil {
+		raw.Close()
+		return
+	}
+	tc, err := l.t.up.Upgrade(l.ctx, raw, network.DirInbound, "", laddr, raddr)
+	if err != nil {
+		// A failed inbound handshake concerns only that peer; the upgrader
+		// closed the raw conn.
+		return
+	}
+	select {
+	case l.conns <- tc:
+	case <-l.ctx.Done():
+		tc.Close()
+	}
+}
+
+func (l *listener) Accept() (network.TransportConn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.ctx.Done():
+		l.mu.Lock()
+		err := l.err
+		l.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("tcp: accept on %s: %w", l.laddr, err)
+		}
+		return nil, ErrListenerClosed
+	}
+}
+
+func (l *listener) Close() error {
+	l.once.Do(func() {
+		l.cancel()
+		l.nl.Close()
+		l.wg.Wait()
+	})
+	return nil
+}
+
+func (l *listener) Multiaddrs() []ma.Multiaddr { return []ma.Multiaddr{l.laddr} }

@@ -1,0 +1,196 @@
+// Package upgrader turns a raw stream connection (TCP, WebSocket) into a
+// libp2p connection: multistream-select picks a security protocol, the
+// handshake authenticates the peer, and a stream multiplexer runs on top.
+//
+//	raw conn ──mss──▶ /noise | /tls/1.0.0 ──handshake──▶ SecureConn
+//	         ──(muxer from the handshake, or mss)──▶ /yamux/1.0.0 ──▶ TransportConn
+//
+// The muxer is taken from the handshake when both sides announced theirs
+// (TLS ALPN, Noise extensions), which saves the round trip of a second
+// negotiation.
+package upgrader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/mss"
+)
+
+// DefaultHandshakeTimeout bounds the whole upgrade of one connection.
+const DefaultHandshakeTimeout = 15 * time.Second
+
+// ErrNoSecurity is returned when no security protocol is configured.
+var ErrNoSecurity = errors.New("upgrader: no security protocol configured")
+
+// Upgrader holds the protocols offered during an upgrade, in preference
+// order. Its zero value is unusable; set Security and Muxers.
+type Upgrader struct {
+	// Security protocols in preference order.
+	Security []network.SecureTransport
+	// Muxers in preference order.
+	Muxers []network.Multiplexer
+	// HandshakeTimeout bounds an upgrade; zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Transport names the transport in ConnState, such as "tcp".
+	Transport string
+}
+
+// Upgrade secures and multiplexes raw. For outbound connections remote must
+// be set and is verified; inbound, any peer is accepted. laddr and raddr are
+// the multiaddrs of the raw connection's ends. On error raw is closed.
+func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
+	tc, err := u.upgrade(ctx, raw, dir, remote, laddr, raddr)
+	if err != nil {
+		raw.Close()
+		who := remote.String()
+		if remote == "" {
+			who = raddr.String()
+		}
+		return nil, fmt.Errorf("upgrader: %s upgrade with %s: %w", dir, who, err)
+	}
+	return tc, nil
+}
+
+func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
+	if len(u.Security) == 0 {
+		return nil, ErrNoSecurity
+	}
+	timeout := u.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// The negotiations below do plain blocking I/O: a deadline from ctx bounds
+	// them, and a cancelled ctx closes the conn.
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	sec, err := u.negotiateSecurity(raw, dir)
+	if err != nil {
+		return nil, fmt.Errorf("negotiating security: %w", err)
+	}
+	var sconn network.SecureConn
+	if dir == network.DirOutbound {
+		sconn, err = sec.SecureOutbound(ctx, raw, remote)
+	} else {
+		sconn, err = sec.SecureInbound(ctx, raw, remote)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s handshake: %w", sec.ID(), err)
+	}
+	mux, err := u.negotiateMuxer(sconn, dir)
+	if err != nil {
+		sconn.Close()
+		return nil, fmt.Errorf("negotiating muxer with %s: %w", sconn.RemotePeer(), err)
+	}
+	if !stop() {
+		// ctx fired after the handshake finished: the deadline was clobbered.
+		sconn.Close()
+		return nil, ctx.Err()
+	}
+	raw.SetDeadline(time.Time{})
+	mc, err := mux.NewConn(sconn, dir == network.DirInbound)
+	if err != nil {
+		sconn.Close()
+		return nil, fmt.Errorf("starting %s: %w", mux.ID(), err)
+	}
+	st := sconn.ConnState()
+	st.Muxer = mux.ID()
+	st.Transport = u.Transport
+	return &conn{MuxedConn: mc, sec: sconn, state: st, dir: dir, laddr: laddr, raddr: raddr}, nil
+}
+
+func (u *Upgrader) negotiateSecurity(raw net.Conn, dir network.Direction) (network.SecureTransport, error) {
+	if dir == network.DirOutbound {
+		ids := make([]protocol.ID, len(u.Security))
+		for i, s := range u.Security {
+			ids[i] = s.ID()
+		}
+		id, err := mss.SelectOneOf(raw, ids...)
+		if err != nil {
+			return nil, err
+		}
+		return u.security(id), nil
+	}
+	var m mss.Mux[network.SecureTransport]
+	for _, s := range u.Security {
+		m.AddHandler(s.ID(), s)
+	}
+	_, s, err := m.Negotiate(raw)
+	return s, err
+}
+
+func (u *Upgrader) security(id protocol.ID) network.SecureTransport {
+	for _, s := range u.Security {
+		if s.ID() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (u *Upgrader) muxer(id protocol.ID) network.Multiplexer {
+	for _, m := range u.Muxers {
+		if m.ID() == id {
+			return m
+		}
+	}
+	return nil
+}
+
+func (u *Upgrader) negotiateMuxer(sconn network.SecureConn, dir network.Direction) (network.Multiplexer, error) {
+	if id := sconn.ConnState().Muxer; id != "" {
+		if m := u.muxer(id); m != nil {
+			return m, nil
+		}
+		return nil, fmt.Errorf("handshake agreed on muxer %s, which is not configured", id)
+	}
+	if dir == network.DirOutbound {
+		ids := make([]protocol.ID, len(u.Muxers))
+		for i, m := range u.Muxers {
+			ids[i] = m.ID()
+		}
+		id, err := mss.SelectOneOf(sconn, ids...)
+		if err != nil {
+			return nil, err
+		}
+		return u.muxer(id), nil
+	}
+	var m mss.Mux[network.Multiplexer]
+	for _, mx := range u.Muxers {
+		m.AddHandler(mx.ID(), mx)
+	}
+	_, mx, err := m.Negotiate(sconn)
+	return mx, err
+}
+
+// conn is the TransportConn an upgrade yields.
+type conn struct {
+	network.MuxedConn
+	sec          network.SecureConn
+	state        network.ConnState
+	dir          network.Direction
+	laddr, raddr ma.Multiaddr
+}
+
+func (c *conn) LocalPeer() peer.ID             { return c.sec.LocalPeer() }
+func (c *conn) RemotePeer() peer.ID            { return c.sec.RemotePeer() }
+func (c *conn) RemotePublicKey() crypto.PubKey { return c.sec.RemotePublicKey() }
+func (c *conn) ConnState() network.ConnState   { return c.state }
+func (c *conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
+func (c *conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
+func (c *conn) Direction() network.Direction   { return c.dir }
