@@ -113,6 +113,7 @@ func newFlagSet(name string, c *stackConfig) *flag.FlagSet {
 	fs.StringVar(&c.Transport, "transport", "", "transport: "+names(transports)+" (required)")
 	fs.StringVar(&c.Security, "security", "", "security: "+names(securities)+" (required)")
 	fs.StringVar(&c.Muxer, "muxer", "yamux", "muxer: "+names(muxers))
+	fs.StringVar(&c.ProtoVer, "protocol-version", "", "identify protocolVersion to announce (default: go-libp2p's, which is empty)")
 	fs.StringVar(&c.KeySeed, "key-seed", "", "32-byte ed25519 seed as 64 hex characters (default: random identity)")
 	return fs
 }

@@ -28,6 +28,7 @@ type stackConfig struct {
 	Security  string
 	Muxer     string
 	KeySeed   string   // optional 64 hex chars (32-byte ed25519 seed)
+	ProtoVer  string   // identify protocolVersion; "" is go-libp2p's default
 	Listen    []string // empty: no listen addresses
 }
 
@@ -110,6 +111,9 @@ func newHost(c *stackConfig) (host.Host, error) {
 		opts = append(opts, libp2p.NoListenAddrs)
 	} else {
 		opts = append(opts, libp2p.ListenAddrStrings(c.Listen...))
+	}
+	if c.ProtoVer != "" {
+		opts = append(opts, libp2p.ProtocolVersion(c.ProtoVer))
 	}
 	if c.KeySeed != "" {
 		sk, err := seedKey(c.KeySeed)
