@@ -67,7 +67,8 @@ func IDFromPrivateKey(k crypto.PrivKey) (ID, error) {
 	return IDFromPublicKey(k.GetPublic())
 }
 
-// IDFromBytes validates b as a multihash and returns it as an ID.
+// IDFromBytes validates b as a peer ID multihash (identity of at most 42
+// bytes, or sha2-256) and returns it as an ID.
 func IDFromBytes(b []byte) (ID, error) {
 	if _, _, err := splitMultihash(b); err != nil {
 		return "", err
@@ -93,8 +94,13 @@ func splitMultihash(b []byte) (uint64, []byte, error) {
 	if uint64(len(digest)) != l {
 		return 0, nil, fmt.Errorf("%w: multihash digest is %d bytes, header says %d", ErrBadID, len(digest), l)
 	}
-	if code == codeSHA256 && l != sha256.Size {
-		return 0, nil, fmt.Errorf("%w: sha2-256 digest of %d bytes", ErrBadID, l)
+	// Like rust-libp2p, accept only the two multihashes IDs are made of;
+	// every other code would also break the base58 "Qm"/"1" text detection.
+	switch {
+	case code == codeSHA256 && l == sha256.Size:
+	case code == codeIdentity && l <= maxInlineKeyLen:
+	default:
+		return 0, nil, fmt.Errorf("%w: multihash code 0x%x with %d-byte digest", ErrBadID, code, l)
 	}
 	return code, digest, nil
 }
