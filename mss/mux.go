@@ -1,0 +1,127 @@
+package mss
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/varint"
+)
+
+// Mux is the listener side: a set of protocol ids, each with a value of type
+// H (a stream handler, a security transport, a muxer), that Negotiate picks
+// from. The zero value is an empty Mux ready to use; it is safe for
+// concurrent use, and handlers may change while negotiations run.
+type Mux[H any] struct {
+	mu       sync.RWMutex
+	ids      []protocol.ID // registration order, as "ls" lists them
+	handlers map[protocol.ID]H
+}
+
+// AddHandler registers h for id, replacing any earlier handler for id.
+func (m *Mux[H]) AddHandler(id protocol.ID, h H) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.handlers == nil {
+		m.handlers = make(map[protocol.ID]H)
+	}
+	if _, ok := m.handlers[id]; !ok {
+		m.ids = append(m.ids, id)
+	}
+	m.handlers[id] = h
+	return nil
+}
+
+// RemoveHandler unregisters id. Negotiations already past it are unaffected.
+func (m *Mux[H]) RemoveHandler(id protocol.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.handlers[id]; !ok {
+		return
+	}
+	delete(m.handlers, id)
+	m.ids = slices.DeleteFunc(m.ids, func(p protocol.ID) bool { return p == id })
+}
+
+// Protocols returns the registered ids in registration order.
+func (m *Mux[H]) Protocols() []protocol.ID {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.ids)
+}
+
+// lookup finds the handler for a proposal without converting it to a string.
+func (m *Mux[H]) lookup(tok []byte) (H, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	h, ok := m.handlers[protocol.ID(tok)]
+	return h, ok
+}
+
+// Negotiate runs the listener side over rw: it reads the dialer's header,
+// then answers proposals until it accepts one, and returns that id and its
+// handler. It reads nothing past the accepted proposal, so data the dialer
+// pipelined after it is left in rw for the handler.
+//
+// Its own header goes out in the same write as its first answer. It answers
+// "ls" with the registered ids (as many as fit in one token) and unknown ids
+// with "na". It gives up with an error matching ErrNotSupported after
+// MaxRounds tokens, and with io.EOF (wrapped) when the dialer stops. The
+// caller owns rw and should close or reset it on error.
+func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
+	var zero H
+	if err := readHeader(rw); err != nil {
+		return "", zero, err
+	}
+	out := make([]byte, 0, 128)
+	out = append(out, headerMsg...) // joins the first answer
+	for range MaxRounds {
+		tok, err := readToken(rw)
+		if err != nil {
+			return "", zero, fmt.Errorf("mss: reading a proposal: %w", err)
+		}
+		if string(tok) == ls {
+			out = m.appendList(out)
+		} else if h, ok := m.lookup(tok); ok {
+			out = appendToken(out, tok)
+			if _, err := rw.Write(out); err != nil {
+				return "", zero, fmt.Errorf("mss: accepting %.64q: %w", tok, err)
+			}
+			return protocol.ID(tok), h, nil
+		} else {
+			out = append(out, naMsg...)
+		}
+		if _, err := rw.Write(out); err != nil {
+			return "", zero, fmt.Errorf("mss: answering %.64q: %w", tok, err)
+		}
+		out = out[:0]
+	}
+	return "", zero, fmt.Errorf("mss: dialer made %d proposals without agreement: %w", MaxRounds, ErrNotSupported)
+}
+
+// appendList appends the answer to "ls": one message holding each id as its
+// own token, then a final "\n". Ids that would push the message past
+// MaxTokenLen are left out, so that any peer can read the answer.
+func (m *Mux[H]) appendList(b []byte) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	size, n := 1, 0 // the final newline
+	for _, id := range m.ids {
+		l := varint.Len(uint64(len(id)+1)) + len(id) + 1
+		if size+l > MaxTokenLen {
+			break
+		}
+		size += l
+		n++
+	}
+	b = varint.Append(b, uint64(size))
+	for _, id := range m.ids[:n] {
+		b = appendToken(b, id)
+	}
+	return append(b, '\n')
+}
