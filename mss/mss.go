@@ -25,6 +25,11 @@
 // None of the functions take a context: they work on a plain io.ReadWriter,
 // which cannot be interrupted except by its owner. Bound negotiation with a
 // deadline on the connection or stream, or by closing it.
+//
+// The dialer side writes before it reads, from the calling goroutine. A
+// listener that also writes first (go-multistream sends its header before
+// reading anything) therefore needs a transport that buffers a few hundred
+// bytes; TCP, yamux and QUIC streams do, an unbuffered net.Pipe does not.
 package mss
 
 import (

@@ -399,6 +399,24 @@ func TestPipelinedDataStaysOverPipe(t *testing.T) {
 	}
 }
 
+type failWriter struct{ io.Reader }
+
+func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// TestNegotiateWriteFailure: a failed echo still hands the stream to the
+// handler (the dialer may have sent data and closed); a failed "na" ends
+// negotiation.
+func TestNegotiateWriteFailure(t *testing.T) {
+	in := bytes.NewReader(cat(headerMsg, tok("/a"), []byte("data")))
+	if id, _, err := mux(t, "/a").Negotiate(failWriter{in}); err != nil || id != "/a" {
+		t.Fatalf("Negotiate with a failing echo = %q, %v; want /a", id, err)
+	}
+	in = bytes.NewReader(cat(headerMsg, tok("/z"), tok("/a")))
+	if _, _, err := mux(t, "/a").Negotiate(failWriter{in}); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Negotiate with a failing na = %v", err)
+	}
+}
+
 func TestMuxHandlers(t *testing.T) {
 	var m Mux[int]
 	for i, id := range []protocol.ID{"/a", "/b", "/c", "/b"} {

@@ -73,6 +73,9 @@ func (m *Mux[H]) lookup(tok []byte) (H, bool) {
 // with "na". It gives up with an error matching ErrNotSupported after
 // MaxRounds tokens, and with io.EOF (wrapped) when the dialer stops. The
 // caller owns rw and should close or reset it on error.
+//
+// Negotiate does not write until it has read the dialer's header and first
+// proposal, so it works even over an unbuffered net.Pipe.
 func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 	var zero H
 	if err := readHeader(rw); err != nil {
@@ -88,10 +91,10 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 		if string(tok) == ls {
 			out = m.appendList(out)
 		} else if h, ok := m.lookup(tok); ok {
-			out = appendToken(out, tok)
-			if _, err := rw.Write(out); err != nil {
-				return "", zero, fmt.Errorf("mss: accepting %.64q: %w", tok, err)
-			}
+			// A failed write of the echo is not an error here: the dialer
+			// may have sent its data and closed its side, and that data is
+			// still for the handler to read. Its own writes will fail.
+			_, _ = rw.Write(appendToken(out, tok))
 			return protocol.ID(tok), h, nil
 		} else {
 			out = append(out, naMsg...)
