@@ -1,0 +1,697 @@
+// Package yamux implements the yamux stream multiplexer (/yamux/1.0.0) as
+// specified in libp2p/specs yamux/README.md, byte-compatible with go-yamux,
+// rust-yamux and js-libp2p-yamux.
+//
+// Design, chosen for throughput and for cheap idle sessions:
+//
+//   - One goroutine per session reads frames and dispatches them. It never
+//     blocks on a write: frames it must send (ping replies, RSTs for refused
+//     streams) go to a control queue.
+//   - Writes happen on the writing goroutine itself. A one-slot semaphore
+//     (wsem) owns the connection; its holder first flushes the control queue,
+//     then its own frame, in one conn.Write. When the reader queues a control
+//     frame and nobody holds wsem, it starts a short-lived flusher goroutine.
+//   - Keepalive is a timer, not a goroutine. An idle session therefore costs
+//     one goroutine and a few KiB.
+//   - Receive windows start at 256 KiB and double (up to MaxStreamWindow)
+//     when a whole window is consumed within four round trips, as go-yamux
+//     does; the round trip comes from pings.
+package yamux
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+)
+
+const (
+	// readBufSize is the read buffer: headers and small frames are served
+	// from it, large payloads are read past it straight into stream buffers.
+	readBufSize = 4096
+	// maxCtrlQueue bounds queued control frames; a peer that makes us
+	// queue more (pings while not reading) gets the session closed.
+	maxCtrlQueue = 64 << 10
+	// goAwayTimeout bounds the GoAway written while closing.
+	goAwayTimeout = time.Second
+)
+
+var _ network.MuxedConn = (*Session)(nil)
+
+// Session is a yamux connection carrying many streams.
+type Session struct {
+	conn   net.Conn
+	cfg    Config
+	client bool
+	br     *bufio.Reader
+
+	// wsem is a one-slot semaphore owning writes to conn; a channel rather
+	// than a mutex so waiting for it can honour contexts and deadlines.
+	wsem         chan struct{}
+	lastDeadline time.Time // when the conn write deadline was last pushed; guarded by wsem
+
+	ctrlMu      sync.Mutex
+	ctrl        []byte // encoded control frames waiting for a writer
+	ctrlPending atomic.Bool
+
+	rtt atomic.Int64 // last measured round trip, ns; 0 until known
+
+	mu           sync.Mutex
+	streams      map[uint32]*Stream
+	nextID       uint64
+	inbound      int // streams the peer opened that are still open
+	unacked      int // streams we opened that the peer has not acknowledged
+	acceptQ      []*Stream
+	pings        map[uint32]*pendingPing
+	pingID       uint32
+	kaPing       uint32 // ID of the outstanding keepalive ping
+	kaPending    bool
+	localGoAway  bool // Close began: refuse new streams
+	remoteGoAway bool
+	closed       bool
+	closeErr     error
+
+	acceptCh  chan struct{} // signalled when acceptQ grows
+	backlogCh chan struct{} // signalled when unacked drops
+	done      chan struct{} // closed on shutdown
+	keepalive *time.Timer
+	wg        sync.WaitGroup // the reader and flusher goroutines
+}
+
+type pendingPing struct {
+	sent time.Time
+	done chan struct{} // nil for internal pings
+	rtt  time.Duration
+}
+
+// NewSession starts a yamux session over c. The client side (the dialer,
+// or the TLS/Noise initiator) opens odd stream IDs, the server even ones.
+// A nil cfg uses the defaults.
+func NewSession(c net.Conn, isClient bool, cfg *Config) *Session {
+	s := &Session{
+		conn:      c,
+		cfg:       cfg.withDefaults(),
+		client:    isClient,
+		br:        bufio.NewReaderSize(c, readBufSize),
+		wsem:      make(chan struct{}, 1),
+		streams:   make(map[uint32]*Stream),
+		nextID:    2,
+		acceptCh:  make(chan struct{}, 1),
+		backlogCh: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	if isClient {
+		s.nextID = 1
+	}
+	s.wg.Add(1)
+	go s.readLoop()
+	// Measure the round trip once at the start: window auto-tuning needs it.
+	s.mu.Lock()
+	id := s.newPingLocked(nil)
+	s.mu.Unlock()
+	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
+	s.spawnFlush()
+	if s.cfg.KeepAliveInterval > 0 {
+		s.keepalive = time.AfterFunc(s.cfg.KeepAliveInterval, s.keepaliveTick)
+	}
+	return s
+}
+
+// OpenStream opens a new stream; see Open.
+func (s *Session) OpenStream(ctx context.Context) (network.MuxedStream, error) {
+	st, err := s.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Open opens a new stream. It sends the SYN (a WindowUpdate carrying any
+// window beyond 256 KiB) but never waits for the ACK: js-yamux acknowledges
+// lazily. It waits only while MaxAckBacklog streams are unacknowledged.
+func (s *Session) Open(ctx context.Context) (*Stream, error) {
+	s.mu.Lock()
+	for {
+		if s.closed {
+			err := s.closeErr
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.localGoAway {
+			s.mu.Unlock()
+			return nil, ErrSessionClosed
+		}
+		if s.remoteGoAway {
+			s.mu.Unlock()
+			return nil, ErrRemoteGoAway
+		}
+		if s.unacked < s.cfg.MaxAckBacklog {
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.backlogCh:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("yamux: waiting for the peer to acknowledge streams: %w", ctx.Err())
+		case <-s.done:
+		}
+		s.mu.Lock()
+	}
+	if s.nextID > 1<<32-1 {
+		s.mu.Unlock()
+		return nil, ErrStreamsExhausted
+	}
+	id := uint32(s.nextID)
+	s.nextID += 2
+	st := newStream(s, id, false)
+	st.unacked = true
+	s.streams[id] = st
+	s.unacked++
+	if s.unacked < s.cfg.MaxAckBacklog {
+		signal(s.backlogCh) // let the next waiter in
+	}
+	// Queue the SYN under s.mu so SYNs leave in stream-ID order.
+	s.queueControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: s.cfg.InitialStreamWindow - initialWindow})
+	s.mu.Unlock()
+	s.tryFlush()
+	return st, nil
+}
+
+// AcceptStream waits for the peer to open a stream; see Accept.
+func (s *Session) AcceptStream() (network.MuxedStream, error) {
+	st, err := s.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Accept waits for the peer to open a stream and acknowledges it, granting
+// the configured window. It returns an error once the session is closed.
+func (s *Session) Accept() (*Stream, error) {
+	for {
+		s.mu.Lock()
+		if len(s.acceptQ) > 0 {
+			st := s.acceptQ[0]
+			s.acceptQ[0] = nil
+			s.acceptQ = s.acceptQ[1:]
+			if len(s.acceptQ) > 0 {
+				signal(s.acceptCh)
+			}
+			s.mu.Unlock()
+			st.sendACK()
+			return st, nil
+		}
+		if s.closed {
+			err := s.closeErr
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.acceptCh:
+		case <-s.done:
+		}
+	}
+}
+
+// Ping sends a ping and returns the round trip once the peer echoes it.
+func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
+	p := &pendingPing{done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		err := s.closeErr
+		s.mu.Unlock()
+		return 0, err
+	}
+	id := s.newPingLocked(p)
+	s.mu.Unlock()
+	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
+	s.tryFlush()
+	select {
+	case <-p.done:
+		return p.rtt, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		delete(s.pings, id)
+		s.mu.Unlock()
+		return 0, fmt.Errorf("yamux: waiting for ping reply: %w", ctx.Err())
+	case <-s.done:
+		return 0, s.Err()
+	}
+}
+
+// Close sends GoAway (normal), closes the connection, unblocks every
+// pending call and waits for the session's goroutines to exit.
+func (s *Session) Close() error {
+	return s.CloseWithError(GoAwayNormal)
+}
+
+// CloseWithError is Close with the given GoAway code (GoAwayNormal,
+// GoAwayProtocolError, GoAwayInternalError or an application code).
+func (s *Session) CloseWithError(code uint32) error {
+	s.mu.Lock()
+	first := !s.closed && !s.localGoAway
+	s.localGoAway = true
+	s.mu.Unlock()
+	if first {
+		s.sendGoAway(code)
+	}
+	s.shutdown(ErrSessionClosed)
+	s.wg.Wait()
+	return nil
+}
+
+// IsClosed reports whether the session has shut down.
+func (s *Session) IsClosed() bool {
+	return isClosed(s.done)
+}
+
+// Done is closed when the session shuts down, for any reason.
+func (s *Session) Done() <-chan struct{} {
+	return s.done
+}
+
+// Err is the reason the session shut down, or nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeErr
+}
+
+// NumStreams is the number of streams currently open.
+func (s *Session) NumStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
+// shutdown closes the session with err without sending anything. It never
+// waits, so any goroutine of the session may call it.
+func (s *Session) shutdown(err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.closeErr = err
+	close(s.done)
+	s.acceptQ = nil
+	s.mu.Unlock()
+	if s.keepalive != nil {
+		s.keepalive.Stop()
+	}
+	s.conn.Close()
+}
+
+// sendGoAway writes GoAway with code, waiting at most goAwayTimeout: it is
+// only used on the way out, where a stuck peer must not hold us up.
+func (s *Session) sendGoAway(code uint32) {
+	s.queueControl(header{typ: typeGoAway, length: code})
+	t := time.NewTimer(goAwayTimeout)
+	defer t.Stop()
+	select {
+	case s.wsem <- struct{}{}:
+	case <-t.C:
+		return
+	case <-s.done:
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(goAwayTimeout))
+	s.lastDeadline = time.Time{}
+	_ = s.flushControlHeld()
+	<-s.wsem
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// newPingLocked registers a ping and returns its opaque ID. s.mu is held.
+func (s *Session) newPingLocked(p *pendingPing) uint32 {
+	if p == nil {
+		p = &pendingPing{}
+	}
+	if s.pings == nil {
+		s.pings = make(map[uint32]*pendingPing)
+	}
+	s.pingID++
+	p.sent = time.Now()
+	s.pings[s.pingID] = p
+	return s.pingID
+}
+
+func (s *Session) keepaliveTick() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.kaPending {
+		s.mu.Unlock()
+		s.shutdown(ErrKeepAliveTimeout)
+		return
+	}
+	id := s.newPingLocked(nil)
+	s.kaPing, s.kaPending = id, true
+	s.mu.Unlock()
+	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
+	s.spawnFlush()
+	s.keepalive.Reset(s.cfg.KeepAliveInterval)
+}
+
+// ---- writing ----
+
+// queueControl appends a control frame for the next writer to send.
+func (s *Session) queueControl(h header) {
+	s.ctrlMu.Lock()
+	s.ctrl = appendHeader(s.ctrl, h)
+	over := len(s.ctrl) > maxCtrlQueue
+	s.ctrlMu.Unlock()
+	s.ctrlPending.Store(true)
+	if over {
+		s.shutdown(errors.New("yamux: control queue overflow: peer is not reading"))
+	}
+}
+
+// tryFlush writes queued control frames on the calling goroutine unless
+// another goroutine holds wsem, in which case that one flushes them when it
+// releases (see release). It is for application goroutines, which may block.
+func (s *Session) tryFlush() {
+	for s.ctrlPending.Load() {
+		select {
+		case s.wsem <- struct{}{}:
+		default:
+			return
+		}
+		err := s.flushControlHeld()
+		<-s.wsem
+		if err != nil {
+			return
+		}
+	}
+}
+
+// spawnFlush is tryFlush for the reader goroutine, which must never block
+// on the connection: the write happens on a short-lived goroutine.
+func (s *Session) spawnFlush() {
+	if !s.ctrlPending.Load() {
+		return
+	}
+	select {
+	case s.wsem <- struct{}{}:
+	default:
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.wsem
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		err := s.flushControlHeld()
+		<-s.wsem
+		if err == nil {
+			s.tryFlush()
+		}
+	}()
+}
+
+// acquire takes wsem, giving up when the session closes or cancel fires.
+func (s *Session) acquire(cancel <-chan struct{}) error {
+	select {
+	case s.wsem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case s.wsem <- struct{}{}:
+		return nil
+	case <-s.done:
+		return s.Err()
+	case <-cancel:
+		return errDeadline
+	}
+}
+
+// release gives up wsem and flushes control frames queued meanwhile.
+func (s *Session) release() {
+	<-s.wsem
+	if s.ctrlPending.Load() {
+		s.tryFlush()
+	}
+}
+
+// takeControl moves the queued control frames onto b. wsem is held.
+func (s *Session) takeControl(b []byte) []byte {
+	s.ctrlMu.Lock()
+	b = append(b, s.ctrl...)
+	s.ctrl = s.ctrl[:0]
+	if cap(s.ctrl) > 4096 {
+		s.ctrl = nil // do not keep a burst's worth of memory around
+	}
+	s.ctrlPending.Store(false)
+	s.ctrlMu.Unlock()
+	return b
+}
+
+// flushControlHeld writes the queued control frames. wsem is held.
+func (s *Session) flushControlHeld() error {
+	var small [16 * headerSize]byte
+	b := s.takeControl(small[:0])
+	if len(b) == 0 {
+		return nil
+	}
+	return s.writeHeld(b)
+}
+
+// writeHeld writes b to the connection. wsem is held. Any failure is fatal
+// to the session: a frame may have been cut in half.
+func (s *Session) writeHeld(b []byte) error {
+	if s.cfg.WriteTimeout > 0 {
+		// Push the deadline forward only every half timeout: each write
+		// still gets at least WriteTimeout/2, without a syscall per frame.
+		now := time.Now()
+		if now.Sub(s.lastDeadline) > s.cfg.WriteTimeout/2 {
+			_ = s.conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
+			s.lastDeadline = now
+		}
+	}
+	if _, err := s.conn.Write(b); err != nil {
+		err = fmt.Errorf("yamux: writing to connection: %w", err)
+		s.shutdown(err)
+		return err
+	}
+	return nil
+}
+
+var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeData sends one data frame for stream id, preceded by any queued
+// control frames, in a single write.
+func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan struct{}) error {
+	if err := s.acquire(cancel); err != nil {
+		return err
+	}
+	bp := writeBufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if s.ctrlPending.Load() {
+		b = s.takeControl(b)
+	}
+	b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
+	b = append(b, p...)
+	err := s.writeHeld(b)
+	*bp = b[:0]
+	writeBufPool.Put(bp)
+	s.release()
+	return err
+}
+
+// ---- reading ----
+
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	err := s.recvLoop()
+	if errors.Is(err, ErrProtocol) {
+		s.mu.Lock()
+		s.localGoAway = true
+		s.mu.Unlock()
+		s.sendGoAway(GoAwayProtocolError)
+	}
+	s.shutdown(err)
+	s.mu.Lock()
+	streams := s.streams
+	s.streams = map[uint32]*Stream{}
+	s.mu.Unlock()
+	for _, st := range streams {
+		st.release()
+	}
+}
+
+func (s *Session) recvLoop() error {
+	for {
+		b, err := s.br.Peek(headerSize)
+		if err != nil {
+			if s.IsClosed() {
+				return s.Err()
+			}
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("yamux: connection closed by peer: %w", err)
+			}
+			return fmt.Errorf("yamux: reading frame header: %w", err)
+		}
+		h, err := parseHeader(b)
+		if err != nil {
+			return err
+		}
+		_, _ = s.br.Discard(headerSize)
+		switch h.typ {
+		case typeData, typeWindowUpdate:
+			err = s.handleStreamFrame(h)
+		case typePing:
+			s.handlePing(h)
+		case typeGoAway:
+			err = s.handleGoAway(h)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Session) handleStreamFrame(h header) error {
+	s.mu.Lock()
+	st := s.streams[h.stream]
+	if h.flags&flagSYN != 0 {
+		if st != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: SYN for open stream %d", ErrProtocol, h.stream)
+		}
+		if (h.stream%2 == 1) == s.client {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: peer opened stream %d with our parity", ErrProtocol, h.stream)
+		}
+		if s.localGoAway || s.closed || s.inbound >= s.cfg.MaxIncomingStreams {
+			s.mu.Unlock()
+			s.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: h.stream})
+			s.spawnFlush()
+			return s.discardData(h)
+		}
+		st = newStream(s, h.stream, true)
+		s.streams[h.stream] = st
+		s.inbound++
+		s.acceptQ = append(s.acceptQ, st)
+		signal(s.acceptCh)
+	}
+	if h.flags&flagACK != 0 && st != nil && st.unacked {
+		st.unacked = false
+		s.unacked--
+		signal(s.backlogCh)
+	}
+	s.mu.Unlock()
+	if st == nil {
+		// A stream that is already gone (reset, or closed both ways):
+		// frames in flight are dropped.
+		return s.discardData(h)
+	}
+	if h.typ == typeWindowUpdate {
+		// go-yamux v5 puts an error code in the length of WindowUpdate|RST.
+		if h.flags&flagRST == 0 {
+			if err := st.addSendWindow(h.length); err != nil {
+				return err
+			}
+		}
+	} else if err := st.receive(h.length); err != nil {
+		return err
+	}
+	if h.flags&flagRST != 0 {
+		st.remoteReset()
+	} else if h.flags&flagFIN != 0 {
+		st.remoteFIN()
+	}
+	return nil
+}
+
+// discardData skips the payload of a data frame for a stream we do not keep.
+func (s *Session) discardData(h header) error {
+	if h.typ != typeData || h.length == 0 {
+		return nil
+	}
+	if h.length > s.cfg.MaxStreamWindow {
+		return fmt.Errorf("%w: %d-byte data frame exceeds any window", ErrProtocol, h.length)
+	}
+	if _, err := s.br.Discard(int(h.length)); err != nil {
+		return fmt.Errorf("yamux: reading frame payload: %w", err)
+	}
+	return nil
+}
+
+func (s *Session) handlePing(h header) {
+	if h.flags&flagSYN != 0 {
+		s.queueControl(header{typ: typePing, flags: flagACK, length: h.length})
+		s.spawnFlush()
+		return
+	}
+	if h.flags&flagACK == 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	p := s.pings[h.length]
+	delete(s.pings, h.length)
+	if s.kaPending && h.length == s.kaPing {
+		s.kaPending = false
+	}
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.rtt = now.Sub(p.sent)
+	s.rtt.Store(int64(p.rtt))
+	if p.done != nil {
+		close(p.done)
+	}
+}
+
+func (s *Session) handleGoAway(h header) error {
+	if h.length != GoAwayNormal {
+		return &GoAwayError{Code: h.length}
+	}
+	s.mu.Lock()
+	s.remoteGoAway = true
+	s.mu.Unlock()
+	signal(s.backlogCh)
+	return nil
+}
+
+// removeStream forgets a stream that is finished in both directions.
+func (s *Session) removeStream(st *Stream) {
+	s.mu.Lock()
+	if s.streams[st.id] == st {
+		delete(s.streams, st.id)
+		if st.inbound {
+			s.inbound--
+		}
+		if st.unacked {
+			st.unacked = false
+			s.unacked--
+			signal(s.backlogCh)
+		}
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,424 @@
+package yamux
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+)
+
+// errDeadline is returned when a stream deadline passes; it is a net.Error
+// whose Timeout() is true.
+var errDeadline = os.ErrDeadlineExceeded
+
+var _ network.MuxedStream = (*Stream)(nil)
+
+// Stream is one yamux stream. Read and Write may be called concurrently
+// with each other; each is for one goroutine at a time.
+type Stream struct {
+	id      uint32
+	sess    *Session
+	inbound bool
+	unacked bool // outbound and not yet acknowledged; guarded by sess.mu
+
+	mu         sync.Mutex
+	recv       [][]byte // received data; recv[0][recvOff:] is next
+	recvOff    int
+	buffered   uint32    // bytes in recv
+	recvWindow uint32    // current receive window size
+	recvAvail  uint32    // bytes the peer may still send
+	epoch      time.Time // when the window was last replenished
+	sendWindow uint32
+	remoteFin  bool
+	localFin   bool
+	readClosed bool
+	reset      bool
+
+	readCh  chan struct{} // signalled on data, FIN, RST
+	writeCh chan struct{} // signalled on window updates, RST
+	readDL  deadline
+	writeDL deadline
+}
+
+func newStream(s *Session, id uint32, inbound bool) *Stream {
+	st := &Stream{
+		id:         id,
+		sess:       s,
+		inbound:    inbound,
+		recvWindow: s.cfg.InitialStreamWindow,
+		recvAvail:  s.cfg.InitialStreamWindow,
+		sendWindow: initialWindow,
+		readCh:     make(chan struct{}, 1),
+		writeCh:    make(chan struct{}, 1),
+	}
+	if inbound {
+		// The peer may only use the spec window until our ACK grants more.
+		st.recvAvail = initialWindow
+	}
+	return st
+}
+
+// StreamID is the yamux stream ID.
+func (st *Stream) StreamID() uint32 { return st.id }
+
+// sendACK acknowledges an inbound stream, granting the configured window.
+func (st *Stream) sendACK() {
+	st.mu.Lock()
+	delta := st.recvWindow - initialWindow
+	st.recvAvail += delta
+	st.epoch = time.Now()
+	st.mu.Unlock()
+	st.sess.queueControl(header{typ: typeWindowUpdate, flags: flagACK, stream: st.id, length: delta})
+	st.sess.tryFlush()
+}
+
+// Read reads data the peer sent. It returns io.EOF after the peer's FIN and
+// network.ErrReset after a reset.
+func (st *Stream) Read(p []byte) (int, error) {
+	for {
+		st.mu.Lock()
+		switch {
+		case st.readClosed:
+			st.mu.Unlock()
+			return 0, fmt.Errorf("yamux: read: %w", ErrStreamClosed)
+		case st.reset:
+			st.mu.Unlock()
+			return 0, network.ErrReset
+		case isClosed(st.readDL.wait()):
+			st.mu.Unlock()
+			return 0, errDeadline
+		case st.buffered > 0:
+			n := st.copyOutLocked(p)
+			delta := st.creditLocked()
+			st.mu.Unlock()
+			if delta > 0 {
+				st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
+				st.sess.tryFlush()
+			}
+			return n, nil
+		case st.remoteFin:
+			st.mu.Unlock()
+			return 0, io.EOF
+		case st.sess.IsClosed():
+			st.mu.Unlock()
+			return 0, st.sess.Err()
+		case len(p) == 0:
+			st.mu.Unlock()
+			return 0, nil
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.readCh:
+		case <-st.readDL.wait():
+		case <-st.sess.done:
+		}
+	}
+}
+
+// copyOutLocked moves buffered data into p.
+func (st *Stream) copyOutLocked(p []byte) int {
+	n := 0
+	for n < len(p) && len(st.recv) > 0 {
+		b := st.recv[0]
+		c := copy(p[n:], b[st.recvOff:])
+		n += c
+		st.recvOff += c
+		if st.recvOff == len(b) {
+			putBuf(b)
+			st.recv[0] = nil
+			st.recv = st.recv[1:]
+			st.recvOff = 0
+		}
+	}
+	if len(st.recv) == 0 {
+		st.recv = nil
+	}
+	st.buffered -= uint32(n)
+	return n
+}
+
+// creditLocked decides whether to hand consumed window back to the peer,
+// growing the window when the last one was used up within four round trips,
+// and returns the delta to send (0 for none). Sending an update only once
+// half the window is consumed keeps updates rare.
+func (st *Stream) creditLocked() uint32 {
+	consumed := st.recvWindow - st.recvAvail - st.buffered
+	if consumed < st.recvWindow/2 {
+		return 0
+	}
+	now := time.Now()
+	if rtt := time.Duration(st.sess.rtt.Load()); rtt > 0 && now.Sub(st.epoch) < 4*rtt {
+		st.recvWindow = uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow)))
+	}
+	st.epoch = now
+	delta := st.recvWindow - st.recvAvail - st.buffered
+	st.recvAvail += delta
+	return delta
+}
+
+// receive reads a data frame's payload from the session into the stream.
+// It runs on the session's reader goroutine.
+func (st *Stream) receive(n uint32) error {
+	if n == 0 {
+		return nil
+	}
+	s := st.sess
+	st.mu.Lock()
+	if n > st.recvAvail {
+		st.mu.Unlock()
+		return fmt.Errorf("%w: stream %d sent %d bytes with %d bytes of window left", ErrProtocol, st.id, n, st.recvAvail)
+	}
+	st.recvAvail -= n
+	discard := st.readClosed || st.reset || st.remoteFin
+	st.mu.Unlock()
+	if discard {
+		if _, err := s.br.Discard(int(n)); err != nil {
+			return fmt.Errorf("yamux: reading frame payload: %w", err)
+		}
+		return nil
+	}
+	if n <= readBufSize {
+		// Small frame: copy from the read buffer into the tail buffer, so
+		// many small frames share one allocation.
+		b, err := s.br.Peek(int(n))
+		if err != nil {
+			return fmt.Errorf("yamux: reading frame payload: %w", err)
+		}
+		st.mu.Lock()
+		if !st.readClosed && !st.reset {
+			st.appendLocked(b)
+		}
+		st.mu.Unlock()
+		_, _ = s.br.Discard(int(n))
+	} else {
+		// Large frame: read past the read buffer straight into its own
+		// buffer.
+		b := getBuf(int(n))[:n]
+		if _, err := io.ReadFull(s.br, b); err != nil {
+			putBuf(b)
+			return fmt.Errorf("yamux: reading frame payload: %w", err)
+		}
+		st.mu.Lock()
+		if st.readClosed || st.reset {
+			putBuf(b)
+		} else {
+			st.recv = append(st.recv, b)
+			st.buffered += n
+		}
+		st.mu.Unlock()
+	}
+	signal(st.readCh)
+	return nil
+}
+
+func (st *Stream) appendLocked(p []byte) {
+	if k := len(st.recv); k > 0 {
+		tail := st.recv[k-1]
+		if cap(tail)-len(tail) >= len(p) {
+			st.recv[k-1] = append(tail, p...)
+			st.buffered += uint32(len(p))
+			return
+		}
+	}
+	st.recv = append(st.recv, append(getBuf(len(p)), p...))
+	st.buffered += uint32(len(p))
+}
+
+func (st *Stream) addSendWindow(delta uint32) error {
+	st.mu.Lock()
+	w := uint64(st.sendWindow) + uint64(delta)
+	if w > 1<<32-1 {
+		st.mu.Unlock()
+		return fmt.Errorf("%w: stream %d send window overflow", ErrProtocol, st.id)
+	}
+	st.sendWindow = uint32(w)
+	st.mu.Unlock()
+	if delta > 0 {
+		signal(st.writeCh)
+	}
+	return nil
+}
+
+// Write sends p, split into frames of at most MaxFrameSize and waiting for
+// window as needed.
+func (st *Stream) Write(p []byte) (int, error) {
+	s := st.sess
+	written := 0
+	for written < len(p) {
+		st.mu.Lock()
+		for {
+			if st.reset {
+				st.mu.Unlock()
+				return written, network.ErrReset
+			}
+			if st.localFin {
+				st.mu.Unlock()
+				return written, fmt.Errorf("yamux: write: %w", ErrStreamClosed)
+			}
+			if isClosed(st.writeDL.wait()) {
+				st.mu.Unlock()
+				return written, errDeadline
+			}
+			if s.IsClosed() {
+				st.mu.Unlock()
+				return written, s.Err()
+			}
+			if st.sendWindow > 0 {
+				break
+			}
+			st.mu.Unlock()
+			select {
+			case <-st.writeCh:
+			case <-st.writeDL.wait():
+			case <-s.done:
+			}
+			st.mu.Lock()
+		}
+		n := uint32(min(len(p)-written, int(st.sendWindow), int(s.cfg.MaxFrameSize)))
+		st.sendWindow -= n
+		st.mu.Unlock()
+		if err := s.writeData(st.id, 0, p[written:written+int(n)], st.writeDL.wait()); err != nil {
+			st.mu.Lock()
+			st.sendWindow += n
+			st.mu.Unlock()
+			return written, err
+		}
+		written += int(n)
+	}
+	return written, nil
+}
+
+// CloseWrite half-closes the stream: the peer reads EOF after the data
+// already written, and may keep writing.
+func (st *Stream) CloseWrite() error {
+	st.mu.Lock()
+	if st.reset {
+		st.mu.Unlock()
+		return network.ErrReset
+	}
+	if st.localFin {
+		st.mu.Unlock()
+		return nil
+	}
+	st.localFin = true
+	done := st.remoteFin
+	st.mu.Unlock()
+	signal(st.writeCh)
+	st.sess.queueControl(header{typ: typeWindowUpdate, flags: flagFIN, stream: st.id})
+	st.sess.tryFlush()
+	if done {
+		st.finish()
+	}
+	return nil
+}
+
+// CloseRead discards buffered and future data; reads fail from now on. The
+// peer is not told: data it still sends is dropped (within its window).
+func (st *Stream) CloseRead() error {
+	st.mu.Lock()
+	st.readClosed = true
+	st.dropLocked()
+	st.mu.Unlock()
+	signal(st.readCh)
+	return nil
+}
+
+// Close half-closes writing (FIN) and stops reading.
+func (st *Stream) Close() error {
+	err := st.CloseWrite()
+	_ = st.CloseRead()
+	if err == network.ErrReset {
+		return nil // closing a reset stream is not an error worth reporting
+	}
+	return err
+}
+
+// Reset aborts the stream in both directions and tells the peer (RST).
+func (st *Stream) Reset() error {
+	st.mu.Lock()
+	if st.reset || (st.localFin && st.remoteFin) {
+		st.mu.Unlock()
+		return nil
+	}
+	st.reset = true
+	st.dropLocked()
+	st.mu.Unlock()
+	st.wake()
+	st.sess.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: st.id})
+	st.sess.tryFlush()
+	st.finish()
+	return nil
+}
+
+func (st *Stream) remoteReset() {
+	st.mu.Lock()
+	st.reset = true
+	st.dropLocked()
+	st.mu.Unlock()
+	st.wake()
+	st.finish()
+}
+
+func (st *Stream) remoteFIN() {
+	st.mu.Lock()
+	st.remoteFin = true
+	done := st.localFin
+	st.mu.Unlock()
+	signal(st.readCh)
+	if done {
+		st.finish()
+	}
+}
+
+// finish removes the stream from the session once both directions are done.
+func (st *Stream) finish() {
+	st.sess.removeStream(st)
+	st.readDL.stop()
+	st.writeDL.stop()
+}
+
+// release stops the deadline timers when the session shuts down.
+func (st *Stream) release() {
+	st.readDL.stop()
+	st.writeDL.stop()
+}
+
+func (st *Stream) dropLocked() {
+	for _, b := range st.recv {
+		putBuf(b)
+	}
+	st.recv, st.recvOff, st.buffered = nil, 0, 0
+}
+
+func (st *Stream) wake() {
+	signal(st.readCh)
+	signal(st.writeCh)
+}
+
+// SetDeadline sets both the read and the write deadline.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.readDL.set(t)
+	st.writeDL.set(t)
+	st.wake()
+	return nil
+}
+
+// SetReadDeadline makes pending and future reads fail with a timeout once t
+// passes; the zero time clears it.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.readDL.set(t)
+	signal(st.readCh)
+	return nil
+}
+
+// SetWriteDeadline makes pending and future writes fail with a timeout once
+// t passes; the zero time clears it. A frame already being written to the
+// connection completes.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.writeDL.set(t)
+	signal(st.writeCh)
+	return nil
+}
