@@ -1,0 +1,218 @@
+package identify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/core/record"
+)
+
+// ProtocolVersion is the protocolVersion every libp2p implementation sends.
+const ProtocolVersion = "ipfs/0.1.0"
+
+// StreamTimeout bounds how long a handler waits on a stream without a context.
+const StreamTimeout = 30 * time.Second
+
+// Host is what the service needs from the local node.
+type Host interface {
+	ID() peer.ID
+	PrivateKey() crypto.PrivKey
+	ListenAddrs() []ma.Multiaddr
+	Protocols() []protocol.ID
+}
+
+// Result is what a peer told us about itself.
+type Result struct {
+	Peer    peer.ID
+	Message *Message
+	// Record is the verified signed peer record, nil when the peer sent none
+	// or it did not verify (the rest of the result is still valid).
+	Record *record.PeerRecord
+}
+
+// Service answers identify requests and pushes, and identifies peers.
+type Service struct {
+	host  Host
+	agent string
+
+	mu sync.Mutex // guards the cached signed record
+	// The record is re-signed only when the address list changes, with a
+	// sequence number that always grows.
+	recAddrs  []ma.Multiaddr
+	recSealed []byte
+	seq       uint64
+}
+
+// NewService returns a service answering for h with the given agent version.
+func NewService(h Host, agentVersion string) *Service {
+	return &Service{host: h, agent: agentVersion}
+}
+
+// Handle answers an inbound /ipfs/id/1.0.0 stream and closes it.
+func (s *Service) Handle(st network.Stream) {
+	_ = st.SetDeadline(time.Now().Add(StreamTimeout))
+	if err := Write(st, s.message(st.RemoteMultiaddr())); err != nil {
+		_ = st.Reset()
+		return
+	}
+	_ = st.CloseWrite()
+	_ = st.Close()
+}
+
+// Push sends our current identify message on a negotiated
+// /ipfs/id/push/1.0.0 stream and closes it.
+func (s *Service) Push(ctx context.Context, st network.Stream) error {
+	stop := deadlineOnCancel(ctx, st)
+	defer stop()
+	if err := Write(st, s.message(st.RemoteMultiaddr())); err != nil {
+		_ = st.Reset()
+		return fmt.Errorf("identify: pushing to %s: %w", st.RemotePeer(), err)
+	}
+	_ = st.CloseWrite()
+	return st.Close()
+}
+
+// Identify reads the remote peer's identify message from a negotiated
+// /ipfs/id/1.0.0 stream it opened, verifies it and closes the stream.
+func (s *Service) Identify(ctx context.Context, st network.Stream) (*Result, error) {
+	stop := deadlineOnCancel(ctx, st)
+	defer stop()
+	res, err := s.receive(st)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return nil, fmt.Errorf("identify: identifying %s: %w", st.RemotePeer(), err)
+	}
+	return res, nil
+}
+
+// HandlePush reads an inbound identify push and closes the stream.
+func (s *Service) HandlePush(st network.Stream) (*Result, error) {
+	_ = st.SetDeadline(time.Now().Add(StreamTimeout))
+	res, err := s.receive(st)
+	if err != nil {
+		return nil, fmt.Errorf("identify: push from %s: %w", st.RemotePeer(), err)
+	}
+	return res, nil
+}
+
+func (s *Service) receive(st network.Stream) (*Result, error) {
+	_ = st.CloseWrite() // we never write; let the peer see EOF early
+	m, err := Read(st)
+	if err != nil {
+		_ = st.Reset()
+		return nil, err
+	}
+	_ = st.Close()
+	remote := st.RemotePeer()
+	if m.PublicKey != nil && !remote.MatchesPublicKey(m.PublicKey) {
+		return nil, errors.New("public key does not match the peer ID")
+	}
+	res := &Result{Peer: remote, Message: m}
+	if len(m.SignedPeerRecord) > 0 {
+		// A bad record costs the peer its record, not its identify.
+		if rec, _, err := record.OpenPeerRecord(m.SignedPeerRecord); err == nil && rec.PeerID == remote {
+			res.Record = rec
+		}
+	}
+	return res, nil
+}
+
+// deadlineOnCancel unblocks stream I/O when ctx ends; call stop when done.
+func deadlineOnCancel(ctx context.Context, st network.Stream) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Unix(1, 0)) })
+}
+
+// message builds our identify message for a peer observed at observed.
+func (s *Service) message(observed ma.Multiaddr) *Message {
+	key := s.host.PrivateKey()
+	addrs := s.host.ListenAddrs()
+	m := &Message{
+		ListenAddrs:     addrs,
+		Protocols:       s.host.Protocols(),
+		ObservedAddr:    observed,
+		ProtocolVersion: ProtocolVersion,
+		AgentVersion:    s.agent,
+	}
+	if key == nil {
+		return m
+	}
+	m.PublicKey = key.GetPublic()
+	// Trim the addresses first, so the signed record lists the same ones as
+	// the message and the record is not the part Marshal has to drop.
+	m.ListenAddrs = addrs[:fitAddrs(m, key)]
+	m.SignedPeerRecord = s.signedRecord(m.ListenAddrs, key)
+	return m
+}
+
+// fitAddrs returns how many listen addresses fit beside a signed record that
+// repeats them. Each address costs about twice its size (once in the message,
+// once in the record).
+func fitAddrs(m *Message, key crypto.PrivKey) int {
+	base := *m
+	base.ListenAddrs = nil
+	budget := MaxSendSize - 1 - len(base.Marshal()) - recordOverhead(key)
+	n := 0
+	for _, a := range m.ListenAddrs {
+		cost := 2*bytesField(a.Bytes()) + 3
+		if cost > budget {
+			break
+		}
+		budget -= cost
+		n++
+	}
+	return n
+}
+
+// recordOverhead bounds the size of an empty signed peer record field.
+func recordOverhead(key crypto.PrivKey) int {
+	pub, _ := crypto.MarshalPublicKey(key.GetPublic())
+	sigMax := 80 // Ed25519 64, ECDSA/secp256k1 DER ≤ 72
+	if key.Type() == crypto.RSA {
+		sigMax = crypto.MaxRSAKeyBits / 8
+	}
+	// envelope fields + peer ID (≤ 44 with tag) + seq + type + field 8 header
+	return len(pub) + sigMax + 44 + 11 + 4 + 3*4 + 4
+}
+
+func (s *Service) signedRecord(addrs []ma.Multiaddr, key crypto.PrivKey) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recSealed != nil && sameAddrs(s.recAddrs, addrs) {
+		return s.recSealed
+	}
+	seq := uint64(time.Now().UnixNano())
+	if seq <= s.seq {
+		seq = s.seq + 1
+	}
+	sealed, err := record.SealPeerRecord(&record.PeerRecord{Seq: seq, Addrs: addrs}, key)
+	if err != nil {
+		return nil // identify still works without a record
+	}
+	s.seq = seq
+	s.recAddrs = append([]ma.Multiaddr(nil), addrs...)
+	s.recSealed = sealed
+	return sealed
+}
+
+func sameAddrs(a, b []ma.Multiaddr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
