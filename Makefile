@@ -1,0 +1,21 @@
+# The README's test command is `make test`: vet, race-enabled unit and
+# integration tests (interop with go-libp2p included), then short fuzz runs.
+GO ?= go
+FUZZTIME ?= 5s
+
+.PHONY: test vet unit fuzz demo
+
+test: vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+	cd interop/golibp2p && $(GO) vet ./...
+
+unit:
+	$(GO) test -race -timeout 30m -count=1 ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+demo:
+	$(GO) run ./cmd/tachyon demo

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+)
+
+func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("node", flag.ContinueOnError)
+	var listen multiFlag
+	fl.Var(&listen, "listen", "multiaddr to listen on (repeatable)")
+	keyFile := fl.String("key", "", "identity key file (created if missing)")
+	if pos, err := parseInterspersed(fl, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	if len(listen) == 0 {
+		listen = multiFlag{"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"}
+	}
+	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}
+	if *keyFile != "" {
+		k, err := loadOrCreateKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, tachyon.Identity(k))
+	}
+	h, err := tachyon.New(opts...)
+	if err != nil {
+		return err
+	}
+	for _, a := range h.FullAddrs() {
+		fmt.Fprintln(stdout, a)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "shutting down")
+	return h.Close()
+}
+
+// loadOrCreateKey reads a private key in the libp2p protobuf encoding, or
+// creates an Ed25519 key and stores it readable by the owner only.
+func loadOrCreateKey(path string) (crypto.PrivKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("reading key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	k, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, err
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating key: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing key %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing key %s: %w", path, err)
+	}
+	return k, nil
+}

@@ -1,0 +1,260 @@
+package tachyon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/mss"
+	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/protocol/identify"
+	"github.com/tachyon-p2p/tachyon/swarm"
+)
+
+// negotiationTimeout bounds protocol negotiation on an inbound stream, so a
+// peer that opens streams and says nothing cannot pin goroutines.
+const negotiationTimeout = 10 * time.Second
+
+// StreamHandler serves one inbound stream of a protocol. The stream is
+// closed (reset, if still open) when the handler returns.
+type StreamHandler func(network.Stream)
+
+// Host is a libp2p node: an identity, a swarm of connections, and the
+// protocol handlers that serve inbound streams.
+type Host struct {
+	key   crypto.PrivKey
+	id    peer.ID
+	ps    *peerstore.Peerstore
+	swarm *swarm.Swarm
+	ids   *identify.Service
+	cfg   config
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mux mss.Mux[StreamHandler] // inbound protocol handlers
+
+	mu         sync.RWMutex
+	identified map[peer.ID]*identifyCall
+	closed     bool
+	closeOnce  sync.Once
+
+	pushNow chan struct{}
+}
+
+// identifyCall is the identify exchange run on a peer's first connection.
+type identifyCall struct {
+	done   chan struct{}
+	result *identify.Result
+	err    error
+}
+
+func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm) *Host {
+	h := &Host{
+		key:        cfg.key,
+		id:         id,
+		ps:         ps,
+		swarm:      sw,
+		cfg:        cfg,
+		log:        cfg.log,
+		identified: make(map[peer.ID]*identifyCall),
+		pushNow:    make(chan struct{}, 1),
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.wg.Add(1)
+	go h.pushLoop()
+	return h
+}
+
+// ID is the host's peer ID.
+func (h *Host) ID() peer.ID { return h.id }
+
+// PrivateKey is the host's identity key.
+func (h *Host) PrivateKey() crypto.PrivKey { return h.key }
+
+// Peerstore holds what the host knows about other peers.
+func (h *Host) Peerstore() *peerstore.Peerstore { return h.ps }
+
+// Network is the host's swarm of connections.
+func (h *Host) Network() *swarm.Swarm { return h.swarm }
+
+// Addrs returns the addresses the host listens on, with unspecified IPs
+// (0.0.0.0, ::) replaced by the machine's interface addresses.
+func (h *Host) Addrs() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range h.swarm.ListenAddrs() {
+		ip := a[0]
+		if (ip.Code() == ma.P_IP4 || ip.Code() == ma.P_IP6) && manet.IsIPUnspecified(ma.Multiaddr{ip}) {
+			ifaddrs, err := manet.InterfaceMultiaddrs()
+			if err != nil {
+				continue
+			}
+			for _, ia := range ifaddrs {
+				if ia[0].Code() == ip.Code() && !manet.IsIP6LinkLocal(ia) {
+					out = append(out, ia.Encapsulate(a[1:]))
+				}
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// FullAddrs returns Addrs with /p2p/<id> appended, as peers dial them.
+func (h *Host) FullAddrs() []ma.Multiaddr {
+	ai := peer.AddrInfo{ID: h.id, Addrs: h.Addrs()}
+	full, _ := ai.P2pAddrs()
+	return full
+}
+
+// SetStreamHandler serves inbound streams of protocol id with handler,
+// replacing any earlier handler, and tells connected peers.
+func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler) error {
+	if err := h.mux.AddHandler(id, handler); err != nil {
+		return fmt.Errorf("tachyon: SetStreamHandler: %w", err)
+	}
+	h.schedulePush()
+	return nil
+}
+
+// RemoveStreamHandler stops serving protocol id.
+func (h *Host) RemoveStreamHandler(id protocol.ID) {
+	h.mux.RemoveHandler(id)
+	h.schedulePush()
+}
+
+// Protocols lists the protocols the host serves, sorted.
+func (h *Host) Protocols() []protocol.ID {
+	out := h.mux.Protocols()
+	slices.Sort(out)
+	return out
+}
+
+// handleStream negotiates the protocol of an inbound stream and runs its
+// handler; it runs on the stream's own goroutine, owned by the swarm.
+func (h *Host) handleStream(s *swarm.Stream) {
+	s.SetReadDeadline(time.Now().Add(negotiationTimeout))
+	id, handler, err := h.mux.Negotiate(s)
+	if err != nil {
+		h.log.Debug("inbound stream negotiation failed", "peer", s.RemotePeer(), "err", err)
+		s.Reset()
+		return
+	}
+	s.SetReadDeadline(time.Time{})
+	s.SetProtocol(id)
+	handler(s)
+}
+
+// Connect makes sure there is a connection to ai.ID, adding ai.Addrs to the
+// peerstore first. It returns once the connection is secured and muxed;
+// identify runs in the background.
+func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	if len(ai.Addrs) > 0 {
+		h.ps.AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	}
+	_, err := h.swarm.DialPeer(ctx, ai.ID)
+	return err
+}
+
+// NewStream opens a stream to p speaking the first of protos the peer
+// supports, dialing p if needed. When the protocol is known to be supported
+// (or is the only candidate) it is negotiated optimistically: the
+// negotiation rides along with the first write and costs no round trip.
+func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) (network.Stream, error) {
+	if len(protos) == 0 {
+		return nil, errors.New("tachyon: NewStream: no protocol given")
+	}
+	s, err := h.swarm.NewStream(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	proto, known := h.ps.SupportsProtocol(p, protos...)
+	if !known && len(protos) == 1 {
+		proto, known = protos[0], true
+	}
+	if known {
+		return newLazyStream(s, proto), nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
+	id, err := mss.SelectOneOf(s, protos...)
+	stop()
+	if err != nil {
+		s.Reset()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("tachyon: negotiating %v with %s: %w", protos, p, err)
+	}
+	s.SetDeadline(time.Time{})
+	s.SetProtocol(id)
+	return s, nil
+}
+
+// Close closes every connection and listener and waits for every goroutine
+// of the host.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+		h.cancel()
+		h.swarm.Close()
+		h.wg.Wait()
+	})
+	return nil
+}
+
+// Connected implements swarm.Notifiee: identify runs on a peer's first
+// connection.
+func (h *Host) Connected(c *swarm.Conn) {
+	p := c.RemotePeer()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	call := h.identified[p]
+	if call != nil {
+		h.mu.Unlock()
+		return
+	}
+	call = &identifyCall{done: make(chan struct{})}
+	h.identified[p] = call
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go h.identifyConn(c, call)
+}
+
+// Disconnected implements swarm.Notifiee.
+func (h *Host) Disconnected(c *swarm.Conn) {
+	p := c.RemotePeer()
+	if len(h.swarm.ConnsToPeer(p)) > 0 {
+		return
+	}
+	h.mu.Lock()
+	if call := h.identified[p]; call != nil {
+		select {
+		case <-call.done:
+			delete(h.identified, p)
+		default: // still running; it removes nothing itself
+		}
+	}
+	h.mu.Unlock()
+}

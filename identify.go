@@ -1,0 +1,148 @@
+package tachyon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/mss"
+	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/protocol/identify"
+	"github.com/tachyon-p2p/tachyon/swarm"
+)
+
+const identifyTimeout = 30 * time.Second
+
+// identifyConn asks the peer of c who it is and records the answer.
+func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
+	defer h.wg.Done()
+	ctx, cancel := context.WithTimeout(h.ctx, identifyTimeout)
+	defer cancel()
+	call.result, call.err = h.runIdentify(ctx, c)
+	if call.err != nil {
+		h.log.Debug("identify failed", "peer", c.RemotePeer(), "err", call.err)
+		h.mu.Lock()
+		if h.identified[c.RemotePeer()] == call {
+			delete(h.identified, c.RemotePeer())
+		}
+		h.mu.Unlock()
+	} else {
+		h.record(call.result)
+	}
+	close(call.done)
+}
+
+func (h *Host) runIdentify(ctx context.Context, c *swarm.Conn) (*identify.Result, error) {
+	s, err := c.NewStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if err := mss.SelectProto(s, identify.ID); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("tachyon: identify with %s: %w", c.RemotePeer(), err)
+	}
+	s.SetProtocol(identify.ID)
+	return h.ids.Identify(ctx, s)
+}
+
+// record stores what identify told us about a peer.
+func (h *Host) record(r *identify.Result) {
+	if r == nil || r.Message == nil {
+		return
+	}
+	m := r.Message
+	addrs := m.ListenAddrs
+	if r.Record != nil {
+		// A signed record is authoritative over the unsigned list.
+		addrs = r.Record.Addrs
+	}
+	h.ps.AddAddrs(r.Peer, addrs, peerstore.RecentlyConnectedAddrTTL)
+	h.ps.SetProtocols(r.Peer, m.Protocols)
+	h.ps.SetAgent(r.Peer, m.AgentVersion, m.ProtocolVersion)
+}
+
+// IdentifyWait waits until identify finished with p, connecting first if
+// needed, and returns what p said about itself.
+func (h *Host) IdentifyWait(ctx context.Context, p peer.ID) (*identify.Result, error) {
+	if _, err := h.swarm.DialPeer(ctx, p); err != nil {
+		return nil, err
+	}
+	h.mu.RLock()
+	call := h.identified[p]
+	h.mu.RUnlock()
+	if call == nil {
+		return nil, fmt.Errorf("tachyon: identify with %s: not running (connection closed?)", p)
+	}
+	select {
+	case <-call.done:
+		return call.result, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// handlePush takes an identify push from a peer.
+func (h *Host) handlePush(s network.Stream) {
+	s.SetReadDeadline(time.Now().Add(identifyTimeout))
+	r, err := h.ids.HandlePush(s)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
+	h.record(r)
+}
+
+// schedulePush asks the push loop to tell connected peers about a change in
+// our protocols.
+func (h *Host) schedulePush() {
+	select {
+	case h.pushNow <- struct{}{}:
+	default:
+	}
+}
+
+// pushLoop sends identify pushes, coalescing changes that come in bursts
+// (as during start-up).
+func (h *Host) pushLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.pushNow:
+		}
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		for _, p := range h.swarm.Peers() {
+			if _, ok := h.ps.SupportsProtocol(p, identify.PushID); !ok {
+				continue
+			}
+			h.pushTo(p)
+		}
+	}
+}
+
+func (h *Host) pushTo(p peer.ID) {
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, p, identify.PushID)
+	if err != nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if err := h.ids.Push(ctx, s); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
+}

@@ -1,0 +1,104 @@
+package tachyon
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+)
+
+// Security protocol ids accepted by the Security option.
+const (
+	Noise protocol.ID = "/noise"
+	TLS   protocol.ID = "/tls/1.0.0"
+)
+
+// Option configures a Host.
+type Option func(*config) error
+
+type config struct {
+	key             crypto.PrivKey
+	listen          []ma.Multiaddr
+	security        []protocol.ID
+	userAgent       string
+	log             *slog.Logger
+	dialTimeout     time.Duration
+	handshakeTimout time.Duration
+}
+
+// Identity sets the node's private key. Without it a fresh Ed25519 key is
+// generated.
+func Identity(k crypto.PrivKey) Option {
+	return func(c *config) error {
+		if k == nil {
+			return fmt.Errorf("tachyon: Identity: nil key")
+		}
+		c.key = k
+		return nil
+	}
+}
+
+// ListenAddrs sets the addresses to listen on. Without it the host only
+// dials.
+func ListenAddrs(addrs ...ma.Multiaddr) Option {
+	return func(c *config) error {
+		c.listen = append(c.listen, addrs...)
+		return nil
+	}
+}
+
+// ListenAddrStrings is ListenAddrs with multiaddrs in text form.
+func ListenAddrStrings(addrs ...string) Option {
+	return func(c *config) error {
+		for _, s := range addrs {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return fmt.Errorf("tachyon: listen address %q: %w", s, err)
+			}
+			c.listen = append(c.listen, a)
+		}
+		return nil
+	}
+}
+
+// Security sets the security protocols, in preference order (Noise, TLS).
+// The default offers TLS first and Noise second, as go-libp2p does.
+func Security(ids ...protocol.ID) Option {
+	return func(c *config) error {
+		for _, id := range ids {
+			if id != Noise && id != TLS {
+				return fmt.Errorf("tachyon: unknown security protocol %q", id)
+			}
+		}
+		c.security = ids
+		return nil
+	}
+}
+
+// UserAgent sets the agent version identify reports.
+func UserAgent(s string) Option {
+	return func(c *config) error {
+		c.userAgent = s
+		return nil
+	}
+}
+
+// Logger sets where the host logs. Default: discard.
+func Logger(l *slog.Logger) Option {
+	return func(c *config) error {
+		c.log = l
+		return nil
+	}
+}
+
+// DialTimeout bounds how long Connect and NewStream spend dialing a peer.
+func DialTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		c.dialTimeout = d
+		return nil
+	}
+}

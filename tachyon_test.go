@@ -1,0 +1,213 @@
+package tachyon
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/protocol/identify"
+	"github.com/tachyon-p2p/tachyon/protocol/ping"
+	"github.com/tachyon-p2p/tachyon/swarm"
+)
+
+const echoID protocol.ID = "/tachyon-test/echo/1.0.0"
+
+func echo(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(s, s); err != nil {
+		s.Reset()
+	}
+}
+
+func testHost(t *testing.T, opts ...Option) *Host {
+	t.Helper()
+	h, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func TestHostsTalk(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		listen string
+		sec    protocol.ID
+	}{
+		{"tcp4-noise", "/ip4/127.0.0.1/tcp/0", Noise},
+		{"tcp4-tls", "/ip4/127.0.0.1/tcp/0", TLS},
+		{"tcp6-noise", "/ip6/::1/tcp/0", Noise},
+		{"tcp6-tls", "/ip6/::1/tcp/0", TLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			server := testHost(t, ListenAddrStrings(tc.listen), Security(tc.sec), UserAgent("server/1"))
+			client := testHost(t, Security(tc.sec), UserAgent("client/1"))
+			server.SetStreamHandler(echoID, echo)
+
+			if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			c := client.Network().ConnsToPeer(server.ID())
+			if len(c) != 1 {
+				t.Fatalf("%d connections, want 1", len(c))
+			}
+			st := c[0].ConnState()
+			if st.Security != tc.sec || st.Muxer != "/yamux/1.0.0" || st.Transport != "tcp" {
+				t.Fatalf("conn state %+v", st)
+			}
+
+			var rtts int
+			if err := client.Ping(ctx, server.ID(), 3, 0, 5*time.Second, func(int, time.Duration) { rtts++ }); err != nil || rtts != 3 {
+				t.Fatalf("ping: %d replies, %v", rtts, err)
+			}
+
+			// Identify, both ways.
+			res, err := client.IdentifyWait(ctx, server.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Message.AgentVersion != "server/1" {
+				t.Errorf("agent %q", res.Message.AgentVersion)
+			}
+			for _, want := range []protocol.ID{identify.ID, identify.PushID, ping.ID, echoID} {
+				if !slices.Contains(res.Message.Protocols, want) {
+					t.Errorf("server protocols %v lack %s", res.Message.Protocols, want)
+				}
+			}
+			if res.Record == nil || res.Record.PeerID != server.ID() {
+				t.Errorf("signed peer record missing or wrong: %+v", res.Record)
+			}
+			if res.Message.ObservedAddr == nil {
+				t.Error("no observed address")
+			}
+			sres, err := server.IdentifyWait(ctx, client.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sres.Message.AgentVersion != "client/1" {
+				t.Errorf("server saw agent %q", sres.Message.AgentVersion)
+			}
+
+			// 1 MiB echoed.
+			s, err := client.NewStream(ctx, server.ID(), echoID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 1<<20)
+			rand.Read(data)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := s.Write(data)
+				if err == nil {
+					err = s.CloseWrite()
+				}
+				errc <- err
+			}()
+			got, err := io.ReadAll(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("echo: got %d bytes, want %d (equal=%v)", len(got), len(data), bytes.Equal(got, data))
+			}
+			s.Close()
+
+			if err := client.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The server notices the disconnect.
+			deadline := time.Now().Add(5 * time.Second)
+			for len(server.Network().ConnsToPeer(client.ID())) > 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("server still has a connection after the client closed")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestWrongPeerID(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, sec := range []protocol.ID{Noise, TLS} {
+		server := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), Security(sec))
+		client := testHost(t, Security(sec))
+		k, _ := crypto.GenerateEd25519Key(nil)
+		other, _ := peer.IDFromPrivateKey(k)
+		err := client.Connect(ctx, peer.AddrInfo{ID: other, Addrs: server.Addrs()})
+		if err == nil {
+			t.Fatalf("%s: connected to %s while dialing %s", sec, server.ID(), other)
+		}
+		t.Logf("%s: %v", sec, err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := testHost(t)
+	k, _ := crypto.GenerateEd25519Key(nil)
+	other, _ := peer.IDFromPrivateKey(k)
+	// A port nobody listens on: bind one and close it.
+	tmp := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	addr := tmp.Addrs()[0]
+	tmp.Close()
+	err := client.Connect(ctx, peer.AddrInfo{ID: other, Addrs: []ma.Multiaddr{addr}})
+	if err == nil {
+		t.Fatal("connected to a closed port")
+	}
+	if _, err := client.NewStream(ctx, other, echoID); err == nil {
+		t.Fatal("NewStream to an unreachable peer worked")
+	}
+	if err := client.Connect(ctx, peer.AddrInfo{ID: client.ID()}); !errors.Is(err, swarm.ErrDialSelf) {
+		t.Fatalf("self dial: %v", err)
+	}
+}
+
+func TestUnsupportedProtocol(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	client := testHost(t)
+	if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	// Two candidates, neither known: negotiated with a round trip, refused.
+	if _, err := client.NewStream(ctx, server.ID(), "/nope/1", "/nope/2"); err == nil {
+		t.Fatal("negotiated a protocol the server does not have")
+	}
+	// One candidate: optimistic, so the refusal shows on the first read.
+	s, err := client.NewStream(ctx, server.ID(), "/nope/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte("x"))
+	if _, err := s.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read on a refused optimistic stream succeeded")
+	}
+	s.Reset()
+}

@@ -1,0 +1,331 @@
+// Package interop runs tachyon against real peers of other implementations.
+// This file drives go-libp2p v0.51 through the peer program in
+// interop/golibp2p (a module of its own, so go-libp2p never enters ours).
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+)
+
+const (
+	echoID     protocol.ID = "/tachyon-test/echo/1.0.0"
+	goAgent                = "golibp2p-peer/0.51.0"
+	ourAgent               = "tachyon-interop/1"
+	buildLimit             = 10 * time.Minute
+)
+
+var (
+	buildOnce sync.Once
+	peerBin   string
+	buildErr  error
+)
+
+// goPeer builds the go-libp2p peer program once per test run.
+func goPeer(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), "..", "..", "interop", "golibp2p")
+		dir, err := os.MkdirTemp("", "golibp2p-peer")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		peerBin = filepath.Join(dir, "golibp2p-peer")
+		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", peerBin, ".")
+		cmd.Dir = src
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building the go-libp2p peer in %s: %v\n%s", src, err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return peerBin
+}
+
+func echo(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(s, s); err != nil {
+		s.Reset()
+	}
+}
+
+type identifyInfo struct {
+	AgentVersion    string   `json:"agentVersion"`
+	Protocols       []string `json:"protocols"`
+	ProtocolVersion string   `json:"protocolVersion"`
+	ListenAddrs     []string `json:"listenAddrs"`
+	ObservedAddr    string   `json:"observedAddr"`
+}
+
+type event struct {
+	Event string `json:"event"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	Peer  string `json:"peer"`
+	identifyInfo
+	PingRTTs  []float64    `json:"pingRTTsMillis"`
+	Identify  identifyInfo `json:"identify"`
+	EchoBytes int          `json:"echoBytes"`
+	Security  string       `json:"security"`
+	Muxer     string       `json:"muxer"`
+}
+
+func securities() []struct {
+	name string
+	id   protocol.ID
+} {
+	return []struct {
+		name string
+		id   protocol.ID
+	}{{"noise", tachyon.Noise}, {"tls", tachyon.TLS}}
+}
+
+func hasAll(t *testing.T, who string, got []string, want ...protocol.ID) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, string(w)) {
+			t.Errorf("%s protocols %v lack %s", who, got, w)
+		}
+	}
+}
+
+// TestGoDialsTachyon: go-libp2p connects to tachyon, pings 10 times, checks
+// identify, echoes 1 MiB, closes.
+func TestGoDialsTachyon(t *testing.T) {
+	bin := goPeer(t)
+	for _, sec := range securities() {
+		t.Run(sec.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			h, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.UserAgent(ourAgent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			h.SetStreamHandler(echoID, echo)
+			addr := h.FullAddrs()[0].String()
+
+			cmd := exec.CommandContext(ctx, bin, "dial", addr, "--transport", "tcp", "--security", sec.name,
+				"--pings", "10", "--echo-bytes", "1048576")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			var res event
+			if jerr := json.Unmarshal(lastLine(out), &res); jerr != nil {
+				t.Fatalf("go peer output %q (err %v, exit %v): %v\nstderr:\n%s", out, jerr, err, jerr, stderr.String())
+			}
+			if err != nil || !res.OK {
+				t.Fatalf("go peer failed: %v %s\nstderr:\n%s", err, res.Error, stderr.String())
+			}
+			if len(res.PingRTTs) != 10 {
+				t.Errorf("%d ping RTTs, want 10", len(res.PingRTTs))
+			}
+			if res.EchoBytes != 1<<20 {
+				t.Errorf("echoed %d bytes", res.EchoBytes)
+			}
+			if res.Security != string(sec.id) || res.Muxer != "/yamux/1.0.0" {
+				t.Errorf("go negotiated %s %s", res.Security, res.Muxer)
+			}
+			if res.Identify.AgentVersion != ourAgent {
+				t.Errorf("go saw agent %q", res.Identify.AgentVersion)
+			}
+			hasAll(t, "go saw tachyon", res.Identify.Protocols, "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", echoID)
+			if len(res.Identify.ListenAddrs) == 0 {
+				t.Error("go saw no listen addresses")
+			}
+
+			// Our side identified the go peer too.
+			goID, err := peer.Decode(res.Peer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agent, _ := h.Peerstore().Agent(goID)
+			if agent != goAgent {
+				t.Errorf("tachyon saw agent %q", agent)
+			}
+			hasAll(t, "tachyon saw go", protoStrings(h.Peerstore().Protocols(goID)), "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", echoID)
+			// The go peer closed its connection; we notice.
+			waitFor(t, 5*time.Second, func() bool { return len(h.Network().ConnsToPeer(goID)) == 0 })
+		})
+	}
+}
+
+// TestTachyonDialsGo: tachyon connects to a go-libp2p listener, pings 10
+// times, checks identify both ways, echoes 1 MiB, closes.
+func TestTachyonDialsGo(t *testing.T) {
+	bin := goPeer(t)
+	for _, sec := range securities() {
+		t.Run(sec.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "listen", "--transport", "tcp", "--security", sec.name)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}()
+			lines := bufio.NewScanner(stdout)
+			var addrs []ma.Multiaddr
+			for lines.Scan() && lines.Text() != "READY" {
+				a, err := ma.NewMultiaddr(lines.Text())
+				if err != nil {
+					t.Fatalf("go listener printed %q: %v", lines.Text(), err)
+				}
+				addrs = append(addrs, a)
+			}
+			if len(addrs) == 0 {
+				t.Fatalf("go listener printed no address; stderr:\n%s", stderr.String())
+			}
+			ai, err := peer.AddrInfoFromP2pAddr(addrs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			h, err := tachyon.New(tachyon.Security(sec.id), tachyon.UserAgent(ourAgent),
+				tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			h.SetStreamHandler(echoID, echo)
+			if err := h.Connect(ctx, *ai); err != nil {
+				t.Fatalf("connect: %v\ngo stderr:\n%s", err, stderr.String())
+			}
+			st := h.Network().ConnsToPeer(ai.ID)[0].ConnState()
+			if st.Security != sec.id || st.Muxer != "/yamux/1.0.0" {
+				t.Errorf("negotiated %+v", st)
+			}
+			n := 0
+			if err := h.Ping(ctx, ai.ID, 10, 0, 5*time.Second, func(int, time.Duration) { n++ }); err != nil || n != 10 {
+				t.Fatalf("ping: %d replies, %v", n, err)
+			}
+			res, err := h.IdentifyWait(ctx, ai.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Message.AgentVersion != goAgent {
+				t.Errorf("agent %q", res.Message.AgentVersion)
+			}
+			hasAll(t, "go", protoStrings(res.Message.Protocols), "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", echoID)
+			if res.Record == nil {
+				t.Error("go's signed peer record missing or not verified")
+			}
+
+			s, err := h.NewStream(ctx, ai.ID, echoID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 1<<20)
+			rand.Read(data)
+			go func() {
+				s.Write(data)
+				s.CloseWrite()
+			}()
+			got, err := io.ReadAll(s)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("echo: %d bytes back, equal %v, err %v", len(got), bytes.Equal(got, data), err)
+			}
+			s.Close()
+
+			// The go side reports what identify told it about us.
+			ev := waitEvent(t, lines, "identified", &stderr)
+			if ev.AgentVersion != ourAgent {
+				t.Errorf("go saw agent %q", ev.AgentVersion)
+			}
+			hasAll(t, "go saw tachyon", ev.Protocols, "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", echoID)
+			if len(ev.ListenAddrs) == 0 {
+				t.Error("go saw no listen addresses from tachyon")
+			}
+
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			waitEvent(t, lines, "closed", &stderr)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("go listener exit: %v\nstderr:\n%s", err, stderr.String())
+			}
+		})
+	}
+}
+
+func waitEvent(t *testing.T, lines *bufio.Scanner, name string, stderr *bytes.Buffer) event {
+	t.Helper()
+	for lines.Scan() {
+		var ev event
+		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
+			t.Fatalf("go listener printed %q: %v", lines.Text(), err)
+		}
+		if ev.Event == name {
+			return ev
+		}
+	}
+	t.Fatalf("go listener ended before %q; stderr:\n%s", name, stderr.String())
+	return event{}
+}
+
+func lastLine(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+func protoStrings(ps []protocol.ID) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
