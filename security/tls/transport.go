@@ -1,0 +1,283 @@
+// Package tls secures connections with the libp2p TLS 1.3 handshake
+// (libp2p/specs tls/tls.md): both sides present a self-signed certificate
+// whose libp2p extension binds it to the host key, and ALPN carries early
+// stream-muxer negotiation (connections/inlined-muxer-negotiation.md).
+package tls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+)
+
+// ID is the multistream-select protocol id of libp2p TLS.
+const ID protocol.ID = "/tls/1.0.0"
+
+// alpnLibp2p is the ALPN token that ends every client list; agreeing on it
+// means "no early muxer, use multistream-select".
+const alpnLibp2p = "libp2p"
+
+// certLifetime bounds how long one certificate key is reused before a new
+// one is generated (tls.md allows reuse across connections).
+const certLifetime = 24 * time.Hour
+
+// Config tunes a Transport. The zero value is valid.
+type Config struct {
+	// Muxers lists the stream muxers offered through ALPN, most preferred
+	// first. The server picks the client's first one it also lists.
+	Muxers []protocol.ID
+}
+
+// Transport runs the libp2p TLS handshake for one host key. It is safe for
+// concurrent use.
+type Transport struct {
+	key     crypto.PrivKey
+	localID peer.ID
+	muxers  []protocol.ID
+	alpn    []string // muxers..., "libp2p"
+
+	mu      sync.Mutex
+	cert    tls.Certificate
+	certAge time.Time
+}
+
+var _ network.SecureTransport = (*Transport)(nil)
+
+// New returns a TLS transport authenticating as key.
+func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
+	if key == nil {
+		return nil, errors.New("tls: nil host key")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: deriving local peer ID: %w", err)
+	}
+	t := &Transport{key: key, localID: id, muxers: slices.Clone(cfg.Muxers)}
+	for _, m := range cfg.Muxers {
+		t.alpn = append(t.alpn, string(m))
+	}
+	t.alpn = append(t.alpn, alpnLibp2p)
+	if _, err := t.certificate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ID returns "/tls/1.0.0".
+func (t *Transport) ID() protocol.ID { return ID }
+
+// LocalPeer returns the peer ID this transport authenticates as.
+func (t *Transport) LocalPeer() peer.ID { return t.localID }
+
+// certificate returns the current certificate, replacing it once it is
+// older than certLifetime.
+func (t *Transport) certificate() (*tls.Certificate, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cert.Leaf == nil || time.Since(t.certAge) > certLifetime {
+		cert, err := newCertificate(t.key)
+		if err != nil {
+			return nil, err
+		}
+		t.cert, t.certAge = cert, time.Now()
+	}
+	c := t.cert
+	return &c, nil
+}
+
+// ClientConfig returns a TLS 1.3 config for dialling remote: it presents our
+// certificate, sends no SNI, offers ALPN [muxers..., "libp2p"] and accepts
+// only a certificate that authenticates remote (any peer when remote is
+// empty). After the handshake, PubKeyFromCertChain on PeerCertificates
+// yields the remote host key.
+func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
+	return t.clientConfig(remote, nil)
+}
+
+// ServerConfig returns a TLS 1.3 config for accepting: it requires a client
+// certificate, verifies it as tls.md says, and answers ALPN with the
+// client's first muxer that we support, or "libp2p".
+func (t *Transport) ServerConfig() (*tls.Config, error) {
+	return t.serverConfig("", nil)
+}
+
+// verifier returns a VerifyPeerCertificate callback checking the chain and,
+// when remote is set, the peer ID; it reports the key to onKey.
+func verifier(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		pub, err := pubKeyFromRawCerts(raw)
+		if err != nil {
+			return err
+		}
+		id, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			return fmt.Errorf("tls: deriving peer ID: %w", err)
+		}
+		if remote != "" && id != remote {
+			return fmt.Errorf("tls: peer ID mismatch: expected %s, certificate authenticates %s", remote, id)
+		}
+		if onKey != nil {
+			onKey(pub, id)
+		}
+		return nil
+	}
+}
+
+func (t *Transport) clientConfig(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) (*tls.Config, error) {
+	cert, err := t.certificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		InsecureSkipVerify:     true, // the libp2p checks run in VerifyPeerCertificate
+		VerifyPeerCertificate:  verifier(remote, onKey),
+		GetClientCertificate:   func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+		NextProtos:             t.alpn,
+		SessionTicketsDisabled: true,
+	}, nil
+}
+
+func (t *Transport) serverConfig(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) (*tls.Config, error) {
+	cert, err := t.certificate()
+	if err != nil {
+		return nil, err
+	}
+	base := &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		ClientAuth:             tls.RequireAnyClientCert,
+		VerifyPeerCertificate:  verifier(remote, onKey),
+		Certificates:           []tls.Certificate{*cert},
+		NextProtos:             t.alpn,
+		SessionTicketsDisabled: true,
+	}
+	cfg := base.Clone()
+	// crypto/tls picks ALPN in server order; the spec wants the client's
+	// order, so narrow NextProtos to our pick for each ClientHello.
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.NextProtos = []string{t.pickALPN(hello.SupportedProtos)}
+		return c, nil
+	}
+	return cfg, nil
+}
+
+// pickALPN returns the client's first muxer we support, else "libp2p".
+func (t *Transport) pickALPN(offered []string) string {
+	for _, p := range offered {
+		if p != alpnLibp2p && slices.Contains(t.alpn, p) {
+			return p
+		}
+	}
+	return alpnLibp2p
+}
+
+// SecureInbound runs the handshake as the TLS server. When remote is not
+// empty the client must prove it is that peer.
+func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
+	c := &Conn{localPeer: t.localID}
+	cfg, err := t.serverConfig(remote, c.setRemote)
+	if err != nil {
+		insecure.Close()
+		return nil, err
+	}
+	return c.handshake(ctx, tls.Server(insecure, cfg), insecure, remote)
+}
+
+// SecureOutbound runs the handshake as the TLS client and fails unless the
+// server proves it is remote.
+func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
+	if remote == "" {
+		insecure.Close()
+		return nil, errors.New("tls: outbound handshake needs the remote peer ID")
+	}
+	c := &Conn{localPeer: t.localID}
+	cfg, err := t.clientConfig(remote, c.setRemote)
+	if err != nil {
+		insecure.Close()
+		return nil, err
+	}
+	return c.handshake(ctx, tls.Client(insecure, cfg), insecure, remote)
+}
+
+// Conn is a TLS-secured connection. It implements network.SecureConn; the
+// embedded *tls.Conn gives Read, Write, Close, CloseWrite (close_notify),
+// deadlines and ConnectionState.
+type Conn struct {
+	*tls.Conn
+	localPeer  peer.ID
+	remotePeer peer.ID
+	remoteKey  crypto.PubKey
+	state      network.ConnState
+}
+
+var _ network.SecureConn = (*Conn)(nil)
+
+func (c *Conn) setRemote(pub crypto.PubKey, id peer.ID) { c.remoteKey, c.remotePeer = pub, id }
+
+// handshake drives the TLS handshake under ctx: its deadline applies to the
+// raw connection and cancelling it aborts the handshake. Any failure closes
+// the connection.
+func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote peer.ID) (*Conn, error) {
+	who := remote.String()
+	if remote == "" {
+		who = raw.RemoteAddr().String()
+	}
+	fail := func(err error) (*Conn, error) {
+		raw.Close()
+		return nil, fmt.Errorf("tls: handshake with %s: %w", who, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := raw.SetDeadline(dl); err != nil {
+			return fail(err)
+		}
+	}
+	// HandshakeContext closes the connection when ctx is cancelled.
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
+		return fail(err)
+	}
+	if _, ok := ctx.Deadline(); ok {
+		if err := raw.SetDeadline(time.Time{}); err != nil {
+			return fail(err)
+		}
+	}
+	if c.remoteKey == nil {
+		return fail(errors.New("peer certificate was not verified"))
+	}
+	c.Conn = tc
+	c.state.Security = ID
+	if p := tc.ConnectionState().NegotiatedProtocol; p != alpnLibp2p {
+		c.state.Muxer = protocol.ID(p)
+	}
+	return c, nil
+}
+
+// LocalPeer returns our peer ID.
+func (c *Conn) LocalPeer() peer.ID { return c.localPeer }
+
+// RemotePeer returns the authenticated peer ID of the other side.
+func (c *Conn) RemotePeer() peer.ID { return c.remotePeer }
+
+// RemotePublicKey returns the other side's host key.
+func (c *Conn) RemotePublicKey() crypto.PubKey { return c.remoteKey }
+
+// ConnState reports "/tls/1.0.0" and the muxer agreed through ALPN (empty
+// when the peers fell back to "libp2p").
+func (c *Conn) ConnState() network.ConnState { return c.state }
