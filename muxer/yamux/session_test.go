@@ -510,3 +510,49 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestLargeTransfer streams 32 MiB one way at full speed, which exercises
+// window accounting while frames are in flight and window auto-tuning.
+func TestLargeTransfer(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := sessionPair(t, false, nil, nil)
+	const size = 32 << 20
+	data := make([]byte, size)
+	rand.Read(data)
+	want := sha256.Sum256(data)
+	type result struct {
+		sum    []byte
+		window uint32
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		st, err := s.Accept()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, st)
+		st.mu.Lock()
+		w := st.recvWindow
+		st.mu.Unlock()
+		res <- result{h.Sum(nil), w, err}
+	}()
+	st, err := c.Open(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	st.CloseWrite()
+	r := <-res
+	if r.err != nil || !bytes.Equal(r.sum, want[:]) {
+		t.Fatalf("transfer: %v, checksum match %v", r.err, bytes.Equal(r.sum, want[:]))
+	}
+	if r.window <= initialWindow {
+		t.Errorf("receive window stayed at %d: auto-tuning did not grow it", r.window)
+	}
+	t.Logf("receive window grew to %d", r.window)
+}

@@ -28,6 +28,7 @@ type Stream struct {
 	recv       [][]byte // received data; recv[0][recvOff:] is next
 	recvOff    int
 	buffered   uint32    // bytes in recv
+	incoming   uint32    // bytes of a frame being read off the wire, not yet in recv
 	recvWindow uint32    // current receive window size
 	recvAvail  uint32    // bytes the peer may still send
 	epoch      time.Time // when the window was last replenished
@@ -145,7 +146,7 @@ func (st *Stream) copyOutLocked(p []byte) int {
 // and returns the delta to send (0 for none). Sending an update only once
 // half the window is consumed keeps updates rare.
 func (st *Stream) creditLocked() uint32 {
-	consumed := st.recvWindow - st.recvAvail - st.buffered
+	consumed := st.recvWindow - st.recvAvail - st.buffered - st.incoming
 	if consumed < st.recvWindow/2 {
 		return 0
 	}
@@ -154,7 +155,7 @@ func (st *Stream) creditLocked() uint32 {
 		st.recvWindow = uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow)))
 	}
 	st.epoch = now
-	delta := st.recvWindow - st.recvAvail - st.buffered
+	delta := st.recvWindow - st.recvAvail - st.buffered - st.incoming
 	st.recvAvail += delta
 	return delta
 }
@@ -173,6 +174,9 @@ func (st *Stream) receive(n uint32) error {
 	}
 	st.recvAvail -= n
 	discard := st.readClosed || st.reset || st.remoteFin
+	if !discard {
+		st.incoming = n
+	}
 	st.mu.Unlock()
 	if discard {
 		if _, err := s.br.Discard(int(n)); err != nil {
@@ -188,6 +192,7 @@ func (st *Stream) receive(n uint32) error {
 			return fmt.Errorf("yamux: reading frame payload: %w", err)
 		}
 		st.mu.Lock()
+		st.incoming = 0
 		if !st.readClosed && !st.reset {
 			st.appendLocked(b)
 		}
@@ -202,6 +207,7 @@ func (st *Stream) receive(n uint32) error {
 			return fmt.Errorf("yamux: reading frame payload: %w", err)
 		}
 		st.mu.Lock()
+		st.incoming = 0
 		if st.readClosed || st.reset {
 			putBuf(b)
 		} else {
