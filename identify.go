@@ -29,6 +29,7 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 		}
 		h.mu.Unlock()
 	} else {
+		h.log.Debug("identified", "peer", c.RemotePeer(), "agent", call.result.Message.AgentVersion)
 		h.record(call.result)
 	}
 	close(call.done)

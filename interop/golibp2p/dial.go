@@ -21,7 +21,8 @@ import (
 type dialResult struct {
 	Event          string       `json:"event"`
 	OK             bool         `json:"ok"`
-	Peer           string       `json:"peer"`
+	Self           string       `json:"self"` // our own peer ID
+	Peer           string       `json:"peer"` // the peer dialed
 	ConnectMillis  float64      `json:"connectMillis"`
 	PingRTTsMillis []float64    `json:"pingRTTsMillis"`
 	Identify       identifyInfo `json:"identify"`
@@ -91,7 +92,7 @@ func dial(ctx context.Context, c *stackConfig, ai *peer.AddrInfo, pings, echoByt
 	}
 	defer sub.Close()
 
-	res := &dialResult{Event: "result", Peer: ai.ID.String(), PingRTTsMillis: []float64{}}
+	res := &dialResult{Event: "result", Self: h.ID().String(), Peer: ai.ID.String(), PingRTTsMillis: []float64{}}
 
 	start := time.Now()
 	if err := h.Connect(ctx, *ai); err != nil {

@@ -91,6 +91,7 @@ type event struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error"`
 	Peer  string `json:"peer"`
+	Self  string `json:"self"`
 	identifyInfo
 	PingRTTs  []float64    `json:"pingRTTsMillis"`
 	Identify  identifyInfo `json:"identify"`
@@ -165,10 +166,13 @@ func TestGoDialsTachyon(t *testing.T) {
 			}
 
 			// Our side identified the go peer too.
-			goID, err := peer.Decode(res.Peer)
+			goID, err := peer.Decode(res.Self)
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Our identify of the go peer ran alongside its session; it may
+			// finish a moment after the go peer's own.
+			waitFor(t, 5*time.Second, func() bool { a, _ := h.Peerstore().Agent(goID); return a != "" })
 			agent, _ := h.Peerstore().Agent(goID)
 			if agent != goAgent {
 				t.Errorf("tachyon saw agent %q", agent)
