@@ -525,3 +525,32 @@ func FuzzSelect(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkSelect(b *testing.B) {
+	reply := cat(headerMsg, tok("/noise"))
+	r := bytes.NewReader(reply)
+	s := &script{in: r}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(reply)
+		s.out.Reset()
+		if _, err := SelectOneOf(s, "/noise"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNegotiate(b *testing.B) {
+	in := cat(headerMsg, tok("/noise"))
+	r := bytes.NewReader(in)
+	s := &script{in: r}
+	m := mux(b, "/tls/1.0.0", "/noise")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		s.out.Reset()
+		if _, _, err := m.Negotiate(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -128,7 +128,7 @@ type Result struct {
 // Run sends count pings over s (forever if count <= 0), one every interval,
 // each allowed Timeout, and reports each on the returned channel. A failed
 // ping is reported and ends the run. The channel is closed when the run
-// ends; nothing is sent on it once ctx is done.
+// ends; once ctx is done, Run stops reporting and ends promptly.
 //
 // Run takes over s: its goroutine closes s when the pings are done or ctx
 // ends between pings, and resets it when a ping fails or is interrupted.
