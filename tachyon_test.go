@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -210,4 +211,40 @@ func TestUnsupportedProtocol(t *testing.T) {
 		t.Fatal("read on a refused optimistic stream succeeded")
 	}
 	s.Reset()
+}
+
+// An idle connection costs at most two goroutines on each side: the swarm's
+// stream loop and the muxer's reader.
+func TestIdleConnGoroutines(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 20
+	server := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	clients := make([]*Host, n)
+	for i := range clients {
+		clients[i] = testHost(t)
+	}
+	settle := func() int {
+		time.Sleep(200 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for _, c := range clients {
+		if err := c.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.IdentifyWait(ctx, server.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.IdentifyWait(ctx, c.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := settle()
+	per := float64(after-before) / n
+	t.Logf("%.2f goroutines per idle connection, both ends together", per)
+	if per > 4 {
+		t.Fatalf("%.2f goroutines per idle connection (both ends), want at most 4", per)
+	}
 }
