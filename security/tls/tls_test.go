@@ -182,6 +182,19 @@ func handshakePair(t testing.TB, cli, srv *Transport, a, b net.Conn, expect peer
 	return result{c, err}, <-ch
 }
 
+// closeBoth closes a while b drains its close_notify (over net.Pipe that
+// alert write blocks until someone reads it), then closes b.
+func closeBoth(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		a.Close()
+		close(done)
+	}()
+	io.Copy(io.Discard, b)
+	<-done
+	b.Close()
+}
+
 func TestHandshakeAndData(t *testing.T) {
 	leakcheck.Check(t)
 	for _, p := range pipes {
@@ -194,8 +207,7 @@ func TestHandshakeAndData(t *testing.T) {
 				if cr.err != nil || sr.err != nil {
 					t.Fatalf("handshake: %v / %v", cr.err, sr.err)
 				}
-				defer cr.conn.Close()
-				defer sr.conn.Close()
+				defer closeBoth(cr.conn, sr.conn)
 				if cr.conn.RemotePeer() != srv.LocalPeer() || sr.conn.RemotePeer() != cli.LocalPeer() {
 					t.Fatal("wrong remote peers")
 				}
@@ -254,8 +266,7 @@ func TestALPN(t *testing.T) {
 			if cr.err != nil || sr.err != nil {
 				t.Fatalf("handshake: %v / %v", cr.err, sr.err)
 			}
-			defer cr.conn.Close()
-			defer sr.conn.Close()
+			defer closeBoth(cr.conn, sr.conn)
 			if g, h := cr.conn.ConnState().Muxer, sr.conn.ConnState().Muxer; g != tc.want || h != tc.want {
 				t.Fatalf("muxer %q / %q, want %q", g, h, tc.want)
 			}

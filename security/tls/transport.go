@@ -248,7 +248,12 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 	}
 	// HandshakeContext closes the connection when ctx is cancelled.
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		cerr := ctx.Err()
+		var ne net.Error
+		if _, ok := ctx.Deadline(); ok && cerr == nil && errors.As(err, &ne) && ne.Timeout() {
+			cerr = context.DeadlineExceeded // the socket deadline fired first
+		}
+		if cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return fail(err)
