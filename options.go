@@ -15,6 +15,9 @@ import (
 const (
 	Noise protocol.ID = "/noise"
 	TLS   protocol.ID = "/tls/1.0.0"
+	// Plaintext authenticates nothing and encrypts nothing; it exists for
+	// tests and the daemon interop suite, and is never on by default.
+	Plaintext protocol.ID = "/plaintext/2.0.0"
 )
 
 // Option configures a Host.
@@ -65,12 +68,13 @@ func ListenAddrStrings(addrs ...string) Option {
 	}
 }
 
-// Security sets the security protocols, in preference order (Noise, TLS).
+// Security sets the security protocols, in preference order (Noise, TLS,
+// Plaintext).
 // The default offers TLS first and Noise second, as go-libp2p does.
 func Security(ids ...protocol.ID) Option {
 	return func(c *config) error {
 		for _, id := range ids {
-			if id != Noise && id != TLS {
+			if id != Noise && id != TLS && id != Plaintext {
 				return fmt.Errorf("tachyon: unknown security protocol %q", id)
 			}
 		}

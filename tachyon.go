@@ -23,6 +23,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
 	"github.com/tachyon-p2p/tachyon/protocol/ping"
 	"github.com/tachyon-p2p/tachyon/security/noise"
+	"github.com/tachyon-p2p/tachyon/security/plaintext"
 	tlssec "github.com/tachyon-p2p/tachyon/security/tls"
 	"github.com/tachyon-p2p/tachyon/swarm"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
@@ -74,6 +75,12 @@ func New(opts ...Option) (*Host, error) {
 			t, err := tlssec.New(cfg.key, &tlssec.Config{Muxers: muxerIDs})
 			if err != nil {
 				return nil, fmt.Errorf("tachyon: tls: %w", err)
+			}
+			secs = append(secs, t)
+		case Plaintext:
+			t, err := plaintext.New(cfg.key)
+			if err != nil {
+				return nil, fmt.Errorf("tachyon: plaintext: %w", err)
 			}
 			secs = append(secs, t)
 		}

@@ -53,6 +53,7 @@ func TestHostsTalk(t *testing.T) {
 		{"tcp4-tls", "/ip4/127.0.0.1/tcp/0", TLS},
 		{"tcp6-noise", "/ip6/::1/tcp/0", Noise},
 		{"tcp6-tls", "/ip6/::1/tcp/0", TLS},
+		{"tcp4-plaintext", "/ip4/127.0.0.1/tcp/0", Plaintext},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
