@@ -79,7 +79,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	sec, err := u.negotiateSecurity(raw, dir)
+	sec, raw, err := u.negotiateSecurity(raw, dir, raddr)
 	if err != nil {
 		return nil, fmt.Errorf("negotiating security: %w", err)
 	}
@@ -114,24 +114,116 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	return &conn{MuxedConn: mc, sec: sconn, state: st, dir: dir, laddr: laddr, raddr: raddr}, nil
 }
 
-func (u *Upgrader) negotiateSecurity(raw net.Conn, dir network.Direction) (network.SecureTransport, error) {
+// negotiateSecurity picks the security protocol. An outbound dial to an
+// address that names it (/tcp/P/tls, /tcp/P/noise) skips multistream-select
+// and its round trip. Inbound, the first byte tells the three cases apart on
+// the same port: a multistream header starts with its length 0x13, a TLS
+// record with 0x16 (handshake), a Noise first message with the high byte of
+// its 16-bit length, 0x00. The returned conn replays the peeked byte.
+func (u *Upgrader) negotiateSecurity(raw net.Conn, dir network.Direction, raddr ma.Multiaddr) (network.SecureTransport, net.Conn, error) {
 	if dir == network.DirOutbound {
+		if id := NamedSecurity(raddr); id != "" {
+			s := u.security(id)
+			if s == nil {
+				return nil, raw, fmt.Errorf("address %s names %s, which is not configured", raddr, id)
+			}
+			return s, raw, nil
+		}
 		ids := make([]protocol.ID, len(u.Security))
 		for i, s := range u.Security {
 			ids[i] = s.ID()
 		}
 		id, err := mss.SelectOneOf(raw, ids...)
 		if err != nil {
-			return nil, err
+			return nil, raw, err
 		}
-		return u.security(id), nil
+		return u.security(id), raw, nil
+	}
+	pc := &peekConn{Conn: raw}
+	first, err := pc.peek()
+	if err != nil {
+		return nil, raw, err
+	}
+	var direct protocol.ID
+	switch first {
+	case 0x16:
+		direct = TLSID
+	case 0x00:
+		direct = NoiseID
+	}
+	if direct != "" {
+		s := u.security(direct)
+		if s == nil {
+			return nil, raw, fmt.Errorf("peer started %s directly, which is not configured", direct)
+		}
+		return s, pc, nil
 	}
 	var m mss.Mux[network.SecureTransport]
 	for _, s := range u.Security {
 		m.AddHandler(s.ID(), s)
 	}
-	_, s, err := m.Negotiate(raw)
-	return s, err
+	_, s, err := m.Negotiate(pc)
+	return s, pc, err
+}
+
+// Security protocol ids that can be named in a multiaddr.
+const (
+	TLSID   protocol.ID = "/tls/1.0.0"
+	NoiseID protocol.ID = "/noise"
+)
+
+// NamedSecurity returns the security protocol that the last component of a
+// TCP address names (/tcp/P/tls or /tcp/P/noise), or "" if none.
+func NamedSecurity(a ma.Multiaddr) protocol.ID {
+	if len(a) < 2 || a[len(a)-2].Code() != ma.P_TCP {
+		return ""
+	}
+	switch a[len(a)-1].Code() {
+	case ma.P_TLS:
+		return TLSID
+	case ma.P_NOISE:
+		return NoiseID
+	}
+	return ""
+}
+
+// peekConn replays bytes read ahead of the handshake.
+type peekConn struct {
+	net.Conn
+	buf [1]byte
+	n   int // buffered bytes not yet returned
+}
+
+func (c *peekConn) peek() (byte, error) {
+	for {
+		n, err := c.Conn.Read(c.buf[:])
+		if n == 1 {
+			c.n = 1
+			return c.buf[0], nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (c *peekConn) Read(p []byte) (int, error) {
+	if c.n > 0 && len(p) > 0 {
+		// Return the replayed byte alone: reading more could block on a
+		// peer that has sent nothing else yet.
+		p[0] = c.buf[0]
+		c.n = 0
+		return 1, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite passes half-closes through to TCP.
+func (c *peekConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
 
 func (u *Upgrader) security(id protocol.ID) network.SecureTransport {

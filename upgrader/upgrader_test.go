@@ -1,0 +1,183 @@
+package upgrader
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/muxer/yamux"
+	"github.com/tachyon-p2p/tachyon/security/noise"
+	tlssec "github.com/tachyon-p2p/tachyon/security/tls"
+)
+
+func newUpgrader(t *testing.T, secs ...protocol.ID) (*Upgrader, peer.ID) {
+	t.Helper()
+	k, _ := crypto.GenerateEd25519Key(nil)
+	id, _ := peer.IDFromPrivateKey(k)
+	muxers := []protocol.ID{yamux.ID}
+	u := &Upgrader{Muxers: []network.Multiplexer{&yamux.Transport{}}, Transport: "tcp", HandshakeTimeout: 5 * time.Second}
+	for _, s := range secs {
+		switch s {
+		case NoiseID:
+			n, err := noise.New(k, &noise.Config{Muxers: muxers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Security = append(u.Security, n)
+		case TLSID:
+			tr, err := tlssec.New(k, &tlssec.Config{Muxers: muxers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Security = append(u.Security, tr)
+		}
+	}
+	return u, id
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		done <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	return client, server
+}
+
+func TestUpgradePaths(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		client    []protocol.ID
+		server    []protocol.ID
+		addr      string // what the client dials
+		wantSec   protocol.ID
+		wantError bool
+	}{
+		{"mss picks tls", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1", TLSID, false},
+		{"mss falls back to noise", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID}, "/ip4/127.0.0.1/tcp/1", NoiseID, false},
+		{"address names tls", []protocol.ID{NoiseID, TLSID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1/tls", TLSID, false},
+		{"address names noise", []protocol.ID{TLSID, NoiseID}, []protocol.ID{TLSID, NoiseID}, "/ip4/127.0.0.1/tcp/1/noise", NoiseID, false},
+		{"named but server lacks it", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID}, "/ip4/127.0.0.1/tcp/1/tls", "", true},
+		{"named but client lacks it", []protocol.ID{NoiseID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1/tls", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cu, cid := newUpgrader(t, tc.client...)
+			su, sid := newUpgrader(t, tc.server...)
+			cc, sc := tcpPair(t)
+			raddr := ma.StringCast(tc.addr)
+			laddr := ma.StringCast("/ip4/127.0.0.1/tcp/2")
+			type res struct {
+				tc  network.TransportConn
+				err error
+			}
+			srv := make(chan res, 1)
+			go func() {
+				c, err := su.Upgrade(ctx, sc, network.DirInbound, "", laddr, raddr)
+				srv <- res{c, err}
+			}()
+			c, err := cu.Upgrade(ctx, cc, network.DirOutbound, sid, laddr, raddr)
+			if tc.wantError {
+				if err == nil {
+					c.Close()
+					t.Fatal("upgrade succeeded")
+				}
+				cc.Close()
+				if r := <-srv; r.err == nil {
+					r.tc.Close()
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r := <-srv
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.tc.Close()
+			for _, conn := range []network.TransportConn{c, r.tc} {
+				if st := conn.ConnState(); st.Security != tc.wantSec || st.Muxer != yamux.ID {
+					t.Fatalf("state %+v", st)
+				}
+			}
+			if r.tc.RemotePeer() != cid || c.RemotePeer() != sid {
+				t.Fatal("peer IDs")
+			}
+			// A stream works.
+			s, err := c.OpenStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Write([]byte("hi"))
+			ss, err := r.tc.AcceptStream()
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 2)
+			if _, err := ss.Read(buf); err != nil || string(buf) != "hi" {
+				t.Fatalf("read %q %v", buf, err)
+			}
+		})
+	}
+}
+
+func TestNamedSecurity(t *testing.T) {
+	for s, want := range map[string]protocol.ID{
+		"/ip4/1.2.3.4/tcp/1":        "",
+		"/ip4/1.2.3.4/tcp/1/tls":    TLSID,
+		"/ip6/::1/tcp/1/noise":      NoiseID,
+		"/ip4/1.2.3.4/tcp/1/tls/ws": "",
+		"/ip4/1.2.3.4/udp/1":        "",
+	} {
+		if got := NamedSecurity(ma.StringCast(s)); got != want {
+			t.Errorf("%s: %q, want %q", s, got, want)
+		}
+	}
+}
+
+func FuzzInboundFirstBytes(f *testing.F) {
+	f.Add([]byte("\x13/multistream/1.0.0\n"))
+	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x05})
+	f.Add([]byte{0x00, 0x20, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, _ := newUpgrader(t, NoiseID, TLSID)
+		u.HandshakeTimeout = 200 * time.Millisecond
+		cc, sc := net.Pipe()
+		go func() {
+			cc.Write(b)
+			cc.Close()
+		}()
+		c, err := u.Upgrade(context.Background(), sc, network.DirInbound, "", ma.StringCast("/ip4/127.0.0.1/tcp/1"), ma.StringCast("/ip4/127.0.0.1/tcp/2"))
+		if err == nil {
+			c.Close()
+			t.Fatal("garbage upgraded")
+		}
+	})
+}
