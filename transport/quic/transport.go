@@ -1,0 +1,182 @@
+// Package quic is the QUIC v1 transport (libp2p/specs quic/README.md): it
+// dials and listens on /ip4|ip6/…/udp/N/quic-v1. The QUIC handshake is the
+// libp2p TLS 1.3 handshake (package security/tls) with ALPN "libp2p", so
+// there is no multistream-select security or muxer negotiation: every
+// bidirectional QUIC stream is one libp2p stream.
+//
+// Sockets come from a udpmux.Mux shared with WebTransport: listeners on
+// port 0 join an existing socket of the same IP, and dials leave from the
+// listening socket so the peer observes our listening port.
+package quic
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/quic-go/quic-go"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/security/tls"
+	"github.com/tachyon-p2p/tachyon/transport/udpmux"
+)
+
+// Config tunes the transport. The zero value is ready to use.
+type Config struct {
+	// DialTimeout bounds a dial, handshake included, when the caller's
+	// context has no earlier deadline. Default 15 s.
+	DialTimeout time.Duration
+}
+
+// Transport is the QUIC v1 transport. It is safe for concurrent use.
+type Transport struct {
+	mux     *udpmux.Mux
+	sec     *tls.Transport
+	localID peer.ID
+	cfg     Config
+}
+
+var _ network.Transport = (*Transport)(nil)
+
+// New returns a QUIC transport authenticating as key, on sockets from mux.
+func New(key crypto.PrivKey, mux *udpmux.Mux, cfg *Config) (*Transport, error) {
+	if mux == nil {
+		return nil, fmt.Errorf("quic: nil udpmux.Mux")
+	}
+	sec, err := tls.New(key, &tls.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("quic: setting up TLS: %w", err)
+	}
+	t := &Transport{mux: mux, sec: sec, localID: sec.LocalPeer()}
+	if cfg != nil {
+		t.cfg = *cfg
+	}
+	if t.cfg.DialTimeout <= 0 {
+		t.cfg.DialTimeout = 15 * time.Second
+	}
+	return t, nil
+}
+
+// Name returns "quic-v1".
+func (t *Transport) Name() string { return "quic-v1" }
+
+// CanDial accepts /ip4|ip6/…/udp/N/quic-v1 with nothing after it.
+func (t *Transport) CanDial(addr ma.Multiaddr) bool {
+	ap, rest, err := ParseAddr(addr)
+	return err == nil && len(rest) == 0 && ap.Port() != 0 && !ap.Addr().IsUnspecified()
+}
+
+// Dial connects to p at addr and verifies that the server's certificate
+// authenticates p.
+func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	if p == "" {
+		return nil, fmt.Errorf("quic: dial %s: the remote peer ID is required", addr)
+	}
+	if !t.CanDial(addr) {
+		return nil, fmt.Errorf("quic: cannot dial %s", addr)
+	}
+	raddr, _, _ := ParseAddr(addr)
+	conf, err := t.sec.ClientConfig(p)
+	if err != nil {
+		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	qc, err := t.mux.Dial(ctx, raddr, conf)
+	if err != nil {
+		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+	}
+	c, err := t.newConn(qc, network.DirOutbound)
+	if err != nil {
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+	}
+	if c.remotePeer != p { // ClientConfig checked it already; never trust one check
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("quic: dial %s at %s: peer ID mismatch, got %s", p, addr, c.remotePeer)
+	}
+	return c, nil
+}
+
+// newConn authenticates the peer of a handshaken connection from its
+// certificate chain.
+func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error) {
+	st := qc.ConnectionState().TLS
+	pub, err := tls.PubKeyFromCertChain(st.PeerCertificates)
+	if err != nil {
+		return nil, fmt.Errorf("reading peer certificate: %w", err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("deriving peer ID: %w", err)
+	}
+	return &Conn{
+		qc:         qc,
+		localPeer:  t.localID,
+		remotePeer: id,
+		remoteKey:  pub,
+		laddr:      FormatAddr(addrPortOf(qc.LocalAddr())),
+		raddr:      FormatAddr(addrPortOf(qc.RemoteAddr())),
+		dir:        dir,
+	}, nil
+}
+
+// Listen accepts QUIC connections on addr. Port 0 shares the UDP socket of
+// a WebTransport listener on the same IP, if there is one.
+func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
+	ap, rest, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("quic: cannot listen on %s", addr)
+	}
+	conf, err := t.sec.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("quic: listen on %s: %w", addr, err)
+	}
+	ul, err := t.mux.Listen(ap, udpmux.ALPNLibp2p, conf)
+	if err != nil {
+		return nil, fmt.Errorf("quic: listen on %s: %w", addr, err)
+	}
+	return &Listener{t: t, ul: ul}, nil
+}
+
+// Listener accepts QUIC connections. Closing it stops accepting; accepted
+// connections stay open.
+type Listener struct {
+	t  *Transport
+	ul *udpmux.Listener
+}
+
+// Accept waits for the next authenticated connection.
+func (l *Listener) Accept() (network.TransportConn, error) {
+	for {
+		qc, err := l.ul.Accept(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("quic: accept: %w", err)
+		}
+		c, err := l.t.newConn(qc, network.DirInbound)
+		if err != nil {
+			// The TLS verifier rejects such peers; this is a safety net.
+			qc.CloseWithError(0, "")
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Close stops accepting.
+func (l *Listener) Close() error { return l.ul.Close() }
+
+// Multiaddrs returns the listening address, /…/udp/N/quic-v1.
+func (l *Listener) Multiaddrs() []ma.Multiaddr {
+	return []ma.Multiaddr{FormatAddr(l.ul.Addr())}
+}
+
+// Addr returns the UDP address the listener is bound to.
+func (l *Listener) Addr() netip.AddrPort { return l.ul.Addr() }
