@@ -30,6 +30,10 @@ type Config struct {
 	MaxPendingUpgrades int
 	// DialTimeout bounds the TCP connect alone. Default 10 s.
 	DialTimeout time.Duration
+	// PortMux shares listening ports with other transports: give the
+	// WebSocket transport the same one to serve /tcp/P and /tcp/P/ws on one
+	// socket. Nil means a PortMux of the transport's own.
+	PortMux *PortMux
 }
 
 // Transport is the TCP transport.
@@ -49,6 +53,9 @@ func New(up Upgrader, cfg *Config) *Transport {
 	}
 	if t.cfg.DialTimeout <= 0 {
 		t.cfg.DialTimeout = 10 * time.Second
+	}
+	if t.cfg.PortMux == nil {
+		t.cfg.PortMux = NewPortMux(nil)
 	}
 	return t
 }
@@ -98,7 +105,8 @@ func network2dir(outbound bool) network.Direction {
 	return network.DirInbound
 }
 
-// Listen listens on addr. Port 0 picks a free port.
+// Listen listens on addr. Port 0 picks a free port, or joins the port of
+// another transport's listener on the same IP (see PortMux.Listen).
 func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	if !t.CanDial(addr) {
 		return nil, fmt.Errorf("tcp: cannot listen on %s", addr)
@@ -107,51 +115,86 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
 	}
-	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
-	nl, err := lc.Listen(context.Background(), nw, host)
+	nl, err := t.cfg.PortMux.Listen(nw, host, KindMultistream)
 	if err != nil {
-		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
+		return nil, err
 	}
 	laddr, err := manet.FromNetAddr(nl.Addr())
 	if err != nil {
 		nl.Close()
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &listener{
-		t:      t,
-		nl:     nl,
-		laddr:  laddr,
-		ctx:    ctx,
-		cancel: cancel,
-		conns:  make(chan network.TransportConn),
-		sem:    make(chan struct{}, t.cfg.MaxPendingUpgrades),
-	}
-	l.wg.Add(1)
-	go l.acceptLoop()
-	return l, nil
+	return NewUpgradeListener(nl, laddr, t.up, t.cfg.MaxPendingUpgrades, nil), nil
 }
 
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("tcp: listener closed")
 
+// Prepare turns a raw inbound connection into the byte stream to upgrade (a
+// WebSocket listener runs its HTTP handshake here) and returns the
+// multiaddrs of the stream's two ends. It must return once ctx is done and
+// close raw when it fails.
+type Prepare func(ctx context.Context, raw net.Conn) (c net.Conn, laddr, raddr ma.Multiaddr, err error)
+
+// NewUpgradeListener accepts raw connections from nl and upgrades each in a
+// goroutine of its own, at most maxPending at a time (others wait in the
+// kernel's accept queue), so a slow handshake never holds up the others.
+// prepare, if not nil, runs before the upgrade. The returned listener owns
+// nl and reports laddr as its address.
+func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPending int, prepare Prepare) network.Listener {
+	if maxPending <= 0 {
+		maxPending = 128
+	}
+	if prepare == nil {
+		prepare = prepareRaw
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{
+		up:      up,
+		prepare: prepare,
+		nl:      nl,
+		laddr:   laddr,
+		ctx:     ctx,
+		cancel:  cancel,
+		conns:   make(chan network.TransportConn),
+		sem:     make(chan struct{}, maxPending),
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+func prepareRaw(_ context.Context, raw net.Conn) (net.Conn, ma.Multiaddr, ma.Multiaddr, error) {
+	laddr, err := manet.FromNetAddr(raw.LocalAddr())
+	if err != nil {
+		raw.Close()
+		return nil, nil, nil, err
+	}
+	raddr, err := manet.FromNetAddr(raw.RemoteAddr())
+	if err != nil {
+		raw.Close()
+		return nil, nil, nil, err
+	}
+	return raw, laddr, raddr, nil
+}
+
 type listener struct {
-	t      *Transport
-	nl     net.Listener
-	laddr  ma.Multiaddr
-	ctx    context.Context
-	cancel context.CancelFunc
-	conns  chan network.TransportConn
-	sem    chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	up      Upgrader
+	prepare Prepare
+	nl      net.Listener
+	laddr   ma.Multiaddr
+	ctx     context.Context
+	cancel  context.CancelFunc
+	conns   chan network.TransportConn
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	mu  sync.Mutex
 	err error // why the accept loop stopped, unless Close stopped it
 }
 
-// acceptLoop accepts raw connections and upgrades each in its own goroutine,
-// so a slow handshake never holds up the others.
+// acceptLoop accepts raw connections and upgrades each in its own goroutine.
 func (l *listener) acceptLoop() {
 	defer l.wg.Done()
 	defer l.cancel()
@@ -184,20 +227,14 @@ func (l *listener) acceptLoop() {
 func (l *listener) upgrade(raw net.Conn) {
 	defer l.wg.Done()
 	defer func() { <-l.sem }()
-	raddr, err := manet.FromNetAddr(raw.RemoteAddr())
+	c, laddr, raddr, err := l.prepare(l.ctx, raw)
 	if err != nil {
-		raw.Close()
 		return
 	}
-	laddr, err := manet.FromNetAddr(raw.LocalAddr())
-	if err != nil {
-		raw.Close()
-		return
-	}
-	tc, err := l.t.up.Upgrade(l.ctx, raw, network.DirInbound, "", laddr, raddr)
+	tc, err := l.up.Upgrade(l.ctx, c, network.DirInbound, "", laddr, raddr)
 	if err != nil {
 		// A failed inbound handshake concerns only that peer; the upgrader
-		// closed the raw conn.
+		// closed the conn.
 		return
 	}
 	select {

@@ -1,0 +1,413 @@
+package tcp
+
+// Port sharing.
+//
+// One TCP port can serve several kinds of inbound connection: plain libp2p
+// (the dialer starts with multistream-select), WebSocket (an HTTP request)
+// and secure WebSocket (a TLS ClientHello). A PortMux owns one listening
+// socket per bound address and hands each accepted connection to the
+// listener registered for its kind:
+//
+//	socket.acceptLoop ──Accept──▶ socket.route (one goroutine per conn, bounded)
+//	    peek the first bytes (≤ SniffTimeout) ──classify──▶ Kind
+//	    ──▶ Listener of that Kind (its Accept returns the conn, peeked bytes included)
+//
+// A socket with only a KindMultistream listener skips the peek: its
+// connections go straight to the TCP transport, whose upgrader bounds them.
+//
+// Hook for issue 4 (/tcp/P/tls and /tcp/P/noise on the same port): add the
+// kinds (a Noise first message starts 00 20; a libp2p TLS ClientHello is
+// told from a WSS one by its ALPN, "libp2p" or a muxer id, which needs the
+// ClientHello parsed) to classify, and raise peekMax if a ClientHello must be
+// read. Nothing else changes: the transports register with Listen.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Kind is the kind of connection a Listener of a PortMux receives, told
+// apart by the first bytes the dialer sends.
+type Kind int
+
+const (
+	// KindMultistream is plain libp2p: the dialer opens with
+	// "\x13/multistream/1.0.0\n". Connections that match no other
+	// registered kind fall back to it, and the upgrader rejects them.
+	KindMultistream Kind = iota
+	// KindHTTP is an HTTP request ("GET "): a WebSocket handshake.
+	KindHTTP
+	// KindTLS is a TLS ClientHello (16 03): secure WebSocket.
+	KindTLS
+	kindUnknown
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindMultistream:
+		return "multistream"
+	case KindHTTP:
+		return "http"
+	case KindTLS:
+		return "tls"
+	default:
+		return "unknown"
+	}
+}
+
+// peekMax is the most bytes classify needs.
+const peekMax = 4
+
+// classify tells the kind from the first bytes of a connection. more is
+// true when it needs more bytes to decide.
+func classify(b []byte) (k Kind, more bool) {
+	if len(b) == 0 {
+		return kindUnknown, true
+	}
+	switch b[0] {
+	case 0x13: // length prefix of "/multistream/1.0.0\n"
+		return KindMultistream, false
+	case 'G':
+		if len(b) < 4 {
+			return kindUnknown, string(b) == "GET "[:len(b)]
+		}
+		if string(b[:4]) == "GET " {
+			return KindHTTP, false
+		}
+	case 0x16: // TLS handshake record, then the major version 3
+		if len(b) < 2 {
+			return kindUnknown, true
+		}
+		if b[1] == 0x03 {
+			return KindTLS, false
+		}
+	}
+	return kindUnknown, false
+}
+
+// ErrKindInUse is returned by PortMux.Listen when the address already has a
+// listener of that kind.
+var ErrKindInUse = errors.New("tcp: address already has a listener of that kind")
+
+// PortMuxConfig tunes a PortMux. The zero value is ready to use.
+type PortMuxConfig struct {
+	// SniffTimeout bounds how long an inbound connection on a shared port
+	// may take to send the bytes that tell its kind. Default 15 s.
+	SniffTimeout time.Duration
+	// MaxPendingSniffs bounds connections per socket that are being
+	// classified or wait for their listener to take them; more wait in the
+	// kernel's accept queue. Default 128.
+	MaxPendingSniffs int
+}
+
+// PortMux shares listening sockets between transports. Give the same
+// PortMux to the TCP and the WebSocket transport to serve both on one port.
+// It needs no Close: a socket closes with its last Listener.
+type PortMux struct {
+	cfg PortMuxConfig
+
+	mu      sync.Mutex
+	sockets []*socket // in creation order, so port 0 joins the oldest
+}
+
+// NewPortMux returns an empty PortMux.
+func NewPortMux(cfg *PortMuxConfig) *PortMux {
+	m := &PortMux{}
+	if cfg != nil {
+		m.cfg = *cfg
+	}
+	if m.cfg.SniffTimeout <= 0 {
+		m.cfg.SniffTimeout = 15 * time.Second
+	}
+	if m.cfg.MaxPendingSniffs <= 0 {
+		m.cfg.MaxPendingSniffs = 128
+	}
+	return m
+}
+
+type sockKey struct {
+	network string // tcp4 or tcp6
+	addr    netip.AddrPort
+}
+
+// Listen registers a listener of kind k on network ("tcp4" or "tcp6") and
+// address ("ip:port", a literal IP). It joins the socket already bound to
+// that address, or binds a new one.
+//
+// Port 0 joins the oldest socket bound to the same IP that has no listener
+// of kind k yet, and binds a new port only when there is none. So listening
+// on /ip4/0.0.0.0/tcp/0 and then /ip4/0.0.0.0/tcp/0/ws puts both on one port,
+// as /tcp/4001 and /tcp/4001/ws do.
+func (m *PortMux) Listen(network, address string, k Kind) (*Listener, error) {
+	if k < KindMultistream || k >= kindUnknown {
+		return nil, fmt.Errorf("tcp: listen: bad kind %d", k)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", address, err)
+	}
+	key := sockKey{network, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.sockets {
+		if s.key.network != key.network || s.key.addr.Addr() != key.addr.Addr() {
+			continue
+		}
+		if key.addr.Port() != 0 && s.key.addr.Port() != key.addr.Port() {
+			continue
+		}
+		l, err := s.register(k)
+		if errors.Is(err, ErrKindInUse) && key.addr.Port() == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tcp: listen on %s: %w", address, err)
+		}
+		return l, nil
+	}
+
+	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+	nl, err := lc.Listen(context.Background(), network, address)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", address, err)
+	}
+	bound := nl.Addr().(*net.TCPAddr).AddrPort()
+	key.addr = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &socket{
+		m:         m,
+		key:       key,
+		nl:        nl,
+		ctx:       ctx,
+		cancel:    cancel,
+		sem:       make(chan struct{}, m.cfg.MaxPendingSniffs),
+		listeners: map[Kind]*Listener{},
+	}
+	l, _ := s.register(k)
+	m.sockets = append(m.sockets, s)
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return l, nil
+}
+
+// remove unregisters l and closes its socket when it was the last one.
+func (m *PortMux) remove(l *Listener) {
+	s := l.s
+	m.mu.Lock()
+	s.mu.Lock()
+	delete(s.listeners, l.kind)
+	last := len(s.listeners) == 0
+	s.mu.Unlock()
+	if last {
+		for i, x := range m.sockets {
+			if x == s {
+				m.sockets = append(m.sockets[:i], m.sockets[i+1:]...)
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if last {
+		s.cancel()
+		s.nl.Close()
+		s.wg.Wait()
+	}
+}
+
+// socket is one bound TCP socket. Its accept loop and the route goroutines
+// it starts are stopped by the close of its last Listener.
+type socket struct {
+	m      *PortMux
+	key    sockKey
+	nl     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[Kind]*Listener
+	err       error // why the accept loop stopped, unless a close stopped it
+}
+
+// register adds a listener of kind k. The caller holds m.mu.
+func (s *socket) register(k Kind) (*Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners[k] != nil {
+		return nil, ErrKindInUse
+	}
+	l := &Listener{s: s, kind: k, conns: make(chan net.Conn), done: make(chan struct{})}
+	s.listeners[k] = l
+	return l, nil
+}
+
+func (s *socket) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		c, err := s.nl.Accept()
+		if err != nil {
+			<-s.sem
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.mu.Lock()
+			if s.ctx.Err() == nil {
+				s.err = err
+			}
+			for _, l := range s.listeners {
+				l.fail()
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.wg.Add(1)
+		go s.route(c)
+	}
+}
+
+// route classifies c and hands it to the listener of its kind.
+func (s *socket) route(c net.Conn) {
+	defer s.wg.Done()
+	defer func() { <-s.sem }()
+
+	s.mu.Lock()
+	_, onlyMSS := s.listeners[KindMultistream]
+	onlyMSS = onlyMSS && len(s.listeners) == 1
+	s.mu.Unlock()
+
+	k := KindMultistream
+	if !onlyMSS {
+		var head []byte
+		var err error
+		k, head, err = s.sniff(c)
+		if err != nil {
+			c.Close()
+			return
+		}
+		c = &peekedConn{Conn: c, head: head}
+	}
+
+	s.mu.Lock()
+	l := s.listeners[k]
+	if l == nil && k == kindUnknown {
+		l = s.listeners[KindMultistream]
+	}
+	s.mu.Unlock()
+	if l == nil {
+		c.Close()
+		return
+	}
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	case <-s.ctx.Done():
+		c.Close()
+	}
+}
+
+// sniff reads the first bytes of c, at most peekMax, within SniffTimeout.
+func (s *socket) sniff(c net.Conn) (Kind, []byte, error) {
+	c.SetReadDeadline(time.Now().Add(s.m.cfg.SniffTimeout))
+	stop := context.AfterFunc(s.ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, peekMax)
+	n := 0
+	for {
+		k, more := classify(buf[:n])
+		if !more || n == len(buf) {
+			if !stop() {
+				return k, nil, net.ErrClosed
+			}
+			c.SetReadDeadline(time.Time{})
+			return k, buf[:n], nil
+		}
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			return kindUnknown, nil, fmt.Errorf("tcp: reading first bytes: %w", err)
+		}
+	}
+}
+
+// Listener receives the connections of one kind from a shared socket. It
+// is a net.Listener.
+type Listener struct {
+	s     *socket
+	kind  Kind
+	conns chan net.Conn
+	done  chan struct{} // closed by Close or when the socket fails
+	once  sync.Once
+	fOnce sync.Once
+}
+
+func (l *Listener) fail() { l.fOnce.Do(func() { close(l.done) }) }
+
+// Accept returns the next connection of this listener's kind. Bytes read to
+// classify it are replayed by its first reads.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		l.s.mu.Lock()
+		err := l.s.err
+		l.s.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("tcp: accept on %s: %w", l.s.key.addr, err)
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close unregisters the listener; the socket closes with its last listener.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		l.fail()
+		l.s.m.remove(l)
+	})
+	return nil
+}
+
+// Addr is the bound address of the shared socket.
+func (l *Listener) Addr() net.Addr { return l.s.nl.Addr() }
+
+// Kind is the kind of connections this listener receives.
+func (l *Listener) Kind() Kind { return l.kind }
+
+// peekedConn replays the bytes read to classify a connection.
+type peekedConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite passes half-closes through to TCP.
+func (c *peekedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("tcp: connection does not support CloseWrite")
+}
