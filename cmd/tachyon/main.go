@@ -24,6 +24,7 @@ commands:
   node [--listen MADDR]... [--key FILE]  run a node until SIGINT/SIGTERM; prints its addresses
   ping MADDR [-n N]                      ping the peer at MADDR (ending in /p2p/<id>)
   id MADDR                               print the identify information of the peer at MADDR
+  daemon [-listen MADDR] [p2pd flags]    serve the p2pd control protocol (run with -h for flags)
   demo                                   connect two in-process nodes over every transport and
                                          security protocol and print a table
 `
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdID(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "daemon":
+		err = cmdDaemon(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
