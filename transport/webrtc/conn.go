@@ -1,0 +1,247 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pion/datachannel"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+)
+
+// ErrConnClosed is returned by OpenStream and AcceptStream on a closed
+// connection.
+var ErrConnClosed = errors.New("webrtc: connection closed")
+
+// acceptQueueLen bounds the streams the peer may open before AcceptStream
+// takes them; more are reset.
+const acceptQueueLen = 256
+
+// Conn is a WebRTC-direct connection: a PeerConnection whose data channels
+// are the streams. It implements network.TransportConn.
+//
+// ConnState is {Transport: "webrtc-direct", Security: "/noise"}: Noise
+// proved the peer's identity (DTLS encrypts), and the data channels are the
+// native multiplexer, so Muxer is empty and nothing is negotiated for it.
+type Conn struct {
+	pc  *pion.PeerConnection
+	dir network.Direction
+
+	local, remote peer.ID
+	remoteKey     crypto.PubKey
+	laddr, raddr  ma.Multiaddr
+
+	incoming chan *stream
+	streams  sync.WaitGroup // reader goroutines
+
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{} // closed by Close
+	onDone func()        // run once after Close (listener bookkeeping)
+
+	connected chan struct{} // closed when the PeerConnection connects
+	failed    chan struct{} // closed when it fails or closes
+	watchDone chan struct{}
+}
+
+var _ network.TransportConn = (*Conn)(nil)
+
+// newConn wraps pc. Its callbacks must be registered before the peer can
+// open channels, so Conn is created with the PeerConnection and its
+// identity filled in after the handshake.
+func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
+	c := &Conn{
+		pc:        pc,
+		dir:       dir,
+		incoming:  make(chan *stream, acceptQueueLen),
+		done:      make(chan struct{}),
+		connected: make(chan struct{}),
+		failed:    make(chan struct{}),
+		watchDone: make(chan struct{}),
+	}
+	failed := c.failed
+	var failOnce, connOnce sync.Once
+	pc.OnConnectionStateChange(func(st pion.PeerConnectionState) {
+		if st == pion.PeerConnectionStateConnected {
+			connOnce.Do(func() { close(c.connected) })
+		}
+		if st == pion.PeerConnectionStateFailed || st == pion.PeerConnectionStateClosed || st == pion.PeerConnectionStateDisconnected {
+			failOnce.Do(func() { close(failed) })
+		}
+	})
+	pc.SCTP().OnClose(func(error) { failOnce.Do(func() { close(failed) }) })
+	pc.OnDataChannel(func(dc *pion.DataChannel) {
+		dc.OnOpen(func() {
+			rwc, err := dc.Detach()
+			if err != nil {
+				_ = dc.Close()
+				return
+			}
+			s, ok := c.addStream(dc, rwc)
+			if !ok {
+				return
+			}
+			select {
+			case c.incoming <- s:
+			default:
+				_ = s.Reset() // too many unaccepted streams
+			}
+		})
+	})
+	// The watcher closes the connection when the peer goes away. It is
+	// owned by the Conn: Close stops it and waits for it.
+	go func() {
+		defer close(c.watchDone)
+		select {
+		case <-failed:
+			go c.Close() // Close waits for this goroutine
+		case <-c.done:
+		}
+	}()
+	return c
+}
+
+// addStream starts a stream's reader unless the connection is closed.
+func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser) (*stream, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = rwc.Close()
+		return nil, false
+	}
+	c.streams.Add(1)
+	return newStream(dc, rwc, c.streams.Done), true
+}
+
+// OpenStream opens a data channel (label "", not negotiated). It waits only
+// for the channel to open locally.
+func (c *Conn) OpenStream(ctx context.Context) (network.MuxedStream, error) {
+	if c.IsClosed() {
+		return nil, ErrConnClosed
+	}
+	dc, err := c.pc.CreateDataChannel("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: creating data channel: %w", err)
+	}
+	rwc, err := detachWhenOpen(ctx, dc, c.done)
+	if err != nil {
+		_ = dc.Close()
+		return nil, err
+	}
+	s, ok := c.addStream(dc, rwc)
+	if !ok {
+		return nil, ErrConnClosed
+	}
+	return s, nil
+}
+
+// detachWhenOpen waits for dc to open and detaches it.
+func detachWhenOpen(ctx context.Context, dc *pion.DataChannel, closed <-chan struct{}) (datachannel.ReadWriteCloser, error) {
+	type result struct {
+		rwc datachannel.ReadWriteCloser
+		err error
+	}
+	ch := make(chan result, 1)
+	dc.OnOpen(func() {
+		rwc, err := dc.Detach()
+		ch <- result{rwc, err}
+	})
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("webrtc: detaching data channel: %w", r.err)
+		}
+		return r.rwc, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("webrtc: waiting for data channel: %w", ctx.Err())
+	case <-closed:
+		return nil, ErrConnClosed
+	}
+}
+
+// AcceptStream returns the next stream the peer opened.
+func (c *Conn) AcceptStream() (network.MuxedStream, error) {
+	select {
+	case s := <-c.incoming:
+		return s, nil
+	case <-c.done:
+		return nil, ErrConnClosed
+	}
+}
+
+// Close closes the PeerConnection and waits until pion and every stream
+// goroutine have stopped.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.watchDone
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.mu.Unlock()
+	err := c.pc.GracefulClose()
+	c.streams.Wait()
+	<-c.watchDone
+	for {
+		select {
+		case s := <-c.incoming:
+			_ = s.Reset()
+			continue
+		default:
+		}
+		break
+	}
+	if c.onDone != nil {
+		c.onDone()
+	}
+	if err != nil {
+		return fmt.Errorf("webrtc: closing peer connection: %w", err)
+	}
+	return nil
+}
+
+// IsClosed reports whether Close was called or the peer went away.
+func (c *Conn) IsClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Conn) LocalPeer() peer.ID             { return c.local }
+func (c *Conn) RemotePeer() peer.ID            { return c.remote }
+func (c *Conn) RemotePublicKey() crypto.PubKey { return c.remoteKey }
+func (c *Conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
+func (c *Conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
+func (c *Conn) Direction() network.Direction   { return c.dir }
+func (c *Conn) ConnState() network.ConnState {
+	return network.ConnState{Transport: "webrtc-direct", Security: protocol.ID("/noise")}
+}
+
+// handshakeConn presents the handshake channel's stream as the net.Conn the
+// Noise code expects. Close resets it: closing during a handshake is a
+// failure.
+type handshakeConn struct {
+	*stream
+	laddr, raddr net.Addr
+}
+
+func (h handshakeConn) Close() error         { return h.stream.Reset() }
+func (h handshakeConn) LocalAddr() net.Addr  { return h.laddr }
+func (h handshakeConn) RemoteAddr() net.Addr { return h.raddr }
+func (h handshakeConn) SetDeadline(t time.Time) error {
+	return h.stream.SetDeadline(t)
+}

@@ -1,0 +1,209 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	ma "github.com/multiformats/go-multiaddr"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+)
+
+// ErrListenerClosed is returned by Accept after Close.
+var ErrListenerClosed = errors.New("webrtc: listener closed")
+
+// pendingCandidates bounds connection attempts the mux has seen but the
+// listener has not started yet.
+const pendingCandidates = 32
+
+type listener struct {
+	t     *Transport
+	mux   *udpMux
+	laddr ma.Multiaddr // with /certhash
+	base  ma.Multiaddr // without
+	v6    bool
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // accept loop and handshakes
+	inFlight chan struct{}  // semaphore: handshakes not yet accepted
+	accepted chan *Conn
+	closeMu  sync.Mutex
+}
+
+// Listen binds a UDP socket on addr, /ip4|ip6/<ip>/udp/<port>/webrtc-direct.
+// Connections accepted through it use its socket, so closing the listener
+// also ends them.
+func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
+	ua, rest, err := parseUDPPrefix(addr)
+	if err != nil || len(rest) != 1 || rest[0].Code() != ma.P_WEBRTC_DIRECT {
+		return nil, fmt.Errorf("webrtc: cannot listen on %s: want /ip4|ip6/<ip>/udp/<port>/webrtc-direct", addr)
+	}
+	v6 := ua.IP.To4() == nil
+	nw := "udp4"
+	if v6 {
+		nw = "udp6"
+	}
+	sock, err := net.ListenUDP(nw, ua)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
+	}
+	_ = sock.SetReadBuffer(4 << 20)
+	_ = sock.SetWriteBuffer(4 << 20)
+	bound := sock.LocalAddr().(*net.UDPAddr)
+	base, err := udpMultiaddr(&net.UDPAddr{IP: ua.IP, Port: bound.Port})
+	if err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
+	}
+	ch, err := certhashComponent(t.cert.CertHash())
+	if err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
+	}
+	l := &listener{
+		t:        t,
+		mux:      newUDPMux(sock, pendingCandidates),
+		laddr:    base.Encapsulate(ch),
+		base:     base,
+		v6:       v6,
+		inFlight: make(chan struct{}, t.cfg.MaxInFlight),
+		accepted: make(chan *Conn),
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		var cand muxCandidate
+		select {
+		case cand = <-l.mux.pending:
+		case <-l.ctx.Done():
+			return
+		}
+		select {
+		case l.inFlight <- struct{}{}:
+		default:
+			l.mux.RemoveConnByUfrag(cand.creds.serverUfrag) // over the limit: drop
+			continue
+		}
+		l.wg.Add(1)
+		go l.handle(cand)
+	}
+}
+
+func (l *listener) handle(cand muxCandidate) {
+	defer l.wg.Done()
+	release := func() { <-l.inFlight }
+	ctx, cancel := context.WithTimeout(l.ctx, l.t.cfg.HandshakeTimeout)
+	c, err := l.setup(ctx, cand)
+	cancel()
+	if err != nil {
+		l.mux.RemoveConnByUfrag(cand.creds.serverUfrag)
+		release()
+		return
+	}
+	select {
+	case l.accepted <- c:
+		release()
+	case <-l.ctx.Done():
+		release()
+		c.Close()
+	}
+}
+
+// setup answers the offer the dialer implied, waits for ICE and DTLS, and
+// runs Noise as the initiator.
+func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err error) {
+	se := settingEngine(l.v6)
+	se.SetAnsweringDTLSRole(pion.DTLSRoleServer)
+	se.SetICECredentials(cand.creds.serverUfrag, cand.creds.serverUfrag)
+	se.SetLite(true)
+	se.SetICEUDPMux(l.mux)
+	se.DisableCertificateFingerprintVerification(true) // Noise authenticates
+	ps, err := newPeer(se, l.t.cert, network.DirInbound)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			ps.conn.Close()
+		}
+	}()
+	offer := pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: clientOffer(cand.addr, cand.creds)}
+	if err := ps.pc.SetRemoteDescription(offer); err != nil {
+		return nil, fmt.Errorf("setting offer: %w", err)
+	}
+	answer, err := ps.pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating answer: %w", err)
+	}
+	if err := ps.pc.SetLocalDescription(answer); err != nil {
+		return nil, fmt.Errorf("setting answer: %w", err)
+	}
+	hs, err := ps.handshakeStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dialerFP, err := ps.remoteFingerprint()
+	if err != nil {
+		return nil, err
+	}
+	local := l.t.cert.Fingerprint()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = hs.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = hs.Reset() })
+	remoteKey, err := noiseInitiate(hs, l.t.key, noisePrologue(dialerFP, local[:]))
+	stop()
+	if err != nil {
+		_ = hs.Reset()
+		return nil, fmt.Errorf("noise: %w", err)
+	}
+	_ = hs.Close()
+	c := ps.conn
+	c.local, c.remoteKey = l.t.local, remoteKey
+	c.remote, err = peerIDFromKey(remoteKey)
+	if err != nil {
+		return nil, err
+	}
+	c.laddr = l.base
+	c.raddr, err = udpMultiaddr(cand.addr)
+	if err != nil {
+		return nil, err
+	}
+	ufrag := cand.creds.serverUfrag
+	c.onDone = func() { l.mux.RemoveConnByUfrag(ufrag) }
+	return c, nil
+}
+
+// Accept returns the next connection that finished its handshake.
+func (l *listener) Accept() (network.TransportConn, error) {
+	select {
+	case c := <-l.accepted:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, ErrListenerClosed
+	}
+}
+
+// Close stops accepting, abandons handshakes in progress and closes the
+// socket. It waits for every goroutine it started.
+func (l *listener) Close() error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	l.cancel()
+	l.wg.Wait()
+	return l.mux.Close()
+}
+
+// Multiaddrs returns the listen address with its /certhash.
+func (l *listener) Multiaddrs() []ma.Multiaddr { return []ma.Multiaddr{l.laddr} }

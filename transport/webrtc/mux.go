@@ -1,0 +1,269 @@
+package webrtc
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v3"
+)
+
+// udpMux shares the listener's one UDP socket between all of its ICE agents
+// (pion's ice.UDPMux). Packets are routed by source address once an address
+// is known, and otherwise by the server ufrag in a STUN binding request's
+// USERNAME. A binding request with an unknown ufrag is a new connection
+// attempt: it is offered on pending, and dropped without allocating anything
+// when pending is full, which is what bounds a STUN flood.
+type udpMux struct {
+	sock    net.PacketConn
+	pending chan muxCandidate
+
+	mu      sync.Mutex
+	byUfrag map[string]*muxConn
+	byAddr  map[netip.AddrPort]*muxConn
+	closed  bool
+
+	done chan struct{} // closed when readLoop returns
+}
+
+// muxCandidate is a connection attempt seen by the mux.
+type muxCandidate struct {
+	creds iceCredentials
+	addr  *net.UDPAddr
+}
+
+const (
+	muxPacketSize   = 1500 // larger datagrams are truncated; pion's MTU is 1200
+	muxConnQueue    = 256  // packets buffered per connection before dropping
+	muxAddrsPerConn = 8    // remote addresses one ufrag may use
+)
+
+var _ ice.UDPMux = (*udpMux)(nil)
+
+var packetPool = sync.Pool{New: func() any { b := make([]byte, muxPacketSize); return &b }}
+
+// newUDPMux starts reading sock. Close stops it.
+func newUDPMux(sock net.PacketConn, pendingLen int) *udpMux {
+	m := &udpMux{
+		sock:    sock,
+		pending: make(chan muxCandidate, pendingLen),
+		byUfrag: map[string]*muxConn{},
+		byAddr:  map[netip.AddrPort]*muxConn{},
+		done:    make(chan struct{}),
+	}
+	go m.readLoop()
+	return m
+}
+
+func (m *udpMux) readLoop() {
+	defer close(m.done)
+	for {
+		bp := packetPool.Get().(*[]byte)
+		n, from, err := m.sock.ReadFrom(*bp)
+		if err != nil {
+			packetPool.Put(bp)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
+			packetPool.Put(bp)
+			continue
+		}
+		if !m.route(bp, n, ua) {
+			packetPool.Put(bp)
+		}
+	}
+}
+
+// route hands a datagram to its connection and reports whether it took
+// ownership of the buffer.
+func (m *udpMux) route(bp *[]byte, n int, from *net.UDPAddr) bool {
+	ap := from.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	m.mu.Lock()
+	c := m.byAddr[ap]
+	m.mu.Unlock()
+	if c != nil {
+		return c.push(bp, n, from)
+	}
+	pkt := (*bp)[:n]
+	if !stun.IsMessage(pkt) {
+		return false
+	}
+	msg := &stun.Message{Raw: pkt}
+	if msg.Decode() != nil || msg.Type != stun.BindingRequest {
+		return false
+	}
+	var user stun.Username
+	if user.GetFrom(msg) != nil {
+		return false
+	}
+	creds, err := parseSTUNUsername(user.String())
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false
+	}
+	c = m.byUfrag[creds.serverUfrag]
+	if c == nil {
+		select {
+		case m.pending <- muxCandidate{creds: creds, addr: from}:
+		default:
+			m.mu.Unlock()
+			return false // too many attempts in flight
+		}
+		c = newMuxConn(m, creds.serverUfrag)
+		m.byUfrag[creds.serverUfrag] = c
+	}
+	if len(c.addrs) < muxAddrsPerConn && m.byAddr[ap] == nil {
+		c.addrs = append(c.addrs, ap)
+		m.byAddr[ap] = c
+	}
+	m.mu.Unlock()
+	return c.push(bp, n, from)
+}
+
+// GetConn implements ice.UDPMux: it returns the connection of the local
+// (server) ufrag, creating it if no packet announced it yet.
+func (m *udpMux) GetConn(ufrag string, _ net.Addr) (net.PacketConn, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, net.ErrClosed
+	}
+	c := m.byUfrag[ufrag]
+	if c == nil {
+		c = newMuxConn(m, ufrag)
+		m.byUfrag[ufrag] = c
+	}
+	return c, nil
+}
+
+// RemoveConnByUfrag implements ice.UDPMux.
+func (m *udpMux) RemoveConnByUfrag(ufrag string) {
+	m.mu.Lock()
+	c := m.byUfrag[ufrag]
+	if c != nil {
+		m.removeLocked(c)
+	}
+	m.mu.Unlock()
+}
+
+func (m *udpMux) removeLocked(c *muxConn) {
+	if m.byUfrag[c.ufrag] == c {
+		delete(m.byUfrag, c.ufrag)
+	}
+	for _, a := range c.addrs {
+		if m.byAddr[a] == c {
+			delete(m.byAddr, a)
+		}
+	}
+	c.addrs = nil
+	c.closeOnce.Do(func() { close(c.closed) })
+}
+
+// GetListenAddresses implements ice.UDPMux.
+func (m *udpMux) GetListenAddresses() []net.Addr { return []net.Addr{m.sock.LocalAddr()} }
+
+// Close closes the socket and every connection and waits for the read loop.
+func (m *udpMux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		<-m.done
+		return nil
+	}
+	m.closed = true
+	for _, c := range m.byUfrag {
+		m.removeLocked(c)
+	}
+	m.mu.Unlock()
+	err := m.sock.Close()
+	<-m.done
+	return err
+}
+
+// muxConn is the packet connection of one ufrag.
+type muxConn struct {
+	mux   *udpMux
+	ufrag string
+	addrs []netip.AddrPort // guarded by mux.mu
+
+	packets   chan packet
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+type packet struct {
+	buf  *[]byte
+	n    int
+	from *net.UDPAddr
+}
+
+func newMuxConn(m *udpMux, ufrag string) *muxConn {
+	return &muxConn{mux: m, ufrag: ufrag, packets: make(chan packet, muxConnQueue), closed: make(chan struct{})}
+}
+
+func (c *muxConn) push(bp *[]byte, n int, from *net.UDPAddr) bool {
+	select {
+	case <-c.closed:
+		return false
+	default:
+	}
+	select {
+	case c.packets <- packet{bp, n, from}:
+		return true
+	default:
+		return false // queue full: drop, as UDP would
+	}
+}
+
+func (c *muxConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case pk := <-c.packets:
+		n := copy(p, (*pk.buf)[:pk.n])
+		packetPool.Put(pk.buf)
+		return n, pk.from, nil
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (c *muxConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	return c.mux.sock.WriteTo(p, addr)
+}
+
+// Close removes the connection from the mux.
+func (c *muxConn) Close() error {
+	c.mux.mu.Lock()
+	c.mux.removeLocked(c)
+	c.mux.mu.Unlock()
+	for {
+		select {
+		case pk := <-c.packets:
+			packetPool.Put(pk.buf)
+		default:
+			return nil
+		}
+	}
+}
+
+func (c *muxConn) LocalAddr() net.Addr              { return c.mux.sock.LocalAddr() }
+func (c *muxConn) SetDeadline(time.Time) error      { return nil }
+func (c *muxConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *muxConn) SetWriteDeadline(time.Time) error { return nil }

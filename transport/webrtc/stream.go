@@ -1,0 +1,456 @@
+package webrtc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pion/datachannel"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+)
+
+// Flow control and buffering. SCTP has no per-stream flow control: the
+// association's receive window is shared, so a stream's reader bounds what it
+// queues and then stops reading, and a writer keeps at most sendHighWater
+// bytes in pion's send queue (bufferedAmount), resuming when it drains to
+// sendLowWater.
+const (
+	sendHighWater = 1 << 20
+	sendLowWater  = 256 << 10
+	recvQueueMax  = 1 << 20
+	// finAckTimeout bounds the wait for FIN_ACK after our FIN; rust-libp2p
+	// never sends one.
+	finAckTimeout = 5 * time.Second
+)
+
+var (
+	errWriteClosed = errors.New("webrtc: stream closed for writing")
+	errReadClosed  = errors.New("webrtc: stream closed for reading")
+	// errStopSending is returned by writes after the peer's STOP_SENDING.
+	errStopSending = fmt.Errorf("webrtc: peer stopped reading: %w", network.ErrReset)
+)
+
+type recvState int
+
+const (
+	recvOpen    recvState = iota
+	recvFIN               // peer sent FIN: EOF once the queue is empty
+	recvStopped           // we sent STOP_SENDING
+	recvReset
+)
+
+type sendState int
+
+const (
+	sendOpen    sendState = iota
+	sendFINSent           // waiting for FIN_ACK
+	sendDone              // FIN_ACK received or its wait timed out
+	sendStopped           // peer sent STOP_SENDING
+	sendReset
+)
+
+// stream is one data channel used as a libp2p stream. Its reader goroutine,
+// started by start, owns the channel: it parses incoming messages, answers
+// FIN with FIN_ACK, and closes the channel once both directions are done.
+type stream struct {
+	dc  *pion.DataChannel
+	rwc datachannel.ReadWriteCloser
+	// done runs once, when the reader goroutine has returned.
+	done func()
+
+	writeMu sync.Mutex // orders data and FIN
+	bufLow  chan struct{}
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every state change
+	queue    []byte
+	rstate   recvState
+	sstate   sendState
+	closed   bool // the data channel is closed
+	protoErr error
+	rdl, wdl time.Time
+	finTimer *time.Timer
+}
+
+var _ network.MuxedStream = (*stream)(nil)
+
+func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func()) *stream {
+	s := &stream{dc: dc, rwc: rwc, done: done, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
+	dc.SetBufferedAmountLowThreshold(sendLowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case s.bufLow <- struct{}{}:
+		default:
+		}
+	})
+	go s.readLoop()
+	return s
+}
+
+// broadcastLocked wakes everyone waiting on a state change.
+func (s *stream) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *stream) readLoop() {
+	defer s.done()
+	buf := make([]byte, maxMessageSize)
+	var pending []byte
+	for {
+		n, err := s.rwc.Read(buf)
+		if err != nil {
+			if errors.Is(err, io.ErrShortBuffer) {
+				s.fail(errOversized)
+			} else {
+				s.channelGone()
+			}
+			return
+		}
+		data := buf[:n]
+		if len(pending) > 0 {
+			pending = append(pending, data...)
+			data = pending
+		}
+		for len(data) > 0 {
+			m, used, err := parseFrame(data)
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				break
+			}
+			if err != nil {
+				s.fail(err)
+				return
+			}
+			data = data[used:]
+			if s.handle(m) {
+				return
+			}
+		}
+		pending = append(pending[:0], data...)
+		if !s.waitQueueRoom() {
+			return
+		}
+	}
+}
+
+// handle applies one message and reports whether the reader is finished.
+func (s *stream) handle(m message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(m.payload) > 0 && s.rstate == recvOpen {
+		s.queue = append(s.queue, m.payload...)
+	}
+	var reply flag = noFlag
+	switch m.flag {
+	case flagFIN:
+		if s.rstate == recvOpen {
+			s.rstate = recvFIN
+		}
+		reply = flagFINACK
+	case flagStopSending:
+		if s.sstate == sendOpen || s.sstate == sendFINSent {
+			s.sstate = sendStopped
+		}
+	case flagReset:
+		s.rstate, s.queue = recvReset, nil
+		if s.sstate != sendDone {
+			s.sstate = sendReset
+		}
+	case flagFINACK:
+		if s.sstate == sendFINSent {
+			s.sstate = sendDone
+		}
+	}
+	s.broadcastLocked()
+	if reply != noFlag {
+		s.sendControl(reply)
+	}
+	return s.maybeCloseLocked()
+}
+
+// sendControl writes a flag-only message. pion queues writes without
+// blocking, so it is safe under s.mu.
+func (s *stream) sendControl(f flag) {
+	_, _ = s.rwc.Write(appendMessage(nil, f, nil))
+}
+
+// waitQueueRoom blocks the reader while the receive queue is full. It
+// reports false when the stream is finished.
+func (s *stream) waitQueueRoom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) >= recvQueueMax && s.rstate == recvOpen && !s.closed {
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	return !s.closed
+}
+
+// maybeCloseLocked closes the channel once neither direction has anything
+// left to do, and reports whether it is closed.
+func (s *stream) maybeCloseLocked() bool {
+	if s.closed {
+		return true
+	}
+	recvDone := s.rstate != recvOpen
+	sendFinished := s.sstate == sendDone || s.sstate == sendStopped || s.sstate == sendReset
+	if !recvDone || !sendFinished {
+		return false
+	}
+	s.closeChannelLocked()
+	return true
+}
+
+func (s *stream) closeChannelLocked() {
+	s.closed = true
+	if s.finTimer != nil {
+		s.finTimer.Stop()
+	}
+	s.broadcastLocked()
+	_ = s.dc.Close()
+	if d, ok := s.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now()) // unblock the reader
+	}
+}
+
+// channelGone handles the end of the channel: our own close, the peer's
+// close, or the connection going away.
+func (s *stream) channelGone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rstate == recvOpen {
+		s.rstate = recvReset
+		s.queue = nil
+	}
+	if s.sstate == sendOpen || s.sstate == sendFINSent {
+		s.sstate = sendReset
+	}
+	if !s.closed {
+		s.closeChannelLocked()
+	}
+	s.broadcastLocked()
+}
+
+// fail resets the stream after a protocol violation by the peer.
+func (s *stream) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.protoErr = err
+	s.resetLocked()
+}
+
+func (s *stream) resetLocked() {
+	if s.closed {
+		return
+	}
+	s.sendControl(flagReset)
+	s.rstate, s.sstate, s.queue = recvReset, sendReset, nil
+	s.closeChannelLocked()
+}
+
+// Read reads payload bytes; io.EOF after the peer's FIN.
+func (s *stream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case len(s.queue) > 0 && s.rstate != recvReset && s.rstate != recvStopped:
+			n := copy(p, s.queue)
+			s.queue = s.queue[n:]
+			if len(s.queue) == 0 {
+				s.queue = nil
+			}
+			s.broadcastLocked() // room for the reader
+			return n, nil
+		case s.rstate == recvFIN:
+			return 0, io.EOF
+		case s.rstate == recvStopped:
+			return 0, errReadClosed
+		case s.rstate == recvReset:
+			if s.protoErr != nil {
+				return 0, fmt.Errorf("%w: %w", network.ErrReset, s.protoErr)
+			}
+			return 0, network.ErrReset
+		}
+		if err := s.waitLocked(s.rdl, nil); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// waitLocked waits for a state change, the deadline dl, or extra.
+func (s *stream) waitLocked(dl time.Time, extra <-chan struct{}) error {
+	var timeout <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	ch := s.changed
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-ch:
+	case <-extra:
+	case <-timeout:
+	}
+	return nil
+}
+
+func (s *stream) writeErrLocked() error {
+	switch s.sstate {
+	case sendOpen:
+		if s.closed {
+			return network.ErrReset
+		}
+		return nil
+	case sendStopped:
+		return errStopSending
+	case sendReset:
+		return network.ErrReset
+	default:
+		return errWriteClosed
+	}
+}
+
+// Write sends p as messages of at most maxPayload bytes, waiting while
+// pion's send queue is above sendHighWater.
+func (s *stream) Write(p []byte) (int, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	buf := make([]byte, 0, maxMessageSize)
+	n := 0
+	for len(p) > 0 {
+		s.mu.Lock()
+		for {
+			if err := s.writeErrLocked(); err != nil {
+				s.mu.Unlock()
+				return n, err
+			}
+			if !s.wdl.IsZero() && !time.Now().Before(s.wdl) {
+				s.mu.Unlock()
+				return n, os.ErrDeadlineExceeded
+			}
+			if s.dc.BufferedAmount() <= sendHighWater {
+				break
+			}
+			if err := s.waitLocked(s.wdl, s.bufLow); err != nil {
+				s.mu.Unlock()
+				return n, err
+			}
+		}
+		s.mu.Unlock()
+		chunk := p[:min(len(p), maxPayload)]
+		buf = appendMessage(buf[:0], noFlag, chunk)
+		if _, err := s.rwc.Write(buf); err != nil {
+			s.mu.Lock()
+			serr := s.writeErrLocked()
+			s.mu.Unlock()
+			if serr != nil {
+				return n, serr
+			}
+			return n, fmt.Errorf("webrtc: writing to data channel: %w", err)
+		}
+		n += len(chunk)
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+// CloseWrite sends FIN. The channel stays open until the peer's FIN_ACK, or
+// for at most finAckTimeout.
+func (s *stream) CloseWrite() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sstate != sendOpen || s.closed {
+		if s.sstate == sendReset || (s.closed && s.sstate == sendOpen) {
+			return network.ErrReset
+		}
+		return nil
+	}
+	s.sstate = sendFINSent
+	s.sendControl(flagFIN)
+	s.finTimer = time.AfterFunc(finAckTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.sstate == sendFINSent {
+			s.sstate = sendDone
+			s.broadcastLocked()
+			s.maybeCloseLocked()
+		}
+	})
+	s.broadcastLocked()
+	s.maybeCloseLocked()
+	return nil
+}
+
+// CloseRead sends STOP_SENDING and discards queued and further data.
+func (s *stream) CloseRead() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rstate != recvOpen && s.rstate != recvFIN {
+		return nil
+	}
+	if s.rstate == recvOpen && !s.closed {
+		s.sendControl(flagStopSending)
+	}
+	s.rstate, s.queue = recvStopped, nil
+	s.broadcastLocked()
+	s.maybeCloseLocked()
+	return nil
+}
+
+// Close half-closes writing and stops reading.
+func (s *stream) Close() error {
+	err := s.CloseWrite()
+	_ = s.CloseRead()
+	if errors.Is(err, network.ErrReset) {
+		return nil
+	}
+	return err
+}
+
+// Reset sends RESET_STREAM and closes the channel.
+func (s *stream) Reset() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetLocked()
+	return nil
+}
+
+func (s *stream) SetDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rdl, s.wdl = t, t
+	s.broadcastLocked()
+	return nil
+}
+
+func (s *stream) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rdl = t
+	s.broadcastLocked()
+	return nil
+}
+
+func (s *stream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wdl = t
+	s.broadcastLocked()
+	return nil
+}

@@ -1,0 +1,291 @@
+// Package webrtc is the WebRTC-direct transport (libp2p/specs
+// webrtc/webrtc-direct.md) on pion/webrtc: a listener is an ICE-lite, DTLS
+// server on one UDP socket, reachable at
+// /ip4|ip6/<ip>/udp/<port>/webrtc-direct/certhash/<sha2-256 multihash>; a
+// dialer builds the listener's SDP answer from that address. Peers prove
+// their identity with Noise on data channel 0, the listener being the Noise
+// initiator, and every other data channel is one stream framed as in
+// webrtc/README.md.
+package webrtc
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pion/ice/v4"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/security/noise"
+)
+
+// Config tunes a Transport. The zero value is the default.
+type Config struct {
+	// MaxInFlight bounds inbound connections between the first STUN request
+	// and Accept; further attempts are dropped. Default 128.
+	MaxInFlight int
+	// HandshakeTimeout bounds an inbound connection's ICE, DTLS and Noise
+	// setup. Default 10s.
+	HandshakeTimeout time.Duration
+}
+
+// Transport dials and listens on WebRTC-direct addresses.
+type Transport struct {
+	key   crypto.PrivKey
+	local peer.ID
+	cert  *Certificate
+	cfg   Config
+}
+
+var _ network.Transport = (*Transport)(nil)
+
+const (
+	// sctpReceiveBuffer is the association's receive window; a large one
+	// is what lets one stream go fast.
+	sctpReceiveBuffer = 8 << 20
+	// handshakeChannelID is the negotiated data channel carrying Noise.
+	handshakeChannelID = 0
+)
+
+// New returns a transport authenticating as key. cert is the listener's
+// DTLS certificate; keep it with the host key (Certificate.MarshalPEM) so
+// that the listen addresses' certhash survives restarts. Dialing uses a
+// fresh certificate per connection. cfg may be nil.
+func New(key crypto.PrivKey, cert *Certificate, cfg *Config) (*Transport, error) {
+	if key == nil {
+		return nil, errors.New("webrtc: nil host key")
+	}
+	if cert == nil {
+		return nil, errors.New("webrtc: nil certificate")
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: deriving peer ID: %w", err)
+	}
+	t := &Transport{key: key, local: id, cert: cert}
+	if cfg != nil {
+		t.cfg = *cfg
+	}
+	if t.cfg.MaxInFlight <= 0 {
+		t.cfg.MaxInFlight = 128
+	}
+	if t.cfg.HandshakeTimeout <= 0 {
+		t.cfg.HandshakeTimeout = 10 * time.Second
+	}
+	return t, nil
+}
+
+// Name returns "webrtc-direct".
+func (t *Transport) Name() string { return "webrtc-direct" }
+
+// CanDial reports whether addr is a WebRTC-direct address with a SHA-256
+// certhash.
+func (t *Transport) CanDial(addr ma.Multiaddr) bool {
+	_, _, err := parseDialAddr(addr)
+	return err == nil
+}
+
+// settingEngine holds what dialer and listener share: detached channels,
+// no mDNS, loopback allowed, big SCTP window.
+func settingEngine(v6 bool) pion.SettingEngine {
+	var se pion.SettingEngine
+	se.DetachDataChannels()
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
+	se.SetICETimeouts(20*time.Second, 30*time.Second, 15*time.Second)
+	if v6 {
+		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP6})
+	} else {
+		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	}
+	return se
+}
+
+// peerSetup is a PeerConnection with its Conn and handshake channel.
+type peerSetup struct {
+	pc        *pion.PeerConnection
+	conn      *Conn
+	handshake chan handshakeChan
+}
+
+type handshakeChan struct {
+	dc  *pion.DataChannel
+	err error
+	s   *stream
+}
+
+func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction) (*peerSetup, error) {
+	api := pion.NewAPI(pion.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(pion.Configuration{Certificates: []pion.Certificate{cert.pion()}})
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: creating peer connection: %w", err)
+	}
+	c := newConn(pc, dir)
+	negotiated, id := true, uint16(handshakeChannelID)
+	dc, err := pc.CreateDataChannel("", &pion.DataChannelInit{Negotiated: &negotiated, ID: &id})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("webrtc: creating handshake channel: %w", err)
+	}
+	p := &peerSetup{pc: pc, conn: c, handshake: make(chan handshakeChan, 1)}
+	dc.OnOpen(func() {
+		rwc, err := dc.Detach()
+		if err != nil {
+			p.handshake <- handshakeChan{err: err}
+			return
+		}
+		s, ok := c.addStream(dc, rwc)
+		if !ok {
+			p.handshake <- handshakeChan{err: ErrConnClosed}
+			return
+		}
+		p.handshake <- handshakeChan{dc: dc, s: s}
+	})
+	return p, nil
+}
+
+// handshakeStream waits for the connection and its handshake channel.
+func (p *peerSetup) handshakeStream(ctx context.Context) (*stream, error) {
+	select {
+	case <-p.conn.connected:
+	case <-p.conn.failed:
+		return nil, errors.New("ICE or DTLS failed")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("connecting: %w", ctx.Err())
+	}
+	select {
+	case h := <-p.handshake:
+		if h.err != nil {
+			return nil, fmt.Errorf("opening handshake channel: %w", h.err)
+		}
+		return h.s, nil
+	case <-p.conn.failed:
+		return nil, errors.New("connection failed before the handshake channel opened")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("opening handshake channel: %w", ctx.Err())
+	}
+}
+
+// remoteFingerprint is the SHA-256 of the certificate the peer used in DTLS.
+func (p *peerSetup) remoteFingerprint() ([]byte, error) {
+	der := p.pc.SCTP().Transport().GetRemoteCertificate()
+	if len(der) == 0 {
+		return nil, errors.New("no remote DTLS certificate")
+	}
+	fp := sha256.Sum256(der)
+	return fp[:], nil
+}
+
+// Dial connects to the listener at addr, which must prove it is p.
+func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	c, err := t.dial(ctx, addr, p)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: dial %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *Conn, err error) {
+	if p == "" {
+		return nil, errors.New("the remote peer ID is required")
+	}
+	raddr, fp, err := parseDialAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := GenerateCertificate()
+	if err != nil {
+		return nil, err
+	}
+	v6 := raddr.IP.To4() == nil
+	ufrag := randomUfrag()
+	se := settingEngine(v6)
+	se.SetICECredentials(ufrag, ufrag)
+	se.SetPrflxAcceptanceMinWait(0)
+	// Gather only on addresses of the same scope as the target, so that a
+	// loopback dial sends nothing off the host.
+	loop := raddr.IP.IsLoopback()
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() == loop })
+	var mux *ice.UDPMuxDefault
+	if loop {
+		// pion does not gather on ::1 (it mistakes it for an IPv4-compatible
+		// address), so loopback dials bring their own socket.
+		nw := "udp4"
+		if v6 {
+			nw = "udp6"
+		}
+		sock, err := net.ListenUDP(nw, &net.UDPAddr{IP: raddr.IP})
+		if err != nil {
+			return nil, err
+		}
+		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sock})
+		se.SetICEUDPMux(mux)
+	}
+
+	ps, err := newPeer(se, cert, network.DirOutbound)
+	if err != nil {
+		if mux != nil {
+			mux.Close()
+		}
+		return nil, err
+	}
+	if mux != nil {
+		ps.conn.onDone = func() { mux.Close() }
+	}
+	defer func() {
+		if err != nil {
+			ps.conn.Close()
+		}
+	}()
+	offer, err := ps.pc.CreateOffer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating offer: %w", err)
+	}
+	if err := ps.pc.SetLocalDescription(offer); err != nil {
+		return nil, fmt.Errorf("setting offer: %w", err)
+	}
+	answer := pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: serverAnswer(raddr, ufrag, fp)}
+	if err := ps.pc.SetRemoteDescription(answer); err != nil {
+		return nil, fmt.Errorf("setting answer: %w", err)
+	}
+	hs, err := ps.handshakeStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	remoteFP, err := ps.remoteFingerprint()
+	if err != nil {
+		return nil, err
+	}
+	if string(remoteFP) != string(fp) {
+		return nil, errors.New("DTLS certificate does not match the certhash")
+	}
+	local := cert.Fingerprint()
+	nt, err := noise.New(t.key, &noise.Config{Prologue: noisePrologue(local[:], fp)})
+	if err != nil {
+		return nil, err
+	}
+	sc, err := nt.SecureInbound(ctx, handshakeConn{stream: hs}, p)
+	if err != nil {
+		return nil, err
+	}
+	_ = hs.Close()
+
+	c := ps.conn
+	c.local, c.remote, c.remoteKey = t.local, sc.RemotePeer(), sc.RemotePublicKey()
+	c.raddr, _ = udpMultiaddr(raddr)
+	c.laddr = c.raddr
+	if pair, err := ps.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
+		if la, err := udpMultiaddr(&net.UDPAddr{IP: net.ParseIP(pair.Local.Address), Port: int(pair.Local.Port)}); err == nil {
+			c.laddr = la
+		}
+	}
+	return c, nil
+}
