@@ -67,9 +67,9 @@ func millis(d time.Duration) float64 {
 }
 
 const usageText = `usage:
-  golibp2p-peer listen --transport tcp --security noise|tls [--muxer yamux] [--key-seed HEX32] [--listen MADDR]...
-  golibp2p-peer dial MADDR --transport tcp --security noise|tls [--muxer yamux] [--pings 10] [--echo-bytes 1048576] [--timeout 30s] [--key-seed HEX32]
-  golibp2p-peer rtt MADDR --transport tcp --security noise|tls [--muxer yamux] [--count 10] [--timeout 30s]
+  golibp2p-peer listen --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--key-seed HEX32] [--listen MADDR]...
+  golibp2p-peer dial MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--pings 10] [--echo-bytes 1048576] [--timeout 30s] [--key-seed HEX32]
+  golibp2p-peer rtt MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--count 10] [--timeout 30s]
 `
 
 func main() {
@@ -111,7 +111,7 @@ func newFlagSet(name string, c *stackConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Transport, "transport", "", "transport: "+names(transports)+" (required)")
-	fs.StringVar(&c.Security, "security", "", "security: "+names(securities)+" (required)")
+	fs.StringVar(&c.Security, "security", "", "security: "+names(securities)+" (required for tcp, ignored for quic-v1 and webtransport)")
 	fs.StringVar(&c.Muxer, "muxer", "yamux", "muxer: "+names(muxers))
 	fs.StringVar(&c.ProtoVer, "protocol-version", "", "identify protocolVersion to announce (default: go-libp2p's, which is empty)")
 	fs.StringVar(&c.KeySeed, "key-seed", "", "32-byte ed25519 seed as 64 hex characters (default: random identity)")
@@ -141,8 +141,11 @@ func parseArgs(fs *flag.FlagSet, args []string, wantPos int) ([]string, error) {
 }
 
 func checkStack(c *stackConfig) error {
-	if c.Transport == "" || c.Security == "" {
-		return usagef("--transport and --security are required")
+	if c.Transport == "" {
+		return usagef("--transport is required")
+	}
+	if e, ok := transports[c.Transport]; ok && !e.selfSecured && c.Security == "" {
+		return usagef("--security is required for --transport %s", c.Transport)
 	}
 	if err := c.validate(); err != nil {
 		return usagef("%v", err)

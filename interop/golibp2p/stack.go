@@ -13,7 +13,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	libp2pwebtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 )
 
 // AgentVersion is what this peer announces in identify. The tachyon side
@@ -35,12 +37,26 @@ type stackConfig struct {
 type transportEntry struct {
 	option        libp2p.Option
 	defaultListen string
+	// selfSecured transports (quic-v1, webtransport) bring their own
+	// security and stream multiplexing: --security and --muxer are optional
+	// and ignored for them.
+	selfSecured bool
 }
 
 var transports = map[string]transportEntry{
 	"tcp": {
 		option:        libp2p.Transport(tcp.NewTCPTransport),
 		defaultListen: "/ip4/127.0.0.1/tcp/0",
+	},
+	"quic-v1": {
+		option:        libp2p.Transport(libp2pquic.NewTransport),
+		defaultListen: "/ip4/127.0.0.1/udp/0/quic-v1",
+		selfSecured:   true,
+	},
+	"webtransport": {
+		option:        libp2p.Transport(libp2pwebtransport.New),
+		defaultListen: "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
+		selfSecured:   true,
 	},
 }
 
@@ -68,12 +84,19 @@ func (c *stackConfig) validate() error {
 	if _, ok := transports[c.Transport]; !ok {
 		return fmt.Errorf("unknown --transport %q (have %s)", c.Transport, names(transports))
 	}
+	if transports[c.Transport].selfSecured {
+		return c.validateKey()
+	}
 	if _, ok := securities[c.Security]; !ok {
 		return fmt.Errorf("unknown --security %q (have %s)", c.Security, names(securities))
 	}
 	if _, ok := muxers[c.Muxer]; !ok {
 		return fmt.Errorf("unknown --muxer %q (have %s)", c.Muxer, names(muxers))
 	}
+	return c.validateKey()
+}
+
+func (c *stackConfig) validateKey() error {
 	if c.KeySeed != "" {
 		if _, err := seedKey(c.KeySeed); err != nil {
 			return err
@@ -98,15 +121,16 @@ func newHost(c *stackConfig) (host.Host, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	opts := []libp2p.Option{
-		transports[c.Transport].option,
-		securities[c.Security],
-		muxers[c.Muxer],
+	opts := []libp2p.Option{transports[c.Transport].option}
+	if !transports[c.Transport].selfSecured {
+		opts = append(opts, securities[c.Security], muxers[c.Muxer])
+	}
+	opts = append(opts,
 		libp2p.UserAgent(AgentVersion),
 		libp2p.Ping(true),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
-	}
+	)
 	if len(c.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
 	} else {
