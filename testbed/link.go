@@ -182,6 +182,7 @@ func (l *Link) start() error {
 		return fmt.Errorf("testbed: starting emulator of link %d: %w", l.k, err)
 	}
 	slot := l.Config().mtu() + 14 + 4 // Ethernet header, VLAN tag
+	raiseProcs()
 	l.egress = newPipe(l, down, up, slot)
 	l.ingress = newPipe(l, up, down, slot)
 	for _, p := range []*pipe{l.egress, l.ingress} {
@@ -213,6 +214,7 @@ func (l *Link) stop() {
 		l.egress.in.close()
 		l.ingress.in.close()
 		l.wg.Wait()
+		restoreProcs()
 		if w := l.capture.Swap(nil); w != nil {
 			w.close()
 		}
