@@ -15,11 +15,15 @@ package tcp
 // A socket with only a KindMultistream listener skips the peek: its
 // connections go straight to the TCP transport, whose upgrader bounds them.
 //
-// Hook for issue 4 (/tcp/P/tls and /tcp/P/noise on the same port): add the
-// kinds (a Noise first message starts 00 20; a libp2p TLS ClientHello is
-// told from a WSS one by its ALPN, "libp2p" or a muxer id, which needs the
-// ClientHello parsed) to classify, and raise peekMax if a ClientHello must be
-// read. Nothing else changes: the transports register with Listen.
+// Security named in the address (issue 4: /tcp/P/tls, /tcp/P/noise): the
+// upgrader itself tells a multistream header (13), a TLS ClientHello (16)
+// and a Noise first message (00 20) apart, so every connection whose kind
+// has no listener goes to the KindMultistream listener. The one ambiguous
+// case is a port that serves both /tcp/P/tls and /tcp/P/tls/ws: both start
+// with a ClientHello. The hook for it is classify: read the whole
+// ClientHello (raise peekMax to its record length) and send it to KindTLS
+// only when its ALPN list lacks "libp2p" (libp2p TLS always offers it;
+// WebSocket clients offer http/1.1 or nothing), else to KindMultistream.
 
 import (
 	"context"
@@ -37,8 +41,8 @@ type Kind int
 
 const (
 	// KindMultistream is plain libp2p: the dialer opens with
-	// "\x13/multistream/1.0.0\n". Connections that match no other
-	// registered kind fall back to it, and the upgrader rejects them.
+	// "\x13/multistream/1.0.0\n". Connections of a kind that has no
+	// listener go to it, and its upgrader takes or rejects them.
 	KindMultistream Kind = iota
 	// KindHTTP is an HTTP request ("GET "): a WebSocket handshake.
 	KindHTTP
@@ -303,7 +307,10 @@ func (s *socket) route(c net.Conn) {
 
 	s.mu.Lock()
 	l := s.listeners[k]
-	if l == nil && k == kindUnknown {
+	if l == nil {
+		// Plain libp2p gets the rest: its upgrader also takes TLS and
+		// Noise started without multistream-select (/tcp/P/tls,
+		// /tcp/P/noise), and rejects anything else.
 		l = s.listeners[KindMultistream]
 	}
 	s.mu.Unlock()

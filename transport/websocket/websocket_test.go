@@ -46,7 +46,7 @@ type nodeOpts struct {
 	serverTLS *tls.Config
 }
 
-func newNode(t *testing.T, o nodeOpts) *node {
+func newNode(t testing.TB, o nodeOpts) *node {
 	t.Helper()
 	k, _ := crypto.GenerateEd25519Key(nil)
 	id, _ := peer.IDFromPrivateKey(k)
@@ -107,7 +107,7 @@ func (n *node) dial(ctx context.Context, a ma.Multiaddr, p peer.ID) (network.Tra
 
 // selfSigned returns a server TLS config with a fresh self-signed
 // certificate for 127.0.0.1, ::1 and "example.test".
-func selfSigned(t *testing.T) *tls.Config {
+func selfSigned(t testing.TB) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -451,4 +451,65 @@ func TestWSSVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// BenchmarkThroughput compares one stream over TCP, /ws and /tls/ws, with
+// Noise and yamux.
+func BenchmarkThroughput(b *testing.B) {
+	for _, tc := range []struct{ name, listen string }{
+		{"tcp", "/ip4/127.0.0.1/tcp/0"},
+		{"ws", "/ip4/127.0.0.1/tcp/0/ws"},
+		{"wss", "/ip4/127.0.0.1/tcp/0/tls/ws"},
+	} {
+		listen := tc.listen
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			server := newNode(b, nodeOpts{serverTLS: selfSigned(b)})
+			client := newNode(b, nodeOpts{})
+			a := ma.StringCast(listen)
+			var l network.Listener
+			var err error
+			if server.ws.CanDial(a) {
+				l, err = server.ws.Listen(a)
+			} else {
+				l, err = server.tcp.Listen(a)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				sc, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer sc.Close()
+				for {
+					s, err := sc.AcceptStream()
+					if err != nil {
+						return
+					}
+					go func() { io.Copy(io.Discard, s); s.Close() }()
+				}
+			}()
+			c, err := client.dial(ctx, l.Multiaddrs()[0], server.id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			s, err := c.OpenStream(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 1<<20)
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s.Close()
+		})
+	}
 }
