@@ -1,7 +1,7 @@
 // Package tachyon is a libp2p node. New wires the stack together:
 //
-//	tachyon.Host ── protocols (ping, identify) ── swarm ── transports (tcp)
-//	                                                  └── upgrader ── security (noise, tls) ── muxer (yamux)
+//	tachyon.Host ── protocols (ping, identify) ── swarm ── transports: tcp ── upgrader ── security (noise, tls) ── muxer (yamux)
+//	                                                                  quic-v1, webtransport (one UDP socket: udpmux)
 //
 // This file is the only place where concrete transports, security protocols
 // and services are named.
@@ -26,7 +26,10 @@ import (
 	"github.com/tachyon-p2p/tachyon/security/plaintext"
 	tlssec "github.com/tachyon-p2p/tachyon/security/tls"
 	"github.com/tachyon-p2p/tachyon/swarm"
+	"github.com/tachyon-p2p/tachyon/transport/quic"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
+	"github.com/tachyon-p2p/tachyon/transport/udpmux"
+	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 	"github.com/tachyon-p2p/tachyon/upgrader"
 )
 
@@ -86,7 +89,17 @@ func New(opts ...Option) (*Host, error) {
 		}
 	}
 	up := &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout}
-	transports := []network.Transport{tcp.New(up, nil)}
+	// QUIC and WebTransport share one UDP socket per address, as peers expect.
+	udp := udpmux.New(nil)
+	qt, err := quic.New(cfg.key, udp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: quic: %w", err)
+	}
+	wt, err := webtransport.New(cfg.key, udp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: webtransport: %w", err)
+	}
+	transports := []network.Transport{tcp.New(up, nil), qt, wt}
 
 	ps := peerstore.New()
 	ps.AddPubKey(id, cfg.key.GetPublic())

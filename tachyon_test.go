@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,9 @@ func TestHostsTalk(t *testing.T) {
 		{"tcp6-noise", "/ip6/::1/tcp/0", Noise},
 		{"tcp6-tls", "/ip6/::1/tcp/0", TLS},
 		{"tcp4-plaintext", "/ip4/127.0.0.1/tcp/0", Plaintext},
+		{"quic4", "/ip4/127.0.0.1/udp/0/quic-v1", TLS},
+		{"quic6", "/ip6/::1/udp/0/quic-v1", TLS},
+		{"webtransport4", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", Noise},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -71,8 +75,19 @@ func TestHostsTalk(t *testing.T) {
 				t.Fatalf("%d connections, want 1", len(c))
 			}
 			st := c[0].ConnState()
-			if st.Security != tc.sec || st.Muxer != "/yamux/1.0.0" || st.Transport != "tcp" {
-				t.Fatalf("conn state %+v", st)
+			switch {
+			case strings.HasPrefix(tc.name, "tcp"):
+				if st.Security != tc.sec || st.Muxer != "/yamux/1.0.0" || st.Transport != "tcp" {
+					t.Fatalf("conn state %+v", st)
+				}
+			case strings.HasPrefix(tc.name, "quic"):
+				if st.Transport != "quic-v1" {
+					t.Fatalf("conn state %+v", st)
+				}
+			case strings.HasPrefix(tc.name, "webtransport"):
+				if st.Transport != "webtransport" {
+					t.Fatalf("conn state %+v", st)
+				}
 			}
 
 			var rtts int

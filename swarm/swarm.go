@@ -115,12 +115,31 @@ func (s *Swarm) transportFor(a ma.Multiaddr) network.Transport {
 	return nil
 }
 
+// listener is implemented by transports whose listen addresses differ from
+// their dial addresses (port 0, unspecified IPs, no certhash yet).
+type listener interface {
+	CanListen(ma.Multiaddr) bool
+}
+
+func (s *Swarm) listenTransportFor(a ma.Multiaddr) network.Transport {
+	for _, t := range s.transports {
+		if l, ok := t.(listener); ok {
+			if l.CanListen(a) {
+				return t
+			}
+		} else if t.CanDial(a) {
+			return t
+		}
+	}
+	return nil
+}
+
 // Listen starts listening on every address; it fails if any fails, closing
 // the ones already opened by this call.
 func (s *Swarm) Listen(addrs ...ma.Multiaddr) error {
 	var opened []network.Listener
 	for _, a := range addrs {
-		t := s.transportFor(a)
+		t := s.listenTransportFor(a)
 		if t == nil {
 			err := fmt.Errorf("swarm: no transport listens on %s", a)
 			for _, l := range opened {

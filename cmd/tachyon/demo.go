@@ -26,6 +26,9 @@ func demoCases() []demoCase {
 		{"tcp", "/ip4/127.0.0.1/tcp/0", tachyon.TLS},
 		{"tcp (ipv6)", "/ip6/::1/tcp/0", tachyon.Noise},
 		{"tcp (ipv6)", "/ip6/::1/tcp/0", tachyon.TLS},
+		{"quic-v1", "/ip4/127.0.0.1/udp/0/quic-v1", tachyon.TLS},
+		{"quic-v1 (ipv6)", "/ip6/::1/udp/0/quic-v1", tachyon.TLS},
+		{"webtransport", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", tachyon.Noise},
 	}
 }
 
@@ -84,5 +87,9 @@ func demoRow(ctx context.Context, c demoCase, pings int) (string, error) {
 		return "", fmt.Errorf("connection vanished")
 	}
 	st := conns[0].ConnState()
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\tok", c.transport, st.Security, st.Muxer, round(connect), round(total/time.Duration(pings))), nil
+	muxer := string(st.Muxer)
+	if muxer == "" {
+		muxer = "(native streams)"
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\tok", c.transport, st.Security, muxer, round(connect), round(total/time.Duration(pings))), nil
 }

@@ -24,7 +24,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
 	}
 	if len(listen) == 0 {
-		listen = multiFlag{"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"}
+		listen = multiFlag{
+			"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001",
+			"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/udp/4001/quic-v1",
+			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
+		}
 	}
 	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}
 	if *keyFile != "" {

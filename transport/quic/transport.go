@@ -70,6 +70,13 @@ func (t *Transport) CanDial(addr ma.Multiaddr) bool {
 	return err == nil && len(rest) == 0 && ap.Port() != 0 && !ap.Addr().IsUnspecified()
 }
 
+// CanListen accepts /ip4|ip6/…/udp/N/quic-v1, with port 0 and unspecified
+// IPs allowed.
+func (t *Transport) CanListen(addr ma.Multiaddr) bool {
+	_, rest, err := ParseAddr(addr)
+	return err == nil && len(rest) == 0
+}
+
 // Dial connects to p at addr and verifies that the server's certificate
 // authenticates p.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {

@@ -98,6 +98,13 @@ func (t *Transport) CanDial(addr ma.Multiaddr) bool {
 	return err == nil && len(hashes) > 0 && ap.Port() != 0 && !ap.Addr().IsUnspecified()
 }
 
+// CanListen accepts …/udp/N/quic-v1/webtransport without certhashes (the
+// listener makes its own), with port 0 and unspecified IPs allowed.
+func (t *Transport) CanListen(addr ma.Multiaddr) bool {
+	_, hashes, err := ParseAddr(addr)
+	return err == nil && len(hashes) == 0
+}
+
 // Dial connects to p at addr, which must carry at least one /certhash.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
 	if p == "" {
