@@ -79,15 +79,16 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	sec, raw, err := u.negotiateSecurity(raw, dir, raddr)
+	// pc is raw, or raw replaying the bytes peeked to pick the security.
+	sec, pc, err := u.negotiateSecurity(raw, dir, raddr)
 	if err != nil {
 		return nil, fmt.Errorf("negotiating security: %w", err)
 	}
 	var sconn network.SecureConn
 	if dir == network.DirOutbound {
-		sconn, err = sec.SecureOutbound(ctx, raw, remote)
+		sconn, err = sec.SecureOutbound(ctx, pc, remote)
 	} else {
-		sconn, err = sec.SecureInbound(ctx, raw, remote)
+		sconn, err = sec.SecureInbound(ctx, pc, remote)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s handshake: %w", sec.ID(), err)
