@@ -1,6 +1,7 @@
 package tachyon
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,6 +32,27 @@ type config struct {
 	log             *slog.Logger
 	dialTimeout     time.Duration
 	handshakeTimout time.Duration
+	wsTLS           *tls.Config
+	wsInsecure      bool
+}
+
+// WebSocketTLS sets the certificate served on /tls/ws (/wss) listen
+// addresses. Browsers need one they trust.
+func WebSocketTLS(conf *tls.Config) Option {
+	return func(c *config) error {
+		c.wsTLS = conf
+		return nil
+	}
+}
+
+// WebSocketInsecureSkipVerify dials /tls/ws without checking the server's
+// certificate, for self-signed test setups. The libp2p handshake inside the
+// WebSocket still authenticates the peer.
+func WebSocketInsecureSkipVerify() Option {
+	return func(c *config) error {
+		c.wsInsecure = true
+		return nil
+	}
 }
 
 // Identity sets the node's private key. Without it a fresh Ed25519 key is

@@ -1,6 +1,6 @@
 // Package tachyon is a libp2p node. New wires the stack together:
 //
-//	tachyon.Host ── protocols (ping, identify) ── swarm ── transports: tcp ── upgrader ── security (noise, tls) ── muxer (yamux)
+//	tachyon.Host ── protocols (ping, identify) ── swarm ── transports: tcp, ws ── upgrader ── security (noise, tls) ── muxer (yamux)
 //	                                                                  quic-v1, webtransport (one UDP socket: udpmux)
 //
 // This file is the only place where concrete transports, security protocols
@@ -29,6 +29,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/transport/quic"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
+	"github.com/tachyon-p2p/tachyon/transport/websocket"
 	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 	"github.com/tachyon-p2p/tachyon/upgrader"
 )
@@ -99,7 +100,17 @@ func New(opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: webtransport: %w", err)
 	}
-	transports := []network.Transport{tcp.New(up, nil), qt, wt}
+	// TCP and WebSocket share listening ports: the first bytes of a
+	// connection tell them apart.
+	ports := tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout})
+	wsUp := *up
+	wsUp.Transport = "websocket"
+	ws := websocket.New(&wsUp, &websocket.Config{
+		PortMux:            ports,
+		TLSConfig:          cfg.wsTLS,
+		InsecureSkipVerify: cfg.wsInsecure,
+	})
+	transports := []network.Transport{tcp.New(up, &tcp.Config{PortMux: ports}), ws, qt, wt}
 
 	ps := peerstore.New()
 	ps.AddPubKey(id, cfg.key.GetPublic())

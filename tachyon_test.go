@@ -3,9 +3,16 @@ package tachyon
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"math/big"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -55,6 +62,8 @@ func TestHostsTalk(t *testing.T) {
 		{"tcp6-noise", "/ip6/::1/tcp/0", Noise},
 		{"tcp6-tls", "/ip6/::1/tcp/0", TLS},
 		{"tcp4-plaintext", "/ip4/127.0.0.1/tcp/0", Plaintext},
+		{"ws4-noise", "/ip4/127.0.0.1/tcp/0/ws", Noise},
+		{"ws6-tls", "/ip6/::1/tcp/0/ws", TLS},
 		{"quic4", "/ip4/127.0.0.1/udp/0/quic-v1", TLS},
 		{"quic6", "/ip6/::1/udp/0/quic-v1", TLS},
 		{"webtransport4", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", Noise},
@@ -78,6 +87,10 @@ func TestHostsTalk(t *testing.T) {
 			switch {
 			case strings.HasPrefix(tc.name, "tcp"):
 				if st.Security != tc.sec || st.Muxer != "/yamux/1.0.0" || st.Transport != "tcp" {
+					t.Fatalf("conn state %+v", st)
+				}
+			case strings.HasPrefix(tc.name, "ws"):
+				if st.Security != tc.sec || st.Muxer != "/yamux/1.0.0" || st.Transport != "websocket" {
 					t.Fatalf("conn state %+v", st)
 				}
 			case strings.HasPrefix(tc.name, "quic"):
@@ -262,5 +275,64 @@ func TestIdleConnGoroutines(t *testing.T) {
 	t.Logf("%.2f goroutines per idle connection, both ends together", per)
 	if per > 4 {
 		t.Fatalf("%.2f goroutines per idle connection (both ends), want at most 4", per)
+	}
+}
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}}
+}
+
+// /tls/ws (wss) with a configured certificate, on the same port as plain
+// TCP and /ws.
+func TestWSSSharesPort(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := testHost(t, WebSocketTLS(selfSigned(t)),
+		ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws", "/ip4/127.0.0.1/tcp/0/tls/ws"))
+	server.SetStreamHandler(echoID, echo)
+	addrs := server.Addrs()
+	if len(addrs) != 3 {
+		t.Fatalf("addrs %v", addrs)
+	}
+	port := func(a ma.Multiaddr) string { v, _ := a.ValueForProtocol(ma.P_TCP); return v }
+	for _, a := range addrs[1:] {
+		if port(a) != port(addrs[0]) {
+			t.Fatalf("not one port: %v", addrs)
+		}
+	}
+	for _, a := range addrs {
+		client := testHost(t, WebSocketInsecureSkipVerify())
+		if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: []ma.Multiaddr{a}}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		if err := client.Ping(ctx, server.ID(), 2, 0, 5*time.Second, nil); err != nil {
+			t.Fatalf("%s: ping: %v", a, err)
+		}
+		st := client.Network().ConnsToPeer(server.ID())[0].ConnState()
+		want := "tcp"
+		if len(a) > 2 {
+			want = "websocket"
+		}
+		if st.Transport != want {
+			t.Fatalf("%s: transport %s", a, st.Transport)
+		}
+		client.Close()
 	}
 }

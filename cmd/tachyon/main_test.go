@@ -184,7 +184,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo lacks %s:\n%s", sec, out)
 		}
 	}
-	if strings.Count(out, " ok\n") < 7 {
+	if strings.Count(out, " ok\n") < 10 {
 		t.Fatalf("demo rows not ok:\n%s", out)
 	}
 }

@@ -26,6 +26,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(listen) == 0 {
 		listen = multiFlag{
 			"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001",
+			"/ip4/0.0.0.0/tcp/4001/ws", "/ip6/::/tcp/4001/ws",
 			"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/udp/4001/quic-v1",
 			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
 		}
