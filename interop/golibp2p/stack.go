@@ -15,6 +15,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	libp2pwebtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 )
 
@@ -47,6 +48,10 @@ var transports = map[string]transportEntry{
 	"tcp": {
 		option:        libp2p.Transport(tcp.NewTCPTransport),
 		defaultListen: "/ip4/127.0.0.1/tcp/0",
+	},
+	"ws": {
+		option:        libp2p.Transport(websocket.New),
+		defaultListen: "/ip4/127.0.0.1/tcp/0/ws",
 	},
 	"quic-v1": {
 		option:        libp2p.Transport(libp2pquic.NewTransport),

@@ -100,14 +100,33 @@ type event struct {
 	Muxer     string       `json:"muxer"`
 }
 
-func securities() []struct {
-	name string
-	id   protocol.ID
-} {
-	return []struct {
-		name string
-		id   protocol.ID
-	}{{"noise", tachyon.Noise}, {"tls", tachyon.TLS}}
+// goCase is one transport x security combination run both ways.
+type goCase struct {
+	name      string
+	transport string      // the go peer's --transport
+	security  string      // the go peer's --security ("" where the transport has its own)
+	ourSec    protocol.ID // what tachyon offers / expects
+	listen    string      // tachyon's listen address
+	muxer     string      // the muxer both sides must report ("" for native streams)
+}
+
+func goCases() []goCase {
+	return []goCase{
+		{"tcp-noise", "tcp", "noise", tachyon.Noise, "/ip4/127.0.0.1/tcp/0", "/yamux/1.0.0"},
+		{"tcp-tls", "tcp", "tls", tachyon.TLS, "/ip4/127.0.0.1/tcp/0", "/yamux/1.0.0"},
+		{"ws-noise", "ws", "noise", tachyon.Noise, "/ip4/127.0.0.1/tcp/0/ws", "/yamux/1.0.0"},
+		{"ws-tls", "ws", "tls", tachyon.TLS, "/ip4/127.0.0.1/tcp/0/ws", "/yamux/1.0.0"},
+		{"quic-v1", "quic-v1", "", tachyon.TLS, "/ip4/127.0.0.1/udp/0/quic-v1", ""},
+		{"webtransport", "webtransport", "", tachyon.Noise, "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", ""},
+	}
+}
+
+func (c goCase) goArgs() []string {
+	args := []string{"--transport", c.transport}
+	if c.security != "" {
+		args = append(args, "--security", c.security)
+	}
+	return args
 }
 
 func hasAll(t *testing.T, who string, got []string, want ...protocol.ID) {
@@ -123,12 +142,12 @@ func hasAll(t *testing.T, who string, got []string, want ...protocol.ID) {
 // identify, echoes 1 MiB, closes.
 func TestGoDialsTachyon(t *testing.T) {
 	bin := goPeer(t)
-	for _, sec := range securities() {
-		t.Run(sec.name, func(t *testing.T) {
+	for _, tc := range goCases() {
+		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			h, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.UserAgent(ourAgent))
+			h, err := tachyon.New(tachyon.ListenAddrStrings(tc.listen), tachyon.UserAgent(ourAgent))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,8 +155,8 @@ func TestGoDialsTachyon(t *testing.T) {
 			h.SetStreamHandler(echoID, echo)
 			addr := h.FullAddrs()[0].String()
 
-			cmd := exec.CommandContext(ctx, bin, "dial", addr, "--transport", "tcp", "--security", sec.name,
-				"--pings", "10", "--echo-bytes", "1048576")
+			cmd := exec.CommandContext(ctx, bin, append(append([]string{"dial", addr}, tc.goArgs()...),
+				"--pings", "10", "--echo-bytes", "1048576")...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -154,8 +173,8 @@ func TestGoDialsTachyon(t *testing.T) {
 			if res.EchoBytes != 1<<20 {
 				t.Errorf("echoed %d bytes", res.EchoBytes)
 			}
-			if res.Security != string(sec.id) || res.Muxer != "/yamux/1.0.0" {
-				t.Errorf("go negotiated %s %s", res.Security, res.Muxer)
+			if tc.security != "" && res.Security != string(tc.ourSec) || res.Muxer != tc.muxer {
+				t.Errorf("go negotiated %q %q", res.Security, res.Muxer)
 			}
 			if res.Identify.AgentVersion != ourAgent {
 				t.Errorf("go saw agent %q", res.Identify.AgentVersion)
@@ -188,12 +207,12 @@ func TestGoDialsTachyon(t *testing.T) {
 // times, checks identify both ways, echoes 1 MiB, closes.
 func TestTachyonDialsGo(t *testing.T) {
 	bin := goPeer(t)
-	for _, sec := range securities() {
-		t.Run(sec.name, func(t *testing.T) {
+	for _, tc := range goCases() {
+		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "listen", "--transport", "tcp", "--security", sec.name)
+			cmd := exec.CommandContext(ctx, bin, append([]string{"listen"}, tc.goArgs()...)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()
@@ -224,8 +243,8 @@ func TestTachyonDialsGo(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			h, err := tachyon.New(tachyon.Security(sec.id), tachyon.UserAgent(ourAgent),
-				tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+			h, err := tachyon.New(tachyon.Security(tc.ourSec), tachyon.UserAgent(ourAgent),
+				tachyon.ListenAddrStrings(tc.listen))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +254,11 @@ func TestTachyonDialsGo(t *testing.T) {
 				t.Fatalf("connect: %v\ngo stderr:\n%s", err, stderr.String())
 			}
 			st := h.Network().ConnsToPeer(ai.ID)[0].ConnState()
-			if st.Security != sec.id || st.Muxer != "/yamux/1.0.0" {
+			wantTransport := tc.transport
+			if wantTransport == "ws" {
+				wantTransport = "websocket"
+			}
+			if st.Security != tc.ourSec || string(st.Muxer) != tc.muxer || st.Transport != wantTransport {
 				t.Errorf("negotiated %+v", st)
 			}
 			n := 0
