@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// setup is one client implementation dialing one server implementation
+// with one security protocol.
+type setup struct {
+	client, server, sec string
+}
+
+func (s setup) String() string { return fmt.Sprintf("%s->%s/%s", s.client, s.server, s.sec) }
+
+// serverKey finds a setup's server among the shared ones.
+type serverKey struct{ impl, sec string }
+
+// dialWarmup iterations of each setup are run and dropped, so lazy
+// initialisation (first key generation, first dial) is not counted.
+const dialWarmup = 3
+
+// firstReply measures one new connection: a fresh client host, built
+// before the clock starts, dials server, opens an echo stream, writes one
+// byte and reads it back. The clock runs from the dial to the reply.
+// Both sides connect with Connect and then NewStream, as a user would;
+// go-libp2p's NewStream waits for identify to finish on a new connection.
+func firstReply(ctx context.Context, su setup, srv endpoint) (time.Duration, error) {
+	server := srv.ref()
+	c, err := newHost(su.client, su.sec, false)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+
+	start := time.Now()
+	if err := c.connect(ctx, server); err != nil {
+		return 0, fmt.Errorf("%v: connect: %w", su, err)
+	}
+	s, err := c.newStream(ctx, server, echoProto)
+	if err != nil {
+		return 0, fmt.Errorf("%v: new stream: %w", su, err)
+	}
+	b := []byte{42}
+	if _, err := s.Write(b); err != nil {
+		return 0, fmt.Errorf("%v: write: %w", su, err)
+	}
+	if _, err := io.ReadFull(s, b); err != nil {
+		return 0, fmt.Errorf("%v: read reply: %w", su, err)
+	}
+	d := time.Since(start)
+	s.Close()
+	// Close only once identify has finished both ways: tachyon's yamux
+	// hangs in SetReadDeadline on a stream whose session has shut down
+	// (deadline.stop leaves a stopped timer that set then waits on), and
+	// closing mid-identify triggers that. Not timed.
+	waitIdentified(ctx, c, srv)
+	return d, nil
+}
+
+func waitIdentified(ctx context.Context, a, b endpoint) {
+	ra, rb := a.ref(), b.ref()
+	for ctx.Err() == nil && !(a.identified(rb) && b.identified(ra)) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runDials measures n first replies for every setup. The setups take
+// turns in rounds, so that load from other users of the machine falls on
+// all of them alike rather than on whichever ran at the wrong moment.
+func runDials(ctx context.Context, servers map[serverKey]endpoint, setups []setup, n, rounds int) (map[setup][]time.Duration, error) {
+	out := make(map[setup][]time.Duration)
+	run := func(su setup, k int, keep bool) error {
+		srv := servers[serverKey{su.server, su.sec}]
+		for range k {
+			d, err := firstReply(ctx, su, srv)
+			if err != nil {
+				return err
+			}
+			if keep {
+				out[su] = append(out[su], d)
+			}
+		}
+		return nil
+	}
+	for _, su := range setups {
+		if err := run(su, dialWarmup, false); err != nil {
+			return nil, err
+		}
+	}
+	for r := range rounds {
+		// Spread n over the rounds; the first rounds take the remainder.
+		k := n / rounds
+		if r < n%rounds {
+			k++
+		}
+		for _, su := range setups {
+			if err := run(su, k, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}

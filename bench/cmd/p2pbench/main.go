@@ -1,0 +1,239 @@
+// Command p2pbench measures tachyon and go-libp2p side by side, both ends
+// of every connection in this one process, over loopback TCP:
+//
+//  1. a new connection plus the first reply on a new stream,
+//  2. single-stream upload throughput, next to bare crypto/tls and the
+//     ChaCha20-Poly1305 seal rate as baselines,
+//  3. heap, stack and goroutines per idle connection.
+//
+// It prints a Markdown report and, with -write, puts it into a file
+// between the p2pbench markers, leaving the rest of the file alone.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// params are the sizes of one run; -quick picks the small ones.
+type params struct {
+	dialN      int   // first replies per setup
+	dialRounds int   // interleaved rounds the dials are spread over
+	reps       int   // upload and seal-rate runs, the median is reported
+	uploadSize int64 // bytes per upload
+	sealTime   time.Duration
+	idleN      int // client hosts (= connections) per idle measurement
+}
+
+var (
+	fullParams  = params{dialN: 200, dialRounds: 5, reps: 3, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000}
+	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200}
+)
+
+var (
+	impls = []string{implTachyon, implGo}
+	secs  = []string{secNoise, secTLS}
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "small sizes, for a check in about a minute")
+	write := flag.String("write", "", "put the report into this Markdown `file` between the p2pbench markers")
+	profDir := flag.String("cpuprofile", "", "write a CPU profile of the first upload of each setup into `dir`")
+	flag.Parse()
+
+	p := fullParams
+	if *quick {
+		p = quickParams
+	}
+	res, err := run(context.Background(), p, *profDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench:", err)
+		os.Exit(1)
+	}
+	res.quick = *quick
+	md := res.markdown()
+	fmt.Print(md)
+	if *write != "" {
+		if err := writeSection(*write, md); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// results is everything one run measured.
+type results struct {
+	p       params
+	quick   bool
+	env     environment
+	dials   map[setup][]time.Duration
+	uploads map[serverKey][]float64 // MiB/s per run
+	bareTLS []float64
+	seal    []float64
+	idle    map[serverKey]idleCost
+}
+
+func run(ctx context.Context, p params, profDir string) (*results, error) {
+	res := &results{
+		p:       p,
+		env:     readEnvironment(),
+		uploads: make(map[serverKey][]float64),
+		idle:    make(map[serverKey]idleCost),
+	}
+	servers := make(map[serverKey]endpoint)
+	defer func() {
+		for _, s := range servers {
+			s.close()
+		}
+	}()
+	for _, impl := range impls {
+		for _, sec := range secs {
+			s, err := newHost(impl, sec, true)
+			if err != nil {
+				return nil, err
+			}
+			servers[serverKey{impl, sec}] = s
+			if err := serve(s); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	var setups []setup
+	for _, sec := range secs {
+		setups = append(setups,
+			setup{implTachyon, implTachyon, sec},
+			setup{implGo, implGo, sec},
+			setup{implTachyon, implGo, sec},
+			setup{implGo, implTachyon, sec})
+	}
+	logf("first reply: %d setups x %d", len(setups), p.dialN)
+	var err error
+	res.dials, err = runDials(ctx, servers, setups, p.dialN, p.dialRounds)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := runUploads(ctx, res, servers, profDir); err != nil {
+		return nil, err
+	}
+	for _, s := range servers {
+		s.close()
+	}
+	clear(servers)
+
+	for _, impl := range impls {
+		for _, sec := range secs {
+			logf("idle connections: %s/%s x %d", impl, sec, p.idleN)
+			c, err := measureIdle(ctx, impl, sec, p.idleN)
+			if err != nil {
+				return nil, err
+			}
+			res.idle[serverKey{impl, sec}] = c
+			time.Sleep(settle) // let the closed hosts' goroutines exit
+		}
+	}
+	return res, nil
+}
+
+// runUploads takes p.reps turns; in each every stack and baseline runs
+// once, so a busy moment on the shared machine does not hit one alone.
+func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoint, profDir string) error {
+	p := res.p
+	clients := make(map[serverKey]endpoint)
+	defer func() {
+		for _, c := range clients {
+			c.close()
+		}
+	}()
+	for _, impl := range impls {
+		for _, sec := range secs {
+			k := serverKey{impl, sec}
+			c, err := newHost(impl, sec, false)
+			if err != nil {
+				return err
+			}
+			clients[k] = c
+			if err := c.connect(ctx, servers[k].ref()); err != nil {
+				return fmt.Errorf("upload %s/%s: connect: %w", impl, sec, err)
+			}
+		}
+	}
+	bare, err := newBareTLS()
+	if err != nil {
+		return err
+	}
+	defer bare.close()
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+
+	for rep := range p.reps {
+		logf("upload: run %d of %d, %d MiB each", rep+1, p.reps, p.uploadSize/mib)
+		r, err := sealRate(p.sealTime)
+		if err != nil {
+			return err
+		}
+		res.seal = append(res.seal, r)
+		r, err = bare.uploadOnce(p.uploadSize)
+		if err != nil {
+			return err
+		}
+		res.bareTLS = append(res.bareTLS, r)
+		for _, impl := range impls {
+			for _, sec := range secs {
+				k := serverKey{impl, sec}
+				dir := ""
+				if rep == 0 {
+					dir = profDir
+				}
+				err := profiled(dir, fmt.Sprintf("upload-%s-%s", impl, sec), func() error {
+					r, err := uploadOnce(ctx, clients[k], servers[k].ref(), p.uploadSize)
+					if err != nil {
+						return fmt.Errorf("upload %s/%s: %w", impl, sec, err)
+					}
+					res.uploads[k] = append(res.uploads[k], r)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "p2pbench: "+format+"\n", args...)
+}
+
+// median of xs; xs is sorted in place.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// percentile q (0..1) of ds by the nearest-rank method; ds is sorted in
+// place.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(q*float64(len(ds))+0.999999) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+const (
+	beginMarker = "<!-- p2pbench:begin -->"
+	endMarker   = "<!-- p2pbench:end -->"
+)
+
+// environment says where the numbers came from.
+type environment struct {
+	date     string
+	cpus     int
+	cpuModel string
+	goVer    string
+	goLibp2p string
+	tachyon  string
+}
+
+func readEnvironment() environment {
+	e := environment{
+		date:     time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		cpus:     runtime.NumCPU(),
+		cpuModel: "unknown",
+		goVer:    runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
+		goLibp2p: "unknown",
+		tachyon:  "unknown",
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.cpuModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/libp2p/go-libp2p" {
+				e.goLibp2p = d.Version
+			}
+		}
+	}
+	// tachyon is built from the working tree (replace ../), which other
+	// engineers may have changed since the last commit.
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		e.tachyon = "working tree at " + strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--", "..").Output(); err == nil && len(st) > 0 {
+			e.tachyon += " plus uncommitted changes"
+		}
+	}
+	return e
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p := r.p
+	cmd := "cd bench && go run ./cmd/p2pbench -write ../BENCHMARKS.md"
+	mode := "full"
+	if r.quick {
+		cmd = "cd bench && go run ./cmd/p2pbench -quick -write ../BENCHMARKS.md"
+		mode = "quick (small sizes; not for comparison)"
+	}
+
+	w("%s\n## tachyon vs go-libp2p on loopback (p2pbench)\n\n", beginMarker)
+	w("Both implementations run in one process, client and server alike, over TCP on 127.0.0.1 with yamux.\n")
+	w("**The machine is shared (%d cores) with other engineers building and testing at the same time, so the numbers are noisy**: setups take turns in interleaved rounds and every figure is a median.\n\n", r.env.cpus)
+	w("| | |\n|---|---|\n")
+	w("| date | %s |\n", r.env.date)
+	w("| machine | %d CPUs (`nproc`), %s |\n", r.env.cpus, r.env.cpuModel)
+	w("| Go | %s |\n", r.env.goVer)
+	w("| go-libp2p | %s: TCP, one security protocol, yamux; resource manager with `rcmgr.InfiniteLimits`, `connmgr.NullConnMgr`, no relay, no metrics |\n", r.env.goLibp2p)
+	w("| tachyon | %s |\n", r.env.tachyon)
+	w("| mode | %s |\n\n", mode)
+	w("Reproduce:\n\n```sh\n%s\n```\n\n", cmd)
+
+	w("### Results\n\n")
+	w("Ratio is tachyon / go-libp2p: below 1 is better for latency and memory, above 1 for throughput.\n\n")
+	w("| metric | security | tachyon | go-libp2p | ratio |\n|---|---|---:|---:|---:|\n")
+	for _, sec := range secs {
+		t := r.dials[setup{implTachyon, implTachyon, sec}]
+		g := r.dials[setup{implGo, implGo, sec}]
+		for _, q := range []struct {
+			name string
+			q    float64
+		}{{"median", 0.5}, {"p90", 0.9}} {
+			tq, gq := percentile(t, q.q), percentile(g, q.q)
+			w("| new conn + first reply, %s (ms) | %s | %s | %s | %s |\n", q.name, sec, ms(tq), ms(gq), ratio(float64(tq), float64(gq)))
+		}
+	}
+	for _, sec := range secs {
+		t, g := median(r.uploads[serverKey{implTachyon, sec}]), median(r.uploads[serverKey{implGo, sec}])
+		w("| upload, 1 stream (MiB/s) | %s | %.0f | %.0f | %s |\n", sec, t, g, ratio(t, g))
+	}
+	for _, sec := range secs {
+		t, g := r.idle[serverKey{implTachyon, sec}], r.idle[serverKey{implGo, sec}]
+		w("| idle conn: heap (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.heap/1024, g.heap/1024, ratio(t.heap, g.heap))
+		w("| idle conn: goroutine stacks (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.stack/1024, g.stack/1024, ratio(t.stack, g.stack))
+		w("| idle conn: goroutines | %s | %.1f | %.1f | %s |\n", sec, t.goroutines, g.goroutines, ratio(t.goroutines, g.goroutines))
+	}
+
+	w("\nCross-implementation first reply (ms):\n\n")
+	w("| client -> server | security | median | p90 |\n|---|---|---:|---:|\n")
+	for _, sec := range secs {
+		for _, su := range []setup{{implTachyon, implGo, sec}, {implGo, implTachyon, sec}} {
+			d := r.dials[su]
+			w("| %s -> %s | %s | %s | %s |\n", su.client, su.server, sec, ms(percentile(d, 0.5)), ms(percentile(d, 0.9)))
+		}
+	}
+
+	seal, bare := median(r.seal), median(r.bareTLS)
+	tTLS, gTLS := median(r.uploads[serverKey{implTachyon, secTLS}]), median(r.uploads[serverKey{implGo, secTLS}])
+	tNoise, gNoise := median(r.uploads[serverKey{implTachyon, secNoise}]), median(r.uploads[serverKey{implGo, secNoise}])
+	w("\nBaselines, measured in the same run:\n\n")
+	w("| baseline | MiB/s | tachyon / baseline | go-libp2p / baseline | goal for tachyon |\n|---|---:|---:|---:|---|\n")
+	w("| bare crypto/tls 1.3 stream over loopback TCP | %.0f | %s | %s | TLS >= 0.90 |\n", bare, ratio(tTLS, bare), ratio(gTLS, bare))
+	w("| ChaCha20-Poly1305 seal, 1 core, 64 KiB messages | %.0f | %s | %s | Noise >= 0.85 |\n", seal, ratio(tNoise, seal), ratio(gNoise, seal))
+
+	w("\nMethod:\n\n")
+	w("- **New conn + first reply**: a fresh client host (built before the clock starts) calls `Connect` then `NewStream` on an echo protocol, writes 1 byte and reads it back; the clock runs from the dial to the reply. %d samples per setup in %d interleaved rounds, after %d warm-up dials. go-libp2p's `NewStream` waits for identify to finish on the new connection, as every go-libp2p user gets it; tachyon's does not wait and negotiates the protocol optimistically with the first write.\n", p.dialN, p.dialRounds, dialWarmup)
+	w("- **Upload**: %d MiB written in %d KiB writes on one new stream of an existing connection; the server reads it in %d KiB reads and, on EOF, acknowledges with the byte count; the clock runs from the first write to the acknowledgement. Median of %d runs. The bare crypto/tls baseline does the same over a TLS 1.3 connection (the handshake is not timed); the seal baseline encrypts %d KiB messages on one goroutine for %v.\n", p.uploadSize/mib, bufSize>>10, bufSize>>10, p.reps, bufSize>>10, p.sealTime)
+	w("- **Idle conn**: %d client hosts and one server host are built; after GC, a snapshot of `runtime.MemStats` (HeapInuse, StackInuse) and `runtime.NumGoroutine`; then every client connects once (identify included), the connections sit idle for %v, GC, a second snapshot. The difference divided by %d is one connection, **both ends together**; hosts themselves are in both snapshots, so their baseline cancels out. One run per setup.\n", p.idleN, settle, p.idleN)
+	w("%s\n", endMarker)
+	return b.String()
+}
+
+// writeSection replaces the p2pbench section of the Markdown file at path,
+// or appends one (creating the file) if there is none.
+func writeSection(path, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	doc := string(old)
+	var out string
+	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
+	switch {
+	case i >= 0 && j > i:
+		end := j + len(endMarker)
+		if end < len(doc) && doc[end] == '\n' {
+			end++
+		}
+		out = doc[:i] + section + doc[end:]
+	case doc == "":
+		out = "# Benchmarks\n\n" + section
+	default:
+		out = strings.TrimRight(doc, "\n") + "\n\n" + section
+	}
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
