@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -39,7 +42,7 @@ const settle = time.Second
 // host. All hosts exist before the first snapshot, so the difference to the
 // second snapshot is the connections alone (including what identify stores
 // about the peer), with no per-host baseline left in it.
-func measureIdle(ctx context.Context, impl, sec string, n int) (idleCost, error) {
+func measureIdle(ctx context.Context, impl, sec string, n int, profDir string) (idleCost, error) {
 	server, err := newHost(impl, sec, true)
 	if err != nil {
 		return idleCost{}, err
@@ -69,6 +72,12 @@ func measureIdle(ctx context.Context, impl, sec string, n int) (idleCost, error)
 	}
 	time.Sleep(settle)
 	after := snapshot()
+	if profDir != "" {
+		// The heap profile shows live objects as of the GC just done.
+		if err := writeHeapProfile(filepath.Join(profDir, fmt.Sprintf("idle-%s-%s.heap.pprof", impl, sec))); err != nil {
+			return idleCost{}, err
+		}
+	}
 	if got := server.numConns(); got != n {
 		return idleCost{}, fmt.Errorf("%s/%s: server has %d connections, want %d", impl, sec, got, n)
 	}
@@ -110,4 +119,16 @@ func connectAll(ctx context.Context, clients []endpoint, server peerRef) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }

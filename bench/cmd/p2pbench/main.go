@@ -42,12 +42,18 @@ var (
 func main() {
 	quick := flag.Bool("quick", false, "small sizes, for a check in about a minute")
 	write := flag.String("write", "", "put the report into this Markdown `file` between the p2pbench markers")
-	profDir := flag.String("cpuprofile", "", "write a CPU profile of the first upload of each setup into `dir`")
+	profDir := flag.String("profile", "", "write CPU profiles of each setup's first upload and heap profiles of its idle connections into `dir`")
 	flag.Parse()
 
 	p := fullParams
 	if *quick {
 		p = quickParams
+	}
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench: profile dir:", err)
+			os.Exit(1)
+		}
 	}
 	res, err := run(context.Background(), p, *profDir)
 	if err != nil {
@@ -129,7 +135,7 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 	for _, impl := range impls {
 		for _, sec := range secs {
 			logf("idle connections: %s/%s x %d", impl, sec, p.idleN)
-			c, err := measureIdle(ctx, impl, sec, p.idleN)
+			c, err := measureIdle(ctx, impl, sec, p.idleN, profDir)
 			if err != nil {
 				return nil, err
 			}
@@ -168,11 +174,6 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 		return err
 	}
 	defer bare.close()
-	if profDir != "" {
-		if err := os.MkdirAll(profDir, 0o755); err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-	}
 
 	for rep := range p.reps {
 		logf("upload: run %d of %d, %d MiB each", rep+1, p.reps, p.uploadSize/mib)
