@@ -189,6 +189,7 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	close(c.done)
+	onDone := c.onDone
 	c.mu.Unlock()
 	err := c.pc.GracefulClose()
 	c.streams.Wait()
@@ -202,13 +203,20 @@ func (c *Conn) Close() error {
 		}
 		break
 	}
-	if c.onDone != nil {
-		c.onDone()
+	if onDone != nil {
+		onDone()
 	}
 	if err != nil {
 		return fmt.Errorf("webrtc: closing peer connection: %w", err)
 	}
 	return nil
+}
+
+// setOnDone sets what Close runs last.
+func (c *Conn) setOnDone(f func()) {
+	c.mu.Lock()
+	c.onDone = f
+	c.mu.Unlock()
 }
 
 // IsClosed reports whether Close was called or the peer went away.

@@ -181,7 +181,7 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 		return nil, err
 	}
 	ufrag := cand.creds.serverUfrag
-	c.onDone = func() { l.mux.RemoveConnByUfrag(ufrag) }
+	c.setOnDone(func() { l.mux.RemoveConnByUfrag(ufrag) })
 	return c, nil
 }
 

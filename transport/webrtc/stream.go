@@ -12,6 +12,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/internal/varint"
 )
 
 // Flow control and buffering. SCTP has no per-stream flow control: the
@@ -64,6 +65,9 @@ type stream struct {
 	done func()
 
 	writeMu sync.Mutex // orders data and FIN
+	// frameMu keeps the two halves of a split frame together: control
+	// messages are written from other goroutines.
+	frameMu sync.Mutex
 	bufLow  chan struct{}
 
 	mu       sync.Mutex
@@ -176,6 +180,8 @@ func (s *stream) handle(m message) bool {
 // sendControl writes a flag-only message. pion queues writes without
 // blocking, so it is safe under s.mu.
 func (s *stream) sendControl(f flag) {
+	s.frameMu.Lock()
+	defer s.frameMu.Unlock()
 	_, _ = s.rwc.Write(appendMessage(nil, f, nil))
 }
 
@@ -353,7 +359,7 @@ func (s *stream) Write(p []byte) (int, error) {
 		s.mu.Unlock()
 		chunk := p[:min(len(p), maxPayload)]
 		buf = appendMessage(buf[:0], noFlag, chunk)
-		if _, err := s.rwc.Write(buf); err != nil {
+		if err := s.writeFrame(buf); err != nil {
 			s.mu.Lock()
 			serr := s.writeErrLocked()
 			s.mu.Unlock()
@@ -366,6 +372,33 @@ func (s *stream) Write(p []byte) (int, error) {
 		p = p[len(chunk):]
 	}
 	return n, nil
+}
+
+// goReadBuffer is the bufio size go-libp2p reads data channels through: a
+// data channel message larger than that can only be read directly into the
+// message body buffer, so it must not start with the length prefix.
+const goReadBuffer = 4096
+
+// writeFrame sends one framed message. A frame above goReadBuffer goes as
+// two data channel messages, length prefix then body, which is how
+// go-libp2p writes and the only large layout it can read; everyone else
+// reads the channel as a byte stream.
+func (s *stream) writeFrame(frame []byte) error {
+	s.frameMu.Lock()
+	defer s.frameMu.Unlock()
+	if len(frame) <= goReadBuffer {
+		_, err := s.rwc.Write(frame)
+		return err
+	}
+	_, n, err := varint.Decode(frame)
+	if err != nil {
+		return err
+	}
+	if _, err := s.rwc.Write(frame[:n]); err != nil {
+		return err
+	}
+	_, err = s.rwc.Write(frame[n:])
+	return err
 }
 
 // CloseWrite sends FIN. The channel stays open until the peer's FIN_ACK, or

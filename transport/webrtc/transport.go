@@ -238,7 +238,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 		return nil, err
 	}
 	if mux != nil {
-		ps.conn.onDone = func() { mux.Close() }
+		ps.conn.setOnDone(func() { mux.Close() })
 	}
 	defer func() {
 		if err != nil {

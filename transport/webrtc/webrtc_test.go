@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -143,6 +141,3 @@ func echoOnce(t *testing.T, from, to network.TransportConn) {
 	}
 	s.Close()
 }
-
-var _ = errors.New
-var _ sync.Mutex

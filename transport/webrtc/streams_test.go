@@ -1,0 +1,321 @@
+package webrtc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/internal/varint"
+)
+
+func pair(t *testing.T) (client, server network.TransportConn) {
+	a, _ := newTransport(t)
+	b, bID := newTransport(t)
+	l := listen(t, b, "/ip4/127.0.0.1/udp/0/webrtc-direct")
+	return connect(t, a, l, bID)
+}
+
+// echoServer echoes every stream of c until it closes.
+func echoServer(c network.TransportConn) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			s, err := c.AcceptStream()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := io.Copy(s, s); err != nil {
+					s.Reset()
+					return
+				}
+				s.Close()
+			}()
+		}
+	}()
+	return &wg
+}
+
+func TestConcurrentStreamsEcho(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	wg := echoServer(s)
+	defer wg.Wait()
+	defer s.Close()
+	const streams, size = 8, 10 << 20
+	data := make([]byte, size)
+	rand.Read(data)
+	errs := make(chan error, streams)
+	start := time.Now()
+	for i := 0; i < streams; i++ {
+		go func() {
+			st, err := c.OpenStream(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			st.SetDeadline(time.Now().Add(60 * time.Second))
+			werr := make(chan error, 1)
+			go func() {
+				_, err := st.Write(data)
+				if err == nil {
+					err = st.CloseWrite()
+				}
+				werr <- err
+			}()
+			got, err := io.ReadAll(st)
+			if err == nil {
+				err = <-werr
+			}
+			if err == nil && !bytes.Equal(got, data) {
+				err = errors.New("echo mismatch")
+			}
+			st.Close()
+			errs <- err
+		}()
+	}
+	for i := 0; i < streams; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d streams x %d MiB echoed in %v", streams, size>>20, time.Since(start))
+}
+
+func TestResetMidTransfer(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	got := make(chan error, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err != nil {
+			got <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, st)
+		got <- err
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	st.Reset()
+	if err := <-got; !errors.Is(err, network.ErrReset) {
+		t.Fatalf("reader got %v, want ErrReset", err)
+	}
+	if _, err := st.Write([]byte("x")); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("write after reset: %v", err)
+	}
+	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read after reset: %v", err)
+	}
+}
+
+func TestCloseReadStopsSender(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	accepted := make(chan network.MuxedStream, 1)
+	go func() {
+		st, _ := s.AcceptStream()
+		accepted <- st
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("a"))
+	peerSt := <-accepted
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(peerSt, buf); err != nil {
+		t.Fatal(err)
+	}
+	peerSt.CloseRead()
+	st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var werr error
+	for werr == nil {
+		_, werr = st.Write(make([]byte, 1024))
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(werr, errStopSending) {
+		t.Fatalf("write after STOP_SENDING: %v", werr)
+	}
+	if _, err := peerSt.Read(buf); !errors.Is(err, errReadClosed) {
+		t.Fatalf("read after CloseRead: %v", err)
+	}
+	st.Close()
+	peerSt.Close()
+}
+
+func TestDeadlines(t *testing.T) {
+	leakcheck.Check(t)
+	c, _ := pair(t)
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	st.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("deadline fired after %v", d)
+	}
+	// A deadline in the past fails at once; clearing it lets reads block again.
+	st.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := st.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func TestCleanCloseEOFBothWays(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	accepted := make(chan network.MuxedStream, 1)
+	go func() {
+		st, _ := s.AcceptStream()
+		accepted <- st
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("ping"))
+	st.CloseWrite()
+	peerSt := <-accepted
+	b, err := io.ReadAll(peerSt)
+	if err != nil || string(b) != "ping" {
+		t.Fatalf("got %q %v", b, err)
+	}
+	peerSt.Write([]byte("pong"))
+	peerSt.Close()
+	b, err = io.ReadAll(st)
+	if err != nil || string(b) != "pong" {
+		t.Fatalf("got %q %v", b, err)
+	}
+	st.Close()
+	// Both FIN_ACKs arrive, so both readers finish well before finAckTimeout.
+	for _, x := range []network.MuxedStream{st, peerSt} {
+		xs := x.(*stream)
+		deadline := time.Now().Add(finAckTimeout / 2)
+		for {
+			xs.mu.Lock()
+			closed := xs.closed
+			xs.mu.Unlock()
+			if closed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("stream not closed after FIN/FIN_ACK exchange")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if _, err := c.OpenStream(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !c.IsClosed() {
+		t.Fatal("not closed")
+	}
+	if _, err := c.AcceptStream(); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("accept after close: %v", err)
+	}
+	// The peer notices.
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.IsClosed() {
+		if time.Now().After(deadline) {
+			t.Fatal("peer did not notice the close")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOversizedMessageResets(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	got := make(chan error, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err != nil {
+			got <- err
+			return
+		}
+		_, err = io.ReadAll(st)
+		got <- err
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A frame announcing 20000 bytes, sent in two legal SCTP messages.
+	frame := varint.Append(nil, 20000)
+	frame = append(frame, make([]byte, 20000)...)
+	raw := st.(*stream).rwc
+	raw.Write(frame[:10000])
+	raw.Write(frame[10000:])
+	err = <-got
+	if !errors.Is(err, network.ErrReset) || !errors.Is(err, errOversized) {
+		t.Fatalf("receiver got %v", err)
+	}
+	st.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("sender got %v, want the peer's reset", err)
+	}
+}
+
+func TestThroughputOneStream(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	const size = 64 << 20
+	done := make(chan int64, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err != nil {
+			done <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, st)
+		st.Close()
+		done <- n
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	for sent := 0; sent < size; sent += len(buf) {
+		if _, err := st.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.CloseWrite()
+	n := <-done
+	d := time.Since(start)
+	if n != size {
+		t.Fatalf("received %d of %d", n, size)
+	}
+	t.Logf("one stream: %d MiB in %v = %.1f MiB/s", size>>20, d, float64(size)/d.Seconds()/(1<<20))
+	st.Close()
+}
+
+var _ = ma.StringCast
