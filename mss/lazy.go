@@ -40,8 +40,9 @@ type LazyConn struct {
 	rwc   io.ReadWriteCloser
 	proto protocol.ID
 
-	wmu  sync.Mutex  // held during the first write, the one that carries the handshake
-	sent atomic.Bool // the header and proposal were written (or their write failed)
+	wmu   sync.Mutex  // held during the first write, the one that carries the handshake
+	sent  atomic.Bool // the header and proposal are being (or were) written
+	wrote atomic.Bool // the first write is over: later writes need not take wmu
 
 	rmu      sync.Mutex  // held while reading the listener's header and answer
 	answered atomic.Bool // the answer was read; rerr is set before this
@@ -78,26 +79,47 @@ func (c *LazyConn) Write(p []byte) (int, error) {
 	if err := c.failed(); err != nil {
 		return 0, err
 	}
-	if !c.sent.Load() {
+	if !c.wrote.Load() {
 		c.wmu.Lock()
 		if !c.sent.Load() {
-			defer c.wmu.Unlock()
-			return c.writeHandshake(p)
+			// Only the handshake and the first chunk are written under wmu:
+			// a first Read waits for them (flush), and must not wait for the
+			// rest, which may need that Read to make progress (see
+			// writeHandshake).
+			head := p[:min(len(p), firstChunk)]
+			n, err := c.writeHandshake(head)
+			c.wrote.Store(true)
+			c.wmu.Unlock()
+			if err != nil || len(head) == len(p) {
+				return n, err
+			}
+			m, err := c.rwc.Write(p[len(head):])
+			return n + m, err
 		}
 		c.wmu.Unlock()
 	}
 	return c.rwc.Write(p)
 }
 
+// firstChunk bounds the data that rides in the handshake's write, so a
+// large first Write is not copied whole into a new buffer.
+const firstChunk = 64 << 10
+
 // writeHandshake writes header, proposal and p in one write. c.wmu is held.
+//
+// sent is set before writing: from then on the proposal is on its way ahead
+// of any data, so a concurrent first Read may go and wait for the answer.
+// Waiting for a large write instead deadlocks when it exceeds the
+// flow-control window and the listener echoes: its replies fill our receive
+// window while nobody reads them.
 func (c *LazyConn) writeHandshake(p []byte) (int, error) {
 	buf := make([]byte, 0, len(headerMsg)+varint.MaxLen+len(c.proto)+1+len(p))
 	buf = append(buf, headerMsg...)
 	buf = appendToken(buf, c.proto)
 	hs := len(buf)
 	buf = append(buf, p...)
+	c.sent.Store(true) // even if the write fails: never send the handshake twice
 	n, err := c.rwc.Write(buf)
-	c.sent.Store(true) // even after a partial write: never send the handshake twice
 	if err != nil {
 		return max(0, n-hs), fmt.Errorf("mss: sending the header and proposal %q: %w", c.proto, err)
 	}
