@@ -30,7 +30,7 @@ type params struct {
 }
 
 var (
-	fullParams  = params{dialN: 200, dialRounds: 5, reps: 3, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000}
+	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000}
 	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200}
 )
 
