@@ -120,6 +120,14 @@ type disconnectReq struct {
 	peer peer.ID
 }
 
+// malformed marks err as a parse error, once.
+func malformed(err error) error {
+	if errors.Is(err, errBadRequest) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errBadRequest, err)
+}
+
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
 }
@@ -151,29 +159,32 @@ func parseRequest(b []byte) (request, error) {
 		return nil
 	})
 	if err != nil {
-		return request{}, fmt.Errorf("%w: %w", errBadRequest, err)
+		return request{}, malformed(err)
 	}
 	if !hasType {
 		return request{}, badRequest("no request type")
 	}
-	sub, ok := subs[int(r.typ)+1] // sub-message field numbers follow the type values
 	switch r.typ {
 	case reqConnect:
+		sub, ok := subs[2]
 		if !ok {
 			return request{}, badRequest("CONNECT without connect field")
 		}
 		r.connect, err = parseConnect(sub)
 	case reqStreamOpen:
+		sub, ok := subs[3]
 		if !ok {
 			return request{}, badRequest("STREAM_OPEN without streamOpen field")
 		}
 		r.streamOpen, err = parseStreamOpen(sub)
 	case reqStreamHandler:
+		sub, ok := subs[4]
 		if !ok {
 			return request{}, badRequest("STREAM_HANDLER without streamHandler field")
 		}
 		r.streamHandler, err = parseStreamHandler(sub)
 	case reqDisconnect:
+		sub, ok := subs[7]
 		if !ok {
 			return request{}, badRequest("DISCONNECT without disconnect field")
 		}
@@ -204,7 +215,7 @@ func parseConnect(b []byte) (*connectReq, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		return nil, malformed(err)
 	}
 	if !hasPeer {
 		return nil, badRequest("connect without peer")
@@ -231,7 +242,7 @@ func parseStreamOpen(b []byte) (*streamOpenReq, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		return nil, malformed(err)
 	}
 	if !hasPeer {
 		return nil, badRequest("streamOpen without peer")
@@ -257,7 +268,7 @@ func parseStreamHandler(b []byte) (*streamHandlerReq, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		return nil, malformed(err)
 	}
 	if s.addr == nil {
 		return nil, badRequest("streamHandler without addr")
@@ -281,7 +292,7 @@ func parseDisconnect(b []byte) (*disconnectReq, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		return nil, malformed(err)
 	}
 	if !hasPeer {
 		return nil, badRequest("disconnect without peer")
