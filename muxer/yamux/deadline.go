@@ -56,12 +56,14 @@ func (d *deadline) wait() <-chan struct{} {
 	return d.passed
 }
 
-// stop releases the timer.
+// stop releases the timer. A timer stopped before it fired is forgotten:
+// set would otherwise wait forever for it to close the channel. One that
+// fired is kept, so set waits for its close to finish.
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil {
-		d.timer.Stop()
+	if d.timer != nil && d.timer.Stop() {
+		d.timer = nil
 	}
 }
 
