@@ -111,7 +111,46 @@ func (h *Host) Addrs() []ma.Multiaddr {
 		}
 		out = append(out, a)
 	}
-	return out
+	return h.withNamedSecurity(out)
+}
+
+var (
+	tlsComponent, _   = ma.NewComponent("tls", "")
+	noiseComponent, _ = ma.NewComponent("noise", "")
+)
+
+// withNamedSecurity appends, for every plain TCP address, the forms that
+// name a security protocol (/tcp/P/tls, /tcp/P/noise): a tachyon dialer uses
+// them to skip the security negotiation round trip, and the listener accepts
+// them on the same port. Peers that do not know the forms dial the plain one.
+//
+// A port that also serves /tls/ws gets no /tls form: both would start with
+// a TLS ClientHello, and the port sends those to the WebSocket listener.
+func (h *Host) withNamedSecurity(addrs []ma.Multiaddr) []ma.Multiaddr {
+	wss := map[string]bool{}
+	for _, a := range addrs {
+		if len(a) == 4 && a[1].Code() == ma.P_TCP && a[2].Code() == ma.P_TLS && a[3].Code() == ma.P_WS {
+			wss[string(a[:2].Bytes())] = true
+		}
+	}
+	var named []ma.Multiaddr
+	for _, a := range addrs {
+		if len(a) != 2 || a[1].Code() != ma.P_TCP {
+			continue
+		}
+		for _, sec := range h.cfg.security {
+			switch sec {
+			case TLS:
+				if wss[string(a.Bytes())] {
+					continue
+				}
+				named = append(named, slices.Clone(a).AppendComponent(tlsComponent))
+			case Noise:
+				named = append(named, slices.Clone(a).AppendComponent(noiseComponent))
+			}
+		}
+	}
+	return append(addrs, named...)
 }
 
 // FullAddrs returns Addrs with /p2p/<id> appended, as peers dial them.

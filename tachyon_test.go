@@ -298,17 +298,19 @@ func selfSigned(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}}
 }
 
-// /tls/ws (wss) with a configured certificate, on the same port as plain
-// TCP and /ws.
-func TestWSSSharesPort(t *testing.T) {
+// Plain TCP, /ws, /tls/ws (wss, with a configured certificate) and the
+// addresses that name the security protocol all reach one port.
+func TestOnePortManyWays(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	server := testHost(t, WebSocketTLS(selfSigned(t)),
 		ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws", "/ip4/127.0.0.1/tcp/0/tls/ws"))
 	server.SetStreamHandler(echoID, echo)
+	// Plain TCP, /ws and /tls/ws as listened on, then the TCP address in the
+	// form that names Noise (no /tls form: that port's TLS goes to wss).
 	addrs := server.Addrs()
-	if len(addrs) != 3 {
+	if len(addrs) != 4 || !strings.HasSuffix(addrs[3].String(), "/noise") {
 		t.Fatalf("addrs %v", addrs)
 	}
 	port := func(a ma.Multiaddr) string { v, _ := a.ValueForProtocol(ma.P_TCP); return v }
@@ -327,12 +329,53 @@ func TestWSSSharesPort(t *testing.T) {
 		}
 		st := client.Network().ConnsToPeer(server.ID())[0].ConnState()
 		want := "tcp"
-		if len(a) > 2 {
+		if _, err := a.ValueForProtocol(ma.P_WS); err == nil {
 			want = "websocket"
 		}
 		if st.Transport != want {
 			t.Fatalf("%s: transport %s", a, st.Transport)
 		}
+		if strings.HasSuffix(a.String(), "/noise") && st.Security != Noise {
+			t.Fatalf("%s: security %s", a, st.Security)
+		}
 		client.Close()
+	}
+}
+
+// The addresses that name the security protocol skip its negotiation and
+// reach a listener that also takes plain multistream connections.
+func TestNamedSecurityAddrs(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"))
+	server.SetStreamHandler(echoID, echo)
+	var named int
+	for _, a := range server.Addrs() {
+		var want protocol.ID
+		switch {
+		case strings.HasSuffix(a.String(), "/tls"):
+			want = TLS
+		case strings.HasSuffix(a.String(), "/noise"):
+			want = Noise
+		default:
+			continue
+		}
+		named++
+		client := testHost(t)
+		if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: []ma.Multiaddr{a}}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		c := client.Network().ConnsToPeer(server.ID())[0]
+		if st := c.ConnState(); st.Security != want || st.Muxer != "/yamux/1.0.0" || !c.RemoteMultiaddr().Equal(a) {
+			t.Fatalf("%s: %+v via %s", a, st, c.RemoteMultiaddr())
+		}
+		if err := client.Ping(ctx, server.ID(), 1, 0, 5*time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+		client.Close()
+	}
+	if named != 4 {
+		t.Fatalf("%d named-security addresses in %v, want 4", named, server.Addrs())
 	}
 }

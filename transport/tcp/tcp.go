@@ -63,11 +63,29 @@ func New(up Upgrader, cfg *Config) *Transport {
 // Name implements network.Transport.
 func (t *Transport) Name() string { return "tcp" }
 
-// CanDial accepts /ip4|ip6/…/tcp/N with nothing after it.
+// CanDial accepts /ip4|ip6/…/tcp/N, optionally followed by /tls or /noise:
+// an address that names its security protocol, which the upgrader then
+// starts without negotiating it (see upgrader.NamedSecurity).
 func (t *Transport) CanDial(addr ma.Multiaddr) bool {
-	if len(addr) != 2 {
+	switch len(addr) {
+	case 2:
+	case 3:
+		if c := addr[2].Code(); c != ma.P_TLS && c != ma.P_NOISE {
+			return false
+		}
+	default:
 		return false
 	}
+	return isIPTCP(addr)
+}
+
+// CanListen accepts /ip4|ip6/…/tcp/N only: a listener accepts every
+// security protocol on its port, and the host advertises the named forms.
+func (t *Transport) CanListen(addr ma.Multiaddr) bool {
+	return len(addr) == 2 && isIPTCP(addr)
+}
+
+func isIPTCP(addr ma.Multiaddr) bool {
 	switch addr[0].Code() {
 	case ma.P_IP4, ma.P_IP6:
 	default:
@@ -81,7 +99,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if !t.CanDial(addr) {
 		return nil, fmt.Errorf("tcp: cannot dial %s", addr)
 	}
-	network, host, err := manet.DialArgs(addr)
+	network, host, err := manet.DialArgs(addr[:2])
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
@@ -108,7 +126,7 @@ func network2dir(outbound bool) network.Direction {
 // Listen listens on addr. Port 0 picks a free port, or joins the port of
 // another transport's listener on the same IP (see PortMux.Listen).
 func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
-	if !t.CanDial(addr) {
+	if !t.CanListen(addr) {
 		return nil, fmt.Errorf("tcp: cannot listen on %s", addr)
 	}
 	nw, host, err := manet.DialArgs(addr)
