@@ -57,7 +57,7 @@ var perfTransports = []string{"tcp", "quic-v1", "webtransport", "webrtc-direct"}
 func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("perf", flag.ContinueOnError)
 	server := fl.Bool("run-server", false, "run a perf server until SIGINT/SIGTERM")
-	addr := fl.String("server-address", "", "HOST:PORT of the server (or its full multiaddr)")
+	addr := fl.String("server-address", "", "HOST:PORT of the server (or its full multiaddr); server default 0.0.0.0:4001")
 	transport := fl.String("transport", "tcp", "tcp, quic-v1, webtransport or webrtc-direct")
 	upload := fl.Uint64("upload-bytes", 0, "bytes to upload")
 	download := fl.Uint64("download-bytes", 0, "bytes to download")
@@ -68,6 +68,9 @@ func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	if *addr == "" && *server {
+		*addr = "0.0.0.0:4001" // the contract's port
 	}
 	if *addr == "" {
 		return usageError{errors.New("--server-address is required")}
