@@ -503,10 +503,31 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(newKey(t, crypto.Ed25519), &Config{CertHashes: big}); err == nil {
 		t.Fatal("oversized payload accepted")
 	}
-	tr := newTransport(t, nil, nil)
+}
+
+// An initiator with no expected peer (the WebRTC-direct listener) accepts
+// whoever responds, and learns who it is.
+func TestOutboundAnyPeer(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ini, res := newTransport(t, nil, nil), newTransport(t, nil, nil)
 	a, b := net.Pipe()
+	defer a.Close()
 	defer b.Close()
-	if _, err := tr.SecureOutbound(context.Background(), a, ""); err == nil {
-		t.Fatal("outbound without peer ID accepted")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := res.SecureInbound(ctx, b, "")
+		errc <- err
+	}()
+	c, err := ini.SecureOutbound(ctx, a, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if c.RemotePeer() != res.LocalPeer() {
+		t.Fatalf("learned %s, responder is %s", c.RemotePeer(), res.LocalPeer())
 	}
 }

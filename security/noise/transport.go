@@ -126,11 +126,11 @@ func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote
 // SecureOutbound runs the handshake as the Noise initiator and fails unless
 // the responder proves it is remote. It returns as soon as message 3 is
 // written, so the caller's first data joins the same flight (0.5-RTT).
+//
+// An empty remote accepts any responder. Only WebRTC-direct needs that: its
+// listener is the initiator and learns who dialed from message 2. A dialer
+// must always name the peer it dials.
 func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
-	if remote == "" {
-		insecure.Close()
-		return nil, errors.New("noise: outbound handshake needs the remote peer ID")
-	}
 	return t.run(ctx, insecure, remote, true)
 }
 

@@ -11,6 +11,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/security/noise"
 )
 
 // ErrListenerClosed is returned by Accept after Close.
@@ -161,13 +162,18 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	if dl, ok := ctx.Deadline(); ok {
 		_ = hs.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = hs.Reset() })
-	remoteKey, err := noiseInitiate(hs, l.t.key, noisePrologue(dialerFP, local[:]))
-	stop()
+	// The listener is the Noise initiator here, and learns who dialed from
+	// message 2, so it expects no particular peer.
+	nt, err := noise.New(l.t.key, &noise.Config{Prologue: noisePrologue(dialerFP, local[:])})
+	if err != nil {
+		return nil, err
+	}
+	sc, err := nt.SecureOutbound(ctx, handshakeConn{stream: hs}, "")
 	if err != nil {
 		_ = hs.Reset()
-		return nil, fmt.Errorf("noise: %w", err)
+		return nil, err
 	}
+	remoteKey := sc.RemotePublicKey()
 	_ = hs.Close()
 	c := ps.conn
 	c.local, c.remoteKey = l.t.local, remoteKey
