@@ -10,6 +10,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
 // Security protocol ids accepted by the Security option.
@@ -34,6 +35,18 @@ type config struct {
 	handshakeTimout time.Duration
 	wsTLS           *tls.Config
 	wsInsecure      bool
+	webrtcCert      *webrtc.Certificate
+}
+
+// WebRTCCertificate sets the DTLS certificate of WebRTC-direct listeners.
+// Its hash is part of the advertised address, so keep it with the identity
+// (webrtc.GenerateCertificate, MarshalPEM, ParseCertificatePEM) for the
+// address to survive restarts. Without it a fresh one is made.
+func WebRTCCertificate(c *webrtc.Certificate) Option {
+	return func(cf *config) error {
+		cf.webrtcCert = c
+		return nil
+	}
 }
 
 // WebSocketTLS sets the certificate served on /tls/ws (/wss) listen

@@ -2,6 +2,7 @@
 //
 //	tachyon.Host ── protocols (ping, identify) ── swarm ── transports: tcp, ws ── upgrader ── security (noise, tls) ── muxer (yamux)
 //	                                                                  quic-v1, webtransport (one UDP socket: udpmux)
+//	                                                                  webrtc-direct (pion)
 //
 // This file is the only place where concrete transports, security protocols
 // and services are named.
@@ -29,6 +30,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/transport/quic"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
+	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 	"github.com/tachyon-p2p/tachyon/transport/websocket"
 	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 	"github.com/tachyon-p2p/tachyon/upgrader"
@@ -110,7 +112,16 @@ func New(opts ...Option) (*Host, error) {
 		TLSConfig:          cfg.wsTLS,
 		InsecureSkipVerify: cfg.wsInsecure,
 	})
-	transports := []network.Transport{tcp.New(up, &tcp.Config{PortMux: ports}), ws, qt, wt}
+	if cfg.webrtcCert == nil {
+		if cfg.webrtcCert, err = webrtc.GenerateCertificate(); err != nil {
+			return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
+		}
+	}
+	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: webrtc-direct: %w", err)
+	}
+	transports := []network.Transport{tcp.New(up, &tcp.Config{PortMux: ports}), ws, qt, wt, wrtc}
 
 	ps := peerstore.New()
 	ps.AddPubKey(id, cfg.key.GetPublic())

@@ -67,6 +67,7 @@ func TestHostsTalk(t *testing.T) {
 		{"quic4", "/ip4/127.0.0.1/udp/0/quic-v1", TLS},
 		{"quic6", "/ip6/::1/udp/0/quic-v1", TLS},
 		{"webtransport4", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", Noise},
+		{"webrtc-direct4", "/ip4/127.0.0.1/udp/0/webrtc-direct", Noise},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -95,6 +96,10 @@ func TestHostsTalk(t *testing.T) {
 				}
 			case strings.HasPrefix(tc.name, "quic"):
 				if st.Transport != "quic-v1" {
+					t.Fatalf("conn state %+v", st)
+				}
+			case strings.HasPrefix(tc.name, "webrtc-direct"):
+				if st.Transport != "webrtc-direct" {
 					t.Fatalf("conn state %+v", st)
 				}
 			case strings.HasPrefix(tc.name, "webtransport"):

@@ -34,7 +34,7 @@ func (w *windowed) Write(p []byte) (int, error) {
 }
 
 func (w *windowed) Read(p []byte) (int, error) { return w.answer.Read(p) }
-func (w *windowed) Close() error                { return nil }
+func (w *windowed) Close() error               { return nil }
 
 // A first Read must not wait for the rest of a large first Write: only for
 // the handshake to be on its way.

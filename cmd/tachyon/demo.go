@@ -40,6 +40,7 @@ func demoCases() []demoCase {
 		{"quic-v1", "/ip4/127.0.0.1/udp/0/quic-v1", tachyon.TLS},
 		{"quic-v1 (ipv6)", "/ip6/::1/udp/0/quic-v1", tachyon.TLS},
 		{"webtransport", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", tachyon.Noise},
+		{"webrtc-direct", "/ip4/127.0.0.1/udp/0/webrtc-direct", tachyon.Noise},
 	}
 }
 

@@ -97,10 +97,23 @@ func TestNodeKeyFile(t *testing.T) {
 	if !strings.HasSuffix(addr, "/p2p/"+id.String()) {
 		t.Fatalf("address %s is not for the key's peer %s", addr, id)
 	}
-	// The same key gives the same identity on the next start.
+	// The same key gives the same identity on the next start, and the same
+	// WebRTC-direct certificate hash.
 	addr2, _ := startNode(t, "--listen", "/ip4/127.0.0.1/tcp/0", "--key", keyFile)
 	if !strings.HasSuffix(addr2, "/p2p/"+id.String()) {
 		t.Fatalf("restarted node is %s, want %s", addr2, id)
+	}
+	certhash := func() string {
+		out, stop := startNode(t, "--listen", "/ip4/127.0.0.1/udp/0/webrtc-direct", "--key", keyFile)
+		stop()
+		i := strings.Index(out, "/certhash/")
+		if i < 0 {
+			t.Fatalf("no certhash in %s", out)
+		}
+		return strings.SplitN(out[i:], "/", 4)[2]
+	}
+	if a, b := certhash(), certhash(); a != b {
+		t.Fatalf("certhash changed across restarts: %s, %s", a, b)
 	}
 }
 
@@ -184,7 +197,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo lacks %s:\n%s", sec, out)
 		}
 	}
-	if strings.Count(out, " ok\n") < 10 {
+	if strings.Count(out, " ok\n") < 11 {
 		t.Fatalf("demo rows not ok:\n%s", out)
 	}
 }

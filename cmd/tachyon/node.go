@@ -11,6 +11,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,6 +30,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"/ip4/0.0.0.0/tcp/4001/ws", "/ip6/::/tcp/4001/ws",
 			"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/udp/4001/quic-v1",
 			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
+			// WebRTC-direct does not share the QUIC socket yet.
+			"/ip4/0.0.0.0/udp/4002/webrtc-direct", "/ip6/::/udp/4002/webrtc-direct",
 		}
 	}
 	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}
@@ -37,7 +40,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		opts = append(opts, tachyon.Identity(k))
+		cert, err := loadOrCreateWebRTCCert(*keyFile + ".webrtc.pem")
+		if err != nil {
+			return err
+		}
+		opts = append(opts, tachyon.Identity(k), tachyon.WebRTCCertificate(cert))
 	}
 	h, err := tachyon.New(opts...)
 	if err != nil {
@@ -85,4 +92,32 @@ func loadOrCreateKey(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("writing key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// loadOrCreateWebRTCCert keeps the WebRTC-direct certificate beside the
+// identity key, so the /certhash in the node's address survives restarts.
+func loadOrCreateWebRTCCert(path string) (*webrtc.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		c, err := webrtc.ParseCertificatePEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("reading WebRTC certificate %s: %w", path, err)
+		}
+		return c, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading WebRTC certificate: %w", err)
+	}
+	c, err := webrtc.GenerateCertificate()
+	if err != nil {
+		return nil, err
+	}
+	b, err = c.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("writing WebRTC certificate: %w", err)
+	}
+	return c, nil
 }

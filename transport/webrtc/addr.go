@@ -40,6 +40,19 @@ func parseDialAddr(addr ma.Multiaddr) (*net.UDPAddr, []byte, error) {
 	return ua, fp, nil
 }
 
+// parseListenAddr reads /ip4|ip6/<ip>/udp/<port>/webrtc-direct, without a
+// certhash (the listener's certificate gives it).
+func parseListenAddr(addr ma.Multiaddr) (*net.UDPAddr, error) {
+	ua, rest, err := parseUDPPrefix(addr)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 1 || rest[0].Code() != ma.P_WEBRTC_DIRECT {
+		return nil, errors.New("want /ip4|ip6/<ip>/udp/<port>/webrtc-direct")
+	}
+	return ua, nil
+}
+
 // parseUDPPrefix reads /ip4|ip6/<ip>/udp/<port> and returns the rest.
 func parseUDPPrefix(addr ma.Multiaddr) (*net.UDPAddr, []ma.Component, error) {
 	if len(addr) < 3 {

@@ -40,9 +40,9 @@ type listener struct {
 // Connections accepted through it use its socket, so closing the listener
 // also ends them.
 func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
-	ua, rest, err := parseUDPPrefix(addr)
-	if err != nil || len(rest) != 1 || rest[0].Code() != ma.P_WEBRTC_DIRECT {
-		return nil, fmt.Errorf("webrtc: cannot listen on %s: want /ip4|ip6/<ip>/udp/<port>/webrtc-direct", addr)
+	ua, err := parseListenAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: cannot listen on %s: %w", addr, err)
 	}
 	v6 := ua.IP.To4() == nil
 	nw := "udp4"

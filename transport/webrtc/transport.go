@@ -92,6 +92,13 @@ func (t *Transport) CanDial(addr ma.Multiaddr) bool {
 	return err == nil
 }
 
+// CanListen accepts /ip4|ip6/…/udp/N/webrtc-direct without a certhash (the
+// listener's certificate gives it), port 0 included.
+func (t *Transport) CanListen(addr ma.Multiaddr) bool {
+	_, err := parseListenAddr(addr)
+	return err == nil
+}
+
 // settingEngine holds what dialer and listener share: detached channels,
 // no mDNS, loopback allowed, big SCTP window.
 func settingEngine(v6 bool) pion.SettingEngine {
