@@ -8,9 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
@@ -19,6 +22,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var listen multiFlag
 	fl.Var(&listen, "listen", "multiaddr to listen on (repeatable)")
 	keyFile := fl.String("key", "", "identity key file (created if missing)")
+	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
 	if pos, err := parseInterspersed(fl, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -49,6 +53,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return err
+	}
+	if *echo {
+		h.SetStreamHandler(echoProtocol, serveEcho)
 	}
 	for _, a := range h.FullAddrs() {
 		fmt.Fprintln(stdout, a)
@@ -120,4 +127,17 @@ func loadOrCreateWebRTCCert(path string) (*webrtc.Certificate, error) {
 		return nil, fmt.Errorf("writing WebRTC certificate: %w", err)
 	}
 	return c, nil
+}
+
+// echoProtocol is the echo protocol the go-libp2p interop peer serves too.
+const echoProtocol protocol.ID = "/tachyon-test/echo/1.0.0"
+
+// serveEcho copies a stream back to its sender until EOF, then closes.
+func serveEcho(s network.Stream) {
+	s.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.Copy(s, s); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
 }
