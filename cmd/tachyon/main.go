@@ -24,6 +24,7 @@ commands:
   node [--listen MADDR]... [--key FILE]  run a node until SIGINT/SIGTERM; prints its addresses
   ping MADDR [-n N]                      ping the peer at MADDR (ending in /p2p/<id>)
   id MADDR                               print the identify information of the peer at MADDR
+  rtt MADDR [-n N] [-timeout D]          time dial + echo stream + 1-byte round trip, new host each time (JSON)
   daemon [-listen MADDR] [p2pd flags]    serve the p2pd control protocol (run with -h for flags)
   perf [--run-server] --server-address HOST:PORT [...]  libp2p perf server or client (test-plans contract)
   demo                                   connect two in-process nodes over every transport and
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "daemon":
 		err = cmdDaemon(ctx, args[1:], stdout, stderr)
+	case "rtt":
+		err = cmdRTT(ctx, args[1:], stdout, stderr)
 	case "perf":
 		err = cmdPerf(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+)
+
+// rttLine is what "tachyon rtt" prints, the same shape as the go-libp2p
+// interop peer's rtt subcommand.
+type rttLine struct {
+	Event  string    `json:"event"`
+	OK     bool      `json:"ok"`
+	Millis []float64 `json:"millis,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// cmdRTT measures, N times with a new host each time, dial + a new stream
+// on the echo protocol + one byte written and read back.
+func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("rtt", flag.ContinueOnError)
+	n := fl.Int("n", 10, "number of iterations, each with a new host")
+	timeout := fl.Duration("timeout", 30*time.Second, "limit for each iteration")
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("expected one multiaddr")}
+	}
+	if *n < 1 || *timeout <= 0 {
+		return usageError{errors.New("-n must be at least 1 and -timeout positive")}
+	}
+	ai, err := target(pos[0])
+	if err != nil {
+		return usageError{err}
+	}
+	res := rttLine{Event: "rtt", OK: true, Millis: make([]float64, 0, *n)}
+	for i := 0; i < *n; i++ {
+		d, err := rttOnce(ctx, ai, *timeout)
+		if err != nil {
+			err = fmt.Errorf("iteration %d: %w", i+1, err)
+			printRTT(stdout, rttLine{Event: "rtt", OK: false, Error: err.Error()})
+			return err
+		}
+		res.Millis = append(res.Millis, float64(d.Microseconds())/1000)
+	}
+	printRTT(stdout, res)
+	return nil
+}
+
+func printRTT(w io.Writer, l rttLine) {
+	b, _ := json.Marshal(l)
+	w.Write(append(b, '\n'))
+}
+
+// rttOnce makes a fresh host (new identity, no listeners) and times
+// Connect + NewStream + 1 byte out + 1 byte back.
+func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	h, err := tachyon.New(tachyon.DialTimeout(timeout))
+	if err != nil {
+		return 0, fmt.Errorf("start host: %w", err)
+	}
+	defer h.Close()
+
+	start := time.Now()
+	if err := h.Connect(ctx, ai); err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	s, err := h.NewStream(ctx, ai.ID, echoProtocol)
+	if err != nil {
+		return 0, fmt.Errorf("open stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if _, err := s.Write([]byte{0x2a}); err != nil {
+		return 0, fmt.Errorf("write: %w", err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(s, b[:]); err != nil {
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	elapsed := time.Since(start)
+	if b[0] != 0x2a {
+		return 0, fmt.Errorf("echoed byte %#x, want 0x2a", b[0])
+	}
+	// Let the listener's handler see EOF before the host goes away.
+	s.CloseWrite()
+	io.Copy(io.Discard, s)
+	s.Close()
+	return elapsed, nil
+}
