@@ -72,12 +72,18 @@ func waitIdentified(ctx context.Context, a, b endpoint) {
 // runDials measures n first replies for every setup. The setups take
 // turns in rounds, so that load from other users of the machine falls on
 // all of them alike rather than on whichever ran at the wrong moment.
-func runDials(ctx context.Context, servers map[serverKey]endpoint, setups []setup, n, rounds int) (map[setup][]time.Duration, error) {
+func runDials(ctx context.Context, servers map[serverKey]endpoint, https map[string]*httpServer, setups []setup, n, rounds int) (map[setup][]time.Duration, error) {
 	out := make(map[setup][]time.Duration)
 	run := func(su setup, k int, keep bool) error {
 		srv := servers[serverKey{su.server, su.sec}]
 		for range k {
-			d, err := firstReply(ctx, su, srv)
+			var d time.Duration
+			var err error
+			if su.sec == httpSec {
+				d, err = https[su.server].firstReply(ctx)
+			} else {
+				d, err = firstReply(ctx, su, srv)
+			}
 			if err != nil {
 				return err
 			}

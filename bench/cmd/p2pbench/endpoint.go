@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/libp2p/go-libp2p"
 	gconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
@@ -15,6 +16,7 @@ import (
 	gyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	gnoise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	gtls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	gquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	gtcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -31,9 +33,39 @@ const (
 
 	secNoise = "Noise"
 	secTLS   = "TLS"
+	// secQUIC is QUIC v1 (its own TLS 1.3, its own streams).
+	secQUIC = "QUIC"
+	// The TCP addresses that name the security protocol (/tcp/P/tls,
+	// /tcp/P/noise) and so skip its negotiation; tachyon only.
+	secTLSAddr   = "TLS /tls addr"
+	secNoiseAddr = "Noise /noise addr"
 )
 
-const loopbackListen = "/ip4/127.0.0.1/tcp/0"
+const (
+	loopbackListen     = "/ip4/127.0.0.1/tcp/0"
+	loopbackListenQUIC = "/ip4/127.0.0.1/udp/0/quic-v1"
+)
+
+// family is the transport a stack runs on, "TCP" or "QUIC", which picks
+// the HTTP baselines it is compared with.
+func family(sec string) string {
+	if sec == secQUIC {
+		return "QUIC"
+	}
+	return "TCP"
+}
+
+// goSec is the go-libp2p stack a tachyon stack is compared with: the
+// named-security addresses against go-libp2p's negotiated ones.
+func goSec(sec string) string {
+	switch sec {
+	case secTLSAddr:
+		return secTLS
+	case secNoiseAddr:
+		return secNoise
+	}
+	return sec
+}
 
 // stream is what both implementations' streams have in common.
 type stream interface {
@@ -77,25 +109,59 @@ func newHost(impl, sec string, listen bool) (endpoint, error) {
 	return nil, fmt.Errorf("unknown implementation %q", impl)
 }
 
-type tachyonHost struct{ h *tachyon.Host }
+type tachyonHost struct {
+	h *tachyon.Host
+	// suffix, if set, keeps only the advertised addresses ending in it.
+	suffix string
+}
 
 func newTachyonHost(sec string, listen bool) (*tachyonHost, error) {
-	id := tachyon.Noise
-	if sec == secTLS {
-		id = tachyon.TLS
+	var opts []tachyon.Option
+	listenAddr, suffix := loopbackListen, ""
+	switch sec {
+	case secNoise:
+		opts = append(opts, tachyon.Security(tachyon.Noise))
+		suffix = "/tcp/"
+	case secTLS:
+		opts = append(opts, tachyon.Security(tachyon.TLS))
+		suffix = "/tcp/"
+	case secNoiseAddr:
+		opts = append(opts, tachyon.Security(tachyon.Noise))
+		suffix = "/noise"
+	case secTLSAddr:
+		opts = append(opts, tachyon.Security(tachyon.TLS))
+		suffix = "/tls"
+	case secQUIC:
+		listenAddr = loopbackListenQUIC
+	default:
+		return nil, fmt.Errorf("tachyon: unknown stack %q", sec)
 	}
-	opts := []tachyon.Option{tachyon.Security(id)}
 	if listen {
-		opts = append(opts, tachyon.ListenAddrStrings(loopbackListen))
+		opts = append(opts, tachyon.ListenAddrStrings(listenAddr))
 	}
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tachyon host: %w", err)
 	}
-	return &tachyonHost{h}, nil
+	return &tachyonHost{h: h, suffix: suffix}, nil
 }
 
-func (t *tachyonHost) ref() peerRef { return peerRef{t.h.ID().String(), t.h.Addrs()} }
+func (t *tachyonHost) ref() peerRef {
+	addrs := t.h.Addrs()
+	if t.suffix != "" {
+		var keep []ma.Multiaddr
+		for _, a := range addrs {
+			s := a.String()
+			// "/tcp/" keeps the plain TCP address: its port is the last part.
+			if (t.suffix == "/tcp/" && strings.Contains(s, "/tcp/") && !strings.HasSuffix(s, "/tls") && !strings.HasSuffix(s, "/noise")) ||
+				(t.suffix != "/tcp/" && strings.HasSuffix(s, t.suffix)) {
+				keep = append(keep, a)
+			}
+		}
+		addrs = keep
+	}
+	return peerRef{t.h.ID().String(), addrs}
+}
 
 func (t *tachyonHost) connect(ctx context.Context, p peerRef) error {
 	id, err := peer.Decode(p.id)
@@ -135,25 +201,31 @@ type goHost struct{ h ghost.Host }
 // and yamux. The resource manager gets infinite limits and the connection
 // manager is the null one, so neither caps the idle-connection benchmark.
 func newGoHost(sec string, listen bool) (*goHost, error) {
-	secOpt := libp2p.Security(gnoise.ID, gnoise.New)
-	if sec == secTLS {
-		secOpt = libp2p.Security(gtls.ID, gtls.New)
+	listenAddr := loopbackListen
+	var stack []libp2p.Option
+	switch sec {
+	case secNoise:
+		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gnoise.ID, gnoise.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
+	case secTLS:
+		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gtls.ID, gtls.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
+	case secQUIC:
+		stack = []libp2p.Option{libp2p.Transport(gquic.NewTransport)}
+		listenAddr = loopbackListenQUIC
+	default:
+		return nil, fmt.Errorf("go-libp2p: unknown stack %q", sec)
 	}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
 	if err != nil {
 		return nil, fmt.Errorf("go-libp2p resource manager: %w", err)
 	}
-	opts := []libp2p.Option{
-		libp2p.Transport(gtcp.NewTCPTransport),
-		secOpt,
-		libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport),
+	opts := append(stack,
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(gconnmgr.NullConnMgr{}),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
-	}
+	)
 	if listen {
-		opts = append(opts, libp2p.ListenAddrStrings(loopbackListen))
+		opts = append(opts, libp2p.ListenAddrStrings(listenAddr))
 	} else {
 		opts = append(opts, libp2p.NoListenAddrs)
 	}

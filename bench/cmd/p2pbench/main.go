@@ -34,16 +34,43 @@ var (
 	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200}
 )
 
+// gateParams are the sizes of one repetition of -check and
+// -write-baseline: no idle measurement, small uploads.
+var gateParams = params{dialN: 20, dialRounds: 2, reps: 2, uploadSize: 32 << 20, sealTime: 100 * time.Millisecond, idleN: 0}
+
 var (
 	impls = []string{implTachyon, implGo}
-	secs  = []string{secNoise, secTLS}
+	// secs are the stacks measured for everything, idle cost included.
+	secs = []string{secNoise, secTLS}
+	// upSecs are the stacks with an upload measurement.
+	upSecs = []string{secNoise, secTLS, secQUIC}
+	// namedSecs are tachyon's named-security TCP addresses (first reply only).
+	namedSecs = []string{secTLSAddr, secNoiseAddr}
+	// httpSec marks the HTTP baselines in setups and serverKeys.
+	httpSec = "HTTP"
 )
+
+// stacks is every stack of impl that gets a server.
+func stacks(impl string) []string {
+	if impl == implTachyon {
+		return append(slices.Clone(upSecs), namedSecs...)
+	}
+	return upSecs
+}
 
 func main() {
 	quick := flag.Bool("quick", false, "small sizes, for a check in about a minute")
 	write := flag.String("write", "", "put the report into this Markdown `file` between the p2pbench markers")
 	profDir := flag.String("profile", "", "write CPU profiles of each setup's first upload and heap profiles of its idle connections into `dir`")
+	charts := flag.String("charts", "", "draw PNG charts into `dir` (default with -write: ../docs/bench)")
+	check := flag.String("check", "", "regression gate: measure the ratios in short runs and compare them with the baseline `file`")
+	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
+	gateReps := flag.Int("gate-reps", 5, "short runs per -check or -write-baseline; the median ratio counts")
 	flag.Parse()
+
+	if *check != "" || *writeBase != "" {
+		os.Exit(gate(*check, *writeBase, *gateReps))
+	}
 
 	p := fullParams
 	if *quick {
@@ -65,6 +92,15 @@ func main() {
 	fmt.Print(md)
 	if *write != "" {
 		if err := writeSection(*write, md); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+		if *charts == "" {
+			*charts = "../docs/bench"
+		}
+	}
+	if *charts != "" {
+		if err := res.drawCharts(*charts); err != nil {
 			fmt.Fprintln(os.Stderr, "p2pbench:", err)
 			os.Exit(1)
 		}
@@ -97,7 +133,7 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 		}
 	}()
 	for _, impl := range impls {
-		for _, sec := range secs {
+		for _, sec := range stacks(impl) {
 			s, err := newHost(impl, sec, true)
 			if err != nil {
 				return nil, err
@@ -108,6 +144,19 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 			}
 		}
 	}
+	https := make(map[string]*httpServer)
+	defer func() {
+		for _, s := range https {
+			s.close()
+		}
+	}()
+	for _, kind := range httpKinds {
+		s, err := newHTTPServer(kind)
+		if err != nil {
+			return nil, err
+		}
+		https[kind] = s
+	}
 
 	var setups []setup
 	for _, sec := range secs {
@@ -117,20 +166,30 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 			setup{implTachyon, implGo, sec},
 			setup{implGo, implTachyon, sec})
 	}
+	setups = append(setups, setup{implTachyon, implTachyon, secQUIC}, setup{implGo, implGo, secQUIC})
+	for _, sec := range namedSecs {
+		setups = append(setups, setup{implTachyon, implTachyon, sec})
+	}
+	for _, kind := range httpKinds {
+		setups = append(setups, setup{kind, kind, httpSec})
+	}
 	logf("first reply: %d setups x %d", len(setups), p.dialN)
 	var err error
-	res.dials, err = runDials(ctx, servers, setups, p.dialN, p.dialRounds)
+	res.dials, err = runDials(ctx, servers, https, setups, p.dialN, p.dialRounds)
 	if err != nil {
 		return nil, err
 	}
 
-	if err := runUploads(ctx, res, servers, profDir); err != nil {
+	if err := runUploads(ctx, res, servers, https, profDir); err != nil {
 		return nil, err
 	}
 	for _, s := range servers {
 		s.close()
 	}
 	clear(servers)
+	if p.idleN == 0 {
+		return res, nil
+	}
 
 	for _, impl := range impls {
 		for _, sec := range secs {
@@ -148,7 +207,7 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 
 // runUploads takes p.reps turns; in each every stack and baseline runs
 // once, so a busy moment on the shared machine does not hit one alone.
-func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoint, profDir string) error {
+func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoint, https map[string]*httpServer, profDir string) error {
 	p := res.p
 	clients := make(map[serverKey]endpoint)
 	defer func() {
@@ -157,7 +216,7 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 		}
 	}()
 	for _, impl := range impls {
-		for _, sec := range secs {
+		for _, sec := range upSecs {
 			k := serverKey{impl, sec}
 			c, err := newHost(impl, sec, false)
 			if err != nil {
@@ -174,6 +233,19 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 		return err
 	}
 	defer bare.close()
+	ups := make(map[string]*httpUploader)
+	defer func() {
+		for _, u := range ups {
+			u.done()
+		}
+	}()
+	for _, kind := range httpKinds {
+		u, err := https[kind].uploader(ctx)
+		if err != nil {
+			return err
+		}
+		ups[kind] = u
+	}
 
 	for rep := range p.reps {
 		logf("upload: run %d of %d, %d MiB each", rep+1, p.reps, p.uploadSize/mib)
@@ -187,8 +259,16 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 			return err
 		}
 		res.bareTLS = append(res.bareTLS, r)
+		for _, kind := range httpKinds {
+			r, err := ups[kind].post(ctx, p.uploadSize)
+			if err != nil {
+				return err
+			}
+			k := serverKey{kind, httpSec}
+			res.uploads[k] = append(res.uploads[k], r)
+		}
 		for _, impl := range impls {
-			for _, sec := range secs {
+			for _, sec := range upSecs {
 				k := serverKey{impl, sec}
 				dir := ""
 				if rep == 0 {

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+)
+
+// gateTolerance is how much worse than the baseline a ratio may get.
+const gateTolerance = 0.15
+
+// gateRatio is one ratio the regression gate watches.
+type gateRatio struct {
+	Ratio        float64 `json:"ratio"`
+	HigherBetter bool    `json:"higher_is_better"`
+}
+
+type baselineFile struct {
+	Note   string               `json:"note"`
+	Date   string               `json:"date"`
+	Reps   int                  `json:"reps"`
+	Ratios map[string]gateRatio `json:"ratios"`
+}
+
+// ratios are the figures the gate compares: tachyon over go-libp2p and
+// over the HTTP baseline of the same transport family, never absolute
+// times, so that a slower or busier machine moves both sides alike.
+func (r *results) ratios() map[string]gateRatio {
+	out := make(map[string]gateRatio)
+	dial := func(su setup) float64 { return float64(percentile(r.dials[su], 0.5)) }
+	up := func(k serverKey) float64 { return median(r.uploads[k]) }
+	add := func(name string, a, b float64, higher bool) {
+		if a > 0 && b > 0 {
+			out[name] = gateRatio{a / b, higher}
+		}
+	}
+	for _, sec := range upSecs {
+		t := setup{implTachyon, implTachyon, sec}
+		add("first reply median: tachyon/go-libp2p "+sec, dial(t), dial(setup{implGo, implGo, sec}), false)
+		add("upload: tachyon/go-libp2p "+sec, up(serverKey{implTachyon, sec}), up(serverKey{implGo, sec}), true)
+		for _, kind := range httpKinds {
+			if httpFamily(kind) != family(sec) {
+				continue
+			}
+			add("first reply median: tachyon "+sec+"/"+kind, dial(t), dial(setup{kind, kind, httpSec}), false)
+			add("upload: tachyon "+sec+"/"+kind, up(serverKey{implTachyon, sec}), up(serverKey{kind, httpSec}), true)
+		}
+	}
+	return out
+}
+
+// gate runs reps short measurements, takes each ratio's median over them
+// and either writes it as the baseline (writePath) or compares it with
+// the baseline at checkPath. It returns the exit code.
+func gate(checkPath, writePath string, reps int) int {
+	start := time.Now()
+	var base baselineFile
+	if checkPath != "" {
+		b, err := os.ReadFile(checkPath)
+		if err == nil {
+			err = json.Unmarshal(b, &base)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench: baseline:", err)
+			return 2
+		}
+	}
+	all := make(map[string][]float64)
+	higher := make(map[string]bool)
+	for i := range reps {
+		logf("gate: short run %d of %d", i+1, reps)
+		res, err := run(context.Background(), gateParams, "")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			return 2
+		}
+		for k, v := range res.ratios() {
+			all[k] = append(all[k], v.Ratio)
+			higher[k] = v.HigherBetter
+		}
+	}
+	cur := make(map[string]gateRatio)
+	for k, vs := range all {
+		cur[k] = gateRatio{median(vs), higher[k]}
+	}
+	names := make([]string, 0, len(cur))
+	for k := range cur {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+
+	if writePath != "" {
+		bf := baselineFile{
+			Note:   "p2pbench -write-baseline: median ratio over short runs; -check fails when one worsens by more than 15 %",
+			Date:   time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+			Reps:   reps,
+			Ratios: cur,
+		}
+		b, _ := json.MarshalIndent(bf, "", "  ")
+		if err := os.WriteFile(writePath, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			return 2
+		}
+		for _, k := range names {
+			fmt.Printf("%-50s %.3f\n", k, cur[k].Ratio)
+		}
+		fmt.Printf("baseline written to %s in %v\n", writePath, time.Since(start).Round(time.Second))
+		return 0
+	}
+
+	failed := 0
+	for _, k := range slices.Sorted(maps.Keys(base.Ratios)) {
+		b := base.Ratios[k]
+		c, ok := cur[k]
+		if !ok {
+			fmt.Printf("FAIL %-50s not measured\n", k)
+			failed++
+			continue
+		}
+		// worse is the relative change in the bad direction.
+		worse := c.Ratio/b.Ratio - 1
+		if b.HigherBetter {
+			worse = b.Ratio/c.Ratio - 1
+		}
+		status := "ok  "
+		if worse > gateTolerance {
+			status = "FAIL"
+			failed++
+		}
+		fmt.Printf("%s %-50s baseline %.3f now %.3f (%+.0f %% worse)\n", status, k, b.Ratio, c.Ratio, 100*worse)
+	}
+	fmt.Printf("p2pbench -check: %d of %d ratios worse than the baseline by more than %.0f %% (%v)\n",
+		failed, len(base.Ratios), 100*gateTolerance, time.Since(start).Round(time.Second))
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
