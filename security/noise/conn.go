@@ -24,12 +24,15 @@ import (
 //   - Write seals straight from the caller's slice into one pooled buffer,
 //     header and ciphertext side by side, packing up to writeBatch full frames
 //     into a single Write call on the raw connection.
-//   - Read fills one pooled buffer with as much as the socket has, then opens
-//     frames directly into the caller's slice when they fit (no extra copy),
-//     or in place in the buffer otherwise, and keeps going while more whole
-//     frames are buffered and fit.
-//   - Buffers go back to their pools when idle, so quiet connections hold no
-//     frame buffers.
+//   - Read starts each burst with a read into a small array inside the Conn,
+//     so a connection blocked waiting for data holds no large buffer. Small
+//     frames (keepalives, window updates) are served from there. When a frame
+//     does not fit, Read moves the bytes into one pooled buffer and fills it
+//     with as much as the socket has, then opens frames directly into the
+//     caller's slice when they fit (no extra copy), or in place in the buffer
+//     otherwise, and keeps going while more whole frames are buffered and fit.
+//   - Buffers go back to their pools as soon as nothing is buffered, so quiet
+//     connections hold no frame buffers.
 const (
 	frameHdr    = 2
 	maxFrame    = 65535
@@ -37,6 +40,10 @@ const (
 	writeBatch  = 4
 	writeBufLen = writeBatch * (frameHdr + maxFrame)
 	readBufLen  = 4 * (frameHdr + maxFrame)
+	// smallBufLen is the per-conn array the first read of a burst goes to.
+	// It holds a frame of up to smallBufLen-frameHdr-tagLen plaintext bytes,
+	// enough for muxer control frames.
+	smallBufLen = 256
 )
 
 var (
@@ -55,13 +62,15 @@ type Conn struct {
 	state            network.ConnState
 	remoteCertHashes [][]byte
 
-	rmu   sync.Mutex
-	recv  cipherState
-	rbuf  *[]byte // nil while idle
-	rpos  int     // start of unread raw bytes in *rbuf
-	rend  int     // end of unread raw bytes in *rbuf
-	plain []byte  // opened bytes not yet returned; aliases *rbuf
-	rerr  error   // sticky read error
+	rmu    sync.Mutex
+	recv   cipherState
+	rbuf   []byte  // small[:] or *pooled; nil while idle
+	pooled *[]byte // from readPool while a large frame is buffered
+	rpos   int     // start of unread raw bytes in rbuf
+	rend   int     // end of unread raw bytes in rbuf
+	plain  []byte  // opened bytes not yet returned; aliases rbuf
+	rerr   error   // sticky read error
+	small  [smallBufLen]byte
 
 	wmu  sync.Mutex
 	send cipherState
@@ -115,7 +124,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	// Serve further frames that are already buffered whole and fit entirely.
 	for len(c.plain) == 0 && c.rend-c.rpos >= frameHdr {
-		buf := *c.rbuf
+		buf := c.rbuf
 		l := int(binary.BigEndian.Uint16(buf[c.rpos:]))
 		if c.rend-c.rpos < frameHdr+l || l < tagLen || l-tagLen > len(p)-n {
 			break
@@ -178,30 +187,37 @@ func (c *Conn) readFrame() ([]byte, error) {
 	if err := c.fill(frameHdr); err != nil {
 		return nil, err
 	}
-	l := int(binary.BigEndian.Uint16((*c.rbuf)[c.rpos:]))
+	l := int(binary.BigEndian.Uint16(c.rbuf[c.rpos:]))
 	if err := c.fill(frameHdr + l); err != nil {
 		return nil, err
 	}
 	start := c.rpos + frameHdr
 	c.rpos = start + l
-	return (*c.rbuf)[start : start+l : start+l], nil
+	return c.rbuf[start : start+l : start+l], nil
 }
 
 // fill makes at least need unread bytes available, reading as much as the
-// raw connection offers per call.
+// raw connection offers per call. An idle connection reads into c.small; a
+// pooled buffer is taken only once a frame too large for it is arriving.
 func (c *Conn) fill(need int) error {
 	if c.rbuf == nil {
-		c.rbuf = readPool.Get().(*[]byte)
+		c.rbuf = c.small[:]
 		c.rpos, c.rend = 0, 0
 	}
 	if c.rend-c.rpos >= need {
 		return nil
 	}
-	buf := *c.rbuf
-	if len(buf)-c.rpos < need {
-		c.rend = copy(buf, buf[c.rpos:c.rend])
+	if len(c.rbuf)-c.rpos < need {
+		if need > len(c.rbuf) {
+			bp := readPool.Get().(*[]byte)
+			c.rend = copy(*bp, c.rbuf[c.rpos:c.rend])
+			c.rbuf, c.pooled = *bp, bp
+		} else {
+			c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
+		}
 		c.rpos = 0
 	}
+	buf := c.rbuf
 	for c.rend-c.rpos < need {
 		n, err := c.raw.Read(buf[c.rend:])
 		c.rend += n
@@ -218,10 +234,15 @@ func (c *Conn) fill(need int) error {
 	return nil
 }
 
+// releaseReadBuf drops the read buffer once nothing is buffered, returning a
+// pooled one to its pool.
 func (c *Conn) releaseReadBuf() {
 	if c.rbuf != nil && len(c.plain) == 0 && c.rpos == c.rend {
-		readPool.Put(c.rbuf)
-		c.rbuf = nil
+		if c.pooled != nil {
+			readPool.Put(c.pooled)
+			c.pooled = nil
+		}
+		c.rbuf, c.plain = nil, nil // an empty plain still pins the buffer
 	}
 }
 
