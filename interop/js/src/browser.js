@@ -1,0 +1,125 @@
+// js-libp2p in the browser against tachyon; bundled by esbuild into
+// www/bundle.js. run-browser.mjs calls window.runTests(addrs) through
+// playwright and also reads window.results.
+import { createLibp2p } from 'libp2p'
+import { webTransport } from '@libp2p/webtransport'
+import { webRTCDirect } from '@libp2p/webrtc'
+import { webSockets } from '@libp2p/websockets'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { ping } from '@libp2p/ping'
+import { identify } from '@libp2p/identify'
+import { multiaddr } from '@multiformats/multiaddr'
+
+const ECHO = '/tachyon-test/echo/1.0.0'
+const ECHO_SIZE = 1 << 20
+
+// Chromium enumerates networks lazily; a throwaway ICE gathering before the
+// first WebRTC-direct dial makes that dial reliable (see the browser recipe).
+async function warmICE () {
+  const pc = new RTCPeerConnection({ iceServers: [] })
+  try {
+    pc.createDataChannel('warmup')
+    await pc.setLocalDescription(await pc.createOffer())
+    await new Promise(resolve => {
+      if (pc.iceGatheringState === 'complete') return resolve()
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') resolve()
+      })
+      setTimeout(resolve, 3000)
+    })
+  } finally {
+    pc.close()
+  }
+}
+
+async function echo (conn) {
+  const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10000) })
+  const data = new Uint8Array(ECHO_SIZE)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 10)) & 0xff
+  const writer = (async () => {
+    for (let off = 0; off < data.length; off += 16384) {
+      if (!stream.send(data.subarray(off, off + 16384))) {
+        await stream.onDrain({ signal: AbortSignal.timeout(20000) })
+      }
+    }
+    await stream.close({ signal: AbortSignal.timeout(20000) })
+  })()
+  const got = new Uint8Array(ECHO_SIZE + 65536)
+  let n = 0
+  for await (const chunk of stream) {
+    const b = chunk.subarray()
+    if (n + b.length > got.length) throw new Error(`echo: more than ${got.length} bytes came back`)
+    got.set(b, n)
+    n += b.length
+  }
+  await writer
+  if (n !== ECHO_SIZE) throw new Error(`echo: ${n} bytes came back, sent ${ECHO_SIZE}`)
+  for (let i = 0; i < ECHO_SIZE; i++) {
+    if (got[i] !== data[i]) throw new Error(`echo: byte ${i} differs`)
+  }
+  return n
+}
+
+window.runTests = async function runTests (addrs) {
+  const results = []
+  window.results = results
+  await warmICE()
+  const node = await createLibp2p({
+    transports: [
+      webTransport(),
+      webRTCDirect({ rtcConfiguration: { iceServers: [] } }),
+      webSockets()
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: async () => false },
+    services: { ping: ping(), identify: identify() }
+  })
+  for (const [transport, addr] of addrs) {
+    const r = { transport, addr, ok: false }
+    results.push(r)
+    const t0 = Date.now()
+    let conn
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          conn = await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(15000) })
+          break
+        } catch (err) {
+          r.dialErrors = [...(r.dialErrors ?? []), String(err?.stack ?? err)]
+          if (attempt >= 2) throw err
+        }
+      }
+      r.remoteAddr = conn.remoteAddr.toString()
+      r.connectMs = Date.now() - t0
+      r.connected = true
+    } catch (err) {
+      r.error = String(err?.stack ?? err)
+    }
+    if (conn != null) {
+      // Each step runs even if an earlier one failed, so the report says
+      // exactly which ones work.
+      r.pingMs = []
+      r.pingErrors = []
+      for (let i = 0; i < 3; i++) {
+        try {
+          r.pingMs.push(await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) }))
+        } catch (err) {
+          r.pingErrors.push(`ping ${i + 1}: ${err?.stack ?? err}`)
+        }
+      }
+      try {
+        r.echoBytes = await echo(conn)
+      } catch (err) {
+        r.echoError = String(err?.stack ?? err)
+      }
+      r.ok = r.pingErrors.length === 0 && r.echoBytes === ECHO_SIZE
+    }
+    if (conn != null) {
+      try { await node.hangUp(conn.remotePeer) } catch {}
+    }
+  }
+  await node.stop()
+  return results
+}
