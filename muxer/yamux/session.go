@@ -110,17 +110,19 @@ func NewSession(c net.Conn, isClient bool, cfg *Config) *Session {
 	if isClient {
 		s.nextID = 1
 	}
-	s.wg.Add(1)
-	go s.readLoop()
 	// Measure the round trip once at the start: window auto-tuning needs it.
 	s.mu.Lock()
 	id := s.newPingLocked(nil)
-	s.mu.Unlock()
-	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
-	s.spawnFlush()
 	if s.cfg.KeepAliveInterval > 0 {
+		// Armed before the reader starts, which may shut the session down
+		// at once, and under s.mu, which the tick and shutdown also take.
 		s.keepalive = time.AfterFunc(s.cfg.KeepAliveInterval, s.keepaliveTick)
 	}
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.readLoop()
+	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
+	s.spawnFlush()
 	return s
 }
 
@@ -178,8 +180,12 @@ func (s *Session) Open(ctx context.Context) (*Stream, error) {
 		signal(s.backlogCh) // let the next waiter in
 	}
 	// Queue the SYN under s.mu so SYNs leave in stream-ID order.
-	s.queueControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: s.cfg.InitialStreamWindow - initialWindow})
+	over := s.appendControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: s.cfg.InitialStreamWindow - initialWindow})
 	s.mu.Unlock()
+	if over {
+		s.shutdown(errCtrlOverflow)
+		return nil, s.Err()
+	}
 	s.tryFlush()
 	return st, nil
 }
@@ -305,10 +311,10 @@ func (s *Session) shutdown(err error) {
 	s.closeErr = err
 	close(s.done)
 	s.acceptQ = nil
-	s.mu.Unlock()
 	if s.keepalive != nil {
-		s.keepalive.Stop()
+		s.keepalive.Stop() // never waits for a running tick
 	}
+	s.mu.Unlock()
 	s.conn.Close()
 }
 
@@ -365,24 +371,34 @@ func (s *Session) keepaliveTick() {
 	}
 	id := s.newPingLocked(nil)
 	s.kaPing, s.kaPending = id, true
+	// Re-armed under s.mu: shutdown stops the timer under it, so a tick
+	// that saw the session open cannot restart a stopped timer.
+	s.keepalive.Reset(s.cfg.KeepAliveInterval)
 	s.mu.Unlock()
 	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
 	s.spawnFlush()
-	s.keepalive.Reset(s.cfg.KeepAliveInterval)
 }
 
 // ---- writing ----
 
+var errCtrlOverflow = errors.New("yamux: control queue overflow: peer is not reading")
+
 // queueControl appends a control frame for the next writer to send.
 func (s *Session) queueControl(h header) {
+	if s.appendControl(h) {
+		s.shutdown(errCtrlOverflow)
+	}
+}
+
+// appendControl is queueControl for callers holding s.mu, which shutdown
+// takes: it reports an overflow for the caller to act on after unlocking.
+func (s *Session) appendControl(h header) (over bool) {
 	s.ctrlMu.Lock()
 	s.ctrl = appendHeader(s.ctrl, h)
-	over := len(s.ctrl) > maxCtrlQueue
+	over = len(s.ctrl) > maxCtrlQueue
 	s.ctrlMu.Unlock()
 	s.ctrlPending.Store(true)
-	if over {
-		s.shutdown(errors.New("yamux: control queue overflow: peer is not reading"))
-	}
+	return over
 }
 
 // tryFlush writes queued control frames on the calling goroutine unless

@@ -93,7 +93,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, errDeadline
 		case st.buffered > 0:
 			n := st.copyOutLocked(p)
-			delta := st.creditLocked()
+			delta := st.creditLocked(true)
 			st.mu.Unlock()
 			if delta > 0 {
 				st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
@@ -142,16 +142,20 @@ func (st *Stream) copyOutLocked(p []byte) int {
 }
 
 // creditLocked decides whether to hand consumed window back to the peer,
-// growing the window when the last one was used up within four round trips,
-// and returns the delta to send (0 for none). Sending an update only once
-// half the window is consumed keeps updates rare.
-func (st *Stream) creditLocked() uint32 {
+// growing the window (if grow is set) when the last one was used up within
+// four round trips, and returns the delta to send (0 for none). Sending an
+// update only once half the window is consumed keeps updates rare.
+//
+// Consumed means neither available to the peer, nor buffered, nor being
+// read off the wire: data the application read, and data dropped after
+// CloseRead, which is credited the same way so the peer never stalls.
+func (st *Stream) creditLocked(grow bool) uint32 {
 	consumed := st.recvWindow - st.recvAvail - st.buffered - st.incoming
 	if consumed < st.recvWindow/2 {
 		return 0
 	}
 	now := time.Now()
-	if rtt := time.Duration(st.sess.rtt.Load()); rtt > 0 && now.Sub(st.epoch) < 4*rtt {
+	if rtt := time.Duration(st.sess.rtt.Load()); grow && rtt > 0 && now.Sub(st.epoch) < 4*rtt {
 		st.recvWindow = uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow)))
 	}
 	st.epoch = now
@@ -182,6 +186,7 @@ func (st *Stream) receive(n uint32) error {
 		if _, err := s.br.Discard(int(n)); err != nil {
 			return fmt.Errorf("yamux: reading frame payload: %w", err)
 		}
+		st.creditDropped()
 		return nil
 	}
 	if n <= readBufSize {
@@ -193,11 +198,16 @@ func (st *Stream) receive(n uint32) error {
 		}
 		st.mu.Lock()
 		st.incoming = 0
-		if !st.readClosed && !st.reset {
+		dropped := st.readClosed || st.reset
+		if !dropped {
 			st.appendLocked(b)
 		}
 		st.mu.Unlock()
 		_, _ = s.br.Discard(int(n))
+		if dropped {
+			st.creditDropped()
+			return nil
+		}
 	} else {
 		// Large frame: read past the read buffer straight into its own
 		// buffer.
@@ -208,16 +218,39 @@ func (st *Stream) receive(n uint32) error {
 		}
 		st.mu.Lock()
 		st.incoming = 0
-		if st.readClosed || st.reset {
+		dropped := st.readClosed || st.reset
+		if dropped {
 			putBuf(b)
 		} else {
 			st.recv = append(st.recv, b)
 			st.buffered += n
 		}
 		st.mu.Unlock()
+		if dropped {
+			st.creditDropped()
+			return nil
+		}
 	}
 	signal(st.readCh)
 	return nil
+}
+
+// creditDropped gives the peer back the window of data dropped because the
+// application closed the stream for reading, as if it had been read: a peer
+// that keeps writing to a stream we stopped reading must not stall (it may
+// be writing a request and wait to read our answer). It runs on the reader
+// goroutine, so the update is flushed without blocking.
+func (st *Stream) creditDropped() {
+	st.mu.Lock()
+	var delta uint32
+	if st.readClosed && !st.reset && !st.remoteFin {
+		delta = st.creditLocked(false)
+	}
+	st.mu.Unlock()
+	if delta > 0 {
+		st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
+		st.sess.spawnFlush()
+	}
 }
 
 func (st *Stream) appendLocked(p []byte) {
@@ -322,13 +355,27 @@ func (st *Stream) CloseWrite() error {
 }
 
 // CloseRead discards buffered and future data; reads fail from now on. The
-// peer is not told: data it still sends is dropped (within its window).
+// peer is not told (go-yamux does not tell it either), but the window of
+// the data dropped, now and later, is given back as if it had been read, so
+// a peer that keeps writing never stalls on a stream we stopped reading.
 func (st *Stream) CloseRead() error {
 	st.mu.Lock()
+	if st.readClosed {
+		st.mu.Unlock()
+		return nil
+	}
 	st.readClosed = true
 	st.dropLocked()
+	var delta uint32
+	if !st.reset && !st.remoteFin {
+		delta = st.creditLocked(false)
+	}
 	st.mu.Unlock()
 	signal(st.readCh)
+	if delta > 0 {
+		st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
+		st.sess.tryFlush()
+	}
 	return nil
 }
 
