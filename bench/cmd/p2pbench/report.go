@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,7 @@ type environment struct {
 	cpuModel string
 	goVer    string
 	goLibp2p string
+	quicGo   string
 	tachyon  string
 }
 
@@ -49,6 +51,9 @@ func readEnvironment() environment {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/libp2p/go-libp2p" {
 				e.goLibp2p = d.Version
+			}
+			if d.Path == "github.com/quic-go/quic-go" {
+				e.quicGo = d.Version
 			}
 		}
 	}
@@ -84,23 +89,23 @@ func (r *results) markdown() string {
 	}
 
 	w("%s\n## tachyon vs go-libp2p on loopback (p2pbench)\n\n", beginMarker)
-	w("Both implementations run in one process, client and server alike, over TCP on 127.0.0.1 with yamux.\n")
+	w("Both implementations run in one process, client and server alike, over TCP (yamux) and QUIC on 127.0.0.1, beside Go's HTTPS/1.1, HTTP/2 and HTTP/3 in the same run.\n")
 	w("**The machine is shared (%d cores) with other engineers building and testing at the same time, so the numbers are noisy**: setups take turns in interleaved rounds and every figure is a median.\n\n", r.env.cpus)
 	w("| | |\n|---|---|\n")
 	w("| date | %s |\n", r.env.date)
 	w("| machine | %d CPUs (`nproc`), %s |\n", r.env.cpus, r.env.cpuModel)
 	w("| Go | %s |\n", r.env.goVer)
-	w("| go-libp2p | %s: TCP, one security protocol, yamux; resource manager with `rcmgr.InfiniteLimits`, `connmgr.NullConnMgr`, no relay, no metrics |\n", r.env.goLibp2p)
+	w("| go-libp2p | %s: TCP with one security protocol and yamux, or QUIC; resource manager with `rcmgr.InfiniteLimits`, `connmgr.NullConnMgr`, no relay, no metrics |\n", r.env.goLibp2p)
 	w("| tachyon | %s |\n", r.env.tachyon)
 	w("| mode | %s |\n\n", mode)
 	w("Reproduce:\n\n```sh\n%s\n```\n\n", cmd)
 
 	w("### Results\n\n")
 	w("Ratio is tachyon / go-libp2p: below 1 is better for latency and memory, above 1 for throughput.\n\n")
-	w("| metric | security | tachyon | go-libp2p | ratio |\n|---|---|---:|---:|---:|\n")
-	for _, sec := range secs {
+	w("| metric | stack | tachyon | go-libp2p | ratio |\n|---|---|---:|---:|---:|\n")
+	for _, sec := range append(slices.Clone(upSecs), namedSecs...) {
 		t := r.dials[setup{implTachyon, implTachyon, sec}]
-		g := r.dials[setup{implGo, implGo, sec}]
+		g := r.dials[setup{implGo, implGo, goSec(sec)}]
 		for _, q := range []struct {
 			name string
 			q    float64
@@ -109,16 +114,53 @@ func (r *results) markdown() string {
 			w("| new conn + first reply, %s (ms) | %s | %s | %s | %s |\n", q.name, sec, ms(tq), ms(gq), ratio(float64(tq), float64(gq)))
 		}
 	}
-	for _, sec := range secs {
+	for _, sec := range upSecs {
 		t, g := median(r.uploads[serverKey{implTachyon, sec}]), median(r.uploads[serverKey{implGo, sec}])
 		w("| upload, 1 stream (MiB/s) | %s | %.0f | %.0f | %s |\n", sec, t, g, ratio(t, g))
 	}
 	for _, sec := range secs {
+		if r.p.idleN == 0 {
+			break
+		}
 		t, g := r.idle[serverKey{implTachyon, sec}], r.idle[serverKey{implGo, sec}]
 		w("| idle conn: heap (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.heap/1024, g.heap/1024, ratio(t.heap, g.heap))
 		w("| idle conn: goroutine stacks (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.stack/1024, g.stack/1024, ratio(t.stack, g.stack))
 		w("| idle conn: goroutines | %s | %.1f | %.1f | %s |\n", sec, t.goroutines, g.goroutines, ratio(t.goroutines, g.goroutines))
 	}
+
+	w("\nQUIC is QUIC v1 with its own TLS 1.3 and streams (no yamux); go-libp2p's QUIC transport, tachyon's on `/ip4/127.0.0.1/udp/0/quic-v1`. The `/tls addr` and `/noise addr` rows dial tachyon's `/tcp/P/tls` and `/tcp/P/noise` addresses, which skip the multistream negotiation of the security protocol; their go-libp2p column is go-libp2p over the plain TCP address with the same security protocol (go-libp2p does not know these forms).\n")
+
+	w("\n### tachyon vs plain HTTP, same run\n\n")
+	w("Go's `net/http` over TLS 1.3 (HTTPS/1.1, HTTP/2) and `quic-go/http3` %s (HTTP/3), self-signed certificates, on the same loopback link. TCP stacks are compared with HTTPS/1.1 and HTTP/2, QUIC with HTTP/3. Ratio is tachyon / HTTP: below 1 is better for latency, above 1 for throughput.\n\n", r.env.quicGo)
+	w("| metric | tachyon stack | tachyon | HTTP | HTTP figure | tachyon / HTTP | tachyon / go-libp2p |\n|---|---|---:|---|---:|---:|---:|\n")
+	for _, q := range []struct {
+		name string
+		q    float64
+	}{{"median", 0.5}, {"p90", 0.9}} {
+		for _, sec := range append(slices.Clone(upSecs), namedSecs...) {
+			t := float64(percentile(r.dials[setup{implTachyon, implTachyon, sec}], q.q))
+			g := float64(percentile(r.dials[setup{implGo, implGo, goSec(sec)}], q.q))
+			for _, kind := range httpKinds {
+				if httpFamily(kind) != family(sec) {
+					continue
+				}
+				h := float64(percentile(r.dials[setup{kind, kind, httpSec}], q.q))
+				w("| new conn + first reply, %s (ms) | %s | %s | %s | %s | %s | %s |\n", q.name, sec, ms(time.Duration(t)), kind, ms(time.Duration(h)), ratio(t, h), ratio(t, g))
+			}
+		}
+	}
+	for _, sec := range upSecs {
+		t, g := median(r.uploads[serverKey{implTachyon, sec}]), median(r.uploads[serverKey{implGo, sec}])
+		for _, kind := range httpKinds {
+			if httpFamily(kind) != family(sec) {
+				continue
+			}
+			h := median(r.uploads[serverKey{kind, httpSec}])
+			w("| upload, 1 stream (MiB/s) | %s | %.0f | %s | %.0f | %s | %s |\n", sec, t, kind, h, ratio(t, h), ratio(t, g))
+		}
+	}
+	w("\nCharts of the same run: [upload throughput](docs/bench/%s), [setup latency](docs/bench/%s).\n\n", chartThroughput, chartSetup)
+	w("![upload throughput](docs/bench/%s)\n\n![setup latency](docs/bench/%s)\n", chartThroughput, chartSetup)
 
 	w("\nCross-implementation first reply (ms):\n\n")
 	w("| client -> server | security | median | p90 |\n|---|---|---:|---:|\n")
@@ -146,15 +188,20 @@ func (r *results) markdown() string {
 		return strings.Join(parts, ", ")
 	}
 	for _, impl := range impls {
-		for _, sec := range secs {
+		for _, sec := range upSecs {
 			w("- %s %s: %s\n", impl, sec, runs(r.uploads[serverKey{impl, sec}]))
 		}
+	}
+	for _, kind := range httpKinds {
+		w("- %s: %s\n", kind, runs(r.uploads[serverKey{kind, httpSec}]))
 	}
 	w("- bare crypto/tls: %s\n- ChaCha20-Poly1305 seal: %s\n", runs(r.bareTLS), runs(r.seal))
 
 	w("\nMethod:\n\n")
 	w("- **New conn + first reply**: a fresh client host (built before the clock starts) calls `Connect` then `NewStream` on an echo protocol, writes 1 byte and reads it back; the clock runs from the dial to the reply. %d samples per setup in %d interleaved rounds, after %d warm-up dials. go-libp2p's `NewStream` waits for identify to finish on the new connection, as every go-libp2p user gets it; tachyon's does not wait and negotiates the protocol optimistically with the first write.\n", p.dialN, p.dialRounds, dialWarmup)
 	w("- **Upload**: %d MiB written in %d KiB writes on one new stream of an existing connection; the server reads it in %d KiB reads and, on EOF, acknowledges with the byte count; the clock runs from the first write to the acknowledgement. Median of %d runs. The bare crypto/tls baseline does the same over a TLS 1.3 connection (the handshake is not timed); the seal baseline encrypts %d KiB messages on one goroutine for %v. Sender and receiver share the same cores here, so a Noise upload spends a seal and an open per byte (plus syscalls) where the seal baseline spends a seal on a core of its own: the 0.85 goal is a loose ceiling in this set-up.\n", p.uploadSize/mib, bufSize>>10, bufSize>>10, p.reps, bufSize>>10, p.sealTime)
+	w("- **HTTP baselines**: new conn + first reply uses a fresh `http.Transport` (or `http3.Transport`) per sample, built before the clock starts, and POSTs 1 byte to an echo handler; the clock runs until the byte is read back, so it includes TCP + TLS 1.3 (or QUIC) setup, and for HTTP/2 the preface and SETTINGS. Upload POSTs the same number of bytes with a known Content-Length on a connection opened by an earlier untimed request; the handler reads the body in %d KiB reads and answers with the count; the clock runs from sending the request to reading that answer. They take turns with the libp2p setups in the same rounds.\n", bufSize>>10)
+	w("- **Regression gate**: `cd bench && go run ./cmd/p2pbench -check baseline.json` runs %d short rounds (%d first replies per setup, %d MiB uploads, no idle measurement), pools their samples, takes the ratios of first-reply medians and of best uploads (tachyon / go-libp2p and tachyon / HTTP, never absolute times) and fails naming every ratio more than %.0f %% worse than `bench/baseline.json`; `-write-baseline baseline.json` rewrites that file.\n", 5, gateParams.dialN, gateParams.uploadSize/mib, 100*gateTolerance)
 	w("- **Idle conn**: %d client hosts and one server host are built; after GC, a snapshot of `runtime.MemStats` (HeapInuse, StackInuse) and `runtime.NumGoroutine`; then every client connects once (identify included), the connections sit idle for %v, GC, a second snapshot. The difference divided by %d is one connection, **both ends together**; hosts themselves are in both snapshots, so their baseline cancels out. One run per setup.\n", p.idleN, settle, p.idleN)
 	w("%s\n", endMarker)
 	return b.String()
