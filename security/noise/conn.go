@@ -284,7 +284,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // writeRaw frames a handshake message and writes it.
 func (c *Conn) writeRaw(msg []byte) error {
 	if len(msg) > maxFrame {
-		return fmt.Errorf("noise: handshake message of %d bytes exceeds %d", len(msg), maxFrame)
+		return fmt.Errorf("handshake message of %d bytes exceeds %d", len(msg), maxFrame)
 	}
 	_, err := c.raw.Write(msg)
 	return err

@@ -109,8 +109,8 @@ func FuzzNoiseResponder(f *testing.F) {
 		if ctx.Err() != nil {
 			t.Fatalf("handshake hung: %v", err)
 		}
-		if !bytes.HasPrefix([]byte(err.Error()), []byte("noise: ")) {
-			t.Fatalf("error without prefix: %v", err)
+		if !bytes.HasPrefix([]byte(err.Error()), []byte("noise: ")) || bytes.Count([]byte(err.Error()), []byte("noise: ")) != 1 {
+			t.Fatalf("error without prefix, or repeating it: %v", err)
 		}
 	})
 }

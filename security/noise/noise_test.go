@@ -250,6 +250,11 @@ func TestHandshakeFailures(t *testing.T) {
 			if rr.err == nil {
 				t.Fatal("responder succeeded")
 			}
+			for _, err := range []error{ir.err, rr.err} {
+				if strings.Count(err.Error(), "noise: ") != 1 || strings.Count(err.Error(), "handshake with") != 1 {
+					t.Errorf("error repeats itself: %v", err)
+				}
+			}
 			// Both raw connections were closed.
 			if _, err := a.Write([]byte{1}); err == nil {
 				t.Fatal("initiator's raw conn still open")

@@ -21,7 +21,7 @@ const protocolName = "Noise_XX_25519_ChaChaPoly_SHA256"
 
 const dhLen = 32
 
-var errShortMessage = errors.New("noise: handshake message too short")
+var errShortMessage = errors.New("handshake message too short")
 
 // keypair is an X25519 key pair. We call crypto/ecdh directly rather than
 // golang.org/x/crypto/curve25519, which wraps it but rederives the public key
@@ -38,7 +38,7 @@ func newKeypair(r io.Reader) (keypair, error) {
 		r = rand.Reader
 	}
 	if _, err := io.ReadFull(r, priv[:]); err != nil {
-		return keypair{}, fmt.Errorf("noise: generating X25519 key: %w", err)
+		return keypair{}, fmt.Errorf("generating X25519 key: %w", err)
 	}
 	return keypairFromPrivate(priv)
 }
@@ -46,7 +46,7 @@ func newKeypair(r io.Reader) (keypair, error) {
 func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
 	k, err := ecdh.X25519().NewPrivateKey(priv[:])
 	if err != nil {
-		return keypair{}, fmt.Errorf("noise: X25519 key: %w", err)
+		return keypair{}, fmt.Errorf("X25519 key: %w", err)
 	}
 	kp := keypair{key: k}
 	copy(kp.pub[:], k.PublicKey().Bytes())
@@ -58,11 +58,11 @@ func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
 func dh(kp *keypair, pub *[dhLen]byte) ([]byte, error) {
 	remote, err := ecdh.X25519().NewPublicKey(pub[:])
 	if err != nil {
-		return nil, fmt.Errorf("noise: remote X25519 key: %w", err)
+		return nil, fmt.Errorf("remote X25519 key: %w", err)
 	}
 	out, err := kp.key.ECDH(remote)
 	if err != nil {
-		return nil, fmt.Errorf("noise: X25519 with remote key: %w", err)
+		return nil, fmt.Errorf("X25519 with remote key: %w", err)
 	}
 	return out, nil
 }
@@ -176,7 +176,7 @@ func (hs *handshakeState) readStatic(ct []byte) error {
 	var buf [dhLen]byte
 	s, err := hs.ss.decryptAndHash(buf[:0], ct)
 	if err != nil {
-		return fmt.Errorf("noise: decrypting remote static key: %w", err)
+		return fmt.Errorf("decrypting remote static key: %w", err)
 	}
 	copy(hs.rs[:], s)
 	return nil
@@ -185,7 +185,7 @@ func (hs *handshakeState) readStatic(ct []byte) error {
 func (hs *handshakeState) readPayload(ct []byte) ([]byte, error) {
 	p, err := hs.ss.decryptAndHash(hs.payload[:0], ct)
 	if err != nil {
-		return nil, fmt.Errorf("noise: decrypting handshake payload: %w", err)
+		return nil, fmt.Errorf("decrypting handshake payload: %w", err)
 	}
 	hs.payload = p
 	return p, nil

@@ -26,7 +26,7 @@ const (
 	maxCertHashes = 32
 )
 
-var errPayload = errors.New("noise: malformed handshake payload")
+var errPayload = errors.New("malformed handshake payload")
 
 // payload is a decoded NoiseHandshakePayload. Slices alias the input.
 type payload struct {

@@ -22,8 +22,8 @@ const (
 )
 
 var (
-	errNonceExhausted = errors.New("noise: nonce exhausted")
-	errDecrypt        = errors.New("noise: message authentication failed")
+	errNonceExhausted = errors.New("nonce exhausted")
+	errDecrypt        = errors.New("message authentication failed")
 )
 
 // cipherState is a Noise CipherState: a key and a 64-bit message counter.

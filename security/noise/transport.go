@@ -82,7 +82,7 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 	}
 	static, err := newKeypair(cfg.Rand)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("noise: static key: %w", err)
 	}
 	pub, err := crypto.MarshalPublicKey(key.GetPublic())
 	if err != nil {

@@ -286,6 +286,12 @@ func TestWrongPeerID(t *testing.T) {
 		sr.conn.Close()
 		t.Fatal("server succeeded")
 	}
+	t.Logf("client: %v; server: %v", cr.err, sr.err)
+	for _, err := range []error{cr.err, sr.err} {
+		if strings.Count(err.Error(), "tls: ") != 1 || strings.Count(err.Error(), "handshake with") != 1 {
+			t.Errorf("error repeats itself: %v", err)
+		}
+	}
 }
 
 func TestInboundExpectedPeer(t *testing.T) {

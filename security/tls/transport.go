@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,7 +240,7 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 	}
 	fail := func(err error) (*Conn, error) {
 		raw.Close()
-		return nil, fmt.Errorf("tls: handshake with %s: %w", who, err)
+		return nil, &handshakeError{who: who, err: err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := raw.SetDeadline(dl); err != nil {
@@ -254,7 +255,8 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 			cerr = context.DeadlineExceeded // the socket deadline fired first
 		}
 		if cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%w)", cerr, err)
+			raw.Close()
+			return nil, &handshakeError{who: who, ctx: cerr, err: err}
 		}
 		return fail(err)
 	}
@@ -272,6 +274,30 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 		c.state.Muxer = protocol.ID(p)
 	}
 	return c, nil
+}
+
+// handshakeError reads "tls: handshake with <who>: <cause>". The cause,
+// ours or crypto/tls's, usually says "tls: " too ("tls: peer ID mismatch",
+// "remote error: tls: bad certificate"): it is said once, up front.
+type handshakeError struct {
+	who string
+	ctx error // the context error that ended the handshake, if any
+	err error
+}
+
+func (e *handshakeError) Error() string {
+	msg := strings.ReplaceAll(e.err.Error(), "tls: ", "")
+	if e.ctx != nil {
+		msg = e.ctx.Error() + " (" + msg + ")"
+	}
+	return "tls: handshake with " + e.who + ": " + msg
+}
+
+func (e *handshakeError) Unwrap() []error {
+	if e.ctx != nil {
+		return []error{e.ctx, e.err}
+	}
+	return []error{e.err}
 }
 
 // LocalPeer returns our peer ID.
