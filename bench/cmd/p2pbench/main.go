@@ -65,7 +65,7 @@ func main() {
 	charts := flag.String("charts", "", "draw PNG charts into `dir` (default with -write: ../docs/bench)")
 	check := flag.String("check", "", "regression gate: measure the ratios in short runs and compare them with the baseline `file`")
 	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
-	gateReps := flag.Int("gate-reps", defaultGateReps, "short runs per -check or -write-baseline; the median ratio counts")
+	gateReps := flag.Int("gate-reps", defaultGateReps, "short runs per batch of -check or -write-baseline")
 	flag.Parse()
 
 	if *check != "" || *writeBase != "" {
