@@ -28,6 +28,7 @@ func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fl := flag.NewFlagSet("rtt", flag.ContinueOnError)
 	n := fl.Int("n", 10, "number of iterations, each with a new host")
 	timeout := fl.Duration("timeout", 30*time.Second, "limit for each iteration")
+	verbose := fl.Bool("v", false, "print each iteration's steps (connected, stream, written, echoed) to stderr")
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -42,19 +43,25 @@ func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err}
 	}
+	var trace io.Writer // -v: each iteration's steps on stderr
+	if *verbose {
+		trace = stderr
+	}
 	res := rttLine{Event: "rtt", OK: true, Millis: make([]float64, 0, *n)}
 	for i := 0; i < *n; i++ {
-		d, err := rttOnce(ctx, ai, *timeout)
+		d, err := rttOnce(ctx, ai, *timeout, trace)
 		if err != nil {
 			err = fmt.Errorf("iteration %d: %w", i+1, err)
 			printRTT(stdout, rttLine{Event: "rtt", OK: false, Error: err.Error()})
 			return err
 		}
-		res.Millis = append(res.Millis, float64(d.Microseconds())/1000)
+		res.Millis = append(res.Millis, ms(d))
 	}
 	printRTT(stdout, res)
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printRTT(w io.Writer, l rttLine) {
 	b, _ := json.Marshal(l)
@@ -63,7 +70,7 @@ func printRTT(w io.Writer, l rttLine) {
 
 // rttOnce makes a fresh host (new identity, no listeners) and times
 // Connect + NewStream + 1 byte out + 1 byte back.
-func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration) (time.Duration, error) {
+func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration, trace io.Writer) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	h, err := tachyon.New(tachyon.DialTimeout(timeout))
@@ -76,20 +83,27 @@ func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration) (time
 	if err := h.Connect(ctx, ai); err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
+	connected := time.Since(start)
 	s, err := h.NewStream(ctx, ai.ID, echoProtocol)
 	if err != nil {
 		return 0, fmt.Errorf("open stream: %w", err)
 	}
+	opened := time.Since(start)
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	if _, err := s.Write([]byte{0x2a}); err != nil {
 		return 0, fmt.Errorf("write: %w", err)
 	}
+	written := time.Since(start)
 	var b [1]byte
 	if _, err := io.ReadFull(s, b[:]); err != nil {
 		return 0, fmt.Errorf("read: %w", err)
 	}
 	elapsed := time.Since(start)
+	if trace != nil {
+		fmt.Fprintf(trace, "rtt: connect %.1f ms, stream %.1f ms, write %.1f ms, echo %.1f ms\n",
+			ms(connected), ms(opened), ms(written), ms(elapsed))
+	}
 	if b[0] != 0x2a {
 		return 0, fmt.Errorf("echoed byte %#x, want 0x2a", b[0])
 	}

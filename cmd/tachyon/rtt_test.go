@@ -32,6 +32,15 @@ func TestRTTCLI(t *testing.T) {
 	}
 }
 
+func TestRTTCLIVerbose(t *testing.T) {
+	leakcheck.Check(t)
+	addr, _ := startNode(t, "--echo", "--listen", "/ip4/127.0.0.1/tcp/0")
+	code, stdout, stderr := runCmd("rtt", "-v", addr, "-n", "2")
+	if code != 0 || strings.Count(stderr, "rtt: connect ") != 2 || !strings.Contains(stdout, `"ok":true`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
 func TestRTTCLIFailures(t *testing.T) {
 	leakcheck.Check(t)
 	addr, stop := startNode(t, "--listen", "/ip4/127.0.0.1/tcp/0") // no --echo
