@@ -173,40 +173,50 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // jsDial is one dial's outcome as the Node script and the page report it.
 type jsDial struct {
-	Transport    string    `json:"transport"`
-	Addr         string    `json:"addr"`
-	OK           bool      `json:"ok"`
-	Connected    bool      `json:"connected"`
-	RemoteAddr   string    `json:"remoteAddr"`
-	ConnectMs    float64   `json:"connectMs"`
-	PingMs       []float64 `json:"pingMs"`
-	PingErrors   []string  `json:"pingErrors"`
-	AgentVersion string    `json:"agentVersion"`
-	Protocols    []string  `json:"protocols"`
-	EchoBytes    int       `json:"echoBytes"`
-	EchoError    string    `json:"echoError"`
-	DialErrors   []string  `json:"dialErrors"`
-	Error        string    `json:"error"`
+	Transport     string    `json:"transport"`
+	Addr          string    `json:"addr"`
+	OK            bool      `json:"ok"`
+	Connected     bool      `json:"connected"`
+	RemoteAddr    string    `json:"remoteAddr"`
+	ConnectMs     float64   `json:"connectMs"`
+	PingMs        []float64 `json:"pingMs"`
+	PingErrors    []string  `json:"pingErrors"`
+	AgentVersion  string    `json:"agentVersion"`
+	Protocols     []string  `json:"protocols"`
+	EchoBytes     int       `json:"echoBytes"`
+	EchoError     string    `json:"echoError"`
+	IdentifyError string    `json:"identifyError"`
+	DialErrors    []string  `json:"dialErrors"`
+	Error         string    `json:"error"`
 }
 
-// TestJSNode: js-libp2p in Node dials tachyon over TCP and WS (3 pings,
-// identify), then tachyon dials the js listener over TCP (3 pings,
-// identify asserted on the tachyon side).
+// TestJSNode: js-libp2p in Node dials tachyon over TCP, WS and
+// WebRTC-direct (3 pings, identify asserted on the js side), then tachyon
+// dials the js listener over TCP and WS (3 pings, identify asserted on the
+// tachyon side).
 func TestJSNode(t *testing.T) {
 	jsRequire(t, false)
 	dir := jsSetup(t)
 	var tlog bytes.Buffer
-	h, addrs := jsHost(t, &tlog, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws")
+	h, addrs := jsHost(t, &tlog, "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws", "/ip4/127.0.0.1/udp/0/webrtc-direct")
 	defer h.Close()
 	defer func() {
 		if t.Failed() {
 			t.Logf("tachyon log:\n%s", tlog.String())
 		}
 	}()
+	transports := []string{"tcp", "ws", "webrtc-direct"}
+	args := []string{"--experimental-websocket", "src/node.mjs"}
+	for _, tr := range transports {
+		if addrs[tr] == "" {
+			t.Fatalf("tachyon has no %s address: %v", tr, h.FullAddrs())
+		}
+		args = append(args, tr+"="+addrs[tr])
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), jsRunLimit)
 	defer cancel()
-	cmd := jsCommand(ctx, dir, "node", "--experimental-websocket", "src/node.mjs", addrs["tcp"], addrs["ws"])
+	cmd := jsCommand(ctx, dir, "node", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -231,7 +241,6 @@ func TestJSNode(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatalf("node printed no result line; stderr:\n%s", stderr.String())
 	}
-	t.Logf("node: %s", lines.Text())
 	var res struct {
 		Peer   string   `json:"peer"`
 		Listen []string `json:"listen"`
@@ -242,82 +251,145 @@ func TestJSNode(t *testing.T) {
 	}
 
 	// js -> tachyon
-	for _, want := range []string{"tcp", "ws"} {
-		i := slices.IndexFunc(res.Dials, func(d jsDial) bool { return d.Transport == want })
+	for _, tr := range transports {
+		i := slices.IndexFunc(res.Dials, func(d jsDial) bool { return d.Transport == tr })
 		if i < 0 {
-			t.Errorf("js -> tachyon %s: no result", want)
+			t.Errorf("js -> tachyon %s: no result", tr)
 			continue
 		}
 		d := res.Dials[i]
-		if !d.OK {
-			t.Errorf("js -> tachyon %s failed: %s", want, d.Error)
-			continue
-		}
-		if d.RemoteAddr != addrs[want] {
-			t.Errorf("js -> tachyon %s: connected to %s, want %s", want, d.RemoteAddr, addrs[want])
-		}
-		if len(d.PingMs) != 3 {
-			t.Errorf("js -> tachyon %s: %d pings, want 3", want, len(d.PingMs))
-		}
-		if !strings.HasPrefix(d.AgentVersion, "tachyon/") {
-			t.Errorf("js -> tachyon %s: identify agent version %q, want tachyon/...", want, d.AgentVersion)
-		}
-		for _, p := range []string{"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"} {
-			if !slices.Contains(d.Protocols, p) {
-				t.Errorf("js -> tachyon %s: identify protocols %v lack %s", want, d.Protocols, p)
+		b, _ := json.Marshal(d)
+		t.Logf("js -> tachyon %s: %s", tr, b)
+		problems := map[string]string{}
+		if !d.Connected {
+			problems["dial"] = d.Error
+		} else {
+			if d.RemoteAddr != addrs[tr] {
+				problems["dial"] = fmt.Sprintf("connected to %s, want %s", d.RemoteAddr, addrs[tr])
 			}
+			if len(d.PingMs) != 3 {
+				problems["ping"] = fmt.Sprintf("%d of 3 pings answered: %q", len(d.PingMs), d.PingErrors)
+			}
+			var idp []string
+			if d.IdentifyError != "" {
+				idp = append(idp, d.IdentifyError)
+			}
+			if !strings.HasPrefix(d.AgentVersion, "tachyon/") {
+				idp = append(idp, fmt.Sprintf("agent version %q, want tachyon/...", d.AgentVersion))
+			}
+			for _, p := range []string{"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"} {
+				if !slices.Contains(d.Protocols, p) {
+					idp = append(idp, fmt.Sprintf("protocols %v lack %s", d.Protocols, p))
+				}
+			}
+			if len(idp) > 0 {
+				problems["identify"] = strings.Join(idp, "; ")
+			}
+		}
+		jsCheck(t, "js -> tachyon "+tr, tr, []string{"dial", "ping", "identify"}, problems)
+		if d.Connected && len(d.PingMs) == 0 {
+			t.Errorf("js -> tachyon %s: no ping answered: %q", tr, d.PingErrors)
 		}
 	}
 
-	// tachyon -> js over TCP, on a fresh connection of our own.
-	var jsAddr ma.Multiaddr
-	for _, s := range res.Listen {
-		if strings.Contains(s, "/tcp/") && !strings.Contains(s, "/ws") {
-			if jsAddr, err = ma.NewMultiaddr(s); err != nil {
-				t.Fatal(err)
+	// tachyon -> js over TCP and WS, each on a fresh connection of our own.
+	for _, tr := range []string{"tcp", "ws"} {
+		var jsAddr ma.Multiaddr
+		for _, s := range res.Listen {
+			if strings.Contains(s, "/ws/") == (tr == "ws") {
+				if jsAddr, err = ma.NewMultiaddr(s); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-	}
-	if jsAddr == nil {
-		t.Fatalf("js listens on %v: no TCP address", res.Listen)
-	}
-	ai, err := peer.AddrInfoFromP2pAddr(jsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jsWaitNoConn(t, h, ai.ID)
-	if err := h.Connect(ctx, *ai); err != nil {
-		t.Fatalf("tachyon -> js tcp: connect: %v\nnode stderr:\n%s", err, stderr.String())
-	}
-	conns := h.Network().ConnsToPeer(ai.ID)
-	if len(conns) != 1 || conns[0].Direction() != network.DirOutbound {
-		t.Fatalf("tachyon -> js tcp: want one outbound connection, have %d", len(conns))
-	}
-	var rtts []time.Duration
-	if err := h.Ping(ctx, ai.ID, 3, 100*time.Millisecond, 5*time.Second, func(_ int, rtt time.Duration) { rtts = append(rtts, rtt) }); err != nil {
-		t.Errorf("tachyon -> js tcp: ping: %v", err)
-	}
-	if len(rtts) != 3 {
-		t.Errorf("tachyon -> js tcp: %d pings answered, want 3", len(rtts))
-	}
-	id, err := h.IdentifyWait(ctx, ai.ID)
-	if err != nil {
-		t.Fatalf("tachyon -> js tcp: identify: %v", err)
-	}
-	agent := id.Message.AgentVersion
-	if !strings.HasPrefix(agent, "js-libp2p/") {
-		t.Errorf("tachyon -> js tcp: identify agent version %q, want js-libp2p/...", agent)
-	}
-	var protos []string
-	for _, p := range id.Message.Protocols {
-		protos = append(protos, string(p))
-	}
-	for _, p := range []string{"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"} {
-		if !slices.Contains(protos, p) {
-			t.Errorf("tachyon -> js tcp: identify protocols %v lack %s", protos, p)
+		if jsAddr == nil {
+			t.Errorf("js listens on %v: no %s address", res.Listen, tr)
+			continue
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(jsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ai.Addrs = []ma.Multiaddr{ai.Addrs[0]}
+		jsWaitNoConn(t, h, ai.ID)
+		if err := h.Connect(ctx, *ai); err != nil {
+			t.Errorf("tachyon -> js %s: connect to %s: %v\nnode stderr:\n%s", tr, jsAddr, err, stderr.String())
+			continue
+		}
+		conns := h.Network().ConnsToPeer(ai.ID)
+		if len(conns) != 1 || conns[0].Direction() != network.DirOutbound {
+			t.Errorf("tachyon -> js %s: want one outbound connection, have %d", tr, len(conns))
+		}
+		var rtts []time.Duration
+		if err := h.Ping(ctx, ai.ID, 3, 100*time.Millisecond, 5*time.Second, func(_ int, rtt time.Duration) { rtts = append(rtts, rtt) }); err != nil {
+			t.Errorf("tachyon -> js %s: ping: %v", tr, err)
+		}
+		if len(rtts) != 3 {
+			t.Errorf("tachyon -> js %s: %d pings answered, want 3", tr, len(rtts))
+		}
+		id, err := h.IdentifyWait(ctx, ai.ID)
+		if err != nil {
+			t.Errorf("tachyon -> js %s: identify: %v", tr, err)
+		} else {
+			agent := id.Message.AgentVersion
+			if !strings.HasPrefix(agent, "js-libp2p/") {
+				t.Errorf("tachyon -> js %s: identify agent version %q, want js-libp2p/...", tr, agent)
+			}
+			var protos []string
+			for _, p := range id.Message.Protocols {
+				protos = append(protos, string(p))
+			}
+			for _, p := range []string{"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"} {
+				if !slices.Contains(protos, p) {
+					t.Errorf("tachyon -> js %s: identify protocols %v lack %s", tr, protos, p)
+				}
+			}
+			t.Logf("tachyon -> js %s: pings %v, agent %q, protocols %v", tr, rtts, agent, protos)
+		}
+		for _, c := range h.Network().ConnsToPeer(ai.ID) {
+			c.Close()
 		}
 	}
-	t.Logf("tachyon -> js tcp: pings %v, agent %q, protocols %v", rtts, agent, protos)
+}
+
+// jsKnownFailing lists the checks ("transport check") that fail today;
+// they are logged, not asserted (see COMPATIBILITY.md).
+var jsKnownFailing = map[string]string{
+	// js-libp2p (in Chromium and in Node, through node-datachannel) reuses
+	// SCTP stream id 0 once the Noise handshake channel (negotiated, id 0)
+	// is closed; pion v4.1.2's acceptDataChannels ignores any incoming
+	// stream whose id matches a channel that existed when the association
+	// started, so that stream is never opened on tachyon's side and the js
+	// ping on it times out after 5 s. Streams on other ids (the other
+	// pings, identify, the echo) work.
+	// The Noise handshake stream: tachyon's WebTransport listener ends it
+	// with FIN plus STOP_SENDING (streamConn.Close: Close, CancelRead(0))
+	// as soon as its side of the handshake is done, while js-libp2p's
+	// authenticateWebTransport then awaits messages.close() (its own FIN);
+	// when the STOP_SENDING arrives first that close rejects with
+	// "WebTransportError: Received STOP_SENDING." and the dial fails. The
+	// page retries up to 3 times; ping and echo are asserted whenever a
+	// dial got through.
+	"webtransport dial":  "flaky: tachyon sends STOP_SENDING on the Noise handshake stream before js closes it; js-libp2p's dial then fails with \"WebTransportError: Received STOP_SENDING.\"",
+	"webrtc-direct ping": "the stream that reuses SCTP id 0 (the closed handshake channel's) is dropped by pion on tachyon's side; that ping times out",
+}
+
+// jsCheck reports the problems of one dial: known failing checks are
+// logged, the others fail the test.
+func jsCheck(t *testing.T, what, transport string, checks []string, problems map[string]string) {
+	t.Helper()
+	for _, check := range checks {
+		why, known := jsKnownFailing[transport+" "+check]
+		p, failed := problems[check]
+		switch {
+		case known && !failed:
+			t.Logf("%s %s passed this run (listed as known failing: %s); if it keeps passing, update jsKnownFailing and COMPATIBILITY.md", what, check, why)
+		case known && failed:
+			t.Logf("%s %s: known failing (%s): %s", what, check, why, p)
+		case failed:
+			t.Errorf("%s %s: %s", what, check, p)
+		}
+	}
 }
 
 // jsWaitNoConn waits until the js side's own connections to h are gone, so
@@ -331,12 +403,6 @@ func jsWaitNoConn(t *testing.T, h *tachyon.Host, p peer.ID) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// jsBrowserKnownFailing lists the browser checks ("transport check") that
-// fail today; they are logged, not asserted (see COMPATIBILITY.md).
-var jsBrowserKnownFailing = map[string]string{
-	"webrtc-direct ping": "a ping stream opened right after the previous one closed times out (5 s); the connection, later streams and the echo work",
 }
 
 // TestJSBrowser: js-libp2p in headless Chromium dials tachyon over
@@ -407,21 +473,10 @@ func TestJSBrowser(t *testing.T) {
 				problems["echo"] = fmt.Sprintf("echo of 1 MiB: %d bytes back: %s", d.EchoBytes, d.EchoError)
 			}
 		}
-		if len(d.DialErrors) > 0 {
-			t.Logf("chromium -> tachyon %s: dial attempts that failed: %q", tr, d.DialErrors)
+		if d.Connected && len(d.DialErrors) > 0 {
+			problems["dial"] = fmt.Sprintf("connected only after %d failed attempts: %q", len(d.DialErrors), d.DialErrors)
 		}
-		for _, check := range []string{"dial", "ping", "echo"} {
-			why, known := jsBrowserKnownFailing[tr+" "+check]
-			p, failed := problems[check]
-			switch {
-			case known && !failed:
-				t.Logf("chromium -> tachyon %s %s passes now (known failing: %s): update jsBrowserKnownFailing and COMPATIBILITY.md", tr, check, why)
-			case known && failed:
-				t.Logf("chromium -> tachyon %s %s: known failing (%s): %s", tr, check, why, p)
-			case failed:
-				t.Errorf("chromium -> tachyon %s %s: %s", tr, check, p)
-			}
-		}
+		jsCheck(t, "chromium -> tachyon "+tr, tr, []string{"dial", "ping", "echo"}, problems)
 		if d.Connected && len(d.PingMs) == 0 {
 			t.Errorf("chromium -> tachyon %s: no ping answered: %q", tr, d.PingErrors)
 		}

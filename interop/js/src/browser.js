@@ -88,7 +88,7 @@ window.runTests = async function runTests (addrs) {
           break
         } catch (err) {
           r.dialErrors = [...(r.dialErrors ?? []), String(err?.stack ?? err)]
-          if (attempt >= 2) throw err
+          if (attempt >= 3) throw err
         }
       }
       r.remoteAddr = conn.remoteAddr.toString()
