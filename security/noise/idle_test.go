@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 )
 
 // idleHeapPerConn opens pairs secured connections with newPair, moves a few
@@ -109,5 +111,41 @@ func TestIdleConnMemory(t *testing.T) {
 	t.Logf("idle Noise connection over loopback TCP: %.0f bytes of heap per end (%d pairs)", per, pairs)
 	if per > 16<<10 {
 		t.Fatalf("an idle Noise connection holds %.0f bytes of heap per end, want < %d", per, 16<<10)
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.Conn.Read(p)
+}
+
+// TestFramesPerRead checks that a burst of frames arriving together is read
+// in a couple of raw reads (the small first read, then one into the pooled
+// buffer) and returned by one Read, and that the buffer goes back after.
+func TestFramesPerRead(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	cb := &countingConn{Conn: b}
+	ic, rc := securedPair(t, func(testing.TB) (net.Conn, net.Conn) { return a, cb })
+	defer ic.Close()
+	defer rc.Close()
+	const size = writeBatch * maxPlain
+	go ic.Write(make([]byte, size)) // one raw write of writeBatch frames
+	cb.reads = 0
+	buf := make([]byte, size)
+	n, err := rc.Read(buf)
+	if err != nil || n != size {
+		t.Fatalf("Read = %d, %v; want %d", n, err, size)
+	}
+	if cb.reads > 2 {
+		t.Fatalf("%d frames took %d raw reads, want <= 2", writeBatch, cb.reads)
+	}
+	if rc.rbuf != nil || rc.pooled != nil || rc.plain != nil {
+		t.Fatal("read buffer kept after everything was read")
 	}
 }
