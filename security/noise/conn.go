@@ -107,6 +107,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if c.rerr != nil {
+		c.dropReadBuf()
 		return 0, c.rerr
 	}
 	if len(p) == 0 {
@@ -119,6 +120,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.readFailed(err)
 		}
 		if n, err = c.open(p, frame); err != nil {
+			c.dropReadBuf()
 			return 0, err
 		}
 	}
@@ -173,6 +175,7 @@ func (c *Conn) readFailed(err error) error {
 		return err
 	}
 	c.rerr = err
+	c.dropReadBuf()
 	return err
 }
 
@@ -244,6 +247,12 @@ func (c *Conn) releaseReadBuf() {
 		}
 		c.rbuf, c.plain = nil, nil // an empty plain still pins the buffer
 	}
+}
+
+// dropReadBuf discards whatever is buffered once the stream is broken.
+func (c *Conn) dropReadBuf() {
+	c.rpos, c.rend, c.plain = 0, 0, nil
+	c.releaseReadBuf()
 }
 
 // Write encrypts p into frames of at most 65519 plaintext bytes.

@@ -392,6 +392,9 @@ func TestTamperedFrame(t *testing.T) {
 	if _, err := rc.Read(buf); err == nil {
 		t.Fatal("read error not sticky")
 	}
+	if rc.rbuf != nil || rc.pooled != nil {
+		t.Fatal("read buffer kept after a fatal error")
+	}
 	// A frame shorter than a tag.
 	ic2, rc2 := securedPair(t, tcpPair)
 	defer ic2.Close()
