@@ -33,7 +33,7 @@ import (
 const (
 	jsChromium   = "/usr/bin/chromium"
 	jsNpmLimit   = 10 * time.Minute
-	jsRunLimit   = 90 * time.Second
+	jsRunLimit   = 80 * time.Second
 	jsEchoSize   = 1 << 20
 	jsSkipEnvVar = "TACHYON_SKIP_BROWSER"
 )
