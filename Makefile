@@ -13,11 +13,11 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/...
+TIMED := ./testbed/... ./test/rtt/...
 
 unit:
-	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed)
-	$(GO) test -timeout 15m -count=1 $(TIMED)
+	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt)
+	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

@@ -92,8 +92,10 @@ func (c *stackConfig) validate() error {
 	if transports[c.Transport].selfSecured {
 		return c.validateKey()
 	}
-	if _, ok := securities[c.Security]; !ok {
-		return fmt.Errorf("unknown --security %q (have %s)", c.Security, names(securities))
+	for _, sec := range strings.Split(c.Security, ",") {
+		if _, ok := securities[sec]; !ok {
+			return fmt.Errorf("unknown --security %q (have %s, or a comma-separated list in preference order)", sec, names(securities))
+		}
 	}
 	if _, ok := muxers[c.Muxer]; !ok {
 		return fmt.Errorf("unknown --muxer %q (have %s)", c.Muxer, names(muxers))
@@ -128,7 +130,12 @@ func newHost(c *stackConfig) (host.Host, error) {
 	}
 	opts := []libp2p.Option{transports[c.Transport].option}
 	if !transports[c.Transport].selfSecured {
-		opts = append(opts, securities[c.Security], muxers[c.Muxer])
+		// A list such as "tls,noise" offers both, in that order, as a
+		// default go-libp2p host does.
+		for _, sec := range strings.Split(c.Security, ",") {
+			opts = append(opts, securities[sec])
+		}
+		opts = append(opts, muxers[c.Muxer])
 	}
 	opts = append(opts,
 		libp2p.UserAgent(AgentVersion),
