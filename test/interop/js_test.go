@@ -362,15 +362,6 @@ var jsKnownFailing = map[string]string{
 	// started, so that stream is never opened on tachyon's side and the js
 	// ping on it times out after 5 s. Streams on other ids (the other
 	// pings, identify, the echo) work.
-	// The Noise handshake stream: tachyon's WebTransport listener ends it
-	// with FIN plus STOP_SENDING (streamConn.Close: Close, CancelRead(0))
-	// as soon as its side of the handshake is done, while js-libp2p's
-	// authenticateWebTransport then awaits messages.close() (its own FIN);
-	// when the STOP_SENDING arrives first that close rejects with
-	// "WebTransportError: Received STOP_SENDING." and the dial fails. The
-	// page retries up to 3 times; ping and echo are asserted whenever a
-	// dial got through.
-	"webtransport dial":  "flaky: tachyon sends STOP_SENDING on the Noise handshake stream before js closes it; js-libp2p's dial then fails with \"WebTransportError: Received STOP_SENDING.\"",
 	"webrtc-direct ping": "the stream that reuses SCTP id 0 (the closed handshake channel's) is dropped by pion on tachyon's side; that ping times out",
 }
 

@@ -170,7 +170,7 @@ func (l *Listener) handshake(sess *wt.Session, qc *quic.Conn) (*Conn, error) {
 		str.CancelWrite(0)
 		return nil, err
 	}
-	sc, err := resp.SecureInbound(ctx, &streamConn{Stream: str, sess: sess}, "")
+	sc, err := resp.SecureInbound(ctx, &streamConn{Stream: str, sess: sess, finOnly: true}, "")
 	if err != nil {
 		return nil, fmt.Errorf("webtransport: Noise handshake with %s: %w", sess.RemoteAddr(), err)
 	}

@@ -192,6 +192,11 @@ func (t *Transport) dial(ctx context.Context, raddr netip.AddrPort, hashes [][]b
 type streamConn struct {
 	*wt.Stream
 	sess *wt.Session
+	// finOnly makes Close send only our FIN. The listener uses it: js-libp2p
+	// half-closes the handshake stream after the handshake, and a
+	// STOP_SENDING that reaches it first fails its whole dial ("Received
+	// STOP_SENDING"). The peer's FIN then ends the stream.
+	finOnly bool
 }
 
 func (c *streamConn) LocalAddr() net.Addr  { return c.sess.LocalAddr() }
@@ -201,6 +206,8 @@ func (c *streamConn) RemoteAddr() net.Addr { return c.sess.RemoteAddr() }
 // done so first, so the error of the FIN is not interesting.
 func (c *streamConn) Close() error {
 	c.Stream.Close()
-	c.Stream.CancelRead(0)
+	if !c.finOnly {
+		c.Stream.CancelRead(0)
+	}
 	return nil
 }
