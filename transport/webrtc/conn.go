@@ -119,7 +119,7 @@ func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser) 
 		return nil, false
 	}
 	c.streams.Add(1)
-	return newStream(dc, rwc, c.streams.Done), true
+	return newStream(dc, rwc, c.streams.Done, c.done), true
 }
 
 // OpenStream opens a data channel (label "", not negotiated). It waits only

@@ -63,6 +63,8 @@ type stream struct {
 	rwc datachannel.ReadWriteCloser
 	// done runs once, when the reader goroutine has returned.
 	done func()
+	// connDone is closed when the connection closes.
+	connDone <-chan struct{}
 
 	writeMu sync.Mutex // orders data and FIN
 	// frameMu keeps the two halves of a split frame together: control
@@ -83,8 +85,11 @@ type stream struct {
 
 var _ network.MuxedStream = (*stream)(nil)
 
-func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func()) *stream {
-	s := &stream{dc: dc, rwc: rwc, done: done, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
+// connDone is closed when the connection closes: every wait of the stream
+// ends then, so Conn.Close, which waits for the readers, never hangs on a
+// reader waiting for queue room or a writer waiting for send room.
+func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}) *stream {
+	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
 	dc.SetBufferedAmountLowThreshold(sendLowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
@@ -193,7 +198,12 @@ func (s *stream) waitQueueRoom() bool {
 	for len(s.queue) >= recvQueueMax && s.rstate == recvOpen && !s.closed {
 		ch := s.changed
 		s.mu.Unlock()
-		<-ch
+		select {
+		case <-ch:
+		case <-s.connDone:
+			s.mu.Lock()
+			return false
+		}
 		s.mu.Lock()
 	}
 	return !s.closed
@@ -310,6 +320,8 @@ func (s *stream) waitLocked(dl time.Time, extra <-chan struct{}) error {
 	case <-ch:
 	case <-extra:
 	case <-timeout:
+	case <-s.connDone:
+		return ErrConnClosed
 	}
 	return nil
 }

@@ -56,7 +56,10 @@ func TestConcurrentStreamsEcho(t *testing.T) {
 	wg := echoServer(s)
 	defer wg.Wait()
 	defer s.Close()
-	const streams, size = 8, 10 << 20
+	// 10 MiB in all over 8 concurrent streams, echoed: enough to fill the
+	// send and receive queues many times over, and bounded in time under
+	// -race on a busy 2-core machine.
+	const streams, size = 8, 10 << 20 / 8
 	data := make([]byte, size)
 	rand.Read(data)
 	errs := make(chan error, streams)
@@ -68,7 +71,7 @@ func TestConcurrentStreamsEcho(t *testing.T) {
 				errs <- err
 				return
 			}
-			st.SetDeadline(time.Now().Add(60 * time.Second))
+			st.SetDeadline(time.Now().Add(120 * time.Second))
 			werr := make(chan error, 1)
 			go func() {
 				_, err := st.Write(data)
