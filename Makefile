@@ -3,13 +3,14 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz demo
+.PHONY: test vet unit fuzz demo bench bench-check
 
-test: vet unit fuzz
+test: vet unit fuzz bench-check
 
 vet:
 	$(GO) vet ./...
 	cd interop/golibp2p && $(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
@@ -24,3 +25,12 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/tachyon demo
+
+# The regression gate: ratios tachyon/go-libp2p and tachyon/HTTP from short
+# runs, against bench/baseline.json; fails when one worsens by over 15 %.
+bench-check:
+	cd bench && $(GO) run ./cmd/p2pbench -check baseline.json
+
+# The full benchmark, written into BENCHMARKS.md and docs/bench/.
+bench:
+	cd bench && $(GO) run ./cmd/p2pbench -write ../BENCHMARKS.md
