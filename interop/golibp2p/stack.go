@@ -15,6 +15,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	libp2pwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
 	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	libp2pwebtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 )
@@ -52,6 +53,11 @@ var transports = map[string]transportEntry{
 	"ws": {
 		option:        libp2p.Transport(websocket.New),
 		defaultListen: "/ip4/127.0.0.1/tcp/0/ws",
+	},
+	"webrtc-direct": {
+		option:        libp2p.Transport(libp2pwebrtc.New),
+		defaultListen: "/ip4/127.0.0.1/udp/0/webrtc-direct",
+		selfSecured:   true,
 	},
 	"quic-v1": {
 		option:        libp2p.Transport(libp2pquic.NewTransport),

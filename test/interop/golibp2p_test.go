@@ -118,6 +118,7 @@ func goCases() []goCase {
 		{"ws-tls", "ws", "tls", tachyon.TLS, "/ip4/127.0.0.1/tcp/0/ws", "/yamux/1.0.0"},
 		{"quic-v1", "quic-v1", "", tachyon.TLS, "/ip4/127.0.0.1/udp/0/quic-v1", ""},
 		{"webtransport", "webtransport", "", tachyon.Noise, "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", ""},
+		{"webrtc-direct", "webrtc-direct", "", tachyon.Noise, "/ip4/127.0.0.1/udp/0/webrtc-direct", ""},
 	}
 }
 
