@@ -36,7 +36,8 @@ func cmdDial(args []string) int {
 	var c stackConfig
 	fs := newFlagSet("dial", &c)
 	pings := fs.Int("pings", 10, "number of pings to run")
-	echoBytes := fs.Int("echo-bytes", 1<<20, "bytes to send through the echo protocol")
+	echoBytes := fs.Int("echo-bytes", 1<<20, "bytes to send through the echo protocol, on each stream")
+	echoStreams := fs.Int("echo-streams", 1, "concurrent echo streams")
 	timeout := fs.Duration("timeout", 30*time.Second, "limit for the whole run")
 	pos, err := parseArgs(fs, args, 1)
 	if err != nil {
@@ -45,8 +46,8 @@ func cmdDial(args []string) int {
 	if err := checkStack(&c); err != nil {
 		return fail(err)
 	}
-	if *pings < 0 || *echoBytes < 0 || *timeout <= 0 {
-		return fail(usagef("--pings and --echo-bytes must be >= 0, --timeout > 0"))
+	if *pings < 0 || *echoBytes < 0 || *echoStreams < 1 || *timeout <= 0 {
+		return fail(usagef("--pings and --echo-bytes must be >= 0, --echo-streams >= 1, --timeout > 0"))
 	}
 	ai, err := parseTarget(pos[0])
 	if err != nil {
@@ -55,7 +56,7 @@ func cmdDial(args []string) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	res, err := dial(ctx, &c, ai, *pings, *echoBytes)
+	res, err := dial(ctx, &c, ai, *pings, *echoBytes, *echoStreams)
 	if err != nil {
 		return fail(err)
 	}
@@ -76,7 +77,7 @@ func parseTarget(s string) (*peer.AddrInfo, error) {
 	return ai, nil
 }
 
-func dial(ctx context.Context, c *stackConfig, ai *peer.AddrInfo, pings, echoBytes int) (*dialResult, error) {
+func dial(ctx context.Context, c *stackConfig, ai *peer.AddrInfo, pings, echoBytes, echoStreams int) (*dialResult, error) {
 	h, err := newHost(c)
 	if err != nil {
 		return nil, fmt.Errorf("start host: %w", err)
@@ -119,12 +120,23 @@ func dial(ctx context.Context, c *stackConfig, ai *peer.AddrInfo, pings, echoByt
 		res.PingRTTsMillis = rtts
 	}
 
-	d, err := runEcho(ctx, h, ai.ID, echoBytes)
-	if err != nil {
-		return nil, err
+	// Every stream echoes echoBytes at the same time; the time is the
+	// slowest stream's.
+	echoStart := time.Now()
+	errs := make(chan error, echoStreams)
+	for i := 0; i < echoStreams; i++ {
+		go func() {
+			_, err := runEcho(ctx, h, ai.ID, echoBytes)
+			errs <- err
+		}()
 	}
-	res.EchoBytes = echoBytes
-	res.EchoMillis = millis(d)
+	for i := 0; i < echoStreams; i++ {
+		if err := <-errs; err != nil {
+			return nil, err
+		}
+	}
+	res.EchoBytes = echoBytes * echoStreams
+	res.EchoMillis = millis(time.Since(echoStart))
 
 	if err := h.Network().ClosePeer(ai.ID); err != nil {
 		return nil, fmt.Errorf("close connection: %w", err)

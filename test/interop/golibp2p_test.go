@@ -140,7 +140,7 @@ func hasAll(t *testing.T, who string, got []string, want ...protocol.ID) {
 }
 
 // TestGoDialsTachyon: go-libp2p connects to tachyon, pings 10 times, checks
-// identify, echoes 1 MiB, closes.
+// identify, echoes 10 MiB on 8 concurrent streams, closes.
 func TestGoDialsTachyon(t *testing.T) {
 	bin := goPeer(t)
 	for _, tc := range goCases() {
@@ -157,7 +157,7 @@ func TestGoDialsTachyon(t *testing.T) {
 			addr := h.FullAddrs()[0].String()
 
 			cmd := exec.CommandContext(ctx, bin, append(append([]string{"dial", addr}, tc.goArgs()...),
-				"--pings", "10", "--echo-bytes", "1048576")...)
+				"--pings", "10", "--echo-bytes", "1310720", "--echo-streams", "8")...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -171,7 +171,7 @@ func TestGoDialsTachyon(t *testing.T) {
 			if len(res.PingRTTs) != 10 {
 				t.Errorf("%d ping RTTs, want 10", len(res.PingRTTs))
 			}
-			if res.EchoBytes != 1<<20 {
+			if res.EchoBytes != 10<<20 {
 				t.Errorf("echoed %d bytes", res.EchoBytes)
 			}
 			if tc.security != "" && res.Security != string(tc.ourSec) || res.Muxer != tc.muxer {
@@ -205,7 +205,8 @@ func TestGoDialsTachyon(t *testing.T) {
 }
 
 // TestTachyonDialsGo: tachyon connects to a go-libp2p listener, pings 10
-// times, checks identify both ways, echoes 1 MiB, closes.
+// times, checks identify both ways, echoes 10 MiB on 8 concurrent streams,
+// closes.
 func TestTachyonDialsGo(t *testing.T) {
 	bin := goPeer(t)
 	for _, tc := range goCases() {
@@ -278,21 +279,16 @@ func TestTachyonDialsGo(t *testing.T) {
 				t.Error("go's signed peer record missing or not verified")
 			}
 
-			s, err := h.NewStream(ctx, ai.ID, echoID)
-			if err != nil {
-				t.Fatal(err)
+			// 10 MiB echoed on 8 concurrent streams.
+			echoErrs := make(chan error, 8)
+			for i := 0; i < 8; i++ {
+				go func() { echoErrs <- echoOnce(ctx, h, ai.ID, 10<<20/8) }()
 			}
-			data := make([]byte, 1<<20)
-			rand.Read(data)
-			go func() {
-				s.Write(data)
-				s.CloseWrite()
-			}()
-			got, err := io.ReadAll(s)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("echo: %d bytes back, equal %v, err %v", len(got), bytes.Equal(got, data), err)
+			for i := 0; i < 8; i++ {
+				if err := <-echoErrs; err != nil {
+					t.Fatal(err)
+				}
 			}
-			s.Close()
 
 			// The go side reports what identify told it about us.
 			ev := waitEvent(t, lines, "identified", &stderr)
@@ -314,6 +310,29 @@ func TestTachyonDialsGo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// echoOnce sends n random bytes on a new echo stream while reading them
+// back, and checks they return unchanged.
+func echoOnce(ctx context.Context, h *tachyon.Host, p peer.ID, n int) error {
+	s, err := h.NewStream(ctx, p, echoID)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	data := make([]byte, n)
+	rand.Read(data)
+	go func() {
+		s.Write(data)
+		s.CloseWrite()
+	}()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, data) {
+		return fmt.Errorf("echo: %d of %d bytes back, equal %v, err %v", len(got), n, bytes.Equal(got, data), err)
+	}
+	return nil
 }
 
 func waitEvent(t *testing.T, lines *bufio.Scanner, name string, stderr *bytes.Buffer) event {
