@@ -41,7 +41,10 @@ const (
 	secNoiseAddr = "Noise /noise addr"
 )
 
-const (
+// The listen addresses of every server; a -wan-serve child process
+// replaces 127.0.0.1 with its testbed host's address.
+var (
+	listenIP           = "127.0.0.1"
 	loopbackListen     = "/ip4/127.0.0.1/tcp/0"
 	loopbackListenQUIC = "/ip4/127.0.0.1/udp/0/quic-v1"
 )

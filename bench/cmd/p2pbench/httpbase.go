@@ -73,7 +73,7 @@ func newHTTPServer(kind string) (*httpServer, error) {
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	if kind == httpH3 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(listenIP, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("http3: %w", err)
 		}
@@ -84,7 +84,7 @@ func newHTTPServer(kind string) (*httpServer, error) {
 			return pc.Close()
 		}}, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenIP, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}

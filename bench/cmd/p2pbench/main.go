@@ -27,11 +27,17 @@ type params struct {
 	uploadSize int64 // bytes per upload
 	sealTime   time.Duration
 	idleN      int // client hosts (= connections) per idle measurement
+	// extras turns on issue 6's metrics (handshake rate, CPU per GiB,
+	// parallel streams); off for -check and -write-baseline.
+	extras bool
+	hsTime time.Duration // timed handshakes per stack and concurrency
+	wanSize int64 // bytes per upload over the emulated 63 ms link
+	wanReps int
 }
 
 var (
-	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000}
-	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200}
+	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000, extras: true, hsTime: 3 * time.Second, wanSize: 256 << 20, wanReps: 3}
+	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200, extras: true, hsTime: time.Second, wanSize: 32 << 20, wanReps: 1}
 )
 
 // gateParams are the sizes of one repetition of -check and
@@ -67,6 +73,9 @@ func main() {
 	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
 	gateReps := flag.Int("gate-reps", defaultGateReps, "short runs per batch of -check or -write-baseline")
 	flag.Parse()
+	if code, ok := wanChild(); ok {
+		os.Exit(code)
+	}
 
 	if *check != "" || *writeBase != "" {
 		os.Exit(gate(*check, *writeBase, *gateReps))
@@ -117,6 +126,11 @@ type results struct {
 	bareTLS []float64
 	seal    []float64
 	idle    map[serverKey]idleCost
+	// Issue 6 (extras only).
+	hs       map[hsKey]hsResult
+	upCPU    map[serverKey][]float64 // CPU seconds per GiB, per upload run
+	parallel map[serverKey][]float64 // MiB/s aggregate of parStreams streams, per run
+	wan      map[string][]float64    // MiB/s per run over the emulated link, by wanStacks entry
 }
 
 func run(ctx context.Context, p params, profDir string) (*results, error) {
@@ -125,6 +139,8 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 		env:     readEnvironment(),
 		uploads: make(map[serverKey][]float64),
 		idle:    make(map[serverKey]idleCost),
+		upCPU:    make(map[serverKey][]float64),
+		parallel: make(map[serverKey][]float64),
 	}
 	servers := make(map[serverKey]endpoint)
 	defer func() {
@@ -183,10 +199,21 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 	if err := runUploads(ctx, res, servers, https, profDir); err != nil {
 		return nil, err
 	}
+	if p.extras {
+		if err := runHandshakes(ctx, res, servers); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range servers {
 		s.close()
 	}
 	clear(servers)
+	if p.extras {
+		var err error
+		if res.wan, err = runWAN(ctx, p.wanSize, p.wanReps); err != nil {
+			return nil, err
+		}
+	}
 	if p.idleN == 0 {
 		return res, nil
 	}
@@ -260,11 +287,13 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 		}
 		res.bareTLS = append(res.bareTLS, r)
 		for _, kind := range httpKinds {
+			c0 := cpuTime()
 			r, err := ups[kind].post(ctx, p.uploadSize)
 			if err != nil {
 				return err
 			}
 			k := serverKey{kind, httpSec}
+			res.upCPU[k] = append(res.upCPU[k], cpuPerGiB(cpuTime()-c0, p.uploadSize))
 			res.uploads[k] = append(res.uploads[k], r)
 		}
 		for _, impl := range impls {
@@ -275,16 +304,31 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 					dir = profDir
 				}
 				err := profiled(dir, fmt.Sprintf("upload-%s-%s", impl, sec), func() error {
+					c0 := cpuTime()
 					r, err := uploadOnce(ctx, clients[k], servers[k].ref(), p.uploadSize)
 					if err != nil {
 						return fmt.Errorf("upload %s/%s: %w", impl, sec, err)
 					}
+					res.upCPU[k] = append(res.upCPU[k], cpuPerGiB(cpuTime()-c0, p.uploadSize))
 					res.uploads[k] = append(res.uploads[k], r)
 					return nil
 				})
 				if err != nil {
 					return err
 				}
+			}
+		}
+		if !p.extras {
+			continue
+		}
+		for _, impl := range impls {
+			for _, sec := range upSecs {
+				k := serverKey{impl, sec}
+				r, err := parallelUpload(ctx, clients[k], servers[k].ref(), p.uploadSize, parStreams)
+				if err != nil {
+					return fmt.Errorf("parallel upload %s/%s: %w", impl, sec, err)
+				}
+				res.parallel[k] = append(res.parallel[k], r)
 			}
 		}
 	}

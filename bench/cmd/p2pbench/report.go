@@ -162,6 +162,10 @@ func (r *results) markdown() string {
 	w("\nCharts of the same run: [upload throughput](docs/bench/%s), [setup latency](docs/bench/%s).\n\n", chartThroughput, chartSetup)
 	w("![upload throughput](docs/bench/%s)\n\n![setup latency](docs/bench/%s)\n", chartThroughput, chartSetup)
 
+	if p.extras {
+		r.extrasMarkdown(w)
+		r.wanMarkdown(w)
+	}
 	w("\nCross-implementation first reply (ms):\n\n")
 	w("| client -> server | security | median | p90 |\n|---|---|---:|---:|\n")
 	for _, sec := range secs {
@@ -202,6 +206,11 @@ func (r *results) markdown() string {
 	w("- **Upload**: %d MiB written in %d KiB writes on one new stream of an existing connection; the server reads it in %d KiB reads and, on EOF, acknowledges with the byte count; the clock runs from the first write to the acknowledgement. Median of %d runs. The bare crypto/tls baseline does the same over a TLS 1.3 connection (the handshake is not timed); the seal baseline encrypts %d KiB messages on one goroutine for %v. Sender and receiver share the same cores here, so a Noise upload spends a seal and an open per byte (plus syscalls) where the seal baseline spends a seal on a core of its own: the 0.85 goal is a loose ceiling in this set-up.\n", p.uploadSize/mib, bufSize>>10, bufSize>>10, p.reps, bufSize>>10, p.sealTime)
 	w("- **HTTP baselines**: new conn + first reply uses a fresh `http.Transport` (or `http3.Transport`) per sample, built before the clock starts, and POSTs 1 byte to an echo handler; the clock runs until the byte is read back, so it includes TCP + TLS 1.3 (or QUIC) setup, and for HTTP/2 the preface and SETTINGS. Upload POSTs the same number of bytes with a known Content-Length on a connection opened by an earlier untimed request; the handler reads the body in %d KiB reads and answers with the count; the clock runs from sending the request to reading that answer. They take turns with the libp2p setups in the same rounds.\n", bufSize>>10)
 	w("- **Regression gate**: `cd bench && go run ./cmd/p2pbench -check baseline.json` runs %d short rounds (%d first replies per setup, %d MiB uploads, no idle measurement), pools their samples and takes the ratios of first-reply medians and of best uploads (tachyon / go-libp2p and tachyon / HTTP, never absolute times); if one is more than %.0f %% worse than in `bench/baseline.json` it measures another %d rounds, pooled, up to %d batches, and then fails naming every such ratio. `-write-baseline baseline.json` rewrites the file from %d batches.\n", defaultGateReps, gateParams.dialN, gateParams.uploadSize/mib, 100*gateTolerance, defaultGateReps, gateBatches, gateBatches)
+	if p.extras {
+		w("- **Handshakes per second**: for each stack and for %v concurrent dialers, the dialers make new connections to one server back to back for %v of timed phases; each connection is a fresh client host (hosts are built in batches before a phase and closed after it, outside the clock and the CPU count) doing `Connect`, `NewStream` on the echo protocol, a 1-byte echo, and waiting until identify has finished both ways. Rate = connections / timed wall time. **CPU per connection** is the process's user+system CPU (`syscall.Getrusage(RUSAGE_SELF)`) over the timed phases divided by the connections: **client and server both run in this process, so it is both ends of the connection together**, plus the runtime's background work (GC).\n", hsConcs, p.hsTime)
+		w("- **CPU per GiB**: process CPU (`Getrusage`, user+system, both ends together since sender and receiver share the process) around each single-stream upload, divided by the GiB moved; median of %d runs. The HTTP figures are measured the same way around each POST.\n", p.reps)
+		w("- **%d parallel streams**: the same client connection as the single-stream upload opens %d streams at once and sends %d MiB / %d on each; aggregate MiB/s from opening the first stream to the last acknowledgement. Median of %d runs, in the same turns as the single-stream uploads.\n", parStreams, parStreams, p.uploadSize/mib, parStreams, p.reps)
+	}
 	w("- **Idle conn**: %d client hosts and one server host are built; after GC, a snapshot of `runtime.MemStats` (HeapInuse, StackInuse) and `runtime.NumGoroutine`; then every client connects once (identify included), the connections sit idle for %v, GC, a second snapshot. The difference divided by %d is one connection, **both ends together**; hosts themselves are in both snapshots, so their baseline cancels out. One run per setup.\n", p.idleN, settle, p.idleN)
 	w("%s\n", endMarker)
 	return b.String()
@@ -234,3 +243,76 @@ func writeSection(path, section string) error {
 	}
 	return nil
 }
+
+// extrasMarkdown writes issue 6's table: handshake rate and CPU per
+// connection, CPU per GiB uploaded, parallel-stream throughput.
+func (r *results) extrasMarkdown(w func(string, ...any)) {
+	w("\n### Handshake rate, CPU cost, parallel streams\n\n")
+	w("Same run. tachyon / go-libp2p: above 1 is better for rates and throughput, below 1 for CPU. CPU figures are process CPU, **both ends of the connection together** (client and server share this process). The HTTP columns are filled where the same measurement exists for HTTP (TCP stacks: HTTPS/1.1; QUIC: HTTP/3).\n\n")
+	w("| metric | stack | tachyon | go-libp2p | tachyon / go-libp2p | HTTP | tachyon / HTTP |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, conc := range hsConcs {
+		for _, sec := range upSecs {
+			t, g := r.hs[hsKey{implTachyon, sec, conc}], r.hs[hsKey{implGo, sec, conc}]
+			w("| handshakes/s, %d dialer(s) | %s | %.0f | %.0f | %s | – | – |\n", conc, sec, t.perSec, g.perSec, ratio(t.perSec, g.perSec))
+		}
+	}
+	for _, conc := range hsConcs {
+		for _, sec := range upSecs {
+			t, g := r.hs[hsKey{implTachyon, sec, conc}], r.hs[hsKey{implGo, sec, conc}]
+			w("| CPU per connection (ms), %d dialer(s) | %s | %.2f | %.2f | %s | – | – |\n", conc, sec, ms1(t.cpuPerConn), ms1(g.cpuPerConn), ratio(float64(t.cpuPerConn), float64(g.cpuPerConn)))
+		}
+	}
+	for _, sec := range upSecs {
+		t, g := median(r.upCPU[serverKey{implTachyon, sec}]), median(r.upCPU[serverKey{implGo, sec}])
+		kind := "HTTPS/1.1"
+		if family(sec) == "QUIC" {
+			kind = "HTTP/3"
+		}
+		h := median(r.upCPU[serverKey{kind, httpSec}])
+		w("| upload, 1 stream: CPU s per GiB | %s | %.2f | %.2f | %s | %s %.2f | %s |\n", sec, t, g, ratio(t, g), kind, h, ratio(t, h))
+	}
+	for _, sec := range upSecs {
+		t, g := median(r.parallel[serverKey{implTachyon, sec}]), median(r.parallel[serverKey{implGo, sec}])
+		w("| upload, %d streams on 1 conn (MiB/s total) | %s | %.0f | %.0f | %s | – | – |\n", parStreams, sec, t, g, ratio(t, g))
+	}
+	w("\nHandshake counts (connections / timed seconds / CPU seconds):\n\n")
+	for _, conc := range hsConcs {
+		for _, sec := range upSecs {
+			for _, impl := range impls {
+				x := r.hs[hsKey{impl, sec, conc}]
+				w("- %s %s, %d dialer(s): %d / %.2f / %.2f\n", impl, sec, conc, x.conns, x.wall.Seconds(), x.cpu.Seconds())
+			}
+		}
+	}
+}
+
+// wanMarkdown writes the upload over the emulated long fat link.
+func (r *results) wanMarkdown(w func(string, ...any)) {
+	if r.wan == nil {
+		w("\n### Upload over an emulated 63 ms RTT link\n\nNot measured in this run (no testbed: needs root and `ip`, `ethtool`).\n")
+		return
+	}
+	l := wanLink
+	w("\n### Upload over an emulated 63 ms RTT link\n\n")
+	w("Two testbed hosts (network namespaces, `docs/testbed.md`), each on an emulated link of %v one way and %.0f Mbit/s; the path crosses both links, so %v RTT; the server is a p2pbench child process in one host, the client another in the other. One connection, an untimed 16 MiB warm-up upload, then %d MiB on one new stream, timed to the acknowledgement; median of %d runs, stacks in turns. The emulator runs in the parent process and needs most of the 2 shared cores at this rate, so the absolute figures are capped by the machine; compare the ratios. TCP socket buffers are the kernel defaults of the namespace.\n\n", l.Delay, l.Rate/1e6, 4*l.Delay, r.p.wanSize/mib, r.p.wanReps)
+	w("| stack | tachyon (MiB/s) | go-libp2p (MiB/s) | tachyon / go-libp2p | HTTP (MiB/s) | tachyon / HTTP |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, sec := range upSecs {
+		t, g := median(r.wan[implTachyon+"/"+sec]), median(r.wan[implGo+"/"+sec])
+		kind := httpH1
+		if family(sec) == "QUIC" {
+			kind = httpH3
+		}
+		h := median(r.wan[kind])
+		w("| %s | %.1f | %.1f | %s | %s %.1f | %s |\n", sec, t, g, ratio(t, g), kind, h, ratio(t, h))
+	}
+	w("\nEvery run (MiB/s):\n\n")
+	for _, st := range wanStacks {
+		parts := make([]string, len(r.wan[st]))
+		for i, x := range r.wan[st] {
+			parts[i] = fmt.Sprintf("%.1f", x)
+		}
+		w("- %s: %s\n", st, strings.Join(parts, ", "))
+	}
+}
+
+func ms1(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,184 @@
+package main
+
+// Issue 6's metrics, full and -quick runs only (never -check): handshake
+// rate with CPU per connection, CPU per GiB uploaded, and the aggregate
+// throughput of parallel streams on one connection.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// hsConcs are the numbers of concurrent dialers of the handshake rate.
+var hsConcs = []int{1, 16}
+
+// parStreams is the number of streams of the parallel upload.
+const parStreams = 16
+
+type hsKey struct {
+	impl, sec string
+	conc      int
+}
+
+// hsResult is one handshake-rate measurement.
+type hsResult struct {
+	conns      int
+	wall       time.Duration // timed phases only
+	cpu        time.Duration // process CPU during the timed phases
+	perSec     float64
+	cpuPerConn time.Duration
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerGiB converts CPU time spent on size bytes into CPU seconds per GiB.
+func cpuPerGiB(cpu time.Duration, size int64) float64 {
+	return cpu.Seconds() / (float64(size) / (1 << 30))
+}
+
+// handshake is one new connection from a fresh client host: connect, a
+// 1-byte echo on a new stream (so both ends have finished the handshake),
+// and identify finished both ways (needed before closing, see firstReply).
+func handshake(ctx context.Context, c, srv endpoint) error {
+	server := srv.ref()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.connect(ctx, server); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	s, err := c.newStream(ctx, server, echoProto)
+	if err != nil {
+		return fmt.Errorf("new stream: %w", err)
+	}
+	defer s.Close()
+	b := []byte{42}
+	if _, err := s.Write(b); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := io.ReadFull(s, b); err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	waitIdentified(ctx, c, srv)
+	return ctx.Err()
+}
+
+// measureHandshakes runs conc dialers, each making new connections to srv
+// back to back, until the timed phases add up to d. Client hosts are built
+// in batches before a phase and closed after it, outside the clock and the
+// CPU count, so a connection's cost is the dial, both handshakes, the echo
+// and identify, both ends together (they share this process).
+func measureHandshakes(ctx context.Context, impl, sec string, srv endpoint, conc int, d time.Duration) (hsResult, error) {
+	perWorker := 8
+	if conc == 1 {
+		perWorker = 32
+	}
+	var r hsResult
+	for r.wall < d {
+		hosts := make([]endpoint, conc*perWorker)
+		for i := range hosts {
+			h, err := newHost(impl, sec, false)
+			if err != nil {
+				for _, h := range hosts[:i] {
+					h.close()
+				}
+				return r, err
+			}
+			hosts[i] = h
+		}
+		errs := make([]error, conc)
+		var wg sync.WaitGroup
+		c0, t0 := cpuTime(), time.Now()
+		for w := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(hosts); i += conc {
+					if err := handshake(ctx, hosts[i], srv); err != nil {
+						errs[w] = fmt.Errorf("handshakes %s/%s x%d: %w", impl, sec, conc, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		r.wall += time.Since(t0)
+		r.cpu += cpuTime() - c0
+		r.conns += len(hosts)
+		for _, h := range hosts {
+			h.close()
+		}
+		for _, err := range errs {
+			if err != nil {
+				return r, err
+			}
+		}
+	}
+	r.perSec = float64(r.conns) / r.wall.Seconds()
+	r.cpuPerConn = r.cpu / time.Duration(r.conns)
+	return r, nil
+}
+
+// runHandshakes measures every stack of upSecs for both implementations;
+// the stacks take turns for each concurrency.
+func runHandshakes(ctx context.Context, res *results, servers map[serverKey]endpoint) error {
+	res.hs = make(map[hsKey]hsResult)
+	for _, conc := range hsConcs {
+		for _, sec := range upSecs {
+			for _, impl := range impls {
+				logf("handshakes: %s/%s, %d dialers, %v", impl, sec, conc, res.p.hsTime)
+				r, err := measureHandshakes(ctx, impl, sec, servers[serverKey{impl, sec}], conc, res.p.hsTime)
+				if err != nil {
+					return err
+				}
+				res.hs[hsKey{impl, sec, conc}] = r
+				time.Sleep(200 * time.Millisecond) // let closed hosts wind down
+			}
+		}
+	}
+	return nil
+}
+
+// parallelUpload sends size bytes split over n new streams of the existing
+// connection from client to server, all at once, and returns the aggregate
+// MiB/s, timed from opening the first stream to the last acknowledgement.
+func parallelUpload(ctx context.Context, client endpoint, server peerRef, size int64, n int) (float64, error) {
+	per := size / int64(n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := client.newStream(ctx, server, sinkProto)
+			if err != nil {
+				errs[i] = fmt.Errorf("new stream: %w", err)
+				return
+			}
+			defer s.Close()
+			if err := upload(s, s.CloseWrite, per); err != nil {
+				s.Reset()
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return rate(per*int64(n), d), nil
+}
