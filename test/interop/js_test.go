@@ -355,14 +355,10 @@ func TestJSNode(t *testing.T) {
 // jsKnownFailing lists the checks ("transport check") that fail today;
 // they are logged, not asserted (see COMPATIBILITY.md).
 var jsKnownFailing = map[string]string{
-	// js-libp2p (in Chromium and in Node, through node-datachannel) reuses
-	// SCTP stream id 0 once the Noise handshake channel (negotiated, id 0)
-	// is closed; pion v4.1.2's acceptDataChannels ignores any incoming
-	// stream whose id matches a channel that existed when the association
-	// started, so that stream is never opened on tachyon's side and the js
-	// ping on it times out after 5 s. Streams on other ids (the other
-	// pings, identify, the echo) work.
-	"webrtc-direct ping": "the stream that reuses SCTP id 0 (the closed handshake channel's) is dropped by pion on tachyon's side; that ping times out",
+	// Empty. "webrtc-direct ping" was here: js-libp2p reuses SCTP stream
+	// id 0 once the Noise handshake channel is closed, and pion ignored
+	// that stream while the channel was in the snapshot SCTPTransport.Start
+	// takes; tachyon's listener now creates the channel after SCTP starts.
 }
 
 // jsCheck reports the problems of one dial: known failing checks are

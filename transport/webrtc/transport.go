@@ -136,13 +136,28 @@ func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction) (*
 		return nil, fmt.Errorf("webrtc: creating peer connection: %w", err)
 	}
 	c := newConn(pc, dir)
-	negotiated, id := true, uint16(handshakeChannelID)
-	dc, err := pc.CreateDataChannel("", &pion.DataChannelInit{Negotiated: &negotiated, ID: &id})
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("webrtc: creating handshake channel: %w", err)
-	}
 	p := &peerSetup{pc: pc, conn: c, handshake: make(chan handshakeChan, 1)}
+	// The dialer, the Noise responder, creates the handshake channel now,
+	// so that it exists before the listener's first message arrives. The
+	// listener creates it only once SCTP is up (see handshakeStream).
+	if dir == network.DirOutbound {
+		if err := p.createHandshakeChannel(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// createHandshakeChannel creates the negotiated channel carrying Noise; it
+// reports on p.handshake when the channel opens.
+func (p *peerSetup) createHandshakeChannel() error {
+	negotiated, id := true, uint16(handshakeChannelID)
+	dc, err := p.pc.CreateDataChannel("", &pion.DataChannelInit{Negotiated: &negotiated, ID: &id})
+	if err != nil {
+		return fmt.Errorf("webrtc: creating handshake channel: %w", err)
+	}
+	c := p.conn
 	dc.OnOpen(func() {
 		rwc, err := dc.Detach()
 		if err != nil {
@@ -156,7 +171,31 @@ func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction) (*
 		}
 		p.handshake <- handshakeChan{dc: dc, s: s}
 	})
-	return p, nil
+	return nil
+}
+
+// waitSCTP waits until the SCTP association is up.
+//
+// pion's SCTPTransport.Start snapshots the data channels that exist at that
+// moment, and its accept loop then ignores every incoming SCTP stream whose
+// id is one of theirs, for the life of the association, even after that
+// channel was closed. js-libp2p reuses id 0 for a later stream once the
+// Noise channel is closed, so on the listener the handshake channel must
+// not be in that snapshot: it is created after Start. Start sets the state
+// to connected under the same lock as it takes the snapshot.
+func (p *peerSetup) waitSCTP(ctx context.Context) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for p.pc.SCTP().State() != pion.SCTPTransportStateConnected {
+		select {
+		case <-tick.C:
+		case <-p.conn.failed:
+			return errors.New("connection failed before SCTP started")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for SCTP: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // handshakeStream waits for the connection and its handshake channel.
@@ -167,6 +206,16 @@ func (p *peerSetup) handshakeStream(ctx context.Context) (*stream, error) {
 		return nil, errors.New("ICE or DTLS failed")
 	case <-ctx.Done():
 		return nil, fmt.Errorf("connecting: %w", ctx.Err())
+	}
+	if p.conn.dir == network.DirInbound {
+		// The listener is the Noise initiator: the dialer sends nothing on
+		// the handshake channel before it, so creating it late is safe.
+		if err := p.waitSCTP(ctx); err != nil {
+			return nil, err
+		}
+		if err := p.createHandshakeChannel(); err != nil {
+			return nil, err
+		}
 	}
 	select {
 	case h := <-p.handshake:
