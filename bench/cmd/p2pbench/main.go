@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,14 +30,14 @@ type params struct {
 	idleN      int // client hosts (= connections) per idle measurement
 	// extras turns on issue 6's metrics (handshake rate, CPU per GiB,
 	// parallel streams); off for -check and -write-baseline.
-	extras bool
-	hsTime time.Duration // timed handshakes per stack and concurrency
-	wanSize int64 // bytes per upload over the emulated 63 ms link
+	extras  bool
+	hsTime  time.Duration // timed handshakes per stack and concurrency
+	wanSize int64         // bytes per upload over the emulated 63 ms link
 	wanReps int
 }
 
 var (
-	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000, extras: true, hsTime: 3 * time.Second, wanSize: 256 << 20, wanReps: 3}
+	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000, extras: true, hsTime: 3 * time.Second, wanSize: 128 << 20, wanReps: 3}
 	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200, extras: true, hsTime: time.Second, wanSize: 32 << 20, wanReps: 1}
 )
 
@@ -75,6 +76,22 @@ func main() {
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
+	}
+	if *wanOnly {
+		p := quickParams
+		if !*quick {
+			p = fullParams
+		}
+		res := &results{p: p}
+		var err error
+		if res.wan, err = runWAN(context.Background(), p.wanSize, p.wanReps); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+		var b strings.Builder
+		res.wanMarkdown(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) })
+		fmt.Print(b.String())
+		return
 	}
 
 	if *check != "" || *writeBase != "" {
@@ -135,10 +152,10 @@ type results struct {
 
 func run(ctx context.Context, p params, profDir string) (*results, error) {
 	res := &results{
-		p:       p,
-		env:     readEnvironment(),
-		uploads: make(map[serverKey][]float64),
-		idle:    make(map[serverKey]idleCost),
+		p:        p,
+		env:      readEnvironment(),
+		uploads:  make(map[serverKey][]float64),
+		idle:     make(map[serverKey]idleCost),
 		upCPU:    make(map[serverKey][]float64),
 		parallel: make(map[serverKey][]float64),
 	}

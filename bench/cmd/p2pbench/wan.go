@@ -33,6 +33,7 @@ var (
 	wanIP     = flag.String("wan-ip", "", "internal: listen IP of -wan-serve")
 	wanPeer   = flag.String("wan-peer", "", "internal: JSON address printed by -wan-serve")
 	wanSize   = flag.Int64("wan-size", 0, "internal: bytes per upload of -wan-client")
+	wanOnly   = flag.Bool("wan", false, "measure only the upload over the emulated 63 ms link (with -quick: small sizes)")
 )
 
 // wanStacks are the measured stacks, as "impl/sec" or an HTTP kind.
