@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -178,7 +179,14 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 		return nil, fmt.Errorf("wan: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var servers []*exec.Cmd
+	defer func() {
+		// The servers run until killed: cancel first, then reap them.
+		cancel()
+		for _, c := range servers {
+			c.Wait()
+		}
+	}()
 	addrs := make(map[string]string)
 	for _, st := range wanStacks {
 		cmd := srvHost.Command(ctx, exe, "-wan-serve", st, "-wan-ip", srvHost.IPv4().String())
@@ -190,7 +198,7 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("wan: server %s: %w", st, err)
 		}
-		defer cmd.Wait()
+		servers = append(servers, cmd)
 		line, err := bufio.NewReader(out).ReadString('\n')
 		if err != nil {
 			return nil, fmt.Errorf("wan: server %s: %w", st, err)
