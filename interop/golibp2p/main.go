@@ -69,6 +69,8 @@ func millis(d time.Duration) float64 {
 const usageText = `usage:
   golibp2p-peer listen --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--key-seed HEX32] [--listen MADDR]...
   golibp2p-peer dial MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--pings 10] [--echo-bytes 1048576] [--timeout 30s] [--key-seed HEX32]
+  golibp2p-peer perf --run-server --server-address IP:PORT
+  golibp2p-peer perf --server-address IP:PORT|MADDR --transport tcp|quic-v1|webtransport|webrtc-direct --upload-bytes N --download-bytes N
   golibp2p-peer rtt MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--count 10] [--timeout 30s]
 `
 
@@ -91,6 +93,8 @@ func run(args []string) int {
 		return cmdDial(args[1:])
 	case "rtt":
 		return cmdRTT(args[1:])
+	case "perf":
+		return cmdPerf(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stderr, usageText)
 		return exitOK
