@@ -210,3 +210,30 @@ func TestUsage(t *testing.T) {
 		t.Fatal("unknown command:", code, stderr)
 	}
 }
+
+// TestNodePerfFlag: perf is served only with --perf, and then a perf client
+// can use the node.
+func TestNodePerfFlag(t *testing.T) {
+	leakcheck.Check(t)
+	plain, _ := startNode(t, "--listen", "/ip4/127.0.0.1/tcp/0")
+	withPerf, _ := startNode(t, "--perf", "--listen", "/ip4/127.0.0.1/tcp/0")
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{plain, false}, {withPerf, true}} {
+		code, out, stderr := runCmd("id", tc.addr)
+		if code != 0 {
+			t.Fatalf("id exit %d: %s", code, stderr)
+		}
+		if got := strings.Contains(out, "/perf/1.0.0"); got != tc.want {
+			t.Errorf("node %s announces perf: %v, want %v:\n%s", tc.addr, got, tc.want, out)
+		}
+	}
+	code, out, stderr := runCmd("perf", "--server-address", withPerf, "--transport", "tcp", "--upload-bytes", "100000", "--download-bytes", "200000")
+	if code != 0 || !strings.Contains(out, `"uploadBytes":100000,"downloadBytes":200000`) {
+		t.Fatalf("perf against a --perf node: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, _, _ := runCmd("perf", "--server-address", plain, "--transport", "tcp", "--upload-bytes", "1", "--download-bytes", "1"); code == 0 {
+		t.Error("perf against a node without --perf succeeded")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
@@ -22,6 +23,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var listen multiFlag
 	fl.Var(&listen, "listen", "multiaddr to listen on (repeatable)")
 	keyFile := fl.String("key", "", "identity key file (created if missing)")
+	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
 	if pos, err := parseInterspersed(fl, args); err != nil {
 		return err
@@ -53,6 +55,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return err
+	}
+	if *servePerf {
+		h.SetStreamHandler(perf.ID, perf.Handle)
 	}
 	if *echo {
 		h.SetStreamHandler(echoProtocol, serveEcho)
