@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -36,8 +37,9 @@ type listener struct {
 	closeMu  sync.Mutex
 }
 
-// Listen binds a UDP socket on addr, /ip4|ip6/<ip>/udp/<port>/webrtc-direct.
-// Connections accepted through it use its socket, so closing the listener
+// Listen serves /ip4|ip6/<ip>/udp/<port>/webrtc-direct on a UDP socket of
+// its own, or on the packet connection Config.ListenPacket returns.
+// Connections accepted through it use that socket, so closing the listener
 // also ends them.
 func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	ua, err := parseListenAddr(addr)
@@ -45,18 +47,16 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 		return nil, fmt.Errorf("webrtc: cannot listen on %s: %w", addr, err)
 	}
 	v6 := ua.IP.To4() == nil
-	nw := "udp4"
-	if v6 {
-		nw = "udp6"
-	}
-	sock, err := net.ListenUDP(nw, ua)
+	sock, err := t.listenPacket(ua, v6)
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
 	}
-	_ = sock.SetReadBuffer(4 << 20)
-	_ = sock.SetWriteBuffer(4 << 20)
-	bound := sock.LocalAddr().(*net.UDPAddr)
-	base, err := udpMultiaddr(&net.UDPAddr{IP: ua.IP, Port: bound.Port})
+	bound, err := udpAddrOf(sock.LocalAddr())
+	if err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("webrtc: listen on %s: local address of the packet connection: %w", addr, err)
+	}
+	base, err := udpMultiaddr(&net.UDPAddr{IP: ua.IP, Port: bound.Port, Zone: ua.Zone})
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
@@ -66,9 +66,11 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 		sock.Close()
 		return nil, fmt.Errorf("webrtc: listen on %s: %w", addr, err)
 	}
+	// ICE host candidates carry the listen IP with the bound port.
+	local := &net.UDPAddr{IP: ua.IP, Port: bound.Port, Zone: ua.Zone}
 	l := &listener{
 		t:        t,
-		mux:      newUDPMux(sock, pendingCandidates),
+		mux:      newUDPMux(sock, local, pendingCandidates),
 		laddr:    base.Encapsulate(ch),
 		base:     base,
 		v6:       v6,
@@ -79,6 +81,51 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
+}
+
+// listenPacket returns the socket the listener serves on: the hook's conn
+// when Config.ListenPacket is set, a UDP socket of its own otherwise.
+func (t *Transport) listenPacket(ua *net.UDPAddr, v6 bool) (net.PacketConn, error) {
+	if t.cfg.ListenPacket != nil {
+		ap := ua.AddrPort()
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		sock, err := t.cfg.ListenPacket(ap)
+		if err != nil {
+			return nil, fmt.Errorf("Config.ListenPacket(%s): %w", ap, err)
+		}
+		if sock == nil {
+			return nil, fmt.Errorf("Config.ListenPacket(%s) returned no connection", ap)
+		}
+		return sock, nil
+	}
+	nw := "udp4"
+	if v6 {
+		nw = "udp6"
+	}
+	sock, err := net.ListenUDP(nw, ua)
+	if err != nil {
+		return nil, err
+	}
+	// Large socket buffers absorb bursts from many associations.
+	_ = sock.SetReadBuffer(4 << 20)
+	_ = sock.SetWriteBuffer(4 << 20)
+	return sock, nil
+}
+
+// udpAddrOf converts a packet connection's address to a *net.UDPAddr
+// without assuming its concrete type.
+func udpAddrOf(a net.Addr) (*net.UDPAddr, error) {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua, nil
+	}
+	if a == nil {
+		return nil, errors.New("no address")
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return nil, fmt.Errorf("%s address %q is not ip:port: %w", a.Network(), a.String(), err)
+	}
+	return net.UDPAddrFromAddrPort(ap), nil
 }
 
 func (l *listener) acceptLoop() {
@@ -130,6 +177,13 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	se.SetLite(true)
 	se.SetICEUDPMux(l.mux)
 	se.DisableCertificateFingerprintVerification(true) // Noise authenticates
+	// No HelloVerifyRequest: its cookie proves the client's address, which
+	// ICE has already proved. pion's ICE-lite agent selects the pair, and
+	// DTLS answers, only after the dialer answered the agent's own binding
+	// request with its random transaction ID, so a spoofed source never
+	// gets the server's flight. Skipping it saves a round trip; attempts in
+	// progress stay bounded by Config.MaxInFlight and HandshakeTimeout.
+	se.SetDTLSInsecureSkipHelloVerify(true)
 	ps, err := newPeer(se, l.t.cert, network.DirInbound)
 	if err != nil {
 		return nil, err

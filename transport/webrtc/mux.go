@@ -19,6 +19,7 @@ import (
 // when pending is full, which is what bounds a STUN flood.
 type udpMux struct {
 	sock    net.PacketConn
+	local   *net.UDPAddr // the address ICE advertises
 	pending chan muxCandidate
 
 	mu      sync.Mutex
@@ -45,10 +46,11 @@ var _ ice.UDPMux = (*udpMux)(nil)
 
 var packetPool = sync.Pool{New: func() any { b := make([]byte, muxPacketSize); return &b }}
 
-// newUDPMux starts reading sock. Close stops it.
-func newUDPMux(sock net.PacketConn, pendingLen int) *udpMux {
+// newUDPMux starts reading sock, whose address is local. Close stops it.
+func newUDPMux(sock net.PacketConn, local *net.UDPAddr, pendingLen int) *udpMux {
 	m := &udpMux{
 		sock:    sock,
+		local:   local,
 		pending: make(chan muxCandidate, pendingLen),
 		byUfrag: map[string]*muxConn{},
 		byAddr:  map[netip.AddrPort]*muxConn{},
@@ -71,8 +73,8 @@ func (m *udpMux) readLoop() {
 			}
 			return
 		}
-		ua, ok := from.(*net.UDPAddr)
-		if !ok {
+		ua, err := udpAddrOf(from)
+		if err != nil {
 			packetPool.Put(bp)
 			continue
 		}
@@ -173,7 +175,7 @@ func (m *udpMux) removeLocked(c *muxConn) {
 }
 
 // GetListenAddresses implements ice.UDPMux.
-func (m *udpMux) GetListenAddresses() []net.Addr { return []net.Addr{m.sock.LocalAddr()} }
+func (m *udpMux) GetListenAddresses() []net.Addr { return []net.Addr{m.local} }
 
 // Close closes the socket and every connection and waits for the read loop.
 func (m *udpMux) Close() error {
@@ -263,7 +265,7 @@ func (c *muxConn) Close() error {
 	}
 }
 
-func (c *muxConn) LocalAddr() net.Addr              { return c.mux.sock.LocalAddr() }
+func (c *muxConn) LocalAddr() net.Addr              { return c.mux.local }
 func (c *muxConn) SetDeadline(time.Time) error      { return nil }
 func (c *muxConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *muxConn) SetWriteDeadline(time.Time) error { return nil }

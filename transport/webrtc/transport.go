@@ -14,10 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v3"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -34,6 +37,15 @@ type Config struct {
 	// HandshakeTimeout bounds an inbound connection's ICE, DTLS and Noise
 	// setup. Default 10s.
 	HandshakeTimeout time.Duration
+	// ListenPacket, when set, gives Listen the packet connection to serve
+	// on instead of a UDP socket of its own, e.g. the STUN and DTLS share of
+	// a socket QUIC also listens on. laddr is the listen address (port 0
+	// asks for any port). The returned conn's LocalAddr must report the
+	// bound address (*net.UDPAddr or a string host:port), its ReadFrom must
+	// return the sender's address and its WriteTo must accept a
+	// *net.UDPAddr. The listener owns the conn: it closes it on Close, or
+	// at once if Listen fails after the hook returned.
+	ListenPacket func(laddr netip.AddrPort) (net.PacketConn, error)
 }
 
 // Transport dials and listens on WebRTC-direct addresses.
@@ -266,6 +278,17 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	se := settingEngine(v6)
 	se.SetICECredentials(ufrag, ufrag)
 	se.SetPrflxAcceptanceMinWait(0)
+	// pion's controlling agent nominates only after its check succeeded and
+	// a later check tick, which costs a round trip before DTLS may start.
+	// The listener answers our check and sends its own in the same flight;
+	// once that arrives and our check has been answered (so the listener is
+	// reachable and knew our credentials), use the pair at once. The
+	// listener still gets its USE-CANDIDATE: pion sends it from the same
+	// request handler.
+	var selected atomic.Bool
+	se.SetICEBindingRequestHandler(func(_ *stun.Message, _, _ ice.Candidate, pair *ice.CandidatePair) bool {
+		return pair != nil && pair.ResponsesReceived() > 0 && selected.CompareAndSwap(false, true)
+	})
 	// Gather only on addresses of the same scope as the target, so that a
 	// loopback dial sends nothing off the host.
 	loop := raddr.IP.IsLoopback()
