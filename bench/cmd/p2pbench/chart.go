@@ -78,6 +78,7 @@ func drawBars(path, title, unit string, bars []bar) error {
 const (
 	chartThroughput = "throughput.png"
 	chartSetup      = "setup-latency.png"
+	chartMemory     = "memory-per-conn.png"
 )
 
 func (r *results) drawCharts(dir string) error {
@@ -85,7 +86,7 @@ func (r *results) drawCharts(dir string) error {
 		return fmt.Errorf("charts: %w", err)
 	}
 	var up []bar
-	for _, sec := range upSecs {
+	for _, sec := range singleSecs() {
 		for _, impl := range impls {
 			up = append(up, bar{impl + " " + sec, median(r.uploads[serverKey{impl, sec}]), impl})
 		}
@@ -101,7 +102,7 @@ func (r *results) drawCharts(dir string) error {
 	}
 	var dl []bar
 	ms := func(su setup) float64 { return float64(percentile(r.dials[su], 0.5)) / 1e6 }
-	for _, sec := range upSecs {
+	for _, sec := range singleSecs() {
 		for _, impl := range impls {
 			dl = append(dl, bar{impl + " " + sec, ms(setup{impl, impl, sec}), impl})
 		}
@@ -114,5 +115,17 @@ func (r *results) drawCharts(dir string) error {
 	for _, kind := range httpKinds {
 		dl = append(dl, bar{kind, ms(setup{kind, kind, httpSec}), "HTTP"})
 	}
-	return drawBars(filepath.Join(dir, chartSetup), "New connection + 1-byte round trip, median ms (lower is better)", "ms", dl)
+	if err := drawBars(filepath.Join(dir, chartSetup), "New connection + 1-byte round trip, median ms (lower is better)", "ms", dl); err != nil {
+		return err
+	}
+	if len(r.idle) == 0 {
+		return nil
+	}
+	var mem []bar
+	for _, sec := range idleSecs {
+		for _, impl := range impls {
+			mem = append(mem, bar{impl + " " + sec, r.idle[serverKey{impl, sec}].rss / 1024, impl})
+		}
+	}
+	return drawBars(filepath.Join(dir, chartMemory), "RSS per idle connection, both ends, KiB (lower is better)", "KiB", mem)
 }

@@ -18,6 +18,8 @@ import (
 	gtls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	gquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	gtcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	gwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
+	gwebtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon"
@@ -39,6 +41,10 @@ const (
 	// /tcp/P/noise) and so skip its negotiation; tachyon only.
 	secTLSAddr   = "TLS /tls addr"
 	secNoiseAddr = "Noise /noise addr"
+	// The browser transports: WebTransport (HTTP/3 over QUIC, Noise on
+	// the first stream) and WebRTC-direct (DTLS + SCTP data channels).
+	secWT     = "WebTransport"
+	secWebRTC = "WebRTC-direct"
 )
 
 // The listen addresses of every server; a -wan-serve child process
@@ -47,13 +53,18 @@ var (
 	listenIP           = "127.0.0.1"
 	loopbackListen     = "/ip4/127.0.0.1/tcp/0"
 	loopbackListenQUIC = "/ip4/127.0.0.1/udp/0/quic-v1"
+	loopbackListenWT   = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
+	loopbackListenRTC  = "/ip4/127.0.0.1/udp/0/webrtc-direct"
 )
 
 // family is the transport a stack runs on, "TCP" or "QUIC", which picks
 // the HTTP baselines it is compared with.
 func family(sec string) string {
-	if sec == secQUIC {
+	switch sec {
+	case secQUIC:
 		return "QUIC"
+	case secWT, secWebRTC:
+		return "browser" // no HTTP baseline of the same kind
 	}
 	return "TCP"
 }
@@ -100,8 +111,8 @@ type endpoint interface {
 	close() error
 }
 
-// newHost builds a TCP + sec + yamux host of impl; a client (listen false)
-// has no listen address.
+// newHost builds a host of impl for the stack sec (TCP + sec + yamux, or
+// one UDP transport); a client (listen false) has no listen address.
 func newHost(impl, sec string, listen bool) (endpoint, error) {
 	switch impl {
 	case implTachyon:
@@ -114,7 +125,9 @@ func newHost(impl, sec string, listen bool) (endpoint, error) {
 
 type tachyonHost struct {
 	h *tachyon.Host
-	// suffix, if set, keeps only the advertised addresses ending in it.
+	// suffix, if set, keeps only the advertised addresses ending in it
+	// ("/tcp/": the plain TCP one; "/webtransport", "/webrtc-direct":
+	// those containing it, certhashes follow).
 	suffix string
 }
 
@@ -135,7 +148,11 @@ func newTachyonHost(sec string, listen bool) (*tachyonHost, error) {
 		opts = append(opts, tachyon.Security(tachyon.TLS))
 		suffix = "/tls"
 	case secQUIC:
-		listenAddr = loopbackListenQUIC
+		listenAddr, suffix = loopbackListenQUIC, "/quic-v1"
+	case secWT:
+		listenAddr, suffix = loopbackListenWT, "/webtransport"
+	case secWebRTC:
+		listenAddr, suffix = loopbackListenRTC, "/webrtc-direct"
 	default:
 		return nil, fmt.Errorf("tachyon: unknown stack %q", sec)
 	}
@@ -156,8 +173,16 @@ func (t *tachyonHost) ref() peerRef {
 		for _, a := range addrs {
 			s := a.String()
 			// "/tcp/" keeps the plain TCP address: its port is the last part.
-			if (t.suffix == "/tcp/" && strings.Contains(s, "/tcp/") && !strings.HasSuffix(s, "/tls") && !strings.HasSuffix(s, "/noise")) ||
-				(t.suffix != "/tcp/" && strings.HasSuffix(s, t.suffix)) {
+			var ok bool
+			switch t.suffix {
+			case "/tcp/":
+				ok = strings.Contains(s, "/tcp/") && !strings.HasSuffix(s, "/tls") && !strings.HasSuffix(s, "/noise")
+			case "/webtransport", "/webrtc-direct":
+				ok = strings.Contains(s, t.suffix+"/") || strings.HasSuffix(s, t.suffix)
+			default:
+				ok = strings.HasSuffix(s, t.suffix)
+			}
+			if ok {
 				keep = append(keep, a)
 			}
 		}
@@ -214,6 +239,12 @@ func newGoHost(sec string, listen bool) (*goHost, error) {
 	case secQUIC:
 		stack = []libp2p.Option{libp2p.Transport(gquic.NewTransport)}
 		listenAddr = loopbackListenQUIC
+	case secWT:
+		stack = []libp2p.Option{libp2p.Transport(gwebtransport.New)}
+		listenAddr = loopbackListenWT
+	case secWebRTC:
+		stack = []libp2p.Option{libp2p.Transport(gwebrtc.New)}
+		listenAddr = loopbackListenRTC
 	default:
 		return nil, fmt.Errorf("go-libp2p: unknown stack %q", sec)
 	}

@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,23 +18,43 @@ import (
 // client host's side and the server host's side live in this process.
 type idleCost struct {
 	conns      int
+	rss        float64 // resident set (VmRSS) bytes per connection
 	heap       float64 // HeapInuse bytes per connection
 	stack      float64 // StackInuse bytes per connection
 	goroutines float64
 }
 
 type memSnapshot struct {
-	heap, stack uint64
-	goroutines  int
+	rss, heap, stack uint64
+	goroutines       int
 }
 
 func snapshot() memSnapshot {
 	// Two cycles: the first may leave finalizer-freed objects for the next.
 	runtime.GC()
-	runtime.GC()
+	// FreeOSMemory collects again and returns free pages to the kernel, so
+	// RSS follows what is live rather than the high-water mark of earlier
+	// measurements in this process.
+	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSnapshot{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	return memSnapshot{rss: vmRSS(), heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// vmRSS is this process's resident set in bytes (VmRSS of
+// /proc/self/status), 0 where there is no /proc.
+func vmRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // settle is how long hosts and connections are left alone before a
@@ -84,6 +107,7 @@ func measureIdle(ctx context.Context, impl, sec string, n int, profDir string) (
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
 	return idleCost{
 		conns:      n,
+		rss:        per(after.rss, before.rss),
 		heap:       per(after.heap, before.heap),
 		stack:      per(after.stack, before.stack),
 		goroutines: float64(after.goroutines-before.goroutines) / float64(n),

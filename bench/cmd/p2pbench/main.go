@@ -28,6 +28,11 @@ type params struct {
 	uploadSize int64 // bytes per upload
 	sealTime   time.Duration
 	idleN      int // client hosts (= connections) per idle measurement
+	// idleRTC is idleN for WebRTC-direct, whose connections cost far more
+	// (pion's ICE, DTLS and SCTP state and goroutines on both ends).
+	idleRTC int
+	// Upload sizes of the browser transports, much slower than TCP/QUIC.
+	wtSize, rtcSize int64
 	// extras turns on issue 6's metrics (handshake rate, CPU per GiB,
 	// parallel streams); off for -check and -write-baseline.
 	extras  bool
@@ -37,8 +42,10 @@ type params struct {
 }
 
 var (
-	fullParams  = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000, extras: true, hsTime: 3 * time.Second, wanSize: 128 << 20, wanReps: 3}
-	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200, extras: true, hsTime: time.Second, wanSize: 32 << 20, wanReps: 1}
+	fullParams = params{dialN: 200, dialRounds: 5, reps: 5, uploadSize: 1 << 30, sealTime: time.Second, idleN: 1000, idleRTC: 1000,
+		wtSize: 256 << 20, rtcSize: 64 << 20, extras: true, hsTime: 3 * time.Second, wanSize: 128 << 20, wanReps: 3}
+	quickParams = params{dialN: 30, dialRounds: 3, reps: 3, uploadSize: 128 << 20, sealTime: 300 * time.Millisecond, idleN: 200, idleRTC: 100,
+		wtSize: 32 << 20, rtcSize: 16 << 20, extras: true, hsTime: time.Second, wanSize: 32 << 20, wanReps: 1}
 )
 
 // gateParams are the sizes of one repetition of -check and
@@ -53,6 +60,11 @@ var (
 	upSecs = []string{secNoise, secTLS, secQUIC}
 	// namedSecs are tachyon's named-security TCP addresses (first reply only).
 	namedSecs = []string{secTLSAddr, secNoiseAddr}
+	// browserSecs get first replies, single-stream uploads (smaller, see
+	// uploadSize) and idle cost, not the handshake rate or 16 streams.
+	browserSecs = []string{secWT, secWebRTC}
+	// idleSecs are the stacks of the idle-connection measurement.
+	idleSecs = []string{secNoise, secTLS, secQUIC, secWT, secWebRTC}
 	// httpSec marks the HTTP baselines in setups and serverKeys.
 	httpSec = "HTTP"
 )
@@ -60,9 +72,25 @@ var (
 // stacks is every stack of impl that gets a server.
 func stacks(impl string) []string {
 	if impl == implTachyon {
-		return append(slices.Clone(upSecs), namedSecs...)
+		return slices.Concat(upSecs, browserSecs, namedSecs)
 	}
-	return upSecs
+	return slices.Concat(upSecs, browserSecs)
+}
+
+// singleSecs are the stacks with a single-stream upload.
+func singleSecs() []string { return slices.Concat(upSecs, browserSecs) }
+
+// uploadSize is the single-stream upload size of sec: the browser
+// transports move far less per second, so they send less to keep a run
+// short.
+func (p params) sizeOf(sec string) int64 {
+	switch {
+	case sec == secWT && p.wtSize > 0:
+		return min(p.wtSize, p.uploadSize)
+	case sec == secWebRTC && p.rtcSize > 0:
+		return min(p.rtcSize, p.uploadSize)
+	}
+	return p.uploadSize
 }
 
 func main() {
@@ -72,6 +100,7 @@ func main() {
 	charts := flag.String("charts", "", "draw PNG charts into `dir` (default with -write: ../docs/bench)")
 	check := flag.String("check", "", "regression gate: measure the ratios in short runs and compare them with the baseline `file`")
 	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
+	idleOnly := flag.Bool("idle", false, "measure only the idle connections (with -quick: fewer), results on stderr")
 	gateReps := flag.Int("gate-reps", defaultGateReps, "short runs per batch of -check or -write-baseline")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
@@ -94,6 +123,18 @@ func main() {
 		return
 	}
 
+	if *idleOnly {
+		p := fullParams
+		if *quick {
+			p = quickParams
+		}
+		res := &results{p: p, idle: make(map[serverKey]idleCost)}
+		if err := runIdle(context.Background(), res, *profDir); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *check != "" || *writeBase != "" {
 		os.Exit(gate(*check, *writeBase, *gateReps))
 	}
@@ -199,7 +240,9 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 			setup{implTachyon, implGo, sec},
 			setup{implGo, implTachyon, sec})
 	}
-	setups = append(setups, setup{implTachyon, implTachyon, secQUIC}, setup{implGo, implGo, secQUIC})
+	for _, sec := range append([]string{secQUIC}, browserSecs...) {
+		setups = append(setups, setup{implTachyon, implTachyon, sec}, setup{implGo, implGo, sec})
+	}
 	for _, sec := range namedSecs {
 		setups = append(setups, setup{implTachyon, implTachyon, sec})
 	}
@@ -235,18 +278,30 @@ func run(ctx context.Context, p params, profDir string) (*results, error) {
 		return res, nil
 	}
 
-	for _, impl := range impls {
-		for _, sec := range secs {
-			logf("idle connections: %s/%s x %d", impl, sec, p.idleN)
-			c, err := measureIdle(ctx, impl, sec, p.idleN, profDir)
-			if err != nil {
-				return nil, err
+	return res, runIdle(ctx, res, profDir)
+}
+
+// runIdle measures the idle cost of every stack in idleSecs.
+func runIdle(ctx context.Context, res *results, profDir string) error {
+	p := res.p
+	for _, sec := range idleSecs {
+		for _, impl := range impls {
+			n := p.idleN
+			if sec == secWebRTC {
+				n = p.idleRTC
 			}
+			logf("idle connections: %s/%s x %d", impl, sec, n)
+			t0 := time.Now()
+			c, err := measureIdle(ctx, impl, sec, n, profDir)
+			if err != nil {
+				return err
+			}
+			logf("idle connections: %s/%s: %.1f KiB RSS, %.1f KiB heap, %.1f goroutines per conn (%v)", impl, sec, c.rss/1024, c.heap/1024, c.goroutines, time.Since(t0).Round(time.Millisecond))
 			res.idle[serverKey{impl, sec}] = c
 			time.Sleep(settle) // let the closed hosts' goroutines exit
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // runUploads takes p.reps turns; in each every stack and baseline runs
@@ -260,7 +315,7 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 		}
 	}()
 	for _, impl := range impls {
-		for _, sec := range upSecs {
+		for _, sec := range singleSecs() {
 			k := serverKey{impl, sec}
 			c, err := newHost(impl, sec, false)
 			if err != nil {
@@ -314,19 +369,20 @@ func runUploads(ctx context.Context, res *results, servers map[serverKey]endpoin
 			res.uploads[k] = append(res.uploads[k], r)
 		}
 		for _, impl := range impls {
-			for _, sec := range upSecs {
+			for _, sec := range singleSecs() {
 				k := serverKey{impl, sec}
+				size := p.sizeOf(sec)
 				dir := ""
 				if rep == 0 {
 					dir = profDir
 				}
 				err := profiled(dir, fmt.Sprintf("upload-%s-%s", impl, sec), func() error {
 					c0 := cpuTime()
-					r, err := uploadOnce(ctx, clients[k], servers[k].ref(), p.uploadSize)
+					r, err := uploadOnce(ctx, clients[k], servers[k].ref(), size)
 					if err != nil {
 						return fmt.Errorf("upload %s/%s: %w", impl, sec, err)
 					}
-					res.upCPU[k] = append(res.upCPU[k], cpuPerGiB(cpuTime()-c0, p.uploadSize))
+					res.upCPU[k] = append(res.upCPU[k], cpuPerGiB(cpuTime()-c0, size))
 					res.uploads[k] = append(res.uploads[k], r)
 					return nil
 				})

@@ -103,7 +103,7 @@ func (r *results) markdown() string {
 	w("### Results\n\n")
 	w("Ratio is tachyon / go-libp2p: below 1 is better for latency and memory, above 1 for throughput.\n\n")
 	w("| metric | stack | tachyon | go-libp2p | ratio |\n|---|---|---:|---:|---:|\n")
-	for _, sec := range append(slices.Clone(upSecs), namedSecs...) {
+	for _, sec := range slices.Concat(upSecs, browserSecs, namedSecs) {
 		t := r.dials[setup{implTachyon, implTachyon, sec}]
 		g := r.dials[setup{implGo, implGo, goSec(sec)}]
 		for _, q := range []struct {
@@ -114,21 +114,30 @@ func (r *results) markdown() string {
 			w("| new conn + first reply, %s (ms) | %s | %s | %s | %s |\n", q.name, sec, ms(tq), ms(gq), ratio(float64(tq), float64(gq)))
 		}
 	}
-	for _, sec := range upSecs {
+	for _, sec := range singleSecs() {
 		t, g := median(r.uploads[serverKey{implTachyon, sec}]), median(r.uploads[serverKey{implGo, sec}])
-		w("| upload, 1 stream (MiB/s) | %s | %.0f | %.0f | %s |\n", sec, t, g, ratio(t, g))
+		size := ""
+		if p.sizeOf(sec) != p.uploadSize {
+			size = fmt.Sprintf(", %d MiB", p.sizeOf(sec)/mib)
+		}
+		w("| upload, 1 stream (MiB/s%s) | %s | %.0f | %.0f | %s |\n", size, sec, t, g, ratio(t, g))
 	}
-	for _, sec := range secs {
+	for _, sec := range idleSecs {
 		if r.p.idleN == 0 {
 			break
 		}
 		t, g := r.idle[serverKey{implTachyon, sec}], r.idle[serverKey{implGo, sec}]
-		w("| idle conn: heap (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.heap/1024, g.heap/1024, ratio(t.heap, g.heap))
-		w("| idle conn: goroutine stacks (KiB) | %s | %.1f | %.1f | %s |\n", sec, t.stack/1024, g.stack/1024, ratio(t.stack, g.stack))
-		w("| idle conn: goroutines | %s | %.1f | %.1f | %s |\n", sec, t.goroutines, g.goroutines, ratio(t.goroutines, g.goroutines))
+		n := ""
+		if t.conns != p.idleN || g.conns != p.idleN {
+			n = fmt.Sprintf(" [%d / %d conns]", t.conns, g.conns)
+		}
+		w("| idle conn: RSS (KiB)%s | %s | %.1f | %.1f | %s |\n", n, sec, t.rss/1024, g.rss/1024, ratio(t.rss, g.rss))
+		w("| idle conn: heap (KiB)%s | %s | %.1f | %.1f | %s |\n", n, sec, t.heap/1024, g.heap/1024, ratio(t.heap, g.heap))
+		w("| idle conn: goroutine stacks (KiB)%s | %s | %.1f | %.1f | %s |\n", n, sec, t.stack/1024, g.stack/1024, ratio(t.stack, g.stack))
+		w("| idle conn: goroutines%s | %s | %.1f | %.1f | %s |\n", n, sec, t.goroutines, g.goroutines, ratio(t.goroutines, g.goroutines))
 	}
 
-	w("\nQUIC is QUIC v1 with its own TLS 1.3 and streams (no yamux); go-libp2p's QUIC transport, tachyon's on `/ip4/127.0.0.1/udp/0/quic-v1`. The `/tls addr` and `/noise addr` rows dial tachyon's `/tcp/P/tls` and `/tcp/P/noise` addresses, which skip the multistream negotiation of the security protocol; their go-libp2p column is go-libp2p over the plain TCP address with the same security protocol (go-libp2p does not know these forms).\n")
+	w("\nQUIC is QUIC v1 with its own TLS 1.3 and streams (no yamux); go-libp2p's QUIC transport, tachyon's on `/ip4/127.0.0.1/udp/0/quic-v1`. WebTransport is `/quic-v1/webtransport` (HTTP/3 session, Noise on the first stream with the certhashes checked) and WebRTC-direct is `/webrtc-direct` (ICE, DTLS, SCTP data channels, Noise), each the implementation's own transport (go-libp2p: `p2p/transport/webtransport`, `p2p/transport/webrtc`); their uploads move %d MiB and %d MiB instead of %d MiB so a run stays short. The `/tls addr` and `/noise addr` rows dial tachyon's `/tcp/P/tls` and `/tcp/P/noise` addresses, which skip the multistream negotiation of the security protocol; their go-libp2p column is go-libp2p over the plain TCP address with the same security protocol (go-libp2p does not know these forms).\n", p.sizeOf(secWT)/mib, p.sizeOf(secWebRTC)/mib, p.uploadSize/mib)
 
 	w("\n### tachyon vs plain HTTP, same run\n\n")
 	w("Go's `net/http` over TLS 1.3 (HTTPS/1.1, HTTP/2) and `quic-go/http3` %s (HTTP/3), self-signed certificates, on the same loopback link. TCP stacks are compared with HTTPS/1.1 and HTTP/2, QUIC with HTTP/3. Ratio is tachyon / HTTP: below 1 is better for latency, above 1 for throughput.\n\n", r.env.quicGo)
@@ -159,8 +168,8 @@ func (r *results) markdown() string {
 			w("| upload, 1 stream (MiB/s) | %s | %.0f | %s | %.0f | %s | %s |\n", sec, t, kind, h, ratio(t, h), ratio(t, g))
 		}
 	}
-	w("\nCharts of the same run: [upload throughput](docs/bench/%s), [setup latency](docs/bench/%s).\n\n", chartThroughput, chartSetup)
-	w("![upload throughput](docs/bench/%s)\n\n![setup latency](docs/bench/%s)\n", chartThroughput, chartSetup)
+	w("\nCharts of the same run: [upload throughput](docs/bench/%s), [setup latency](docs/bench/%s), [memory per idle connection](docs/bench/%s).\n\n", chartThroughput, chartSetup, chartMemory)
+	w("![upload throughput](docs/bench/%s)\n\n![setup latency](docs/bench/%s)\n\n![memory per idle connection](docs/bench/%s)\n", chartThroughput, chartSetup, chartMemory)
 
 	if p.extras {
 		r.extrasMarkdown(w)
@@ -192,7 +201,7 @@ func (r *results) markdown() string {
 		return strings.Join(parts, ", ")
 	}
 	for _, impl := range impls {
-		for _, sec := range upSecs {
+		for _, sec := range singleSecs() {
 			w("- %s %s: %s\n", impl, sec, runs(r.uploads[serverKey{impl, sec}]))
 		}
 	}
@@ -211,7 +220,7 @@ func (r *results) markdown() string {
 		w("- **CPU per GiB**: process CPU (`Getrusage`, user+system, both ends together since sender and receiver share the process) around each single-stream upload, divided by the GiB moved; median of %d runs. The HTTP figures are measured the same way around each POST.\n", p.reps)
 		w("- **%d parallel streams**: the same client connection as the single-stream upload opens %d streams at once and sends %d MiB / %d on each; aggregate MiB/s from opening the first stream to the last acknowledgement. Median of %d runs, in the same turns as the single-stream uploads.\n", parStreams, parStreams, p.uploadSize/mib, parStreams, p.reps)
 	}
-	w("- **Idle conn**: %d client hosts and one server host are built; after GC, a snapshot of `runtime.MemStats` (HeapInuse, StackInuse) and `runtime.NumGoroutine`; then every client connects once (identify included), the connections sit idle for %v, GC, a second snapshot. The difference divided by %d is one connection, **both ends together**; hosts themselves are in both snapshots, so their baseline cancels out. One run per setup.\n", p.idleN, settle, p.idleN)
+	w("- **Idle conn**: per stack, %d client hosts (%d for WebRTC-direct) and one server host are built; after GC and `debug.FreeOSMemory` (so RSS follows what is live, not earlier measurements' high-water mark), a snapshot of the process's RSS (`VmRSS` of `/proc/self/status`), `runtime.MemStats` (HeapInuse, StackInuse) and `runtime.NumGoroutine`; then every client connects once (identify included, 8 dialers at a time), the connections sit idle for %v, GC, a second snapshot. The difference divided by the connections is one connection, **both ends together** (client and server share the process); hosts themselves are in both snapshots, so their baseline cancels out. RSS includes what the heap and stacks hold plus the Go runtime's own overhead and anything outside the Go heap. One run per setup.\n", p.idleN, p.idleRTC, settle)
 	w("%s\n", endMarker)
 	return b.String()
 }
@@ -262,11 +271,18 @@ func (r *results) extrasMarkdown(w func(string, ...any)) {
 			w("| CPU per connection (ms), %d dialer(s) | %s | %.2f | %.2f | %s | – | – |\n", conc, sec, ms1(t.cpuPerConn), ms1(g.cpuPerConn), ratio(float64(t.cpuPerConn), float64(g.cpuPerConn)))
 		}
 	}
-	for _, sec := range upSecs {
+	for _, sec := range singleSecs() {
 		t, g := median(r.upCPU[serverKey{implTachyon, sec}]), median(r.upCPU[serverKey{implGo, sec}])
-		kind := "HTTPS/1.1"
-		if family(sec) == "QUIC" {
+		var kind string
+		switch family(sec) {
+		case "TCP":
+			kind = "HTTPS/1.1"
+		case "QUIC":
 			kind = "HTTP/3"
+		}
+		if kind == "" {
+			w("| upload, 1 stream: CPU s per GiB | %s | %.2f | %.2f | %s | – | – |\n", sec, t, g, ratio(t, g))
+			continue
 		}
 		h := median(r.upCPU[serverKey{kind, httpSec}])
 		w("| upload, 1 stream: CPU s per GiB | %s | %.2f | %.2f | %s | %s %.2f | %s |\n", sec, t, g, ratio(t, g), kind, h, ratio(t, h))
