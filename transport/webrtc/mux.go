@@ -37,9 +37,12 @@ type muxCandidate struct {
 }
 
 const (
-	muxPacketSize   = 1500 // larger datagrams are truncated; pion's MTU is 1200
-	muxConnQueue    = 256  // packets buffered per connection before dropping
-	muxAddrsPerConn = 8    // remote addresses one ufrag may use
+	muxPacketSize = 1500 // larger datagrams are truncated; pion's MTU is 1200
+	// muxConnQueue is the packets buffered per connection before
+	// dropping: enough for what a stream keeps in flight (sendHighWater),
+	// so that a briefly descheduled reader does not cost a loss.
+	muxConnQueue    = 1024
+	muxAddrsPerConn = 8 // remote addresses one ufrag may use
 )
 
 var _ ice.UDPMux = (*udpMux)(nil)

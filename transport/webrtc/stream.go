@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,13 @@ import (
 // bytes in pion's send queue (bufferedAmount), resuming when it drains to
 // sendLowWater.
 const (
-	sendHighWater = 1 << 20
+	//
+	// sendHighWater also bounds what one stream has in flight. pion's ICE
+	// agent drops packets once 1 MB waits for DTLS and SCTP on the
+	// receiving side, and every loss halves SCTP's congestion window; kept
+	// under that (with ~10% of packet overhead), a lagging receiver on a
+	// busy machine loses nothing.
+	sendHighWater = 768 << 10
 	sendLowWater  = 256 << 10
 	recvQueueMax  = 1 << 20
 	// finAckTimeout bounds the wait for FIN_ACK after our FIN; rust-libp2p
@@ -67,6 +74,7 @@ type stream struct {
 	connDone <-chan struct{}
 
 	writeMu sync.Mutex // orders data and FIN
+	wbuf    []byte     // frame being written; guarded by writeMu
 	// frameMu keeps the two halves of a split frame together: control
 	// messages are written from other goroutines.
 	frameMu sync.Mutex
@@ -74,7 +82,7 @@ type stream struct {
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every state change
-	queue    []byte
+	queue    bytes.Buffer // reused across messages: no allocation per message
 	rstate   recvState
 	sstate   sendState
 	closed   bool // the data channel is closed
@@ -152,7 +160,7 @@ func (s *stream) handle(m message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(m.payload) > 0 && s.rstate == recvOpen {
-		s.queue = append(s.queue, m.payload...)
+		s.queue.Write(m.payload)
 	}
 	var reply flag = noFlag
 	switch m.flag {
@@ -166,7 +174,7 @@ func (s *stream) handle(m message) bool {
 			s.sstate = sendStopped
 		}
 	case flagReset:
-		s.rstate, s.queue = recvReset, nil
+		s.rstate, s.queue = recvReset, bytes.Buffer{}
 		if s.sstate != sendDone {
 			s.sstate = sendReset
 		}
@@ -195,7 +203,7 @@ func (s *stream) sendControl(f flag) {
 func (s *stream) waitQueueRoom() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.queue) >= recvQueueMax && s.rstate == recvOpen && !s.closed {
+	for s.queue.Len() >= recvQueueMax && s.rstate == recvOpen && !s.closed {
 		ch := s.changed
 		s.mu.Unlock()
 		select {
@@ -243,7 +251,7 @@ func (s *stream) channelGone() {
 	defer s.mu.Unlock()
 	if s.rstate == recvOpen {
 		s.rstate = recvReset
-		s.queue = nil
+		s.queue = bytes.Buffer{}
 	}
 	if s.sstate == sendOpen || s.sstate == sendFINSent {
 		s.sstate = sendReset
@@ -267,7 +275,7 @@ func (s *stream) resetLocked() {
 		return
 	}
 	s.sendControl(flagReset)
-	s.rstate, s.sstate, s.queue = recvReset, sendReset, nil
+	s.rstate, s.sstate, s.queue = recvReset, sendReset, bytes.Buffer{}
 	s.closeChannelLocked()
 }
 
@@ -277,11 +285,10 @@ func (s *stream) Read(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	for {
 		switch {
-		case len(s.queue) > 0 && s.rstate != recvReset && s.rstate != recvStopped:
-			n := copy(p, s.queue)
-			s.queue = s.queue[n:]
-			if len(s.queue) == 0 {
-				s.queue = nil
+		case s.queue.Len() > 0 && s.rstate != recvReset && s.rstate != recvStopped:
+			n, _ := s.queue.Read(p)
+			if s.queue.Len() == 0 && s.rstate != recvOpen {
+				s.queue = bytes.Buffer{} // nothing more will come: free it
 			}
 			s.broadcastLocked() // room for the reader
 			return n, nil
@@ -347,7 +354,9 @@ func (s *stream) writeErrLocked() error {
 func (s *stream) Write(p []byte) (int, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	buf := make([]byte, 0, maxMessageSize)
+	if s.wbuf == nil {
+		s.wbuf = make([]byte, 0, maxMessageSize)
+	}
 	n := 0
 	for len(p) > 0 {
 		s.mu.Lock()
@@ -370,8 +379,8 @@ func (s *stream) Write(p []byte) (int, error) {
 		}
 		s.mu.Unlock()
 		chunk := p[:min(len(p), maxPayload)]
-		buf = appendMessage(buf[:0], noFlag, chunk)
-		if err := s.writeFrame(buf); err != nil {
+		s.wbuf = appendMessage(s.wbuf[:0], noFlag, chunk)
+		if err := s.writeFrame(s.wbuf); err != nil {
 			s.mu.Lock()
 			serr := s.writeErrLocked()
 			s.mu.Unlock()
@@ -452,7 +461,7 @@ func (s *stream) CloseRead() error {
 	if s.rstate == recvOpen && !s.closed {
 		s.sendControl(flagStopSending)
 	}
-	s.rstate, s.queue = recvStopped, nil
+	s.rstate, s.queue = recvStopped, bytes.Buffer{}
 	s.broadcastLocked()
 	s.maybeCloseLocked()
 	return nil

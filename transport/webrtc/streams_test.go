@@ -322,3 +322,41 @@ func TestThroughputOneStream(t *testing.T) {
 }
 
 var _ = ma.StringCast
+
+// BenchmarkOneStream sends b.N bytes-per-op chunks of 256 KiB over one
+// stream, as TestThroughputOneStream does, for profiling.
+func BenchmarkOneStream(b *testing.B) {
+	a, _ := newTransport(b)
+	srv, srvID := newTransport(b)
+	l := listen(b, srv, "/ip4/127.0.0.1/udp/0/webrtc-direct")
+	c, s := connect(b, a, l, srvID)
+	done := make(chan int64, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err != nil {
+			done <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, st)
+		st.Close()
+		done <- n
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := st.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st.CloseWrite()
+	if n := <-done; n != int64(b.N*len(buf)) {
+		b.Fatalf("received %d of %d", n, b.N*len(buf))
+	}
+	b.StopTimer()
+	st.Close()
+}
