@@ -1,0 +1,142 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v3"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+)
+
+// halfOpenRequest is a valid first STUN binding request of a dialer that
+// will never answer anything: a new attempt each time, with its own ufrag.
+func halfOpenRequest(t *testing.T, i int) []byte {
+	t.Helper()
+	ufrag := fmt.Sprintf("%sflood%028d", ufragPrefixV1, i)
+	m, err := stun.Build(stun.BindingRequest, stun.TransactionID,
+		stun.NewUsername(ufrag+":"+ufrag),
+		ice.AttrControlling(uint64(i)),
+		ice.PriorityAttr(1),
+		stun.NewShortTermIntegrity(ufrag),
+		stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Raw
+}
+
+// listenerState counts the listener's handshakes and mux entries.
+func listenerState(l *listener) (inFlight, ufrags, addrs int) {
+	l.mux.mu.Lock()
+	defer l.mux.mu.Unlock()
+	return len(l.inFlight), len(l.mux.byUfrag), len(l.mux.byAddr)
+}
+
+// TestHandshakeFlood starts many ICE handshakes that never finish, from
+// several addresses. The listener runs at most MaxInFlight of them, drops
+// the rest without allocating a peer connection, forgets each after
+// HandshakeTimeout, and then serves a real dialer.
+func TestHandshakeFlood(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := newTransport(t)
+	b, bID := newTransport(t)
+	b.cfg.MaxInFlight = 4
+	b.cfg.HandshakeTimeout = time.Second
+	ln := listen(t, b, "/ip4/127.0.0.1/udp/0/webrtc-direct")
+	l := ln.(*listener)
+	raddr := l.mux.local
+	// The mux routes by source address first, so each attempt needs its
+	// own socket; the further ufrags on a socket go to its first attempt.
+	for s := range 24 {
+		c, err := net.DialUDP("udp4", nil, raddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			c.Write(halfOpenRequest(t, s*3+i))
+		}
+		// Not STUN, and STUN that is not a binding request: ignored.
+		c.Write([]byte{0x16, 0xfe, 0xfd, 0, 0})
+		junk, _ := stun.Build(stun.BindingSuccess, stun.TransactionID)
+		c.Write(junk.Raw)
+		c.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	inFlight, ufrags, _ := listenerState(l)
+	if inFlight == 0 || inFlight > 4 {
+		t.Fatalf("%d handshakes in flight after the flood, want 1..4", inFlight)
+	}
+	if ufrags > 4+pendingCandidates {
+		t.Fatalf("the mux tracks %d ufrags, want at most %d", ufrags, 4+pendingCandidates)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		inFlight, ufrags, addrs := listenerState(l)
+		if inFlight == 0 && ufrags == 0 && addrs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the handshake timeout: %d handshakes in flight, %d ufrags and %d addresses in the mux", inFlight, ufrags, addrs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, s := connect(t, a, ln, bID)
+	echoOnce(t, c, s)
+}
+
+// TestResetByReceiverMidTransfer: the reader resets while the writer is
+// blocked on a full stream; the writer gets ErrReset, and the connection
+// carries other streams afterwards.
+func TestResetByReceiverMidTransfer(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	accepted := make(chan network.MuxedStream, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err == nil {
+			accepted <- st
+		}
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		// Far more than the receive queue and send window hold: the write
+		// blocks until the reset.
+		_, err := st.Write(make([]byte, 32<<20))
+		wrote <- err
+	}()
+	var rs network.MuxedStream
+	select {
+	case rs = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no stream accepted")
+	}
+	if _, err := io.ReadFull(rs, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	rs.Reset()
+	select {
+	case err := <-wrote:
+		if !errors.Is(err, network.ErrReset) {
+			t.Fatalf("writer got %v, want ErrReset", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer still blocked 10 s after the peer's reset")
+	}
+	if _, err := rs.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read after own reset: %v", err)
+	}
+	st.Close()
+	echoOnce(t, c, s)
+}
