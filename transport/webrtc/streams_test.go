@@ -323,13 +323,24 @@ func TestThroughputOneStream(t *testing.T) {
 
 var _ = ma.StringCast
 
-// BenchmarkOneStream sends b.N bytes-per-op chunks of 256 KiB over one
-// stream, as TestThroughputOneStream does, for profiling.
+// BenchmarkOneStream sends 256 KiB per op over one stream, from the dialer
+// (dial) and from the listener (listen), for profiling.
 func BenchmarkOneStream(b *testing.B) {
-	a, _ := newTransport(b)
-	srv, srvID := newTransport(b)
-	l := listen(b, srv, "/ip4/127.0.0.1/udp/0/webrtc-direct")
-	c, s := connect(b, a, l, srvID)
+	for _, dir := range []string{"dial", "listen"} {
+		b.Run(dir, func(b *testing.B) {
+			a, _ := newTransport(b)
+			srv, srvID := newTransport(b)
+			l := listen(b, srv, "/ip4/127.0.0.1/udp/0/webrtc-direct")
+			c, s := connect(b, a, l, srvID)
+			if dir == "listen" {
+				c, s = s, c
+			}
+			benchOneStream(b, c, s)
+		})
+	}
+}
+
+func benchOneStream(b *testing.B, c, s network.TransportConn) {
 	done := make(chan int64, 1)
 	go func() {
 		st, err := s.AcceptStream()

@@ -303,8 +303,12 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 		}
 		sock, err := net.ListenUDP(nw, &net.UDPAddr{IP: raddr.IP})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("binding a UDP socket on %s: %w", raddr.IP, err)
 		}
+		// As the listener's: the default buffer holds a fraction of what a
+		// stream keeps in flight.
+		_ = sock.SetReadBuffer(4 << 20)
+		_ = sock.SetWriteBuffer(4 << 20)
 		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sock})
 		se.SetICEUDPMux(mux)
 	}
