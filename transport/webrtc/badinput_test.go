@@ -140,3 +140,47 @@ func TestResetByReceiverMidTransfer(t *testing.T) {
 	st.Close()
 	echoOnce(t, c, s)
 }
+
+// TestOversizedSCTPMessage: one data channel message above 16 KiB (not a
+// frame split over several) resets the stream with errOversized, and the
+// connection carries other streams afterwards.
+func TestOversizedSCTPMessage(t *testing.T) {
+	leakcheck.Check(t)
+	// The dialer ignores the listener's max-message-size, as a hostile
+	// peer would.
+	c, s := func() (network.TransportConn, network.TransportConn) {
+		answerMaxMessageSize = 4 * maxMessageSize
+		defer func() { answerMaxMessageSize = maxMessageSize }()
+		return pair(t)
+	}()
+	got := make(chan error, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err != nil {
+			got <- err
+			return
+		}
+		_, err = io.ReadAll(st)
+		got <- err
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.(*stream).rwc.Write(make([]byte, maxMessageSize+1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, network.ErrReset) || !errors.Is(err, errOversized) {
+			t.Fatalf("receiver got %v, want ErrReset and errOversized", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("receiver still reading 10 s after an oversized message")
+	}
+	st.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("sender got %v, want the peer's reset", err)
+	}
+	echoOnce(t, c, s)
+}

@@ -96,6 +96,11 @@ func clientOffer(addr *net.UDPAddr, c iceCredentials) string {
 	return b.String()
 }
 
+// answerMaxMessageSize is the largest message the dialer's pion may send:
+// the spec's 16 KiB. A variable only so that a test can play a peer that
+// sends more.
+var answerMaxMessageSize = maxMessageSize
+
 // serverAnswer is the answer the dialer builds from the listener's address:
 // an ICE-lite DTLS server with one host candidate and the certhash as its
 // fingerprint.
@@ -105,7 +110,7 @@ func serverAnswer(addr *net.UDPAddr, ufrag string, fingerprint []byte) string {
 	fmt.Fprintf(&b, "v=0\r\no=- 0 0 IN %s %s\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n", ipv, ip)
 	fmt.Fprintf(&b, "m=application %d UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN %s %s\r\n", addr.Port, ipv, ip)
 	fmt.Fprintf(&b, "a=mid:0\r\na=ice-options:ice2\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", ufrag, ufrag)
-	fmt.Fprintf(&b, "a=fingerprint:sha-256 %s\r\na=setup:passive\r\na=sctp-port:5000\r\na=max-message-size:%d\r\n", hexColons(fingerprint), maxMessageSize)
+	fmt.Fprintf(&b, "a=fingerprint:sha-256 %s\r\na=setup:passive\r\na=sctp-port:5000\r\na=max-message-size:%d\r\n", hexColons(fingerprint), answerMaxMessageSize)
 	fmt.Fprintf(&b, "a=candidate:1 1 UDP 1 %s %d typ host\r\na=end-of-candidates\r\n", ip, addr.Port)
 	return b.String()
 }
