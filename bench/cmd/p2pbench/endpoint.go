@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	gconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
@@ -196,7 +197,12 @@ func (t *tachyonHost) connect(ctx context.Context, p peerRef) error {
 	if err != nil {
 		return fmt.Errorf("tachyon: peer ID %q: %w", p.id, err)
 	}
-	return t.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: p.addrs})
+	t0 := time.Now()
+	err = t.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: p.addrs})
+	if slowTachyon > 0 {
+		time.Sleep(time.Duration(slowTachyon * float64(time.Since(t0))))
+	}
+	return err
 }
 
 func (t *tachyonHost) newStream(ctx context.Context, p peerRef, proto string) (stream, error) {
@@ -204,7 +210,11 @@ func (t *tachyonHost) newStream(ctx context.Context, p peerRef, proto string) (s
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: peer ID %q: %w", p.id, err)
 	}
-	return t.h.NewStream(ctx, id, protocol.ID(proto))
+	s, err := t.h.NewStream(ctx, id, protocol.ID(proto))
+	if err != nil || slowTachyon == 0 {
+		return s, err
+	}
+	return &slowed{stream: s}, nil
 }
 
 func (t *tachyonHost) handle(proto string, h func(stream)) error {

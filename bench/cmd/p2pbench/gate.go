@@ -1,5 +1,17 @@
 package main
 
+// The regression gate (-check, -write-baseline). It compares ratios only,
+// never absolute times, and measures them so that a busy shared machine
+// moves both sides of a ratio alike:
+//
+//   - the stacks of a comparison group (tachyon, go-libp2p and the HTTP
+//     baselines of one transport) take single turns, ABCABC..., with the
+//     starting member rotating, so every member sees the same moments;
+//   - every round yields one ratio per comparison (medians of its dials,
+//     best of its uploads), and the gate takes the median of those per-round
+//     ratios, so a burst of load that spoils a round or two is outvoted
+//     instead of pooled into the figures.
+
 import (
 	"context"
 	"encoding/json"
@@ -14,12 +26,30 @@ import (
 // gateTolerance is how much worse than the baseline a ratio may get.
 const gateTolerance = 0.15
 
-// defaultGateReps short runs make one batch of -check; gateBatches is the
-// most batches a check takes (and what -write-baseline takes).
+// Sizes of the gate. A batch is gateRounds rounds after gateWarmup
+// dropped ones; a check that fails measures up to gateBatches batches,
+// pooling their rounds, and -write-baseline always takes gateBatches.
 const (
-	defaultGateReps = 4
-	gateBatches     = 3
+	defaultGateRounds = 40
+	gateWarmup        = 1
+	gateBatches       = 3
+	gateDials         = 4        // dials per member per round (median taken)
+	gateUploads       = 2        // uploads per member per round (best taken)
+	gateUpTCP         = 32 << 20 // bytes per upload, TCP stacks
+	gateUpQUIC        = 16 << 20 // bytes per upload, QUIC stacks (slower)
 )
+
+// gateGroups are the comparisons: the first member is the tachyon stack,
+// each other member is compared with it. The browser transports are left
+// out: they are being reworked for speed and their runs spread widely.
+var gateGroups = []struct {
+	sec     string
+	members []serverKey
+}{
+	{secNoise, []serverKey{{implTachyon, secNoise}, {implGo, secNoise}, {httpH1, httpSec}, {httpH2, httpSec}}},
+	{secTLS, []serverKey{{implTachyon, secTLS}, {implGo, secTLS}, {httpH1, httpSec}, {httpH2, httpSec}}},
+	{secQUIC, []serverKey{{implTachyon, secQUIC}, {implGo, secQUIC}, {httpH3, httpSec}}},
+}
 
 // gateRatio is one ratio the regression gate watches.
 type gateRatio struct {
@@ -30,46 +60,189 @@ type gateRatio struct {
 type baselineFile struct {
 	Note   string               `json:"note"`
 	Date   string               `json:"date"`
-	Reps   int                  `json:"reps"`
+	Rounds int                  `json:"rounds"`
 	Ratios map[string]gateRatio `json:"ratios"`
 }
 
-// ratios are the figures the gate compares: tachyon over go-libp2p and
-// over the HTTP baseline of the same transport family, never absolute
-// times, so that a slower or busier machine moves both sides alike.
-// First replies count by their median, uploads by their best run: load
-// from other users only ever slows a run down.
-func (r *results) ratios() map[string]gateRatio {
-	out := make(map[string]gateRatio)
-	dial := func(su setup) float64 { return float64(percentile(r.dials[su], 0.5)) }
-	up := func(k serverKey) float64 { return slices.Max(append([]float64{0}, r.uploads[k]...)) }
-	add := func(name string, a, b float64, higher bool) {
-		if a > 0 && b > 0 {
-			out[name] = gateRatio{a / b, higher}
+// gateName names the ratio of tachyon's sec stack to member m.
+func gateName(kind, sec string, m serverKey) string {
+	if m.sec == httpSec {
+		return fmt.Sprintf("%s: tachyon %s/%s", kind, sec, m.impl)
+	}
+	return fmt.Sprintf("%s: tachyon/go-libp2p %s", kind, sec)
+}
+
+// gateRig is everything the gate dials and uploads to, built once.
+type gateRig struct {
+	servers map[serverKey]endpoint
+	clients map[serverKey]endpoint // connected, for uploads
+	https   map[string]*httpServer
+	ups     map[string]*httpUploader
+}
+
+func newGateRig(ctx context.Context) (*gateRig, error) {
+	g := &gateRig{
+		servers: make(map[serverKey]endpoint),
+		clients: make(map[serverKey]endpoint),
+		https:   make(map[string]*httpServer),
+		ups:     make(map[string]*httpUploader),
+	}
+	for _, impl := range impls {
+		for _, sec := range upSecs {
+			k := serverKey{impl, sec}
+			s, err := newHost(impl, sec, true)
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.servers[k] = s
+			if err := serve(s); err != nil {
+				g.close()
+				return nil, err
+			}
+			c, err := newHost(impl, sec, false)
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.clients[k] = c
+			if err := c.connect(ctx, s.ref()); err != nil {
+				g.close()
+				return nil, fmt.Errorf("gate: %s/%s: connect: %w", impl, sec, err)
+			}
 		}
 	}
-	for _, sec := range upSecs {
-		t := setup{implTachyon, implTachyon, sec}
-		add("first reply median: tachyon/go-libp2p "+sec, dial(t), dial(setup{implGo, implGo, sec}), false)
-		add("upload best: tachyon/go-libp2p "+sec, up(serverKey{implTachyon, sec}), up(serverKey{implGo, sec}), true)
-		for _, kind := range httpKinds {
-			if httpFamily(kind) != family(sec) {
-				continue
-			}
-			add("first reply median: tachyon "+sec+"/"+kind, dial(t), dial(setup{kind, kind, httpSec}), false)
-			add("upload best: tachyon "+sec+"/"+kind, up(serverKey{implTachyon, sec}), up(serverKey{kind, httpSec}), true)
+	for _, kind := range httpKinds {
+		s, err := newHTTPServer(kind)
+		if err != nil {
+			g.close()
+			return nil, err
 		}
+		g.https[kind] = s
+		u, err := s.uploader(ctx)
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.ups[kind] = u
+	}
+	return g, nil
+}
+
+func (g *gateRig) close() {
+	for _, u := range g.ups {
+		u.done()
+	}
+	for _, s := range g.https {
+		s.close()
+	}
+	for _, c := range g.clients {
+		c.close()
+	}
+	for _, s := range g.servers {
+		s.close()
+	}
+}
+
+func (g *gateRig) dial(ctx context.Context, m serverKey) (time.Duration, error) {
+	if m.sec == httpSec {
+		return g.https[m.impl].firstReply(ctx)
+	}
+	return firstReply(ctx, setup{m.impl, m.impl, m.sec}, g.servers[m])
+}
+
+func (g *gateRig) upload(ctx context.Context, m serverKey, size int64) (float64, error) {
+	if m.sec == httpSec {
+		return g.ups[m.impl].post(ctx, size)
+	}
+	return uploadOnce(ctx, g.clients[m], g.servers[m].ref(), size)
+}
+
+// round measures every group once and returns one ratio per comparison.
+func (g *gateRig) round(ctx context.Context, n int) (map[string]float64, error) {
+	out := make(map[string]float64)
+	for _, grp := range gateGroups {
+		ms := grp.members
+		dials := make([][]time.Duration, len(ms))
+		ups := make([]float64, len(ms))
+		size := int64(gateUpTCP)
+		if family(grp.sec) == "QUIC" {
+			size = gateUpQUIC
+		}
+		// Single turns, the first member rotating with i and the round, so
+		// no member always follows the same one.
+		for i := range gateDials {
+			for j := range ms {
+				m := ms[(i+j+n)%len(ms)]
+				d, err := g.dial(ctx, m)
+				if err != nil {
+					return nil, err
+				}
+				idx := slices.Index(ms, m)
+				dials[idx] = append(dials[idx], d)
+			}
+		}
+		for i := range gateUploads {
+			for j := range ms {
+				idx := (i + j + n) % len(ms)
+				r, err := g.upload(ctx, ms[idx], size)
+				if err != nil {
+					return nil, fmt.Errorf("gate: upload %v: %w", ms[idx], err)
+				}
+				ups[idx] = max(ups[idx], r)
+			}
+		}
+		t := float64(percentile(dials[0], 0.5))
+		for j, m := range ms[1:] {
+			out[gateName("first reply median", grp.sec, m)] = t / float64(percentile(dials[j+1], 0.5))
+			out[gateName("upload best", grp.sec, m)] = ups[0] / ups[j+1]
+		}
+	}
+	return out, nil
+}
+
+// gateHigherBetter says which way a ratio should move.
+func gateHigherBetter(name string) bool { return strings.HasPrefix(name, "upload") }
+
+// gateRatios is the median over rounds of every ratio.
+func gateRatios(rounds []map[string]float64) map[string]gateRatio {
+	out := make(map[string]gateRatio)
+	if len(rounds) == 0 {
+		return out
+	}
+	for k := range rounds[0] {
+		xs := make([]float64, 0, len(rounds))
+		for _, r := range rounds {
+			xs = append(xs, r[k])
+		}
+		out[k] = gateRatio{median(xs), gateHigherBetter(k)}
 	}
 	return out
 }
 
-// gate measures the ratios in batches of reps short runs, pooling every
-// sample, and either writes them as the baseline (writePath; gateBatches
-// batches) or compares them with the baseline at checkPath. A check that
-// fails measures another batch, up to gateBatches: a real regression stays,
-// a busy moment on the shared machine is outvoted. It returns the exit code.
-func gate(checkPath, writePath string, reps int) int {
+// spread is the interquartile range of one ratio over the rounds relative
+// to its median, printed so the steadiness of each ratio can be judged.
+func spread(rounds []map[string]float64, k string) float64 {
+	xs := make([]float64, 0, len(rounds))
+	for _, r := range rounds {
+		xs = append(xs, r[k])
+	}
+	slices.Sort(xs)
+	n := len(xs)
+	if n < 4 {
+		return 0
+	}
+	return (xs[3*n/4] - xs[n/4]) / median(xs)
+}
+
+// gate measures the ratios and either writes them as the baseline
+// (writePath) or compares them with the baseline at checkPath. A check
+// that fails measures another batch, up to gateBatches, pooling the rounds:
+// a real regression stays, a busy moment on the shared machine is outvoted.
+// It returns the exit code: 0 pass, 1 regression, 2 could not measure.
+func gate(checkPath, writePath string, rounds int) int {
 	start := time.Now()
+	ctx := context.Background()
 	var base baselineFile
 	if checkPath != "" {
 		b, err := os.ReadFile(checkPath)
@@ -81,26 +254,43 @@ func gate(checkPath, writePath string, reps int) int {
 			return 2
 		}
 	}
-	pool := &results{dials: make(map[setup][]time.Duration), uploads: make(map[serverKey][]float64)}
-	runs := 0
+	if slowTachyon > 0 {
+		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's connects and writes are slowed on purpose", slowTachyon)
+	}
+	rig, err := newGateRig(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench:", err)
+		return 2
+	}
+	defer rig.close()
+
+	var pool []map[string]float64
+	n := 0
 	batch := func() error {
-		for range reps {
-			runs++
-			logf("gate: short run %d", runs)
-			res, err := run(context.Background(), gateParams, "")
+		for i := range gateWarmup + rounds {
+			r, err := rig.round(ctx, n)
+			n++
 			if err != nil {
 				return err
 			}
-			for k, v := range res.dials {
-				pool.dials[k] = append(pool.dials[k], v...)
+			if i >= gateWarmup {
+				pool = append(pool, r)
 			}
-			for k, v := range res.uploads {
-				pool.uploads[k] = append(pool.uploads[k], v...)
+			if (i+1)%8 == 0 {
+				logf("gate: %d rounds", len(pool))
 			}
 		}
 		return nil
 	}
 
+	// P2PBENCH_GATE_DUMP=file keeps every round's ratios, to study the
+	// method's spread.
+	if dump := os.Getenv("P2PBENCH_GATE_DUMP"); dump != "" {
+		defer func() {
+			b, _ := json.Marshal(pool)
+			os.WriteFile(dump, b, 0o644)
+		}()
+	}
 	if writePath != "" {
 		for range gateBatches {
 			if err := batch(); err != nil {
@@ -108,11 +298,11 @@ func gate(checkPath, writePath string, reps int) int {
 				return 2
 			}
 		}
-		cur := pool.ratios()
+		cur := gateRatios(pool)
 		bf := baselineFile{
-			Note:   "p2pbench -write-baseline: ratios of first-reply medians and of best uploads, pooled over short runs; -check fails when one worsens by more than 15 %",
+			Note:   "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns); -check fails when one worsens by more than 15 %",
 			Date:   time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-			Reps:   runs,
+			Rounds: len(pool),
 			Ratios: cur,
 		}
 		b, _ := json.MarshalIndent(bf, "", "  ")
@@ -121,9 +311,9 @@ func gate(checkPath, writePath string, reps int) int {
 			return 2
 		}
 		for _, k := range slices.Sorted(maps.Keys(cur)) {
-			fmt.Printf("%-50s %.3f\n", k, cur[k].Ratio)
+			fmt.Printf("%-50s %.3f (spread %.0f %%)\n", k, cur[k].Ratio, 100*spread(pool, k))
 		}
-		fmt.Printf("baseline from %d short runs written to %s in %v\n", runs, writePath, time.Since(start).Round(time.Second))
+		fmt.Printf("baseline from %d rounds written to %s in %v\n", len(pool), writePath, time.Since(start).Round(time.Second))
 		return 0
 	}
 
@@ -133,7 +323,7 @@ func gate(checkPath, writePath string, reps int) int {
 			fmt.Fprintln(os.Stderr, "p2pbench:", err)
 			return 2
 		}
-		failed = compare(base, pool.ratios(), attempt == gateBatches-1)
+		failed = compare(base, pool, attempt == gateBatches-1)
 		if len(failed) == 0 {
 			break
 		}
@@ -142,10 +332,10 @@ func gate(checkPath, writePath string, reps int) int {
 		}
 	}
 	if len(failed) == 0 {
-		compare(base, pool.ratios(), true)
+		compare(base, pool, true)
 	}
-	fmt.Printf("p2pbench -check: %d of %d ratios worse than the baseline by more than %.0f %% after %d short runs (%v)\n",
-		len(failed), len(base.Ratios), 100*gateTolerance, runs, time.Since(start).Round(time.Second))
+	fmt.Printf("p2pbench -check: %d of %d ratios worse than the baseline by more than %.0f %% after %d rounds (%v)\n",
+		len(failed), len(base.Ratios), 100*gateTolerance, len(pool), time.Since(start).Round(time.Second))
 	if len(failed) > 0 {
 		fmt.Printf("p2pbench -check: FAILED: %s\n", strings.Join(failed, "; "))
 		return 1
@@ -153,10 +343,10 @@ func gate(checkPath, writePath string, reps int) int {
 	return 0
 }
 
-// compare returns the names of the ratios in cur that are worse than in
-// base by more than gateTolerance (or missing), printing every ratio if
-// verbose.
-func compare(base baselineFile, cur map[string]gateRatio, verbose bool) []string {
+// compare returns the names of the ratios that are worse than in base by
+// more than gateTolerance (or missing), printing every ratio if verbose.
+func compare(base baselineFile, pool []map[string]float64, verbose bool) []string {
+	cur := gateRatios(pool)
 	var failed []string
 	for _, k := range slices.Sorted(maps.Keys(base.Ratios)) {
 		b := base.Ratios[k]
@@ -179,7 +369,7 @@ func compare(base baselineFile, cur map[string]gateRatio, verbose bool) []string
 			failed = append(failed, fmt.Sprintf("%s %+.0f %%", k, 100*worse))
 		}
 		if verbose {
-			fmt.Printf("%s %-50s baseline %.3f now %.3f (%+.0f %% worse)\n", status, k, b.Ratio, c.Ratio, 100*worse)
+			fmt.Printf("%s %-50s baseline %.3f now %.3f (%+.0f %% worse; spread %.0f %%)\n", status, k, b.Ratio, c.Ratio, 100*worse, 100*spread(pool, k))
 		}
 	}
 	return failed

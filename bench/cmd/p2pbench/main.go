@@ -48,10 +48,6 @@ var (
 		wtSize: 32 << 20, rtcSize: 16 << 20, extras: true, hsTime: time.Second, wanSize: 32 << 20, wanReps: 1}
 )
 
-// gateParams are the sizes of one repetition of -check and
-// -write-baseline: no idle measurement, small uploads.
-var gateParams = params{dialN: 20, dialRounds: 2, reps: 2, uploadSize: 32 << 20, sealTime: 100 * time.Millisecond, idleN: 0}
-
 var (
 	impls = []string{implTachyon, implGo}
 	// secs are the stacks measured for everything, idle cost included.
@@ -101,7 +97,7 @@ func main() {
 	check := flag.String("check", "", "regression gate: measure the ratios in short runs and compare them with the baseline `file`")
 	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
 	idleOnly := flag.Bool("idle", false, "measure only the idle connections (with -quick: fewer), results on stderr")
-	gateReps := flag.Int("gate-reps", defaultGateReps, "short runs per batch of -check or -write-baseline")
+	gateRounds := flag.Int("gate-rounds", defaultGateRounds, "rounds per batch of -check or -write-baseline")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -136,7 +132,7 @@ func main() {
 		return
 	}
 	if *check != "" || *writeBase != "" {
-		os.Exit(gate(*check, *writeBase, *gateReps))
+		os.Exit(gate(*check, *writeBase, *gateRounds))
 	}
 
 	p := fullParams
