@@ -52,6 +52,9 @@ func firstReply(ctx context.Context, su setup, srv endpoint) (time.Duration, err
 	if _, err := io.ReadFull(s, b); err != nil {
 		return 0, fmt.Errorf("%v: read reply: %w", su, err)
 	}
+	if su.client == implTachyon && slowTachyon > 0 {
+		time.Sleep(time.Duration(slowTachyon * float64(time.Since(start)))) // injected regression, see inject.go
+	}
 	d := time.Since(start)
 	s.Close()
 	// Close only once identify has finished both ways: tachyon's yamux

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/libp2p/go-libp2p"
 	gconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
@@ -197,12 +196,7 @@ func (t *tachyonHost) connect(ctx context.Context, p peerRef) error {
 	if err != nil {
 		return fmt.Errorf("tachyon: peer ID %q: %w", p.id, err)
 	}
-	t0 := time.Now()
-	err = t.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: p.addrs})
-	if slowTachyon > 0 {
-		time.Sleep(time.Duration(slowTachyon * float64(time.Since(t0))))
-	}
-	return err
+	return t.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: p.addrs})
 }
 
 func (t *tachyonHost) newStream(ctx context.Context, p peerRef, proto string) (stream, error) {

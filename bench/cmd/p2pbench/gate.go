@@ -255,7 +255,7 @@ func gate(checkPath, writePath string, rounds int) int {
 		}
 	}
 	if slowTachyon > 0 {
-		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's connects and writes are slowed on purpose", slowTachyon)
+		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's first replies and writes are slowed on purpose", slowTachyon)
 	}
 	rig, err := newGateRig(ctx)
 	if err != nil {
