@@ -23,13 +23,15 @@ func (a opaqueAddr) String() string  { return string(a) }
 // hiddenConn hides the *net.UDPConn behind net.PacketConn and reports
 // opaque addresses, so that the listener can rely on nothing more.
 type hiddenConn struct {
-	pc     net.PacketConn
+	pc net.PacketConn
+	// raw passes the socket's source addresses through unchanged.
+	raw    bool
 	closed atomic.Bool
 }
 
 func (h *hiddenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, a, err := h.pc.ReadFrom(p)
-	if a != nil {
+	if a != nil && !h.raw {
 		a = opaqueAddr(a.String())
 	}
 	return n, a, err
@@ -57,19 +59,33 @@ func (h *hiddenConn) SetWriteDeadline(t time.Time) error { return h.pc.SetWriteD
 
 func TestListenPacketHook(t *testing.T) {
 	leakcheck.Check(t)
-	for _, addr := range []string{"/ip4/127.0.0.1/udp/0/webrtc-direct", "/ip6/::1/udp/0/webrtc-direct"} {
-		t.Run(addr, func(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		// dualStack binds the hook's socket on [::], as a socket shared
+		// with QUIC may be, so IPv4 peers arrive as ::ffff:a.b.c.d.
+		dualStack bool
+	}{
+		{"/ip4/127.0.0.1/udp/0/webrtc-direct", false},
+		{"/ip6/::1/udp/0/webrtc-direct", false},
+		{"/ip4/127.0.0.1/udp/0/webrtc-direct", true},
+	} {
+		addr := tc.addr
+		t.Run(fmt.Sprintf("%s dual-stack=%v", addr, tc.dualStack), func(t *testing.T) {
 			a, _ := newTransport(t)
 			b, bID := newTransport(t)
 			var conns []*hiddenConn
 			var asked []netip.AddrPort
 			b.cfg.ListenPacket = func(laddr netip.AddrPort) (net.PacketConn, error) {
 				asked = append(asked, laddr)
-				pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(laddr))
+				bind := net.UDPAddrFromAddrPort(laddr)
+				if tc.dualStack {
+					bind = &net.UDPAddr{IP: net.IPv6unspecified}
+				}
+				pc, err := net.ListenUDP("udp", bind)
 				if err != nil {
 					return nil, err
 				}
-				h := &hiddenConn{pc: pc}
+				h := &hiddenConn{pc: pc, raw: tc.dualStack}
 				conns = append(conns, h)
 				return h, nil
 			}

@@ -81,6 +81,11 @@ func (m *udpMux) readLoop() {
 			packetPool.Put(bp)
 			continue
 		}
+		if ip4 := ua.IP.To4(); ip4 != nil && len(ua.IP) != net.IPv4len {
+			// A dual-stack socket (a shared one may be) reports IPv4
+			// peers as ::ffff:a.b.c.d; ICE and SDP want them as IPv4.
+			ua = &net.UDPAddr{IP: ip4, Port: ua.Port}
+		}
 		if !m.route(bp, n, ua) {
 			packetPool.Put(bp)
 		}
