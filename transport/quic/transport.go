@@ -167,6 +167,14 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("quic: accept: %w", err)
 		}
+		select {
+		case <-qc.HandshakeComplete():
+		default:
+			// udpmux.Listen hands out only handshaken connections; before
+			// that the client certificate is not verified.
+			qc.CloseWithError(0, "")
+			continue
+		}
 		c, err := l.t.newConn(qc, network.DirInbound)
 		if err != nil {
 			// The TLS verifier rejects such peers; this is a safety net.

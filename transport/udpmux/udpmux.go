@@ -1,46 +1,65 @@
-// Package udpmux shares UDP sockets between the QUIC-based transports.
+// Package udpmux shares UDP sockets between the UDP-based transports.
 //
 // libp2p wants one UDP port per address family for everything that runs
-// over UDP: QUIC (ALPN "libp2p"), WebTransport (HTTP/3, ALPN "h3") and,
-// later, WebRTC-direct. Observed addresses and QUIC hole punching only work
-// when outgoing connections leave from that same port, so dials use the
-// listening socket when one exists.
+// over UDP: QUIC (ALPN "libp2p"), WebTransport (HTTP/3, ALPN "h3") and
+// WebRTC-direct (STUN and DTLS). Observed addresses and QUIC hole punching
+// only work when outgoing connections leave from that same port, so dials
+// use the listening socket when one exists.
 //
 // # Design
 //
 // A Mux owns a set of sockets. Each socket is one *net.UDPConn driven by one
-// quic-go Transport with at most one quic-go Listener. The Listener's TLS
-// config is chosen per ClientHello by ALPN: every consumer (Listen call)
-// registers the ALPN token it serves and its own TLS config, and an accepted
-// connection goes to the consumer of its negotiated ALPN. A ClientHello
-// offering no registered ALPN fails the handshake.
+// quic-go Transport with at most one quic-go EarlyListener. The listener's
+// TLS config is chosen per ClientHello by ALPN: every consumer (Listen or
+// ListenEarly call) registers the ALPN token it serves and its own TLS
+// config, and an accepted connection goes to the consumer of its negotiated
+// ALPN. A ClientHello offering no registered ALPN fails the handshake.
 //
-// Lifetime is reference counted: a socket lives while it has a consumer or
-// a connection (dialed or accepted) that is still open, and closes itself
-// when the last one goes. There is no Mux-wide Close; closing every
-// Listener and every connection releases every socket and goroutine.
+// The quic-go listener is an early one so that a ListenEarly consumer (the
+// HTTP/3 server of WebTransport) gets its connection as soon as the server
+// may send, and its SETTINGS leave in the server's first flight as 0.5-RTT
+// data instead of one round trip later. 0-RTT stays disabled, so the server
+// never reads application data before the client's Finished (and with it a
+// client certificate) was verified: quic-go does not open 1-RTT packets
+// before the handshake completes. Listen consumers (the QUIC transport,
+// which authenticates the peer by its certificate) only get connections
+// whose handshake completed.
 //
-// Goroutines: quic-go's own (per Transport and per connection) and, per
-// socket with at least one consumer, one accept loop. The accept loop is
-// owned by the socket and stops when its quic-go Listener is closed.
+// Lifetime is reference counted: a socket lives while it has a consumer, a
+// non-QUIC view (ListenNonQUIC) or a connection (dialed or handed to a
+// consumer) that is still open, and closes itself when the last one goes.
+// There is no Mux-wide Close; closing every Listener, every non-QUIC view and
+// every connection releases every socket and goroutine.
+//
+// Goroutines: quic-go's own (per Transport and per connection); per socket
+// that ever had a consumer, one accept loop, which stops when the socket
+// closes; per server connection in handshake, one waiter, which stops when
+// the handshake completes or the connection dies. Reads of the non-QUIC view
+// run on the caller's goroutine.
+//
+// Locking: quic-go calls back into the Mux (ConnContext, GetConfigForClient)
+// from connection goroutines, and closing a quic-go connection, listener or
+// transport waits for those goroutines, so nothing is closed while Mux.mu is
+// held.
 //
 // # Handshake flood protection
 //
 // Each socket counts server handshakes in flight (from the first Initial
-// until the connection is accepted or dies). Above Config.MaxHandshakes new
-// connection attempts are refused (CONNECTION_REFUSED); above half of it,
-// clients must first prove their address with a Retry round trip. Half-open
-// handshakes die after Config.HandshakeTimeout.
+// until the handshake completes or the connection dies). Above
+// Config.MaxHandshakes new connection attempts are refused
+// (CONNECTION_REFUSED); above half of it, clients must first prove their
+// address with a Retry round trip. Half-open handshakes die after
+// Config.HandshakeTimeout.
 //
-// # Adding WebRTC-direct
+// # Non-QUIC packets (WebRTC-direct)
 //
 // QUIC packets always have the fixed bit (0x40) set in their first byte;
 // STUN (first byte 0x00-0x03) and DTLS (20-63) never do. quic-go hands
-// packets without that bit to Transport.ReadNonQUICPacket and sends through
-// Transport.WriteTo. A WebRTC-direct consumer would get a net.PacketConn
-// view of the socket built on those two calls (one reader goroutine owned by
-// the socket, counted as one more reference), and pion's ICE mux would run
-// over it. Nothing in the QUIC path needs to change.
+// packets with neither that bit nor the long-header bit to
+// Transport.ReadNonQUICPacket and sends any datagram through
+// Transport.WriteTo. ListenNonQUIC wraps those two calls in a
+// net.PacketConn, over which pion's ICE UDP mux runs. Nothing in the QUIC
+// path changes.
 package udpmux
 
 import (
@@ -72,8 +91,8 @@ type Config struct {
 	// HandshakeTimeout bounds a QUIC handshake that makes no progress.
 	// Default 10 s.
 	HandshakeTimeout time.Duration
-	// AcceptQueue is how many handshaken connections may wait for Accept per
-	// consumer before new ones are refused. Default 32.
+	// AcceptQueue is how many connections may wait for Accept per consumer
+	// before new ones are refused. Default 32.
 	AcceptQueue int
 }
 
@@ -102,6 +121,8 @@ func New(cfg *Config) *Mux {
 		m.cfg.AcceptQueue = 32
 	}
 	// The values go-libp2p uses (quicreuse), so both ends agree on limits.
+	// Allow0RTT stays false: the early listener must never read data a
+	// client sent before the handshake completed (see the package doc).
 	m.quicConf = &quic.Config{
 		Versions:                         []quic.Version{quic.Version1},
 		HandshakeIdleTimeout:             m.cfg.HandshakeTimeout,
@@ -119,29 +140,33 @@ func New(cfg *Config) *Mux {
 // QUICConfig returns a copy of the QUIC settings used on every socket.
 func (m *Mux) QUICConfig() *quic.Config { return m.quicConf.Clone() }
 
-// socket is one UDP socket and its quic-go Transport. Its fields below mu
-// are guarded by Mux.mu.
+// socket is one UDP socket and its quic-go Transport. Its fields below the
+// marked line are guarded by Mux.mu.
 type socket struct {
 	m    *Mux
 	udp  *net.UDPConn
 	tr   *quic.Transport
 	addr netip.AddrPort
 
-	inflight atomic.Int64 // server handshakes in flight
+	inflight atomic.Int64  // server handshakes in flight
+	closed   chan struct{} // closed once tr and udp are closed
 
 	// Guarded by Mux.mu.
-	consumers map[string]*Listener // by ALPN
-	ln        *quic.Listener
-	loopDone  chan struct{} // closed when the accept loop returns
-	conns     int           // open connections using this socket
-	listening bool          // created by Listen (has a fixed local port)
-	dead      bool
+	consumers    map[string]*Listener // by ALPN
+	nonQUIC      *nonQUICConn
+	nonQUICArmed bool                     // quic-go queues non-QUIC packets for ReadNonQUICPacket
+	pending      map[*quic.Conn]*Listener // in handshake, for a Listen consumer
+	loopDone     chan struct{}            // closed when the accept loop returns; nil before the first consumer
+	conns        int                      // open connections using this socket
+	listening    bool                     // created by a listen call (has a fixed local port)
+	dead         bool
 }
 
 // Listener receives the connections of one ALPN on one socket.
 type Listener struct {
 	s     *socket
 	alpn  string
+	early bool
 	tls   *tls.Config
 	queue chan *quic.Conn
 
@@ -150,65 +175,84 @@ type Listener struct {
 }
 
 // Listen registers alpn on the socket for laddr and returns the listener
-// that receives its connections. Port 0 joins an existing socket with the
-// same IP when there is one, so that QUIC and WebTransport share a port;
-// otherwise a new socket is bound. conf must set Certificates or
-// GetCertificate and may set ClientAuth and VerifyPeerCertificate;
-// NextProtos is set to alpn.
+// that receives its connections once their handshake completed (the peer's
+// certificate, if conf asks for one, is verified). Port 0 joins an existing
+// listening socket with the same IP when there is one, so that QUIC and
+// WebTransport share a port; otherwise a new socket is bound. conf must set
+// Certificates or GetCertificate and may set ClientAuth and
+// VerifyPeerCertificate; NextProtos is set to alpn.
 func (m *Mux) Listen(laddr netip.AddrPort, alpn string, conf *tls.Config) (*Listener, error) {
+	return m.listen(laddr, alpn, conf, false)
+}
+
+// ListenEarly is Listen for a consumer that can use a connection before its
+// handshake completed, to send 0.5-RTT data in the server's first flight.
+// Until HandshakeComplete is closed the client is not verified; nothing it
+// sends can be read before that, since 0-RTT is disabled.
+func (m *Mux) ListenEarly(laddr netip.AddrPort, alpn string, conf *tls.Config) (*Listener, error) {
+	return m.listen(laddr, alpn, conf, true)
+}
+
+func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early bool) (*Listener, error) {
 	if !laddr.IsValid() {
 		return nil, fmt.Errorf("udpmux: listen on invalid address %s", laddr)
 	}
+	free := func(s *socket) bool { _, taken := s.consumers[alpn]; return !taken }
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.findListeningLocked(laddr, alpn)
-	if s == nil {
-		var err error
-		if s, err = m.newSocketLocked(laddr); err != nil {
-			return nil, err
-		}
-		s.listening = true
+	s, err := m.listeningSocketLocked(laddr, free)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
 	}
-	if _, taken := s.consumers[alpn]; taken {
-		m.maybeReleaseLocked(s)
+	if !free(s) {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("udpmux: %s already has a %q listener", s.addr, alpn)
 	}
 	tc := conf.Clone()
 	tc.NextProtos = []string{alpn}
 	tc.GetConfigForClient = nil // only the socket-level callback is consulted
-	l := &Listener{s: s, alpn: alpn, tls: tc, queue: make(chan *quic.Conn, m.cfg.AcceptQueue), closed: make(chan struct{})}
+	l := &Listener{s: s, alpn: alpn, early: early, tls: tc, queue: make(chan *quic.Conn, m.cfg.AcceptQueue), closed: make(chan struct{})}
 	s.consumers[alpn] = l
-	if s.ln == nil {
+	if s.loopDone == nil {
 		if err := s.startLocked(); err != nil {
 			delete(s.consumers, alpn)
-			m.maybeReleaseLocked(s)
+			release := m.releaseLocked(s)
+			m.mu.Unlock()
+			if release {
+				s.close()
+			}
 			return nil, err
 		}
 	}
+	m.mu.Unlock()
 	return l, nil
 }
 
-// findListeningLocked returns the listening socket laddr designates: the one
-// bound to exactly laddr, or for port 0 one with the same IP whose alpn slot
-// is free.
-func (m *Mux) findListeningLocked(laddr netip.AddrPort, alpn string) *socket {
+// listeningSocketLocked returns the listening socket laddr designates: the
+// one bound to exactly laddr, or for port 0 one with the same IP that has
+// room (free), else a new socket bound to laddr.
+func (m *Mux) listeningSocketLocked(laddr netip.AddrPort, free func(*socket) bool) (*socket, error) {
+	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
 	for s := range m.sockets {
 		if !s.listening || s.dead {
 			continue
 		}
 		if laddr.Port() != 0 {
 			if s.addr == laddr {
-				return s
+				return s, nil
 			}
 			continue
 		}
-		if s.addr.Addr() == laddr.Addr() {
-			if _, taken := s.consumers[alpn]; !taken {
-				return s
-			}
+		if s.addr.Addr() == laddr.Addr() && free(s) {
+			return s, nil
 		}
 	}
-	return nil
+	s, err := m.newSocketLocked(laddr)
+	if err != nil {
+		return nil, err
+	}
+	s.listening = true
+	return s, nil
 }
 
 func (m *Mux) newSocketLocked(laddr netip.AddrPort) (*socket, error) {
@@ -224,7 +268,9 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort) (*socket, error) {
 		m:         m,
 		udp:       udp,
 		addr:      udp.LocalAddr().(*net.UDPAddr).AddrPort(),
+		closed:    make(chan struct{}),
 		consumers: map[string]*Listener{},
+		pending:   map[*quic.Conn]*Listener{},
 	}
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	s.tr = &quic.Transport{
@@ -236,17 +282,19 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort) (*socket, error) {
 	return s, nil
 }
 
-// startLocked starts the quic-go Listener and its accept loop.
+// startLocked starts the quic-go listener and its accept loop. Both live
+// until the socket closes: a second quic-go listener could only start once
+// an earlier one finished closing, which cannot be waited for under m.mu.
+// Without consumers, handshakes fail in configForClient.
 func (s *socket) startLocked() error {
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		GetConfigForClient: s.configForClient,
 	}
-	ln, err := s.tr.Listen(conf, s.m.quicConf)
+	ln, err := s.tr.ListenEarly(conf, s.m.quicConf)
 	if err != nil {
 		return fmt.Errorf("udpmux: listening on %s: %w", s.addr, err)
 	}
-	s.ln = ln
 	s.loopDone = make(chan struct{})
 	go s.acceptLoop(ln, s.loopDone)
 	return nil
@@ -267,8 +315,8 @@ func (s *socket) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 
 type handshakeKey struct{}
 
-// handshakeSlot is released once per connection: when it is accepted or
-// when it dies, whichever comes first.
+// handshakeSlot is released once per connection: when its handshake
+// completes or when it dies, whichever comes first.
 type handshakeSlot struct {
 	once sync.Once
 	s    *socket
@@ -288,39 +336,74 @@ func (s *socket) connContext(ctx context.Context, _ *quic.ClientInfo) (context.C
 	return context.WithValue(ctx, handshakeKey{}, slot), nil
 }
 
-// acceptLoop hands handshaken connections to the consumer of their ALPN.
-// It returns when ln is closed.
-func (s *socket) acceptLoop(ln *quic.Listener, done chan struct{}) {
+// acceptLoop hands early connections to the consumer of their ALPN: at once
+// to a ListenEarly consumer, after the handshake to a Listen consumer. It
+// returns when ln is closed, which happens when the socket closes.
+func (s *socket) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 	defer close(done)
 	for {
 		c, err := ln.Accept(context.Background())
 		if err != nil {
 			return
 		}
-		if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
-			slot.release()
-		}
+		// The server chose the ALPN before the connection became ready.
 		alpn := c.ConnectionState().TLS.NegotiatedProtocol
 		s.m.mu.Lock()
 		l := s.consumers[alpn]
-		if l == nil {
-			s.m.mu.Unlock()
-			c.CloseWithError(0, "no listener")
-			continue
-		}
-		s.trackLocked(c)
-		// Send under the lock so that Listener.Close, which unregisters
-		// under it and then drains, cannot miss a connection.
 		queued := false
-		select {
-		case l.queue <- c:
-			queued = true
+		switch {
+		case l == nil:
+		case l.early:
+			queued = s.deliverLocked(l, c)
 		default:
+			s.pending[c] = l
+			queued = true
 		}
 		s.m.mu.Unlock()
 		if !queued {
-			c.CloseWithError(0, "accept queue full")
+			c.CloseWithError(0, "no listener or accept queue full")
+			continue
 		}
+		go s.awaitHandshake(c, l)
+	}
+}
+
+// awaitHandshake releases c's handshake slot when the handshake completes
+// and then, for a Listen consumer, hands c over. It returns when the
+// handshake completes or c dies (quic-go kills it after the handshake
+// timeout at the latest).
+func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
+	select {
+	case <-c.HandshakeComplete():
+	case <-c.Context().Done():
+		return // the slot is released by connContext's AfterFunc
+	}
+	if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
+		slot.release()
+	}
+	if l.early {
+		return
+	}
+	s.m.mu.Lock()
+	_, ok := s.pending[c]
+	delete(s.pending, c)
+	queued := ok && s.consumers[l.alpn] == l && s.deliverLocked(l, c)
+	s.m.mu.Unlock()
+	if !queued {
+		c.CloseWithError(0, "no listener or accept queue full")
+	}
+}
+
+// deliverLocked queues c for l and counts it as a user of the socket. It
+// sends under m.mu so that Listener.Close, which unregisters under it and
+// then drains, cannot miss a connection.
+func (s *socket) deliverLocked(l *Listener, c *quic.Conn) bool {
+	select {
+	case l.queue <- c:
+		s.trackLocked(c)
+		return true
+	default:
+		return false
 	}
 }
 
@@ -329,28 +412,32 @@ func (s *socket) trackLocked(c *quic.Conn) {
 	s.conns++
 	context.AfterFunc(c.Context(), func() {
 		s.m.mu.Lock()
-		defer s.m.mu.Unlock()
 		s.conns--
-		s.m.maybeReleaseLocked(s)
+		release := s.m.releaseLocked(s)
+		s.m.mu.Unlock()
+		if release {
+			s.close()
+		}
 	})
 }
 
-// maybeReleaseLocked stops listening when no consumer is left and closes
-// the socket when nothing uses it any more. The caller holds m.mu; the
-// accept loop never blocks on m.mu while ln.Close waits, because quic-go's
-// Listener.Close does not wait for Accept callers.
-func (m *Mux) maybeReleaseLocked(s *socket) {
-	if len(s.consumers) == 0 && s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-	if len(s.consumers) > 0 || s.conns > 0 || s.dead {
-		return
+// releaseLocked marks s dead and reports true when nothing uses it any
+// more; the caller must then call s.close after unlocking m.mu.
+func (m *Mux) releaseLocked(s *socket) bool {
+	if len(s.consumers) > 0 || s.nonQUIC != nil || s.conns > 0 || s.dead {
+		return false
 	}
 	s.dead = true
 	delete(m.sockets, s)
+	return true
+}
+
+// close closes the quic-go Transport (and with it the listener, the accept
+// loop and every connection) and the UDP socket.
+func (s *socket) close() {
 	s.tr.Close()
 	s.udp.Close()
+	close(s.closed)
 }
 
 // Accept waits for the next connection of this listener's ALPN.
@@ -368,19 +455,34 @@ func (l *Listener) Accept(ctx context.Context) (*quic.Conn, error) {
 // Addr is the socket's local address.
 func (l *Listener) Addr() netip.AddrPort { return l.s.addr }
 
-// Close unregisters the listener and closes connections that were
-// handshaken but not accepted. Accepted connections stay open.
+// Close unregisters the listener and closes the connections of its ALPN
+// that are in handshake or were not accepted yet. Accepted connections stay
+// open. When it was the socket's last user, Close returns after the socket
+// and its accept loop are gone.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
-		l.s.m.mu.Lock()
-		delete(l.s.consumers, l.alpn)
-		l.s.m.maybeReleaseLocked(l.s)
-		done := l.s.loopDone
-		stopped := l.s.ln == nil
-		l.s.m.mu.Unlock()
-		if stopped && done != nil {
+		s := l.s
+		s.m.mu.Lock()
+		delete(s.consumers, l.alpn)
+		var drop []*quic.Conn
+		for c, pl := range s.pending {
+			if pl == l {
+				drop = append(drop, c)
+				delete(s.pending, c)
+			}
+		}
+		release := s.m.releaseLocked(s)
+		done := s.loopDone
+		s.m.mu.Unlock()
+		if release {
+			s.close()
+		}
+		if s.isClosed() && done != nil {
 			<-done
+		}
+		for _, c := range drop {
+			c.CloseWithError(0, "listener closed")
 		}
 		for {
 			select {
@@ -394,11 +496,21 @@ func (l *Listener) Close() error {
 	return nil
 }
 
+func (s *socket) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Dial opens a QUIC connection to raddr. It leaves from a listening socket
 // of the same address family when there is one (preferring one bound to
 // the unspecified address, or to loopback for a loopback destination), and
 // otherwise from a socket bound to an ephemeral port that is shared by all
 // such dials and closed with the last of them. conf must set NextProtos.
+// The connection is returned once its handshake completed.
 func (m *Mux) Dial(ctx context.Context, raddr netip.AddrPort, conf *tls.Config) (*quic.Conn, error) {
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	m.mu.Lock()
@@ -422,13 +534,20 @@ func (m *Mux) Dial(ctx context.Context, raddr netip.AddrPort, conf *tls.Config) 
 	c, err := s.tr.Dial(ctx, net.UDPAddrFromAddrPort(raddr), conf, m.quicConf)
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s.conns--
+	release := false
 	if err != nil {
-		m.maybeReleaseLocked(s)
+		release = m.releaseLocked(s)
+	} else {
+		s.trackLocked(c)
+	}
+	m.mu.Unlock()
+	if release {
+		s.close()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("udpmux: QUIC dial %s: %w", raddr, err)
 	}
-	s.trackLocked(c)
 	return c, nil
 }
 

@@ -64,7 +64,11 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 			return cert, err
 		},
 	}
-	ul, err := t.mux.Listen(ap, udpmux.ALPNH3, conf)
+	// Early: the HTTP/3 server then sends its SETTINGS in the first flight,
+	// and webtransport-go's client, which waits for them before CONNECT,
+	// saves a round trip. Noise authenticates the peer, and quic-go reads
+	// nothing the client sends before the QUIC handshake completed.
+	ul, err := t.mux.ListenEarly(ap, udpmux.ALPNH3, conf)
 	if err != nil {
 		return nil, fmt.Errorf("webtransport: listen on %s: %w", addr, err)
 	}
