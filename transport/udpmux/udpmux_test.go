@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v3"
 	"github.com/quic-go/quic-go"
 
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
@@ -479,4 +481,57 @@ func TestCloseDuringHandshake(t *testing.T) {
 	close(release)
 	<-dialed
 	waitSockets(t, d, 0)
+}
+
+// TestPionICEMux runs pion's ICE UDP mux over the non-QUIC view of a socket
+// that also serves QUIC: a STUN Binding request naming a ufrag reaches the
+// muxed connection of that ufrag, its answer goes back from the shared
+// port, and closing the ICE mux releases the socket.
+func TestPionICEMux(t *testing.T) {
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	m := udpmux.New(nil)
+	l, err := m.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := m.ListenNonQUIC(l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: pc})
+	conn, err := im.GetConn("ufragA", pc.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.NewUsername("ufragA:remote"), stun.Fingerprint)
+	if _, err := u.Write(req.Raw); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, from, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf[:n], req.Raw) || from.String() != u.LocalAddr().String() {
+		t.Fatalf("ICE conn read %d bytes from %s", n, from)
+	}
+	resp := stun.MustBuild(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess, stun.Fingerprint)
+	if _, err := conn.WriteTo(resp.Raw, from); err != nil {
+		t.Fatal(err)
+	}
+	u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err = u.Read(buf)
+	if err != nil || !bytes.Equal(buf[:n], resp.Raw) {
+		t.Fatalf("client read %d bytes: %v", n, err)
+	}
+	im.Close() // closes pc
+	l.Close()
+	waitSockets(t, m, 0)
 }
