@@ -40,16 +40,17 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 		return nil, fmt.Errorf("udpmux: %s already has a non-QUIC listener", s.addr)
 	}
 	if !s.nonQUICArmed {
-		// quic-go drops non-QUIC packets until the first read; a read with
-		// a done context arms its queue now, so that nothing sent after
-		// ListenNonQUIC returns is lost. The queue is new, so this read
-		// cannot take a packet.
+		// quic-go drops non-QUIC packets until the first read, and that
+		// first read (which makes the queue) must not race with another. A
+		// read with a done context arms the queue now, so that nothing sent
+		// after ListenNonQUIC returns is lost and ReadFrom may run
+		// concurrently. The queue is new, so this read cannot take a packet.
 		done, cancel := context.WithCancel(context.Background())
 		cancel()
 		s.tr.ReadNonQUICPacket(done, nil)
 		s.nonQUICArmed = true
 	}
-	c := &nonQUICConn{s: s, readSem: make(chan struct{}, 1), laddr: net.UDPAddrFromAddrPort(s.addr)}
+	c := &nonQUICConn{s: s, laddr: net.UDPAddrFromAddrPort(s.addr)}
 	c.closeCtx, c.cancel = context.WithCancel(context.Background())
 	c.rdl, c.rdlStop = context.WithCancel(c.closeCtx)
 	s.nonQUIC = c
@@ -64,10 +65,6 @@ type nonQUICConn struct {
 	closeCtx  context.Context // done once Close was called
 	cancel    context.CancelFunc
 	closeOnce sync.Once
-
-	// readSem serializes ReadNonQUICPacket, which quic-go does not support
-	// concurrently; a select on it can still honour Close and deadlines.
-	readSem chan struct{}
 
 	dlMu    sync.Mutex
 	rdl     context.Context // done at the read deadline or on Close
@@ -85,32 +82,16 @@ func (c *nonQUICConn) opError(op string, addr net.Addr, err error) error {
 // (Timeout() at the read deadline, net.ErrClosed after Close), so
 // os.IsTimeout and errors.Is work as on a *net.UDPConn.
 func (c *nonQUICConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for acquired := false; !acquired; {
-		deadline := c.readDeadline()
-		select {
-		case c.readSem <- struct{}{}:
-			acquired = true
-		case <-deadline.Done():
-			if err := c.stopped(deadline); err != nil {
-				return 0, nil, err
-			}
-		}
-	}
-	defer func() { <-c.readSem }()
 	for {
 		deadline := c.readDeadline()
-		if deadline.Err() != nil {
-			if err := c.stopped(deadline); err != nil {
-				return 0, nil, err
+		if deadline.Err() == nil {
+			n, addr, err := c.s.tr.ReadNonQUICPacket(deadline, b)
+			if err == nil {
+				return n, addr, nil
 			}
-			continue
-		}
-		n, addr, err := c.s.tr.ReadNonQUICPacket(deadline, b)
-		if err == nil {
-			return n, addr, nil
-		}
-		if deadline.Err() == nil { // the transport closed under us
-			return 0, nil, c.opError("read", nil, fmt.Errorf("reading non-QUIC packets: %w", err))
+			if deadline.Err() == nil { // the transport closed under us
+				return 0, nil, c.opError("read", nil, fmt.Errorf("reading non-QUIC packets: %w", err))
+			}
 		}
 		if err := c.stopped(deadline); err != nil {
 			return 0, nil, err

@@ -535,3 +535,53 @@ func TestPionICEMux(t *testing.T) {
 	l.Close()
 	waitSockets(t, m, 0)
 }
+
+// TestNonQUICConcurrentReads reads from several goroutines at once, as on a
+// *net.UDPConn: every datagram is read exactly once.
+func TestNonQUICConcurrentReads(t *testing.T) {
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	m := udpmux.New(nil)
+	pc, err := m.ListenNonQUIC(loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	got := make(chan byte, n)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			buf := make([]byte, 10)
+			for {
+				k, _, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				if k == 2 {
+					got <- buf[1]
+				}
+			}
+		})
+	}
+	u, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	seen := map[byte]bool{}
+	for i := range n {
+		u.Write([]byte{0x00, byte(i)})
+		select {
+		case b := <-got:
+			if seen[b] {
+				t.Fatalf("datagram %d read twice", b)
+			}
+			seen[b] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("datagram %d not read", i)
+		}
+	}
+	pc.Close()
+	wg.Wait()
+	waitSockets(t, m, 0)
+}
