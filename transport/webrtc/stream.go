@@ -17,19 +17,15 @@ import (
 )
 
 // Flow control and buffering. SCTP has no per-stream flow control: the
-// association's receive window is shared, so a stream's reader bounds what it
-// queues and then stops reading, and a writer keeps at most sendHighWater
-// bytes in pion's send queue (bufferedAmount), resuming when it drains to
-// sendLowWater.
+// association's receive window (sctpReceiveBuffer) is shared, so a stream's
+// reader bounds what it queues and then stops reading, and a writer keeps at
+// most sendHighWater bytes in pion's send queue (bufferedAmount, in flight
+// included), resuming when it drains to sendLowWater. The low mark is above
+// the receive window, so the writer refills the queue before the window
+// runs dry.
 const (
-	//
-	// sendHighWater also bounds what one stream has in flight. pion's ICE
-	// agent drops packets once 1 MB waits for DTLS and SCTP on the
-	// receiving side, and every loss halves SCTP's congestion window; kept
-	// under that (with ~10% of packet overhead), a lagging receiver on a
-	// busy machine loses nothing.
-	sendHighWater = 768 << 10
-	sendLowWater  = 256 << 10
+	sendHighWater = 2 << 20
+	sendLowWater  = 1 << 20
 	recvQueueMax  = 1 << 20
 	// finAckTimeout bounds the wait for FIN_ACK after our FIN; rust-libp2p
 	// never sends one.

@@ -371,3 +371,65 @@ func benchOneStream(b *testing.B, c, s network.TransportConn) {
 	b.StopTimer()
 	st.Close()
 }
+
+// BenchmarkStreams8 sends 256 KiB per op spread over 8 concurrent streams
+// of one connection, dialer to listener.
+func BenchmarkStreams8(b *testing.B) {
+	a, _ := newTransport(b)
+	srv, srvID := newTransport(b)
+	l := listen(b, srv, "/ip4/127.0.0.1/udp/0/webrtc-direct")
+	c, s := connect(b, a, l, srvID)
+	const streams = 8
+	received := make(chan int64, streams)
+	go func() {
+		for range streams {
+			st, err := s.AcceptStream()
+			if err != nil {
+				received <- -1
+				continue
+			}
+			go func() {
+				n, _ := io.Copy(io.Discard, st)
+				st.Close()
+				received <- n
+			}()
+		}
+	}()
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := c.OpenStream(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			for j := i; j < b.N; j += streams {
+				if _, err := st.Write(buf); err != nil {
+					errs <- err
+					return
+				}
+			}
+			st.CloseWrite()
+		}()
+	}
+	wg.Wait()
+	var total int64
+	for range streams {
+		total += <-received
+	}
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	if total != int64(b.N*len(buf)) {
+		b.Fatalf("received %d of %d", total, b.N*len(buf))
+	}
+}
