@@ -53,7 +53,7 @@ func firstReply(ctx context.Context, su setup, srv endpoint) (time.Duration, err
 		return 0, fmt.Errorf("%v: read reply: %w", su, err)
 	}
 	if su.client == implTachyon && slowTachyon > 0 {
-		time.Sleep(time.Duration(slowTachyon * float64(time.Since(start)))) // injected regression, see inject.go
+		spin(time.Duration(slowTachyon * float64(time.Since(start)))) // injected regression, see inject.go
 	}
 	d := time.Since(start)
 	s.Close()

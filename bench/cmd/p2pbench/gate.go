@@ -7,6 +7,13 @@ package main
 //   - the stacks of a comparison group (tachyon, go-libp2p and the HTTP
 //     baselines of one transport) take single turns, ABCABC..., with the
 //     starting member rotating, so every member sees the same moments;
+//   - the gate runs with GOMAXPROCS=1: sender and receiver then take turns
+//     on one thread, so a figure is the CPU work of both ends and does not
+//     depend on whether the second core is free at that moment (other
+//     users' load lands there). This made the per-round spread of the
+//     upload ratios drop from 15-35 % to 3-7 %; what it cannot see,
+//     regressions in how the two ends overlap on two cores, is left to
+//     the full run;
 //   - every round yields one ratio per comparison (medians of its dials,
 //     best of its uploads), and the gate takes the median of those per-round
 //     ratios, so a burst of load that spoils a round or two is outvoted
@@ -18,6 +25,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +45,7 @@ const (
 	gateUploads       = 2        // uploads per member per round (best taken)
 	gateUpTCP         = 32 << 20 // bytes per upload, TCP stacks
 	gateUpQUIC        = 16 << 20 // bytes per upload, QUIC stacks (slower)
+	gateProcs         = 1        // GOMAXPROCS of the gate, see above
 )
 
 // gateGroups are the comparisons: the first member is the tachyon stack,
@@ -100,16 +109,6 @@ func newGateRig(ctx context.Context) (*gateRig, error) {
 				g.close()
 				return nil, err
 			}
-			c, err := newHost(impl, sec, false)
-			if err != nil {
-				g.close()
-				return nil, err
-			}
-			g.clients[k] = c
-			if err := c.connect(ctx, s.ref()); err != nil {
-				g.close()
-				return nil, fmt.Errorf("gate: %s/%s: connect: %w", impl, sec, err)
-			}
 		}
 	}
 	for _, kind := range httpKinds {
@@ -119,14 +118,53 @@ func newGateRig(ctx context.Context) (*gateRig, error) {
 			return nil, err
 		}
 		g.https[kind] = s
+	}
+	if err := g.reconnect(ctx); err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// reconnect replaces every upload connection with a new one (untimed).
+// A connection can settle in a faster or slower state for its lifetime
+// (socket buffer auto-tuning, flow-control windows); one connection per
+// run made whole runs differ by up to 16 %, a new one per round lets the
+// median over rounds average such states out.
+func (g *gateRig) reconnect(ctx context.Context) error {
+	for k, s := range g.servers {
+		if old := g.clients[k]; old != nil {
+			old.close()
+		}
+		c, err := newHost(k.impl, k.sec, false)
+		if err != nil {
+			delete(g.clients, k)
+			return err
+		}
+		g.clients[k] = c
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = c.connect(cctx, s.ref())
+		if err == nil {
+			// Closing a tachyon host mid-identify can hang (see firstReply).
+			waitIdentified(cctx, c, s)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("gate: %s/%s: connect: %w", k.impl, k.sec, err)
+		}
+	}
+	for kind, s := range g.https {
+		if old := g.ups[kind]; old != nil {
+			old.done()
+		}
 		u, err := s.uploader(ctx)
 		if err != nil {
-			g.close()
-			return nil, err
+			delete(g.ups, kind)
+			return err
 		}
 		g.ups[kind] = u
 	}
-	return g, nil
+	return nil
 }
 
 func (g *gateRig) close() {
@@ -160,6 +198,9 @@ func (g *gateRig) upload(ctx context.Context, m serverKey, size int64) (float64,
 
 // round measures every group once and returns one ratio per comparison.
 func (g *gateRig) round(ctx context.Context, n int) (map[string]float64, error) {
+	if err := g.reconnect(ctx); err != nil {
+		return nil, err
+	}
 	out := make(map[string]float64)
 	for _, grp := range gateGroups {
 		ms := grp.members
@@ -254,6 +295,7 @@ func gate(checkPath, writePath string, rounds int) int {
 			return 2
 		}
 	}
+	runtime.GOMAXPROCS(gateProcs)
 	if slowTachyon > 0 {
 		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's first replies and writes are slowed on purpose", slowTachyon)
 	}
@@ -300,7 +342,7 @@ func gate(checkPath, writePath string, rounds int) int {
 		}
 		cur := gateRatios(pool)
 		bf := baselineFile{
-			Note:   "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns); -check fails when one worsens by more than 15 %",
+			Note:   "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns, GOMAXPROCS=1); -check fails when one worsens by more than 15 %",
 			Date:   time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 			Rounds: len(pool),
 			Ratios: cur,

@@ -8,7 +8,7 @@ import (
 
 // slowTachyon, from the environment variable P2PBENCH_SLOW_TACHYON (a
 // fraction such as 0.3), makes tachyon that much slower on purpose: a
-// tachyon client's first reply sleeps that fraction of its time before
+// tachyon client's first reply spins for that fraction of its time before
 // the clock stops, and every write on a tachyon stream is followed by a
 // sleep of that fraction of its own duration. It exists to prove that the
 // regression gate catches a regression; only p2pbench reads it, tachyon
@@ -48,4 +48,12 @@ func (s *slowed) pay() {
 	t0 := time.Now()
 	time.Sleep(s.owed)
 	s.owed -= time.Since(t0) // a late wake-up is credited
+}
+
+// spin waits d without sleeping: a timer sleep of a fraction of a
+// millisecond overshoots by about a millisecond here, which would inject a
+// much larger regression than asked for.
+func spin(d time.Duration) {
+	for t0 := time.Now(); time.Since(t0) < d; {
+	}
 }
