@@ -1,8 +1,8 @@
 // Package tachyon is a libp2p node. New wires the stack together:
 //
 //	tachyon.Host ── protocols (ping, identify) ── swarm ── transports: tcp, ws ── upgrader ── security (noise, tls) ── muxer (yamux)
-//	                                                                  quic-v1, webtransport (one UDP socket: udpmux)
-//	                                                                  webrtc-direct (pion)
+//	                                                                  quic-v1, webtransport, webrtc-direct (pion)
+//	                                                                  (one UDP socket per address: udpmux)
 //
 // This file is the only place where concrete transports, security protocols
 // and services are named.
@@ -117,7 +117,9 @@ func New(opts ...Option) (*Host, error) {
 			return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
 		}
 	}
-	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, nil)
+	// WebRTC-direct listens on the STUN and DTLS share of the same UDP
+	// sockets (udpmux tells QUIC packets apart by their first byte).
+	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, &webrtc.Config{ListenPacket: udp.ListenNonQUIC})
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: webrtc-direct: %w", err)
 	}

@@ -36,8 +36,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"/ip4/0.0.0.0/tcp/4001/ws", "/ip6/::/tcp/4001/ws",
 			"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/udp/4001/quic-v1",
 			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
-			// WebRTC-direct does not share the QUIC socket yet.
-			"/ip4/0.0.0.0/udp/4002/webrtc-direct", "/ip6/::/udp/4002/webrtc-direct",
+			// One UDP socket per family carries all three (udpmux).
+			"/ip4/0.0.0.0/udp/4001/webrtc-direct", "/ip6/::/udp/4001/webrtc-direct",
 		}
 	}
 	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}

@@ -26,7 +26,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,16 +107,8 @@ func perfListenAddrs(hostPort string) (tcp ma.Multiaddr, udp []ma.Multiaddr, err
 	if err != nil {
 		return nil, nil, err
 	}
-	// WebRTC-direct has its own UDP socket, on the next port up.
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p >= 65535 {
-		return nil, nil, fmt.Errorf("--server-address %q: want a port in 0-65534", hostPort)
-	}
-	rtcPort := "0"
-	if p != 0 {
-		rtcPort = strconv.Itoa(p + 1)
-	}
-	for _, s := range []string{"/udp/" + port + "/quic-v1", "/udp/" + port + "/quic-v1/webtransport", "/udp/" + rtcPort + "/webrtc-direct"} {
+	// QUIC, WebTransport and WebRTC-direct share the UDP socket.
+	for _, s := range []string{"/udp/" + port + "/quic-v1", "/udp/" + port + "/quic-v1/webtransport", "/udp/" + port + "/webrtc-direct"} {
 		a, err := ma.NewMultiaddr(ip + s)
 		if err != nil {
 			return nil, nil, err

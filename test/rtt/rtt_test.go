@@ -90,7 +90,7 @@ func TestRoundTrips(t *testing.T) {
 		"--listen", "/ip4/" + bIP + "/tcp/4001",
 		"--listen", "/ip4/" + bIP + "/udp/4001/quic-v1",
 		"--listen", "/ip4/" + bIP + "/udp/4001/quic-v1/webtransport",
-		"--listen", "/ip4/" + bIP + "/udp/4002/webrtc-direct"},
+		"--listen", "/ip4/" + bIP + "/udp/4001/webrtc-direct"},
 		"/tcp/4001/p2p/", "/tcp/4001/tls/p2p/", "/tcp/4001/noise/p2p/", "/quic-v1/p2p/", "/webtransport/", "/webrtc-direct/")
 	goListen := func(args ...string) string {
 		return listen(t, ctx, b, goBin, append([]string{"listen"}, args...), "/p2p/")[0]

@@ -1,30 +1,38 @@
 package udpmux
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // ListenNonQUIC returns a view of the socket bound at laddr that carries
 // every datagram that is not QUIC (STUN, DTLS: first byte without the fixed
 // bit 0x40 and without the long-header bit 0x80): ReadFrom yields them with
-// the sender's *net.UDPAddr, WriteTo sends any datagram from the socket.
+// the sender's *net.UDPAddr, WriteTo sends from the same address and port.
 //
 // laddr follows Listen's rules: it joins the listening socket bound to
 // exactly laddr; with port 0, one with the same IP that has no non-QUIC view
 // yet, else it binds a new socket. A socket has at most one non-QUIC view,
 // which keeps it open until Close. Close unblocks a pending ReadFrom.
 //
-// quic-go queues up to 32 such datagrams while nobody reads and drops the
-// rest. Datagrams that arrive before the socket's first view are dropped;
-// those that arrive between two views are queued for the next.
+// # How the packets are split
+//
+// quic-go can hand non-QUIC packets out itself (Transport.ReadNonQUICPacket),
+// but it queues only 32 of them and drops the rest: a WebRTC data channel
+// at full speed overruns that whenever its reader is descheduled for a
+// millisecond, and uploads over a shared port fell to a fifth of those over
+// a port of their own. Instead the kernel splits them: the view is a second
+// UDP socket bound to the same address and port (both with SO_REUSEPORT),
+// and a classic BPF program on the port's reuseport group sends each
+// datagram to the QUIC socket or to the view by its first byte. Each has
+// its own receive buffer and nothing is copied or queued in user space.
+// Datagrams that arrive while no view exists go to quic-go, which drops
+// them.
 func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	if !laddr.IsValid() {
 		return nil, fmt.Errorf("udpmux: listen for non-QUIC packets on invalid address %s", laddr)
@@ -39,110 +47,50 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	if !free(s) {
 		return nil, fmt.Errorf("udpmux: %s already has a non-QUIC listener", s.addr)
 	}
-	if !s.nonQUICArmed {
-		// quic-go drops non-QUIC packets until the first read, and that
-		// first read (which makes the queue) must not race with another. A
-		// read with a done context arms the queue now, so that nothing sent
-		// after ListenNonQUIC returns is lost and ReadFrom may run
-		// concurrently. The queue is new, so this read cannot take a packet.
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		s.tr.ReadNonQUICPacket(done, nil)
-		s.nonQUICArmed = true
+	udp, err := bindNonQUIC(s.addr)
+	if err != nil {
+		if m.releaseLocked(s) {
+			go s.close() // not under m.mu: quic-go's close waits for callbacks that take it
+		}
+		return nil, fmt.Errorf("udpmux: non-QUIC view of %s: %w", s.addr, err)
 	}
-	c := &nonQUICConn{s: s, laddr: net.UDPAddrFromAddrPort(s.addr)}
-	c.closeCtx, c.cancel = context.WithCancel(context.Background())
-	c.rdl, c.rdlStop = context.WithCancel(c.closeCtx)
+	// Room for a burst of DTLS records while the reader decrypts.
+	_ = udp.SetReadBuffer(viewReadBuffer)
+	_ = udp.SetWriteBuffer(viewReadBuffer)
+	c := &nonQUICConn{UDPConn: udp, s: s}
 	s.nonQUIC = c
 	return c, nil
 }
 
-// nonQUICConn is the net.PacketConn of ListenNonQUIC.
+// viewReadBuffer is the socket buffer asked for the view (the kernel caps
+// it at net.core.rmem_max unless the process may raise it).
+const viewReadBuffer = 4 << 20
+
+// nonQUICConn is the net.PacketConn of ListenNonQUIC: the view's own UDP
+// socket, whose Close also releases the shared socket.
 type nonQUICConn struct {
-	s     *socket
-	laddr *net.UDPAddr
-
-	closeCtx  context.Context // done once Close was called
-	cancel    context.CancelFunc
+	*net.UDPConn
+	s         *socket
 	closeOnce sync.Once
-
-	dlMu    sync.Mutex
-	rdl     context.Context // done at the read deadline or on Close
-	rdlStop context.CancelFunc
-	wdl     atomic.Pointer[time.Time] // nil: no write deadline
 }
 
 var _ net.PacketConn = (*nonQUICConn)(nil)
 
-func (c *nonQUICConn) opError(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: "udp", Source: c.laddr, Addr: addr, Err: err}
-}
-
-// ReadFrom reads the next non-QUIC datagram. Errors are *net.OpError
-// (Timeout() at the read deadline, net.ErrClosed after Close), so
-// os.IsTimeout and errors.Is work as on a *net.UDPConn.
-func (c *nonQUICConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		deadline := c.readDeadline()
-		if deadline.Err() == nil {
-			n, addr, err := c.s.tr.ReadNonQUICPacket(deadline, b)
-			if err == nil {
-				return n, addr, nil
-			}
-			if deadline.Err() == nil { // the transport closed under us
-				return 0, nil, c.opError("read", nil, fmt.Errorf("reading non-QUIC packets: %w", err))
-			}
-		}
-		if err := c.stopped(deadline); err != nil {
-			return 0, nil, err
-		}
-	}
-}
-
-// stopped says why the deadline context of a read ended: Close
-// (net.ErrClosed), the deadline (timeout) or nil when SetReadDeadline
-// replaced it and the read goes on with the new one.
-func (c *nonQUICConn) stopped(deadline context.Context) error {
-	switch {
-	case c.closeCtx.Err() != nil:
-		return c.opError("read", nil, net.ErrClosed)
-	case errors.Is(deadline.Err(), context.DeadlineExceeded):
-		return c.opError("read", nil, os.ErrDeadlineExceeded)
-	default:
-		return nil
-	}
-}
-
-func (c *nonQUICConn) readDeadline() context.Context {
-	c.dlMu.Lock()
-	defer c.dlMu.Unlock()
-	return c.rdl
-}
-
-// WriteTo sends b to addr, which must be a *net.UDPAddr, from the socket.
+// WriteTo sends b to addr, which must be a *net.UDPAddr.
 func (c *nonQUICConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return 0, c.opError("write", addr, fmt.Errorf("address %v is a %T, not a *net.UDPAddr", addr, addr))
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr,
+			Err: fmt.Errorf("address %v is a %T, not a *net.UDPAddr", addr, addr)}
 	}
-	if c.closeCtx.Err() != nil {
-		return 0, c.opError("write", addr, net.ErrClosed)
-	}
-	if dl := c.wdl.Load(); dl != nil && !time.Now().Before(*dl) {
-		return 0, c.opError("write", addr, os.ErrDeadlineExceeded)
-	}
-	n, err := c.s.tr.WriteTo(b, ua)
-	if err != nil {
-		return n, c.opError("write", addr, err)
-	}
-	return n, nil
+	return c.UDPConn.WriteToUDP(b, ua)
 }
 
-// Close releases the socket (closing it if nothing else uses it) and
-// unblocks a pending ReadFrom.
+// Close closes the view and releases the shared socket (closing it if
+// nothing else uses it).
 func (c *nonQUICConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.cancel()
+		c.UDPConn.Close()
 		s := c.s
 		s.m.mu.Lock()
 		if s.nonQUIC == c {
@@ -153,44 +101,57 @@ func (c *nonQUICConn) Close() error {
 		if release {
 			s.close()
 		}
-		c.dlMu.Lock()
-		c.rdlStop()
-		c.dlMu.Unlock()
 	})
 	return nil
 }
 
-// LocalAddr is the socket's address, a *net.UDPAddr.
-func (c *nonQUICConn) LocalAddr() net.Addr { return c.laddr }
-
-// SetDeadline sets both deadlines.
-func (c *nonQUICConn) SetDeadline(t time.Time) error {
-	c.SetReadDeadline(t)
-	return c.SetWriteDeadline(t)
-}
-
-// SetReadDeadline bounds pending and future ReadFrom calls; the zero time
-// removes the bound.
-func (c *nonQUICConn) SetReadDeadline(t time.Time) error {
-	c.dlMu.Lock()
-	defer c.dlMu.Unlock()
-	old := c.rdlStop
-	if t.IsZero() {
-		c.rdl, c.rdlStop = context.WithCancel(c.closeCtx)
-	} else {
-		c.rdl, c.rdlStop = context.WithDeadline(c.closeCtx, t)
+func udpNetwork(laddr netip.AddrPort) string {
+	if laddr.Addr().Is6() && !laddr.Addr().Is4In6() {
+		return "udp6"
 	}
-	old() // wakes a pending read, which picks up the new deadline
-	return nil
+	return "udp4"
 }
 
-// SetWriteDeadline makes WriteTo fail once t has passed. Writes to a UDP
-// socket do not block, so it only matters for calls made after t.
-func (c *nonQUICConn) SetWriteDeadline(t time.Time) error {
-	if t.IsZero() {
-		c.wdl.Store(nil)
-	} else {
-		c.wdl.Store(&t)
+// bindShared binds a listening socket with SO_REUSEPORT. For port 0 it
+// first takes a port with a plain bind and gives it back: the kernel would
+// let a reuseport bind to port 0 land on a port that another reuseport
+// socket of this user already holds, and the two would share its traffic.
+func bindShared(laddr netip.AddrPort) (*net.UDPConn, error) {
+	nw := udpNetwork(laddr)
+	var last error
+	for range 5 {
+		want := laddr
+		if want.Port() == 0 {
+			probe, err := net.ListenUDP(nw, net.UDPAddrFromAddrPort(laddr))
+			if err != nil {
+				return nil, err
+			}
+			want = netip.AddrPortFrom(laddr.Addr(), uint16(probe.LocalAddr().(*net.UDPAddr).Port))
+			probe.Close()
+		}
+		c, err := listenReusePort(nw, want)
+		if err == nil || laddr.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) {
+			return c, err
+		}
+		last = err // another process took the probed port meanwhile
 	}
-	return nil
+	return nil, last
 }
+
+// bindNonQUIC binds the view: a second reuseport socket on addr, and the
+// program that sends non-QUIC datagrams to it.
+func bindNonQUIC(addr netip.AddrPort) (*net.UDPConn, error) {
+	c, err := listenReusePort(udpNetwork(addr), addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := attachSplitProgram(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// A read deadline and the other net.PacketConn methods come from the
+// embedded *net.UDPConn; this keeps the compiler checking that.
+var _ interface{ SetReadDeadline(time.Time) error } = (*nonQUICConn)(nil)

@@ -34,8 +34,8 @@
 // Goroutines: quic-go's own (per Transport and per connection); per socket
 // that ever had a consumer, one accept loop, which stops when the socket
 // closes; per server connection in handshake, one waiter, which stops when
-// the handshake completes or the connection dies. Reads of the non-QUIC view
-// run on the caller's goroutine.
+// the handshake completes or the connection dies. The non-QUIC view is a
+// plain socket read on the caller's goroutine.
 //
 // Locking: quic-go calls back into the Mux (ConnContext, GetConfigForClient)
 // from connection goroutines, and closing a quic-go connection, listener or
@@ -54,12 +54,12 @@
 // # Non-QUIC packets (WebRTC-direct)
 //
 // QUIC packets always have the fixed bit (0x40) set in their first byte;
-// STUN (first byte 0x00-0x03) and DTLS (20-63) never do. quic-go hands
-// packets with neither that bit nor the long-header bit to
-// Transport.ReadNonQUICPacket and sends any datagram through
-// Transport.WriteTo. ListenNonQUIC wraps those two calls in a
-// net.PacketConn, over which pion's ICE UDP mux runs. Nothing in the QUIC
-// path changes.
+// STUN (first byte 0x00-0x03) and DTLS (20-63) never do. ListenNonQUIC
+// gives WebRTC-direct (pion's ICE UDP mux) a net.PacketConn that receives
+// exactly the others: on Linux a second socket bound to the same port, the
+// kernel picking the socket of each datagram with a reuseport BPF program
+// on its first byte. nonquic.go says why not quic-go's ReadNonQUICPacket.
+// Nothing in the QUIC path changes.
 package udpmux
 
 import (
@@ -152,14 +152,13 @@ type socket struct {
 	closed   chan struct{} // closed once tr and udp are closed
 
 	// Guarded by Mux.mu.
-	consumers    map[string]*Listener // by ALPN
-	nonQUIC      *nonQUICConn
-	nonQUICArmed bool                     // quic-go queues non-QUIC packets for ReadNonQUICPacket
-	pending      map[*quic.Conn]*Listener // in handshake, for a Listen consumer
-	loopDone     chan struct{}            // closed when the accept loop returns; nil before the first consumer
-	conns        int                      // open connections using this socket
-	listening    bool                     // created by a listen call (has a fixed local port)
-	dead         bool
+	consumers map[string]*Listener // by ALPN
+	nonQUIC   *nonQUICConn
+	pending   map[*quic.Conn]*Listener // in handshake, for a Listen consumer
+	loopDone  chan struct{}            // closed when the accept loop returns; nil before the first consumer
+	conns     int                      // open connections using this socket
+	listening bool                     // created by a listen call (has a fixed local port)
+	dead      bool
 }
 
 // Listener receives the connections of one ALPN on one socket.
@@ -247,7 +246,7 @@ func (m *Mux) listeningSocketLocked(laddr netip.AddrPort, free func(*socket) boo
 			return s, nil
 		}
 	}
-	s, err := m.newSocketLocked(laddr)
+	s, err := m.newSocketLocked(laddr, true)
 	if err != nil {
 		return nil, err
 	}
@@ -255,12 +254,17 @@ func (m *Mux) listeningSocketLocked(laddr netip.AddrPort, free func(*socket) boo
 	return s, nil
 }
 
-func (m *Mux) newSocketLocked(laddr netip.AddrPort) (*socket, error) {
-	network := "udp4"
-	if laddr.Addr().Is6() && !laddr.Addr().Is4In6() {
-		network = "udp6"
+// newSocketLocked binds a socket for QUIC. A listening socket is bound
+// with SO_REUSEPORT so that a non-QUIC view can later bind the same port
+// (see nonquic.go).
+func (m *Mux) newSocketLocked(laddr netip.AddrPort, listening bool) (*socket, error) {
+	var udp *net.UDPConn
+	var err error
+	if listening {
+		udp, err = bindShared(laddr)
+	} else {
+		udp, err = net.ListenUDP(udpNetwork(laddr), net.UDPAddrFromAddrPort(laddr))
 	}
-	udp, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(laddr))
 	if err != nil {
 		return nil, fmt.Errorf("udpmux: binding %s: %w", laddr, err)
 	}
@@ -523,7 +527,7 @@ func (m *Mux) Dial(ctx context.Context, raddr netip.AddrPort, conf *tls.Config) 
 			unspec = netip.IPv6Unspecified()
 		}
 		var err error
-		if s, err = m.newSocketLocked(netip.AddrPortFrom(unspec, 0)); err != nil {
+		if s, err = m.newSocketLocked(netip.AddrPortFrom(unspec, 0), false); err != nil {
 			m.mu.Unlock()
 			return nil, err
 		}
