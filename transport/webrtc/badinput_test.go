@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +183,59 @@ func TestOversizedSCTPMessage(t *testing.T) {
 	st.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
 		t.Fatalf("sender got %v, want the peer's reset", err)
+	}
+	echoOnce(t, c, s)
+}
+
+// TestStreamReadersEndWithConnOpen: once streams are closed or reset, their
+// readers (draining what the peer still sent) end while the connection
+// stays open, so a long-lived connection does not accumulate them.
+func TestStreamReadersEndWithConnOpen(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	echoOnce(t, c, s)
+	echoOnce(t, s, c)
+	// A reset in the middle of a transfer, from each side.
+	for _, resetter := range []string{"writer", "reader"} {
+		accepted := make(chan network.MuxedStream, 1)
+		go func() {
+			st, err := s.AcceptStream()
+			if err == nil {
+				accepted <- st
+			}
+		}()
+		st, err := c.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go st.Write(make([]byte, 4<<20))
+		rs := <-accepted
+		io.ReadFull(rs, make([]byte, 64<<10))
+		if resetter == "writer" {
+			st.Reset()
+		} else {
+			rs.Reset()
+		}
+		st.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		n := strings.Count(stacks, "webrtc.(*stream).readLoop")
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var left []string
+			for _, g := range strings.Split(stacks, "\n\n") {
+				if strings.Contains(g, "webrtc.(*stream).readLoop") {
+					left = append(left, g)
+				}
+			}
+			t.Fatalf("%d stream readers still running 5 s after their streams closed:\n%s", n, strings.Join(left, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	echoOnce(t, c, s)
 }

@@ -17,15 +17,20 @@ import (
 )
 
 // Flow control and buffering. SCTP has no per-stream flow control: the
-// association's receive window (sctpReceiveBuffer) is shared, so a stream's
-// reader bounds what it queues and then stops reading, and a writer keeps at
-// most sendHighWater bytes in pion's send queue (bufferedAmount, in flight
-// included), resuming when it drains to sendLowWater. The low mark is above
-// the receive window, so the writer refills the queue before the window
-// runs dry.
+// association's receive window is shared, so a stream's reader bounds what it
+// queues and then stops reading, and a writer keeps at most sendHighWater
+// bytes in pion's send queue (bufferedAmount, in flight included), resuming
+// when it drains to sendLowWater.
+//
+// sendHighWater thereby bounds what one stream has in flight. pion's ICE
+// agent drops packets once 1 MB waits for DTLS and SCTP on the receiving
+// side, and every loss halves SCTP's congestion window; kept under that
+// (packets add ~10% to the data), a receiver that lags on a busy machine
+// loses nothing. It caps a stream at 768 KiB per round trip (12 MiB/s at
+// 63 ms).
 const (
-	sendHighWater = 2 << 20
-	sendLowWater  = 1 << 20
+	sendHighWater = 768 << 10
+	sendLowWater  = 256 << 10
 	recvQueueMax  = 1 << 20
 	// finAckTimeout bounds the wait for FIN_ACK after our FIN; rust-libp2p
 	// never sends one.
@@ -114,16 +119,25 @@ func (s *stream) broadcastLocked() {
 func (s *stream) readLoop() {
 	defer s.done()
 	buf := make([]byte, maxMessageSize)
+	if s.readMessages(buf) {
+		s.drain(buf)
+	}
+}
+
+// readMessages parses and applies the peer's messages until the stream is
+// finished. It reports whether the channel may still deliver data, that is
+// whether this side closed it rather than pion ending it.
+func (s *stream) readMessages(buf []byte) bool {
 	var pending []byte
 	for {
 		n, err := s.rwc.Read(buf)
 		if err != nil {
 			if errors.Is(err, io.ErrShortBuffer) {
 				s.fail(errOversized)
-			} else {
-				s.channelGone()
+				return true
 			}
-			return
+			s.channelGone()
+			return false
 		}
 		data := buf[:n]
 		if len(pending) > 0 {
@@ -137,15 +151,34 @@ func (s *stream) readLoop() {
 			}
 			if err != nil {
 				s.fail(err)
-				return
+				return true
 			}
 			data = data[used:]
 			if s.handle(m) {
-				return
+				return true
 			}
 		}
 		pending = append(pending[:0], data...)
 		if !s.waitQueueRoom() {
+			return true
+		}
+	}
+}
+
+// drain discards what still arrives on a channel this side closed, until
+// pion ends it: when the peer resets its half too, or the connection
+// closes. Until then pion keeps that data, and it counts against the
+// receive window all streams share: left unread, a stream reset in the
+// middle of a transfer would stall the whole connection.
+func (s *stream) drain(buf []byte) {
+	for {
+		_, err := s.rwc.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) && len(buf) < sctpReceiveBuffer {
+			// pion keeps a message until it is read whole.
+			buf = make([]byte, min(2*len(buf), sctpReceiveBuffer))
+			continue
+		}
+		if err != nil {
 			return
 		}
 	}
@@ -234,10 +267,8 @@ func (s *stream) closeChannelLocked() {
 		s.finTimer.Stop()
 	}
 	s.broadcastLocked()
+	// The reader goes on draining the channel (see drain).
 	_ = s.dc.Close()
-	if d, ok := s.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
-		_ = d.SetReadDeadline(time.Now()) // unblock the reader
-	}
 }
 
 // channelGone handles the end of the channel: our own close, the peer's

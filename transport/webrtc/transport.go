@@ -59,13 +59,12 @@ type Transport struct {
 var _ network.Transport = (*Transport)(nil)
 
 const (
-	// sctpReceiveBuffer is the association's receive window, which bounds
-	// what the peer has in flight. pion's ICE agent drops packets once 1 MB
-	// waits for DTLS and SCTP, and every loss halves SCTP's congestion
-	// window: kept under that (packets add ~10% to the data), a receiver
-	// that lags on a busy machine loses nothing. It caps a connection at
-	// 768 KiB per round trip (12 MiB/s at 63 ms).
-	sctpReceiveBuffer = 768 << 10
+	// sctpReceiveBuffer is the association's receive window. SCTP has no
+	// per-stream flow control, so this is also how much data of streams
+	// nobody reads (beyond their recvQueueMax) the connection absorbs
+	// before every stream stalls: keep it large. What the sender keeps in
+	// flight is bounded by sendHighWater instead.
+	sctpReceiveBuffer = 8 << 20
 	// handshakeChannelID is the negotiated data channel carrying Noise.
 	handshakeChannelID = 0
 )
