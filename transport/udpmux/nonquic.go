@@ -112,28 +112,27 @@ func udpNetwork(laddr netip.AddrPort) string {
 	return "udp4"
 }
 
-// bindShared binds a listening socket with SO_REUSEPORT. For port 0 it
-// first takes a port with a plain bind and gives it back: the kernel would
-// let a reuseport bind to port 0 land on a port that another reuseport
-// socket of this user already holds, and the two would share its traffic.
+// bindShared binds a listening socket with SO_REUSEPORT, after a plain
+// bind of the same address has shown that nobody holds the port: without
+// it, a reuseport bind would join any reuseport socket of this user on
+// that port (another node, or for port 0 whatever port the kernel hands
+// out again), and the two would share its traffic. The plain bind also
+// picks the port for port 0.
 func bindShared(laddr netip.AddrPort) (*net.UDPConn, error) {
 	nw := udpNetwork(laddr)
 	var last error
 	for range 5 {
-		want := laddr
-		if want.Port() == 0 {
-			probe, err := net.ListenUDP(nw, net.UDPAddrFromAddrPort(laddr))
-			if err != nil {
-				return nil, err
-			}
-			want = netip.AddrPortFrom(laddr.Addr(), uint16(probe.LocalAddr().(*net.UDPAddr).Port))
-			probe.Close()
+		probe, err := net.ListenUDP(nw, net.UDPAddrFromAddrPort(laddr))
+		if err != nil {
+			return nil, err
 		}
+		want := netip.AddrPortFrom(laddr.Addr(), uint16(probe.LocalAddr().(*net.UDPAddr).Port))
+		probe.Close()
 		c, err := listenReusePort(nw, want)
-		if err == nil || laddr.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) {
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 			return c, err
 		}
-		last = err // another process took the probed port meanwhile
+		last = err // another process took the port in between
 	}
 	return nil, last
 }

@@ -585,3 +585,28 @@ func TestNonQUICConcurrentReads(t *testing.T) {
 	wg.Wait()
 	waitSockets(t, m, 0)
 }
+
+// TestListenPortTaken: a listening socket shares its port with its own
+// non-QUIC view only: a second Mux (another node) asking for the same port
+// is refused, as with a plain bind, instead of joining the reuseport group.
+func TestListenPortTaken(t *testing.T) {
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	m1, m2 := udpmux.New(nil), udpmux.New(nil)
+	pc, err := m1.ListenNonQUIC(loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	ap := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := m2.ListenNonQUIC(ap); err == nil {
+		t.Fatal("a second Mux bound a port the first one listens on")
+	}
+	if _, err := m2.Listen(ap, udpmux.ALPNH3, serverTLS(t)); err == nil {
+		t.Fatal("a second Mux listened on a port the first one listens on")
+	}
+	if u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(ap)); err == nil {
+		u.Close()
+		t.Fatal("a plain socket bound the shared port")
+	}
+}
