@@ -42,6 +42,7 @@ type Conn struct {
 
 	incoming chan *stream
 	streams  sync.WaitGroup // reader goroutines
+	budget   *sendBudget    // what all streams may keep queued together
 
 	mu     sync.Mutex
 	closed bool
@@ -67,6 +68,7 @@ func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
 		connected: make(chan struct{}),
 		failed:    make(chan struct{}),
 		watchDone: make(chan struct{}),
+		budget:    newSendBudget(pc.SCTP().BufferedAmount),
 	}
 	failed := c.failed
 	var failOnce, connOnce sync.Once
@@ -119,7 +121,7 @@ func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser) 
 		return nil, false
 	}
 	c.streams.Add(1)
-	return newStream(dc, rwc, c.streams.Done, c.done), true
+	return newStream(dc, rwc, c.streams.Done, c.done, c.budget), true
 }
 
 // OpenStream opens a data channel (label "", not negotiated). It waits only

@@ -80,10 +80,11 @@ type stream struct {
 	// messages are written from other goroutines.
 	frameMu sync.Mutex
 	bufLow  chan struct{}
+	budget  *sendBudget
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every state change
-	queue    bytes.Buffer // reused across messages: no allocation per message
+	queue    bytes.Buffer  // reused across messages: no allocation per message
 	rstate   recvState
 	sstate   sendState
 	closed   bool // the data channel is closed
@@ -97,14 +98,16 @@ var _ network.MuxedStream = (*stream)(nil)
 // connDone is closed when the connection closes: every wait of the stream
 // ends then, so Conn.Close, which waits for the readers, never hangs on a
 // reader waiting for queue room or a writer waiting for send room.
-func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}) *stream {
-	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
+// budget is the connection's send budget, shared by its streams.
+func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}, budget *sendBudget) *stream {
+	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, budget: budget, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
 	dc.SetBufferedAmountLowThreshold(sendLowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case s.bufLow <- struct{}{}:
 		default:
 		}
+		budget.signal()
 	})
 	go s.readLoop()
 	return s
@@ -329,14 +332,14 @@ func (s *stream) Read(p []byte) (int, error) {
 			}
 			return 0, network.ErrReset
 		}
-		if err := s.waitLocked(s.rdl, nil); err != nil {
+		if err := s.waitLocked(s.rdl, nil, nil); err != nil {
 			return 0, err
 		}
 	}
 }
 
-// waitLocked waits for a state change, the deadline dl, or extra.
-func (s *stream) waitLocked(dl time.Time, extra <-chan struct{}) error {
+// waitLocked waits for a state change, the deadline dl, extra or extraTime.
+func (s *stream) waitLocked(dl time.Time, extra <-chan struct{}, extraTime <-chan time.Time) error {
 	var timeout <-chan time.Time
 	if !dl.IsZero() {
 		d := time.Until(dl)
@@ -353,6 +356,7 @@ func (s *stream) waitLocked(dl time.Time, extra <-chan struct{}) error {
 	select {
 	case <-ch:
 	case <-extra:
+	case <-extraTime:
 	case <-timeout:
 	case <-s.connDone:
 		return ErrConnClosed
@@ -396,10 +400,21 @@ func (s *stream) Write(p []byte) (int, error) {
 				s.mu.Unlock()
 				return n, os.ErrDeadlineExceeded
 			}
-			if s.dc.BufferedAmount() <= sendHighWater {
+			if s.dc.BufferedAmount() > sendHighWater {
+				if err := s.waitLocked(s.wdl, s.bufLow, nil); err != nil {
+					s.mu.Unlock()
+					return n, err
+				}
+				continue
+			}
+			room := s.budget.roomSignal()
+			if !s.budget.full() {
 				break
 			}
-			if err := s.waitLocked(s.wdl, s.bufLow); err != nil {
+			poll := time.NewTimer(budgetPoll)
+			err := s.waitLocked(s.wdl, room, poll.C)
+			poll.Stop()
+			if err != nil {
 				s.mu.Unlock()
 				return n, err
 			}
