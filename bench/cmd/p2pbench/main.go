@@ -1,10 +1,13 @@
 // Command p2pbench measures tachyon and go-libp2p side by side, both ends
-// of every connection in this one process, over loopback TCP:
+// of every connection in this one process, over loopback TCP (Noise, TLS),
+// QUIC, WebTransport and WebRTC-direct, beside Go's HTTP/1.1, /2 and /3:
 //
 //  1. a new connection plus the first reply on a new stream,
 //  2. single-stream upload throughput, next to bare crypto/tls and the
 //     ChaCha20-Poly1305 seal rate as baselines,
-//  3. heap, stack and goroutines per idle connection.
+//  3. RSS, heap, stack and goroutines per idle connection,
+//  4. issue 6's extras (handshake rate, CPU cost, parallel streams, an
+//     emulated 63 ms link), and the regression gate (gate.go).
 //
 // It prints a Markdown report and, with -write, puts it into a file
 // between the p2pbench markers, leaving the rest of the file alone.

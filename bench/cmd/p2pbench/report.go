@@ -95,7 +95,7 @@ func (r *results) markdown() string {
 	w("| date | %s |\n", r.env.date)
 	w("| machine | %d CPUs (`nproc`), %s |\n", r.env.cpus, r.env.cpuModel)
 	w("| Go | %s |\n", r.env.goVer)
-	w("| go-libp2p | %s: TCP with one security protocol and yamux, or QUIC; resource manager with `rcmgr.InfiniteLimits`, `connmgr.NullConnMgr`, no relay, no metrics |\n", r.env.goLibp2p)
+	w("| go-libp2p | %s: TCP with one security protocol and yamux, or QUIC, WebTransport or WebRTC-direct alone; resource manager with `rcmgr.InfiniteLimits`, `connmgr.NullConnMgr`, no relay, no metrics |\n", r.env.goLibp2p)
 	w("| tachyon | %s |\n", r.env.tachyon)
 	w("| mode | %s |\n\n", mode)
 	w("Reproduce:\n\n```sh\n%s\n```\n\n", cmd)
