@@ -10,12 +10,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,7 +69,9 @@ func TestHostsTalk(t *testing.T) {
 		{"quic4", "/ip4/127.0.0.1/udp/0/quic-v1", TLS},
 		{"quic6", "/ip6/::1/udp/0/quic-v1", TLS},
 		{"webtransport4", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", Noise},
+		{"webtransport6", "/ip6/::1/udp/0/quic-v1/webtransport", Noise},
 		{"webrtc-direct4", "/ip4/127.0.0.1/udp/0/webrtc-direct", Noise},
+		{"webrtc-direct6", "/ip6/::1/udp/0/webrtc-direct", Noise},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -140,32 +144,37 @@ func TestHostsTalk(t *testing.T) {
 				t.Errorf("server saw agent %q", sres.Message.AgentVersion)
 			}
 
-			// 1 MiB echoed.
-			s, err := client.NewStream(ctx, server.ID(), echoID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := make([]byte, 1<<20)
-			rand.Read(data)
-			errc := make(chan error, 1)
-			go func() {
-				_, err := s.Write(data)
-				if err == nil {
-					err = s.CloseWrite()
+			// 10 MiB echoed on 8 concurrent streams of the one connection,
+			// opened by the client, then the same opened by the server.
+			// (Both at once can stall QUIC by design: its connection-level
+			// window fills with data for echo handlers that are blocked
+			// writing, on both sides.)
+			client.SetStreamHandler(echoID, echo)
+			for _, dir := range [][2]*Host{{client, server}, {server, client}} {
+				from, to := dir[0], dir[1]
+				var wg sync.WaitGroup
+				errs := make(chan error, 8)
+				for i := range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if err := echoOnce(ctx, from, to.ID(), 10<<20/8); err != nil {
+							errs <- fmt.Errorf("stream %d: %w", i, err)
+						}
+					}()
 				}
-				errc <- err
-			}()
-			got, err := io.ReadAll(s)
-			if err != nil {
-				t.Fatal(err)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Error(err)
+				}
+				if t.Failed() {
+					return
+				}
 			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
+			if n := len(client.Network().ConnsToPeer(server.ID())); n != 1 {
+				t.Errorf("%d connections after streams from both sides, want 1", n)
 			}
-			if !bytes.Equal(got, data) {
-				t.Fatalf("echo: got %d bytes, want %d (equal=%v)", len(got), len(data), bytes.Equal(got, data))
-			}
-			s.Close()
 
 			if err := client.Close(); err != nil {
 				t.Fatal(err)
@@ -383,4 +392,35 @@ func TestNamedSecurityAddrs(t *testing.T) {
 	if named != 4 {
 		t.Fatalf("%d named-security addresses in %v, want 4", named, server.Addrs())
 	}
+}
+
+// echoOnce sends n random bytes to p's echo handler on a new stream and
+// checks that they come back.
+func echoOnce(ctx context.Context, h *Host, p peer.ID, n int) error {
+	s, err := h.NewStream(ctx, p, echoID)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	data := make([]byte, n)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Write(data)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(s)
+	if werr := <-errc; werr != nil {
+		return fmt.Errorf("writing: %w", werr)
+	}
+	if err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	if !bytes.Equal(got, data) {
+		return fmt.Errorf("echo: got %d bytes back, sent %d (equal=%v)", len(got), n, bytes.Equal(got, data))
+	}
+	return nil
 }
