@@ -380,7 +380,12 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 	select {
 	case <-c.HandshakeComplete():
 	case <-c.Context().Done():
-		return // the slot is released by connContext's AfterFunc
+		// The slot is released by connContext's AfterFunc; the entry in
+		// pending is ours to drop, or every aborted handshake would stay.
+		s.m.mu.Lock()
+		delete(s.pending, c)
+		s.m.mu.Unlock()
+		return
 	}
 	if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
 		slot.release()
@@ -592,6 +597,18 @@ func (m *Mux) NumSockets() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.sockets)
+}
+
+// PendingConns reports the connections held for Listen consumers until
+// their handshake completes, on all sockets (for tests and diagnostics).
+func (m *Mux) PendingConns() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for s := range m.sockets {
+		n += len(s.pending)
+	}
+	return n
 }
 
 // HandshakesInFlight reports the server handshakes in flight on all

@@ -610,3 +610,34 @@ func TestListenPortTaken(t *testing.T) {
 		t.Fatal("a plain socket bound the shared port")
 	}
 }
+
+// TestAbortedHandshakesForgotten: connections that die before their
+// handshake completes (here the client rejects the server's certificate)
+// leave nothing held for the Listen consumer.
+func TestAbortedHandshakesForgotten(t *testing.T) {
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	m, d := udpmux.New(nil), udpmux.New(nil)
+	l, err := m.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 10 {
+		cc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, NextProtos: []string{udpmux.ALPNLibp2p},
+			VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error { return errors.New("rejected by the test") }}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := d.Dial(ctx, l.Addr(), cc)
+		cancel()
+		if err == nil {
+			t.Fatal("a dial with a rejected certificate succeeded")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.PendingConns() != 0 || m.HandshakesInFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still pending, %d handshakes in flight after aborted handshakes", m.PendingConns(), m.HandshakesInFlight())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
