@@ -118,8 +118,13 @@ func New(opts ...Option) (*Host, error) {
 		}
 	}
 	// WebRTC-direct listens on the STUN and DTLS share of the same UDP
-	// sockets (udpmux tells QUIC packets apart by their first byte).
-	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, &webrtc.Config{ListenPacket: udp.ListenNonQUIC})
+	// sockets (udpmux tells QUIC packets apart by their first byte), where
+	// the OS allows it (SharedUDPPort).
+	var wrtcCfg webrtc.Config
+	if udpmux.SharesNonQUIC {
+		wrtcCfg.ListenPacket = udp.ListenNonQUIC
+	}
+	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, &wrtcCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: webrtc-direct: %w", err)
 	}
@@ -154,3 +159,7 @@ func (i idHost) ID() peer.ID                 { return i.h.id }
 func (i idHost) PrivateKey() crypto.PrivKey  { return i.h.key }
 func (i idHost) ListenAddrs() []ma.Multiaddr { return i.h.Addrs() }
 func (i idHost) Protocols() []protocol.ID    { return i.h.Protocols() }
+
+// SharedUDPPort says whether WebRTC-direct can listen on the UDP port of
+// QUIC and WebTransport (Linux); elsewhere it needs a port of its own.
+const SharedUDPPort = udpmux.SharesNonQUIC

@@ -36,9 +36,13 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"/ip4/0.0.0.0/tcp/4001/ws", "/ip6/::/tcp/4001/ws",
 			"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/udp/4001/quic-v1",
 			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
-			// One UDP socket per family carries all three (udpmux).
-			"/ip4/0.0.0.0/udp/4001/webrtc-direct", "/ip6/::/udp/4001/webrtc-direct",
 		}
+		// One UDP socket per family carries all three where the OS allows.
+		rtcPort := "4001"
+		if !tachyon.SharedUDPPort {
+			rtcPort = "4002"
+		}
+		listen = append(listen, "/ip4/0.0.0.0/udp/"+rtcPort+"/webrtc-direct", "/ip6/::/udp/"+rtcPort+"/webrtc-direct")
 	}
 	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}
 	if *keyFile != "" {

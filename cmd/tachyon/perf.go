@@ -107,8 +107,13 @@ func perfListenAddrs(hostPort string) (tcp ma.Multiaddr, udp []ma.Multiaddr, err
 	if err != nil {
 		return nil, nil, err
 	}
-	// QUIC, WebTransport and WebRTC-direct share the UDP socket.
-	for _, s := range []string{"/udp/" + port + "/quic-v1", "/udp/" + port + "/quic-v1/webtransport", "/udp/" + port + "/webrtc-direct"} {
+	// QUIC, WebTransport and WebRTC-direct share the UDP socket where the
+	// OS allows; elsewhere WebRTC-direct takes any free port.
+	rtcPort := port
+	if !tachyon.SharedUDPPort {
+		rtcPort = "0"
+	}
+	for _, s := range []string{"/udp/" + port + "/quic-v1", "/udp/" + port + "/quic-v1/webtransport", "/udp/" + rtcPort + "/webrtc-direct"} {
 		a, err := ma.NewMultiaddr(ip + s)
 		if err != nil {
 			return nil, nil, err

@@ -37,6 +37,9 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	if !laddr.IsValid() {
 		return nil, fmt.Errorf("udpmux: listen for non-QUIC packets on invalid address %s", laddr)
 	}
+	if !SharesNonQUIC {
+		return nil, errors.New("udpmux: sharing a UDP port between QUIC and WebRTC needs Linux (reuseport BPF)")
+	}
 	free := func(s *socket) bool { return s.nonQUIC == nil }
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -112,13 +115,30 @@ func udpNetwork(laddr netip.AddrPort) string {
 	return "udp4"
 }
 
+// bindMu serialises the probe and the reuseport bind of bindShared and
+// the view's bind, so that two Muxes of this process (two nodes) cannot
+// both see a port free and then share it.
+var bindMu sync.Mutex
+
 // bindShared binds a listening socket with SO_REUSEPORT, after a plain
 // bind of the same address has shown that nobody holds the port: without
 // it, a reuseport bind would join any reuseport socket of this user on
 // that port (another node, or for port 0 whatever port the kernel hands
 // out again), and the two would share its traffic. The plain bind also
-// picks the port for port 0.
+// picks the port for port 0. The split program is attached at once: while
+// the socket is alone in its group, the program's index 1 does not exist
+// and the kernel falls back to it, and when a view joins, no datagram is
+// hashed to the wrong socket before the program is there.
+//
+// Another process of the same user could still join the group between the
+// probe and the bind, or later with a reuseport bind of its own: reuseport
+// trusts the user, and so does this.
 func bindShared(laddr netip.AddrPort) (*net.UDPConn, error) {
+	if !SharesNonQUIC {
+		return net.ListenUDP(udpNetwork(laddr), net.UDPAddrFromAddrPort(laddr))
+	}
+	bindMu.Lock()
+	defer bindMu.Unlock()
 	nw := udpNetwork(laddr)
 	var last error
 	for range 5 {
@@ -129,26 +149,31 @@ func bindShared(laddr netip.AddrPort) (*net.UDPConn, error) {
 		want := netip.AddrPortFrom(laddr.Addr(), uint16(probe.LocalAddr().(*net.UDPAddr).Port))
 		probe.Close()
 		c, err := listenReusePort(nw, want)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
-			return c, err
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				last = err // another process took the port in between
+				continue
+			}
+			return nil, err
 		}
-		last = err // another process took the port in between
+		if err := attachSplitProgram(c); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
 	}
 	return nil, last
 }
 
-// bindNonQUIC binds the view: a second reuseport socket on addr, and the
-// program that sends non-QUIC datagrams to it.
+// bindNonQUIC binds the view: a second reuseport socket on addr, which
+// the group's split program (attached by bindShared) makes index 1.
 func bindNonQUIC(addr netip.AddrPort) (*net.UDPConn, error) {
-	c, err := listenReusePort(udpNetwork(addr), addr)
-	if err != nil {
-		return nil, err
+	if !SharesNonQUIC {
+		return nil, errors.New("sharing a UDP port between QUIC and WebRTC needs Linux (reuseport BPF)")
 	}
-	if err := attachSplitProgram(c); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	bindMu.Lock()
+	defer bindMu.Unlock()
+	return listenReusePort(udpNetwork(addr), addr)
 }
 
 // A read deadline and the other net.PacketConn methods come from the

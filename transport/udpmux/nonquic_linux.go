@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SharesNonQUIC says whether ListenNonQUIC can share a QUIC socket's port
+// (Linux: reuseport BPF).
+const SharesNonQUIC = true
+
 func listenReusePort(network string, addr netip.AddrPort) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error

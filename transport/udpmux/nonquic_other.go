@@ -8,8 +8,11 @@ import (
 	"net/netip"
 )
 
-// Sharing a port between QUIC and a non-QUIC view needs Linux's reuseport
-// BPF programs; elsewhere sockets are bound plainly and views refused.
+// SharesNonQUIC says whether ListenNonQUIC can share a QUIC socket's port.
+// It needs Linux's reuseport BPF programs; elsewhere listening sockets are
+// bound plainly and ListenNonQUIC fails, so WebRTC-direct binds a port of
+// its own.
+const SharesNonQUIC = false
 
 func listenReusePort(network string, addr netip.AddrPort) (*net.UDPConn, error) {
 	return net.ListenUDP(network, net.UDPAddrFromAddrPort(addr))

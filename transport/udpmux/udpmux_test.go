@@ -157,16 +157,28 @@ func TestNonQUICSharesPort(t *testing.T) {
 			return nil
 		}()
 	}()
-	// Non-QUIC: STUN-like (0x00-0x03) and DTLS-like (20-63) datagrams.
+	// Non-QUIC: STUN-like (0x00-0x03) and DTLS-like (20-63) datagrams, from
+	// a new source port every 10, since without the split program the
+	// kernel would send each 4-tuple to one socket by hash.
 	go func() {
 		errc <- func() error {
-			u, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(l.Addr()))
-			if err != nil {
-				return err
-			}
-			defer u.Close()
+			var u *net.UDPConn
+			defer func() {
+				if u != nil {
+					u.Close()
+				}
+			}()
 			buf := make([]byte, 2048)
 			for i := range rounds {
+				if i%10 == 0 {
+					if u != nil {
+						u.Close()
+					}
+					var err error
+					if u, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(l.Addr())); err != nil {
+						return err
+					}
+				}
 				msg := []byte(fmt.Sprintf("?datagram %d", i))
 				msg[0] = byte(i % 4)
 				if i%2 == 1 {
