@@ -287,45 +287,43 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	// once that arrives and our check has been answered (so the listener is
 	// reachable and knew our credentials), use the pair at once. The
 	// listener still gets its USE-CANDIDATE: pion sends it from the same
-	// request handler.
+	// request handler, but only for the best available pair, so this is
+	// sound only with one pair: the listener's answer has one candidate,
+	// and the dialer gathers exactly one, on the socket below.
 	var selected atomic.Bool
 	se.SetICEBindingRequestHandler(func(_ *stun.Message, _, _ ice.Candidate, pair *ice.CandidatePair) bool {
 		return pair != nil && pair.ResponsesReceived() > 0 && selected.CompareAndSwap(false, true)
 	})
-	// Gather only on addresses of the same scope as the target, so that a
-	// loopback dial sends nothing off the host.
-	loop := raddr.IP.IsLoopback()
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() == loop })
-	var mux *ice.UDPMuxDefault
-	if loop {
-		// pion does not gather on ::1 (it mistakes it for an IPv4-compatible
-		// address), so loopback dials bring their own socket.
-		nw := "udp4"
-		if v6 {
-			nw = "udp6"
-		}
-		sock, err := net.ListenUDP(nw, &net.UDPAddr{IP: raddr.IP})
-		if err != nil {
-			return nil, fmt.Errorf("binding a UDP socket on %s: %w", raddr.IP, err)
-		}
-		// As the listener's: the default buffer holds a fraction of what a
-		// stream keeps in flight.
-		_ = sock.SetReadBuffer(4 << 20)
-		_ = sock.SetWriteBuffer(4 << 20)
-		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sock})
-		se.SetICEUDPMux(mux)
+	// One socket on the address the route to the listener leaves from: one
+	// host candidate, and nothing sent from other interfaces (a loopback
+	// dial sends nothing off the host). pion would also not gather on ::1
+	// by itself (it mistakes it for an IPv4-compatible address).
+	nw := "udp4"
+	if v6 {
+		nw = "udp6"
 	}
+	src, err := sourceIP(nw, raddr)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := net.ListenUDP(nw, &net.UDPAddr{IP: src})
+	if err != nil {
+		return nil, fmt.Errorf("binding a UDP socket on %s: %w", src, err)
+	}
+	// As the listener's: the default buffer holds a fraction of what a
+	// stream keeps in flight.
+	_ = sock.SetReadBuffer(4 << 20)
+	_ = sock.SetWriteBuffer(4 << 20)
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sock})
+	se.SetICEUDPMux(mux)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(src) })
 
 	ps, err := newPeer(se, cert, network.DirOutbound)
 	if err != nil {
-		if mux != nil {
-			mux.Close()
-		}
+		mux.Close()
 		return nil, err
 	}
-	if mux != nil {
-		ps.conn.setOnDone(func() { mux.Close() })
-	}
+	ps.conn.setOnDone(func() { mux.Close() })
 	defer func() {
 		if err != nil {
 			ps.conn.Close()
@@ -374,4 +372,19 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 		}
 	}
 	return c, nil
+}
+
+// sourceIP is the local address the kernel would send from to reach raddr
+// (a connected UDP socket learns it from the routing table; nothing is
+// sent).
+func sourceIP(network string, raddr *net.UDPAddr) (net.IP, error) {
+	if raddr.IP.IsLoopback() {
+		return raddr.IP, nil
+	}
+	probe, err := net.DialUDP(network, nil, raddr)
+	if err != nil {
+		return nil, fmt.Errorf("finding the route to %s: %w", raddr, err)
+	}
+	defer probe.Close()
+	return probe.LocalAddr().(*net.UDPAddr).IP, nil
 }
