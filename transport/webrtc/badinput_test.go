@@ -239,3 +239,55 @@ func TestStreamReadersEndWithConnOpen(t *testing.T) {
 	}
 	echoOnce(t, c, s)
 }
+
+// TestPeerKeepsClosedChannelOpen: a peer that goes on sending on a channel
+// this side reset, instead of closing its half, loses the connection after
+// drainTimeout rather than keeping a reader (and pion's buffer) forever.
+func TestPeerKeepsClosedChannelOpen(t *testing.T) {
+	leakcheck.Check(t)
+	old := drainTimeout
+	drainTimeout = 500 * time.Millisecond
+	defer func() { drainTimeout = old }()
+	c, s := pair(t)
+	// A raw channel on the dialer: no stream logic that would close it.
+	dc, err := c.(*Conn).pc.CreateDataChannel("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rwc, err := detachWhenOpen(context.Background(), dc, c.(*Conn).done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Reset()
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		frame := []byte{0x03, 0x12, 0x01, 'x'} // a message with 1 payload byte
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := rwc.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.IsClosed() {
+		if time.Now().After(deadline) {
+			close(stop)
+			t.Fatal("listener still open 10 s after the peer kept a reset channel open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-writerDone
+	rwc.Close()
+}

@@ -34,8 +34,12 @@ func (b *sendBudget) full() bool {
 	return b != nil && b.buffered() > sendHighWater
 }
 
-// roomSignal returns the channel closed on the next drain signal.
+// roomSignal returns the channel closed on the next drain signal; for a
+// nil budget, which is never full, one that is never closed.
 func (b *sendBudget) roomSignal() <-chan struct{} {
+	if b == nil {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.room

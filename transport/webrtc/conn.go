@@ -43,6 +43,7 @@ type Conn struct {
 	incoming chan *stream
 	streams  sync.WaitGroup // reader goroutines
 	budget   *sendBudget    // what all streams may keep queued together
+	drains   drainGuard     // streams this side closed that still deliver
 
 	mu     sync.Mutex
 	closed bool
@@ -70,6 +71,7 @@ func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
 		watchDone: make(chan struct{}),
 		budget:    newSendBudget(pc.SCTP().BufferedAmount),
 	}
+	c.drains.fail = func() { go c.Close() } // Close waits for the readers
 	failed := c.failed
 	var failOnce, connOnce sync.Once
 	pc.OnConnectionStateChange(func(st pion.PeerConnectionState) {
@@ -121,7 +123,7 @@ func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser) 
 		return nil, false
 	}
 	c.streams.Add(1)
-	return newStream(dc, rwc, c.streams.Done, c.done, c.budget), true
+	return newStream(dc, rwc, c.streams.Done, c.done, c.budget, &c.drains), true
 }
 
 // OpenStream opens a data channel (label "", not negotiated). It waits only

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/datachannel"
@@ -81,6 +82,7 @@ type stream struct {
 	frameMu sync.Mutex
 	bufLow  chan struct{}
 	budget  *sendBudget
+	drains  *drainGuard
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every state change
@@ -99,8 +101,8 @@ var _ network.MuxedStream = (*stream)(nil)
 // ends then, so Conn.Close, which waits for the readers, never hangs on a
 // reader waiting for queue room or a writer waiting for send room.
 // budget is the connection's send budget, shared by its streams.
-func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}, budget *sendBudget) *stream {
-	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, budget: budget, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
+func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}, budget *sendBudget, drains *drainGuard) *stream {
+	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, budget: budget, drains: drains, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
 	dc.SetBufferedAmountLowThreshold(sendLowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
@@ -173,19 +175,61 @@ func (s *stream) readMessages(buf []byte) bool {
 // closes. Until then pion keeps that data, and it counts against the
 // receive window all streams share: left unread, a stream reset in the
 // middle of a transfer would stall the whole connection.
+//
+// A peer must close its half once ours is closed (RFC 8831 6.7), so one
+// that keeps a channel open for drainTimeout, that has more than
+// maxDraining such channels at once, or that sends a message over the
+// 16 KiB maximum by more than maxDrainMessage allows breaks the protocol:
+// the connection is closed, which ends every drain.
 func (s *stream) drain(buf []byte) {
+	if s.drains == nil {
+		return
+	}
+	if s.drains.n.Add(1) > maxDraining {
+		s.drains.n.Add(-1)
+		s.drains.fail()
+		return
+	}
+	defer s.drains.n.Add(-1)
+	if d, ok := s.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
 	for {
 		_, err := s.rwc.Read(buf)
-		if errors.Is(err, io.ErrShortBuffer) && len(buf) < sctpReceiveBuffer {
-			// pion keeps a message until it is read whole.
-			buf = make([]byte, min(2*len(buf), sctpReceiveBuffer))
-			continue
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, io.ErrShortBuffer) && len(buf) < maxDrainMessage:
+			// The oversized message that reset the stream: read it once.
+			buf = make([]byte, maxDrainMessage)
+		case errors.Is(err, io.ErrShortBuffer), errors.Is(err, os.ErrDeadlineExceeded):
+			s.drains.fail()
+			return
+		default:
 			return
 		}
 	}
 }
+
+// drainGuard counts a connection's draining streams and closes the
+// connection when its peer breaks the closing procedure.
+type drainGuard struct {
+	n    atomic.Int32
+	fail func()
+}
+
+// drainTimeout is how long a peer may take to close its half of a channel
+// after this side closed or reset it (a variable for tests).
+var drainTimeout = 30 * time.Second
+
+const (
+	// maxDraining bounds the channels a peer keeps open after this side
+	// closed them.
+	maxDraining = 64
+	// maxDrainMessage is the largest message a draining stream discards
+	// (pion keeps a message until it is read whole); a larger one closes
+	// the connection instead of costing a buffer that large per stream.
+	maxDrainMessage = 4 * maxMessageSize
+)
 
 // handle applies one message and reports whether the reader is finished.
 func (s *stream) handle(m message) bool {
