@@ -42,21 +42,27 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	}
 	free := func(s *socket) bool { return s.nonQUIC == nil }
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, err := m.listeningSocketLocked(laddr, free)
 	if err != nil {
+		m.mu.Unlock()
 		return nil, err
 	}
 	if !free(s) {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("udpmux: %s already has a non-QUIC listener", s.addr)
 	}
 	udp, err := bindNonQUIC(s.addr)
 	if err != nil {
-		if m.releaseLocked(s) {
-			go s.close() // not under m.mu: quic-go's close waits for callbacks that take it
+		release := m.releaseLocked(s)
+		m.mu.Unlock()
+		if release {
+			// Not under m.mu: quic-go's close waits for callbacks that
+			// take it. Done before returning, so the port is free again.
+			s.close()
 		}
 		return nil, fmt.Errorf("udpmux: non-QUIC view of %s: %w", s.addr, err)
 	}
+	defer m.mu.Unlock()
 	// Room for a burst of DTLS records while the reader decrypts.
 	_ = udp.SetReadBuffer(viewReadBuffer)
 	_ = udp.SetWriteBuffer(viewReadBuffer)
@@ -90,10 +96,11 @@ func (c *nonQUICConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 }
 
 // Close closes the view and releases the shared socket (closing it if
-// nothing else uses it).
+// nothing else uses it). A second Close reports net.ErrClosed.
 func (c *nonQUICConn) Close() error {
+	err := net.ErrClosed
 	c.closeOnce.Do(func() {
-		c.UDPConn.Close()
+		err = c.UDPConn.Close()
 		s := c.s
 		s.m.mu.Lock()
 		if s.nonQUIC == c {
@@ -105,7 +112,7 @@ func (c *nonQUICConn) Close() error {
 			s.close()
 		}
 	})
-	return nil
+	return err
 }
 
 func udpNetwork(laddr netip.AddrPort) string {

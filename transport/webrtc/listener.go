@@ -116,6 +116,9 @@ func (t *Transport) listenPacket(ua *net.UDPAddr, v6 bool) (net.PacketConn, erro
 // without assuming its concrete type.
 func udpAddrOf(a net.Addr) (*net.UDPAddr, error) {
 	if ua, ok := a.(*net.UDPAddr); ok {
+		if ua == nil {
+			return nil, errors.New("no address")
+		}
 		return ua, nil
 	}
 	if a == nil {
