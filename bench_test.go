@@ -71,8 +71,8 @@ func BenchmarkConnection(b *testing.B) {
 					b.Fatal(err)
 				}
 				// The server's identify of the client ends the connection's work.
-				for len(server.Peerstore().Protocols(client.ID())) == 0 {
-					time.Sleep(50 * time.Microsecond)
+				if _, err := server.IdentifyWait(ctx, client.ID()); err != nil {
+					b.Fatal(err)
 				}
 				if err := client.Network().ClosePeer(server.ID()); err != nil {
 					b.Fatal(err)
