@@ -305,7 +305,10 @@ func TestLoss(t *testing.T) {
 	if float64(lost) < mean-5*sigma || float64(lost) > mean+5*sigma {
 		t.Errorf("lost %d of %d datagrams, want %.0f ± %.0f", lost, sent, mean, 5*sigma)
 	}
-	if s := a.Link().Stats().Egress; int(s.Lost) != lost {
+	// The emulator also drops the odd frame that is not a test datagram
+	// (ARP, IPv6 neighbour discovery on the same link), so it may count a
+	// few more; it can never count fewer than the receiver missed.
+	if s := a.Link().Stats().Egress; int(s.Lost) < lost || int(s.Lost) > lost+5 {
 		t.Errorf("emulator counted %d lost, receiver missed %d", s.Lost, lost)
 	}
 }
