@@ -42,14 +42,10 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	}
 	free := func(s *socket) bool { return s.nonQUIC == nil }
 	m.mu.Lock()
-	s, err := m.listeningSocketLocked(laddr, free)
+	s, err := m.claimSocketLocked(laddr, free, "a non-QUIC listener")
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
-	}
-	if !free(s) {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("udpmux: %s already has a non-QUIC listener", s.addr)
 	}
 	udp, err := bindNonQUIC(s.addr)
 	if err != nil {
@@ -175,9 +171,6 @@ func bindShared(laddr netip.AddrPort) (*net.UDPConn, error) {
 // bindNonQUIC binds the view: a second reuseport socket on addr, which
 // the group's split program (attached by bindShared) makes index 1.
 func bindNonQUIC(addr netip.AddrPort) (*net.UDPConn, error) {
-	if !SharesNonQUIC {
-		return nil, errors.New("sharing a UDP port between QUIC and WebRTC needs Linux (reuseport BPF)")
-	}
 	bindMu.Lock()
 	defer bindMu.Unlock()
 	return listenReusePort(udpNetwork(addr), addr)

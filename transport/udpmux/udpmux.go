@@ -198,14 +198,10 @@ func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early 
 	}
 	free := func(s *socket) bool { _, taken := s.consumers[alpn]; return !taken }
 	m.mu.Lock()
-	s, err := m.listeningSocketLocked(laddr, free)
+	s, err := m.claimSocketLocked(laddr, free, fmt.Sprintf("a %q listener", alpn))
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
-	}
-	if !free(s) {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("udpmux: %s already has a %q listener", s.addr, alpn)
 	}
 	tc := conf.Clone()
 	tc.NextProtos = []string{alpn}
@@ -225,6 +221,19 @@ func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early 
 	}
 	m.mu.Unlock()
 	return l, nil
+}
+
+// claimSocketLocked is listeningSocketLocked for a consumer that needs the
+// socket to be free for it; what names that consumer in the error.
+func (m *Mux) claimSocketLocked(laddr netip.AddrPort, free func(*socket) bool, what string) (*socket, error) {
+	s, err := m.listeningSocketLocked(laddr, free)
+	if err != nil {
+		return nil, err
+	}
+	if !free(s) {
+		return nil, fmt.Errorf("udpmux: %s already has %s", s.addr, what)
+	}
+	return s, nil
 }
 
 // listeningSocketLocked returns the listening socket laddr designates: the
