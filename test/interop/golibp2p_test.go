@@ -37,37 +37,38 @@ const (
 	buildLimit             = 10 * time.Minute
 )
 
-var (
-	buildOnce sync.Once
-	peerBin   string
-	buildErr  error
-)
-
 // goPeer builds the go-libp2p peer program once per test run.
-func goPeer(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
+var goPeer = buildProgram("interop/golibp2p", ".", "golibp2p-peer")
+
+// buildProgram returns a function that builds the main package pkg of the
+// module in moduleDir (relative to the repository root) once per test run
+// and returns the binary's path.
+func buildProgram(moduleDir, pkg, name string) func(*testing.T) string {
+	build := sync.OnceValues(func() (string, error) {
 		_, file, _, _ := runtime.Caller(0)
-		src := filepath.Join(filepath.Dir(file), "..", "..", "interop", "golibp2p")
-		dir, err := os.MkdirTemp("", "golibp2p-peer")
+		src := filepath.Join(filepath.Dir(file), "..", "..", moduleDir)
+		dir, err := os.MkdirTemp("", name)
 		if err != nil {
-			buildErr = err
-			return
+			return "", err
 		}
-		peerBin = filepath.Join(dir, "golibp2p-peer")
+		bin := filepath.Join(dir, name)
 		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", peerBin, ".")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 		cmd.Dir = src
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building the go-libp2p peer in %s: %v\n%s", src, err, out)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building %s in %s: %v\n%s", name, src, err, out)
 		}
+		return bin, nil
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return func(t *testing.T) string {
+		t.Helper()
+		bin, err := build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bin
 	}
-	return peerBin
 }
 
 func echo(s network.Stream) {

@@ -12,48 +12,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-var (
-	tachyonBinOnce sync.Once
-	tachyonBinPath string
-	tachyonBinErr  error
-)
-
 // tachyonBin builds cmd/tachyon once per test run.
-func tachyonBin(t *testing.T) string {
-	t.Helper()
-	tachyonBinOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "tachyon-bin")
-		if err != nil {
-			tachyonBinErr = err
-			return
-		}
-		tachyonBinPath = filepath.Join(dir, "tachyon")
-		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", tachyonBinPath, "./cmd/tachyon")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tachyonBinErr = fmt.Errorf("building cmd/tachyon: %v\n%s", err, out)
-		}
-	})
-	if tachyonBinErr != nil {
-		t.Fatal(tachyonBinErr)
-	}
-	return tachyonBinPath
-}
+var tachyonBin = buildProgram(".", "./cmd/tachyon", "tachyon")
 
 // freePort finds a port free on 127.0.0.1 for both TCP and UDP, and for
 // UDP one above it (where a go-libp2p server puts WebRTC-direct). Another
