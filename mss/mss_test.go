@@ -38,8 +38,31 @@ func (r *recorder) chunks() [][]byte {
 
 // pipe returns both ends of a net.Pipe, closed and with a deadline so that a
 // broken test fails instead of hanging.
+// pipe returns the two ends of a loopback TCP connection. Every real
+// transport buffers what a peer writes before it is read; net.Pipe does not,
+// and over it a dialer that pipelines its header and proposal in one write
+// and a listener that answers the header at once would block each other.
 func pipe(t *testing.T) (net.Conn, net.Conn) {
-	a, b := net.Pipe()
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	if b == nil {
+		a.Close()
+		t.Fatal("accept failed")
+	}
 	dl := time.Now().Add(5 * time.Second)
 	a.SetDeadline(dl)
 	b.SetDeadline(dl)
@@ -76,6 +99,15 @@ type script struct {
 
 func (s *script) Read(p []byte) (int, error)  { return s.in.Read(p) }
 func (s *script) Write(p []byte) (int, error) { return s.out.Write(p) }
+
+// Buffered reports what the input holds when it can tell (a bytes.Reader),
+// as a yamux stream reports what it has received.
+func (s *script) Buffered() int {
+	if l, ok := s.in.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return 0
+}
 
 // plainReader hides io.ByteReader so that reads go through Read.
 type plainReader struct{ r io.Reader }
@@ -249,7 +281,7 @@ func TestNegotiateInput(t *testing.T) {
 		{"header proposed again", cat(headerMsg, headerMsg, tok("/a")), "/a", nil,
 			cat(headerMsg, naMsg, tok("/a")), ""},
 		{"empty input", nil, "", io.EOF, nil, ""},
-		{"eof after header", headerMsg, "", io.EOF, nil, ""},
+		{"eof after header", headerMsg, "", io.EOF, headerMsg, ""},
 		{"eof after na", cat(headerMsg, tok("/z")), "", io.EOF, cat(headerMsg, naMsg), ""},
 		{"not the header", cat(tok("/a"), tok("/a")), "", ErrMalformed, nil, string(tok("/a"))},
 		{"wrong version", cat(tok("/multistream/1.0.1"), tok("/a")), "", ErrMalformed, nil, string(tok("/a"))},
@@ -280,8 +312,14 @@ func TestNegotiateInput(t *testing.T) {
 				} else if !errors.Is(err, tc.is) {
 					t.Fatalf("Negotiate = %q, %v; want error %v", got, err, tc.is)
 				}
-				if !bytes.Equal(s.out.Bytes(), tc.out) {
-					t.Errorf("wrote %x, want %x", s.out.Bytes(), tc.out)
+				want := tc.out
+				if wrap.name == "reader" && bytes.HasPrefix(tc.in, headerMsg) && !bytes.HasPrefix(want, headerMsg) {
+					// Nothing tells the listener that a proposal is
+					// buffered, so its header went out on its own.
+					want = headerMsg
+				}
+				if !bytes.Equal(s.out.Bytes(), want) {
+					t.Errorf("wrote %x, want %x", s.out.Bytes(), want)
 				}
 				if rest, _ := io.ReadAll(in); tc.left != "" && string(rest) != tc.left {
 					t.Errorf("left %q unread, want %q", rest, tc.left)
@@ -291,9 +329,10 @@ func TestNegotiateInput(t *testing.T) {
 	}
 }
 
-// TestNegotiateOverPipe runs SelectOneOf against Negotiate over net.Pipe and
-// checks write counts: one write per side when the first proposal wins, and
-// that data pipelined after the proposal reaches the listener's next reader.
+// TestNegotiateOverPipe runs SelectOneOf against Negotiate over a socket and
+// checks write counts: one write by the dialer when the first proposal wins,
+// and one by the listener for its header (a socket cannot tell it that the
+// proposal is already in) and one per answer.
 func TestNegotiateOverPipe(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -304,9 +343,9 @@ func TestNegotiateOverPipe(t *testing.T) {
 		dialW     int // dialer writes
 		listW     int // listener writes
 	}{
-		{"first", []protocol.ID{"/a", "/b"}, []protocol.ID{"/b", "/a"}, "/b", nil, 1, 1},
-		{"third", []protocol.ID{"/c"}, []protocol.ID{"/a", "/b", "/c"}, "/c", nil, 3, 3},
-		{"none", []protocol.ID{"/c"}, []protocol.ID{"/a", "/b"}, "", ErrNotSupported, 2, 2},
+		{"first", []protocol.ID{"/a", "/b"}, []protocol.ID{"/b", "/a"}, "/b", nil, 1, 2},
+		{"third", []protocol.ID{"/c"}, []protocol.ID{"/a", "/b", "/c"}, "/c", nil, 3, 4},
+		{"none", []protocol.ID{"/c"}, []protocol.ID{"/a", "/b"}, "", ErrNotSupported, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -399,9 +438,10 @@ func TestPipelinedDataStaysOverPipe(t *testing.T) {
 	}
 }
 
-type failWriter struct{ io.Reader }
+type failWriter struct{ *bytes.Reader }
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+func (f failWriter) Buffered() int           { return f.Len() }
 
 // TestNegotiateWriteFailure: a failed echo still hands the stream to the
 // handler (the dialer may have sent data and closed); a failed "na" ends
@@ -416,6 +456,53 @@ func TestNegotiateWriteFailure(t *testing.T) {
 		t.Fatalf("Negotiate with a failing na = %v", err)
 	}
 }
+
+// TestNegotiateStrictDialer: a dialer that sends its header alone and waits
+// for the listener's before proposing (the spec's diagram, py-libp2p) must
+// get the header without proposing first, and then agree.
+func TestNegotiateStrictDialer(t *testing.T) {
+	leakcheck.Check(t)
+	dc, lc := pipe(t)
+	lerr := goErr(func() error {
+		_, _, err := mux(t, "/a").Negotiate(lc)
+		return err
+	})
+	if _, err := dc.Write(headerMsg); err != nil {
+		t.Fatal(err)
+	}
+	if err := readHeader(dc); err != nil {
+		t.Fatalf("waiting for the listener's header before proposing: %v", err)
+	}
+	if _, err := dc.Write(tok("/a")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := readAnswer(dc, "/a"); !ok || err != nil {
+		t.Fatalf("answer: %v, %v", ok, err)
+	}
+	if err := <-lerr; err != nil {
+		t.Fatalf("listener: %v", err)
+	}
+}
+
+// TestNegotiateBatchesWhenBuffered: with the proposal already received, the
+// header and the echo leave in one write.
+func TestNegotiateBatchesWhenBuffered(t *testing.T) {
+	s := &script{in: bytes.NewReader(cat(headerMsg, tok("/a")))}
+	r := &recorder{ReadWriter: s}
+	if _, _, err := mux(t, "/a").Negotiate(bufferedRecorder{r, s}); err != nil {
+		t.Fatal(err)
+	}
+	if w := r.chunks(); len(w) != 1 || !bytes.Equal(w[0], cat(headerMsg, tok("/a"))) {
+		t.Fatalf("writes %x, want one with the header and the echo", w)
+	}
+}
+
+type bufferedRecorder struct {
+	*recorder
+	s *script
+}
+
+func (b bufferedRecorder) Buffered() int { return b.s.Buffered() }
 
 func TestMuxHandlers(t *testing.T) {
 	var m Mux[int]

@@ -68,21 +68,26 @@ func (m *Mux[H]) lookup(tok []byte) (H, bool) {
 // handler. It reads nothing past the accepted proposal, so data the dialer
 // pipelined after it is left in rw for the handler.
 //
-// Its own header goes out in the same write as its first answer. It answers
-// "ls" with the registered ids (as many as fit in one token) and unknown ids
-// with "na". It gives up with an error matching ErrNotSupported after
-// MaxRounds tokens, and with io.EOF (wrapped) when the dialer stops. The
-// caller owns rw and should close or reset it on error.
-//
-// Negotiate does not write until it has read the dialer's header and first
-// proposal, so it works even over an unbuffered net.Pipe.
+// Its own header goes out as soon as the dialer's has been read: a dialer may
+// send its header alone and wait for ours before proposing (the spec's own
+// diagram does), so holding the header back for the first answer would
+// deadlock it. Only when rw reports (Buffered) that the proposal has already
+// arrived does the header share a write with the answer. It answers "ls"
+// with the registered ids (as many as fit in one token) and unknown ids with
+// "na". It gives up with an error matching ErrNotSupported after MaxRounds
+// tokens, and with io.EOF (wrapped) when the dialer stops. The caller owns
+// rw and should close or reset it on error.
 func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 	var zero H
 	if err := readHeader(rw); err != nil {
 		return "", zero, err
 	}
 	out := make([]byte, 0, 128)
-	out = append(out, headerMsg...) // joins the first answer
+	if buffered(rw) > 0 {
+		out = append(out, headerMsg...) // joins the first answer
+	} else if _, err := rw.Write(headerMsg); err != nil {
+		return "", zero, fmt.Errorf("mss: sending the header: %w", err)
+	}
 	for range MaxRounds {
 		tok, err := readToken(rw)
 		if err != nil {
@@ -105,6 +110,22 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 		out = out[:0]
 	}
 	return "", zero, fmt.Errorf("mss: dialer made %d proposals without agreement: %w", MaxRounds, ErrNotSupported)
+}
+
+// Bufferer is implemented by connections and streams that can tell how many
+// received bytes a Read would return without waiting for the network.
+// Negotiate uses it to batch its header with its first answer when the
+// dialer pipelined its proposal.
+type Bufferer interface {
+	Buffered() int
+}
+
+// buffered returns how many bytes r holds ready, or 0 if it cannot tell.
+func buffered(r io.Reader) int {
+	if b, ok := r.(Bufferer); ok {
+		return b.Buffered()
+	}
+	return 0
 }
 
 // appendList appends the answer to "ls": one message holding each id as its

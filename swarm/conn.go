@@ -136,6 +136,15 @@ func (s *Stream) RemoteMultiaddr() ma.Multiaddr { return s.conn.RemoteMultiaddr(
 func (s *Stream) LocalMultiaddr() ma.Multiaddr  { return s.conn.LocalMultiaddr() }
 func (s *Stream) Direction() network.Direction  { return s.dir }
 
+// Buffered returns how many received bytes a Read would return without
+// waiting, when the muxer can tell, and 0 otherwise.
+func (s *Stream) Buffered() int {
+	if b, ok := s.MuxedStream.(interface{ Buffered() int }); ok {
+		return b.Buffered()
+	}
+	return 0
+}
+
 func (s *Stream) done() { s.doneOnce.Do(func() { s.conn.streams.Add(-1) }) }
 
 // Close closes both directions of the stream.

@@ -119,6 +119,15 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// Buffered returns how many received bytes a Read would return at once.
+// Multistream-select uses it to tell a pipelined proposal from a dialer that
+// waits for the listener's header.
+func (st *Stream) Buffered() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return int(st.buffered)
+}
+
 // copyOutLocked moves buffered data into p.
 func (st *Stream) copyOutLocked(p []byte) int {
 	n := 0
