@@ -187,7 +187,12 @@ func (h *Host) Protocols() []protocol.ID {
 // handler; it runs on the stream's own goroutine, owned by the swarm.
 func (h *Host) handleStream(s *swarm.Stream) {
 	s.SetReadDeadline(time.Now().Add(negotiationTimeout))
-	id, handler, err := h.mux.Negotiate(s)
+	err := s.ReadAhead()
+	var id protocol.ID
+	var handler StreamHandler
+	if err == nil {
+		id, handler, err = h.mux.Negotiate(s)
+	}
 	if err != nil {
 		h.log.Debug("inbound stream negotiation failed", "peer", s.RemotePeer(), "err", err)
 		s.Reset()

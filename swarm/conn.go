@@ -112,6 +112,7 @@ type Stream struct {
 	dir      network.Direction
 	proto    atomic.Pointer[protocol.ID]
 	doneOnce sync.Once
+	ahead    []byte // read by ReadAhead, returned first by Read
 }
 
 var _ network.Stream = (*Stream)(nil)
@@ -136,13 +137,50 @@ func (s *Stream) RemoteMultiaddr() ma.Multiaddr { return s.conn.RemoteMultiaddr(
 func (s *Stream) LocalMultiaddr() ma.Multiaddr  { return s.conn.LocalMultiaddr() }
 func (s *Stream) Direction() network.Direction  { return s.dir }
 
-// Buffered returns how many received bytes a Read would return without
-// waiting, when the muxer can tell, and 0 otherwise.
-func (s *Stream) Buffered() int {
-	if b, ok := s.MuxedStream.(interface{ Buffered() int }); ok {
-		return b.Buffered()
+// Read returns what ReadAhead read first, then reads from the muxer.
+func (s *Stream) Read(p []byte) (int, error) {
+	if len(s.ahead) > 0 {
+		n := copy(p, s.ahead)
+		s.ahead = s.ahead[n:]
+		return n, nil
 	}
-	return 0
+	return s.MuxedStream.Read(p)
+}
+
+// readAheadSize fits a multistream header, a proposal and the start of a
+// request.
+const readAheadSize = 256
+
+// ReadAhead makes one Read from a muxer that cannot tell how much it holds
+// (QUIC, WebTransport and WebRTC streams) and keeps the bytes for Read, so
+// that Buffered can tell what arrived together: a multistream listener
+// batches its header with its answer only when the proposal came with the
+// dialer's header. It blocks like Read; a yamux stream needs none of this.
+func (s *Stream) ReadAhead() error {
+	if _, ok := s.MuxedStream.(interface{ Buffered() int }); ok || len(s.ahead) > 0 {
+		return nil
+	}
+	buf := make([]byte, readAheadSize)
+	for {
+		n, err := s.MuxedStream.Read(buf)
+		if n > 0 {
+			s.ahead = buf[:n]
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Buffered returns how many received bytes a Read would return without
+// waiting, as far as the stream can tell.
+func (s *Stream) Buffered() int {
+	n := len(s.ahead)
+	if b, ok := s.MuxedStream.(interface{ Buffered() int }); ok {
+		n += b.Buffered()
+	}
+	return n
 }
 
 func (s *Stream) done() { s.doneOnce.Do(func() { s.conn.streams.Add(-1) }) }
