@@ -215,9 +215,16 @@ func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 }
 
 // NewStream opens a stream to p speaking the first of protos the peer
-// supports, dialing p if needed. When the protocol is known to be supported
-// (or is the only candidate) it is negotiated optimistically: the
-// negotiation rides along with the first write and costs no round trip.
+// supports, dialing p if needed.
+//
+// When identify has listed one of protos, or when only one protocol is asked
+// for and identify has not answered yet, the protocol is negotiated
+// optimistically: the negotiation rides along with the first write and costs
+// no round trip, so NewStream does not fail for a protocol the peer turns
+// out not to speak; the first Read (or Close) does, with an error matching
+// mss.ErrNotSupported. A peer whose identify did not list any of protos, and
+// a ctx from network.WithEagerNegotiation, get a full negotiation before NewStream
+// returns.
 func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) (network.Stream, error) {
 	if len(protos) == 0 {
 		return nil, errors.New("tachyon: NewStream: no protocol given")
@@ -226,12 +233,17 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) 
 	if err != nil {
 		return nil, err
 	}
-	proto, known := h.ps.SupportsProtocol(p, protos...)
-	if !known && len(protos) == 1 {
-		proto, known = protos[0], true
-	}
-	if known {
-		return newLazyStream(s, proto), nil
+	if !network.EagerNegotiation(ctx) {
+		proto, known := h.ps.SupportsProtocol(p, protos...)
+		if !known && len(protos) == 1 && len(h.ps.Protocols(p)) == 0 {
+			// Nothing says the peer lacks it. Data sent behind a proposal the
+			// peer refuses would be read as multistream tokens, so once
+			// identify has said no, negotiate first.
+			proto, known = protos[0], true
+		}
+		if known {
+			return newLazyStream(s, proto), nil
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		s.SetDeadline(dl)

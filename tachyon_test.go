@@ -28,6 +28,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
 	"github.com/tachyon-p2p/tachyon/protocol/ping"
 	"github.com/tachyon-p2p/tachyon/swarm"
@@ -244,14 +245,27 @@ func TestUnsupportedProtocol(t *testing.T) {
 	if _, err := client.NewStream(ctx, server.ID(), "/nope/1", "/nope/2"); err == nil {
 		t.Fatal("negotiated a protocol the server does not have")
 	}
-	// One candidate: optimistic, so the refusal shows on the first read.
-	s, err := client.NewStream(ctx, server.ID(), "/nope/3")
+	if _, err := client.IdentifyWait(ctx, server.ID()); err != nil {
+		t.Fatal(err)
+	}
+	// One candidate that identify did not list: negotiated first, refused.
+	if _, err := client.NewStream(ctx, server.ID(), "/nope/3"); !errors.Is(err, mss.ErrNotSupported) {
+		t.Fatalf("NewStream of a protocol identify did not list = %v, want ErrNotSupported", err)
+	}
+	// Eager on request, even for a protocol identify listed nothing about.
+	client.Peerstore().SetProtocols(server.ID(), nil)
+	if _, err := client.NewStream(network.WithEagerNegotiation(ctx), server.ID(), "/nope/4"); !errors.Is(err, mss.ErrNotSupported) {
+		t.Fatalf("eager NewStream = %v, want ErrNotSupported", err)
+	}
+	// One candidate and nothing known: optimistic, so the refusal shows on
+	// the first read.
+	s, err := client.NewStream(ctx, server.ID(), "/nope/5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Write([]byte("x"))
-	if _, err := s.Read(make([]byte, 1)); err == nil {
-		t.Fatal("read on a refused optimistic stream succeeded")
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, mss.ErrNotSupported) {
+		t.Fatalf("read on a refused optimistic stream = %v, want ErrNotSupported", err)
 	}
 	s.Reset()
 }

@@ -301,7 +301,9 @@ func (s *server) disconnect(c net.Conn, r *disconnectReq) error {
 // it over c until both directions end.
 func (s *server) streamOpen(c net.Conn, r *streamOpenReq) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout(r.timeout))
-	st, err := s.h.NewStream(ctx, r.peer, r.protos...)
+	// The response names the protocol, so the peer must have agreed first
+	// (p2pd answers ERROR for a protocol the peer does not speak).
+	st, err := s.h.NewStream(network.WithEagerNegotiation(ctx), r.peer, r.protos...)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("opening a %v stream to %s: %w", r.protos, r.peer, err)

@@ -47,7 +47,14 @@ type LazyConn struct {
 	rmu      sync.Mutex  // held while reading the listener's header and answer
 	answered atomic.Bool // the answer was read; rerr is set before this
 	rerr     error       // why negotiation failed, if it did
+
+	readDL atomic.Bool // the caller set a read deadline
 }
+
+// closeAnswerTimeout bounds how long Close and CloseRead wait for the
+// listener's answer when the caller set no read deadline: a peer that went
+// silent must not hold a close until the connection's keepalive gives up.
+var closeAnswerTimeout = 10 * time.Second
 
 // NewLazy returns rwc wrapped to negotiate proto lazily. Nothing is written
 // until the first Write, Read or Close. The LazyConn takes over rwc.
@@ -207,6 +214,7 @@ func (c *LazyConn) finish(readAnswer bool) error {
 // Close completes the handshake (see LazyConn) and closes the wrapped value.
 // It reports a negotiation failure that it discovered itself.
 func (c *LazyConn) Close() error {
+	c.boundAnswer()
 	herr := c.finish(true)
 	if err := c.rwc.Close(); err != nil {
 		return errors.Join(herr, fmt.Errorf("mss: closing: %w", err))
@@ -233,11 +241,23 @@ func (c *LazyConn) CloseRead() error {
 	if !ok {
 		return c.unsupported("CloseRead")
 	}
+	c.boundAnswer()
 	herr := c.finish(true)
 	if err := cr.CloseRead(); err != nil {
 		return errors.Join(herr, err)
 	}
 	return herr
+}
+
+// boundAnswer sets a read deadline of closeAnswerTimeout before a close
+// reads the answer, unless the caller set one or the answer is in.
+func (c *LazyConn) boundAnswer() {
+	if c.answered.Load() || c.readDL.Load() {
+		return
+	}
+	if d, ok := c.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(time.Now().Add(closeAnswerTimeout))
+	}
 }
 
 // Reset aborts the wrapped stream, handshake or not.
@@ -255,6 +275,7 @@ func (c *LazyConn) SetDeadline(t time.Time) error {
 	if !ok {
 		return c.unsupported("SetDeadline")
 	}
+	c.readDL.Store(!t.IsZero())
 	return d.SetDeadline(t)
 }
 
@@ -264,6 +285,7 @@ func (c *LazyConn) SetReadDeadline(t time.Time) error {
 	if !ok {
 		return c.unsupported("SetReadDeadline")
 	}
+	c.readDL.Store(!t.IsZero())
 	return d.SetReadDeadline(t)
 }
 

@@ -326,3 +326,24 @@ func (r *resetter) Reset() error {
 	r.reset = true
 	return r.Close()
 }
+
+// TestLazyCloseBounded: a listener that never answers cannot hold Close
+// beyond closeAnswerTimeout, unless the caller set a read deadline itself.
+func TestLazyCloseBounded(t *testing.T) {
+	leakcheck.Check(t)
+	old := closeAnswerTimeout
+	closeAnswerTimeout = 200 * time.Millisecond
+	defer func() { closeAnswerTimeout = old }()
+	dc, lc := pipe(t)
+	dc.SetDeadline(time.Time{})
+	lc.SetDeadline(time.Time{})
+	c := NewLazy(dc, "/p")
+	start := time.Now()
+	err := c.Close()
+	if err == nil {
+		t.Fatal("Close without an answer reported no error")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v against a silent listener", d)
+	}
+}

@@ -163,3 +163,18 @@ type Listener interface {
 	// unspecified IPs left as they are.
 	Multiaddrs() []ma.Multiaddr
 }
+
+type eagerKey struct{}
+
+// WithEagerNegotiation returns a context that makes a host's NewStream
+// finish the protocol negotiation before it returns, at the cost of a round
+// trip, so that a protocol the peer does not speak fails NewStream itself
+// rather than the stream's first Read.
+func WithEagerNegotiation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, eagerKey{}, true)
+}
+
+// EagerNegotiation reports whether ctx came from WithEagerNegotiation.
+func EagerNegotiation(ctx context.Context) bool {
+	return ctx.Value(eagerKey{}) != nil
+}
