@@ -45,7 +45,8 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mux mss.Mux[StreamHandler] // inbound protocol handlers
+	mux   mss.Mux[StreamHandler] // inbound protocol handlers
+	pings pingTable              // the one outbound ping stream per peer
 
 	mu         sync.RWMutex
 	identified map[peer.ID]*identifyCall

@@ -138,7 +138,7 @@ func New(opts ...Option) (*Host, error) {
 	h.ids = identify.NewService(idHost{h}, cfg.userAgent)
 	h.SetStreamHandler(identify.ID, h.ids.Handle)
 	h.SetStreamHandler(identify.PushID, h.handlePush)
-	h.SetStreamHandler(ping.ID, ping.Handle)
+	h.SetStreamHandler(ping.ID, new(ping.Listener).Handle)
 
 	sw.SetStreamHandler(h.handleStream)
 	sw.SetNotifiee(h)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/pb"
+	"github.com/tachyon-p2p/tachyon/internal/varint"
 )
 
 // pipeStream is a network.Stream over one end of a net.Pipe. net.Pipe has no
@@ -203,6 +206,102 @@ func TestIdentifyChecks(t *testing.T) {
 				t.Fatalf("unexpected record %+v", res.Record)
 			case c.wantRecord != 0 && (res.Record == nil || res.Record.Seq != c.wantRecord):
 				t.Fatalf("record %+v, want seq %d", res.Record, c.wantRecord)
+			}
+		})
+	}
+}
+
+// TestIdentifyPeerNeverCloses: a responder that writes one message and then
+// neither writes nor closes still answers, after FollowUpWait rather than
+// the whole stream timeout.
+func TestIdentifyPeerNeverCloses(t *testing.T) {
+	leakcheck.Check(t)
+	srvHost := newHost(t, 12, "/ip4/127.0.0.1/tcp/1")
+	cli, srvEnd := streamPair(t, "client", srvHost.id, addrClient, addrServer)
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = Write(srvEnd, NewService(srvHost, "silent/1").message(addrClient))
+		<-release // stays open, as a peer that never closes would
+		srvEnd.Close()
+	}()
+	defer func() { close(release); <-done }()
+	start := time.Now()
+	res, err := NewService(newHost(t, 99), "client").Identify(ctxT(t), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Message.AgentVersion != "silent/1" || res.Record == nil {
+		t.Fatalf("result %+v", res)
+	}
+	if d := time.Since(start); d < FollowUpWait/2 || d > FollowUpWait+2*time.Second {
+		t.Fatalf("identify took %v, want about FollowUpWait (%v)", d, FollowUpWait)
+	}
+}
+
+// resetStream is a stream whose reads return data and then err, as a stream
+// the peer reset after writing data would.
+type resetStream struct {
+	*pipeStream
+	r io.Reader
+}
+
+func (s *resetStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestIdentifyEndsWithoutEOF: after one good message, a reset or a message
+// cut short by one keeps what was read; a framing violation or a message
+// that does not decode is still an error.
+func TestIdentifyEndsWithoutEOF(t *testing.T) {
+	leakcheck.Check(t)
+	srv := newHost(t, 13, "/ip4/127.0.0.1/tcp/1")
+	rec, err := record.SealPeerRecord(&record.PeerRecord{Seq: 7, Addrs: srv.addrs}, srv.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := lp.Append(nil, (&Message{PublicKey: srv.key.GetPublic(), AgentVersion: "first"}).Marshal())
+	second := lp.Append(nil, (&Message{AgentVersion: "second", SignedPeerRecord: rec}).Marshal())
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	cases := []struct {
+		name      string
+		data      []byte
+		end       error
+		wantAgent string // "" when identify must fail
+	}{
+		{"reset after one", first, network.ErrReset, "first"},
+		{"reset after two", cat(first, second), network.ErrReset, "second"},
+		{"reset mid second", cat(first, second[:len(second)/2]), network.ErrReset, "first"},
+		{"timeout after one", first, os.ErrDeadlineExceeded, "first"},
+		{"reset before any", nil, network.ErrReset, ""},
+		{"reset mid first", first[:len(first)/2], network.ErrReset, ""},
+		{"oversized second", cat(first, varint.Append(nil, MaxReadSize+1)), io.EOF, ""},
+		{"bad varint second", cat(first, bytes.Repeat([]byte{0xff}, varint.MaxLen)), io.EOF, ""},
+		{"undecodable second", cat(first, lp.Append(nil, []byte{0xff})), io.EOF, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cli, _ := streamPair(t, "client", srv.id, addrClient, addrServer)
+			st := &resetStream{cli, io.MultiReader(bytes.NewReader(c.data), errReader{c.end})}
+			res, err := NewService(newHost(t, 99), "client").Identify(ctxT(t), st)
+			if c.wantAgent == "" {
+				if err == nil {
+					t.Fatalf("identify succeeded: %+v", res.Message)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Message.AgentVersion != c.wantAgent {
+				t.Fatalf("agent %q, want %q", res.Message.AgentVersion, c.wantAgent)
+			}
+			if (c.wantAgent == "second") != (res.Record != nil) {
+				t.Fatalf("record %+v", res.Record)
 			}
 		})
 	}

@@ -5,13 +5,16 @@
 // Interop limits shape the encoder: rust-libp2p reads a single message of at
 // most 4096 bytes, so Marshal trims what it must to stay below that. The
 // reader is as lenient as go-libp2p: up to 10 messages of 8 KiB each, merged
-// as protobuf merges (scalars: last wins, repeated fields: concatenated).
+// as protobuf merges (scalars: last wins, repeated fields: concatenated),
+// and more lenient about the end: after one good message it does not
+// require EOF (see Read).
 package identify
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/pb"
+	"github.com/tachyon-p2p/tachyon/internal/varint"
 )
 
 // Protocol IDs.
@@ -215,23 +219,48 @@ func Write(w io.Writer, m *Message) error {
 	return nil
 }
 
+// FollowUpWait bounds how long Read waits, once it has a message, for more
+// messages or the end of the stream. go-libp2p writes its second message
+// (the signed record, when the whole would pass 2 KiB) right behind the
+// first, and rust writes one message and closes, so more waiting only
+// serves a peer that writes one message and never closes, which should not
+// hold its identify for the whole stream timeout.
+const FollowUpWait = 2 * time.Second
+
 // Read reads messages until EOF (at most MaxMessages of MaxReadSize bytes
 // each) and returns their merge. At least one message is required.
+//
+// The spec has the responder close after its message, but rust never waits
+// for that, and a peer that resets or stays silent after a good message
+// has still answered. So once Read has a message, a reset, a timeout or a
+// message cut short ends the reading and Read returns what it has; if r can
+// SetReadDeadline, Read sets it to FollowUpWait from then. A framing
+// violation (an oversized message, a bad varint) or a message that does
+// not decode is still an error.
 func Read(r io.Reader) (*Message, error) {
 	var all []byte
 	for i := 0; i < MaxMessages; i++ {
 		msg, err := lp.ReadMsg(r, MaxReadSize)
-		if errors.Is(err, io.EOF) && i > 0 {
-			break
-		}
 		if err != nil {
+			if i > 0 && !badFraming(err) {
+				break
+			}
 			return nil, fmt.Errorf("identify: reading message %d: %w", i+1, err)
 		}
 		if i == 0 {
 			all = msg
+			if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
+				_ = d.SetReadDeadline(time.Now().Add(FollowUpWait))
+			}
 		} else {
 			all = append(all, msg...)
 		}
 	}
 	return Unmarshal(all)
+}
+
+// badFraming tells a peer breaking the length-prefixed framing from a
+// stream that merely ended.
+func badFraming(err error) bool {
+	return errors.Is(err, lp.ErrTooLarge) || errors.Is(err, varint.ErrOverflow) || errors.Is(err, varint.ErrNotMinimal)
 }

@@ -5,10 +5,11 @@
 // dialer times the round trip and may repeat on the same stream. When done,
 // the dialer half-closes, and the listener finishes its echo and closes.
 //
-// Handle is the listener's stream handler. Once sends a single ping over a
-// negotiated stream; Run sends a series of them from its own goroutine.
-// Limiting ping streams per peer (one outbound, two inbound, as the spec
-// asks) is the host's job.
+// Handle is the listener's stream handler for one stream, and Listener
+// wraps it with the spec's limit of two inbound streams per peer. Once sends
+// a single ping over a negotiated stream; Run sends a series of them from
+// its own goroutine. Keeping one outbound ping stream per peer is the
+// host's job.
 package ping
 
 import (
@@ -18,9 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 )
 
@@ -32,8 +36,10 @@ const Size = 32
 
 const (
 	// IdleTimeout is how long Handle waits for the next ping (and for its
-	// echo to be written) before it gives up on the stream.
-	IdleTimeout = 30 * time.Second
+	// echo to be written) before it gives up on the stream. The spec sets
+	// no limit; go-libp2p's listener allows 60 s, so a peer pinging that
+	// rarely must not lose its stream to us.
+	IdleTimeout = 60 * time.Second
 	// Timeout is how long Run allows each ping.
 	Timeout = 10 * time.Second
 )
@@ -57,6 +63,60 @@ func Handle(s network.Stream) {
 		return
 	}
 	s.Close()
+}
+
+// MaxInbound is how many ping streams a Listener serves at once per peer
+// (specs ping/ping.md: the listener SHOULD accept at most two).
+const MaxInbound = 2
+
+// Listener serves inbound ping streams with Handle, at most MaxInbound per
+// peer. When a peer opens one more, the oldest is reset rather than the new
+// one refused: a dialer that opens a stream per ping (js-libp2p) may open
+// the next before its close of the previous one reaches us, and a dialer
+// replacing a broken stream (rust) is using the newest. The zero value is
+// ready to use; one Listener serves one host.
+type Listener struct {
+	mu    sync.Mutex
+	peers map[peer.ID][]*inbound // per peer, oldest first
+}
+
+// inbound is one stream a Listener serves; a pointer identifies it, as
+// stream values need not be comparable.
+type inbound struct{ s network.Stream }
+
+// Handle serves s like the package's Handle, after resetting the peer's
+// oldest ping stream if s is one too many.
+func (l *Listener) Handle(s network.Stream) {
+	in, p := &inbound{s}, s.RemotePeer()
+	l.mu.Lock()
+	if l.peers == nil {
+		l.peers = make(map[peer.ID][]*inbound)
+	}
+	open := append(l.peers[p], in)
+	var oldest *inbound
+	if len(open) > MaxInbound {
+		oldest = open[0]
+		open = slices.Delete(open, 0, 1)
+	}
+	l.peers[p] = open
+	l.mu.Unlock()
+	if oldest != nil {
+		// Its handler sees the reset as a failed read and returns.
+		oldest.s.Reset()
+	}
+	defer l.remove(p, in)
+	Handle(s)
+}
+
+func (l *Listener) remove(p peer.ID, in *inbound) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	open := slices.DeleteFunc(l.peers[p], func(x *inbound) bool { return x == in })
+	if len(open) == 0 {
+		delete(l.peers, p)
+	} else {
+		l.peers[p] = open
+	}
 }
 
 // serve echoes pings until a clean end of stream, which is not an error.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 )
 
@@ -19,7 +20,8 @@ import (
 // interface, so calling them panics.
 type fakeStream struct {
 	network.Stream
-	c net.Conn
+	c      net.Conn
+	remote peer.ID
 
 	mu            sync.Mutex
 	closed, reset bool
@@ -31,6 +33,7 @@ func (f *fakeStream) SetDeadline(t time.Time) error      { return f.c.SetDeadlin
 func (f *fakeStream) SetReadDeadline(t time.Time) error  { return f.c.SetReadDeadline(t) }
 func (f *fakeStream) SetWriteDeadline(t time.Time) error { return f.c.SetWriteDeadline(t) }
 func (f *fakeStream) CloseRead() error                   { return nil }
+func (f *fakeStream) RemotePeer() peer.ID                { return f.remote }
 
 func (f *fakeStream) CloseWrite() error {
 	if cw, ok := f.c.(interface{ CloseWrite() error }); ok {
@@ -198,6 +201,67 @@ func TestHandleBadEnd(t *testing.T) {
 				t.Fatalf("handler ended the stream with %q, want reset", e)
 			}
 		})
+	}
+}
+
+// TestIdleTimeout: a listener must not reset a ping stream sooner than
+// go-libp2p's listener would (60 s); the spec sets no limit.
+func TestIdleTimeout(t *testing.T) {
+	if IdleTimeout < 60*time.Second {
+		t.Fatalf("IdleTimeout = %v, want at least 60s", IdleTimeout)
+	}
+}
+
+// TestListenerLimit: a Listener serves at most MaxInbound streams per
+// peer; one more resets the oldest, and other peers are not affected.
+func TestListenerLimit(t *testing.T) {
+	leakcheck.Check(t)
+	var l Listener
+	type served struct {
+		client, server *fakeStream
+		done           <-chan struct{}
+	}
+	open := func(p peer.ID) served {
+		client, server := pipe(t)
+		server.remote = p
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Handle(server)
+		}()
+		// One answered ping: the handler is registered and serving.
+		if _, err := Once(t.Context(), client); err != nil {
+			t.Fatalf("ping to a new stream from %s: %v", p, err)
+		}
+		return served{client, server, done}
+	}
+	var a []served
+	for range MaxInbound {
+		a = append(a, open("a"))
+	}
+	b := open("b")
+	a = append(a, open("a"))
+
+	wait(t, a[0].done)
+	if e := a[0].server.ended(); e != "reset" {
+		t.Fatalf("oldest stream ended with %q, want reset", e)
+	}
+	for i, s := range append(a[1:], b) {
+		if _, err := Once(t.Context(), s.client); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	for _, s := range append(a[1:], b) {
+		s.client.c.Close()
+		wait(t, s.done)
+		if e := s.server.ended(); e != "close" {
+			t.Fatalf("stream ended with %q, want close", e)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.peers) != 0 {
+		t.Fatalf("listener still tracks %d peers", len(l.peers))
 	}
 }
 

@@ -250,10 +250,12 @@ func (s *stream) handle(m message) bool {
 			s.sstate = sendStopped
 		}
 	case flagReset:
+		// RESET_STREAM ends the peer's sending part only (webrtc/README.md,
+		// after QUIC's RESET_STREAM): our writes go on until we finish or
+		// the peer sends STOP_SENDING or closes the channel. A peer's
+		// Reset, which closes its channel, still fails them via
+		// channelGone.
 		s.rstate, s.queue = recvReset, bytes.Buffer{}
-		if s.sstate != sendDone {
-			s.sstate = sendReset
-		}
 	case flagFINACK:
 		if s.sstate == sendFINSent {
 			s.sstate = sendDone

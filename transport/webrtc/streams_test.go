@@ -433,3 +433,70 @@ func BenchmarkStreams8(b *testing.B) {
 		b.Fatalf("received %d of %d", total, b.N*len(buf))
 	}
 }
+
+// TestPeerResetEndsItsSendingOnly: RESET_STREAM ends the sender's sending
+// part only (webrtc/README.md): our reads fail with ErrReset, our writes go
+// on and arrive, and the channel closes once our FIN is acknowledged.
+func TestPeerResetEndsItsSendingOnly(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := pair(t)
+	accepted := make(chan network.MuxedStream, 1)
+	go func() {
+		st, err := s.AcceptStream()
+		if err == nil {
+			accepted <- st
+		}
+	}()
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := st.Write([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	var rs network.MuxedStream
+	select {
+	case rs = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no stream accepted")
+	}
+	defer rs.Close()
+	rs.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(rs, make([]byte, len("before"))); err != nil {
+		t.Fatal(err)
+	}
+	// The peer resets its sending part and nothing else: its reading part
+	// stays open.
+	rs.(*stream).sendControl(flagReset)
+
+	if _, err := st.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read after the peer's RESET_STREAM: %v, want ErrReset", err)
+	}
+	if _, err := st.Write([]byte("after")); err != nil {
+		t.Fatalf("write after the peer's RESET_STREAM: %v", err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(rs); err != nil || string(got) != "after" {
+		t.Fatalf("peer read %q, %v; want \"after\" then EOF", got, err)
+	}
+	// Both halves are done once the FIN_ACK arrives: the channel closes
+	// well before finAckTimeout.
+	xs := st.(*stream)
+	deadline := time.Now().Add(finAckTimeout / 2)
+	for {
+		xs.mu.Lock()
+		closed := xs.closed
+		xs.mu.Unlock()
+		if closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("channel still open after FIN_ACK following the peer's RESET_STREAM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
