@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
 )
 
@@ -71,8 +72,8 @@ func (m *Mux[H]) lookup(tok []byte) (H, bool) {
 // Its own header goes out as soon as the dialer's has been read: a dialer may
 // send its header alone and wait for ours before proposing (the spec's own
 // diagram does), so holding the header back for the first answer would
-// deadlock it. Only when rw reports (Buffered) that the proposal has already
-// arrived does the header share a write with the answer. It answers "ls"
+// deadlock it. Only when rw reports (netbuf.Buffered) that the proposal has
+// already arrived does the header share a write with the answer. It answers "ls"
 // with the registered ids (as many as fit in one token) and unknown ids with
 // "na". It gives up with an error matching ErrNotSupported after MaxRounds
 // tokens, and with io.EOF (wrapped) when the dialer stops. The caller owns
@@ -83,7 +84,7 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 		return "", zero, err
 	}
 	out := make([]byte, 0, 128)
-	if buffered(rw) > 0 {
+	if netbuf.Buffered(rw) > 0 {
 		out = append(out, headerMsg...) // joins the first answer
 	} else if _, err := rw.Write(headerMsg); err != nil {
 		return "", zero, fmt.Errorf("mss: sending the header: %w", err)
@@ -110,22 +111,6 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 		out = out[:0]
 	}
 	return "", zero, fmt.Errorf("mss: dialer made %d proposals without agreement: %w", MaxRounds, ErrNotSupported)
-}
-
-// Bufferer is implemented by connections and streams that can tell how many
-// received bytes a Read would return without waiting for the network.
-// Negotiate uses it to batch its header with its first answer when the
-// dialer pipelined its proposal.
-type Bufferer interface {
-	Buffered() int
-}
-
-// buffered returns how many bytes r holds ready, or 0 if it cannot tell.
-func buffered(r io.Reader) int {
-	if b, ok := r.(Bufferer); ok {
-		return b.Buffered()
-	}
-	return 0
 }
 
 // appendList appends the answer to "ls": one message holding each id as its

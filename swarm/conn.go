@@ -13,6 +13,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
 // Conn is one connection to a peer.
@@ -157,7 +158,7 @@ const readAheadSize = 256
 // batches its header with its answer only when the proposal came with the
 // dialer's header. It blocks like Read; a yamux stream needs none of this.
 func (s *Stream) ReadAhead() error {
-	if _, ok := s.MuxedStream.(interface{ Buffered() int }); ok || len(s.ahead) > 0 {
+	if _, ok := s.MuxedStream.(netbuf.Bufferer); ok || len(s.ahead) > 0 {
 		return nil
 	}
 	buf := make([]byte, readAheadSize)
@@ -177,7 +178,7 @@ func (s *Stream) ReadAhead() error {
 // waiting, as far as the stream can tell.
 func (s *Stream) Buffered() int {
 	n := len(s.ahead)
-	if b, ok := s.MuxedStream.(interface{ Buffered() int }); ok {
+	if b, ok := s.MuxedStream.(netbuf.Bufferer); ok {
 		n += b.Buffered()
 	}
 	return n

@@ -23,6 +23,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 	"github.com/tachyon-p2p/tachyon/mss"
 )
 
@@ -217,6 +218,13 @@ func (c *peekConn) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// Buffered reports the replayed byte and what the kernel holds for the
+// socket, so that a multistream listener can tell a pipelined proposal
+// from a dialer waiting for its header.
+func (c *peekConn) Buffered() int {
+	return c.n + netbuf.Buffered(c.Conn)
 }
 
 // CloseWrite passes half-closes through to TCP.

@@ -96,6 +96,16 @@ func (c *Conn) ConnState() network.ConnState { return c.state }
 // message 2 (seen by the initiator; nil on the responder side).
 func (c *Conn) RemoteCertHashes() [][]byte { return c.remoteCertHashes }
 
+// Buffered reports how many bytes have arrived and wait to be read:
+// decrypted ones, and raw ones of frames not yet opened (counted as they
+// are on the wire, which is all a caller asking "did more come with what I
+// read?" needs).
+func (c *Conn) Buffered() int {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return len(c.plain) + c.rend - c.rpos
+}
+
 // Read reads decrypted application data.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()

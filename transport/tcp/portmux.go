@@ -33,6 +33,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
 // Kind is the kind of connection a Listener of a PortMux receives, told
@@ -410,6 +412,9 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// Buffered counts the replayed bytes and what the socket holds.
+func (c *peekedConn) Buffered() int { return len(c.head) + netbuf.Buffered(c.Conn) }
 
 // CloseWrite passes half-closes through to TCP.
 func (c *peekedConn) CloseWrite() error {

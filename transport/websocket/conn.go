@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
 // Close status codes, RFC 6455 §7.4.1.
@@ -50,6 +52,14 @@ type Conn struct {
 
 func newConn(raw net.Conn, br *bufio.Reader, client bool) *Conn {
 	return &Conn{raw: raw, br: br, client: client}
+}
+
+// Buffered reports received bytes not yet read, frame headers included
+// (enough to tell whether more arrived), and what the socket holds.
+func (c *Conn) Buffered() int {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.br.Buffered() + netbuf.Buffered(c.raw)
 }
 
 // Read reads payload bytes of data frames.
