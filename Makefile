@@ -1,11 +1,24 @@
-# The README's test command is `make test`: vet, race-enabled unit and
-# integration tests (interop with go-libp2p included), then short fuzz runs.
+# The README's test command is `make test`: set-up (installs what is missing
+# when run as root on Debian, else says what to install), format and
+# go.mod checks, vet, race-enabled unit and integration tests (interop with
+# go-libp2p, js-libp2p and Chromium, the conformance peer), the bench
+# module's own tests, then short fuzz runs of every listed target.
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz demo bench bench-check
+.PHONY: test setup check vet unit fuzz demo bench bench-check
 
-test: vet unit fuzz
+test: setup check vet unit fuzz
+
+setup:
+	bash scripts/setup.sh
+
+# gofmt on every tracked Go file, and go.mod/go.sum tidy in all three modules.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
+	cd interop/golibp2p && $(GO) mod tidy -diff
+	cd bench && $(GO) mod tidy -diff
 
 vet:
 	$(GO) vet ./...
@@ -19,6 +32,7 @@ TIMED := ./testbed/... ./test/rtt/...
 unit:
 	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
+	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

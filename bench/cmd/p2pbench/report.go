@@ -143,7 +143,7 @@ func (r *results) markdown() string {
 		if t >= 3*g {
 			verdict = "met"
 		}
-		w("\nIssue 5's goal for WebRTC-direct, at least 3x go-libp2p's single-stream throughput: %.2fx in this run, %s.\n", t/g, verdict)
+		w("\nThe goal for WebRTC-direct, at least 3x go-libp2p's single-stream throughput: %.2fx in this run, %s.\n", t/g, verdict)
 	}
 
 	w("\n### tachyon vs plain HTTP, same run\n\n")
