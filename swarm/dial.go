@@ -2,7 +2,9 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,7 +12,24 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/resolve"
 )
+
+// Resolver expands the DNS names of an address (/dns, /dns4, /dns6,
+// /dnsaddr) into addresses without any; *resolve.Resolver implements it.
+// The swarm asks with /p2p/<peer> appended, so that dnsaddr records of other
+// peers are left out, and expects results ending in that /p2p/<peer> (or in
+// no /p2p at all); results ending in another peer's are dropped.
+type Resolver interface {
+	Resolve(ctx context.Context, a ma.Multiaddr) ([]ma.Multiaddr, error)
+}
+
+// defaultResolver uses the system's DNS settings.
+var defaultResolver = &resolve.Resolver{}
+
+// errNoDialable is recorded for a name that resolved only to addresses no
+// transport dials.
+var errNoDialable = errors.New("resolved to no dialable address")
 
 // DialError collects why each address of a peer failed.
 type DialError struct {
@@ -68,7 +87,9 @@ type dial struct {
 }
 
 // DialPeer returns a connection to p, reusing an open one or dialing the
-// addresses in the peerstore. Concurrent calls for one peer share one dial.
+// addresses in the peerstore, those with DNS names (/dns, /dns4, /dns6,
+// /dnsaddr) once Config.Resolver has resolved them. Concurrent calls for one
+// peer share one dial.
 func (s *Swarm) DialPeer(ctx context.Context, p peer.ID) (*Conn, error) {
 	if p == s.local {
 		return nil, ErrDialSelf
@@ -110,29 +131,66 @@ func (s *Swarm) runDial(p peer.ID, d *dial) {
 	close(d.done)
 }
 
+// resolution is the outcome of resolving one address of a peer.
+type resolution struct {
+	addr  ma.Multiaddr
+	addrs []ma.Multiaddr
+	err   error
+}
+
 // dialAddrs races the peer's addresses: the first starts at once, each next
 // one DialStagger later or as soon as the previous failed. The first
 // connection wins; later ones are closed.
+//
+// Addresses with DNS names are resolved meanwhile, all at once and within
+// ctx; what they resolve to joins the queue as it arrives, after the
+// addresses known so far, skipping addresses already queued.
 func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
-	var addrs []ma.Multiaddr
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var addrs, names []ma.Multiaddr
+	queued := make(map[string]bool)
 	for _, a := range s.ps.Addrs(p) {
-		if s.transportFor(a) != nil {
+		switch {
+		case resolve.NeedsResolve(a):
+			names = append(names, a)
+		case s.transportFor(a) != nil && !queued[string(a.Bytes())]:
+			queued[string(a.Bytes())] = true
 			addrs = append(addrs, a)
 		}
 	}
-	if len(addrs) == 0 {
+	if len(addrs) == 0 && len(names) == 0 {
 		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make(chan result, len(addrs))
+	// The resolutions are the swarm's goroutines (Close waits for them) but
+	// not this dial's: a winning dial does not wait for them, it cancels
+	// them, and they leave their result in the buffer.
+	resolved := make(chan resolution, len(names))
+	s.wg.Add(len(names))
+	for _, a := range names {
+		go func() {
+			defer s.wg.Done()
+			rs, err := s.resolveAddr(ctx, a, p)
+			resolved <- resolution{a, rs, err}
+		}()
+	}
+	resolving := len(names)
+	results := make(chan result, len(addrs)+len(names))
 	derr := &DialError{Peer: p}
 	next, pending := 0, 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	armed := true // the timer will start the next dial
 	for {
+		if next == len(addrs) && pending == 0 && resolving == 0 {
+			if next == 0 {
+				derr.Cause = ErrNoAddresses
+			}
+			return nil, derr
+		}
 		select {
 		case <-timer.C:
+			armed = false
 			if next < len(addrs) {
 				a := addrs[next]
 				next++
@@ -142,6 +200,28 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 					results <- result{a, tc, err}
 				}()
 				timer.Reset(s.cfg.DialStagger)
+				armed = true
+			}
+		case r := <-resolved:
+			resolving--
+			if r.err != nil {
+				derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
+				continue
+			}
+			n := len(addrs)
+			for _, a := range r.addrs {
+				if k := string(a.Bytes()); !queued[k] && s.transportFor(a) != nil {
+					queued[k] = true
+					addrs = append(addrs, a)
+				}
+			}
+			if len(addrs) == n {
+				if !slices.ContainsFunc(r.addrs, func(a ma.Multiaddr) bool { return s.transportFor(a) != nil }) {
+					derr.Errors = append(derr.Errors, AddrError{r.addr, errNoDialable})
+				}
+			} else if !armed {
+				timer.Reset(0)
+				armed = true
 			}
 		case r := <-results:
 			pending--
@@ -164,8 +244,7 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 			derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
 			if next < len(addrs) {
 				timer.Reset(0)
-			} else if pending == 0 {
-				return nil, derr
+				armed = true
 			}
 		case <-ctx.Done():
 			derr.Cause = ctx.Err()
@@ -173,6 +252,33 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 			return nil, derr
 		}
 	}
+}
+
+// resolveAddr resolves a, a DNS address of p, into addresses as the
+// transports take them: /p2p/<p> is appended for the lookup (for the dnsaddr
+// filter) and taken off the results.
+func (s *Swarm) resolveAddr(ctx context.Context, a ma.Multiaddr, p peer.ID) ([]ma.Multiaddr, error) {
+	var r Resolver = defaultResolver
+	if s.cfg.Resolver != nil {
+		r = s.cfg.Resolver
+	}
+	q := a
+	if pc, err := p.Component(); err == nil {
+		q = append(a[:len(a):len(a)], *pc)
+	}
+	rs, err := r.Resolve(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ma.Multiaddr, 0, len(rs))
+	for _, ra := range rs {
+		if tpt, id := peer.SplitAddr(ra); id == "" || id == p {
+			if len(tpt) > 0 {
+				out = append(out, tpt)
+			}
+		}
+	}
+	return out, nil
 }
 
 // drain waits for the dials still running and closes what they return.

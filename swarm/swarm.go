@@ -46,6 +46,8 @@ type Config struct {
 	// DialStagger is the delay between starting dials to successive
 	// addresses of one peer. Default 250 ms.
 	DialStagger time.Duration
+	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
+	Resolver Resolver
 }
 
 // Swarm is the connection pool of one node.
