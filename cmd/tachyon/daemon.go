@@ -38,10 +38,11 @@ type daemonFlags struct {
 	dhtServer     bool
 	pubsub        bool
 	pubsubRouter  string
+	logLevel      logLevel
 }
 
 func parseDaemonFlags(args []string) (*daemonFlags, error) {
-	var f daemonFlags
+	f := daemonFlags{logLevel: logLevel{defaultLogLevel}}
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.listen, "listen", "/ip4/127.0.0.1/tcp/0", "control endpoint multiaddr (/ip4/.../tcp/PORT or /unix/PATH; port 0 picks one)")
@@ -58,14 +59,12 @@ func parseDaemonFlags(args []string) (*daemonFlags, error) {
 	fs.BoolVar(&f.dhtServer, "dhtServer", false, "run the DHT in server mode (unsupported)")
 	fs.BoolVar(&f.pubsub, "pubsub", false, "run pubsub (unsupported)")
 	fs.StringVar(&f.pubsubRouter, "pubsubRouter", "gossipsub", "pubsub router: gossipsub or floodsub (unsupported)")
+	fs.Var(&f.logLevel, "log-level", "`LEVEL` of the host log on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		var defaults strings.Builder
-		fs.SetOutput(&defaults)
-		fs.PrintDefaults()
-		return nil, usageError{fmt.Errorf("%w\nflags:\n%s", err, defaults.String())}
+		return nil, usageError{err, fs}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return &f, nil
 }
@@ -86,7 +85,7 @@ func (f *daemonFlags) options() ([]tachyon.Option, error) {
 	case "mplex":
 		return nil, fmt.Errorf("-muxer=mplex: mplex is %w; use -muxer=yamux", errUnsupported)
 	default:
-		return nil, usageError{fmt.Errorf("-muxer=%s: unknown muxer (want yamux)", f.muxer)}
+		return nil, usagef("-muxer=%s: unknown muxer (want yamux)", f.muxer)
 	}
 	var sec []protocol.ID
 	if f.noise {
@@ -118,7 +117,7 @@ func (f *daemonFlags) options() ([]tachyon.Option, error) {
 		}
 		k, err := crypto.UnmarshalPrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("reading identity %s: %w", f.id, err)
+			return nil, badKeyError(f.id, err)
 		}
 		opts = append(opts, tachyon.Identity(k))
 	}
@@ -138,11 +137,11 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctl, err := ma.NewMultiaddr(f.listen)
 	if err != nil {
-		return usageError{fmt.Errorf("-listen %q: %w", f.listen, err)}
+		return usagef("-listen %q: %w", f.listen, err)
 	}
-	h, err := tachyon.New(opts...)
+	h, err := tachyon.New(append(opts, f.logLevel.option(stderr))...)
 	if err != nil {
-		return err
+		return listenHint(err)
 	}
 	defer h.Close()
 	ln, bound, err := listenControl(ctl)

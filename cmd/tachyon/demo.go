@@ -47,16 +47,25 @@ func demoCases() []demoCase {
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	pings := fl.Int("pings", 5, "pings per row")
-	if _, err := parseInterspersed(fl, args); err != nil {
+	logLvl := addLogLevel(fl)
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
 		return err
 	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *pings < 1 {
+		return usagef("-pings must be at least 1")
+	}
+	logOpt := logLvl.option(stderr)
 	fmt.Fprintln(stdout, "Two tachyon nodes in this process, connected over every transport and security protocol:")
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TRANSPORT\tSECURITY\tMUXER\tCONNECT\tPING RTT (avg)\tRESULT")
 	failed := 0
 	for _, c := range demoCases() {
-		row, err := demoRow(ctx, c, *pings)
+		row, err := demoRow(ctx, c, *pings, logOpt)
 		if err != nil {
 			failed++
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\tFAILED: %v\n", c.transport, c.security, err)
@@ -71,7 +80,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func demoRow(ctx context.Context, c demoCase, pings int) (string, error) {
+func demoRow(ctx context.Context, c demoCase, pings int, logOpt tachyon.Option) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	// The wss row serves a throwaway self-signed certificate, which the
@@ -81,12 +90,12 @@ func demoRow(ctx context.Context, c demoCase, pings int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	server, err := tachyon.New(tachyon.ListenAddrStrings(c.listen), tachyon.Security(c.security), tachyon.WebSocketTLS(wss))
+	server, err := tachyon.New(tachyon.ListenAddrStrings(c.listen), tachyon.Security(c.security), tachyon.WebSocketTLS(wss), logOpt)
 	if err != nil {
 		return "", err
 	}
 	defer server.Close()
-	client, err := tachyon.New(tachyon.Security(c.security), tachyon.WebSocketInsecureSkipVerify())
+	client, err := tachyon.New(tachyon.Security(c.security), tachyon.WebSocketInsecureSkipVerify(), logOpt)
 	if err != nil {
 		return "", err
 	}

@@ -121,7 +121,8 @@ func TestNodeBadKeyFile(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "node.key")
 	os.WriteFile(keyFile, []byte("not a key"), 0o600)
 	code, _, stderr := runCmd("node", "--listen", "/ip4/127.0.0.1/tcp/0", "--key", keyFile)
-	if code != 1 || !strings.Contains(stderr, "reading key") {
+	want := keyFile + ": not a libp2p private key (expected the protobuf PrivateKey written by `tachyon node --key`): "
+	if code != 1 || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -21,14 +24,17 @@ import (
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("node", flag.ContinueOnError)
 	var listen multiFlag
-	fl.Var(&listen, "listen", "multiaddr to listen on (repeatable)")
-	keyFile := fl.String("key", "", "identity key file (created if missing)")
+	fl.Var(&listen, "listen", "`MADDR` to listen on (repeatable; default: port 4001 on every transport, all interfaces)")
+	keyFile := fl.String("key", "", "identity key `FILE` (created if missing); FILE.webrtc.pem beside it keeps the WebRTC-direct certificate")
+	tlsCert := fl.String("tls-cert", "", "PEM certificate (chain) `FILE` served on /tls/ws listen addresses")
+	tlsKey := fl.String("tls-key", "", "PEM private key `FILE` of --tls-cert")
 	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
+	logLvl := addLogLevel(fl)
 	if pos, err := parseInterspersed(fl, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+		return usagef("unexpected argument %q", pos[0])
 	}
 	if len(listen) == 0 {
 		listen = multiFlag{
@@ -38,27 +44,58 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"/ip4/0.0.0.0/udp/4001/quic-v1/webtransport", "/ip6/::/udp/4001/quic-v1/webtransport",
 		}
 		// One UDP socket per family carries all three where the OS allows.
-		rtcPort := "4001"
-		if !tachyon.SharedUDPPort {
-			rtcPort = "4002"
+		rtcPort := "4002"
+		if tachyon.SharedUDPPort {
+			rtcPort = "4001"
 		}
 		listen = append(listen, "/ip4/0.0.0.0/udp/"+rtcPort+"/webrtc-direct", "/ip6/::/udp/"+rtcPort+"/webrtc-direct")
+		if *tlsCert != "" {
+			listen = append(listen, "/ip4/0.0.0.0/tcp/4001/tls/ws", "/ip6/::/tcp/4001/tls/ws")
+		}
 	}
-	opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...)}
+	var addrs []ma.Multiaddr
+	var wss, webrtcDirect bool
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return usagef("--listen %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+		wss = wss || hasProtocol(a, ma.P_WSS) || hasProtocol(a, ma.P_TLS) && hasProtocol(a, ma.P_WS)
+		webrtcDirect = webrtcDirect || hasProtocol(a, ma.P_WEBRTC_DIRECT)
+	}
+	opts := []tachyon.Option{tachyon.ListenAddrs(addrs...), logLvl.option(stderr)}
+	switch {
+	case (*tlsCert == "") != (*tlsKey == ""):
+		return usagef("--tls-cert and --tls-key go together: pass both PEM files")
+	case *tlsCert != "":
+		c, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", *tlsCert, *tlsKey, err)
+		}
+		opts = append(opts, tachyon.WebSocketTLS(&tls.Config{Certificates: []tls.Certificate{c}}))
+	case wss:
+		return usagef("listening on /tls/ws needs a certificate: pass --tls-cert and --tls-key (PEM files)")
+	}
 	if *keyFile != "" {
 		k, err := loadOrCreateKey(*keyFile)
 		if err != nil {
 			return err
 		}
-		cert, err := loadOrCreateWebRTCCert(*keyFile + ".webrtc.pem")
-		if err != nil {
-			return err
+		opts = append(opts, tachyon.Identity(k))
+		// Only a node that listens on WebRTC-direct has a certificate
+		// whose hash is in its addresses and should survive restarts.
+		if webrtcDirect {
+			cert, err := loadOrCreateWebRTCCert(*keyFile + ".webrtc.pem")
+			if err != nil {
+				return err
+			}
+			opts = append(opts, tachyon.WebRTCCertificate(cert))
 		}
-		opts = append(opts, tachyon.Identity(k), tachyon.WebRTCCertificate(cert))
 	}
 	h, err := tachyon.New(opts...)
 	if err != nil {
-		return err
+		return listenHint(err)
 	}
 	if *servePerf {
 		h.SetStreamHandler(perf.ID, perf.Handle)
@@ -74,6 +111,12 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return h.Close()
 }
 
+// badKeyError says that the file at path is not a private key, and which
+// format is expected.
+func badKeyError(path string, err error) error {
+	return fmt.Errorf("%s: not a libp2p private key (expected the protobuf PrivateKey written by `tachyon node --key`): %w", path, err)
+}
+
 // loadOrCreateKey reads a private key in the libp2p protobuf encoding, or
 // creates an Ed25519 key and stores it readable by the owner only.
 func loadOrCreateKey(path string) (crypto.PrivKey, error) {
@@ -81,7 +124,7 @@ func loadOrCreateKey(path string) (crypto.PrivKey, error) {
 	if err == nil {
 		k, err := crypto.UnmarshalPrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("reading key %s: %w", path, err)
+			return nil, badKeyError(path, err)
 		}
 		return k, nil
 	}
@@ -117,7 +160,8 @@ func loadOrCreateWebRTCCert(path string) (*webrtc.Certificate, error) {
 	if err == nil {
 		c, err := webrtc.ParseCertificatePEM(b)
 		if err != nil {
-			return nil, fmt.Errorf("reading WebRTC certificate %s: %w", path, err)
+			return nil, fmt.Errorf("%s: not a WebRTC-direct certificate (expected the PEM certificate and key written by `tachyon node --key`): %w; "+
+				"delete the file to make a new one (the /certhash of the node's webrtc-direct addresses then changes)", path, err)
 		}
 		return c, nil
 	}

@@ -15,12 +15,15 @@ package main
 // WebTransport and WebRTC-direct addresses carry the certificate hashes of
 // the server, which host:port cannot: for those transports pass the
 // server's full multiaddr, as the server prints it, as --server-address
-// (the newer test-plans harness passes full multiaddrs this way too).
+// (the newer test-plans harness passes full multiaddrs this way too). A
+// multiaddr names its transport, so --transport is needed only with
+// HOST:PORT; a multiaddr with /p2p/ may name any peer, such as a
+// "tachyon node --perf". A HOST that is a name (localhost) is resolved
+// with the system resolver.
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,9 +36,9 @@ import (
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
-	"github.com/tachyon-p2p/tachyon/swarm"
 )
 
 // perfServerID is the peer ID of the perf server identity, the Ed25519 key
@@ -57,25 +60,31 @@ var perfTransports = []string{"tcp", "quic-v1", "webtransport", "webrtc-direct"}
 func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("perf", flag.ContinueOnError)
 	server := fl.Bool("run-server", false, "run a perf server until SIGINT/SIGTERM")
-	addr := fl.String("server-address", "", "HOST:PORT of the server (or its full multiaddr); server default 0.0.0.0:4001")
-	transport := fl.String("transport", "tcp", "tcp, quic-v1, webtransport or webrtc-direct")
-	upload := fl.Uint64("upload-bytes", 0, "bytes to upload")
-	download := fl.Uint64("download-bytes", 0, "bytes to download")
+	addr := fl.String("server-address", "", "`ADDR` of the server: its HOST:PORT or full multiaddr (client), or the HOST:PORT to listen on (server, default 0.0.0.0:4001)")
+	transport := fl.String("transport", "tcp", "`NAME` of the transport for a HOST:PORT --server-address: tcp or quic-v1 (webtransport and webrtc-direct need the full multiaddr); a multiaddr names its own")
+	upload := fl.Uint64("upload-bytes", 0, "`N` bytes to upload")
+	download := fl.Uint64("download-bytes", 0, "`N` bytes to download")
 	security := fl.String("security", "", "noise or tls (default: offer both, TLS first)")
+	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+		return usagef("unexpected argument %q", pos[0])
 	}
 	if *addr == "" && *server {
 		*addr = "0.0.0.0:4001" // the contract's port
 	}
 	if *addr == "" {
-		return usageError{errors.New("--server-address is required")}
+		return usagef("--server-address is required")
 	}
-	var opts []tachyon.Option
+	transportSet := false
+	fl.Visit(func(f *flag.Flag) { transportSet = transportSet || f.Name == "transport" })
+	if !transportSet {
+		*transport = "" // from the address; tcp for HOST:PORT
+	}
+	opts := []tachyon.Option{logLvl.option(stderr)}
 	switch *security {
 	case "":
 	case "noise":
@@ -83,16 +92,20 @@ func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "tls":
 		opts = append(opts, tachyon.Security(tachyon.TLS))
 	default:
-		return usageError{fmt.Errorf("--security %q: want noise or tls", *security)}
+		return usagef("--security %q: want noise or tls", *security)
 	}
 	if *server {
 		return perfServer(ctx, *addr, opts, stdout, stderr)
 	}
 	target, err := perfTarget(*addr, *transport)
 	if err != nil {
-		return usageError{err}
+		return usageError{error: err}
 	}
-	return perfClient(ctx, target, *upload, *download, opts, stdout, stderr)
+	dt := dialTarget{shown: *addr, info: target, perfHostPort: !strings.HasPrefix(*addr, "/")}
+	if dt.perfHostPort {
+		dt.shown = fmt.Sprintf("%s (%s)", *addr, target.Addrs[0])
+	}
+	return perfClient(ctx, dt, *upload, *download, opts, stdout, stderr)
 }
 
 // perfListenAddrs turns HOST:PORT into the server's listen addresses: TCP,
@@ -126,12 +139,20 @@ func perfListenAddrs(hostPort string) (tcp ma.Multiaddr, udp []ma.Multiaddr, err
 func perfServer(ctx context.Context, hostPort string, opts []tachyon.Option, stdout, stderr io.Writer) error {
 	tcp, udp, err := perfListenAddrs(hostPort)
 	if err != nil {
-		return usageError{err}
+		return usageError{error: err}
+	}
+	if tcp, err = resolveListen(ctx, tcp); err != nil {
+		return err
+	}
+	for i := range udp {
+		if udp[i], err = resolveListen(ctx, udp[i]); err != nil {
+			return err
+		}
 	}
 	opts = append(opts, tachyon.Identity(perfServerKey()), tachyon.ListenAddrs(tcp))
 	h, err := tachyon.New(opts...)
 	if err != nil {
-		return err
+		return listenHint(err)
 	}
 	defer h.Close()
 	if err := h.SetStreamHandler(perf.ID, perf.Handle); err != nil {
@@ -153,8 +174,9 @@ func perfServer(ctx context.Context, hostPort string, opts []tachyon.Option, std
 }
 
 // perfTarget is the server address the client dials: HOST:PORT made into
-// the multiaddr of the transport, or a full multiaddr of that transport.
-// Without /p2p/ the server is assumed to have the perf identity.
+// the multiaddr of the transport ("" is tcp), or a full multiaddr, which
+// names its transport (transport, if not "", must match). Without /p2p/
+// the server is assumed to have the perf identity.
 func perfTarget(addr, transport string) (peer.AddrInfo, error) {
 	ai := peer.AddrInfo{}
 	var a ma.Multiaddr
@@ -163,7 +185,7 @@ func perfTarget(addr, transport string) (peer.AddrInfo, error) {
 		if err != nil {
 			return ai, fmt.Errorf("--server-address: %w", err)
 		}
-		if got := transportOf(m); got != transport {
+		if got := transportOf(m); transport != "" && got != transport {
 			return ai, fmt.Errorf("--server-address %s is a %s address, but --transport is %s", m, got, transport)
 		}
 		a = m
@@ -174,7 +196,7 @@ func perfTarget(addr, transport string) (peer.AddrInfo, error) {
 		}
 		var s string
 		switch transport {
-		case "tcp":
+		case "tcp", "":
 			s = ip + "/tcp/" + port
 		case "quic-v1":
 			s = ip + "/udp/" + port + "/quic-v1"
@@ -255,7 +277,7 @@ func printLine(w io.Writer, l perfLine) {
 	w.Write(append(b, '\n'))
 }
 
-func perfClient(ctx context.Context, target peer.AddrInfo, upload, download uint64, opts []tachyon.Option, stdout, stderr io.Writer) error {
+func perfClient(ctx context.Context, target dialTarget, upload, download uint64, opts []tachyon.Option, stdout, stderr io.Writer) error {
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return err
@@ -263,12 +285,19 @@ func perfClient(ctx context.Context, target peer.AddrInfo, upload, download uint
 	defer h.Close()
 	bar := newProgressBar(stderr, upload, download)
 	start := time.Now()
-	if err := h.Connect(ctx, target); err != nil {
-		return dialError(target, err)
+	if target.info.Addrs, err = resolveAddrs(ctx, target.info.Addrs); err != nil {
+		return err
 	}
-	s, err := h.NewStream(ctx, target.ID, perf.ID)
+	if err := h.Connect(ctx, target.info); err != nil {
+		target.elapsed = time.Since(start)
+		return explainDial(target, err)
+	}
+	// Negotiate before returning, so that a peer without perf says so
+	// here rather than as a reset in the middle of the transfer.
+	s, err := h.NewStream(network.WithEagerNegotiation(ctx), target.info.ID, perf.ID)
 	if err != nil {
-		return fmt.Errorf("opening a perf stream: %w", err)
+		err = notServed(err, perf.ID, "--perf")
+		return fmt.Errorf("opening a perf stream with %s: %w", target.shown, err)
 	}
 	res, err := perf.Run(ctx, s, upload, download, func(p perf.Progress) {
 		printLine(stdout, perfLine{"intermediary", p.Interval.Seconds(), p.Upload, p.Download})
@@ -282,16 +311,6 @@ func perfClient(ctx context.Context, target peer.AddrInfo, upload, download uint
 	return nil
 }
 
-// dialError explains a failed connection to the perf server. A swarm
-// without a transport for the address reports no dialable address: that
-// transport is not in the host yet.
-func dialError(target peer.AddrInfo, err error) error {
-	if errors.Is(err, swarm.ErrNoAddresses) && len(target.Addrs) > 0 {
-		return fmt.Errorf("transport %s not available: this tachyon cannot dial %s: %w", transportOf(target.Addrs[0]), target.Addrs[0], err)
-	}
-	return fmt.Errorf("connecting to %s: %w", target.ID, err)
-}
-
 // progressBar draws progress on a terminal; on anything else it does
 // nothing.
 type progressBar struct {
@@ -300,7 +319,11 @@ type progressBar struct {
 }
 
 func newProgressBar(w io.Writer, upload, download uint64) *progressBar {
-	f, ok := w.(*os.File)
+	under := w
+	if sw, ok := w.(*syncWriter); ok {
+		under = sw.w
+	}
+	f, ok := under.(*os.File)
 	if !ok {
 		return &progressBar{}
 	}
@@ -339,3 +362,16 @@ func (b *progressBar) done() {
 }
 
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// resolveListen resolves a /dns name in a listen address (perf
+// --run-server --server-address localhost:4001) to its first IP.
+func resolveListen(ctx context.Context, a ma.Multiaddr) (ma.Multiaddr, error) {
+	r, err := resolveAddrs(ctx, []ma.Multiaddr{a})
+	if err != nil {
+		return nil, err
+	}
+	if len(r) == 0 {
+		return nil, fmt.Errorf("%s resolves to no address", a)
+	}
+	return r[0], nil
+}

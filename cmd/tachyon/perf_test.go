@@ -185,7 +185,8 @@ func TestPerfCLIErrors(t *testing.T) {
 		{"multiaddr of another transport", []string{"--server-address", "/ip4/127.0.0.1/tcp/1", "--transport", "quic-v1"}, 2, "is a tcp address"},
 		{"bad security", []string{"--server-address", "127.0.0.1:1", "--security", "rot13"}, 2, "want noise or tls"},
 		{"stray argument", []string{"--server-address", "127.0.0.1:1", "extra"}, 2, "unexpected argument"},
-		{"nobody listening", []string{"--server-address", closed}, 1, "connecting to " + perfServerID},
+		{"nobody listening", []string{"--server-address", closed}, 1, "cannot reach " + closed + " (/ip4/127.0.0.1/tcp/"},
+		{"nobody listening hint", []string{"--server-address", closed}, 1, "connection refused; is a node listening there?"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +213,9 @@ func TestPerfTarget(t *testing.T) {
 	}{
 		{"10.0.0.1:4001", "tcp", "/ip4/10.0.0.1/tcp/4001", perfServerID},
 		{"10.0.0.1:4001", "quic-v1", "/ip4/10.0.0.1/udp/4001/quic-v1", perfServerID},
+		{"10.0.0.1:4001", "", "/ip4/10.0.0.1/tcp/4001", perfServerID},
+		{"/ip4/10.0.0.1/udp/4001/quic-v1", "", "/ip4/10.0.0.1/udp/4001/quic-v1", perfServerID},
+		{"/ip4/10.0.0.1/udp/4001/quic-v1/p2p/" + other, "", "/ip4/10.0.0.1/udp/4001/quic-v1", other},
 		{"[::1]:4001", "tcp", "/ip6/::1/tcp/4001", perfServerID},
 		{"perf.example:4001", "quic-v1", "/dns/perf.example/udp/4001/quic-v1", perfServerID},
 		{"/ip4/10.0.0.1/udp/4001/quic-v1/webtransport" + certhash, "webtransport", "/ip4/10.0.0.1/udp/4001/quic-v1/webtransport" + certhash, perfServerID},
@@ -248,14 +252,14 @@ func TestPerfDialError(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"no transport", &swarm.DialError{Cause: swarm.ErrNoAddresses}, "transport webrtc-direct not available"},
-		{"other", errors.New("connection refused"), "connecting to"},
+		{"no transport", &swarm.DialError{Cause: swarm.ErrNoAddresses}, "has no webrtc-direct transport for it"},
+		{"other", errors.New("something odd happened to the connection"), "cannot reach " + a.String() + ": something odd"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := dialError(peer.AddrInfo{Addrs: []ma.Multiaddr{a}}, tc.err)
+			err := explainDial(dialTarget{shown: a.String(), info: peer.AddrInfo{Addrs: []ma.Multiaddr{a}}}, tc.err)
 			if !strings.Contains(err.Error(), tc.want) || !errors.Is(err, tc.err) {
-				t.Errorf("dialError: %v; want it to say %q and wrap %v", err, tc.want, tc.err)
+				t.Errorf("explainDial: %v; want it to say %q and wrap %v", err, tc.want, tc.err)
 			}
 		})
 	}

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -29,41 +30,102 @@ func target(s string) (peer.AddrInfo, error) {
 	return *ai, nil
 }
 
-func dialer(ctx context.Context, timeout time.Duration, maddr string) (*tachyon.Host, peer.AddrInfo, context.Context, context.CancelFunc, error) {
+// dialer starts a host and connects it to the peer at maddr within
+// timeout. The context it returns has the same limit.
+func dialer(ctx context.Context, timeout time.Duration, maddr string, logOpt tachyon.Option) (*tachyon.Host, peer.AddrInfo, context.Context, context.CancelFunc, error) {
 	ai, err := target(maddr)
 	if err != nil {
-		return nil, ai, nil, nil, usageError{err}
+		return nil, ai, nil, nil, usageError{error: err}
 	}
-	h, err := tachyon.New(tachyon.DialTimeout(timeout))
+	h, err := tachyon.New(tachyon.DialTimeout(timeout), logOpt)
 	if err != nil {
 		return nil, ai, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	if err := h.Connect(ctx, ai); err != nil {
+	start := time.Now()
+	dialed := ai
+	if dialed.Addrs, err = resolveAddrs(ctx, ai.Addrs); err == nil {
+		err = h.Connect(ctx, dialed)
+	}
+	if err != nil {
 		cancel()
 		h.Close()
-		return nil, ai, nil, nil, fmt.Errorf("cannot reach %s: %w", ai.ID, err)
+		return nil, ai, nil, nil, explainDial(dialTarget{shown: maddr, info: dialed, elapsed: time.Since(start)}, err)
 	}
 	return h, ai, ctx, cancel, nil
 }
 
+// resolveAddrs replaces /dns, /dns4 and /dns6 names with their IP
+// addresses (IPv4 first), which the TCP and UDP transports need. WebSocket
+// addresses keep their name: the transport resolves it and checks the
+// server's certificate against it.
+func resolveAddrs(ctx context.Context, addrs []ma.Multiaddr) ([]ma.Multiaddr, error) {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		if len(a) == 0 || hasProtocol(a, ma.P_WS) || hasProtocol(a, ma.P_WSS) {
+			out = append(out, a)
+			continue
+		}
+		network := "ip"
+		switch a[0].Code() {
+		case ma.P_DNS:
+		case ma.P_DNS4:
+			network = "ip4"
+		case ma.P_DNS6:
+			network = "ip6"
+		default:
+			out = append(out, a)
+			continue
+		}
+		name := a[0].Value()
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, network, name)
+		if err != nil {
+			return nil, fmt.Errorf("resolving %s: %w", name, err)
+		}
+		slices.SortStableFunc(ips, func(x, y netip.Addr) int {
+			switch {
+			case x.Unmap().Is4() == y.Unmap().Is4():
+				return 0
+			case x.Unmap().Is4():
+				return -1
+			default:
+				return 1
+			}
+		})
+		for _, ip := range ips {
+			ip = ip.Unmap()
+			proto := "ip4"
+			if ip.Is6() {
+				proto = "ip6"
+			}
+			c, err := ma.NewComponent(proto, ip.WithZone("").String())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, append(ma.Multiaddr{*c}, a[1:]...))
+		}
+	}
+	return out, nil
+}
+
 func cmdPing(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("ping", flag.ContinueOnError)
-	n := fl.Int("n", 5, "number of pings")
+	n := fl.Int("n", 5, "`N` pings")
 	interval := fl.Duration("i", time.Second, "interval between pings")
 	timeout := fl.Duration("timeout", 10*time.Second, "timeout to connect, and per ping")
+	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{errors.New("expected one multiaddr")}
+		return usagef("expected one multiaddr, got %d arguments", len(pos))
 	}
 	if *n < 1 {
-		return usageError{errors.New("-n must be at least 1")}
+		return usagef("-n must be at least 1")
 	}
 	start := time.Now()
-	h, ai, _, cancel, err := dialer(ctx, *timeout, pos[0])
+	h, ai, _, cancel, err := dialer(ctx, *timeout, pos[0], logLvl.option(stderr))
 	if err != nil {
 		return err
 	}
@@ -90,7 +152,7 @@ func cmdPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			ai.ID, *n, len(rtts), round(minR), round(time.Duration(avg)), round(maxR), round(time.Duration(math.Sqrt(sq/float64(len(rtts))))))
 	}
 	if err != nil {
-		return fmt.Errorf("ping %s: %w", ai.ID, err)
+		return fmt.Errorf("pinging %s: %w", pos[0], err)
 	}
 	return nil
 }
@@ -108,15 +170,16 @@ func round(d time.Duration) time.Duration {
 
 func cmdID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("id", flag.ContinueOnError)
-	timeout := fl.Duration("timeout", 10*time.Second, "timeout")
+	timeout := fl.Duration("timeout", 10*time.Second, "limit for connecting and identify together")
+	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{errors.New("expected one multiaddr")}
+		return usagef("expected one multiaddr, got %d arguments", len(pos))
 	}
-	h, ai, ctx, cancel, err := dialer(ctx, *timeout, pos[0])
+	h, ai, ctx, cancel, err := dialer(ctx, *timeout, pos[0], logLvl.option(stderr))
 	if err != nil {
 		return err
 	}
@@ -124,7 +187,7 @@ func cmdID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	res, err := h.IdentifyWait(ctx, ai.ID)
 	if err != nil {
-		return fmt.Errorf("identify %s: %w", ai.ID, err)
+		return fmt.Errorf("identify with %s: %w", pos[0], err)
 	}
 	m := res.Message
 	fmt.Fprintf(stdout, "Peer:             %s\n", res.Peer)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,30 +25,34 @@ type rttLine struct {
 // on the echo protocol + one byte written and read back.
 func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("rtt", flag.ContinueOnError)
-	n := fl.Int("n", 10, "number of iterations, each with a new host")
+	n := fl.Int("n", 10, "`N` iterations, each with a new host")
 	timeout := fl.Duration("timeout", 30*time.Second, "limit for each iteration")
 	verbose := fl.Bool("v", false, "print each iteration's steps (connected, stream, written, echoed) to stderr")
+	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{errors.New("expected one multiaddr")}
+		return usagef("expected one multiaddr, got %d arguments", len(pos))
 	}
 	if *n < 1 || *timeout <= 0 {
-		return usageError{errors.New("-n must be at least 1 and -timeout positive")}
+		return usagef("-n must be at least 1 and -timeout positive")
 	}
 	ai, err := target(pos[0])
 	if err != nil {
-		return usageError{err}
+		return usageError{error: err}
 	}
-	var trace io.Writer // -v: each iteration's steps on stderr
-	if *verbose {
-		trace = stderr
+	if ai.Addrs, err = resolveAddrs(ctx, ai.Addrs); err != nil {
+		return err
+	}
+	r := rttRun{ai: ai, shown: pos[0], timeout: *timeout, logOpt: logLvl.option(stderr)}
+	if *verbose { // each iteration's steps on stderr
+		r.trace = stderr
 	}
 	res := rttLine{Event: "rtt", OK: true, Millis: make([]float64, 0, *n)}
 	for i := 0; i < *n; i++ {
-		d, err := rttOnce(ctx, ai, *timeout, trace)
+		d, err := r.once(ctx)
 		if err != nil {
 			err = fmt.Errorf("iteration %d: %w", i+1, err)
 			printRTT(stdout, rttLine{Event: "rtt", OK: false, Error: err.Error()})
@@ -68,25 +71,35 @@ func printRTT(w io.Writer, l rttLine) {
 	w.Write(append(b, '\n'))
 }
 
-// rttOnce makes a fresh host (new identity, no listeners) and times
-// Connect + NewStream + 1 byte out + 1 byte back.
-func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration, trace io.Writer) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// rttRun is one rtt command's target and settings.
+type rttRun struct {
+	ai      peer.AddrInfo // resolved
+	shown   string        // as given
+	timeout time.Duration
+	logOpt  tachyon.Option
+	trace   io.Writer // nil: no -v
+}
+
+// once makes a fresh host (new identity, no listeners) and times Connect +
+// NewStream + 1 byte out + 1 byte back.
+func (r *rttRun) once(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	h, err := tachyon.New(tachyon.DialTimeout(timeout))
+	h, err := tachyon.New(tachyon.DialTimeout(r.timeout), r.logOpt)
 	if err != nil {
 		return 0, fmt.Errorf("start host: %w", err)
 	}
 	defer h.Close()
+	ai, trace := r.ai, r.trace
 
 	start := time.Now()
 	if err := h.Connect(ctx, ai); err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return 0, explainDial(dialTarget{shown: r.shown, info: ai, elapsed: time.Since(start)}, err)
 	}
 	connected := time.Since(start)
 	s, err := h.NewStream(ctx, ai.ID, echoProtocol)
 	if err != nil {
-		return 0, fmt.Errorf("open stream: %w", err)
+		return 0, notServed(fmt.Errorf("open stream: %w", err), echoProtocol, "--echo")
 	}
 	opened := time.Since(start)
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
@@ -97,7 +110,7 @@ func rttOnce(ctx context.Context, ai peer.AddrInfo, timeout time.Duration, trace
 	written := time.Since(start)
 	var b [1]byte
 	if _, err := io.ReadFull(s, b[:]); err != nil {
-		return 0, fmt.Errorf("read: %w", err)
+		return 0, notServed(fmt.Errorf("read: %w", err), echoProtocol, "--echo")
 	}
 	elapsed := time.Since(start)
 	if trace != nil {

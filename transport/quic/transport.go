@@ -11,8 +11,11 @@ package quic
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -91,11 +94,16 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if err != nil {
 		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
 	defer cancel()
+	ctx, refused := context.WithCancelCause(ctx)
+	defer refused(nil)
+	stopProbe := probeUnreachable(raddr, refused)
 	qc, err := t.mux.Dial(ctx, raddr, conf)
+	stopProbe()
 	if err != nil {
-		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+		return nil, dialError(ctx, addr, time.Since(start), err)
 	}
 	c, err := t.newConn(qc, network.DirOutbound)
 	if err != nil {
@@ -195,3 +203,97 @@ func (l *Listener) Multiaddrs() []ma.Multiaddr {
 
 // Addr returns the UDP address the listener is bound to.
 func (l *Listener) Addr() netip.AddrPort { return l.ul.Addr() }
+
+// ErrUnreachable is wrapped by a dial error when the peer's host answered
+// with an ICMP "port unreachable" (nothing listens on that UDP port), or
+// host or network unreachable. Such errors also match the errno
+// (syscall.ECONNREFUSED for a closed port) with errors.Is.
+var ErrUnreachable = errors.New("ICMP destination unreachable")
+
+// dialError names the address and, for the two ways a dial to a silent or
+// closed port ends, says so plainly.
+func dialError(ctx context.Context, addr ma.Multiaddr, took time.Duration, err error) error {
+	var pe *probeError
+	if errors.As(context.Cause(ctx), &pe) {
+		return fmt.Errorf("quic: dial %s: %w: %w", addr, ErrUnreachable, pe.err)
+	}
+	var te interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout() {
+		return fmt.Errorf("quic: QUIC handshake with %s timed out after %s (no reply: is a node listening on that UDP port?): %w",
+			addr, took.Round(100*time.Millisecond), err)
+	}
+	return fmt.Errorf("quic: dial %s: %w", addr, err)
+}
+
+// probeError is the cause a dial's context is cancelled with when the
+// probe learned that the port is closed.
+type probeError struct{ err error }
+
+func (e *probeError) Error() string { return e.err.Error() }
+func (e *probeError) Unwrap() error { return e.err }
+
+// probeSchedule is when the probe sends, from the start of the dial: a
+// lost datagram or ICMP message, or ICMP rate limiting, gets a few more
+// chances.
+var probeSchedule = []time.Duration{0, 200 * time.Millisecond, time.Second, 3 * time.Second}
+
+// probeUnreachable finds out early whether anything listens on raddr, so
+// that a dial to a closed port fails at once rather than at the timeout,
+// as a TCP dial does.
+//
+// quic-go cannot tell: its sockets are unconnected, and Linux reports ICMP
+// errors only on connected UDP sockets (or with IP_RECVERR, which quic-go
+// does not set, and whose error a read would return as fatal to the whole
+// shared socket). So a connected socket of its own sends raddr a 1-byte
+// datagram, 0x40: a QUIC short header too short to hold a connection ID,
+// which QUIC stacks drop unanswered. If the host answers "port
+// unreachable", the next read on the socket fails with ECONNREFUSED, and
+// the probe cancels the dial with it as the cause. No answer, or any other
+// outcome, changes nothing. (A NAT that refuses datagrams from unknown
+// sources could refuse the probe; a hole-punching dial, which tachyon does
+// not make, would have to skip it.)
+//
+// stop ends the probe and waits for its goroutine.
+func probeUnreachable(raddr netip.AddrPort, refused context.CancelCauseFunc) (stop func()) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(raddr))
+	if err != nil {
+		return func() {} // no probe; the dial reports what is wrong
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // sender
+		defer wg.Done()
+		start := time.Now()
+		for _, at := range probeSchedule {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Until(start.Add(at))):
+			}
+			c.Write([]byte{0x40})
+		}
+	}()
+	go func() { // reader: an answer is ignored; an ICMP error ends the dial
+		defer wg.Done()
+		var b [64]byte
+		for {
+			_, err := c.Read(b[:])
+			if err == nil {
+				continue
+			}
+			if isUnreachable(err) {
+				refused(&probeError{err})
+			}
+			return // closed by stop, or an error that says nothing
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			c.Close()
+			wg.Wait()
+		})
+	}
+}
