@@ -16,6 +16,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -26,8 +27,11 @@ import (
 // peer that opens streams and says nothing cannot pin goroutines.
 const negotiationTimeout = 10 * time.Second
 
-// StreamHandler serves one inbound stream of a protocol. The stream is
-// closed (reset, if still open) when the handler returns.
+// StreamHandler serves one inbound stream of a protocol. When the handler
+// returns, a stream it left open is closed: the peer reads what the handler
+// wrote, then EOF (the stream is reset instead if closing fails). A handler
+// that wants to keep using the stream must not return; a handler that
+// wants the peer to see an error calls Reset.
 type StreamHandler func(network.Stream)
 
 // Host is a libp2p node: an identity, a swarm of connections, and the
@@ -40,6 +44,7 @@ type Host struct {
 	ids   *identify.Service
 	cfg   config
 	log   *slog.Logger
+	bus   *event.Bus
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -50,6 +55,8 @@ type Host struct {
 
 	mu         sync.RWMutex
 	identified map[peer.ID]*identifyCall
+	connCount  map[peer.ID]int // connections the host was told about
+	addrs      []ma.Multiaddr  // listen addresses last announced
 	closed     bool
 	closeOnce  sync.Once
 
@@ -72,11 +79,20 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm) *
 		cfg:        cfg,
 		log:        cfg.log,
 		identified: make(map[peer.ID]*identifyCall),
+		connCount:  make(map[peer.ID]int),
 		pushNow:    make(chan struct{}, 1),
+		bus:        event.NewBus(),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
-	go h.pushLoop()
+	go func() {
+		defer h.wg.Done()
+		h.ps.Run(h.ctx, peerstore.DefaultGCInterval) // expired addresses and forgotten peers
+	}()
+	if !cfg.noIdentifyPush {
+		h.wg.Add(1)
+		go h.pushLoop()
+	}
 	return h
 }
 
@@ -86,11 +102,27 @@ func (h *Host) ID() peer.ID { return h.id }
 // PrivateKey is the host's identity key.
 func (h *Host) PrivateKey() crypto.PrivKey { return h.key }
 
+// EventBus is where the host reports connections, identify results and
+// changes of its own addresses and protocols (the event package lists the
+// events). Emitting never blocks the host: a subscriber that falls behind
+// misses events. The bus closes with the host.
+func (h *Host) EventBus() *event.Bus { return h.bus }
+
 // Peerstore holds what the host knows about other peers.
 func (h *Host) Peerstore() *peerstore.Peerstore { return h.ps }
 
-// Network is the host's swarm of connections.
-func (h *Host) Network() *swarm.Swarm { return h.swarm }
+// Network shows the host's connections: list them, look at one (its
+// addresses, transport, security, muxer, streams), close them, listen on
+// more addresses.
+func (h *Host) Network() network.Network { return hostNetwork{h} }
+
+// Connectedness tells whether the host has a connection to p.
+func (h *Host) Connectedness(p peer.ID) network.Connectedness {
+	if len(h.swarm.ConnsToPeer(p)) > 0 {
+		return network.Connected
+	}
+	return network.NotConnected
+}
 
 // Addrs returns the addresses the host listens on, with unspecified IPs
 // (0.0.0.0, ::) replaced by the machine's interface addresses.
@@ -154,6 +186,31 @@ func (h *Host) withNamedSecurity(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return append(addrs, named...)
 }
 
+// addrsChanged announces a change of listen addresses: an
+// EvtLocalAddrsUpdated event and an identify push.
+func (h *Host) addrsChanged() {
+	now := h.Addrs()
+	h.mu.Lock()
+	before := h.addrs
+	h.addrs = now
+	var added, removed []ma.Multiaddr
+	for _, a := range now {
+		if !slices.ContainsFunc(before, a.Equal) {
+			added = append(added, a)
+		}
+	}
+	for _, a := range before {
+		if !slices.ContainsFunc(now, a.Equal) {
+			removed = append(removed, a)
+		}
+	}
+	if len(added)+len(removed) > 0 {
+		h.bus.Emit(event.EvtLocalAddrsUpdated{Current: slices.Clone(now), Added: added, Removed: removed})
+	}
+	h.mu.Unlock()
+	h.schedulePush()
+}
+
 // FullAddrs returns Addrs with /p2p/<id> appended, as peers dial them.
 func (h *Host) FullAddrs() []ma.Multiaddr {
 	ai := peer.AddrInfo{ID: h.id, Addrs: h.Addrs()}
@@ -164,8 +221,12 @@ func (h *Host) FullAddrs() []ma.Multiaddr {
 // SetStreamHandler serves inbound streams of protocol id with handler,
 // replacing any earlier handler, and tells connected peers.
 func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler) error {
+	had := slices.Contains(h.mux.Protocols(), id)
 	if err := h.mux.AddHandler(id, handler); err != nil {
 		return fmt.Errorf("tachyon: SetStreamHandler: %w", err)
+	}
+	if !had {
+		h.bus.Emit(event.EvtLocalProtocolsUpdated{Added: []protocol.ID{id}})
 	}
 	h.schedulePush()
 	return nil
@@ -173,7 +234,11 @@ func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler) error {
 
 // RemoveStreamHandler stops serving protocol id.
 func (h *Host) RemoveStreamHandler(id protocol.ID) {
+	had := slices.Contains(h.mux.Protocols(), id)
 	h.mux.RemoveHandler(id)
+	if had {
+		h.bus.Emit(event.EvtLocalProtocolsUpdated{Removed: []protocol.ID{id}})
+	}
 	h.schedulePush()
 }
 
@@ -205,8 +270,19 @@ func (h *Host) handleStream(s *swarm.Stream) {
 }
 
 // Connect makes sure there is a connection to ai.ID, adding ai.Addrs to the
-// peerstore first. It returns once the connection is secured and muxed;
-// identify runs in the background.
+// peerstore first. It returns once this host's end of the connection is
+// secured, muxed and registered: from then on ai.ID is in Peers and
+// Network().ConnsToPeer, and EvtConnOpened has been emitted. Identify runs
+// in the background.
+//
+// The peer's end is not necessarily registered yet when Connect returns:
+// the dialer finishes the security handshake first (it sends the last
+// handshake message, which the listener must still receive and verify), so
+// the listener lists the connection some time later: about half a round
+// trip, longer when the listener's CPU is busy with many handshakes, and
+// never if its connection gater refuses the connection. Once IdentifyWait
+// for ai.ID has returned without error, the peer has registered the
+// connection: it answers identify only on connections it registered.
 func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if len(ai.Addrs) > 0 {
 		h.ps.AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
@@ -264,8 +340,19 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) 
 	return s, nil
 }
 
-// Close closes every connection and listener and waits for every goroutine
-// of the host.
+// Peers returns the peers the host has at least one connection to.
+func (h *Host) Peers() []peer.ID { return h.swarm.Peers() }
+
+// ClosePeer closes every connection to p (disconnects from p).
+func (h *Host) ClosePeer(p peer.ID) error {
+	if err := h.swarm.ClosePeer(p); err != nil {
+		return fmt.Errorf("tachyon: closing connections to %s: %w", p, err)
+	}
+	return nil
+}
+
+// Close closes every connection and listener, waits for every goroutine
+// of the host, and closes the event bus.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
@@ -274,15 +361,40 @@ func (h *Host) Close() error {
 		h.cancel()
 		h.swarm.Close()
 		h.wg.Wait()
+		h.bus.Close()
 	})
 	return nil
 }
 
-// Connected implements swarm.Notifiee: identify runs on a peer's first
-// connection.
-func (h *Host) Connected(c *swarm.Conn) {
+// notifiee is the host's own wiring to the swarm, kept off the Host's API.
+type notifiee struct{ h *Host }
+
+func (n notifiee) Connected(c *swarm.Conn)    { n.h.connected(c) }
+func (n notifiee) Disconnected(c *swarm.Conn) { n.h.disconnected(c) }
+
+func connInfo(c *swarm.Conn) event.ConnInfo {
+	return event.ConnInfo{
+		ID:         c.ID(),
+		Peer:       c.RemotePeer(),
+		LocalAddr:  c.LocalMultiaddr(),
+		RemoteAddr: c.RemoteMultiaddr(),
+		Direction:  c.Direction(),
+		State:      c.ConnState(),
+		Opened:     c.Opened(),
+	}
+}
+
+// connected runs on every new connection: it reports it, and identify runs
+// on a peer's first connection. Events are emitted under h.mu so that those
+// of one peer keep their order.
+func (h *Host) connected(c *swarm.Conn) {
 	p := c.RemotePeer()
 	h.mu.Lock()
+	h.connCount[p]++
+	h.bus.Emit(event.EvtConnOpened{Conn: connInfo(c)})
+	if h.connCount[p] == 1 {
+		h.bus.Emit(event.EvtPeerConnectedness{Peer: p, Connected: true})
+	}
 	if h.closed {
 		h.mu.Unlock()
 		return
@@ -299,13 +411,18 @@ func (h *Host) Connected(c *swarm.Conn) {
 	go h.identifyConn(c, call)
 }
 
-// Disconnected implements swarm.Notifiee.
-func (h *Host) Disconnected(c *swarm.Conn) {
+// disconnected runs when a connection is gone.
+func (h *Host) disconnected(c *swarm.Conn) {
 	p := c.RemotePeer()
-	if len(h.swarm.ConnsToPeer(p)) > 0 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bus.Emit(event.EvtConnClosed{Conn: connInfo(c)})
+	h.connCount[p]--
+	if h.connCount[p] > 0 {
 		return
 	}
-	h.mu.Lock()
+	delete(h.connCount, p)
+	h.bus.Emit(event.EvtPeerConnectedness{Peer: p, Connected: false})
 	if call := h.identified[p]; call != nil {
 		select {
 		case <-call.done:
@@ -313,5 +430,4 @@ func (h *Host) Disconnected(c *swarm.Conn) {
 		default: // still running; it removes nothing itself
 		}
 	}
-	h.mu.Unlock()
 }

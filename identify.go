@@ -3,10 +3,13 @@ package tachyon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -28,9 +31,11 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 			delete(h.identified, c.RemotePeer())
 		}
 		h.mu.Unlock()
+		h.bus.Emit(event.EvtPeerIdentificationFailed{Peer: c.RemotePeer(), Err: call.err})
 	} else {
 		h.log.Debug("identified", "peer", c.RemotePeer(), "agent", call.result.Message.AgentVersion)
 		h.record(call.result)
+		h.bus.Emit(identifiedEvent(call.result))
 	}
 	close(call.done)
 }
@@ -51,6 +56,37 @@ func (h *Host) runIdentify(ctx context.Context, c *swarm.Conn) (*identify.Result
 	return h.ids.Identify(ctx, s)
 }
 
+func identifiedEvent(r *identify.Result) event.EvtPeerIdentified {
+	m := r.Message
+	e := event.EvtPeerIdentified{
+		Peer:            r.Peer,
+		AgentVersion:    m.AgentVersion,
+		ProtocolVersion: m.ProtocolVersion,
+		Protocols:       slices.Clone(m.Protocols),
+		ListenAddrs:     slices.Clone(m.ListenAddrs),
+		ObservedAddr:    m.ObservedAddr,
+	}
+	if r.Record != nil {
+		e.ListenAddrs, e.SignedRecord = slices.Clone(r.Record.Addrs), true
+	}
+	return e
+}
+
+// diffProtocols returns what is in now and not in before, and the reverse.
+func diffProtocols(before, now []protocol.ID) (added, removed []protocol.ID) {
+	for _, p := range now {
+		if !slices.Contains(before, p) {
+			added = append(added, p)
+		}
+	}
+	for _, p := range before {
+		if !slices.Contains(now, p) {
+			removed = append(removed, p)
+		}
+	}
+	return added, removed
+}
+
 // record stores what identify told us about a peer.
 func (h *Host) record(r *identify.Result) {
 	if r == nil || r.Message == nil {
@@ -62,13 +98,19 @@ func (h *Host) record(r *identify.Result) {
 		// A signed record is authoritative over the unsigned list.
 		addrs = r.Record.Addrs
 	}
-	h.ps.AddAddrs(r.Peer, addrs, peerstore.RecentlyConnectedAddrTTL)
+	// Connected: they live while a connection does, then 15 minutes.
+	h.ps.AddAddrs(r.Peer, addrs, peerstore.ConnectedAddrTTL)
 	h.ps.SetProtocols(r.Peer, m.Protocols)
 	h.ps.SetAgent(r.Peer, m.AgentVersion, m.ProtocolVersion)
 }
 
 // IdentifyWait waits until identify finished with p, connecting first if
-// needed, and returns what p said about itself.
+// needed, and returns what p said about itself: r.Message holds its agent
+// and protocol versions, protocols, listen addresses and our address as p
+// sees it; r.Record is its signed peer record, if it sent a valid one. The
+// same is stored in the peerstore (Protocols, Addrs, Agent) and reported as
+// event.EvtPeerIdentified. When it returns without error, p has registered
+// the connection on its side too (see Connect).
 func (h *Host) IdentifyWait(ctx context.Context, p peer.ID) (*identify.Result, error) {
 	if _, err := h.swarm.DialPeer(ctx, p); err != nil {
 		return nil, err
@@ -96,7 +138,14 @@ func (h *Host) handlePush(s network.Stream) {
 		return
 	}
 	s.Close()
+	if r == nil || r.Message == nil {
+		return
+	}
+	before := h.ps.Protocols(r.Peer)
 	h.record(r)
+	if added, removed := diffProtocols(before, r.Message.Protocols); len(added)+len(removed) > 0 {
+		h.bus.Emit(event.EvtPeerProtocolsUpdated{Peer: r.Peer, Added: added, Removed: removed})
+	}
 }
 
 // schedulePush asks the push loop to tell connected peers about a change in

@@ -7,7 +7,7 @@ import (
 )
 
 // TestImportLayers keeps imports one way (docs/architecture.md): core
-// types, then security and muxers, then transports, upgrader and protocols,
+// types (and the event types), then security and muxers, then transports, upgrader and protocols,
 // then the swarm, then this package, then the commands.
 func TestImportLayers(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
@@ -18,11 +18,11 @@ func TestImportLayers(t *testing.T) {
 	layer := func(pkg string) int {
 		p := strings.TrimPrefix(strings.TrimPrefix(pkg, mod), "/")
 		switch {
-		case strings.HasPrefix(p, "core/"), strings.HasPrefix(p, "internal/"):
+		case strings.HasPrefix(p, "core/"), strings.HasPrefix(p, "internal/"), p == "event":
 			return 0
 		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore":
 			return 1
-		case p == "upgrader", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
+		case p == "upgrader", p == "resolve", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
 			return 2
 		case p == "swarm":
 			return 3

@@ -9,7 +9,11 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/muxer/yamux"
+	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/resolve"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
@@ -20,6 +24,22 @@ const (
 	// Plaintext authenticates nothing and encrypts nothing; it exists for
 	// tests and the daemon interop suite, and is never on by default.
 	Plaintext protocol.ID = "/plaintext/2.0.0"
+)
+
+// Yamux is the stream multiplexer id accepted by the Muxers option.
+const Yamux protocol.ID = yamux.ID
+
+// TransportID names a transport for the Transports option. The names are
+// those connections report in network.ConnState.Transport.
+type TransportID string
+
+// Transports a host can run.
+const (
+	TCP          TransportID = "tcp"
+	WebSocket    TransportID = "websocket"     // /ws and /tls/ws (/wss), sharing TCP's ports
+	QUIC         TransportID = "quic-v1"       // /quic-v1
+	WebTransport TransportID = "webtransport"  // /quic-v1/webtransport, sharing QUIC's sockets
+	WebRTCDirect TransportID = "webrtc-direct" // /webrtc-direct
 )
 
 // Option configures a Host.
@@ -36,6 +56,95 @@ type config struct {
 	wsTLS           *tls.Config
 	wsInsecure      bool
 	webrtcCert      *webrtc.Certificate
+	transports      []TransportID
+	muxers          []protocol.ID
+	peerstore       *peerstore.Peerstore
+	gater           network.ConnectionGater
+	noIdentifyPush  bool
+	resolver        *resolve.Resolver
+}
+
+// Transports sets the transports the host runs; only these are built. The
+// default runs all of TCP, WebSocket, QUIC, WebTransport and WebRTCDirect.
+// A host listens only on addresses of its transports and dials only
+// addresses of its transports.
+//
+//	tachyon.New(tachyon.Transports(tachyon.TCP))                 // TCP only
+//	tachyon.New(tachyon.Transports(tachyon.QUIC, tachyon.TCP))   // QUIC and TCP
+func Transports(ts ...TransportID) Option {
+	return func(c *config) error {
+		if len(ts) == 0 {
+			return fmt.Errorf("tachyon: Transports: none given")
+		}
+		for _, t := range ts {
+			switch t {
+			case TCP, WebSocket, QUIC, WebTransport, WebRTCDirect:
+			default:
+				return fmt.Errorf("tachyon: unknown transport %q", t)
+			}
+		}
+		c.transports = ts
+		return nil
+	}
+}
+
+// Muxers sets the stream multiplexers of TCP and WebSocket connections, in
+// preference order (QUIC, WebTransport and WebRTC-direct have streams of
+// their own). Yamux is the only one, and the default.
+func Muxers(ids ...protocol.ID) Option {
+	return func(c *config) error {
+		if len(ids) == 0 {
+			return fmt.Errorf("tachyon: Muxers: none given")
+		}
+		for _, id := range ids {
+			if id != Yamux {
+				return fmt.Errorf("tachyon: unknown muxer %q", id)
+			}
+		}
+		c.muxers = ids
+		return nil
+	}
+}
+
+// Peerstore makes the host keep what it learns about peers in ps, which
+// may be shared with other code (and outlive the host). Default: a new one.
+func Peerstore(ps *peerstore.Peerstore) Option {
+	return func(c *config) error {
+		if ps == nil {
+			return fmt.Errorf("tachyon: Peerstore: nil")
+		}
+		c.peerstore = ps
+		return nil
+	}
+}
+
+// ConnectionGater makes the host ask g before it dials a peer or an
+// address and before it keeps a connection (see network.ConnectionGater).
+func ConnectionGater(g network.ConnectionGater) Option {
+	return func(c *config) error {
+		c.gater = g
+		return nil
+	}
+}
+
+// Resolver sets how /dns, /dns4, /dns6 and /dnsaddr addresses are resolved
+// before dialing (its Backend, and bounds on depth, results and queries).
+// Without it the system resolver is used with the package's defaults.
+func Resolver(r *resolve.Resolver) Option {
+	return func(c *config) error {
+		c.resolver = r
+		return nil
+	}
+}
+
+// DisableIdentifyPush stops the host from telling connected peers when its
+// protocols or addresses change (identify push). Pushes from peers are
+// still taken.
+func DisableIdentifyPush() Option {
+	return func(c *config) error {
+		c.noIdentifyPush = true
+		return nil
+	}
 }
 
 // WebRTCCertificate sets the DTLS certificate of WebRTC-direct listeners.
@@ -134,7 +243,9 @@ func Logger(l *slog.Logger) Option {
 	}
 }
 
-// DialTimeout bounds how long Connect and NewStream spend dialing a peer.
+// DialTimeout bounds how long Connect and NewStream spend dialing a peer
+// (default DefaultDialTimeout). A shorter deadline on the call's context
+// wins.
 func DialTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		c.dialTimeout = d

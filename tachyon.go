@@ -6,12 +6,31 @@
 //
 // This file is the only place where concrete transports, security protocols
 // and services are named.
+//
+// Where to find things:
+//
+//   - connected peers: Host.Peers; connections: Host.Network().Conns and
+//     ConnsToPeer (addresses, direction, transport, security, muxer,
+//     stream count); is a peer connected: Network().Connectedness
+//   - a stream's connection and remote address: Stream.Conn(),
+//     Stream.RemoteMultiaddr
+//   - disconnecting: Host.ClosePeer
+//   - what a peer said about itself: Host.IdentifyWait, the peerstore
+//     (Host.Peerstore), event.EvtPeerIdentified
+//   - events (connections, identify, protocol and address changes):
+//     Host.EventBus and package event
+//   - timeouts: DefaultDialTimeout and the DialTimeout option for dials;
+//     every blocking call also takes a context
+//   - which transports, security protocols and muxers run: the Transports,
+//     Security and Muxers options; which connections are allowed: the
+//     ConnectionGater option
 package tachyon
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -40,16 +59,71 @@ import (
 const Version = "0.1.0"
 
 // New builds and starts a host. It listens on the configured addresses
-// before returning.
-func New(opts ...Option) (*Host, error) {
+// before returning. On error, whatever it built is closed again.
+//
+// Without options, a host has a fresh Ed25519 identity, every transport
+// (TCP, WebSocket, QUIC, WebTransport, WebRTC-direct), TLS and Noise, yamux,
+// and listens nowhere (it only dials).
+func New(opts ...Option) (_ *Host, err error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(cfg.key)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: peer ID of identity: %w", err)
+	}
+	up, err := newUpgrader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transports, err := newTransports(cfg, up)
+	if err != nil {
+		return nil, err
+	}
+	ps := cfg.peerstore
+	if ps == nil {
+		ps = peerstore.New()
+	}
+	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater}
+	if cfg.resolver != nil {
+		scfg.Resolver = cfg.resolver
+	}
+	sw := swarm.New(id, ps, transports, scfg)
+	h := newHost(cfg, id, ps, sw)
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	if err := h.startServices(); err != nil {
+		return nil, err
+	}
+	if len(cfg.listen) > 0 {
+		if err := sw.Listen(cfg.listen...); err != nil {
+			return nil, fmt.Errorf("tachyon: %w", err)
+		}
+		h.addrsChanged()
+	}
+	h.log.Info("host started", "peer", id, "addrs", h.Addrs())
+	return h, nil
+}
+
+// newConfig applies the options over the defaults.
+func newConfig(opts []Option) (config, error) {
 	cfg := config{
-		security:  []protocol.ID{TLS, Noise},
-		userAgent: "tachyon/" + Version,
+		security:   []protocol.ID{TLS, Noise},
+		muxers:     []protocol.ID{Yamux},
+		transports: []TransportID{TCP, WebSocket, QUIC, WebTransport, WebRTCDirect},
+		userAgent:  "tachyon/" + Version,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
-			return nil, err
+			return config{}, err
 		}
+	}
+	if cfg.dialTimeout <= 0 {
+		cfg.dialTimeout = DefaultDialTimeout
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -57,28 +131,34 @@ func New(opts ...Option) (*Host, error) {
 	if cfg.key == nil {
 		k, err := crypto.GenerateEd25519Key(nil)
 		if err != nil {
-			return nil, fmt.Errorf("tachyon: generating identity: %w", err)
+			return config{}, fmt.Errorf("tachyon: generating identity: %w", err)
 		}
 		cfg.key = k
 	}
-	id, err := peer.IDFromPrivateKey(cfg.key)
-	if err != nil {
-		return nil, fmt.Errorf("tachyon: peer ID of identity: %w", err)
-	}
+	return cfg, nil
+}
 
-	muxers := []network.Multiplexer{&yamux.Transport{}}
-	muxerIDs := []protocol.ID{yamux.ID}
+// newUpgrader builds the security and muxer stack of TCP and WebSocket
+// connections (QUIC, WebTransport and WebRTC bring their own).
+func newUpgrader(cfg config) (*upgrader.Upgrader, error) {
+	var muxers []network.Multiplexer
+	for _, m := range cfg.muxers {
+		switch m {
+		case Yamux:
+			muxers = append(muxers, &yamux.Transport{})
+		}
+	}
 	var secs []network.SecureTransport
 	for _, sid := range cfg.security {
 		switch sid {
 		case Noise:
-			t, err := noise.New(cfg.key, &noise.Config{Muxers: muxerIDs})
+			t, err := noise.New(cfg.key, &noise.Config{Muxers: cfg.muxers})
 			if err != nil {
 				return nil, fmt.Errorf("tachyon: noise: %w", err)
 			}
 			secs = append(secs, t)
 		case TLS:
-			t, err := tlssec.New(cfg.key, &tlssec.Config{Muxers: muxerIDs})
+			t, err := tlssec.New(cfg.key, &tlssec.Config{Muxers: cfg.muxers})
 			if err != nil {
 				return nil, fmt.Errorf("tachyon: tls: %w", err)
 			}
@@ -91,65 +171,93 @@ func New(opts ...Option) (*Host, error) {
 			secs = append(secs, t)
 		}
 	}
-	up := &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout}
-	// QUIC and WebTransport share one UDP socket per address, as peers expect.
-	udp := udpmux.New(nil)
-	qt, err := quic.New(cfg.key, udp, nil)
-	if err != nil {
-		return nil, fmt.Errorf("tachyon: quic: %w", err)
-	}
-	wt, err := webtransport.New(cfg.key, udp, nil)
-	if err != nil {
-		return nil, fmt.Errorf("tachyon: webtransport: %w", err)
-	}
+	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout}, nil
+}
+
+// newTransports builds the chosen transports. Transports hold no resources
+// until they listen or dial, so there is nothing to close on error.
+func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, error) {
+	on := func(t TransportID) bool { return slices.Contains(cfg.transports, t) }
+	var out []network.Transport
 	// TCP and WebSocket share listening ports: the first bytes of a
 	// connection tell them apart.
-	ports := tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout})
-	wsUp := *up
-	wsUp.Transport = "websocket"
-	ws := websocket.New(&wsUp, &websocket.Config{
-		PortMux:            ports,
-		TLSConfig:          cfg.wsTLS,
-		InsecureSkipVerify: cfg.wsInsecure,
-	})
-	if cfg.webrtcCert == nil {
-		if cfg.webrtcCert, err = webrtc.GenerateCertificate(); err != nil {
-			return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
-		}
+	var ports *tcp.PortMux
+	if on(TCP) || on(WebSocket) {
+		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout})
 	}
-	// WebRTC-direct listens on the STUN and DTLS share of the same UDP
+	if on(TCP) {
+		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports}))
+	}
+	if on(WebSocket) {
+		wsUp := *up
+		wsUp.Transport = "websocket"
+		out = append(out, websocket.New(&wsUp, &websocket.Config{
+			PortMux:            ports,
+			TLSConfig:          cfg.wsTLS,
+			InsecureSkipVerify: cfg.wsInsecure,
+		}))
+	}
+	// QUIC and WebTransport share one UDP socket per address, as peers
+	// expect; WebRTC-direct listens on the STUN and DTLS share of the same
 	// sockets (udpmux tells QUIC packets apart by their first byte), where
 	// the OS allows it (SharedUDPPort).
-	var wrtcCfg webrtc.Config
-	if udpmux.SharesNonQUIC {
-		wrtcCfg.ListenPacket = udp.ListenNonQUIC
+	var udp *udpmux.Mux
+	if on(QUIC) || on(WebTransport) {
+		udp = udpmux.New(nil)
 	}
-	wrtc, err := webrtc.New(cfg.key, cfg.webrtcCert, &wrtcCfg)
-	if err != nil {
-		return nil, fmt.Errorf("tachyon: webrtc-direct: %w", err)
+	if on(QUIC) {
+		qt, err := quic.New(cfg.key, udp, nil)
+		if err != nil {
+			return nil, fmt.Errorf("tachyon: quic: %w", err)
+		}
+		out = append(out, qt)
 	}
-	transports := []network.Transport{tcp.New(up, &tcp.Config{PortMux: ports}), ws, qt, wt, wrtc}
+	if on(WebTransport) {
+		wt, err := webtransport.New(cfg.key, udp, nil)
+		if err != nil {
+			return nil, fmt.Errorf("tachyon: webtransport: %w", err)
+		}
+		out = append(out, wt)
+	}
+	if on(WebRTCDirect) {
+		cert := cfg.webrtcCert
+		if cert == nil {
+			var err error
+			if cert, err = webrtc.GenerateCertificate(); err != nil {
+				return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
+			}
+		}
+		var wrtcCfg webrtc.Config
+		if udp != nil && udpmux.SharesNonQUIC {
+			wrtcCfg.ListenPacket = udp.ListenNonQUIC
+		}
+		wrtc, err := webrtc.New(cfg.key, cert, &wrtcCfg)
+		if err != nil {
+			return nil, fmt.Errorf("tachyon: webrtc-direct: %w", err)
+		}
+		out = append(out, wrtc)
+	}
+	return out, nil
+}
 
-	ps := peerstore.New()
-	ps.AddPubKey(id, cfg.key.GetPublic())
-	sw := swarm.New(id, ps, transports, &swarm.Config{DialTimeout: cfg.dialTimeout})
-	h := newHost(cfg, id, ps, sw)
-
-	h.ids = identify.NewService(idHost{h}, cfg.userAgent)
-	h.SetStreamHandler(identify.ID, h.ids.Handle)
-	h.SetStreamHandler(identify.PushID, h.handlePush)
-	h.SetStreamHandler(ping.ID, new(ping.Listener).Handle)
-
-	sw.SetStreamHandler(h.handleStream)
-	sw.SetNotifiee(h)
-	if len(cfg.listen) > 0 {
-		if err := sw.Listen(cfg.listen...); err != nil {
-			h.Close()
-			return nil, fmt.Errorf("tachyon: %w", err)
+// startServices serves identify and ping.
+func (h *Host) startServices() error {
+	h.ids = identify.NewService(idHost{h}, h.cfg.userAgent)
+	for _, s := range []struct {
+		id      protocol.ID
+		handler StreamHandler
+	}{
+		{identify.ID, h.ids.Handle},
+		{identify.PushID, h.handlePush},
+		{ping.ID, new(ping.Listener).Handle},
+	} {
+		if err := h.SetStreamHandler(s.id, s.handler); err != nil {
+			return err
 		}
 	}
-	h.log.Info("host started", "peer", id, "addrs", h.Addrs())
-	return h, nil
+	h.swarm.SetStreamHandler(h.handleStream)
+	h.swarm.Notify(notifiee{h})
+	return nil
 }
 
 // idHost gives identify the narrow view of the host it needs.

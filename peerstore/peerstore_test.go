@@ -12,7 +12,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 )
 
-func newPeer(t *testing.T) (peer.ID, crypto.PubKey) {
+func newPeer(t testing.TB) (peer.ID, crypto.PubKey) {
 	t.Helper()
 	k, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
@@ -25,49 +25,13 @@ func newPeer(t *testing.T) (peer.ID, crypto.PubKey) {
 	return id, k.GetPublic()
 }
 
-func maddr(t *testing.T, s string) ma.Multiaddr {
+func maddr(t testing.TB, s string) ma.Multiaddr {
 	t.Helper()
 	a, err := ma.NewMultiaddr(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
-}
-
-func TestAddrTTLs(t *testing.T) {
-	ps := New()
-	now := time.Unix(1000, 0)
-	ps.now = func() time.Time { return now }
-	p, _ := newPeer(t)
-	a1 := maddr(t, "/ip4/10.0.0.1/tcp/1")
-	a2 := maddr(t, "/ip4/10.0.0.2/tcp/2")
-	a3 := maddr(t, "/ip6/::1/tcp/3")
-
-	ps.AddAddrs(p, []ma.Multiaddr{a1}, time.Minute)
-	ps.AddAddrs(p, []ma.Multiaddr{a2}, time.Hour)
-	ps.AddAddrs(p, []ma.Multiaddr{a3}, ConnectedAddrTTL)
-	if got := ps.Addrs(p); len(got) != 3 {
-		t.Fatalf("got %v", got)
-	}
-	// AddAddrs never shortens a lifetime.
-	ps.AddAddrs(p, []ma.Multiaddr{a2}, time.Second)
-	now = now.Add(2 * time.Minute)
-	got := ps.Addrs(p)
-	if len(got) != 2 || !got[0].Equal(a2) || !got[1].Equal(a3) {
-		t.Fatalf("after 2 min: %v", got)
-	}
-	// Disconnect: connected addresses start to age.
-	ps.UpdateAddrs(p, RecentlyConnectedAddrTTL)
-	now = now.Add(RecentlyConnectedAddrTTL + time.Second)
-	got = ps.Addrs(p)
-	if len(got) != 1 || !got[0].Equal(a2) {
-		t.Fatalf("after disconnect: %v", got)
-	}
-	// SetAddrs with 0 removes.
-	ps.SetAddrs(p, []ma.Multiaddr{a2}, 0)
-	if got := ps.Addrs(p); len(got) != 0 {
-		t.Fatalf("after removal: %v", got)
-	}
 }
 
 func TestAddrWithP2pSuffix(t *testing.T) {

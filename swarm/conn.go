@@ -16,7 +16,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
-// Conn is one connection to a peer.
+// Conn is one connection to a peer. It implements network.Conn.
 type Conn struct {
 	tc        network.TransportConn
 	s         *Swarm
@@ -24,6 +24,7 @@ type Conn struct {
 	opened    time.Time
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool // Close was called
 	streams   atomic.Int64
 }
 
@@ -57,11 +58,14 @@ func (c *Conn) Opened() time.Time { return c.opened }
 // NumStreams is the number of streams open on the connection.
 func (c *Conn) NumStreams() int { return int(c.streams.Load()) }
 
-// IsClosed reports whether the connection is closed.
-func (c *Conn) IsClosed() bool { return c.tc.IsClosed() }
+// IsClosed reports whether the connection is closed, by either side.
+func (c *Conn) IsClosed() bool { return c.closed.Load() || c.tc.IsClosed() }
 
-// Close closes the connection and every stream on it.
+// Close closes the connection and every stream on it. The swarm's lists
+// (Peers, Conns, ConnsToPeer) leave it out from now on; notifiees hear of
+// it shortly after, from the connection's own goroutine.
 func (c *Conn) Close() error {
+	c.closed.Store(true)
 	c.closeOnce.Do(func() { c.closeErr = c.tc.Close() })
 	return c.closeErr
 }
@@ -102,6 +106,7 @@ func (c *Conn) acceptStreams() {
 		go func() {
 			defer c.s.wg.Done()
 			(*h)(st)
+			st.finish()
 		}()
 	}
 }
@@ -113,13 +118,16 @@ type Stream struct {
 	dir      network.Direction
 	proto    atomic.Pointer[protocol.ID]
 	doneOnce sync.Once
-	ahead    []byte // read by ReadAhead, returned first by Read
+	ended    atomic.Bool // Close or Reset was called
+	ahead    []byte      // read by ReadAhead, returned first by Read
 }
 
 var _ network.Stream = (*Stream)(nil)
 
+var _ network.Conn = (*Conn)(nil)
+
 // Conn is the connection the stream belongs to.
-func (s *Stream) Conn() *Conn { return s.conn }
+func (s *Stream) Conn() network.Conn { return s.conn }
 
 // Protocol is the protocol negotiated on the stream, if any yet.
 func (s *Stream) Protocol() protocol.ID {
@@ -184,7 +192,22 @@ func (s *Stream) Buffered() int {
 	return n
 }
 
-func (s *Stream) done() { s.doneOnce.Do(func() { s.conn.streams.Add(-1) }) }
+func (s *Stream) done() {
+	s.ended.Store(true)
+	s.doneOnce.Do(func() { s.conn.streams.Add(-1) })
+}
+
+// finish ends an inbound stream whose handler returned: a stream the handler
+// left open is closed (the peer reads what was written, then EOF), or reset
+// if closing fails.
+func (s *Stream) finish() {
+	if s.ended.Load() {
+		return
+	}
+	if err := s.Close(); err != nil {
+		s.Reset()
+	}
+}
 
 // Close closes both directions of the stream.
 func (s *Stream) Close() error {

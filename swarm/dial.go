@@ -97,6 +97,9 @@ func (s *Swarm) DialPeer(ctx context.Context, p peer.ID) (*Conn, error) {
 	if c := s.bestConn(p); c != nil {
 		return c, nil
 	}
+	if err := s.gatePeerDial(p); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -154,7 +157,7 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 		switch {
 		case resolve.NeedsResolve(a):
 			names = append(names, a)
-		case s.transportFor(a) != nil && !queued[string(a.Bytes())]:
+		case s.canDial(p, a) && !queued[string(a.Bytes())]:
 			queued[string(a.Bytes())] = true
 			addrs = append(addrs, a)
 		}
@@ -210,13 +213,13 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 			}
 			n := len(addrs)
 			for _, a := range r.addrs {
-				if k := string(a.Bytes()); !queued[k] && s.transportFor(a) != nil {
+				if k := string(a.Bytes()); !queued[k] && s.canDial(p, a) {
 					queued[k] = true
 					addrs = append(addrs, a)
 				}
 			}
 			if len(addrs) == n {
-				if !slices.ContainsFunc(r.addrs, func(a ma.Multiaddr) bool { return s.transportFor(a) != nil }) {
+				if !slices.ContainsFunc(r.addrs, func(a ma.Multiaddr) bool { return s.canDial(p, a) }) {
 					derr.Errors = append(derr.Errors, AddrError{r.addr, errNoDialable})
 				}
 			} else if !armed {

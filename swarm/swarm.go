@@ -30,24 +30,35 @@ var (
 	ErrDialSelf = errors.New("swarm: refusing to dial self")
 	// ErrNoAddresses is returned when a peer has no dialable address.
 	ErrNoAddresses = errors.New("swarm: no dialable addresses")
+	// ErrGated is returned when the connection gater refused a dial or a
+	// connection.
+	ErrGated = errors.New("swarm: refused by the connection gater")
 )
 
 // Notifiee hears about connections as they come and go. Callbacks run on
-// the swarm's goroutines and must not block.
+// the swarm's goroutines and must not block. For one connection, Connected
+// returns before Disconnected is called.
 type Notifiee interface {
 	Connected(*Conn)
 	Disconnected(*Conn)
 }
 
+// DefaultDialTimeout bounds a whole DialPeer unless Config.DialTimeout says
+// otherwise.
+const DefaultDialTimeout = 30 * time.Second
+
 // Config tunes the swarm. The zero value is ready to use.
 type Config struct {
-	// DialTimeout bounds a whole DialPeer. Default 30 s.
+	// DialTimeout bounds a whole DialPeer. Default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// DialStagger is the delay between starting dials to successive
 	// addresses of one peer. Default 250 ms.
 	DialStagger time.Duration
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
+
+	// Gater, if set, decides which connections are made and kept.
+	Gater network.ConnectionGater
 }
 
 // Swarm is the connection pool of one node.
@@ -61,9 +72,10 @@ type Swarm struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	handler  atomic.Pointer[func(*Stream)]
-	notifiee atomic.Pointer[Notifiee]
-	nextID   atomic.Uint64
+	handler   atomic.Pointer[func(*Stream)]
+	notifiee  atomic.Pointer[Notifiee]   // SetNotifiee's slot
+	notifiees atomic.Pointer[[]Notifiee] // Notify's list, copied on write
+	nextID    atomic.Uint64
 
 	mu        sync.Mutex
 	closed    bool
@@ -86,7 +98,7 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 		s.cfg = *cfg
 	}
 	if s.cfg.DialTimeout <= 0 {
-		s.cfg.DialTimeout = 30 * time.Second
+		s.cfg.DialTimeout = DefaultDialTimeout
 	}
 	if s.cfg.DialStagger <= 0 {
 		s.cfg.DialStagger = 250 * time.Millisecond
@@ -102,17 +114,82 @@ func (s *Swarm) LocalPeer() peer.ID { return s.local }
 func (s *Swarm) Peerstore() *peerstore.Peerstore { return s.ps }
 
 // SetStreamHandler sets the function run, in its own goroutine, for each
-// inbound stream. Without one, inbound streams are reset.
+// inbound stream. When the function returns, a stream it neither closed nor
+// reset is closed (reset if closing fails), so the peer reads EOF and the
+// connection's stream count drops. Without a handler, inbound streams are
+// reset.
 func (s *Swarm) SetStreamHandler(h func(*Stream)) { s.handler.Store(&h) }
 
-// SetNotifiee sets who hears about connections.
+// SetNotifiee sets the notifiee of a single slot, replacing the one set
+// by an earlier SetNotifiee. Notifiees added with Notify are unaffected;
+// prefer Notify.
 func (s *Swarm) SetNotifiee(n Notifiee) { s.notifiee.Store(&n) }
+
+// Notify adds n to the notifiees told about every connection from now on.
+// Any number may be added; each is called in turn, in the order added. n
+// must be comparable (a pointer, typically) for StopNotify to find it.
+func (s *Swarm) Notify(n Notifiee) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []Notifiee
+	if cur := s.notifiees.Load(); cur != nil {
+		list = slices.Clone(*cur)
+	}
+	list = append(list, n)
+	s.notifiees.Store(&list)
+}
+
+// StopNotify removes a notifiee added with Notify.
+func (s *Swarm) StopNotify(n Notifiee) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.notifiees.Load()
+	if cur == nil {
+		return
+	}
+	i := slices.Index(*cur, n)
+	if i < 0 {
+		return
+	}
+	list := slices.Delete(slices.Clone(*cur), i, i+1)
+	s.notifiees.Store(&list)
+}
+
+// notify calls f for every notifiee.
+func (s *Swarm) notify(f func(Notifiee)) {
+	if list := s.notifiees.Load(); list != nil {
+		for _, n := range *list {
+			f(n)
+		}
+	}
+	if n := s.notifiee.Load(); n != nil && *n != nil {
+		f(*n)
+	}
+}
 
 func (s *Swarm) transportFor(a ma.Multiaddr) network.Transport {
 	for _, t := range s.transports {
 		if t.CanDial(a) {
 			return t
 		}
+	}
+	return nil
+}
+
+// canDial reports whether a transport dials a and the gater lets us dial p
+// there.
+func (s *Swarm) canDial(p peer.ID, a ma.Multiaddr) bool {
+	if s.transportFor(a) == nil {
+		return false
+	}
+	g := s.cfg.Gater
+	return g == nil || g.InterceptAddrDial(p, a)
+}
+
+// gatePeerDial asks the gater whether p may be dialed.
+func (s *Swarm) gatePeerDial(p peer.ID) error {
+	if g := s.cfg.Gater; g != nil && !g.InterceptPeerDial(p) {
+		return &DialError{Peer: p, Cause: ErrGated}
 	}
 	return nil
 }
@@ -194,22 +271,31 @@ func (s *Swarm) acceptConns(l network.Listener) {
 		if err != nil {
 			return
 		}
+		if g := s.cfg.Gater; g != nil && !g.InterceptAccept(tc.LocalMultiaddr(), tc.RemoteMultiaddr()) {
+			tc.Close()
+			continue
+		}
 		if _, err := s.addConn(tc); err != nil {
 			tc.Close()
 		}
 	}
 }
 
-// addConn registers an upgraded connection and starts its stream loop.
+// addConn registers an upgraded connection and starts its stream loop,
+// unless the gater refuses it (the caller closes tc on error).
 func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
-	c := &Conn{tc: tc, s: s, id: s.nextID.Add(1), opened: time.Now()}
 	p := tc.RemotePeer()
+	if g := s.cfg.Gater; g != nil && !g.InterceptSecured(tc.Direction(), p, tc.LocalMultiaddr(), tc.RemoteMultiaddr()) {
+		return nil, fmt.Errorf("swarm: %s connection with %s at %s: %w", tc.Direction(), p, tc.RemoteMultiaddr(), ErrGated)
+	}
+	c := &Conn{tc: tc, s: s, id: s.nextID.Add(1), opened: time.Now()}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
 	s.conns[p] = append(s.conns[p], c)
+	s.ps.Connected(p) // under s.mu, so the peerstore's count follows s.conns
 	s.wg.Add(1)
 	s.mu.Unlock()
 
@@ -219,9 +305,7 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	if tc.Direction() == network.DirOutbound {
 		s.ps.AddAddrs(p, []ma.Multiaddr{tc.RemoteMultiaddr()}, peerstore.ConnectedAddrTTL)
 	}
-	if n := s.notifiee.Load(); n != nil {
-		(*n).Connected(c)
-	}
+	s.notify(func(n Notifiee) { n.Connected(c) })
 	go c.acceptStreams()
 	return c, nil
 }
@@ -241,21 +325,29 @@ func (s *Swarm) removeConn(c *Conn) {
 	} else {
 		s.conns[p] = cs
 	}
-	last := len(cs) == 0
+	// On the last connection, p's connected addresses get
+	// RecentlyConnectedAddrTTL.
+	s.ps.Disconnected(p)
 	s.mu.Unlock()
-	if last {
-		s.ps.UpdateAddrs(p, peerstore.RecentlyConnectedAddrTTL)
-	}
-	if n := s.notifiee.Load(); n != nil {
-		(*n).Disconnected(c)
-	}
+	s.notify(func(n Notifiee) { n.Disconnected(c) })
 }
 
-// ConnsToPeer returns the open connections to p, newest last.
+// ConnsToPeer returns the open connections to p, newest last. A connection
+// leaves the list as soon as it is closed: at once when closed on this
+// side, once the transport notices when the peer closed it.
 func (s *Swarm) ConnsToPeer(p peer.ID) []*Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.conns[p])
+	return openConns(nil, s.conns[p])
+}
+
+func openConns(out, cs []*Conn) []*Conn {
+	for _, c := range cs {
+		if !c.IsClosed() {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Conns returns every open connection.
@@ -264,18 +356,20 @@ func (s *Swarm) Conns() []*Conn {
 	defer s.mu.Unlock()
 	var out []*Conn
 	for _, cs := range s.conns {
-		out = append(out, cs...)
+		out = openConns(out, cs)
 	}
 	return out
 }
 
-// Peers returns the peers we have a connection to.
+// Peers returns the peers we have an open connection to.
 func (s *Swarm) Peers() []peer.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]peer.ID, 0, len(s.conns))
-	for p := range s.conns {
-		out = append(out, p)
+	for p, cs := range s.conns {
+		if slices.ContainsFunc(cs, func(c *Conn) bool { return !c.IsClosed() }) {
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -286,7 +380,7 @@ func (s *Swarm) bestConn(p peer.ID) *Conn {
 	defer s.mu.Unlock()
 	cs := s.conns[p]
 	for i := len(cs) - 1; i >= 0; i-- {
-		if !cs[i].tc.IsClosed() {
+		if !cs[i].IsClosed() {
 			return cs[i]
 		}
 	}

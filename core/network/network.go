@@ -126,6 +126,8 @@ type Stream interface {
 	RemoteMultiaddr() ma.Multiaddr
 	LocalMultiaddr() ma.Multiaddr
 	Direction() Direction
+	// Conn is the connection the stream belongs to.
+	Conn() Conn
 }
 
 // TransportConn is a fully upgraded connection, as a transport returns it:
@@ -177,4 +179,92 @@ func WithEagerNegotiation(ctx context.Context) context.Context {
 // EagerNegotiation reports whether ctx came from WithEagerNegotiation.
 func EagerNegotiation(ctx context.Context) bool {
 	return ctx.Value(eagerKey{}) != nil
+}
+
+// Conn is one connection of a host to a peer, as the host shows it:
+// secured, authenticated and multiplexed.
+type Conn interface {
+	// ID is unique among the host's connections.
+	ID() uint64
+	LocalPeer() peer.ID
+	RemotePeer() peer.ID
+	// RemotePublicKey is the key the peer proved it holds.
+	RemotePublicKey() crypto.PubKey
+	// LocalMultiaddr is our address for this connection.
+	LocalMultiaddr() ma.Multiaddr
+	// RemoteMultiaddr is the peer's address for this connection, as we see
+	// it.
+	RemoteMultiaddr() ma.Multiaddr
+	// Direction tells who dialed.
+	Direction() Direction
+	// ConnState names the transport, security protocol and muxer.
+	ConnState() ConnState
+	// Opened is when the connection finished its upgrade.
+	Opened() time.Time
+	// NumStreams is the number of streams open on the connection.
+	NumStreams() int
+	IsClosed() bool
+	// Close closes the connection and every stream on it.
+	Close() error
+}
+
+// Connectedness tells whether a host has a connection to a peer.
+type Connectedness int
+
+const (
+	// NotConnected: no open connection.
+	NotConnected Connectedness = iota
+	// Connected: at least one open connection.
+	Connected
+)
+
+func (c Connectedness) String() string {
+	if c == Connected {
+		return "connected"
+	}
+	return "not connected"
+}
+
+// Network is a host's view of its connections. It cannot change how
+// inbound streams are handled; the host owns that.
+type Network interface {
+	LocalPeer() peer.ID
+	// Peers lists the peers with at least one open connection.
+	Peers() []peer.ID
+	// Conns lists every open connection.
+	Conns() []Conn
+	// ConnsToPeer lists the open connections to p, oldest first.
+	ConnsToPeer(p peer.ID) []Conn
+	Connectedness(p peer.ID) Connectedness
+	// ClosePeer closes every connection to p.
+	ClosePeer(p peer.ID) error
+	// ListenAddresses are the addresses the listeners are bound to, as
+	// bound: an unspecified IP (0.0.0.0, ::) stays unspecified, and port 0
+	// is replaced by the port chosen.
+	ListenAddresses() []ma.Multiaddr
+	// Listen starts listening on more addresses; it fails if any fails,
+	// closing the ones it opened.
+	Listen(addrs ...ma.Multiaddr) error
+}
+
+// ConnectionGater decides which connections a host makes and keeps. Each
+// hook returns true to allow. Hooks run on the swarm's goroutines, often
+// several at once, and must be quick and safe for concurrent use.
+type ConnectionGater interface {
+	// InterceptPeerDial is asked before dialing p at all (and before an
+	// existing connection is reused for a dial).
+	InterceptPeerDial(p peer.ID) bool
+	// InterceptAddrDial is asked for each address of p before dialing it;
+	// a refused address is skipped.
+	InterceptAddrDial(p peer.ID, addr ma.Multiaddr) bool
+	// InterceptAccept is asked for each inbound connection, with our and
+	// the remote's address. Transports hand connections to the swarm
+	// secured, so it runs after the handshake, just before
+	// InterceptSecured: it filters by address, it does not save the
+	// handshake's work.
+	InterceptAccept(local, remote ma.Multiaddr) bool
+	// InterceptSecured is asked for every connection, inbound and
+	// outbound, once the peer is authenticated and before the connection is
+	// registered or announced. A refused connection is closed.
+	InterceptSecured(dir Direction, p peer.ID, local, remote ma.Multiaddr) bool
 }

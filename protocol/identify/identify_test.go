@@ -28,7 +28,7 @@ import (
 // half-close, so CloseWrite is a no-op and Close ends both directions: enough
 // for identify, where one side only writes and the other only reads.
 type pipeStream struct {
-	net.Conn
+	pipeConn
 	local, remote peer.ID
 	remoteAddr    ma.Multiaddr
 	proto         protocol.ID
@@ -36,13 +36,18 @@ type pipeStream struct {
 
 func (s *pipeStream) CloseWrite() error             { return nil }
 func (s *pipeStream) CloseRead() error              { return nil }
-func (s *pipeStream) Reset() error                  { return s.Conn.Close() }
+func (s *pipeStream) Reset() error                  { return s.pipeConn.Close() }
 func (s *pipeStream) Protocol() protocol.ID         { return s.proto }
 func (s *pipeStream) LocalPeer() peer.ID            { return s.local }
 func (s *pipeStream) RemotePeer() peer.ID           { return s.remote }
 func (s *pipeStream) RemoteMultiaddr() ma.Multiaddr { return s.remoteAddr }
 func (s *pipeStream) LocalMultiaddr() ma.Multiaddr  { return nil }
 func (s *pipeStream) Direction() network.Direction  { return network.DirUnknown }
+
+func (s *pipeStream) Conn() network.Conn { return nil }
+
+// pipeConn names the embedded net.Conn so that it does not hide Conn().
+type pipeConn = net.Conn
 
 var _ network.Stream = (*pipeStream)(nil)
 
