@@ -230,7 +230,7 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 			pending--
 			if r.err == nil && r.tc.RemotePeer() != p {
 				r.tc.Close()
-				r.err = fmt.Errorf("connected to %s instead", r.tc.RemotePeer())
+				r.err = &network.PeerIDMismatchError{Expected: p, Actual: r.tc.RemotePeer()}
 			}
 			if r.err == nil {
 				c, err := s.addConn(r.tc)

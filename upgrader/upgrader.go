@@ -53,11 +53,10 @@ func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	tc, err := u.upgrade(ctx, raw, dir, remote, laddr, raddr)
 	if err != nil {
 		raw.Close()
-		who := remote.String()
-		if remote == "" {
-			who = raddr.String()
+		if dir == network.DirOutbound {
+			return nil, fmt.Errorf("upgrader: outbound upgrade: %w", err) // the dialer names peer and address
 		}
-		return nil, fmt.Errorf("upgrader: %s upgrade with %s: %w", dir, who, err)
+		return nil, fmt.Errorf("upgrader: inbound upgrade from %s: %w", raddr, err)
 	}
 	return tc, nil
 }
@@ -97,7 +96,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	mux, err := u.negotiateMuxer(sconn, dir)
 	if err != nil {
 		sconn.Close()
-		return nil, fmt.Errorf("negotiating muxer with %s: %w", sconn.RemotePeer(), err)
+		return nil, fmt.Errorf("negotiating the muxer: %w", err)
 	}
 	if !stop() {
 		// ctx fired after the handshake finished: the deadline was clobbered.

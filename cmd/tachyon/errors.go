@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -56,14 +55,12 @@ func explainDial(t dialTarget, err error) error {
 		return &explained{fmt.Sprintf("cannot reach %s: this tachyon has no %s transport for it (%v)", t.shown, transport, swarm.ErrNoAddresses), err}
 	}
 	var hint string
+	var mismatch *network.PeerIDMismatchError
 	cause := usefulCause(err)
 	switch {
-	case isPeerIDMismatch(err):
-		cause = "peer ID mismatch"
-		if actual, ok := actualPeer(err.Error(), t.info.ID); ok {
-			cause += ": the node there is " + actual.String()
-		}
-		hint = mismatchHint(t, err.Error())
+	case errors.As(err, &mismatch):
+		cause = "peer ID mismatch: the node there is " + mismatch.Actual.String()
+		hint = mismatchHint(t, mismatch.Actual)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		hint = "is a node listening there?"
 		if udpTransport(transport) {
@@ -101,30 +98,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-func isPeerIDMismatch(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "peer ID mismatch") || strings.Contains(s, " instead") && strings.Contains(s, "connected to ")
-}
-
-var peerIDRe = regexp.MustCompile(`\b(12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{44})\b`)
-
-// actualPeer is the last peer ID in msg other than want: the one the
-// remote proved in a mismatch message ("expected X, certificate
-// authenticates Y").
-func actualPeer(msg string, want peer.ID) (peer.ID, bool) {
-	ids := peerIDRe.FindAllString(msg, -1)
-	for i := len(ids) - 1; i >= 0; i-- {
-		if id, err := peer.Decode(ids[i]); err == nil && id != want {
-			return id, true
-		}
-	}
-	return "", false
-}
-
-func mismatchHint(t dialTarget, msg string) string {
-	actual, ok := actualPeer(msg, t.info.ID)
+func mismatchHint(t dialTarget, actual peer.ID) string {
 	full := ""
-	if ok && len(t.info.Addrs) > 0 {
+	if len(t.info.Addrs) > 0 {
 		full = fmt.Sprintf("%s/p2p/%s", t.info.Addrs[0], actual)
 	}
 	if t.perfHostPort {

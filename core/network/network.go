@@ -9,6 +9,7 @@ package network
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -267,4 +268,16 @@ type ConnectionGater interface {
 	// outbound, once the peer is authenticated and before the connection is
 	// registered or announced. A refused connection is closed.
 	InterceptSecured(dir Direction, p peer.ID, local, remote ma.Multiaddr) bool
+}
+
+// PeerIDMismatchError is returned by a handshake that authenticated a
+// different peer than the one dialed: the address is stale, or names
+// another node. Its text names only the remote: the dialer's own error
+// names the peer it dialed.
+type PeerIDMismatchError struct {
+	Expected, Actual peer.ID
+}
+
+func (e *PeerIDMismatchError) Error() string {
+	return fmt.Sprintf("peer ID mismatch: the remote is %s", e.Actual)
 }

@@ -167,7 +167,7 @@ func (t *Transport) run(ctx context.Context, raw net.Conn, remote peer.ID, initi
 		if cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
-		return nil, fmt.Errorf("noise: handshake with %s: %w", h.peerName(), err)
+		return nil, fmt.Errorf("noise: handshake: %w", err)
 	}
 	if _, ok := ctx.Deadline(); ok {
 		if err := raw.SetDeadline(time.Time{}); err != nil {
@@ -186,19 +186,6 @@ type handshake struct {
 	hs     handshakeState
 	remote peer.ID // expected remote; empty if any
 	out    []byte  // frame being built
-}
-
-func (h *handshake) peerName() string {
-	if h.c.remotePeer != "" {
-		return h.c.remotePeer.String()
-	}
-	if h.remote != "" {
-		return h.remote.String()
-	}
-	if a := h.c.raw.RemoteAddr(); a != nil {
-		return a.String()
-	}
-	return "unknown peer"
 }
 
 func (h *handshake) start(initiator bool) error {
@@ -357,7 +344,7 @@ func (h *handshake) authenticate(pl []byte) (payload, error) {
 		return payload{}, fmt.Errorf("deriving peer ID: %w", err)
 	}
 	if h.remote != "" && id != h.remote {
-		return payload{}, fmt.Errorf("peer ID mismatch: expected %s, remote proved %s", h.remote, id)
+		return payload{}, &network.PeerIDMismatchError{Expected: h.remote, Actual: id}
 	}
 	h.c.remotePeer, h.c.remoteKey = id, pub
 	return p, nil

@@ -127,7 +127,7 @@ func (t *Transport) handshake(ctx context.Context, c net.Conn, remote peer.ID) (
 		return nil, err
 	}
 	if remote != "" && ex.ID != remote {
-		return nil, fmt.Errorf("plaintext: peer ID mismatch: expected %s, got %s", remote, ex.ID)
+		return nil, fmt.Errorf("plaintext: %w", &network.PeerIDMismatchError{Expected: remote, Actual: ex.ID})
 	}
 	return &conn{Conn: c, local: t.id, remote: ex.ID, key: ex.PubKey}, nil
 }

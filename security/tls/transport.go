@@ -129,7 +129,7 @@ func verifier(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) func([][]byte,
 			return fmt.Errorf("tls: deriving peer ID: %w", err)
 		}
 		if remote != "" && id != remote {
-			return fmt.Errorf("tls: peer ID mismatch: expected %s, certificate authenticates %s", remote, id)
+			return &network.PeerIDMismatchError{Expected: remote, Actual: id}
 		}
 		if onKey != nil {
 			onKey(pub, id)
@@ -234,13 +234,9 @@ func (c *Conn) setRemote(pub crypto.PubKey, id peer.ID) { c.remoteKey, c.remoteP
 // raw connection and cancelling it aborts the handshake. Any failure closes
 // the connection.
 func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote peer.ID) (*Conn, error) {
-	who := remote.String()
-	if remote == "" {
-		who = raw.RemoteAddr().String()
-	}
 	fail := func(err error) (*Conn, error) {
 		raw.Close()
-		return nil, &handshakeError{who: who, err: err}
+		return nil, &handshakeError{err: err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := raw.SetDeadline(dl); err != nil {
@@ -256,7 +252,7 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 		}
 		if cerr != nil && !errors.Is(err, cerr) {
 			raw.Close()
-			return nil, &handshakeError{who: who, ctx: cerr, err: err}
+			return nil, &handshakeError{ctx: cerr, err: err}
 		}
 		return fail(err)
 	}
@@ -276,11 +272,11 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 	return c, nil
 }
 
-// handshakeError reads "tls: handshake with <who>: <cause>". The cause,
+// handshakeError reads "tls: handshake: <cause>"; the caller names the peer
+// and address (the upgrader, the swarm), so it is not repeated. The cause,
 // ours or crypto/tls's, usually says "tls: " too ("tls: peer ID mismatch",
 // "remote error: tls: bad certificate"): it is said once, up front.
 type handshakeError struct {
-	who string
 	ctx error // the context error that ended the handshake, if any
 	err error
 }
@@ -290,7 +286,7 @@ func (e *handshakeError) Error() string {
 	if e.ctx != nil {
 		msg = e.ctx.Error() + " (" + msg + ")"
 	}
-	return "tls: handshake with " + e.who + ": " + msg
+	return "tls: handshake: " + msg
 }
 
 func (e *handshakeError) Unwrap() []error {

@@ -112,7 +112,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	}
 	if c.remotePeer != p { // ClientConfig checked it already; never trust one check
 		qc.CloseWithError(0, "")
-		return nil, fmt.Errorf("quic: dial %s at %s: peer ID mismatch, got %s", p, addr, c.remotePeer)
+		return nil, fmt.Errorf("quic: dial %s: %w", addr, &network.PeerIDMismatchError{Expected: p, Actual: c.remotePeer})
 	}
 	return c, nil
 }
