@@ -235,7 +235,12 @@ func UserAgent(s string) Option {
 	}
 }
 
-// Logger sets where the host logs. Default: discard.
+// Logger sets where the host, the swarm and the transports log. Records of
+// the swarm and the transports carry a "component" attribute ("swarm",
+// "tcp", "websocket", "quic-v1", "webtransport", "webrtc-direct", "udpmux"
+// for the UDP sockets QUIC and WebTransport share); at Debug they tell why
+// inbound connections and dials of single addresses failed. Default:
+// discard.
 func Logger(l *slog.Logger) Option {
 	return func(c *config) error {
 		c.log = l

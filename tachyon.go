@@ -85,7 +85,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	if ps == nil {
 		ps = peerstore.New()
 	}
-	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater}
+	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm")}
 	if cfg.resolver != nil {
 		scfg.Resolver = cfg.resolver
 	}
@@ -183,10 +183,12 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// connection tell them apart.
 	var ports *tcp.PortMux
 	if on(TCP) || on(WebSocket) {
-		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout})
+		// The shared sockets log as TCP's: what they drop never reached
+		// either transport.
+		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout, Log: component(cfg, TCP)})
 	}
 	if on(TCP) {
-		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports}))
+		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports, Log: component(cfg, TCP)}))
 	}
 	if on(WebSocket) {
 		wsUp := *up
@@ -195,6 +197,7 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 			PortMux:            ports,
 			TLSConfig:          cfg.wsTLS,
 			InsecureSkipVerify: cfg.wsInsecure,
+			Log:                component(cfg, WebSocket),
 		}))
 	}
 	// QUIC and WebTransport share one UDP socket per address, as peers
@@ -203,17 +206,17 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// the OS allows it (SharedUDPPort).
 	var udp *udpmux.Mux
 	if on(QUIC) || on(WebTransport) {
-		udp = udpmux.New(nil)
+		udp = udpmux.New(&udpmux.Config{Log: cfg.log.With("component", "udpmux")})
 	}
 	if on(QUIC) {
-		qt, err := quic.New(cfg.key, udp, nil)
+		qt, err := quic.New(cfg.key, udp, &quic.Config{Log: component(cfg, QUIC)})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: quic: %w", err)
 		}
 		out = append(out, qt)
 	}
 	if on(WebTransport) {
-		wt, err := webtransport.New(cfg.key, udp, nil)
+		wt, err := webtransport.New(cfg.key, udp, &webtransport.Config{Log: component(cfg, WebTransport)})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: webtransport: %w", err)
 		}
@@ -227,7 +230,7 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 				return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
 			}
 		}
-		var wrtcCfg webrtc.Config
+		wrtcCfg := webrtc.Config{Log: component(cfg, WebRTCDirect)}
 		if udp != nil && udpmux.SharesNonQUIC {
 			wrtcCfg.ListenPacket = udp.ListenNonQUIC
 		}
@@ -238,6 +241,11 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 		out = append(out, wrtc)
 	}
 	return out, nil
+}
+
+// component is the host's logger for one transport.
+func component(cfg config, t TransportID) *slog.Logger {
+	return cfg.log.With("component", string(t))
 }
 
 // startServices serves identify and ping.

@@ -94,6 +94,10 @@ func (c *Conn) acceptStreams() {
 	for {
 		ms, err := c.tc.AcceptStream()
 		if err != nil {
+			if !c.closed.Load() { // not closed on this side
+				c.s.cfg.Log.Debug("connection ended", "peer", c.RemotePeer(), "remote", c.RemoteMultiaddr(),
+					"transport", c.tc.ConnState().Transport, "err", err)
+			}
 			return
 		}
 		st := c.wrap(ms, network.DirInbound)

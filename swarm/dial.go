@@ -208,6 +208,7 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 		case r := <-resolved:
 			resolving--
 			if r.err != nil {
+				s.cfg.Log.Debug("resolving failed", "peer", p, "addr", r.addr, "err", r.err)
 				derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
 				continue
 			}
@@ -244,6 +245,7 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 				s.drain(results, pending)
 				return c, nil
 			}
+			s.cfg.Log.Debug("dial failed", "peer", p, "addr", r.addr, "err", r.err)
 			derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
 			if next < len(addrs) {
 				timer.Reset(0)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 )
 
@@ -59,6 +61,12 @@ type Config struct {
 
 	// Gater, if set, decides which connections are made and kept.
 	Gater network.ConnectionGater
+
+	// Log receives what the swarm drops on its own: connections the gater
+	// refused, failed dials of single addresses and connections that ended
+	// (Debug), and listeners that stop on an accept error (Warn). Nil
+	// discards.
+	Log *slog.Logger
 }
 
 // Swarm is the connection pool of one node.
@@ -103,6 +111,7 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 	if s.cfg.DialStagger <= 0 {
 		s.cfg.DialStagger = 250 * time.Millisecond
 	}
+	s.cfg.Log = logs.Or(s.cfg.Log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -269,13 +278,21 @@ func (s *Swarm) acceptConns(l network.Listener) {
 	for {
 		tc, err := l.Accept()
 		if err != nil {
+			if s.ctx.Err() == nil {
+				s.cfg.Log.Warn("listener stopped: accept failed", "addr", l.Multiaddrs(), "err", err)
+			}
 			return
 		}
 		if g := s.cfg.Gater; g != nil && !g.InterceptAccept(tc.LocalMultiaddr(), tc.RemoteMultiaddr()) {
+			s.cfg.Log.Debug("inbound connection refused by the gater", "remote", tc.RemoteMultiaddr(),
+				"addr", tc.LocalMultiaddr(), "transport", tc.ConnState().Transport)
 			tc.Close()
 			continue
 		}
 		if _, err := s.addConn(tc); err != nil {
+			if !errors.Is(err, ErrGated) && !errors.Is(err, ErrClosed) { // addConn logged those, or we are closing
+				s.cfg.Log.Warn("inbound connection not added", "peer", tc.RemotePeer(), "remote", tc.RemoteMultiaddr(), "err", err)
+			}
 			tc.Close()
 		}
 	}
@@ -286,6 +303,8 @@ func (s *Swarm) acceptConns(l network.Listener) {
 func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	p := tc.RemotePeer()
 	if g := s.cfg.Gater; g != nil && !g.InterceptSecured(tc.Direction(), p, tc.LocalMultiaddr(), tc.RemoteMultiaddr()) {
+		s.cfg.Log.Debug("connection refused by the gater", "peer", p, "direction", tc.Direction(),
+			"remote", tc.RemoteMultiaddr(), "transport", tc.ConnState().Transport)
 		return nil, fmt.Errorf("swarm: %s connection with %s at %s: %w", tc.Direction(), p, tc.RemoteMultiaddr(), ErrGated)
 	}
 	c := &Conn{tc: tc, s: s, id: s.nextID.Add(1), opened: time.Now()}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/security/tls"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 )
@@ -33,6 +35,10 @@ type Config struct {
 	// DialTimeout bounds a dial, handshake included, when the caller's
 	// context has no earlier deadline. Default 15 s.
 	DialTimeout time.Duration
+	// Log receives inbound connections the listener drops (Debug). QUIC
+	// handshakes that fail are logged by the udpmux.Mux (its Config.Log).
+	// Nil discards.
+	Log *slog.Logger
 }
 
 // Transport is the QUIC v1 transport. It is safe for concurrent use.
@@ -61,6 +67,7 @@ func New(key crypto.PrivKey, mux *udpmux.Mux, cfg *Config) (*Transport, error) {
 	if t.cfg.DialTimeout <= 0 {
 		t.cfg.DialTimeout = 15 * time.Second
 	}
+	t.cfg.Log = logs.Or(t.cfg.Log)
 	return t, nil
 }
 
@@ -180,12 +187,14 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 		default:
 			// udpmux.Listen hands out only handshaken connections; before
 			// that the client certificate is not verified.
+			l.t.cfg.Log.Debug("inbound connection dropped: handshake not complete", "addr", l.ul.Addr(), "remote", qc.RemoteAddr())
 			qc.CloseWithError(0, "")
 			continue
 		}
 		c, err := l.t.newConn(qc, network.DirInbound)
 		if err != nil {
 			// The TLS verifier rejects such peers; this is a safety net.
+			l.t.cfg.Log.Debug("inbound connection dropped", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err)
 			qc.CloseWithError(0, "")
 			continue
 		}

@@ -29,11 +29,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
@@ -109,6 +111,9 @@ type PortMuxConfig struct {
 	// classified or wait for their listener to take them; more wait in the
 	// kernel's accept queue. Default 128.
 	MaxPendingSniffs int
+	// Log receives connections dropped while they are classified (Debug)
+	// and sockets that stop on an accept error (Warn). Nil discards.
+	Log *slog.Logger
 }
 
 // PortMux shares listening sockets between transports. Give the same
@@ -133,6 +138,7 @@ func NewPortMux(cfg *PortMuxConfig) *PortMux {
 	if m.cfg.MaxPendingSniffs <= 0 {
 		m.cfg.MaxPendingSniffs = 128
 	}
+	m.cfg.Log = logs.Or(m.cfg.Log)
 	return m
 }
 
@@ -256,11 +262,17 @@ func (s *socket) register(k Kind) (*Listener, error) {
 
 func (s *socket) acceptLoop() {
 	defer s.wg.Done()
+	log := s.m.cfg.Log
 	for {
 		select {
 		case s.sem <- struct{}{}:
-		case <-s.ctx.Done():
-			return
+		default:
+			log.Debug("sniff slots full; new connections wait in the accept queue", "addr", s.key.addr, "slots", cap(s.sem))
+			select {
+			case s.sem <- struct{}{}:
+			case <-s.ctx.Done():
+				return
+			}
 		}
 		c, err := s.nl.Accept()
 		if err != nil {
@@ -271,13 +283,17 @@ func (s *socket) acceptLoop() {
 				continue
 			}
 			s.mu.Lock()
-			if s.ctx.Err() == nil {
+			failed := s.ctx.Err() == nil
+			if failed {
 				s.err = err
 			}
 			for _, l := range s.listeners {
 				l.fail()
 			}
 			s.mu.Unlock()
+			if failed {
+				log.Warn("shared socket stopped: accept failed", "addr", s.key.addr, "err", err)
+			}
 			return
 		}
 		s.wg.Add(1)
@@ -301,6 +317,9 @@ func (s *socket) route(c net.Conn) {
 		var err error
 		k, head, err = s.sniff(c)
 		if err != nil {
+			if s.ctx.Err() == nil {
+				s.m.cfg.Log.Debug("inbound connection dropped: its first bytes did not come", "addr", s.key.addr, "remote", c.RemoteAddr(), "err", err)
+			}
 			c.Close()
 			return
 		}
@@ -317,6 +336,7 @@ func (s *socket) route(c net.Conn) {
 	}
 	s.mu.Unlock()
 	if l == nil {
+		s.m.cfg.Log.Debug("inbound connection dropped: no listener for its kind", "addr", s.key.addr, "remote", c.RemoteAddr(), "kind", k)
 		c.Close()
 		return
 	}

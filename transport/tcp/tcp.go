@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
 // Upgrader secures and multiplexes a raw connection (see package upgrader).
@@ -34,6 +36,10 @@ type Config struct {
 	// WebSocket transport the same one to serve /tcp/P and /tcp/P/ws on one
 	// socket. Nil means a PortMux of the transport's own.
 	PortMux *PortMux
+	// Log receives what the transport drops on its own: failed inbound
+	// upgrades (Debug) and listeners that stop on an accept error (Warn).
+	// Nil discards.
+	Log *slog.Logger
 }
 
 // Transport is the TCP transport.
@@ -54,8 +60,9 @@ func New(up Upgrader, cfg *Config) *Transport {
 	if t.cfg.DialTimeout <= 0 {
 		t.cfg.DialTimeout = 10 * time.Second
 	}
+	t.cfg.Log = logs.Or(t.cfg.Log)
 	if t.cfg.PortMux == nil {
-		t.cfg.PortMux = NewPortMux(nil)
+		t.cfg.PortMux = NewPortMux(&PortMuxConfig{Log: t.cfg.Log})
 	}
 	return t
 }
@@ -142,7 +149,7 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 		nl.Close()
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
 	}
-	return NewUpgradeListener(nl, laddr, t.up, t.cfg.MaxPendingUpgrades, nil), nil
+	return NewUpgradeListener(nl, laddr, t.up, t.cfg.MaxPendingUpgrades, nil, t.cfg.Log), nil
 }
 
 // ErrListenerClosed is returned by Accept after Close.
@@ -158,8 +165,11 @@ type Prepare func(ctx context.Context, raw net.Conn) (c net.Conn, laddr, raddr m
 // goroutine of its own, at most maxPending at a time (others wait in the
 // kernel's accept queue), so a slow handshake never holds up the others.
 // prepare, if not nil, runs before the upgrade. The returned listener owns
-// nl and reports laddr as its address.
-func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPending int, prepare Prepare) network.Listener {
+// nl and reports laddr as its address. log (nil discards) gets inbound
+// connections that fail to prepare or upgrade (Debug), the moments all
+// upgrade slots are taken (Debug), and an accept error that stops the
+// listener (Warn).
+func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPending int, prepare Prepare, log *slog.Logger) network.Listener {
 	if maxPending <= 0 {
 		maxPending = 128
 	}
@@ -172,6 +182,7 @@ func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPen
 		prepare: prepare,
 		nl:      nl,
 		laddr:   laddr,
+		log:     logs.Or(log),
 		ctx:     ctx,
 		cancel:  cancel,
 		conns:   make(chan network.TransportConn),
@@ -201,6 +212,7 @@ type listener struct {
 	prepare Prepare
 	nl      net.Listener
 	laddr   ma.Multiaddr
+	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
 	conns   chan network.TransportConn
@@ -219,8 +231,13 @@ func (l *listener) acceptLoop() {
 	for {
 		select {
 		case l.sem <- struct{}{}:
-		case <-l.ctx.Done():
-			return
+		default:
+			l.log.Debug("upgrade slots full; new connections wait in the accept queue", "addr", l.laddr, "slots", cap(l.sem))
+			select {
+			case l.sem <- struct{}{}:
+			case <-l.ctx.Done():
+				return
+			}
 		}
 		raw, err := l.nl.Accept()
 		if err != nil {
@@ -231,10 +248,14 @@ func (l *listener) acceptLoop() {
 				continue
 			}
 			l.mu.Lock()
-			if l.ctx.Err() == nil {
+			failed := l.ctx.Err() == nil
+			if failed {
 				l.err = err
 			}
 			l.mu.Unlock()
+			if failed {
+				l.log.Warn("listener stopped: accept failed", "addr", l.laddr, "err", err)
+			}
 			return
 		}
 		l.wg.Add(1)
@@ -247,12 +268,18 @@ func (l *listener) upgrade(raw net.Conn) {
 	defer func() { <-l.sem }()
 	c, laddr, raddr, err := l.prepare(l.ctx, raw)
 	if err != nil {
+		if l.ctx.Err() == nil {
+			l.log.Debug("inbound connection failed before its upgrade", "addr", l.laddr, "remote", raw.RemoteAddr(), "err", err)
+		}
 		return
 	}
 	tc, err := l.up.Upgrade(l.ctx, c, network.DirInbound, "", laddr, raddr)
 	if err != nil {
 		// A failed inbound handshake concerns only that peer; the upgrader
 		// closed the conn.
+		if l.ctx.Err() == nil {
+			l.log.Debug("inbound upgrade failed", "addr", l.laddr, "remote", raddr, "err", err)
+		}
 		return
 	}
 	select {

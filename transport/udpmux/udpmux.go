@@ -67,6 +67,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -75,6 +76,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
 // ALPN tokens of the QUIC-based transports.
@@ -94,12 +97,19 @@ type Config struct {
 	// AcceptQueue is how many connections may wait for Accept per consumer
 	// before new ones are refused. Default 32.
 	AcceptQueue int
+	// Log receives inbound connections that fail their handshake or find
+	// no listener (Debug), handshakes refused over MaxHandshakes (Info, at
+	// most once a second) and accept loops that stop on an error (Warn).
+	// Nil discards.
+	Log *slog.Logger
 }
 
 // Mux hands out shared UDP sockets. It is safe for concurrent use.
 type Mux struct {
 	cfg      Config
+	log      *slog.Logger
 	quicConf *quic.Config
+	refusals logs.Limiter // of "too many handshakes" records
 
 	mu      sync.Mutex
 	sockets map[*socket]struct{}
@@ -120,6 +130,7 @@ func New(cfg *Config) *Mux {
 	if m.cfg.AcceptQueue <= 0 {
 		m.cfg.AcceptQueue = 32
 	}
+	m.log = logs.Or(m.cfg.Log)
 	// The values go-libp2p uses (quicreuse), so both ends agree on limits.
 	// Allow0RTT stays false: the early listener must never read data a
 	// client sent before the handshake completed (see the package doc).
@@ -323,7 +334,9 @@ func (s *socket) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			return l.tls, nil
 		}
 	}
-	return nil, fmt.Errorf("udpmux: no listener for ALPN %q", hello.SupportedProtos)
+	err := fmt.Errorf("udpmux: no listener for ALPN %q", hello.SupportedProtos)
+	s.m.log.Debug("inbound QUIC handshake refused", "addr", s.addr, "remote", hello.Conn.RemoteAddr(), "err", err)
+	return nil, err
 }
 
 type handshakeKey struct{}
@@ -339,9 +352,13 @@ func (h *handshakeSlot) release() { h.once.Do(func() { h.s.inflight.Add(-1) }) }
 
 // connContext admits a new server connection if the handshake budget
 // allows it.
-func (s *socket) connContext(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+func (s *socket) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
 	if s.inflight.Add(1) > int64(s.m.cfg.MaxHandshakes) {
 		s.inflight.Add(-1)
+		if ok, held := s.m.refusals.Allow(time.Second); ok {
+			s.m.log.Info("refusing QUIC handshakes: too many in flight", "addr", s.addr, "remote", ci.RemoteAddr,
+				"max", s.m.cfg.MaxHandshakes, "refused_unlogged", held)
+		}
 		return nil, errors.New("udpmux: too many handshakes in flight")
 	}
 	slot := &handshakeSlot{s: s}
@@ -357,6 +374,12 @@ func (s *socket) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 	for {
 		c, err := ln.Accept(context.Background())
 		if err != nil {
+			s.m.mu.Lock()
+			dead := s.dead
+			s.m.mu.Unlock()
+			if !dead {
+				s.m.log.Warn("QUIC accept loop stopped", "addr", s.addr, "err", err)
+			}
 			return
 		}
 		// The server chose the ALPN before the connection became ready.
@@ -374,6 +397,7 @@ func (s *socket) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 		}
 		s.m.mu.Unlock()
 		if !queued {
+			s.m.log.Debug("inbound QUIC connection dropped: no listener or accept queue full", "addr", s.addr, "remote", c.RemoteAddr(), "alpn", alpn)
 			c.CloseWithError(0, "no listener or accept queue full")
 			continue
 		}
@@ -392,8 +416,14 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 		// The slot is released by connContext's AfterFunc; the entry in
 		// pending is ours to drop, or every aborted handshake would stay.
 		s.m.mu.Lock()
+		_, held := s.pending[c]
 		delete(s.pending, c)
+		dead := s.dead
 		s.m.mu.Unlock()
+		// Not when the listener's Close took the connection from pending.
+		if !dead && (l.early || held) {
+			s.m.log.Debug("inbound QUIC handshake failed", "addr", s.addr, "remote", c.RemoteAddr(), "alpn", l.alpn, "err", context.Cause(c.Context()))
+		}
 		return
 	}
 	if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
@@ -408,6 +438,9 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 	queued := ok && s.consumers[l.alpn] == l && s.deliverLocked(l, c)
 	s.m.mu.Unlock()
 	if !queued {
+		if ok {
+			s.m.log.Debug("inbound QUIC connection dropped: no listener or accept queue full", "addr", s.addr, "remote", c.RemoteAddr(), "alpn", l.alpn)
+		}
 		c.CloseWithError(0, "no listener or accept queue full")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 	pion "github.com/pion/webrtc/v4"
@@ -70,7 +71,7 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	local := &net.UDPAddr{IP: ua.IP, Port: bound.Port, Zone: ua.Zone}
 	l := &listener{
 		t:        t,
-		mux:      newUDPMux(sock, local, pendingCandidates),
+		mux:      newUDPMux(sock, local, pendingCandidates, t.cfg.Log),
 		laddr:    base.Encapsulate(ch),
 		base:     base,
 		v6:       v6,
@@ -144,6 +145,10 @@ func (l *listener) acceptLoop() {
 		case l.inFlight <- struct{}{}:
 		default:
 			l.mux.RemoveConnByUfrag(cand.creds.serverUfrag) // over the limit: drop
+			if ok, held := l.t.drops.Allow(time.Second); ok {
+				l.t.cfg.Log.Info("dropping inbound connection attempts: too many in flight", "addr", l.base, "remote", cand.addr,
+					"max", l.t.cfg.MaxInFlight, "dropped_unlogged", held)
+			}
 			continue
 		}
 		l.wg.Add(1)
@@ -158,6 +163,9 @@ func (l *listener) handle(cand muxCandidate) {
 	c, err := l.setup(ctx, cand)
 	cancel()
 	if err != nil {
+		if l.ctx.Err() == nil {
+			l.t.cfg.Log.Debug("inbound connection failed (ICE, DTLS or Noise)", "addr", l.base, "remote", cand.addr, "err", err)
+		}
 		l.mux.RemoveConnByUfrag(cand.creds.serverUfrag)
 		release()
 		return

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,6 +22,7 @@ type udpMux struct {
 	sock    net.PacketConn
 	local   *net.UDPAddr // the address ICE advertises
 	pending chan muxCandidate
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	byUfrag map[string]*muxConn
@@ -50,11 +52,13 @@ var _ ice.UDPMux = (*udpMux)(nil)
 var packetPool = sync.Pool{New: func() any { b := make([]byte, muxPacketSize); return &b }}
 
 // newUDPMux starts reading sock, whose address is local. Close stops it.
-func newUDPMux(sock net.PacketConn, local *net.UDPAddr, pendingLen int) *udpMux {
+// log (not nil) hears of a read error that stops it.
+func newUDPMux(sock net.PacketConn, local *net.UDPAddr, pendingLen int, log *slog.Logger) *udpMux {
 	m := &udpMux{
 		sock:    sock,
 		local:   local,
 		pending: make(chan muxCandidate, pendingLen),
+		log:     log,
 		byUfrag: map[string]*muxConn{},
 		byAddr:  map[netip.AddrPort]*muxConn{},
 		done:    make(chan struct{}),
@@ -73,6 +77,12 @@ func (m *udpMux) readLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
+			}
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if !closed {
+				m.log.Warn("listener stopped: reading the socket failed", "addr", m.local, "err", err)
 			}
 			return
 		}

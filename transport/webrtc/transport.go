@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/security/noise"
 )
 
@@ -46,6 +48,10 @@ type Config struct {
 	// *net.UDPAddr. The listener owns the conn: it closes it on Close, or
 	// at once if Listen fails after the hook returned.
 	ListenPacket func(laddr netip.AddrPort) (net.PacketConn, error)
+	// Log receives inbound connections whose ICE, DTLS or Noise setup
+	// failed (Debug), attempts dropped over MaxInFlight (Info, at most once
+	// a second) and sockets that stop on a read error (Warn). Nil discards.
+	Log *slog.Logger
 }
 
 // Transport dials and listens on WebRTC-direct addresses.
@@ -54,6 +60,7 @@ type Transport struct {
 	local peer.ID
 	cert  *Certificate
 	cfg   Config
+	drops logs.Limiter // of "too many in flight" records
 }
 
 var _ network.Transport = (*Transport)(nil)
@@ -94,6 +101,7 @@ func New(key crypto.PrivKey, cert *Certificate, cfg *Config) (*Transport, error)
 	if t.cfg.HandshakeTimeout <= 0 {
 		t.cfg.HandshakeTimeout = 10 * time.Second
 	}
+	t.cfg.Log = logs.Or(t.cfg.Log)
 	return t, nil
 }
 

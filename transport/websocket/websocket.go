@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
 )
 
@@ -63,6 +65,10 @@ type Config struct {
 	// MaxPendingUpgrades bounds inbound connections per listener that are
 	// still in their handshakes. Default 128.
 	MaxPendingUpgrades int
+	// Log receives inbound connections whose TLS or HTTP upgrade or libp2p
+	// upgrade failed (Debug) and listeners that stop on an accept error
+	// (Warn). Nil discards.
+	Log *slog.Logger
 }
 
 // Transport is the WebSocket transport.
@@ -77,8 +83,9 @@ func New(up Upgrader, cfg *Config) *Transport {
 	if cfg != nil {
 		t.cfg = *cfg
 	}
+	t.cfg.Log = logs.Or(t.cfg.Log)
 	if t.cfg.PortMux == nil {
-		t.cfg.PortMux = tcp.NewPortMux(nil)
+		t.cfg.PortMux = tcp.NewPortMux(&tcp.PortMuxConfig{Log: t.cfg.Log})
 	}
 	if t.cfg.HandshakeTimeout <= 0 {
 		t.cfg.HandshakeTimeout = 15 * time.Second
@@ -295,7 +302,7 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	if w.secure {
 		s.tlsConf = t.cfg.TLSConfig.Clone()
 	}
-	return tcp.NewUpgradeListener(nl, laddr.Encapsulate(w.suffix()), t.up, t.cfg.MaxPendingUpgrades, s.prepare), nil
+	return tcp.NewUpgradeListener(nl, laddr.Encapsulate(w.suffix()), t.up, t.cfg.MaxPendingUpgrades, s.prepare, t.cfg.Log), nil
 }
 
 // server runs the server side of the TLS and HTTP handshakes.

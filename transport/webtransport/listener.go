@@ -100,6 +100,9 @@ func (l *Listener) acceptLoop() {
 	for {
 		qc, err := l.ul.Accept(l.ctx)
 		if err != nil {
+			if l.ctx.Err() == nil {
+				l.t.cfg.Log.Warn("listener stopped: accept failed", "addr", l.ul.Addr(), "err", err)
+			}
 			return
 		}
 		l.mu.Lock()
@@ -107,6 +110,7 @@ func (l *Listener) acceptLoop() {
 			l.mu.Lock()
 			delete(l.pending, qc)
 			l.mu.Unlock()
+			l.t.cfg.Log.Debug("inbound session not established in time", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "timeout", l.t.cfg.HandshakeTimeout)
 			qc.CloseWithError(0, "handshake timeout")
 		})
 		l.mu.Unlock()
@@ -126,7 +130,9 @@ func (l *Listener) acceptLoop() {
 // to a session, runs the Noise handshake as responder and queues the
 // connection for Accept.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := l.t.cfg.Log
 	if r.URL.Query().Get("type") != "noise" {
+		log.Debug("inbound session refused: not type=noise", "addr", l.ul.Addr(), "remote", r.RemoteAddr)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
@@ -137,11 +143,15 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := l.server.Upgrade(w, r)
 	if err != nil {
+		log.Debug("inbound session refused: WebTransport upgrade failed", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "err", err)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	c, err := l.handshake(sess, qc)
 	if err != nil {
+		if l.ctx.Err() == nil {
+			log.Debug("inbound session failed", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "err", err)
+		}
 		sess.CloseWithError(1, "")
 		qc.CloseWithError(0, "")
 		return
@@ -151,12 +161,14 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	delete(l.pending, qc)
 	l.mu.Unlock()
 	if tm == nil || !tm.Stop() { // timed out meanwhile, or a second session
+		log.Debug("inbound session dropped: timed out, or not the connection's first", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "peer", c.RemotePeer())
 		c.Close()
 		return
 	}
 	select {
 	case l.queue <- c:
 	default:
+		log.Debug("inbound session dropped: accept queue full", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "peer", c.RemotePeer())
 		c.Close() // nobody is accepting
 	}
 }

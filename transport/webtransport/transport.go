@@ -23,6 +23,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -35,6 +36,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/security/noise"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 )
@@ -50,6 +52,10 @@ type Config struct {
 	// Clock drives certificate rotation; nil means time.Now. Tests inject
 	// one to step through epochs.
 	Clock func() time.Time
+	// Log receives inbound sessions that fail (CONNECT, Noise, timeout;
+	// Debug) and accept loops that stop on an error (Warn). QUIC handshakes
+	// that fail are logged by the udpmux.Mux. Nil discards.
+	Log *slog.Logger
 }
 
 // Transport is the WebTransport transport. It is safe for concurrent use.
@@ -85,6 +91,7 @@ func New(key crypto.PrivKey, mux *udpmux.Mux, cfg *Config) (*Transport, error) {
 	if t.cfg.Clock == nil {
 		t.cfg.Clock = time.Now
 	}
+	t.cfg.Log = logs.Or(t.cfg.Log)
 	t.certs = newCertManager(t.cfg.Clock)
 	return t, nil
 }
