@@ -350,6 +350,10 @@ func (s *stream) resetLocked() {
 	if s.closed {
 		return
 	}
+	// Abort both halves: STOP_SENDING tells the peer to stop writing at once
+	// (a RESET_STREAM alone ends only our sending part, and the peer could
+	// keep filling the association until the channel close reaches it).
+	s.sendControl(flagStopSending)
 	s.sendControl(flagReset)
 	s.rstate, s.sstate, s.queue = recvReset, sendReset, bytes.Buffer{}
 	s.closeChannelLocked()
