@@ -49,6 +49,7 @@ type config struct {
 	key             crypto.PrivKey
 	listen          []ma.Multiaddr
 	security        []protocol.ID
+	transportSec    map[TransportID][]protocol.ID // per transport, over security
 	userAgent       string
 	log             *slog.Logger
 	dialTimeout     time.Duration
@@ -225,6 +226,39 @@ func Security(ids ...protocol.ID) Option {
 		c.security = ids
 		return nil
 	}
+}
+
+// TransportSecurity sets the security protocols, in preference order, of
+// one transport, over Security's. Only TCP and WebSocket choose: QUIC
+// secures itself with TLS 1.3, and WebTransport and WebRTC-direct with
+// Noise, as their specs say.
+//
+//	tachyon.New(tachyon.TransportSecurity(tachyon.WebSocket, tachyon.Noise)) // what browsers speak
+func TransportSecurity(t TransportID, ids ...protocol.ID) Option {
+	return func(c *config) error {
+		if t != TCP && t != WebSocket {
+			return fmt.Errorf("tachyon: TransportSecurity(%s): only TCP and WebSocket choose their security; the others' is fixed by their specs", t)
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("tachyon: TransportSecurity(%s): no security protocol given", t)
+		}
+		if err := Security(ids...)(&config{}); err != nil {
+			return err
+		}
+		if c.transportSec == nil {
+			c.transportSec = make(map[TransportID][]protocol.ID)
+		}
+		c.transportSec[t] = ids
+		return nil
+	}
+}
+
+// securityFor is the security list of transport t.
+func (c *config) securityFor(t TransportID) []protocol.ID {
+	if ids, ok := c.transportSec[t]; ok {
+		return ids
+	}
+	return c.security
 }
 
 // UserAgent sets the agent version identify reports.

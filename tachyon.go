@@ -73,7 +73,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: peer ID of identity: %w", err)
 	}
-	up, err := newUpgrader(cfg)
+	up, err := newUpgrader(cfg, cfg.securityFor(TCP))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func newConfig(opts []Option) (config, error) {
 
 // newUpgrader builds the security and muxer stack of TCP and WebSocket
 // connections (QUIC, WebTransport and WebRTC bring their own).
-func newUpgrader(cfg config) (*upgrader.Upgrader, error) {
+func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error) {
 	var muxers []network.Multiplexer
 	for _, m := range cfg.muxers {
 		switch m {
@@ -149,7 +149,7 @@ func newUpgrader(cfg config) (*upgrader.Upgrader, error) {
 		}
 	}
 	var secs []network.SecureTransport
-	for _, sid := range cfg.security {
+	for _, sid := range security {
 		switch sid {
 		case Noise:
 			t, err := noise.New(cfg.key, &noise.Config{Muxers: cfg.muxers})
@@ -192,6 +192,13 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	}
 	if on(WebSocket) {
 		wsUp := *up
+		if sec := cfg.securityFor(WebSocket); !slices.Equal(sec, cfg.securityFor(TCP)) {
+			u, err := newUpgrader(cfg, sec)
+			if err != nil {
+				return nil, err
+			}
+			wsUp = *u
+		}
 		wsUp.Transport = "websocket"
 		out = append(out, websocket.New(&wsUp, &websocket.Config{
 			PortMux:            ports,
