@@ -35,7 +35,7 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 	} else {
 		h.log.Debug("identified", "peer", c.RemotePeer(), "agent", call.result.Message.AgentVersion)
 		h.record(call.result)
-		h.bus.Emit(identifiedEvent(call.result))
+		h.bus.Emit(h.identifiedEvent(call.result))
 	}
 	close(call.done)
 }
@@ -56,13 +56,16 @@ func (h *Host) runIdentify(ctx context.Context, c *swarm.Conn) (*identify.Result
 	return h.ids.Identify(ctx, s)
 }
 
-func identifiedEvent(r *identify.Result) event.EvtPeerIdentified {
+// identifiedEvent reports r as the peerstore kept it (within its caps on
+// protocols and agent strings), after h.record.
+func (h *Host) identifiedEvent(r *identify.Result) event.EvtPeerIdentified {
 	m := r.Message
+	agent, protoVer := h.ps.Agent(r.Peer)
 	e := event.EvtPeerIdentified{
 		Peer:            r.Peer,
-		AgentVersion:    m.AgentVersion,
-		ProtocolVersion: m.ProtocolVersion,
-		Protocols:       slices.Clone(m.Protocols),
+		AgentVersion:    agent,
+		ProtocolVersion: protoVer,
+		Protocols:       h.ps.Protocols(r.Peer),
 		ListenAddrs:     slices.Clone(m.ListenAddrs),
 		ObservedAddr:    m.ObservedAddr,
 	}
@@ -143,7 +146,7 @@ func (h *Host) handlePush(s network.Stream) {
 	}
 	before := h.ps.Protocols(r.Peer)
 	h.record(r)
-	if added, removed := diffProtocols(before, r.Message.Protocols); len(added)+len(removed) > 0 {
+	if added, removed := diffProtocols(before, h.ps.Protocols(r.Peer)); len(added)+len(removed) > 0 {
 		h.bus.Emit(event.EvtPeerProtocolsUpdated{Peer: r.Peer, Added: added, Removed: removed})
 	}
 }

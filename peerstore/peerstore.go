@@ -29,6 +29,35 @@
 //     address keeps a later timed expiry it was also given, if any.
 //   - Addrs never returns an expired address, whether GC has run or not.
 //
+// # Bounds
+//
+// What a peer says about itself is bounded, so that no peer can make the
+// store hold more than some tens of kilobytes for it. Each bound has a
+// default and an option to change it (n <= 0 removes it):
+//
+//	bound                             default               option
+//	addresses per peer                MaxAddrsPerPeer       WithMaxAddrsPerPeer
+//	protocols per peer                MaxProtocolsPerPeer   WithMaxProtocolsPerPeer
+//	bytes per protocol ID             MaxProtocolIDLen      WithMaxProtocolIDLen
+//	bytes per agent/protocol version  MaxAgentLen           WithMaxAgentLen
+//
+// The rules:
+//
+//   - A peer holding MaxAddrsPerPeer addresses takes a new one (from AddAddrs
+//     or SetAddrs) only by dropping the one that ranks lowest, counting the
+//     new one: permanent addresses rank above connected ones, connected ones
+//     above timed ones, and timed ones by their expiry, the later the higher
+//     (an expired one, not yet collected, is the lowest). Among equals the
+//     one held longer stays, so a new address goes in only if it ranks
+//     strictly above the lowest held one, and of the addresses given in one
+//     call the first ones go in first. So a new timed address is dropped
+//     when the peer is full of addresses that live longer, and a permanent
+//     or connected one displaces a timed one.
+//   - SetProtocols drops protocol IDs longer than MaxProtocolIDLen, then
+//     keeps the first MaxProtocolsPerPeer of the rest, in the order given.
+//   - SetAgent cuts the agent and protocol versions to MaxAgentLen bytes,
+//     at a UTF-8 boundary.
+//
 // # Forgetting peers
 //
 // The store does not run anything by itself. Its owner calls GC
@@ -46,8 +75,10 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -73,6 +104,21 @@ const (
 // DefaultMaxUnconnectedPeers bounds the peers that are not connected and
 // hold no permanent address.
 const DefaultMaxUnconnectedPeers = 10_000
+
+// Bounds on what is recorded about one peer (see Bounds in the package
+// doc). These are the defaults; the With options change them.
+const (
+	// MaxAddrsPerPeer bounds the addresses held for a peer.
+	MaxAddrsPerPeer = 64
+	// MaxProtocolsPerPeer bounds the protocols recorded for a peer, as
+	// go-libp2p does.
+	MaxProtocolsPerPeer = 128
+	// MaxProtocolIDLen is the longest protocol ID recorded, in bytes;
+	// multistream-select allows up to 1024.
+	MaxProtocolIDLen = 256
+	// MaxAgentLen bounds the agent and protocol versions, in bytes.
+	MaxAgentLen = 256
+)
 
 // DefaultGCInterval is how often Run calls GC when given no interval.
 const DefaultGCInterval = time.Minute
@@ -122,6 +168,10 @@ func (r *record) evictable() bool {
 type Peerstore struct {
 	now       func() time.Time
 	maxUnconn int
+	maxAddrs  int
+	maxProtos int
+	maxProtoL int
+	maxAgent  int
 
 	mu    sync.RWMutex
 	peers map[peer.ID]*record
@@ -138,9 +188,41 @@ func WithMaxUnconnectedPeers(n int) Option {
 	return func(ps *Peerstore) { ps.maxUnconn = n }
 }
 
+// WithMaxAddrsPerPeer bounds the addresses held for a peer (default
+// MaxAddrsPerPeer); n <= 0 removes the bound.
+func WithMaxAddrsPerPeer(n int) Option {
+	return func(ps *Peerstore) { ps.maxAddrs = n }
+}
+
+// WithMaxProtocolsPerPeer bounds the protocols recorded for a peer (default
+// MaxProtocolsPerPeer); n <= 0 removes the bound.
+func WithMaxProtocolsPerPeer(n int) Option {
+	return func(ps *Peerstore) { ps.maxProtos = n }
+}
+
+// WithMaxProtocolIDLen sets the longest protocol ID recorded, in bytes
+// (default MaxProtocolIDLen); n <= 0 removes the bound.
+func WithMaxProtocolIDLen(n int) Option {
+	return func(ps *Peerstore) { ps.maxProtoL = n }
+}
+
+// WithMaxAgentLen bounds the agent and protocol versions, in bytes (default
+// MaxAgentLen); n <= 0 removes the bound.
+func WithMaxAgentLen(n int) Option {
+	return func(ps *Peerstore) { ps.maxAgent = n }
+}
+
 // New returns an empty peerstore.
 func New(opts ...Option) *Peerstore {
-	ps := &Peerstore{now: time.Now, maxUnconn: DefaultMaxUnconnectedPeers, peers: make(map[peer.ID]*record)}
+	ps := &Peerstore{
+		now:       time.Now,
+		maxUnconn: DefaultMaxUnconnectedPeers,
+		maxAddrs:  MaxAddrsPerPeer,
+		maxProtos: MaxProtocolsPerPeer,
+		maxProtoL: MaxProtocolIDLen,
+		maxAgent:  MaxAgentLen,
+		peers:     make(map[peer.ID]*record),
+	}
 	ps.lru.prev, ps.lru.next = &ps.lru, &ps.lru
 	for _, o := range opts {
 		o(ps)
@@ -241,10 +323,36 @@ func raise(a *addr, ttl time.Duration, now time.Time, isConnected bool) {
 	}
 }
 
+// below reports whether a ranks below b for staying in a full address list:
+// by class, then timed ones by expiry.
+func below(a, b *addr) bool {
+	if a.class != b.class {
+		return a.class < b.class
+	}
+	return a.class == timed && a.expires.Before(b.expires)
+}
+
+// bound drops one address of r if it holds more than the bound allows: the
+// lowest ranked, and of equals the one added last. Called after each
+// address added, it keeps r at the bound.
+func (ps *Peerstore) bound(r *record) {
+	if ps.maxAddrs <= 0 || len(r.addrs) <= ps.maxAddrs {
+		return
+	}
+	low := len(r.addrs) - 1
+	for i := low - 1; i >= 0; i-- {
+		if below(&r.addrs[i], &r.addrs[low]) {
+			low = i
+		}
+	}
+	r.addrs = slices.Delete(r.addrs, low, low+1)
+}
+
 // AddAddrs adds addresses for p that live for ttl. An address already known
 // keeps its lifetime if that is longer, and its class if that is higher.
 // A /p2p suffix naming p is removed; addresses of other peers are ignored,
-// and so is a ttl <= 0.
+// and so is a ttl <= 0. Past MaxAddrsPerPeer the lowest ranked addresses
+// are dropped (see Bounds in the package doc).
 func (ps *Peerstore) AddAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration) {
 	if ttl <= 0 || len(addrs) == 0 {
 		return
@@ -263,8 +371,11 @@ func (ps *Peerstore) AddAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 		i := slices.IndexFunc(r.addrs, func(x addr) bool { return x.a.Equal(a) })
 		if i < 0 {
 			r.addrs = append(r.addrs, addr{a: a})
-			i = len(r.addrs) - 1
-		} else if !r.addrs[i].alive(now) {
+			raise(&r.addrs[len(r.addrs)-1], ttl, now, r.conns > 0)
+			ps.bound(r)
+			continue
+		}
+		if !r.addrs[i].alive(now) {
 			r.addrs[i] = addr{a: r.addrs[i].a}
 		}
 		raise(&r.addrs[i], ttl, now, r.conns > 0)
@@ -276,7 +387,8 @@ func (ps *Peerstore) AddAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 
 // SetAddrs gives the addresses ttl, replacing their lifetime and class even
 // when that shortens or lowers them (a permanent address included); a
-// ttl <= 0 removes them. Other addresses of p are left alone.
+// ttl <= 0 removes them. Other addresses of p are left alone, unless p
+// would hold more than MaxAddrsPerPeer (see Bounds in the package doc).
 func (ps *Peerstore) SetAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -302,6 +414,7 @@ func (ps *Peerstore) SetAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 		case ttl > 0:
 			r.addrs = append(r.addrs, addr{a: a})
 			set(&r.addrs[len(r.addrs)-1], ttl, now, r.conns > 0)
+			ps.bound(r)
 		}
 	}
 	if r != nil {
@@ -482,13 +595,37 @@ func (ps *Peerstore) PubKey(p peer.ID) crypto.PubKey {
 	return k
 }
 
-// SetProtocols replaces the protocols p supports.
+// SetProtocols replaces the protocols p supports. IDs longer than
+// MaxProtocolIDLen are dropped, and of the rest only the first
+// MaxProtocolsPerPeer are kept.
 func (ps *Peerstore) SetProtocols(p peer.ID, protos []protocol.ID) {
+	kept := ps.boundProtocols(protos)
 	ps.mu.Lock()
 	r := ps.rec(p, ps.now())
-	r.protocols = slices.Clone(protos)
+	r.protocols = kept
 	ps.replace(r)
 	ps.mu.Unlock()
+}
+
+// boundProtocols returns a copy of protos within the bounds.
+func (ps *Peerstore) boundProtocols(protos []protocol.ID) []protocol.ID {
+	n := len(protos)
+	if ps.maxProtos > 0 {
+		n = min(n, ps.maxProtos)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]protocol.ID, 0, n)
+	for _, id := range protos {
+		if len(out) == n {
+			break
+		}
+		if ps.maxProtoL <= 0 || len(id) <= ps.maxProtoL {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Protocols returns the protocols p is known to support.
@@ -517,13 +654,34 @@ func (ps *Peerstore) SupportsProtocol(p peer.ID, protos ...protocol.ID) (protoco
 	return "", false
 }
 
-// SetAgent records the agent and protocol versions p reported.
+// SetAgent records the agent and protocol versions p reported, each cut to
+// MaxAgentLen bytes at a UTF-8 boundary.
 func (ps *Peerstore) SetAgent(p peer.ID, agent, protocolVersion string) {
+	agent, protocolVersion = truncate(agent, ps.maxAgent), truncate(protocolVersion, ps.maxAgent)
 	ps.mu.Lock()
 	r := ps.rec(p, ps.now())
 	r.agent, r.protoVer = agent, protocolVersion
 	ps.replace(r)
 	ps.mu.Unlock()
+}
+
+// truncate cuts s to at most n bytes (n <= 0: no bound), before the UTF-8
+// sequence that would cross the bound. The result is a copy, so that the
+// rest of a long string is not kept alive.
+func truncate(s string, n int) string {
+	if n <= 0 || len(s) <= n {
+		return s
+	}
+	i := n
+	// A rune has at most utf8.UTFMax-1 continuation bytes; past that the
+	// string is not UTF-8 there and is cut at the bound.
+	for i > 0 && n-i < utf8.UTFMax-1 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	if !utf8.RuneStart(s[i]) {
+		i = n
+	}
+	return strings.Clone(s[:i])
 }
 
 // Agent returns the agent and protocol versions p reported.

@@ -501,6 +501,12 @@ func checkInvariants(t *testing.T, ps *Peerstore) {
 		if r.evictable() != (r.next != nil) {
 			t.Fatal("an evictable record is not listed")
 		}
+		if ps.maxAddrs > 0 && len(r.addrs) > ps.maxAddrs {
+			t.Fatalf("%d addresses held, over the bound of %d", len(r.addrs), ps.maxAddrs)
+		}
+		if ps.maxProtos > 0 && len(r.protocols) > ps.maxProtos {
+			t.Fatalf("%d protocols held, over the bound of %d", len(r.protocols), ps.maxProtos)
+		}
 		for _, a := range r.addrs {
 			if a.class == connected && r.conns == 0 {
 				t.Fatal("a connected address on an unconnected peer")
