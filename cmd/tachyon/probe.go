@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/resolve"
 )
 
 // target parses a multiaddr that names its peer.
@@ -56,54 +55,33 @@ func dialer(ctx context.Context, timeout time.Duration, maddr string, logOpt tac
 }
 
 // resolveAddrs replaces /dns, /dns4 and /dns6 names with their IP
-// addresses (IPv4 first), which the TCP and UDP transports need. WebSocket
-// addresses keep their name: the transport resolves it and checks the
-// server's certificate against it.
+// addresses, IPv4 first (the swarm would resolve them too; the CLI does it
+// first so that its errors and hints show what was dialed). WebSocket
+// addresses keep their name: the transport checks the server's certificate
+// against it.
 func resolveAddrs(ctx context.Context, addrs []ma.Multiaddr) ([]ma.Multiaddr, error) {
 	var out []ma.Multiaddr
 	for _, a := range addrs {
-		if len(a) == 0 || hasProtocol(a, ma.P_WS) || hasProtocol(a, ma.P_WSS) {
+		if len(a) == 0 || hasProtocol(a, ma.P_WS) || hasProtocol(a, ma.P_WSS) || !resolve.NeedsResolve(a) {
 			out = append(out, a)
 			continue
 		}
-		network := "ip"
-		switch a[0].Code() {
-		case ma.P_DNS:
-		case ma.P_DNS4:
-			network = "ip4"
-		case ma.P_DNS6:
-			network = "ip6"
-		default:
-			out = append(out, a)
-			continue
-		}
-		name := a[0].Value()
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, network, name)
+		r, err := (&resolve.Resolver{}).Resolve(ctx, a)
 		if err != nil {
-			return nil, fmt.Errorf("resolving %s: %w", name, err)
+			return nil, err
 		}
-		slices.SortStableFunc(ips, func(x, y netip.Addr) int {
+		slices.SortStableFunc(r, func(x, y ma.Multiaddr) int {
+			x4, y4 := x[0].Code() == ma.P_IP4, y[0].Code() == ma.P_IP4
 			switch {
-			case x.Unmap().Is4() == y.Unmap().Is4():
+			case x4 == y4:
 				return 0
-			case x.Unmap().Is4():
+			case x4:
 				return -1
 			default:
 				return 1
 			}
 		})
-		for _, ip := range ips {
-			ip = ip.Unmap()
-			proto := "ip4"
-			if ip.Is6() {
-				proto = "ip6"
-			}
-			c, err := ma.NewComponent(proto, ip.WithZone("").String())
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, append(ma.Multiaddr{*c}, a[1:]...))
-		}
+		out = append(out, r...)
 	}
 	return out, nil
 }
