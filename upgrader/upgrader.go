@@ -104,7 +104,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		return nil, ctx.Err()
 	}
 	raw.SetDeadline(time.Time{})
-	mc, err := mux.NewConn(sconn, dir == network.DirInbound)
+	mc, err := mux.NewConn(sconn, dir == network.DirInbound, nil)
 	if err != nil {
 		sconn.Close()
 		return nil, fmt.Errorf("starting %s: %w", mux.ID(), err)

@@ -112,7 +112,10 @@ type MuxedConn interface {
 // Multiplexer turns a secured connection into a MuxedConn.
 type Multiplexer interface {
 	ID() protocol.ID
-	NewConn(c net.Conn, isServer bool) (MuxedConn, error)
+	// NewConn starts the muxer on c. scope, when not nil, admits the
+	// streams the muxer opens and accepts and the memory it buffers for
+	// them; the muxer closes it when the connection ends.
+	NewConn(c net.Conn, isServer bool, scope ConnScope) (MuxedConn, error)
 }
 
 // Stream is a negotiated stream as handed to protocol handlers.

@@ -23,6 +23,6 @@ func (t *Transport) ID() protocol.ID { return ID }
 
 // NewConn starts a session over c. The server side (the listener, or the
 // security handshake's responder) uses even stream IDs.
-func (t *Transport) NewConn(c net.Conn, isServer bool) (network.MuxedConn, error) {
+func (t *Transport) NewConn(c net.Conn, isServer bool, scope network.ConnScope) (network.MuxedConn, error) {
 	return NewSession(c, !isServer, &t.Config), nil
 }
