@@ -12,11 +12,13 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/event"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -50,8 +52,12 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mux   mss.Mux[StreamHandler] // inbound protocol handlers
-	pings pingTable              // the one outbound ping stream per peer
+	mux   mss.Mux[StreamHandler]  // inbound protocol handlers
+	pings pingTable               // the one outbound ping stream per peer
+	rm    network.ResourceManager // nil: no limits
+	cm    *connmgr.Manager        // nil: no connection manager
+	// refusals rate-limits the log lines of streams refused by limits.
+	refusals logs.Limiter
 
 	mu         sync.RWMutex
 	identified map[peer.ID]*identifyCall
@@ -70,8 +76,9 @@ type identifyCall struct {
 	err    error
 }
 
-func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm) *Host {
+func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, rm network.ResourceManager) *Host {
 	h := &Host{
+		rm:         rm,
 		key:        cfg.key,
 		id:         id,
 		ps:         ps,
@@ -89,6 +96,18 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm) *
 		defer h.wg.Done()
 		h.ps.Run(h.ctx, peerstore.DefaultGCInterval) // expired addresses and forgotten peers
 	}()
+	if cfg.connMgr != nil {
+		c := *cfg.connMgr
+		if c.Log == nil {
+			c.Log = cfg.log.With("component", "connmgr")
+		}
+		h.cm = connmgr.New(c)
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.cm.Run(h.ctx)
+		}()
+	}
 	if !cfg.noIdentifyPush {
 		h.wg.Add(1)
 		go h.pushLoop()
@@ -107,6 +126,10 @@ func (h *Host) PrivateKey() crypto.PrivKey { return h.key }
 // events). Emitting never blocks the host: a subscriber that falls behind
 // misses events. The bus closes with the host.
 func (h *Host) EventBus() *event.Bus { return h.bus }
+
+// ConnManager is the connection manager, for protecting and tagging peers
+// (see package connmgr); nil when the host was built with NoConnManager.
+func (h *Host) ConnManager() *connmgr.Manager { return h.cm }
 
 // Peerstore holds what the host knows about other peers.
 func (h *Host) Peerstore() *peerstore.Peerstore { return h.ps }
@@ -266,7 +289,41 @@ func (h *Host) handleStream(s *swarm.Stream) {
 	}
 	s.SetReadDeadline(time.Time{})
 	s.SetProtocol(id)
+	if !h.admitStream(s, id) {
+		return
+	}
 	handler(s)
+}
+
+// admitStream accounts an inbound stream to its protocol (limits, and the
+// connection manager's protocol tags); a stream the limits refuse is reset.
+func (h *Host) admitStream(s *swarm.Stream, id protocol.ID) bool {
+	var release func()
+	if h.rm != nil {
+		var err error
+		release, err = h.rm.OpenProtocolStream(network.DirInbound, s.RemotePeer(), id)
+		if err != nil {
+			if ok, held := h.refusals.Allow(time.Second); ok {
+				h.log.Info("inbound stream refused", "peer", s.RemotePeer(), "protocol", id, "err", err, "not_logged_before", held)
+			}
+			s.Reset()
+			return false
+		}
+	}
+	if h.cm != nil {
+		c := s.Conn()
+		h.cm.StreamOpened(c, id)
+		if release == nil {
+			release = func() { h.cm.StreamClosed(c, id) }
+		} else {
+			r := release
+			release = func() { r(); h.cm.StreamClosed(c, id) }
+		}
+	}
+	if release != nil {
+		s.SetOnDone(release)
+	}
+	return true
 }
 
 // Connect makes sure there is a connection to ai.ID, adding ai.Addrs to the
@@ -319,6 +376,7 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) 
 			proto, known = protos[0], true
 		}
 		if known {
+			h.trackOutbound(s, proto)
 			return newLazyStream(s, proto), nil
 		}
 	}
@@ -337,7 +395,20 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) 
 	}
 	s.SetDeadline(time.Time{})
 	s.SetProtocol(id)
+	h.trackOutbound(s, id)
 	return s, nil
+}
+
+// trackOutbound tells the connection manager about an outbound stream, so
+// protocol tags count both directions. Outbound streams are not held to
+// the per-protocol stream limits: the application opens them.
+func (h *Host) trackOutbound(s *swarm.Stream, id protocol.ID) {
+	if h.cm == nil {
+		return
+	}
+	c := s.Conn()
+	h.cm.StreamOpened(c, id)
+	s.SetOnDone(func() { h.cm.StreamClosed(c, id) })
 }
 
 // Peers returns the peers the host has at least one connection to.
@@ -389,6 +460,9 @@ func connInfo(c *swarm.Conn) event.ConnInfo {
 // of one peer keep their order.
 func (h *Host) connected(c *swarm.Conn) {
 	p := c.RemotePeer()
+	if h.cm != nil {
+		h.cm.Connected(c)
+	}
 	h.mu.Lock()
 	h.connCount[p]++
 	h.bus.Emit(event.EvtConnOpened{Conn: connInfo(c)})
@@ -413,6 +487,9 @@ func (h *Host) connected(c *swarm.Conn) {
 
 // disconnected runs when a connection is gone.
 func (h *Host) disconnected(c *swarm.Conn) {
+	if h.cm != nil {
+		h.cm.Disconnected(c)
+	}
 	p := c.RemotePeer()
 	h.mu.Lock()
 	defer h.mu.Unlock()

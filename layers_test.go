@@ -20,7 +20,8 @@ func TestImportLayers(t *testing.T) {
 		switch {
 		case strings.HasPrefix(p, "core/"), strings.HasPrefix(p, "internal/"), p == "event":
 			return 0
-		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore":
+		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore",
+			p == "limits", p == "connmgr", p == "gater":
 			return 1
 		case p == "upgrader", p == "resolve", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
 			return 2

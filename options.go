@@ -8,6 +8,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
@@ -63,6 +64,7 @@ type config struct {
 	gater           network.ConnectionGater
 	noIdentifyPush  bool
 	resolver        *resolve.Resolver
+	connMgr         *connmgr.Config // nil: none
 }
 
 // Transports sets the transports the host runs; only these are built. The
@@ -288,6 +290,29 @@ func Logger(l *slog.Logger) Option {
 func DialTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		c.dialTimeout = d
+		return nil
+	}
+}
+
+// ConnManager sets the connection manager's watermarks, grace period and
+// silence period (zero fields take connmgr's defaults: trim to 160 past
+// 192, new connections safe for a minute). A host has one by default;
+// Host.ConnManager protects and tags peers.
+func ConnManager(cfg connmgr.Config) Option {
+	return func(c *config) error {
+		if cfg.Low < 0 || cfg.High < 0 || (cfg.High > 0 && cfg.Low > cfg.High) {
+			return fmt.Errorf("tachyon: ConnManager: watermarks low %d, high %d: want 0 <= low <= high", cfg.Low, cfg.High)
+		}
+		c.connMgr = &cfg
+		return nil
+	}
+}
+
+// NoConnManager turns the connection manager off: connections stay open
+// until they close or the limits refuse new ones.
+func NoConnManager() Option {
+	return func(c *config) error {
+		c.connMgr = nil
 		return nil
 	}
 }

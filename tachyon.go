@@ -34,6 +34,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
@@ -90,7 +91,7 @@ func New(opts ...Option) (_ *Host, err error) {
 		scfg.Resolver = cfg.resolver
 	}
 	sw := swarm.New(id, ps, transports, scfg)
-	h := newHost(cfg, id, ps, sw)
+	h := newHost(cfg, id, ps, sw, nil)
 	defer func() {
 		if err != nil {
 			h.Close()
@@ -116,6 +117,7 @@ func newConfig(opts []Option) (config, error) {
 		muxers:     []protocol.ID{Yamux},
 		transports: []TransportID{TCP, WebSocket, QUIC, WebTransport, WebRTCDirect},
 		userAgent:  "tachyon/" + Version,
+		connMgr:    &connmgr.Config{},
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {

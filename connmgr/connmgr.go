@@ -12,7 +12,8 @@
 //
 // Trimming closes whole peers (every connection to them), since a peer with
 // one connection left is as costly to keep as with two; it never closes more
-// than needed to get to Low. It runs at most once per SilencePeriod.
+// than needed to get to Low. It runs at most once per SilencePeriod, and
+// checks again every SilencePeriod while the count stays above High.
 package connmgr
 
 import (
@@ -270,17 +271,26 @@ func (m *Manager) IsProtected(p peer.ID, tag string) bool {
 	return ok
 }
 
-// Run trims whenever the count passes High, until ctx ends.
+// Run trims whenever the count passes High, and checks again every
+// SilencePeriod (connections that were in their grace period at the last
+// trim may be trimmable now), until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
+	tick := time.NewTicker(m.cfg.SilencePeriod)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.kick:
+		case <-tick.C:
 		}
 		m.mu.Lock()
+		over := len(m.conns) > m.cfg.High
 		wait := m.cfg.SilencePeriod - m.now().Sub(m.lastTrim)
 		m.mu.Unlock()
+		if !over {
+			continue
+		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {

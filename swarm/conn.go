@@ -123,6 +123,7 @@ type Stream struct {
 	proto    atomic.Pointer[protocol.ID]
 	doneOnce sync.Once
 	ended    atomic.Bool // Close or Reset was called
+	onDone   func()      // set once before use by SetOnDone; run at most once
 	ahead    []byte      // read by ReadAhead, returned first by Read
 }
 
@@ -198,8 +199,19 @@ func (s *Stream) Buffered() int {
 
 func (s *Stream) done() {
 	s.ended.Store(true)
-	s.doneOnce.Do(func() { s.conn.streams.Add(-1) })
+	s.doneOnce.Do(func() {
+		s.conn.streams.Add(-1)
+		if s.onDone != nil {
+			s.onDone()
+		}
+	})
 }
+
+// SetOnDone makes f run once when the stream is closed or reset, or when
+// an inbound stream's handler returns. The host uses it to release what
+// it accounted to the stream's protocol. Call it before the stream is in
+// use by another goroutine; it replaces an earlier f.
+func (s *Stream) SetOnDone(f func()) { s.onDone = f }
 
 // finish ends an inbound stream whose handler returned: a stream the handler
 // left open is closed (the peer reads what was written, then EOF), or reset

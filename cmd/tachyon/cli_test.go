@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,7 +39,7 @@ func TestHelp(t *testing.T) {
 		cmd   string
 		flags []string
 	}{
-		{"node", []string{"-listen MADDR", "-key FILE", "-tls-cert FILE", "-tls-key FILE", "-perf", "-echo", "-log-level LEVEL", "(default warn)"}},
+		{"node", []string{"-listen MADDR", "-key FILE", "-tls-cert FILE", "-tls-key FILE", "-perf", "-echo", "-debug-addr HOST:PORT", "-log-level LEVEL", "(default warn)"}},
 		{"ping", []string{"-n N", "-i duration", "-timeout duration", "-log-level LEVEL", "(default 5)", "(default 10s)"}},
 		{"id", []string{"-timeout duration", "-log-level LEVEL"}},
 		{"rtt", []string{"-n N", "-timeout duration", "-v", "-log-level LEVEL"}},
@@ -388,5 +390,45 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNodeDebugStats: --debug-addr serves the figures the attack suite reads.
+func TestNodeDebugStats(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"node", "--listen", "/ip4/127.0.0.1/tcp/0", "--debug-addr", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("node exit %d: %s", code, errOut.String())
+		}
+	}()
+	re := regexp.MustCompile(`debug server on (http://\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	var url string
+	for url == "" {
+		if m := re.FindStringSubmatch(errOut.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no debug server line; stderr: %s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(url + "?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st debugStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Goroutines == 0 || st.HeapLiveBytes == 0 || st.Conns != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

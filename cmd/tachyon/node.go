@@ -30,6 +30,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tlsKey := fl.String("tls-key", "", "PEM private key `FILE` of --tls-cert")
 	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
+	debugAddr := fl.String("debug-addr", "", "`HOST:PORT` to serve GET /debug/stats (JSON: goroutines, live heap, connections, peerstore size) and /debug/pprof/ on; keep it on loopback")
 	logLvl := addLogLevel(fl)
 	if pos, err := parseInterspersed(fl, args); err != nil {
 		return err
@@ -102,6 +103,14 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *echo {
 		h.SetStreamHandler(echoProtocol, serveEcho)
+	}
+	if *debugAddr != "" {
+		wait, err := serveDebug(ctx, *debugAddr, h, stderr)
+		if err != nil {
+			h.Close()
+			return err
+		}
+		defer wait()
 	}
 	for _, a := range h.FullAddrs() {
 		fmt.Fprintln(stdout, a)
