@@ -44,8 +44,10 @@ type Config struct {
 	// inbound handshake; this package does not enforce it itself.
 	HandshakeTimeout time.Duration
 
-	// Streams bounds the streams of the node, StreamsPerConn those of one
-	// connection (both directions).
+	// Streams bounds the streams of the node, both directions;
+	// StreamsPerConn the streams the peer opened on one connection (ours
+	// are the application's business: a client that opens and closes
+	// streams fast has many waiting for the peer's FIN).
 	Streams, StreamsPerConn int
 	// StreamsPerProtocol bounds the streams of one protocol, node-wide;
 	// ProtocolStreams overrides it per protocol.

@@ -278,10 +278,11 @@ type connScope struct {
 	addr    netip.Addr
 	subnet  netip.Prefix
 
-	mu      sync.Mutex
-	closed  bool
-	mem     int64
-	streams int
+	mu        sync.Mutex
+	closed    bool
+	mem       int64
+	streams   int // both directions
+	streamsIn int
 }
 
 func (s *connScope) name() string {
@@ -387,8 +388,8 @@ func (s *connScope) OpenStream(dir network.Direction) (done func(), err error) {
 		s.mu.Unlock()
 		return nil, errScopeClosed
 	}
-	if !s.allowed && over(s.streams, m.cfg.StreamsPerConn) {
-		err = m.limitErr(kStreamsPerConn, s.name(), "", int64(m.cfg.StreamsPerConn), int64(s.streams))
+	if !s.allowed && dir == network.DirInbound && over(s.streamsIn, m.cfg.StreamsPerConn) {
+		err = m.limitErr(kStreamsPerConn, s.name(), "", int64(m.cfg.StreamsPerConn), int64(s.streamsIn))
 	} else {
 		limit := m.cfg.Streams
 		if s.allowed {
@@ -402,7 +403,12 @@ func (s *connScope) OpenStream(dir network.Direction) (done func(), err error) {
 		s.mu.Unlock()
 		return nil, m.refused(err)
 	}
+	in := 0
+	if dir == network.DirInbound {
+		in = 1
+	}
 	s.streams++
+	s.streamsIn += in
 	s.mu.Unlock()
 	var once atomic.Bool
 	return func() {
@@ -412,6 +418,7 @@ func (s *connScope) OpenStream(dir network.Direction) (done func(), err error) {
 		s.mu.Lock()
 		if !s.closed { // Close released it already
 			s.streams--
+			s.streamsIn -= in
 			m.streams.Add(-1)
 		}
 		s.mu.Unlock()
@@ -429,7 +436,7 @@ func (s *connScope) Close() {
 	s.closed = true
 	s.releaseShared(s.mem)
 	m.streams.Add(-int64(s.streams))
-	s.mem, s.streams = 0, 0
+	s.mem, s.streams, s.streamsIn = 0, 0, 0
 	s.mu.Unlock()
 
 	m.mu.Lock()
@@ -610,7 +617,7 @@ var kinds = [numKinds]struct{ limit, option, unit string }{
 	kHandshakes:         {"inbound handshakes", "Handshakes", ""},
 	kHandshakesPerIP:    {"inbound handshakes per IP", "HandshakesPerIP", ""},
 	kStreams:            {"streams", "Streams", ""},
-	kStreamsPerConn:     {"streams per connection", "StreamsPerConn", ""},
+	kStreamsPerConn:     {"inbound streams per connection", "StreamsPerConn", ""},
 	kStreamsPerProtocol: {"streams per protocol", "", ""},
 	kRate:               {"inbound stream rate", "", "streams/s"},
 	kMemory:             {"memory", "Memory", "bytes"},

@@ -323,7 +323,7 @@ func TestStreamLimits(t *testing.T) {
 		opened int // streams that succeed on the first connection
 		want   *LimitError
 	}{
-		{"per conn", func(c *Config) { c.StreamsPerConn = 3 }, "a", 3, &LimitError{Limit: "streams per connection", Option: "StreamsPerConn", Value: 3, Current: 3}},
+		{"per conn", func(c *Config) { c.StreamsPerConn = 3 }, "a", 3, &LimitError{Limit: "inbound streams per connection", Option: "StreamsPerConn", Value: 3, Current: 3}},
 		{"node", func(c *Config) { c.Streams = 2 }, "a", 2, &LimitError{Limit: "streams", Scope: "node", Option: "Streams", Value: 2, Current: 2}},
 		{"allowed peer", func(c *Config) { c.Streams = 2; c.StreamsPerConn = 2; c.AllowPeers = []peer.ID{"a"} }, "a", 5, nil},
 	} {
@@ -338,7 +338,7 @@ func TestStreamLimits(t *testing.T) {
 			defer s.Close()
 			var dones []func()
 			for i := range tt.opened {
-				done, err := s.OpenStream(network.Direction(1 + i%2))
+				done, err := s.OpenStream(in)
 				if err != nil {
 					t.Fatalf("stream %d: %v", i, err)
 				}
@@ -348,6 +348,14 @@ func TestStreamLimits(t *testing.T) {
 			wantLimit(t, err, tt.want)
 			if tt.want == nil {
 				return
+			}
+			if tt.want.Option == "StreamsPerConn" {
+				// Our own streams do not count against it.
+				done, err := s.OpenStream(out)
+				if err != nil {
+					t.Fatalf("outbound stream: %v", err)
+				}
+				done()
 			}
 			if !strings.Contains(err.Error(), "for inbound connection with "+peer.ID("a").String()+" at /ip4/10.0.0.1/tcp/1") && tt.want.Scope == "" {
 				t.Fatalf("%q does not name the connection", err)

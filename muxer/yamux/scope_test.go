@@ -160,11 +160,12 @@ func TestScopeLargeFrames(t *testing.T) {
 	}
 }
 
-// TestScopeStreams: streams beyond the connection's limit are refused
-// both ways, and a stream that ends makes room.
+// TestScopeStreams: inbound streams beyond the connection's limit get RST,
+// outbound ones beyond the node's fail to open, and a stream that ends
+// makes room.
 func TestScopeStreams(t *testing.T) {
 	leakcheck.Check(t)
-	m, scope := testLimits(t, func(c *limits.Config) { c.StreamsPerConn = 2 })
+	m, scope := testLimits(t, func(c *limits.Config) { c.StreamsPerConn, c.Streams = 2, 2 })
 	a, b := net.Pipe()
 	raw := newRawPeer(t, b)
 	s := NewSessionScope(a, false, nil, scope)
@@ -177,7 +178,7 @@ func TestScopeStreams(t *testing.T) {
 	}
 	_, err := s.Open(ctxT(t))
 	var le *limits.LimitError
-	if !errors.As(err, &le) || le.Option != "StreamsPerConn" {
+	if !errors.As(err, &le) || le.Option != "Streams" {
 		t.Fatalf("Open beyond the limit: %v", err)
 	}
 	sts := acceptN(t, s, 2)
