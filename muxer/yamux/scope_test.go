@@ -247,13 +247,16 @@ func TestScopeWindowGrowth(t *testing.T) {
 	}
 }
 
-// fakeScope records how a session uses its scope.
+// fakeScope records how a session uses its scope; with a limit, it
+// refuses memory beyond it.
 type fakeScope struct {
 	mu           sync.Mutex
+	limit        int64
 	closes       int
 	opens, dones int
 	mem          int64
 	late         []string // calls after Close
+	negative     bool     // more released than reserved
 }
 
 func (f *fakeScope) note(call string) {
@@ -266,6 +269,9 @@ func (f *fakeScope) ReserveMemory(n int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note("ReserveMemory")
+	if f.limit > 0 && f.mem+int64(n) > f.limit {
+		return errors.New("fake limit")
+	}
 	f.mem += int64(n)
 	return nil
 }
@@ -275,6 +281,7 @@ func (f *fakeScope) ReleaseMemory(n int) {
 	defer f.mu.Unlock()
 	f.note("ReleaseMemory")
 	f.mem -= int64(n)
+	f.negative = f.negative || f.mem < 0
 }
 
 func (f *fakeScope) OpenStream(network.Direction) (func(), error) {

@@ -1,6 +1,7 @@
 package yamux
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -533,7 +534,7 @@ func (st *Stream) CloseRead() error {
 func (st *Stream) Close() error {
 	err := st.CloseWrite()
 	_ = st.CloseRead()
-	if err == network.ErrReset {
+	if errors.Is(err, network.ErrReset) {
 		return nil // closing a reset stream is not an error worth reporting
 	}
 	return err
