@@ -126,7 +126,7 @@ const (
 // fast transfer keeps its throughput. One remote address, whatever peer
 // IDs it claims, holds at most ConnsPerIP = 8 connections and
 // HandshakesPerIP = 8 handshakes (so 2000 idle sockets from one address
-// cost 8 slots, not all of them), at most 8*128 = 1024 streams and
+// cost 8 slots, not all of them), at most 8*128 = 1024 inbound streams and
 // MemoryPerIP = 16 MiB of buffered data: the attack of issue #12 (1000
 // streams of 256 KiB each on each of many connections, ~1.3 GB) is held to
 // 16 MiB of buffers plus the streams' bookkeeping, which keeps one
