@@ -11,6 +11,11 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/limits"
 )
 
 // tlsPair wraps a loopback TCP pair in TLS 1.3, to measure yamux over the
@@ -41,15 +46,41 @@ func tlsPair(b testing.TB) (net.Conn, net.Conn) {
 	return cli, srv
 }
 
+// defaultScopes returns the scopes of both ends of a loopback connection
+// under the default limits, which never refuse a single transfer: the
+// cost of accounting, without its refusals.
+func defaultScopes(b testing.TB) (network.ConnScope, network.ConnScope) {
+	m, err := limits.New(limits.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := m.OpenConn(network.DirOutbound, "server", ma.StringCast("/ip4/127.0.0.1/tcp/1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, err := m.OpenConn(network.DirInbound, "client", ma.StringCast("/ip4/127.0.0.1/tcp/2"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out, in
+}
+
+// BenchmarkThroughput measures one stream's throughput; the -limits
+// variants run under the default limits.
 func BenchmarkThroughput(b *testing.B) {
 	for _, tt := range []struct {
-		name string
-		pair func(testing.TB) (net.Conn, net.Conn)
-	}{{"tcp", tcpPair}, {"tls", tlsPair}} {
+		name   string
+		pair   func(testing.TB) (net.Conn, net.Conn)
+		limits bool
+	}{{"tcp", tcpPair, false}, {"tls", tlsPair, false}, {"tcp-limits", tcpPair, true}, {"tls-limits", tlsPair, true}} {
 		b.Run(tt.name, func(b *testing.B) {
 			a, c := tt.pair(b)
-			client := NewSession(a, true, nil)
-			server := NewSession(c, false, nil)
+			var cs, ss network.ConnScope
+			if tt.limits {
+				cs, ss = defaultScopes(b)
+			}
+			client := NewSessionScope(a, true, nil, cs)
+			server := NewSessionScope(c, false, nil, ss)
 			defer client.Close()
 			defer server.Close()
 			done := make(chan error, 1)
@@ -106,10 +137,18 @@ func BenchmarkRawTLS(b *testing.B) {
 	<-done
 }
 
-func BenchmarkOpenStream(b *testing.B) {
+func BenchmarkOpenStream(b *testing.B) { benchmarkOpenStream(b, false) }
+
+func BenchmarkOpenStreamLimits(b *testing.B) { benchmarkOpenStream(b, true) }
+
+func benchmarkOpenStream(b *testing.B, withLimits bool) {
 	a, c := tcpPair(b)
-	client := NewSession(a, true, nil)
-	server := NewSession(c, false, nil)
+	var cs, ss network.ConnScope
+	if withLimits {
+		cs, ss = defaultScopes(b)
+	}
+	client := NewSessionScope(a, true, nil, cs)
+	server := NewSessionScope(c, false, nil, ss)
 	defer client.Close()
 	defer server.Close()
 	go func() {

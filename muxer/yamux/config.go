@@ -3,6 +3,7 @@ package yamux
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	// Default 64 KiB (what go-yamux and js-yamux send); capped at 1 MiB,
 	// the largest frame rust-yamux accepts.
 	MaxFrameSize uint32
+	// Logger receives debug records of streams refused or reset for lack
+	// of resources (at most one a second). Nil discards them.
+	Logger *slog.Logger
 }
 
 const (

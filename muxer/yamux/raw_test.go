@@ -287,7 +287,9 @@ func FuzzSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		leakcheck.Check(t)
 		a, b := net.Pipe()
-		s := NewSession(a, false, &Config{MaxIncomingStreams: 4})
+		// A small memory budget, so that streams get reset too.
+		scope := &fakeScope{limit: 8 << 10}
+		s := NewSessionScope(a, false, &Config{MaxIncomingStreams: 4}, scope)
 		go io.Copy(io.Discard, b)
 		// Accept and read whatever streams appear, as an application would.
 		go func() {
@@ -311,5 +313,11 @@ func FuzzSession(f *testing.F) {
 			t.Fatal("session ended without an error")
 		}
 		s.Close()
+		scope.mu.Lock()
+		defer scope.mu.Unlock()
+		if scope.closes != 1 || scope.opens != scope.dones || scope.negative || len(scope.late) > 0 {
+			t.Fatalf("scope: closes %d, opens %d, dones %d, released more than reserved %v, calls after Close %v",
+				scope.closes, scope.opens, scope.dones, scope.negative, scope.late)
+		}
 	})
 }

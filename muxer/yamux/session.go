@@ -16,6 +16,13 @@
 //   - Receive windows start at 256 KiB and double (up to MaxStreamWindow)
 //     when a whole window is consumed within four round trips, as go-yamux
 //     does; the round trip comes from pings.
+//   - With a network.ConnScope, every stream is admitted by it, and the
+//     memory held for unread data is reserved against it buffer by buffer
+//     (a buffer's capacity, as it is allocated; released as the reader
+//     drains it). A window grows past 256 KiB only once the whole grown
+//     window is reserved, and keeps that reservation while the stream can
+//     receive, so data the peer may send always fits; a stream whose data
+//     cannot be reserved is reset, the session lives on.
 package yamux
 
 import (
@@ -24,12 +31,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
 const (
@@ -63,6 +72,13 @@ type Session struct {
 
 	rtt atomic.Int64 // last measured round trip, ns; 0 until known
 
+	log   *slog.Logger
+	scope network.ConnScope // nil: no limits
+	// scopeMu orders calls on scope before its Close: they hold it for
+	// reading and check scopeEnded, which the Close sets.
+	scopeMu    sync.RWMutex
+	scopeEnded bool
+
 	mu           sync.Mutex
 	streams      map[uint32]*Stream
 	nextID       uint64
@@ -95,9 +111,16 @@ type pendingPing struct {
 // or the TLS/Noise initiator) opens odd stream IDs, the server even ones.
 // A nil cfg uses the defaults.
 func NewSession(c net.Conn, isClient bool, cfg *Config) *Session {
+	return NewSessionScope(c, isClient, cfg, nil)
+}
+
+// NewSessionScope is NewSession accounting streams and buffered data to
+// scope (nil: no limits), which it closes, once, when the session ends.
+func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnScope) *Session {
 	s := &Session{
 		conn:      c,
 		cfg:       cfg.withDefaults(),
+		scope:     scope,
 		client:    isClient,
 		br:        bufio.NewReaderSize(c, readBufSize),
 		wsem:      make(chan struct{}, 1),
@@ -107,6 +130,7 @@ func NewSession(c net.Conn, isClient bool, cfg *Config) *Session {
 		backlogCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	s.log = logs.Or(s.cfg.Logger)
 	if isClient {
 		s.nextID = 1
 	}
@@ -139,6 +163,22 @@ func (s *Session) OpenStream(ctx context.Context) (network.MuxedStream, error) {
 // window beyond 256 KiB) but never waits for the ACK: js-yamux acknowledges
 // lazily. It waits only while MaxAckBacklog streams are unacknowledged.
 func (s *Session) Open(ctx context.Context) (*Stream, error) {
+	var done func()
+	if s.scope != nil {
+		var err error
+		if done, err = s.scopeOpenStream(network.DirOutbound); err != nil {
+			return nil, fmt.Errorf("yamux: opening a stream: %w", err)
+		}
+	}
+	st, err := s.open(ctx, done)
+	if err != nil && done != nil {
+		done()
+	}
+	return st, err
+}
+
+// open is Open once the scope admitted the stream; done goes with it.
+func (s *Session) open(ctx context.Context, done func()) (*Stream, error) {
 	s.mu.Lock()
 	for {
 		if s.closed {
@@ -173,6 +213,7 @@ func (s *Session) Open(ctx context.Context) (*Stream, error) {
 	id := uint32(s.nextID)
 	s.nextID += 2
 	st := newStream(s, id, false)
+	st.scopeDone = done
 	st.unacked = true
 	s.streams[id] = st
 	s.unacked++
@@ -180,7 +221,7 @@ func (s *Session) Open(ctx context.Context) (*Stream, error) {
 		signal(s.backlogCh) // let the next waiter in
 	}
 	// Queue the SYN under s.mu so SYNs leave in stream-ID order.
-	over := s.appendControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: s.cfg.InitialStreamWindow - initialWindow})
+	over := s.appendControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: st.recvWindow - initialWindow})
 	s.mu.Unlock()
 	if over {
 		s.shutdown(errCtrlOverflow)
@@ -553,10 +594,21 @@ func (s *Session) readLoop() {
 	s.mu.Lock()
 	streams := s.streams
 	s.streams = map[uint32]*Stream{}
+	var dones []func()
+	for _, st := range streams {
+		if st.scopeDone != nil {
+			dones = append(dones, st.scopeDone)
+			st.scopeDone = nil
+		}
+	}
 	s.mu.Unlock()
 	for _, st := range streams {
 		st.release()
 	}
+	for _, done := range dones {
+		done()
+	}
+	s.endScope()
 }
 
 func (s *Session) recvLoop() error {
@@ -604,11 +656,25 @@ func (s *Session) handleStreamFrame(h header) error {
 		}
 		if s.localGoAway || s.closed || s.inbound >= s.cfg.MaxIncomingStreams {
 			s.mu.Unlock()
-			s.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: h.stream})
-			s.spawnFlush()
-			return s.discardData(h)
+			return s.refuseStream(h)
+		}
+		var done func()
+		if s.scope != nil {
+			s.mu.Unlock()
+			var err error
+			if done, err = s.scopeOpenStream(network.DirInbound); err != nil {
+				s.logRefusal("yamux: refused an inbound stream", h.stream, err)
+				return s.refuseStream(h)
+			}
+			s.mu.Lock()
+			if s.localGoAway || s.closed {
+				s.mu.Unlock()
+				done()
+				return s.refuseStream(h)
+			}
 		}
 		st = newStream(s, h.stream, true)
+		st.scopeDone = done
 		s.streams[h.stream] = st
 		s.inbound++
 		s.acceptQ = append(s.acceptQ, st)
@@ -641,6 +707,26 @@ func (s *Session) handleStreamFrame(h header) error {
 		st.remoteFIN()
 	}
 	return nil
+}
+
+// refuseStream answers a SYN with RST and skips the frame's payload.
+func (s *Session) refuseStream(h header) error {
+	s.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: h.stream})
+	s.spawnFlush()
+	return s.discardData(h)
+}
+
+// refusals holds back refusal records beyond one a second, for all
+// sessions: a flood of refused streams must not flood the log.
+var refusals logs.Limiter
+
+func (s *Session) logRefusal(msg string, id uint32, err error) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	if ok, held := refusals.Allow(time.Second); ok {
+		s.log.Debug(msg, "stream", id, "remote", s.conn.RemoteAddr(), "err", err, "refused_unlogged", held)
+	}
 }
 
 // discardData skips the payload of a data frame for a stream we do not keep.
@@ -697,6 +783,7 @@ func (s *Session) handleGoAway(h header) error {
 
 // removeStream forgets a stream that is finished in both directions.
 func (s *Session) removeStream(st *Stream) {
+	var done func()
 	s.mu.Lock()
 	if s.streams[st.id] == st {
 		delete(s.streams, st.id)
@@ -708,6 +795,68 @@ func (s *Session) removeStream(st *Stream) {
 			s.unacked--
 			signal(s.backlogCh)
 		}
+		done, st.scopeDone = st.scopeDone, nil
 	}
 	s.mu.Unlock()
+	if done != nil {
+		done()
+	}
+}
+
+// ---- resource scope ----
+// Calls on the scope hold scopeMu for reading, so that none follows its
+// Close: a reader may drain buffered data after the session ended.
+
+// scopeOpenStream admits a stream; the done func it returns releases it
+// unless the scope is closed by then.
+func (s *Session) scopeOpenStream(dir network.Direction) (func(), error) {
+	s.scopeMu.RLock()
+	defer s.scopeMu.RUnlock()
+	if s.scopeEnded {
+		return nil, ErrSessionClosed
+	}
+	done, err := s.scope.OpenStream(dir)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		s.scopeMu.RLock()
+		if !s.scopeEnded {
+			done()
+		}
+		s.scopeMu.RUnlock()
+	}, nil
+}
+
+// reserve reserves n bytes against the scope, which must be set.
+func (s *Session) reserve(n int64) error {
+	s.scopeMu.RLock()
+	defer s.scopeMu.RUnlock()
+	if s.scopeEnded {
+		return ErrSessionClosed
+	}
+	return s.scope.ReserveMemory(int(n))
+}
+
+// unreserve returns n bytes to the scope, which must be set.
+func (s *Session) unreserve(n int64) {
+	s.scopeMu.RLock()
+	if !s.scopeEnded {
+		s.scope.ReleaseMemory(int(n))
+	}
+	s.scopeMu.RUnlock()
+}
+
+// endScope closes the scope, once; it runs when the reader exits.
+func (s *Session) endScope() {
+	if s.scope == nil {
+		return
+	}
+	s.scopeMu.Lock()
+	ended := s.scopeEnded
+	s.scopeEnded = true
+	s.scopeMu.Unlock()
+	if !ended {
+		s.scope.Close()
+	}
 }

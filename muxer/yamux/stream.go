@@ -1,6 +1,7 @@
 package yamux
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,9 @@ type Stream struct {
 	sess    *Session
 	inbound bool
 	unacked bool // outbound and not yet acknowledged; guarded by sess.mu
+	// scopeDone releases the stream from the session's scope; guarded by
+	// sess.mu, called by whoever removes the stream from the session.
+	scopeDone func()
 
 	mu         sync.Mutex
 	recv       [][]byte // received data; recv[0][recvOff:] is next
@@ -37,6 +41,12 @@ type Stream struct {
 	localFin   bool
 	readClosed bool
 	reset      bool
+	resetErr   error // why we reset the stream, when it was for lack of resources
+	// With a scope: held is the capacity of the buffers in recv (and of
+	// one being filled off the wire); reserved what the scope granted,
+	// never less than held, and the whole window once it grew past
+	// initialWindow, while the stream can receive.
+	held, reserved int64
 
 	readCh  chan struct{} // signalled on data, FIN, RST
 	writeCh chan struct{} // signalled on window updates, RST
@@ -54,6 +64,15 @@ func newStream(s *Session, id uint32, inbound bool) *Stream {
 		sendWindow: initialWindow,
 		readCh:     make(chan struct{}, 1),
 		writeCh:    make(chan struct{}, 1),
+	}
+	if s.scope != nil && st.recvWindow > initialWindow {
+		// A configured window above the spec's is a promise like a grown
+		// one: reserve it, or fall back to the spec window.
+		if s.reserve(int64(st.recvWindow)) == nil {
+			st.reserved = int64(st.recvWindow)
+		} else {
+			st.recvWindow, st.recvAvail = initialWindow, initialWindow
+		}
 	}
 	if inbound {
 		// The peer may only use the spec window until our ACK grants more.
@@ -86,8 +105,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, fmt.Errorf("yamux: read: %w", ErrStreamClosed)
 		case st.reset:
+			err := st.resetErrLocked()
 			st.mu.Unlock()
-			return 0, network.ErrReset
+			return 0, err
 		case isClosed(st.readDL.wait()):
 			st.mu.Unlock()
 			return 0, errDeadline
@@ -130,13 +150,14 @@ func (st *Stream) Buffered() int {
 
 // copyOutLocked moves buffered data into p.
 func (st *Stream) copyOutLocked(p []byte) int {
-	n := 0
+	n, freed := 0, 0
 	for n < len(p) && len(st.recv) > 0 {
 		b := st.recv[0]
 		c := copy(p[n:], b[st.recvOff:])
 		n += c
 		st.recvOff += c
 		if st.recvOff == len(b) {
+			freed += cap(b)
 			putBuf(b)
 			st.recv[0] = nil
 			st.recv = st.recv[1:]
@@ -147,6 +168,9 @@ func (st *Stream) copyOutLocked(p []byte) int {
 		st.recv = nil
 	}
 	st.buffered -= uint32(n)
+	if freed > 0 {
+		st.unchargeLocked(int64(freed))
+	}
 	return n
 }
 
@@ -165,7 +189,9 @@ func (st *Stream) creditLocked(grow bool) uint32 {
 	}
 	now := time.Now()
 	if rtt := time.Duration(st.sess.rtt.Load()); grow && rtt > 0 && now.Sub(st.epoch) < 4*rtt {
-		st.recvWindow = uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow)))
+		if w := uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow))); w > st.recvWindow && st.reserveWindowLocked(w) {
+			st.recvWindow = w
+		}
 	}
 	st.epoch = now
 	delta := st.recvWindow - st.recvAvail - st.buffered - st.incoming
@@ -208,19 +234,38 @@ func (st *Stream) receive(n uint32) error {
 		st.mu.Lock()
 		st.incoming = 0
 		dropped := st.readClosed || st.reset
+		var refused error
 		if !dropped {
-			st.appendLocked(b)
+			refused = st.appendLocked(b)
 		}
 		st.mu.Unlock()
 		_, _ = s.br.Discard(int(n))
+		if refused != nil {
+			st.resetForLimit(refused)
+			return nil
+		}
 		if dropped {
 			st.creditDropped()
 			return nil
 		}
 	} else {
 		// Large frame: read past the read buffer straight into its own
-		// buffer.
+		// buffer, reserved before it is filled.
 		b := getBuf(int(n))[:n]
+		st.mu.Lock()
+		refused := st.chargeLocked(int64(cap(b)))
+		if refused != nil {
+			st.incoming = 0
+		}
+		st.mu.Unlock()
+		if refused != nil {
+			putBuf(b)
+			if _, err := s.br.Discard(int(n)); err != nil {
+				return fmt.Errorf("yamux: reading frame payload: %w", err)
+			}
+			st.resetForLimit(refused)
+			return nil
+		}
 		if _, err := io.ReadFull(s.br, b); err != nil {
 			putBuf(b)
 			return fmt.Errorf("yamux: reading frame payload: %w", err)
@@ -229,6 +274,7 @@ func (st *Stream) receive(n uint32) error {
 		st.incoming = 0
 		dropped := st.readClosed || st.reset
 		if dropped {
+			st.unchargeLocked(int64(cap(b)))
 			putBuf(b)
 		} else {
 			st.recv = append(st.recv, b)
@@ -242,6 +288,93 @@ func (st *Stream) receive(n uint32) error {
 	}
 	signal(st.readCh)
 	return nil
+}
+
+// chargeLocked accounts a new receive buffer of capacity c, reserving
+// against the scope what the reservation does not cover yet.
+func (st *Stream) chargeLocked(c int64) error {
+	if st.sess.scope == nil {
+		return nil
+	}
+	st.held += c
+	if need := st.held - st.reserved; need > 0 {
+		if err := st.sess.reserve(need); err != nil {
+			st.held -= c
+			return err
+		}
+		st.reserved += need
+	}
+	return nil
+}
+
+// unchargeLocked accounts buffers of total capacity c freed, and returns
+// to the scope what is no longer needed.
+func (st *Stream) unchargeLocked(c int64) {
+	if st.sess.scope == nil {
+		return
+	}
+	st.held -= c
+	st.trimLocked()
+}
+
+// trimLocked releases the reservation down to what the stream still
+// needs: what it holds, and its grown window while it can receive.
+func (st *Stream) trimLocked() {
+	if st.sess.scope == nil {
+		return
+	}
+	keep := st.held
+	if st.recvWindow > initialWindow && !st.remoteFin && !st.reset && !st.readClosed {
+		keep = max(keep, int64(st.recvWindow))
+	}
+	if extra := st.reserved - keep; extra > 0 {
+		st.sess.unreserve(extra)
+		st.reserved = keep
+	}
+}
+
+// reserveWindowLocked reserves a window grown to w before it is offered,
+// and reports whether it may be.
+func (st *Stream) reserveWindowLocked(w uint32) bool {
+	if st.sess.scope == nil {
+		return true
+	}
+	need := int64(w) - st.reserved
+	if need <= 0 {
+		return true
+	}
+	if st.sess.reserve(need) != nil {
+		return false // the scope logged the refusal; the window stays
+	}
+	st.reserved += need
+	return true
+}
+
+// resetForLimit resets the stream, and tells the peer, because its data
+// cannot be reserved; the session lives on. It runs on the reader
+// goroutine, so the RST is flushed without blocking.
+func (st *Stream) resetForLimit(err error) {
+	st.mu.Lock()
+	if st.reset {
+		st.mu.Unlock()
+		return
+	}
+	st.reset = true
+	st.resetErr = fmt.Errorf("%w: buffering received data: %w", network.ErrReset, err)
+	st.dropLocked()
+	st.mu.Unlock()
+	st.wake()
+	st.sess.logRefusal("yamux: reset a stream whose data exceeds a memory limit", st.id, err)
+	st.sess.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: st.id})
+	st.sess.spawnFlush()
+	st.finish()
+}
+
+func (st *Stream) resetErrLocked() error {
+	if st.resetErr != nil {
+		return st.resetErr
+	}
+	return network.ErrReset
 }
 
 // creditDropped gives the peer back the window of data dropped because the
@@ -262,17 +395,25 @@ func (st *Stream) creditDropped() {
 	}
 }
 
-func (st *Stream) appendLocked(p []byte) {
+// appendLocked buffers p, in the tail buffer if it has room, else in a
+// new one that the scope must grant.
+func (st *Stream) appendLocked(p []byte) error {
 	if k := len(st.recv); k > 0 {
 		tail := st.recv[k-1]
 		if cap(tail)-len(tail) >= len(p) {
 			st.recv[k-1] = append(tail, p...)
 			st.buffered += uint32(len(p))
-			return
+			return nil
 		}
 	}
-	st.recv = append(st.recv, append(getBuf(len(p)), p...))
+	b := getBuf(len(p))
+	if err := st.chargeLocked(int64(cap(b))); err != nil {
+		putBuf(b)
+		return err
+	}
+	st.recv = append(st.recv, append(b, p...))
 	st.buffered += uint32(len(p))
+	return nil
 }
 
 func (st *Stream) addSendWindow(delta uint32) error {
@@ -299,8 +440,9 @@ func (st *Stream) Write(p []byte) (int, error) {
 		st.mu.Lock()
 		for {
 			if st.reset {
+				err := st.resetErrLocked()
 				st.mu.Unlock()
-				return written, network.ErrReset
+				return written, err
 			}
 			if st.localFin {
 				st.mu.Unlock()
@@ -392,7 +534,7 @@ func (st *Stream) CloseRead() error {
 func (st *Stream) Close() error {
 	err := st.CloseWrite()
 	_ = st.CloseRead()
-	if err == network.ErrReset {
+	if errors.Is(err, network.ErrReset) {
 		return nil // closing a reset stream is not an error worth reporting
 	}
 	return err
@@ -427,6 +569,7 @@ func (st *Stream) remoteReset() {
 func (st *Stream) remoteFIN() {
 	st.mu.Lock()
 	st.remoteFin = true
+	st.trimLocked() // no more data can come: the window needs no reserve
 	done := st.localFin
 	st.mu.Unlock()
 	signal(st.readCh)
@@ -448,11 +591,16 @@ func (st *Stream) release() {
 	st.writeDL.stop()
 }
 
+// dropLocked frees the buffered data, and the reservation the stream no
+// longer needs.
 func (st *Stream) dropLocked() {
+	freed := 0
 	for _, b := range st.recv {
+		freed += cap(b)
 		putBuf(b)
 	}
 	st.recv, st.recvOff, st.buffered = nil, 0, 0
+	st.unchargeLocked(int64(freed))
 }
 
 func (st *Stream) wake() {

@@ -22,7 +22,9 @@ var _ network.Multiplexer = (*Transport)(nil)
 func (t *Transport) ID() protocol.ID { return ID }
 
 // NewConn starts a session over c. The server side (the listener, or the
-// security handshake's responder) uses even stream IDs.
+// security handshake's responder) uses even stream IDs. The session
+// accounts its streams and buffered data to scope (nil: no limits) and
+// closes it when it ends.
 func (t *Transport) NewConn(c net.Conn, isServer bool, scope network.ConnScope) (network.MuxedConn, error) {
-	return NewSession(c, !isServer, &t.Config), nil
+	return NewSessionScope(c, !isServer, &t.Config, scope), nil
 }
