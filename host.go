@@ -19,6 +19,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
+	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -56,6 +57,7 @@ type Host struct {
 	pings pingTable               // the one outbound ping stream per peer
 	rm    network.ResourceManager // nil: no limits
 	cm    *connmgr.Manager        // nil: no connection manager
+	lim   *limits.Manager         // nil: NoLimits
 	// refusals rate-limits the log lines of streams refused by limits.
 	refusals logs.Limiter
 
@@ -130,6 +132,10 @@ func (h *Host) EventBus() *event.Bus { return h.bus }
 // ConnManager is the connection manager, for protecting and tagging peers
 // (see package connmgr); nil when the host was built with NoConnManager.
 func (h *Host) ConnManager() *connmgr.Manager { return h.cm }
+
+// Limits is the resource manager: its Config (defaults filled in) and Stat
+// (what is in use). Nil when the host was built with NoLimits.
+func (h *Host) Limits() *limits.Manager { return h.lim }
 
 // Peerstore holds what the host knows about other peers.
 func (h *Host) Peerstore() *peerstore.Peerstore { return h.ps }

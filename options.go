@@ -12,6 +12,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/resolve"
@@ -65,6 +66,9 @@ type config struct {
 	noIdentifyPush  bool
 	resolver        *resolve.Resolver
 	connMgr         *connmgr.Config // nil: none
+	limits          *limits.Config  // nil: limits.Default()
+	noLimits        bool
+	rm              network.ResourceManager // built by New from the above
 }
 
 // Transports sets the transports the host runs; only these are built. The

@@ -74,6 +74,14 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: peer ID of identity: %w", err)
 	}
+	rm, lim, err := newResources(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: limits: %w", err)
+	}
+	cfg.rm = rm
+	if lim != nil && cfg.handshakeTimout == 0 {
+		cfg.handshakeTimout = lim.Config().HandshakeTimeout
+	}
 	up, err := newUpgrader(cfg, cfg.securityFor(TCP))
 	if err != nil {
 		return nil, err
@@ -91,7 +99,8 @@ func New(opts ...Option) (_ *Host, err error) {
 		scfg.Resolver = cfg.resolver
 	}
 	sw := swarm.New(id, ps, transports, scfg)
-	h := newHost(cfg, id, ps, sw, nil)
+	h := newHost(cfg, id, ps, sw, rm)
+	h.lim = lim
 	defer func() {
 		if err != nil {
 			h.Close()
