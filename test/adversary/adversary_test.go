@@ -92,7 +92,8 @@ type result struct {
 	p99                     time.Duration
 	pings, lost             int
 	dials, dialsOK          int
-	dialErrs                []string
+	slowestDial             time.Duration
+	dialErrs, pingErrs      []string
 	panicked, died, unclean bool
 	note                    string
 }
@@ -269,7 +270,7 @@ func runOne(t *testing.T, b bins, impl string, vh, lh *testbed.Host, a attack, e
 	lcancel()
 	wg.Wait()
 	r.p99, r.pings, r.lost = lg.p99()
-	r.dials, r.dialsOK, r.dialErrs = lg.dials, lg.ok, lg.dialErrs
+	r.dials, r.dialsOK, r.dialErrs, r.pingErrs, r.slowestDial = lg.dials, lg.ok, lg.dialErrs, lg.pingErrs, lg.slowest
 
 	// Recovery: everything the attack made must be gone within 10 s.
 	start := time.Now()
@@ -328,10 +329,10 @@ func (r *result) summary() string {
 	if r.err != nil {
 		return "run failed: " + r.err.Error()
 	}
-	return fmt.Sprintf("RSS %d -> peak %d MiB (Δ %+.1f), fds %d -> %d -> %d, threads %d -> %d, goroutines %d -> %d -> %d, heap %.1f -> %.1f MiB, peerstore max %d, recovered %s, ping p99 %s over %d (%d lost), dials %d/%d %v; attack: %s",
+	return fmt.Sprintf("RSS %d -> peak %d MiB (Δ %+.1f), fds %d -> %d -> %d, threads %d -> %d, goroutines %d -> %d -> %d, heap %.1f -> %.1f MiB, peerstore max %d, recovered %s, ping p99 %s over %d (%d lost %v), dials %d/%d (slowest %s) %v; attack: %s",
 		r.base.rss>>20, r.peak.rss>>20, float64(r.rssDelta())/(1<<20), r.base.fds, r.peak.fds, r.after.fds, r.base.threads, r.peak.threads,
 		r.base.goroutines, r.peak.goroutines, r.after.goroutines, float64(r.base.heap)/(1<<20), float64(r.after.heap)/(1<<20), r.peak.peerstore,
-		recoveredText(r.recovered), r.p99, r.pings, r.lost, r.dialsOK, r.dials, r.dialErrs, r.note)
+		recoveredText(r.recovered), r.p99, r.pings, r.lost, r.pingErrs, r.dialsOK, r.dials, r.slowestDial.Round(time.Millisecond), r.dialErrs, r.note)
 }
 
 func recoveredText(d time.Duration) string {
@@ -386,7 +387,7 @@ func markdown(table []attack, results []map[string]*result, soak bool) string {
 	fmt.Fprintf(&s, "Attack suite (test/adversary), %s; victim and attacker in their own network namespaces, 2 cores shared.\n", length)
 	s.WriteString("Per victim: peak RSS above baseline; fds baseline/peak/after; goroutines baseline/peak/after (- : not reported);\n")
 	s.WriteString("recovered: time until fds, goroutines and live heap were back to baseline (no: not within 10 s);\n")
-	s.WriteString("legit ping p99 during the attack (lost pings count as 2 s); legit new connections that succeeded.\n\n")
+	s.WriteString("legit ping p99 during the attack (lost pings count as 2 s); legit new connections that succeeded (the slowest, from process start to echoed byte).\n\n")
 	s.WriteString("| attack | tachyon ΔRSS | fds | goroutines | recovered | ping p99 | dials ok | go-libp2p ΔRSS | fds | goroutines | recovered | ping p99 | dials ok |\n")
 	s.WriteString("|---|---:|---|---|---|---:|---|---:|---|---|---|---:|---|\n")
 	for i, a := range table {
@@ -417,5 +418,5 @@ func cells(r *result) string {
 	if r.lost > 0 {
 		ping += fmt.Sprintf(" (%d lost)", r.lost)
 	}
-	return fmt.Sprintf("%s | %d/%d/%d | %s | %s | %s | %d/%d", rss, r.base.fds, r.peak.fds, r.after.fds, g, recoveredText(r.recovered), ping, r.dialsOK, r.dials)
+	return fmt.Sprintf("%s | %d/%d/%d | %s | %s | %s | %d/%d (%.1f s)", rss, r.base.fds, r.peak.fds, r.after.fds, g, recoveredText(r.recovered), ping, r.dialsOK, r.dials, r.slowestDial.Seconds())
 }

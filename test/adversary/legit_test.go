@@ -2,6 +2,7 @@ package adversary
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,7 +31,9 @@ type legit struct {
 	rtts        []time.Duration // pings answered inside the window
 	lost        int             // pings that failed or timed out inside the window
 	dials, ok   int             // new-connection probes inside the window
+	slowest     time.Duration   // the slowest successful probe (process start to echo)
 	dialErrs    []string        // the first few failures
+	pingErrs    []string        // the first few reasons a pinger stopped
 	from, until time.Time       // the window; zero until: open
 }
 
@@ -49,7 +52,9 @@ func (l *legit) ping(ctx context.Context, addr string, ready chan<- struct{}) {
 		if err != nil {
 			return
 		}
-		if err := cmd.Start(); err != nil {
+		stderr := &tailBuffer{max: 4096}
+		cmd.Stderr = stderr
+		if err := startCmd(cmd); err != nil {
 			return
 		}
 		sc := bufio.NewScanner(out)
@@ -76,6 +81,9 @@ func (l *legit) ping(ctx context.Context, addr string, ready chan<- struct{}) {
 			l.mu.Lock()
 			if l.inWindow(time.Now()) {
 				l.lost++
+				if len(l.pingErrs) < 3 {
+					l.pingErrs = append(l.pingErrs, lastLines(stderr.String(), 1))
+				}
 			}
 			l.mu.Unlock()
 			select {
@@ -94,8 +102,15 @@ func (l *legit) probe(ctx context.Context, addr string) {
 		start := time.Now()
 		// Not ctx: a probe that started in the window runs to its end.
 		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := l.host.Command(pctx, l.bin, "rtt", addr, "-n", "1", "-timeout", "5s").Output()
+		cmd := l.host.Command(pctx, l.bin, "rtt", addr, "-n", "1", "-timeout", "5s")
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		err := startCmd(cmd)
+		if err == nil {
+			err = cmd.Wait()
+		}
 		cancel()
+		out := stdout.Bytes()
 		var res struct {
 			OK    bool   `json:"ok"`
 			Error string `json:"error"`
@@ -107,6 +122,7 @@ func (l *legit) probe(ctx context.Context, addr string) {
 			l.dials++
 			if err == nil && jerr == nil && res.OK {
 				l.ok++
+				l.slowest = max(l.slowest, time.Since(start))
 			} else if len(l.dialErrs) < 3 {
 				l.dialErrs = append(l.dialErrs, fmt.Sprintf("%v %s", err, res.Error))
 			}

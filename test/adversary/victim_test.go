@@ -128,7 +128,7 @@ func startVictim(ctx context.Context, b bins, impl string, h *testbed.Host, tran
 		cancel()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting %s victim: %w", impl, err)
 	}
@@ -210,7 +210,8 @@ func (v *victim) shutdown() error {
 	}
 	v.stop()
 	<-v.done
-	if v.werr != nil {
+	// Wait reports the cancellation even when the process then exits 0.
+	if !v.cmd.ProcessState.Success() {
 		return fmt.Errorf("%s victim did not shut down cleanly on SIGTERM: %v", v.impl, v.werr)
 	}
 	return nil
@@ -328,3 +329,27 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// startCmd starts cmd from one OS thread that never exits. Host.Command
+// sets Pdeathsig, which Linux ties to the thread that forked the child, not
+// the process; Host.Run (every attacker dial) ends its locked thread, and
+// the runtime may have forked a child from that very thread before: the
+// child would be killed mid-attack.
+func startCmd(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	spawnReqs <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
+var spawnReqs = func() chan func() {
+	c := make(chan func())
+	go func() {
+		// Lives as long as the test binary; locked so that no other
+		// goroutine runs here and the thread never exits.
+		runtime.LockOSThread()
+		for f := range c {
+			f()
+		}
+	}()
+	return c
+}()
