@@ -59,7 +59,11 @@ type attack struct {
 
 // attacks builds the table for an environment whose many-address sources
 // are known only once the network exists.
-func attacks(subnet, many []src, one src) []attack {
+func attacks(subnet, many []src, one src, soak bool) []attack {
+	churnN := 10000
+	if soak {
+		churnN = 0 // for the whole 10 minutes
+	}
 	return []attack{
 		{"slowloris: TCP, silent (2000 conns)", "tcp", 4 * time.Second, slowlorisTCP},
 		{"slowloris: half a multistream header (1000)", "tcp", 4 * time.Second, slowlorisMSS},
@@ -75,7 +79,7 @@ func attacks(subnet, many []src, one src) []attack {
 		{"conn flood: one IP, one peer ID (1000)", "tcp", 5 * time.Second, connFlood([]src{one}, 1000, true)},
 		{fmt.Sprintf("conn flood: one /24, %d IPs (1000)", len(subnet)), "tcp", 5 * time.Second, connFlood(subnet, 1000, false)},
 		{fmt.Sprintf("conn flood: %d IPs in %d /24s (1000)", len(many), len(many)/manyPerHost), "tcp", 5 * time.Second, connFlood(many, 1000, false)},
-		{"churn: 10 000 connections opened and closed", "tcp", 60 * time.Second, churn(10000)},
+		{"churn: 10 000 connections opened and closed", "tcp", 60 * time.Second, churn(churnN)},
 		{"QUIC: Initial flood, handshakes abandoned", "quic", 4 * time.Second, quicInitialFlood},
 		{"QUIC: 500 held connections, one IP", "quic", 5 * time.Second, quicHeld},
 		{"WebRTC-direct: half-open flood (STUN, new ufrags)", "webrtc", 4 * time.Second, webrtcFlood},
@@ -151,7 +155,7 @@ func TestAttacks(t *testing.T) {
 		many = append(many, s...)
 	}
 
-	table := attacks(subnet, many, one)
+	table := attacks(subnet, many, one, soak)
 	results := make([]map[string]*result, len(table))
 	for i, a := range table {
 		results[i] = map[string]*result{}
