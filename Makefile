@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz demo bench bench-check
+.PHONY: test setup check vet unit fuzz demo bench bench-check soak
 
 test: setup check vet unit fuzz
 
@@ -51,3 +51,10 @@ bench-check:
 # The full benchmark, written into BENCHMARKS.md and docs/bench/.
 bench:
 	cd bench && $(GO) run ./cmd/p2pbench -write ../BENCHMARKS.md
+
+# The attack suite with each attack running 10 minutes against tachyon
+# (about 3 hours; ADVERSARY_IMPLS=tachyon,go adds go-libp2p, twice as long).
+# CI runs the same suite for a few seconds per attack in the unit target.
+ADVERSARY_IMPLS ?= tachyon
+soak:
+	TACHYON_ADVERSARY_SOAK=1 TACHYON_ADVERSARY_IMPLS=$(ADVERSARY_IMPLS) $(GO) test -p 1 -timeout 8h -count=1 -v ./test/adversary

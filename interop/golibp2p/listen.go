@@ -28,6 +28,7 @@ func cmdListen(args []string) int {
 	var listen multiFlag
 	fs := newFlagSet("listen", &c)
 	fs.Var(&listen, "listen", "multiaddr to listen on, repeatable (default: the transport's loopback address, port 0)")
+	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve GET /debug/stats on (goroutines, live heap, conns, peerstore size; JSON)")
 	if _, err := parseArgs(fs, args, 0); err != nil {
 		return fail(err)
 	}
@@ -64,6 +65,14 @@ func cmdListen(args []string) int {
 	if len(addrs) == 0 {
 		_ = h.Close()
 		return fail(fmt.Errorf("no listen addresses"))
+	}
+	if *debugAddr != "" {
+		dl, err := serveDebug(*debugAddr, h)
+		if err != nil {
+			_ = h.Close()
+			return fail(err)
+		}
+		defer dl.Close()
 	}
 	for _, a := range addrs {
 		printLine(fmt.Sprintf("%s/p2p/%s", a, h.ID()))
