@@ -27,10 +27,10 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/... ./test/rtt/...
+TIMED := ./testbed/... ./test/rtt/... ./test/adversary/...
 
 unit:
-	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt)
+	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
 
