@@ -39,7 +39,6 @@ type gate struct {
 	rm       network.ResourceManager // decides when set; the caps below are then unused
 	max      int
 	maxPerIP int
-	loopback bool // whether loopback is counted per IP (tests only)
 
 	mu    sync.Mutex
 	total int
@@ -68,7 +67,7 @@ func (g *gate) begin(ip netip.Addr) (done func(), err error) {
 			key = p.Addr()
 		}
 	}
-	perIP := g.loopback || !ip.IsLoopback()
+	perIP := !ip.IsLoopback()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.total >= g.max {
