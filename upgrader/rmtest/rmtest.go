@@ -30,12 +30,13 @@ func (e *LimitError) Error() string {
 // Manager implements network.ResourceManager. Zero caps mean no limit. Set
 // the caps before use; the methods are safe for concurrent use.
 type Manager struct {
-	Handshakes      int  // in progress, in all
-	HandshakesPerIP int  // in progress, per remote IP
-	Conns           int  // open connections, in all
-	RefuseConns     bool // refuse every connection
-	StreamsPerConn  int  // open streams per connection, both directions
-	MemoryPerConn   int  // bytes reserved per connection
+	Handshakes       int  // in progress, in all
+	HandshakesPerIP  int  // in progress, per remote IP
+	RefuseHandshakes bool // refuse every handshake
+	Conns            int  // open connections, in all
+	RefuseConns      bool // refuse every connection
+	StreamsPerConn   int  // open streams per connection, both directions
+	MemoryPerConn    int  // bytes reserved per connection
 
 	mu       sync.Mutex
 	hs       int
@@ -55,6 +56,9 @@ func (m *Manager) BeginHandshake(ip netip.Addr) (func(), error) {
 		m.hsPerIP = map[netip.Addr]int{}
 	}
 	switch {
+	case m.RefuseHandshakes:
+		m.hsRefuse++
+		return nil, &LimitError{"handshakes", 0}
 	case m.Handshakes > 0 && m.hs >= m.Handshakes:
 		m.hsRefuse++
 		return nil, &LimitError{"handshakes", m.Handshakes}
