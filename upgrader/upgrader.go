@@ -3,6 +3,7 @@
 // handshake authenticates the peer, and a stream multiplexer runs on top.
 //
 //	raw conn ──mss──▶ /noise | /tls/1.0.0 ──handshake──▶ SecureConn
+//	         ──Resources.OpenConn(dir, peer, raddr)──▶ ConnScope
 //	         ──(muxer from the handshake, or mss)──▶ /yamux/1.0.0 ──▶ TransportConn
 //
 // The muxer is taken from the handshake when both sides announced theirs
@@ -44,6 +45,11 @@ type Upgrader struct {
 	HandshakeTimeout time.Duration
 	// Transport names the transport in ConnState, such as "tcp".
 	Transport string
+	// Resources, when set, admits each connection, inbound and outbound,
+	// once the security handshake has authenticated the peer; a refused
+	// one is closed. The connection's scope goes to the muxer and is closed
+	// with the connection, or when the upgrade fails after it was opened.
+	Resources network.ResourceManager
 }
 
 // Upgrade secures and multiplexes raw. For outbound connections remote must
@@ -93,27 +99,59 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	if err != nil {
 		return nil, fmt.Errorf("%s handshake: %w", sec.ID(), err)
 	}
+	// Admitted before the muxer is negotiated: a refused peer costs no more.
+	var scope network.ConnScope
+	if u.Resources != nil {
+		scope, err = u.Resources.OpenConn(dir, sconn.RemotePeer(), raddr)
+		if err != nil {
+			sconn.Close()
+			return nil, &refusedError{peer: sconn.RemotePeer(), err: err}
+		}
+	}
+	fail := func() {
+		sconn.Close()
+		if scope != nil {
+			scope.Close()
+		}
+	}
 	mux, err := u.negotiateMuxer(sconn, dir)
 	if err != nil {
-		sconn.Close()
-		return nil, fmt.Errorf("negotiating the muxer: %w", err)
+		fail()
+		return nil, fmt.Errorf("negotiating the muxer with %s: %w", sconn.RemotePeer(), err)
 	}
 	if !stop() {
 		// ctx fired after the handshake finished: the deadline was clobbered.
-		sconn.Close()
+		fail()
 		return nil, ctx.Err()
 	}
 	raw.SetDeadline(time.Time{})
-	mc, err := mux.NewConn(sconn, dir == network.DirInbound, nil)
+	mc, err := mux.NewConn(sconn, dir == network.DirInbound, scope)
 	if err != nil {
-		sconn.Close()
-		return nil, fmt.Errorf("starting %s: %w", mux.ID(), err)
+		fail()
+		return nil, fmt.Errorf("starting %s with %s: %w", mux.ID(), sconn.RemotePeer(), err)
 	}
 	st := sconn.ConnState()
 	st.Muxer = mux.ID()
 	st.Transport = u.Transport
-	return &conn{MuxedConn: mc, sec: sconn, state: st, dir: dir, laddr: laddr, raddr: raddr}, nil
+	return &conn{MuxedConn: mc, sec: sconn, scope: scope, state: st, dir: dir, laddr: laddr, raddr: raddr}, nil
 }
+
+// ErrRefused is wrapped by the error of an upgrade that the
+// ResourceManager refused (OpenConn); so is the manager's own error.
+var ErrRefused = errors.New("refused by the resource manager")
+
+// refusedError says which peer OpenConn refused, and wraps its reason (a
+// *limits.LimitError naming the limit).
+type refusedError struct {
+	peer peer.ID
+	err  error
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("connection with %s %s: %v", e.peer, ErrRefused, e.err)
+}
+
+func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.err} }
 
 // negotiateSecurity picks the security protocol. An outbound dial to an
 // address that names it (/tcp/P/tls, /tcp/P/noise) skips multistream-select
@@ -282,9 +320,21 @@ func (u *Upgrader) negotiateMuxer(sconn network.SecureConn, dir network.Directio
 type conn struct {
 	network.MuxedConn
 	sec          network.SecureConn
+	scope        network.ConnScope // nil without Resources
 	state        network.ConnState
 	dir          network.Direction
 	laddr, raddr ma.Multiaddr
+}
+
+// Close closes the muxer and releases the connection's scope. The muxer
+// closes the scope too when the connection ends on its own; Close may be
+// called more than once.
+func (c *conn) Close() error {
+	err := c.MuxedConn.Close()
+	if c.scope != nil {
+		c.scope.Close()
+	}
+	return err
 }
 
 func (c *conn) LocalPeer() peer.ID             { return c.sec.LocalPeer() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -31,6 +32,7 @@ type Conn struct {
 	laddr      ma.Multiaddr
 	raddr      ma.Multiaddr
 	dir        network.Direction
+	scope      network.ConnScope // nil without a ResourceManager
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -38,25 +40,52 @@ var _ network.TransportConn = (*Conn)(nil)
 // OpenStream opens a bidirectional stream. It waits only when the peer's
 // stream limit is reached.
 func (c *Conn) OpenStream(ctx context.Context) (network.MuxedStream, error) {
+	var done func()
+	if c.scope != nil {
+		var err error
+		if done, err = c.scope.OpenStream(network.DirOutbound); err != nil {
+			return nil, fmt.Errorf("quic: opening a stream to %s: %w", c.remotePeer, err)
+		}
+	}
 	s, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
+		if done != nil {
+			done()
+		}
 		return nil, fmt.Errorf("quic: opening a stream to %s: %w", c.remotePeer, err)
 	}
-	return &Stream{s: s}, nil
+	return &Stream{s: s, done: done}, nil
 }
 
-// AcceptStream waits for the peer to open a stream.
+// AcceptStream waits for the peer to open a stream. Streams the scope
+// refuses are reset (RESOURCE_LIMIT_EXCEEDED) and skipped.
 func (c *Conn) AcceptStream() (network.MuxedStream, error) {
-	s, err := c.qc.AcceptStream(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("quic: accepting a stream from %s: %w", c.remotePeer, err)
+	for {
+		s, err := c.qc.AcceptStream(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("quic: accepting a stream from %s: %w", c.remotePeer, err)
+		}
+		if c.scope == nil {
+			return &Stream{s: s}, nil
+		}
+		done, err := c.scope.OpenStream(network.DirInbound)
+		if err != nil {
+			s.CancelRead(CodeResourceLimitExceeded)
+			s.CancelWrite(CodeResourceLimitExceeded)
+			continue
+		}
+		return &Stream{s: s, done: done}, nil
 	}
-	return &Stream{s: s}, nil
 }
 
-// Close closes the connection with application error code 0.
+// Close closes the connection with application error code 0 and releases
+// its scope.
 func (c *Conn) Close() error {
-	return c.qc.CloseWithError(0, "")
+	err := c.qc.CloseWithError(0, "")
+	if c.scope != nil {
+		c.scope.Close()
+	}
+	return err
 }
 
 // IsClosed reports whether the connection is closed.
@@ -93,7 +122,31 @@ func (c *Conn) QUIC() *quic.Conn { return c.qc }
 
 // Stream is one bidirectional QUIC stream.
 type Stream struct {
-	s *quic.Stream
+	s    *quic.Stream
+	done func() // ends the stream's admission by the scope; nil without one
+
+	mu                  sync.Mutex
+	readEnded, wroteEnd bool
+	released            bool
+}
+
+// ended records that one direction is over and, once both are (or on
+// Close and Reset, when all is set), ends the stream's admission.
+func (s *Stream) ended(read, write, all bool) {
+	if s.done == nil {
+		return
+	}
+	s.mu.Lock()
+	s.readEnded = s.readEnded || read
+	s.wroteEnd = s.wroteEnd || write
+	release := !s.released && (all || s.readEnded && s.wroteEnd)
+	if release {
+		s.released = true
+	}
+	s.mu.Unlock()
+	if release {
+		s.done()
+	}
 }
 
 var _ network.MuxedStream = (*Stream)(nil)
@@ -104,27 +157,40 @@ func NewStream(s *quic.Stream) *Stream { return &Stream{s: s} }
 // Read reads stream data; a reset by either side yields network.ErrReset.
 func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.s.Read(p)
+	if err != nil && !isTimeout(err) {
+		s.ended(true, false, false)
+	}
 	return n, mapStreamErr(err)
 }
 
 // Write writes stream data; a reset or STOP_SENDING yields network.ErrReset.
 func (s *Stream) Write(p []byte) (int, error) {
 	n, err := s.s.Write(p)
+	if err != nil && !isTimeout(err) {
+		s.ended(false, true, false)
+	}
 	return n, mapStreamErr(err)
 }
 
 // Close sends FIN and stops reading (STOP_SENDING).
 func (s *Stream) Close() error {
 	s.s.CancelRead(resetCode)
-	return s.s.Close()
+	err := s.s.Close()
+	s.ended(true, true, true)
+	return err
 }
 
 // CloseWrite sends FIN: the peer reads EOF after the data written.
-func (s *Stream) CloseWrite() error { return s.s.Close() }
+func (s *Stream) CloseWrite() error {
+	err := s.s.Close()
+	s.ended(false, true, false)
+	return err
+}
 
 // CloseRead sends STOP_SENDING and discards incoming data.
 func (s *Stream) CloseRead() error {
 	s.s.CancelRead(resetCode)
+	s.ended(true, false, false)
 	return nil
 }
 
@@ -132,6 +198,7 @@ func (s *Stream) CloseRead() error {
 func (s *Stream) Reset() error {
 	s.s.CancelWrite(resetCode)
 	s.s.CancelRead(resetCode)
+	s.ended(true, true, true)
 	return nil
 }
 
@@ -143,6 +210,12 @@ func (s *Stream) SetReadDeadline(t time.Time) error { return s.s.SetReadDeadline
 
 // SetWriteDeadline sets the write deadline.
 func (s *Stream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
+
+// isTimeout tells a deadline, after which the stream goes on, from an end.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
 
 // mapStreamErr turns stream resets into network.ErrReset, keeping the
 // QUIC error (and its code) in the chain.

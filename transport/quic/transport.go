@@ -35,6 +35,12 @@ type Config struct {
 	// DialTimeout bounds a dial, handshake included, when the caller's
 	// context has no earlier deadline. Default 15 s.
 	DialTimeout time.Duration
+	// Resources, when set, admits each connection, inbound and outbound,
+	// once the handshake has authenticated the peer (OpenConn; a refused
+	// one is closed with RESOURCE_LIMIT_EXCEEDED), and the streams and
+	// flow-control window growth of each through its scope. Inbound
+	// handshakes are admitted by the udpmux.Mux (its Config.Resources).
+	Resources network.ResourceManager
 	// Log receives inbound connections the listener drops (Debug). QUIC
 	// handshakes that fail are logged by the udpmux.Mux (its Config.Log).
 	// Nil discards.
@@ -121,6 +127,9 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 		qc.CloseWithError(0, "")
 		return nil, fmt.Errorf("quic: dial %s: %w", addr, &network.PeerIDMismatchError{Expected: p, Actual: c.remotePeer})
 	}
+	if err := t.admit(c); err != nil {
+		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+	}
 	return c, nil
 }
 
@@ -147,6 +156,32 @@ func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error)
 	}, nil
 }
 
+// ErrRefused is wrapped by the error of a connection that the
+// ResourceManager refused; so is the manager's own error.
+var ErrRefused = errors.New("refused by the resource manager")
+
+// CodeResourceLimitExceeded is the application error code a connection or
+// stream refused by the ResourceManager is closed or reset with
+// (RESOURCE_LIMIT_EXCEEDED of libp2p's error codes).
+const CodeResourceLimitExceeded = 0x1001
+
+// admit opens c's scope with the ResourceManager, or closes c when it is
+// refused. The scope is closed when the connection closes.
+func (t *Transport) admit(c *Conn) error {
+	if t.cfg.Resources == nil {
+		return nil
+	}
+	scope, err := t.cfg.Resources.OpenConn(c.dir, c.remotePeer, c.raddr)
+	if err != nil {
+		c.qc.CloseWithError(CodeResourceLimitExceeded, "resource limit exceeded")
+		return fmt.Errorf("connection with %s %w: %w", c.remotePeer, ErrRefused, err)
+	}
+	c.scope = scope
+	context.AfterFunc(c.qc.Context(), scope.Close)
+	t.mux.SetScope(c.qc, scope)
+	return nil
+}
+
 // Listen accepts QUIC connections on addr. Port 0 shares the UDP socket of
 // a WebTransport listener on the same IP, if there is one.
 func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
@@ -171,8 +206,9 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 // Listener accepts QUIC connections. Closing it stops accepting; accepted
 // connections stay open.
 type Listener struct {
-	t  *Transport
-	ul *udpmux.Listener
+	t        *Transport
+	ul       *udpmux.Listener
+	refusals logs.Limiter
 }
 
 // Accept waits for the next authenticated connection.
@@ -196,6 +232,12 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 			// The TLS verifier rejects such peers; this is a safety net.
 			l.t.cfg.Log.Debug("inbound connection dropped", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err)
 			qc.CloseWithError(0, "")
+			continue
+		}
+		if err := l.t.admit(c); err != nil {
+			if ok, held := l.refusals.Allow(time.Second); ok {
+				l.t.cfg.Log.Debug("inbound connection refused", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err, "refused_unlogged", held)
+			}
 			continue
 		}
 		return c, nil

@@ -8,12 +8,15 @@ package tcp
 // socket per bound address and hands each accepted connection to the
 // listener registered for its kind:
 //
-//	socket.acceptLoop ──Accept──▶ socket.route (one goroutine per conn, bounded)
+//	socket.acceptLoop ──Accept──▶ admit (gate.begin: close at once if refused)
+//	    ──▶ socket.route (one goroutine per admitted conn)
 //	    peek the first bytes (≤ SniffTimeout) ──classify──▶ Kind
 //	    ──▶ Listener of that Kind (its Accept returns the conn, peeked bytes included)
 //
 // A socket with only a KindMultistream listener skips the peek: its
-// connections go straight to the TCP transport, whose upgrader bounds them.
+// connections go straight to the TCP transport. The admission (admit.go)
+// holds a handshake slot from accept until the consumer's upgrade ends
+// (HandshakeDone) or the conn closes.
 //
 // Security named in the address (issue 4: /tcp/P/tls, /tcp/P/noise): the
 // upgrader itself tells a multistream header (13), a TLS ClientHello (16)
@@ -35,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
@@ -107,10 +111,21 @@ type PortMuxConfig struct {
 	// SniffTimeout bounds how long an inbound connection on a shared port
 	// may take to send the bytes that tell its kind. Default 15 s.
 	SniffTimeout time.Duration
-	// MaxPendingSniffs bounds connections per socket that are being
-	// classified or wait for their listener to take them; more wait in the
-	// kernel's accept queue. Default 128.
+	// Resources, when set, admits every accepted connection
+	// (BeginHandshake with its remote IP) before anything is read from it;
+	// a refused one is closed at once. Its slot lasts until the consumer's
+	// upgrade ends. The two caps below then do not apply.
+	Resources network.ResourceManager
+	// MaxPendingSniffs bounds the connections per socket that are in their
+	// handshakes (classified, then upgraded by the listener that took
+	// them) when there is no Resources. New connections over it are closed
+	// at once rather than left in the kernel's accept queue, where they
+	// would hold up everyone behind them. Default 256.
 	MaxPendingSniffs int
+	// MaxPendingPerIP bounds those connections per remote IP (per /64 for
+	// IPv6; loopback is exempt) when there is no Resources, so one address
+	// cannot take every slot. Default 16.
+	MaxPendingPerIP int
 	// Log receives connections dropped while they are classified (Debug)
 	// and sockets that stop on an accept error (Warn). Nil discards.
 	Log *slog.Logger
@@ -134,9 +149,6 @@ func NewPortMux(cfg *PortMuxConfig) *PortMux {
 	}
 	if m.cfg.SniffTimeout <= 0 {
 		m.cfg.SniffTimeout = 15 * time.Second
-	}
-	if m.cfg.MaxPendingSniffs <= 0 {
-		m.cfg.MaxPendingSniffs = 128
 	}
 	m.cfg.Log = logs.Or(m.cfg.Log)
 	return m
@@ -198,7 +210,8 @@ func (m *PortMux) Listen(network, address string, k Kind) (*Listener, error) {
 		nl:        nl,
 		ctx:       ctx,
 		cancel:    cancel,
-		sem:       make(chan struct{}, m.cfg.MaxPendingSniffs),
+		gate:      newGate(m.cfg.Resources, m.cfg.MaxPendingSniffs, m.cfg.MaxPendingPerIP),
+		refusals:  refusalLog{log: m.cfg.Log},
 		listeners: map[Kind]*Listener{},
 	}
 	l, _ := s.register(k)
@@ -235,13 +248,14 @@ func (m *PortMux) remove(l *Listener) {
 // socket is one bound TCP socket. Its accept loop and the route goroutines
 // it starts are stopped by the close of its last Listener.
 type socket struct {
-	m      *PortMux
-	key    sockKey
-	nl     net.Listener
-	ctx    context.Context
-	cancel context.CancelFunc
-	sem    chan struct{}
-	wg     sync.WaitGroup
+	m        *PortMux
+	key      sockKey
+	nl       net.Listener
+	ctx      context.Context
+	cancel   context.CancelFunc
+	gate     *gate
+	refusals refusalLog
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	listeners map[Kind]*Listener
@@ -264,19 +278,8 @@ func (s *socket) acceptLoop() {
 	defer s.wg.Done()
 	log := s.m.cfg.Log
 	for {
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			log.Debug("sniff slots full; new connections wait in the accept queue", "addr", s.key.addr, "slots", cap(s.sem))
-			select {
-			case s.sem <- struct{}{}:
-			case <-s.ctx.Done():
-				return
-			}
-		}
 		c, err := s.nl.Accept()
 		if err != nil {
-			<-s.sem
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				time.Sleep(10 * time.Millisecond)
@@ -296,15 +299,21 @@ func (s *socket) acceptLoop() {
 			}
 			return
 		}
+		done, err := s.gate.begin(remoteIP(c))
+		if err != nil {
+			c.Close()
+			s.refusals.refused(s.key.addr, c, err)
+			continue
+		}
 		s.wg.Add(1)
-		go s.route(c)
+		go s.route(&peekedConn{Conn: c, done: done})
 	}
 }
 
-// route classifies c and hands it to the listener of its kind.
-func (s *socket) route(c net.Conn) {
+// route classifies c and hands it to the listener of its kind. Closing c
+// ends its handshake slot.
+func (s *socket) route(c *peekedConn) {
 	defer s.wg.Done()
-	defer func() { <-s.sem }()
 
 	s.mu.Lock()
 	_, onlyMSS := s.listeners[KindMultistream]
@@ -313,9 +322,8 @@ func (s *socket) route(c net.Conn) {
 
 	k := KindMultistream
 	if !onlyMSS {
-		var head []byte
 		var err error
-		k, head, err = s.sniff(c)
+		k, c.head, err = s.sniff(c.Conn)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.m.cfg.Log.Debug("inbound connection dropped: its first bytes did not come", "addr", s.key.addr, "remote", c.RemoteAddr(), "err", err)
@@ -323,7 +331,6 @@ func (s *socket) route(c net.Conn) {
 			c.Close()
 			return
 		}
-		c = &peekedConn{Conn: c, head: head}
 	}
 
 	s.mu.Lock()
@@ -387,7 +394,8 @@ type Listener struct {
 func (l *Listener) fail() { l.fOnce.Do(func() { close(l.done) }) }
 
 // Accept returns the next connection of this listener's kind. Bytes read to
-// classify it are replayed by its first reads.
+// classify it are replayed by its first reads. The connection holds a
+// handshake slot of the socket until HandshakeDone or its Close.
 func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
@@ -418,10 +426,35 @@ func (l *Listener) Addr() net.Addr { return l.s.nl.Addr() }
 // Kind is the kind of connections this listener receives.
 func (l *Listener) Kind() Kind { return l.kind }
 
-// peekedConn replays the bytes read to classify a connection.
+// peekedConn is an admitted connection: it holds a handshake slot until
+// HandshakeDone or Close, and replays the bytes read to classify it.
 type peekedConn struct {
 	net.Conn
 	head []byte
+	done func() // ends the handshake slot
+	once sync.Once
+}
+
+// HandshakeDone ends the handshake slot of c, a connection from a
+// Listener's Accept (or one wrapping it): call it when its upgrade ended,
+// however it ended. Close ends the slot too; other conns are ignored.
+func HandshakeDone(c net.Conn) {
+	if p, ok := c.(*peekedConn); ok {
+		p.release()
+	}
+}
+
+func (c *peekedConn) release() {
+	if c.done != nil {
+		c.once.Do(c.done)
+	}
+}
+
+// Close closes the connection and ends its handshake slot.
+func (c *peekedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) {

@@ -27,8 +27,15 @@ type Upgrader interface {
 
 // Config tunes the transport. The zero value is ready to use.
 type Config struct {
-	// MaxPendingUpgrades bounds inbound connections that are still in their
-	// handshake; more wait in the kernel's accept queue. Default 128.
+	// Resources admits inbound handshakes on the transport's own PortMux
+	// (see PortMuxConfig.Resources); a PortMux given below has its own.
+	// Connections are admitted by the Upgrader's manager once the peer is
+	// known.
+	Resources network.ResourceManager
+	// MaxPendingUpgrades bounds the inbound connections in their handshakes
+	// on the transport's own PortMux when there is no Resources (see
+	// PortMuxConfig.MaxPendingSniffs); over it they are closed at once.
+	// Default 256.
 	MaxPendingUpgrades int
 	// DialTimeout bounds the TCP connect alone. Default 10 s.
 	DialTimeout time.Duration
@@ -54,15 +61,12 @@ func New(up Upgrader, cfg *Config) *Transport {
 	if cfg != nil {
 		t.cfg = *cfg
 	}
-	if t.cfg.MaxPendingUpgrades <= 0 {
-		t.cfg.MaxPendingUpgrades = 128
-	}
 	if t.cfg.DialTimeout <= 0 {
 		t.cfg.DialTimeout = 10 * time.Second
 	}
 	t.cfg.Log = logs.Or(t.cfg.Log)
 	if t.cfg.PortMux == nil {
-		t.cfg.PortMux = NewPortMux(&PortMuxConfig{Log: t.cfg.Log})
+		t.cfg.PortMux = NewPortMux(&PortMuxConfig{Log: t.cfg.Log, Resources: t.cfg.Resources, MaxPendingSniffs: t.cfg.MaxPendingUpgrades})
 	}
 	return t
 }
@@ -162,17 +166,17 @@ var ErrListenerClosed = errors.New("tcp: listener closed")
 type Prepare func(ctx context.Context, raw net.Conn) (c net.Conn, laddr, raddr ma.Multiaddr, err error)
 
 // NewUpgradeListener accepts raw connections from nl and upgrades each in a
-// goroutine of its own, at most maxPending at a time (others wait in the
-// kernel's accept queue), so a slow handshake never holds up the others.
-// prepare, if not nil, runs before the upgrade. The returned listener owns
-// nl and reports laddr as its address. log (nil discards) gets inbound
-// connections that fail to prepare or upgrade (Debug), the moments all
-// upgrade slots are taken (Debug), and an accept error that stops the
-// listener (Warn).
+// goroutine of its own, so a slow handshake never holds up the others; Accept
+// on nl is never held back. Connections from a PortMux Listener were admitted
+// by their socket (PortMuxConfig), and their slot ends with the upgrade
+// (HandshakeDone). Others get the built-in caps: maxPending in all (default
+// 256) and 16 per IP (loopback exempt); over them a connection is closed at
+// once. prepare, if not nil, runs before the upgrade. The returned listener
+// owns nl and reports laddr as its address. log (nil discards) gets inbound
+// connections that fail to prepare or upgrade or are refused (Debug, refusals
+// at most once a second), and an accept error that stops the listener
+// (Warn).
 func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPending int, prepare Prepare, log *slog.Logger) network.Listener {
-	if maxPending <= 0 {
-		maxPending = 128
-	}
 	if prepare == nil {
 		prepare = prepareRaw
 	}
@@ -186,8 +190,9 @@ func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPen
 		ctx:     ctx,
 		cancel:  cancel,
 		conns:   make(chan network.TransportConn),
-		sem:     make(chan struct{}, maxPending),
+		gate:    newGate(nil, maxPending, 0),
 	}
+	l.refusals.log = l.log
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -208,17 +213,18 @@ func prepareRaw(_ context.Context, raw net.Conn) (net.Conn, ma.Multiaddr, ma.Mul
 }
 
 type listener struct {
-	up      Upgrader
-	prepare Prepare
-	nl      net.Listener
-	laddr   ma.Multiaddr
-	log     *slog.Logger
-	ctx     context.Context
-	cancel  context.CancelFunc
-	conns   chan network.TransportConn
-	sem     chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	up       Upgrader
+	prepare  Prepare
+	nl       net.Listener
+	laddr    ma.Multiaddr
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	conns    chan network.TransportConn
+	gate     *gate // for conns not admitted by a PortMux
+	refusals refusalLog
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	mu  sync.Mutex
 	err error // why the accept loop stopped, unless Close stopped it
@@ -229,19 +235,8 @@ func (l *listener) acceptLoop() {
 	defer l.wg.Done()
 	defer l.cancel()
 	for {
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.log.Debug("upgrade slots full; new connections wait in the accept queue", "addr", l.laddr, "slots", cap(l.sem))
-			select {
-			case l.sem <- struct{}{}:
-			case <-l.ctx.Done():
-				return
-			}
-		}
 		raw, err := l.nl.Accept()
 		if err != nil {
-			<-l.sem
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				time.Sleep(10 * time.Millisecond)
@@ -258,6 +253,15 @@ func (l *listener) acceptLoop() {
 			}
 			return
 		}
+		if _, admitted := raw.(*peekedConn); !admitted {
+			done, err := l.gate.begin(remoteIP(raw))
+			if err != nil {
+				raw.Close()
+				l.refusals.refused(l.laddr, raw, err)
+				continue
+			}
+			raw = &peekedConn{Conn: raw, done: done}
+		}
 		l.wg.Add(1)
 		go l.upgrade(raw)
 	}
@@ -265,7 +269,7 @@ func (l *listener) acceptLoop() {
 
 func (l *listener) upgrade(raw net.Conn) {
 	defer l.wg.Done()
-	defer func() { <-l.sem }()
+	defer HandshakeDone(raw)
 	c, laddr, raddr, err := l.prepare(l.ctx, raw)
 	if err != nil {
 		if l.ctx.Err() == nil {

@@ -49,7 +49,19 @@
 // Config.MaxHandshakes new connection attempts are refused
 // (CONNECTION_REFUSED); above half of it, clients must first prove their
 // address with a Retry round trip. Half-open handshakes die after
-// Config.HandshakeTimeout.
+// Config.HandshakeTimeout. With Config.Resources, each attempt is also
+// admitted by the ResourceManager (BeginHandshake with the remote IP, its
+// per-IP and total caps) and refused (CONNECTION_REFUSED) if it says no; the
+// admission ends with the handshake. The IP of an Initial is unverified
+// until a Retry proves it, so a spoofer can take an IP's handshake slots for
+// at most HandshakeTimeout; above half of MaxHandshakes every client must
+// prove its address first.
+//
+// # Memory
+//
+// The connection-level flow-control window grows (quic-go's auto-tuning)
+// only as far as the connection's scope can reserve it (SetScope); scope
+// Close gives it back.
 //
 // # Non-QUIC packets (WebRTC-direct)
 //
@@ -77,6 +89,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
@@ -94,6 +107,10 @@ type Config struct {
 	// HandshakeTimeout bounds a QUIC handshake that makes no progress.
 	// Default 10 s.
 	HandshakeTimeout time.Duration
+	// Resources, when set, admits each inbound connection attempt
+	// (BeginHandshake) before its handshake starts; refused ones are
+	// refused with CONNECTION_REFUSED.
+	Resources network.ResourceManager
 	// AcceptQueue is how many connections may wait for Accept per consumer
 	// before new ones are refused. Default 32.
 	AcceptQueue int
@@ -110,6 +127,8 @@ type Mux struct {
 	log      *slog.Logger
 	quicConf *quic.Config
 	refusals logs.Limiter // of "too many handshakes" records
+	rmRefuse logs.Limiter // of the ResourceManager's refusals
+	scopes   sync.Map     // *quic.Conn → network.ConnScope, see SetScope
 
 	mu      sync.Mutex
 	sockets map[*socket]struct{}
@@ -144,8 +163,31 @@ func New(cfg *Config) *Mux {
 		KeepAlivePeriod:                  15 * time.Second,
 		EnableDatagrams:                  true, // WebTransport needs both
 		EnableStreamResetPartialDelivery: true,
+		AllowConnectionWindowIncrease:    m.allowWindowIncrease,
 	}
 	return m
+}
+
+// SetScope makes scope account for c's connection flow-control window as
+// it grows past its initial size: growth the scope cannot reserve is not
+// granted (the peer then sends no faster than the application reads). It
+// lasts until c closes.
+func (m *Mux) SetScope(c *quic.Conn, scope network.ConnScope) {
+	m.scopes.Store(c, scope)
+	context.AfterFunc(c.Context(), func() { m.scopes.Delete(c) })
+}
+
+// allowWindowIncrease is quic-go's AllowConnectionWindowIncrease. It must
+// not call into c.
+func (m *Mux) allowWindowIncrease(c *quic.Conn, delta uint64) bool {
+	v, ok := m.scopes.Load(c)
+	if !ok {
+		return true // no accounting for this connection
+	}
+	if delta > 1<<30 {
+		return false
+	}
+	return v.(network.ConnScope).ReserveMemory(int(delta)) == nil
 }
 
 // QUICConfig returns a copy of the QUIC settings used on every socket.
@@ -346,9 +388,17 @@ type handshakeKey struct{}
 type handshakeSlot struct {
 	once sync.Once
 	s    *socket
+	done func() // the ResourceManager's, if any
 }
 
-func (h *handshakeSlot) release() { h.once.Do(func() { h.s.inflight.Add(-1) }) }
+func (h *handshakeSlot) release() {
+	h.once.Do(func() {
+		h.s.inflight.Add(-1)
+		if h.done != nil {
+			h.done()
+		}
+	})
+}
 
 // connContext admits a new server connection if the handshake budget
 // allows it.
@@ -362,6 +412,21 @@ func (s *socket) connContext(ctx context.Context, ci *quic.ClientInfo) (context.
 		return nil, errors.New("udpmux: too many handshakes in flight")
 	}
 	slot := &handshakeSlot{s: s}
+	if rm := s.m.cfg.Resources; rm != nil {
+		var ip netip.Addr
+		if ua, ok := ci.RemoteAddr.(*net.UDPAddr); ok {
+			ip = ua.AddrPort().Addr().Unmap()
+		}
+		done, err := rm.BeginHandshake(ip)
+		if err != nil {
+			s.inflight.Add(-1)
+			if ok, held := s.m.rmRefuse.Allow(time.Second); ok {
+				s.m.log.Debug("inbound QUIC handshake refused", "addr", s.addr, "remote", ci.RemoteAddr, "err", err, "refused_unlogged", held)
+			}
+			return nil, fmt.Errorf("udpmux: handshake from %s refused: %w", ci.RemoteAddr, err)
+		}
+		slot.done = done
+	}
 	context.AfterFunc(ctx, slot.release)
 	return context.WithValue(ctx, handshakeKey{}, slot), nil
 }

@@ -62,8 +62,12 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds the TCP connect alone. Default 10 s.
 	DialTimeout time.Duration
-	// MaxPendingUpgrades bounds inbound connections per listener that are
-	// still in their handshakes. Default 128.
+	// Resources admits inbound handshakes on the transport's own PortMux
+	// (see tcp.PortMuxConfig.Resources); a PortMux given above has its own.
+	Resources network.ResourceManager
+	// MaxPendingUpgrades bounds the inbound connections in their handshakes
+	// on the transport's own PortMux when there is no Resources (see
+	// tcp.PortMuxConfig.MaxPendingSniffs). Default 256.
 	MaxPendingUpgrades int
 	// Log receives inbound connections whose TLS or HTTP upgrade or libp2p
 	// upgrade failed (Debug) and listeners that stop on an accept error
@@ -85,16 +89,13 @@ func New(up Upgrader, cfg *Config) *Transport {
 	}
 	t.cfg.Log = logs.Or(t.cfg.Log)
 	if t.cfg.PortMux == nil {
-		t.cfg.PortMux = tcp.NewPortMux(&tcp.PortMuxConfig{Log: t.cfg.Log})
+		t.cfg.PortMux = tcp.NewPortMux(&tcp.PortMuxConfig{Log: t.cfg.Log, Resources: t.cfg.Resources, MaxPendingSniffs: t.cfg.MaxPendingUpgrades})
 	}
 	if t.cfg.HandshakeTimeout <= 0 {
 		t.cfg.HandshakeTimeout = 15 * time.Second
 	}
 	if t.cfg.DialTimeout <= 0 {
 		t.cfg.DialTimeout = 10 * time.Second
-	}
-	if t.cfg.MaxPendingUpgrades <= 0 {
-		t.cfg.MaxPendingUpgrades = 128
 	}
 	return t
 }

@@ -28,6 +28,7 @@ type Conn struct {
 	laddr      ma.Multiaddr
 	raddr      ma.Multiaddr
 	dir        network.Direction
+	scope      network.ConnScope // nil without a ResourceManager
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -64,7 +65,11 @@ func (c *Conn) AcceptStream() (network.MuxedStream, error) {
 // Close closes the session and the QUIC connection.
 func (c *Conn) Close() error {
 	c.sess.CloseWithError(0, "")
-	return c.qc.CloseWithError(0, "")
+	err := c.qc.CloseWithError(0, "")
+	if c.scope != nil {
+		c.scope.Close()
+	}
+	return err
 }
 
 // IsClosed reports whether the session is closed.

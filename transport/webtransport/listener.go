@@ -16,6 +16,7 @@ import (
 	wt "github.com/quic-go/webtransport-go"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/security/noise"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 )
@@ -39,6 +40,8 @@ type Listener struct {
 	pending map[*quic.Conn]*time.Timer // QUIC conns without a session yet
 	resp    *noise.Transport           // Noise responder for respFor
 	respFor [][]byte
+
+	refusals logs.Limiter // of sessions the ResourceManager refused
 }
 
 type connKey struct{}
@@ -163,6 +166,12 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tm == nil || !tm.Stop() { // timed out meanwhile, or a second session
 		log.Debug("inbound session dropped: timed out, or not the connection's first", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "peer", c.RemotePeer())
 		c.Close()
+		return
+	}
+	if err := l.t.admit(c); err != nil {
+		if ok, held := l.refusals.Allow(time.Second); ok {
+			log.Debug("inbound session refused", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "err", err, "refused_unlogged", held)
+		}
 		return
 	}
 	select {

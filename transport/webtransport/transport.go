@@ -38,6 +38,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/security/noise"
+	tquic "github.com/tachyon-p2p/tachyon/transport/quic"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 )
 
@@ -52,6 +53,12 @@ type Config struct {
 	// Clock drives certificate rotation; nil means time.Now. Tests inject
 	// one to step through epochs.
 	Clock func() time.Time
+	// Resources, when set, admits each session, inbound and outbound, once
+	// Noise has authenticated the peer (OpenConn; a refused one is closed
+	// with RESOURCE_LIMIT_EXCEEDED), and its connection window growth.
+	// Inbound QUIC handshakes are admitted by the udpmux.Mux (its
+	// Config.Resources).
+	Resources network.ResourceManager
 	// Log receives inbound sessions that fail (CONNECT, Noise, timeout;
 	// Debug) and accept loops that stop on an error (Warn). QUIC handshakes
 	// that fail are logged by the udpmux.Mux. Nil discards.
@@ -192,7 +199,33 @@ func (t *Transport) dial(ctx context.Context, raddr netip.AddrPort, hashes [][]b
 		}
 	}
 	nc.Close() // the handshake is over; the server may already have stopped the stream
-	return newConn(sess, qc, t.localID, nc.RemotePeer(), nc.RemotePublicKey(), network.DirOutbound), nil
+	c := newConn(sess, qc, t.localID, nc.RemotePeer(), nc.RemotePublicKey(), network.DirOutbound)
+	if err := t.admit(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ErrRefused is wrapped by the error of a session that the
+// ResourceManager refused; so is the manager's own error.
+var ErrRefused = errors.New("refused by the resource manager")
+
+// admit opens c's scope with the ResourceManager, or closes c when it is
+// refused. The scope is closed when the QUIC connection closes.
+func (t *Transport) admit(c *Conn) error {
+	if t.cfg.Resources == nil {
+		return nil
+	}
+	scope, err := t.cfg.Resources.OpenConn(c.dir, c.remotePeer, c.raddr)
+	if err != nil {
+		c.sess.CloseWithError(0, "")
+		c.qc.CloseWithError(tquic.CodeResourceLimitExceeded, "resource limit exceeded")
+		return fmt.Errorf("session with %s %w: %w", c.remotePeer, ErrRefused, err)
+	}
+	c.scope = scope
+	context.AfterFunc(c.qc.Context(), scope.Close)
+	t.mux.SetScope(c.qc, scope)
+	return nil
 }
 
 // streamConn adapts the handshake stream to the net.Conn Noise runs on.
