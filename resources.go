@@ -65,10 +65,18 @@ func (r resources) BeginHandshake(remote netip.Addr) (func(), error) {
 
 func (r resources) OpenConn(dir network.Direction, p peer.ID, remote ma.Multiaddr) (network.ConnScope, error) {
 	if r.lim == nil {
-		return nil, nil
+		return noScope{}, nil
 	}
 	return r.lim.OpenConn(dir, p, remote)
 }
+
+// noScope is the scope of a connection when only the gater is on.
+type noScope struct{}
+
+func (noScope) ReserveMemory(int) error                      { return nil }
+func (noScope) ReleaseMemory(int)                            {}
+func (noScope) OpenStream(network.Direction) (func(), error) { return func() {}, nil }
+func (noScope) Close()                                       {}
 
 func (r resources) OpenProtocolStream(dir network.Direction, p peer.ID, proto protocol.ID) (func(), error) {
 	if r.lim == nil {

@@ -182,7 +182,7 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 			secs = append(secs, t)
 		}
 	}
-	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout}, nil
+	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm}, nil
 }
 
 // newTransports builds the chosen transports. Transports hold no resources
@@ -196,7 +196,7 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	if on(TCP) || on(WebSocket) {
 		// The shared sockets log as TCP's: what they drop never reached
 		// either transport.
-		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout, Log: component(cfg, TCP)})
+		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout, Resources: cfg.rm, Log: component(cfg, TCP)})
 	}
 	if on(TCP) {
 		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports, Log: component(cfg, TCP)}))
@@ -224,17 +224,17 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// the OS allows it (SharedUDPPort).
 	var udp *udpmux.Mux
 	if on(QUIC) || on(WebTransport) {
-		udp = udpmux.New(&udpmux.Config{Log: cfg.log.With("component", "udpmux")})
+		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux")})
 	}
 	if on(QUIC) {
-		qt, err := quic.New(cfg.key, udp, &quic.Config{Log: component(cfg, QUIC)})
+		qt, err := quic.New(cfg.key, udp, &quic.Config{Resources: cfg.rm, Log: component(cfg, QUIC)})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: quic: %w", err)
 		}
 		out = append(out, qt)
 	}
 	if on(WebTransport) {
-		wt, err := webtransport.New(cfg.key, udp, &webtransport.Config{Log: component(cfg, WebTransport)})
+		wt, err := webtransport.New(cfg.key, udp, &webtransport.Config{Resources: cfg.rm, Log: component(cfg, WebTransport)})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: webtransport: %w", err)
 		}
