@@ -13,8 +13,16 @@ type Bufferer interface {
 // Buffered returns what c holds ready: its own count if it has one, what
 // the kernel holds for its socket otherwise, and 0 when neither can tell.
 func Buffered(c any) int {
-	if b, ok := c.(Bufferer); ok {
-		return b.Buffered()
+	n, _ := Queued(c)
+	return n
+}
+
+// Queued is Buffered that also says whether c could tell: ok is false when
+// c neither counts for itself nor has a socket the kernel can be asked
+// about (a pipe, a socket on a system without SIOCINQ).
+func Queued(c any) (n int, ok bool) {
+	if b, isB := c.(Bufferer); isB {
+		return b.Buffered(), true
 	}
 	return kernelQueued(c)
 }

@@ -7,21 +7,21 @@ import (
 )
 
 // kernelQueued asks the kernel how many received bytes wait on c's socket
-// (SIOCINQ): one ioctl, cheaper than the extra write it can save.
-func kernelQueued(c any) int {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0
+// (SIOCINQ): one ioctl, cheaper than the extra write it can save. ok is
+// false when c has no socket to ask.
+func kernelQueued(c any) (n int, ok bool) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return 0, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	n := 0
 	rc.Control(func(fd uintptr) {
 		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
-			n = v
+			n, ok = v, true
 		}
 	})
-	return n
+	return n, ok
 }

@@ -3,4 +3,4 @@
 package netbuf
 
 // kernelQueued cannot ask the kernel here.
-func kernelQueued(any) int { return 0 }
+func kernelQueued(any) (int, bool) { return 0, false }

@@ -13,6 +13,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
 // Framing (noise/README.md, "Wire Format"): every Noise message, handshake or
@@ -49,6 +50,10 @@ const (
 var (
 	writePool = sync.Pool{New: func() any { b := make([]byte, writeBufLen); return &b }}
 	readPool  = sync.Pool{New: func() any { b := make([]byte, readBufLen); return &b }}
+	// framePool holds one frame: a large frame that has not fully arrived
+	// waits there, so a peer that announces 64 KiB and sends 100 bytes
+	// pins a quarter of what a burst buffer would cost.
+	framePool = sync.Pool{New: func() any { b := make([]byte, frameHdr+maxFrame); return &b }}
 )
 
 // Conn is a Noise-secured connection. It implements network.SecureConn.
@@ -65,7 +70,8 @@ type Conn struct {
 	rmu    sync.Mutex
 	recv   cipherState
 	rbuf   []byte  // small[:] or *pooled; nil while idle
-	pooled *[]byte // from readPool while a large frame is buffered
+	pooled *[]byte // from readPool or framePool while a large frame is buffered
+	pool   *sync.Pool // where pooled goes back
 	rpos   int     // start of unread raw bytes in rbuf
 	rend   int     // end of unread raw bytes in rbuf
 	plain  []byte  // opened bytes not yet returned; aliases rbuf
@@ -222,9 +228,16 @@ func (c *Conn) fill(need int) error {
 	}
 	if len(c.rbuf)-c.rpos < need {
 		if need > len(c.rbuf) {
-			bp := readPool.Get().(*[]byte)
+			// A burst buffer unless the frame is known not to be all
+			// there (the kernel or the transport says so): bulk data is
+			// read in large gulps, a stalled frame holds one frame's worth.
+			pool := &readPool
+			if q, ok := netbuf.Queued(c.raw); ok && c.rend-c.rpos+q < need {
+				pool = &framePool
+			}
+			bp := pool.Get().(*[]byte)
 			c.rend = copy(*bp, c.rbuf[c.rpos:c.rend])
-			c.rbuf, c.pooled = *bp, bp
+			c.rbuf, c.pooled, c.pool = *bp, bp, pool
 		} else {
 			c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
 		}
@@ -252,8 +265,8 @@ func (c *Conn) fill(need int) error {
 func (c *Conn) releaseReadBuf() {
 	if c.rbuf != nil && len(c.plain) == 0 && c.rpos == c.rend {
 		if c.pooled != nil {
-			readPool.Put(c.pooled)
-			c.pooled = nil
+			c.pool.Put(c.pooled)
+			c.pooled, c.pool = nil, nil
 		}
 		c.rbuf, c.plain = nil, nil // an empty plain still pins the buffer
 	}
