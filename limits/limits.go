@@ -644,13 +644,14 @@ type limitErr struct {
 
 func (l *limitErr) Error() string { return l.e.Error() }
 
-// refused logs a refusal, at most once a second per kind of limit, and
-// returns its *LimitError.
+// refused logs a refusal (Warn, so that `tachyon node` shows it at its
+// default level), at most once a second per kind of limit, and returns its
+// *LimitError.
 func (m *Manager) refused(err error) error {
 	l := err.(*limitErr)
 	if ok, held := m.logged[l.k].Allow(time.Second); ok {
 		e := l.e
-		m.log.Info("resource limit reached", "limit", e.Limit, "scope", e.Scope, "value", e.Value, "in_use", e.Current,
+		m.log.Warn("resource limit reached", "limit", e.Limit, "scope", e.Scope, "value", e.Value, "in_use", e.Current,
 			"unit", e.Unit, "raise", "limits.Config."+e.Option, "refused_unlogged", held)
 	}
 	return l.e
