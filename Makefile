@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz demo bench bench-check
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check
 
 test: setup check vet unit fuzz
 
@@ -36,6 +36,12 @@ unit:
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME (5m unless given: make fuzz-long FUZZTIME=30s),
+# one at a time; the inputs found are added to the packages' testdata/fuzz
+# corpora (within FUZZ_CORPUS_BYTES per target, scripts/fuzz.sh), to commit.
+fuzz-long:
+	FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),5m) bash scripts/fuzz.sh -keep
 
 demo:
 	$(GO) run ./cmd/tachyon demo
