@@ -37,6 +37,11 @@ const (
 	// RuleKeyData: the key material must parse for its type (the crypto
 	// package's own checks, beyond the protobuf layer).
 	RuleKeyData Rule = "key data invalid"
+	// RuleKeyOnce: an envelope or a plaintext Exchange with more than one
+	// public key field is rejected; protobuf merges the occurrences of an
+	// embedded message, so reading only the last would accept bytes that go,
+	// rust and js reject (when an earlier one is malformed).
+	RuleKeyOnce Rule = "embedded key repeated"
 	// RuleEnvelopeKey: an envelope without a public key is rejected (proto3
 	// makes every field optional).
 	RuleEnvelopeKey Rule = "envelope without public key"
@@ -119,6 +124,17 @@ func wireRules(fs []RawField, known map[protowire.Number]protowire.Type) Rule {
 		}
 	}
 	return ""
+}
+
+// count is how many length-delimited fields num holds.
+func count(fs []RawField, num protowire.Number) int {
+	n := 0
+	for _, f := range fs {
+		if f.Num == num && f.Type == protowire.BytesType {
+			n++
+		}
+	}
+	return n
 }
 
 // lastBytes is the value of the last occurrence of a length-delimited
@@ -212,6 +228,9 @@ func ExpectEnvelope(b []byte) Verdict {
 	if key == nil {
 		return reject(RuleEnvelopeKey, m)
 	}
+	if count(fs, 1) > 1 {
+		return reject(RuleKeyOnce, m)
+	}
 	if r := keyRules(key, false); r != "" {
 		return reject(r, m)
 	}
@@ -292,6 +311,9 @@ func ExpectExchange(b []byte) Verdict {
 	rawID, rawKey := lastBytes(fs, 1), lastBytes(fs, 2)
 	if rawID == nil || rawKey == nil {
 		return reject(RuleExchange, m)
+	}
+	if count(fs, 2) > 1 {
+		return reject(RuleKeyOnce, m)
 	}
 	if r := keyRules(rawKey, false); r != "" {
 		return reject(r, m)

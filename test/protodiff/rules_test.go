@@ -27,7 +27,7 @@ var codecs = map[string]codec{
 	"PrivateKey": {
 		func(b []byte) Verdict { return ExpectKey(b, true) },
 		func(b []byte) error { return errOf(crypto.UnmarshalPrivateKey(b)) }},
-	"Envelope": {ExpectEnvelope, func(b []byte) error { return errOf(UnmarshalEnvelope(b)) }},
+	"Envelope":   {ExpectEnvelope, func(b []byte) error { return errOf(UnmarshalEnvelope(b)) }},
 	"PeerRecord": {ExpectPeerRecord, func(b []byte) error { return errOf(record.UnmarshalPeerRecord(b)) }},
 	"Identify":   {ExpectIdentify, func(b []byte) error { return errOf(identify.Unmarshal(b)) }},
 	"Exchange":   {ExpectExchange, func(b []byte) error { return errOf(plaintext.Unmarshal(b)) }},
@@ -91,7 +91,11 @@ func TestRules(t *testing.T) {
 		{"envelope payload type as varint", "Envelope", cat(env, pb.AppendVarint(nil, 2, 1)), RuleWireType},
 		{"envelope without key", "Envelope", pb.AppendBytes(nil, 3, []byte("x")), RuleEnvelopeKey},
 		{"envelope key with unknown field", "Envelope", pb.AppendBytes(nil, 1, cat(pub, pb.AppendVarint(nil, 7, 0))), RuleKeyShape},
-		{"envelope key split in two", "Envelope", cat(pb.AppendBytes(nil, 1, pub), pb.AppendBytes(nil, 1, pub[2:])), RuleKeyShape},
+		{"envelope key split in two", "Envelope", cat(pb.AppendBytes(nil, 1, pub[:2]), pb.AppendBytes(nil, 1, pub[2:])), RuleKeyOnce},
+		{"envelope key twice", "Envelope", cat(pb.AppendBytes(nil, 1, pub), env), RuleKeyOnce},
+		// Regression: tachyon read only the last key and accepted these.
+		{"envelope malformed key then key", "Envelope", cat(pb.AppendBytes(nil, 1, []byte{0xff}), env), RuleProtobuf},
+		{"envelope key with group then key", "Envelope", cat(pb.AppendBytes(nil, 1, cat(pub, group)), env), RuleKeyOnce},
 
 		{"peer record valid", "PeerRecord", cat(rec, addr(tcp)), ""},
 		{"peer record empty address info", "PeerRecord", cat(rec, pb.AppendBytes(nil, 3, nil)), ""},
@@ -114,6 +118,8 @@ func TestRules(t *testing.T) {
 		{"exchange id as varint is skipped", "Exchange", cat(exchange(id, pub), pb.AppendVarint(nil, 1, 1)), ""},
 		{"exchange without id", "Exchange", pb.AppendBytes(nil, 2, pub), RuleExchange},
 		{"exchange id of another key", "Exchange", exchange(id2, pub), RuleExchange},
+		{"exchange key twice", "Exchange", cat(exchange(id, pub), pb.AppendBytes(nil, 2, pub)), RuleKeyOnce},
+		{"exchange malformed key then key", "Exchange", cat(pb.AppendBytes(nil, 2, []byte{0xff}), exchange(id, pub)), RuleProtobuf},
 		{"exchange key with unknown field", "Exchange", exchange(id, cat(pub, pb.AppendVarint(nil, 3, 1))), RuleKeyShape},
 
 		{"noise valid", "Noise", cat(pb.AppendBytes(nil, 1, pub), muxers(32)), ""},
