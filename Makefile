@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz demo bench bench-check soak
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak
 
 test: setup check vet unit fuzz
 
@@ -19,11 +19,13 @@ check:
 	$(GO) mod tidy -diff
 	cd interop/golibp2p && $(GO) mod tidy -diff
 	cd bench && $(GO) mod tidy -diff
+	cd test/protodiff && $(GO) mod tidy -diff
 
 vet:
 	$(GO) vet ./...
 	cd interop/golibp2p && $(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd test/protodiff && $(GO) vet ./...
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
@@ -33,9 +35,16 @@ unit:
 	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
+	cd test/protodiff && $(GO) test -race -timeout 10m -count=1 ./...
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME (5m unless given: make fuzz-long FUZZTIME=30s),
+# one at a time; the inputs found are added to the packages' testdata/fuzz
+# corpora (within FUZZ_CORPUS_BYTES per target, scripts/fuzz.sh), to commit.
+fuzz-long:
+	FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),5m) bash scripts/fuzz.sh -keep
 
 demo:
 	$(GO) run ./cmd/tachyon demo

@@ -145,6 +145,11 @@ func unmarshalEnvelope(data []byte) (*Envelope, error) {
 		}
 		switch f.Num {
 		case envPublicKey:
+			// Protobuf merges repeated occurrences of this embedded message,
+			// so taking the last alone could accept what other peers reject.
+			if rawKey != nil {
+				return fmt.Errorf("%w: envelope with more than one public key", ErrMalformed)
+			}
 			rawKey = f.Bytes
 		case envPayloadType:
 			e.PayloadType = f.Bytes

@@ -123,11 +123,16 @@ func ForEach(msg []byte, fn func(Field) error) error {
 }
 
 // Protobuf varints need not be minimal (unlike multiformats ones), so accept
-// any well-formed encoding up to 10 bytes.
+// any well-formed encoding up to 10 bytes, but not one whose 10th byte holds
+// bits beyond the 64th: protobuf rejects those, and dropping the bits would
+// read, say, a 10-byte tag as a small field number.
 func decodeVarint(b []byte) (uint64, int, error) {
 	var v uint64
 	for i := 0; i < len(b) && i < 10; i++ {
 		c := b[i]
+		if i == 9 && c > 1 {
+			return 0, 0, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
+		}
 		v |= uint64(c&0x7f) << (7 * i)
 		if c < 0x80 {
 			return v, i + 1, nil

@@ -207,9 +207,9 @@ func (st *Stream) receive(n uint32) error {
 	}
 	s := st.sess
 	st.mu.Lock()
-	if n > st.recvAvail {
+	if avail := st.recvAvail; n > avail {
 		st.mu.Unlock()
-		return fmt.Errorf("%w: stream %d sent %d bytes with %d bytes of window left", ErrProtocol, st.id, n, st.recvAvail)
+		return fmt.Errorf("%w: stream %d sent %d bytes with %d bytes of window left", ErrProtocol, st.id, n, avail)
 	}
 	st.recvAvail -= n
 	discard := st.readClosed || st.reset || st.remoteFin

@@ -78,6 +78,11 @@ func Unmarshal(b []byte) (*Exchange, error) {
 		case f.Num == 1 && f.Wire == pb.WireBytes:
 			idb = f.Bytes
 		case f.Num == 2 && f.Wire == pb.WireBytes:
+			// Protobuf merges repeated occurrences of this embedded message,
+			// so taking the last alone could accept what other peers reject.
+			if kb != nil {
+				return errors.New("plaintext: exchange with more than one public key")
+			}
 			kb = f.Bytes
 		}
 		return nil
