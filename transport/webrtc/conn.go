@@ -58,6 +58,7 @@ type Conn struct {
 	connected chan struct{} // closed when the PeerConnection connects
 	failed    chan struct{} // closed when it fails or closes
 	watchDone chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -75,6 +76,7 @@ func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool) *Conn
 		connected: make(chan struct{}),
 		failed:    make(chan struct{}),
 		watchDone: make(chan struct{}),
+		closeDone: make(chan struct{}),
 		budget:    newSendBudget(pc.SCTP().BufferedAmount),
 	}
 	if !managed {
@@ -269,18 +271,20 @@ func (c *Conn) AcceptStream() (network.MuxedStream, error) {
 }
 
 // Close closes the PeerConnection and waits until pion and every stream
-// goroutine have stopped.
+// goroutine have stopped, and the scope is closed: a later or concurrent
+// call too (the watcher's, when the peer went away, may be the first).
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		<-c.watchDone
+		<-c.closeDone
 		return nil
 	}
 	c.closed = true
 	close(c.done)
 	onDone := c.onDone
 	c.mu.Unlock()
+	defer close(c.closeDone)
 	err := c.pc.GracefulClose()
 	c.streams.Wait()
 	<-c.watchDone
