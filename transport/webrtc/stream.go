@@ -77,7 +77,8 @@ type stream struct {
 
 	writeMu sync.Mutex // orders data and FIN
 	wbuf    []byte     // frame being written; guarded by writeMu
-	// frameMu keeps the two halves of a split frame together: control
+	// frameMu keeps the two halves of a split frame together, and the
+	// channel's close out of a write (see closeChannelLocked): control
 	// messages are written from other goroutines.
 	frameMu sync.Mutex
 	bufLow  chan struct{}
@@ -335,6 +336,16 @@ func (s *stream) closeChannelLocked() {
 		s.finTimer.Stop()
 	}
 	s.broadcastLocked()
+	// Not while a write is in flight: pion's WriteSCTP checks that the
+	// stream is open and queues the data later, unlocked, so a write that
+	// races the close queues data behind the stream's reset. The peer has
+	// forgotten the stream by then, takes that data for a new stream, and
+	// pion's accept loop waits for its DCEP open message for ever: no
+	// further stream of the peer is ever accepted. Writes are
+	// non-blocking, so the wait is short; once s.closed is set, Write
+	// stops before the next frame.
+	s.frameMu.Lock()
+	defer s.frameMu.Unlock()
 	// The reader goes on draining the channel (see drain).
 	_ = s.dc.Close()
 }
