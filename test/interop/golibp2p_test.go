@@ -162,6 +162,7 @@ func TestGoDialsTachyon(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
+			exited := time.Now()
 			var res event
 			if jerr := json.Unmarshal(lastLine(out), &res); jerr != nil {
 				t.Fatalf("go peer output %q (err %v, exit %v): %v\nstderr:\n%s", out, jerr, err, jerr, stderr.String())
@@ -193,14 +194,20 @@ func TestGoDialsTachyon(t *testing.T) {
 			}
 			// Our identify of the go peer ran alongside its session; it may
 			// finish a moment after the go peer's own.
-			waitFor(t, 5*time.Second, func() bool { a, _ := h.Peerstore().Agent(goID); return a != "" })
+			if !eventually(5*time.Second, func() bool { a, _ := h.Peerstore().Agent(goID); return a != "" }) {
+				t.Fatalf("tachyon's identify of the go peer did not finish within 5 s of the go peer's exit")
+			}
 			agent, _ := h.Peerstore().Agent(goID)
 			if agent != goAgent {
 				t.Errorf("tachyon saw agent %q", agent)
 			}
 			hasAll(t, "tachyon saw go", protoStrings(h.Peerstore().Protocols(goID)), "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", echoID)
-			// The go peer closed its connection; we notice.
-			waitFor(t, 5*time.Second, func() bool { return len(h.Network().ConnsToPeer(goID)) == 0 })
+			// The go peer closed its connection (an SCTP ABORT and a DTLS
+			// close_notify for WebRTC-direct) before it exited; we notice.
+			if !eventually(5*time.Second, func() bool { return len(h.Network().ConnsToPeer(goID)) == 0 }) {
+				t.Fatalf("%d connections to the go peer %v after it exited\ngo stderr:\n%s",
+					len(h.Network().ConnsToPeer(goID)), time.Since(exited), stderr.String())
+			}
 		})
 	}
 }
@@ -365,6 +372,18 @@ func protoStrings(ps []protocol.ID) []string {
 		out[i] = string(p)
 	}
 	return out
+}
+
+// eventually polls cond for up to d and reports whether it held.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {

@@ -41,9 +41,14 @@ type Conn struct {
 	laddr, raddr  ma.Multiaddr
 
 	incoming chan *stream
-	streams  sync.WaitGroup // reader goroutines
-	budget   *sendBudget    // what all streams may keep queued together
-	drains   drainGuard     // streams this side closed that still deliver
+	streams  sync.WaitGroup // reader goroutines and inbound channels waiting for admitted
+	scope    connScope      // the resource manager's account of the connection
+	// admitted is closed once the resource manager admitted the
+	// connection (at once without one): inbound channels wait for it, so
+	// that every stream and its buffered data are accounted in its scope.
+	admitted chan struct{}
+	budget   *sendBudget // what all streams may keep queued together
+	drains   drainGuard  // streams this side closed that still deliver
 
 	mu     sync.Mutex
 	closed bool
@@ -53,6 +58,7 @@ type Conn struct {
 	connected chan struct{} // closed when the PeerConnection connects
 	failed    chan struct{} // closed when it fails or closes
 	watchDone chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -60,16 +66,21 @@ var _ network.TransportConn = (*Conn)(nil)
 // newConn wraps pc. Its callbacks must be registered before the peer can
 // open channels, so Conn is created with the PeerConnection and its
 // identity filled in after the handshake.
-func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
+func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool) *Conn {
 	c := &Conn{
 		pc:        pc,
 		dir:       dir,
 		incoming:  make(chan *stream, acceptQueueLen),
+		admitted:  make(chan struct{}),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
 		failed:    make(chan struct{}),
 		watchDone: make(chan struct{}),
+		closeDone: make(chan struct{}),
 		budget:    newSendBudget(pc.SCTP().BufferedAmount),
+	}
+	if !managed {
+		close(c.admitted)
 	}
 	c.drains.fail = func() { go c.Close() } // Close waits for the readers
 	failed := c.failed
@@ -84,13 +95,26 @@ func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
 	})
 	pc.SCTP().OnClose(func(error) { failOnce.Do(func() { close(failed) }) })
 	pc.OnDataChannel(func(dc *pion.DataChannel) {
+		// pion runs this in a goroutine of its own.
 		dc.OnOpen(func() {
+			if !c.waitAdmitted() {
+				_ = dc.Close()
+				return
+			}
 			rwc, err := dc.Detach()
 			if err != nil {
 				_ = dc.Close()
 				return
 			}
-			s, ok := c.addStream(dc, rwc)
+			done, err := c.scope.openStream(network.DirInbound)
+			if err != nil {
+				// Refused: the peer learns it from a reset.
+				if s, ok := c.addStream(dc, rwc, false, nil); ok {
+					_ = s.Reset()
+				}
+				return
+			}
+			s, ok := c.addStream(dc, rwc, true, done)
 			if !ok {
 				return
 			}
@@ -114,16 +138,74 @@ func newConn(pc *pion.PeerConnection, dir network.Direction) *Conn {
 	return c
 }
 
-// addStream starts a stream's reader unless the connection is closed.
-func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser) (*stream, bool) {
+// waitAdmitted waits until the resource manager admitted the connection
+// and reports false if the connection closed first.
+func (c *Conn) waitAdmitted() bool {
+	select {
+	case <-c.admitted:
+		return true
+	default:
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.streams.Add(1) // Close waits for this wait to end
+	c.mu.Unlock()
+	defer c.streams.Done()
+	select {
+	case <-c.admitted:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// openConn asks rm, if any, to admit the authenticated connection, and
+// then lets inbound streams in (newConn did without rm).
+func (c *Conn) openConn(rm network.ResourceManager) error {
+	if rm == nil {
+		return nil
+	}
+	scope, err := rm.OpenConn(c.dir, c.remote, c.raddr)
+	if err != nil {
+		return fmt.Errorf("resource manager refused the connection with %s: %w", c.remote, err)
+	}
+	if scope != nil {
+		c.scope.set(scope)
+	}
+	close(c.admitted)
+	return nil
+}
+
+// addStream starts a stream's reader unless the connection is closed. A
+// scoped stream accounts its unread data in the connection's scope;
+// streamDone (may be nil) runs once when the stream is gone, or at once
+// if the connection is closed.
+func (c *Conn) addStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, scoped bool, streamDone func()) (*stream, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		_ = rwc.Close()
+		if streamDone != nil {
+			streamDone()
+		}
 		return nil, false
 	}
 	c.streams.Add(1)
-	return newStream(dc, rwc, c.streams.Done, c.done, c.budget, &c.drains), true
+	done := c.streams.Done
+	if streamDone != nil {
+		done = func() {
+			streamDone()
+			c.streams.Done()
+		}
+	}
+	var mem *connScope
+	if scoped {
+		mem = &c.scope
+	}
+	return newStream(dc, rwc, done, c.done, c.budget, &c.drains, mem), true
 }
 
 // OpenStream opens a data channel (label "", not negotiated). It waits only
@@ -132,16 +214,22 @@ func (c *Conn) OpenStream(ctx context.Context) (network.MuxedStream, error) {
 	if c.IsClosed() {
 		return nil, ErrConnClosed
 	}
+	done, err := c.scope.openStream(network.DirOutbound)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: opening a stream to %s: %w", c.remote, err)
+	}
 	dc, err := c.pc.CreateDataChannel("", nil)
 	if err != nil {
+		done()
 		return nil, fmt.Errorf("webrtc: creating data channel: %w", err)
 	}
 	rwc, err := detachWhenOpen(ctx, dc, c.done)
 	if err != nil {
+		done()
 		_ = dc.Close()
 		return nil, err
 	}
-	s, ok := c.addStream(dc, rwc)
+	s, ok := c.addStream(dc, rwc, true, done)
 	if !ok {
 		return nil, ErrConnClosed
 	}
@@ -183,18 +271,20 @@ func (c *Conn) AcceptStream() (network.MuxedStream, error) {
 }
 
 // Close closes the PeerConnection and waits until pion and every stream
-// goroutine have stopped.
+// goroutine have stopped, and the scope is closed: a later or concurrent
+// call too (the watcher's, when the peer went away, may be the first).
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		<-c.watchDone
+		<-c.closeDone
 		return nil
 	}
 	c.closed = true
 	close(c.done)
 	onDone := c.onDone
 	c.mu.Unlock()
+	defer close(c.closeDone)
 	err := c.pc.GracefulClose()
 	c.streams.Wait()
 	<-c.watchDone
@@ -207,6 +297,7 @@ func (c *Conn) Close() error {
 		}
 		break
 	}
+	c.scope.close() // after every stream's done: the readers have returned
 	if onDone != nil {
 		onDone()
 	}

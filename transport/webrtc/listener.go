@@ -141,27 +141,49 @@ func (l *listener) acceptLoop() {
 		case <-l.ctx.Done():
 			return
 		}
-		select {
-		case l.inFlight <- struct{}{}:
-		default:
-			l.mux.RemoveConnByUfrag(cand.creds.serverUfrag) // over the limit: drop
+		handshakeDone, release, err := l.admit(cand)
+		if err != nil {
+			l.mux.RemoveConnByUfrag(cand.creds.serverUfrag) // drop
 			if ok, held := l.t.drops.Allow(time.Second); ok {
-				l.t.cfg.Log.Info("dropping inbound connection attempts: too many in flight", "addr", l.base, "remote", cand.addr,
-					"max", l.t.cfg.MaxInFlight, "dropped_unlogged", held)
+				l.t.cfg.Log.Info("dropping inbound connection attempts", "addr", l.base, "remote", cand.addr,
+					"err", err, "dropped_unlogged", held)
 			}
 			continue
 		}
 		l.wg.Add(1)
-		go l.handle(cand)
+		go l.handle(cand, handshakeDone, release)
 	}
 }
 
-func (l *listener) handle(cand muxCandidate) {
+var errTooManyInFlight = errors.New("too many in flight (Config.MaxInFlight)")
+
+// admit decides whether to start the handshake of an inbound attempt: the
+// resource manager's BeginHandshake when there is one (handshakeDone ends
+// it), MaxInFlight otherwise (release returns the slot once the
+// connection is accepted). Nothing is allocated for the attempt before.
+func (l *listener) admit(cand muxCandidate) (handshakeDone, release func(), err error) {
+	if rm := l.t.cfg.Resources; rm != nil {
+		ip, _ := netip.AddrFromSlice(cand.addr.IP)
+		done, err := rm.BeginHandshake(ip.Unmap())
+		if err != nil {
+			return nil, nil, err
+		}
+		return done, func() {}, nil
+	}
+	select {
+	case l.inFlight <- struct{}{}:
+		return func() {}, func() { <-l.inFlight }, nil
+	default:
+		return nil, nil, fmt.Errorf("%w: %d", errTooManyInFlight, l.t.cfg.MaxInFlight)
+	}
+}
+
+func (l *listener) handle(cand muxCandidate, handshakeDone, release func()) {
 	defer l.wg.Done()
-	release := func() { <-l.inFlight }
 	ctx, cancel := context.WithTimeout(l.ctx, l.t.cfg.HandshakeTimeout)
 	c, err := l.setup(ctx, cand)
 	cancel()
+	handshakeDone()
 	if err != nil {
 		if l.ctx.Err() == nil {
 			l.t.cfg.Log.Debug("inbound connection failed (ICE, DTLS or Noise)", "addr", l.base, "remote", cand.addr, "err", err)
@@ -195,7 +217,7 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	// gets the server's flight. Skipping it saves a round trip; attempts in
 	// progress stay bounded by Config.MaxInFlight and HandshakeTimeout.
 	se.SetDTLSInsecureSkipHelloVerify(true)
-	ps, err := newPeer(se, l.t.cert, network.DirInbound)
+	ps, err := newPeer(se, l.t.cert, network.DirInbound, l.t.cfg.Resources != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +275,9 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	}
 	ufrag := cand.creds.serverUfrag
 	c.setOnDone(func() { l.mux.RemoveConnByUfrag(ufrag) })
+	if err := c.openConn(l.t.cfg.Resources); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -77,12 +77,16 @@ type stream struct {
 
 	writeMu sync.Mutex // orders data and FIN
 	wbuf    []byte     // frame being written; guarded by writeMu
-	// frameMu keeps the two halves of a split frame together: control
+	// frameMu keeps the two halves of a split frame together, and the
+	// channel's close out of a write (see closeChannelLocked): control
 	// messages are written from other goroutines.
 	frameMu sync.Mutex
 	bufLow  chan struct{}
 	budget  *sendBudget
 	drains  *drainGuard
+	// mem accounts the queue's bytes in the connection's scope; nil for
+	// streams outside it (the handshake channel, refused streams).
+	mem *connScope
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every state change
@@ -101,8 +105,8 @@ var _ network.MuxedStream = (*stream)(nil)
 // ends then, so Conn.Close, which waits for the readers, never hangs on a
 // reader waiting for queue room or a writer waiting for send room.
 // budget is the connection's send budget, shared by its streams.
-func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}, budget *sendBudget, drains *drainGuard) *stream {
-	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, budget: budget, drains: drains, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
+func newStream(dc *pion.DataChannel, rwc datachannel.ReadWriteCloser, done func(), connDone <-chan struct{}, budget *sendBudget, drains *drainGuard, mem *connScope) *stream {
+	s := &stream{dc: dc, rwc: rwc, done: done, connDone: connDone, budget: budget, drains: drains, mem: mem, changed: make(chan struct{}), bufLow: make(chan struct{}, 1)}
 	dc.SetBufferedAmountLowThreshold(sendLowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
@@ -236,6 +240,13 @@ func (s *stream) handle(m message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(m.payload) > 0 && s.rstate == recvOpen {
+		if s.mem != nil {
+			if err := s.mem.reserve(len(m.payload)); err != nil {
+				s.protoErr = fmt.Errorf("buffering %d bytes of unread data: %w", len(m.payload), err)
+				s.resetLocked()
+				return true
+			}
+		}
 		s.queue.Write(m.payload)
 	}
 	var reply flag = noFlag
@@ -255,7 +266,8 @@ func (s *stream) handle(m message) bool {
 		// the peer sends STOP_SENDING or closes the channel. A peer's
 		// Reset, which closes its channel, still fails them via
 		// channelGone.
-		s.rstate, s.queue = recvReset, bytes.Buffer{}
+		s.rstate = recvReset
+		s.dropQueueLocked()
 	case flagFINACK:
 		if s.sstate == sendFINSent {
 			s.sstate = sendDone
@@ -274,6 +286,14 @@ func (s *stream) sendControl(f flag) {
 	s.frameMu.Lock()
 	defer s.frameMu.Unlock()
 	_, _ = s.rwc.Write(appendMessage(nil, f, nil))
+}
+
+// dropQueueLocked discards the unread data and returns its memory.
+func (s *stream) dropQueueLocked() {
+	if s.mem != nil {
+		s.mem.release(s.queue.Len())
+	}
+	s.queue = bytes.Buffer{}
 }
 
 // waitQueueRoom blocks the reader while the receive queue is full. It
@@ -316,6 +336,16 @@ func (s *stream) closeChannelLocked() {
 		s.finTimer.Stop()
 	}
 	s.broadcastLocked()
+	// Not while a write is in flight: pion's WriteSCTP checks that the
+	// stream is open and queues the data later, unlocked, so a write that
+	// races the close queues data behind the stream's reset. The peer has
+	// forgotten the stream by then, takes that data for a new stream, and
+	// pion's accept loop waits for its DCEP open message for ever: no
+	// further stream of the peer is ever accepted. Writes are
+	// non-blocking, so the wait is short; once s.closed is set, Write
+	// stops before the next frame.
+	s.frameMu.Lock()
+	defer s.frameMu.Unlock()
 	// The reader goes on draining the channel (see drain).
 	_ = s.dc.Close()
 }
@@ -327,7 +357,7 @@ func (s *stream) channelGone() {
 	defer s.mu.Unlock()
 	if s.rstate == recvOpen {
 		s.rstate = recvReset
-		s.queue = bytes.Buffer{}
+		s.dropQueueLocked()
 	}
 	if s.sstate == sendOpen || s.sstate == sendFINSent {
 		s.sstate = sendReset
@@ -355,7 +385,8 @@ func (s *stream) resetLocked() {
 	// keep filling the association until the channel close reaches it).
 	s.sendControl(flagStopSending)
 	s.sendControl(flagReset)
-	s.rstate, s.sstate, s.queue = recvReset, sendReset, bytes.Buffer{}
+	s.rstate, s.sstate = recvReset, sendReset
+	s.dropQueueLocked()
 	s.closeChannelLocked()
 }
 
@@ -367,6 +398,9 @@ func (s *stream) Read(p []byte) (int, error) {
 		switch {
 		case s.queue.Len() > 0 && s.rstate != recvReset && s.rstate != recvStopped:
 			n, _ := s.queue.Read(p)
+			if s.mem != nil {
+				s.mem.release(n)
+			}
 			if s.queue.Len() == 0 && s.rstate != recvOpen {
 				s.queue = bytes.Buffer{} // nothing more will come: free it
 			}
@@ -553,7 +587,8 @@ func (s *stream) CloseRead() error {
 	if s.rstate == recvOpen && !s.closed {
 		s.sendControl(flagStopSending)
 	}
-	s.rstate, s.queue = recvStopped, bytes.Buffer{}
+	s.rstate = recvStopped
+	s.dropQueueLocked()
 	s.broadcastLocked()
 	s.maybeCloseLocked()
 	return nil

@@ -34,8 +34,17 @@ import (
 // Config tunes a Transport. The zero value is the default.
 type Config struct {
 	// MaxInFlight bounds inbound connections between the first STUN request
-	// and Accept; further attempts are dropped. Default 128.
+	// and Accept; further attempts are dropped. Default 128. It applies
+	// only without Resources, whose BeginHandshake decides instead.
 	MaxInFlight int
+	// Resources, when set, admits work: BeginHandshake(remote IP) for each
+	// inbound attempt (the first STUN binding request with a new ufrag),
+	// until its Noise handshake ends; OpenConn for every authenticated
+	// connection, both directions (refused: the connection is closed); and,
+	// in the connection's scope, OpenStream per data channel (an inbound
+	// one refused is reset) and ReserveMemory for each stream's unread data
+	// (refused: that stream is reset). Nil admits everything.
+	Resources network.ResourceManager
 	// HandshakeTimeout bounds an inbound connection's ICE, DTLS and Noise
 	// setup. Default 10s.
 	HandshakeTimeout time.Duration
@@ -152,13 +161,15 @@ type handshakeChan struct {
 	s   *stream
 }
 
-func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction) (*peerSetup, error) {
+// managed says a resource manager will admit the connection (see
+// Conn.admit).
+func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction, managed bool) (*peerSetup, error) {
 	api := pion.NewAPI(pion.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(pion.Configuration{Certificates: []pion.Certificate{cert.pion()}})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: creating peer connection: %w", err)
 	}
-	c := newConn(pc, dir)
+	c := newConn(pc, dir, managed)
 	p := &peerSetup{pc: pc, conn: c, handshake: make(chan handshakeChan, 1)}
 	// The dialer, the Noise responder, creates the handshake channel now,
 	// so that it exists before the listener's first message arrives. The
@@ -187,7 +198,7 @@ func (p *peerSetup) createHandshakeChannel() error {
 			p.handshake <- handshakeChan{err: err}
 			return
 		}
-		s, ok := c.addStream(dc, rwc)
+		s, ok := c.addStream(dc, rwc, false, nil)
 		if !ok {
 			p.handshake <- handshakeChan{err: ErrConnClosed}
 			return
@@ -333,7 +344,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	se.SetICEUDPMux(mux)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(src) })
 
-	ps, err := newPeer(se, cert, network.DirOutbound)
+	ps, err := newPeer(se, cert, network.DirOutbound, t.cfg.Resources != nil)
 	if err != nil {
 		mux.Close()
 		return nil, err
@@ -385,6 +396,9 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 		if la, err := udpMultiaddr(&net.UDPAddr{IP: net.ParseIP(pair.Local.Address), Port: int(pair.Local.Port)}); err == nil {
 			c.laddr = la
 		}
+	}
+	if err := c.openConn(t.cfg.Resources); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
