@@ -248,7 +248,7 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 				return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
 			}
 		}
-		wrtcCfg := webrtc.Config{Log: component(cfg, WebRTCDirect)}
+		wrtcCfg := webrtc.Config{Resources: cfg.rm, Log: component(cfg, WebRTCDirect)}
 		if udp != nil && udpmux.SharesNonQUIC {
 			wrtcCfg.ListenPacket = udp.ListenNonQUIC
 		}
