@@ -31,6 +31,7 @@ func TestLimitsRefuseAndExplain(t *testing.T) {
 		{WebSocket, "/ip4/127.0.0.1/tcp/0/ws"},
 		{QUIC, "/ip4/127.0.0.1/udp/0/quic-v1"},
 		{WebTransport, "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"},
+		{WebRTCDirect, "/ip4/127.0.0.1/udp/0/webrtc-direct"},
 	} {
 		t.Run(string(tr.id), func(t *testing.T) {
 			log, logs := logtest.New()
