@@ -69,13 +69,13 @@ type Conn struct {
 
 	rmu    sync.Mutex
 	recv   cipherState
-	rbuf   []byte  // small[:] or *pooled; nil while idle
-	pooled *[]byte // from readPool or framePool while a large frame is buffered
+	rbuf   []byte     // small[:] or *pooled; nil while idle
+	pooled *[]byte    // from readPool or framePool while a large frame is buffered
 	pool   *sync.Pool // where pooled goes back
-	rpos   int     // start of unread raw bytes in rbuf
-	rend   int     // end of unread raw bytes in rbuf
-	plain  []byte  // opened bytes not yet returned; aliases rbuf
-	rerr   error   // sticky read error
+	rpos   int        // start of unread raw bytes in rbuf
+	rend   int        // end of unread raw bytes in rbuf
+	plain  []byte     // opened bytes not yet returned; aliases rbuf
+	rerr   error      // sticky read error
 	small  [smallBufLen]byte
 
 	wmu  sync.Mutex
