@@ -360,3 +360,116 @@ func TestScopeClosedOnce(t *testing.T) {
 		})
 	}
 }
+
+// abuseScope records Abuse calls, and passes them on.
+type abuseScope struct {
+	network.ConnScope
+	mu     sync.Mutex
+	abused []error
+}
+
+func (a *abuseScope) Abuse(err error) {
+	a.mu.Lock()
+	a.abused = append(a.abused, err)
+	a.mu.Unlock()
+	if inner, ok := a.ConnScope.(Abuser); ok {
+		inner.Abuse(err)
+	}
+}
+
+// TestRefusalFlood: a peer that keeps opening streams it is refused is
+// closed as abusive once more than MaxRefusedStreams are refused, with
+// GoAway(protocol error), and the scope hears of it; refusals up to the
+// limit, or with the check off, leave the session open.
+func TestRefusalFlood(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cfg      Config
+		scope    bool // StreamsPerConn 1 from a limits scope, else MaxIncomingStreams 1
+		refusals int
+		closed   bool
+	}{
+		{"MaxIncomingStreams, beyond", Config{MaxIncomingStreams: 1, MaxRefusedStreams: 20}, false, 21, true},
+		{"MaxIncomingStreams, up to the limit", Config{MaxIncomingStreams: 1, MaxRefusedStreams: 20}, false, 20, false},
+		{"scope, beyond", Config{MaxRefusedStreams: 20}, true, 21, true},
+		{"scope, check off", Config{MaxRefusedStreams: -1}, true, 500, false},
+		{"default, beyond", Config{MaxIncomingStreams: 1}, false, defaultMaxRefusedStreams + 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			a, b := net.Pipe()
+			raw := newRawPeer(t, b)
+			var scope *abuseScope
+			var m *limits.Manager
+			var s *Session
+			if tt.scope {
+				var sc network.ConnScope
+				m, sc = testLimits(t, func(c *limits.Config) { c.StreamsPerConn = 1 })
+				scope = &abuseScope{ConnScope: sc}
+				s = NewSessionScope(a, false, &tt.cfg, scope)
+			} else {
+				s = NewSession(a, false, &tt.cfg)
+			}
+			defer s.Close()
+			// One admitted stream, then the refused ones, then a probe
+			// that a live session answers with RST.
+			var burst []byte
+			id := uint32(1)
+			for range 1 + tt.refusals {
+				burst = appendHeader(burst, header{typ: typeWindowUpdate, flags: flagSYN, stream: id})
+				id += 2
+			}
+			go raw.writeRaw(burst)
+			var rsts int
+			for {
+				h, _, _ := raw.next()
+				if h.typ == typeGoAway {
+					if !tt.closed {
+						t.Fatalf("GoAway after %d RSTs: %v", rsts, s.Err())
+					}
+					if h.length != GoAwayProtocolError {
+						t.Fatalf("GoAway code %d, want protocol error", h.length)
+					}
+					break
+				}
+				if h.flags&flagRST != 0 {
+					if rsts++; !tt.closed && rsts == tt.refusals {
+						break
+					}
+				}
+			}
+			if !tt.closed {
+				if s.IsClosed() {
+					t.Fatalf("session closed: %v", s.Err())
+				}
+				return
+			}
+			<-s.Done()
+			var ae *AbuseError
+			if !errors.As(s.Err(), &ae) || !errors.Is(s.Err(), ErrProtocol) || ae.Refused != tt.refusals {
+				t.Fatalf("Err = %v, want an AbuseError after %d refusals", s.Err(), tt.refusals)
+			}
+			if scope == nil {
+				return
+			}
+			s.Close()
+			var le *limits.LimitError
+			if !errors.As(ae.Last, &le) || le.Option != "StreamsPerConn" {
+				t.Fatalf("the last refusal %v does not name StreamsPerConn", ae.Last)
+			}
+			scope.mu.Lock()
+			n := len(scope.abused)
+			scope.mu.Unlock()
+			if n != 1 {
+				t.Fatalf("scope told of abuse %d times", n)
+			}
+			// The limits penalise the peer's address.
+			if done, err := m.BeginHandshake(netip.MustParseAddr("10.1.0.2")); !errors.As(err, &le) || le.Option != "AbusePenalty" {
+				if done != nil {
+					done()
+				}
+				t.Fatalf("handshake from the abuser's address: %v, want a penalty", err)
+			}
+		})
+	}
+}
