@@ -23,6 +23,11 @@
 //     window is reserved, and keeps that reservation while the stream can
 //     receive, so data the peer may send always fits; a stream whose data
 //     cannot be reserved is reset, the session lives on.
+//   - A stream that ends before it is accepted leaves the accept queue at
+//     once, so an open+reset flood queues nothing. A peer that keeps
+//     opening streams a limit refuses (MaxRefusedStreams within a second)
+//     is closed with GoAway(protocol error), and a scope that implements
+//     Abuser hears of it (limits penalises the peer's address).
 package yamux
 
 import (
