@@ -197,8 +197,8 @@ func (m *Manager) penaltyLocked(a netip.Addr) time.Duration {
 	return 0
 }
 
-// Abuse is called (through the connection's scope) when a muxer closes an
-// inbound connection whose peer abused it, reason saying how: its address
+// abuse is what a scope's Abuse calls when a muxer closes an inbound
+// connection whose peer abused it, reason saying how: the address
 // is refused handshakes for AbusePenalty, doubled for each offence after
 // an earlier penalty ended, up to AbusePenaltyMax; the doubling starts
 // over after AbusePenaltyMax without an offence. Offences while a penalty
