@@ -1058,3 +1058,22 @@ func TestPenaltyText(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", e.Error(), want)
 	}
 }
+
+func TestAbuseLog(t *testing.T) {
+	log, buf := logtest.New()
+	m, err := newManager(unlimited(), defaults(system{}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.OpenConn(in, "a", ma.StringCast("/ip4/10.1.0.2/tcp/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	abuse(s)
+	s.Close()
+	buf.WaitLine(t, time.Second, "connection closed for abuse", "remote=/ip4/10.1.0.2/tcp/1", "kept opening refused streams", "address_refused_for=1s")
+	if _, err := m.BeginHandshake(netip.MustParseAddr("10.1.0.2")); err == nil {
+		t.Fatal("the abuser's address was admitted")
+	}
+	buf.WaitLine(t, time.Second, "resource limit reached", `limit="abuse penalty"`, "scope=10.1.0.2", "raise=limits.Config.AbusePenalty")
+}
