@@ -156,6 +156,8 @@ func TestScopeLargeFrames(t *testing.T) {
 	if sts[0].StreamID() != 1 || sts[1].StreamID() != 5 {
 		t.Fatalf("accepted %d and %d, want 1 and 5", sts[0].StreamID(), sts[1].StreamID())
 	}
+	// Accept may return stream 5 before its SYN frame's data is buffered.
+	waitFor(t, func() bool { return sts[1].Buffered() == 10 })
 	if got := m.Stat().Memory; got != 64<<10+4<<10 {
 		t.Fatalf("%d bytes reserved, want 68 KiB", got)
 	}
