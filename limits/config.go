@@ -57,6 +57,23 @@ type Config struct {
 	// of one protocol; ProtocolRates overrides it per protocol.
 	InboundStreamRate Rate
 	ProtocolRates     map[protocol.ID]Rate
+	// ConnStreamRate bounds how fast the peer opens streams on one
+	// connection, whatever their protocol, counted when the muxer admits
+	// them: it catches streams that never reach protocol negotiation
+	// (opened and reset at once). The zero value is maxBuckets (64) times
+	// InboundStreamRate, what a peer using many protocols may open at full
+	// rate, so only a flood meets it; none if InboundStreamRate is none.
+	ConnStreamRate Rate
+
+	// AbusePenalty is how long the address of a connection closed for
+	// abuse (a peer that kept opening streams it was refused, see
+	// Manager's Abuse) is refused handshakes. It doubles with each
+	// offence, up to AbusePenaltyMax, and starts over once the address
+	// has been quiet for AbusePenaltyMax after its last penalty. Only
+	// addresses limited by address (not NoIPLimits, not AllowSubnets or
+	// AllowPeers) are penalised. Defaults 1 s and 1 min; a negative
+	// AbusePenalty turns penalties off.
+	AbusePenalty, AbusePenaltyMax time.Duration
 
 	// Memory, MemoryPerPeer and MemoryPerConn bound the bytes muxers hold
 	// for unread stream data and promise in receive windows grown past
@@ -95,6 +112,8 @@ const (
 	defaultMemoryPerIP      = 16 << 20
 	defaultRatePerSecond    = 100
 	defaultRateBurst        = 200
+	defaultAbusePenalty     = time.Second
+	defaultAbusePenaltyMax  = time.Minute
 )
 
 // Default returns limits scaled to this machine: its memory (MemTotal from
@@ -118,6 +137,8 @@ const (
 //	StreamsPerConn     = 128
 //	StreamsPerProtocol = Streams/4                                   [12288]
 //	InboundStreamRate  = 100/s, burst 200, per peer and protocol
+//	ConnStreamRate     = 6400/s, burst 12800, per connection
+//	AbusePenalty       = 1 s, doubling up to AbusePenaltyMax = 1 min
 //	NoIPLimits         = 127.0.0.0/8, ::1/128
 //
 // Why: FDs/2 leaves half the descriptors to files and dials in progress;
@@ -172,6 +193,9 @@ func defaults(sys system) Config {
 		StreamsPerConn:     defaultStreamsPerConn,
 		StreamsPerProtocol: int(streams / 4),
 		InboundStreamRate:  Rate{PerSecond: defaultRatePerSecond, Burst: defaultRateBurst},
+		ConnStreamRate:     Rate{PerSecond: maxBuckets * defaultRatePerSecond, Burst: maxBuckets * defaultRateBurst},
+		AbusePenalty:       defaultAbusePenalty,
+		AbusePenaltyMax:    defaultAbusePenaltyMax,
 		Memory:             mem,
 		MemoryPerPeer:      min(defaultMemoryPerPeer, mem),
 		MemoryPerConn:      min(defaultMemoryPerConn, mem),
@@ -204,9 +228,22 @@ func resolve(cfg, def Config) (Config, error) {
 		*f.v = orDefault(*f.v, f.d)
 	}
 	cfg.HandshakeTimeout = orDefault(cfg.HandshakeTimeout, def.HandshakeTimeout)
+	cfg.AbusePenalty = orDefault(cfg.AbusePenalty, def.AbusePenalty)
+	cfg.AbusePenaltyMax = orDefault(cfg.AbusePenaltyMax, def.AbusePenaltyMax)
+	if cfg.AbusePenaltyMax < cfg.AbusePenalty {
+		cfg.AbusePenaltyMax = cfg.AbusePenalty // also: a negative one never grows
+	}
 	var err error
 	if cfg.InboundStreamRate, err = resolveRate(cfg.InboundStreamRate, def.InboundStreamRate); err != nil {
 		return Config{}, fmt.Errorf("InboundStreamRate: %w", err)
+	}
+	// The connection's rate follows the per-protocol one it was left to.
+	connRate := Rate{PerSecond: -1}
+	if r := cfg.InboundStreamRate; r.PerSecond >= 0 {
+		connRate = Rate{PerSecond: maxBuckets * r.PerSecond, Burst: maxBuckets * r.Burst}
+	}
+	if cfg.ConnStreamRate, err = resolveRate(cfg.ConnStreamRate, connRate); err != nil {
+		return Config{}, fmt.Errorf("ConnStreamRate: %w", err)
 	}
 	rates := make(map[protocol.ID]Rate, len(cfg.ProtocolRates))
 	for p, r := range cfg.ProtocolRates {

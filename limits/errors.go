@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // ErrLimit is matched by every refusal: errors.Is(err, ErrLimit).
@@ -23,7 +24,8 @@ type LimitError struct {
 	// memory they are bytes; for rates Value is streams per second
 	// (rounded up) and Current the burst that was used up.
 	Value, Current int64
-	// Unit is "" for counts, "bytes" or "streams/s".
+	// Unit is "" for counts, "bytes", "streams/s" or "ms" (a penalty:
+	// Value is its length, Current what is left of it).
 	Unit string
 }
 
@@ -32,6 +34,9 @@ func (e *LimitError) Error() string {
 	switch e.Unit {
 	case "bytes":
 		value, current = formatBytes(e.Value), formatBytes(e.Current)+" in use"
+	case "ms":
+		value = (time.Duration(e.Value) * time.Millisecond).String()
+		current = (time.Duration(max(e.Current, 0)) * time.Millisecond).String() + " left"
 	case "streams/s":
 		value, current = strconv.FormatInt(e.Value, 10)+" streams/s", "burst of "+strconv.FormatInt(e.Current, 10)+" used up"
 	default:

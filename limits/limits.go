@@ -54,8 +54,22 @@ type Manager struct {
 	ips        map[netip.Addr]*ipState
 	subnets    map[netip.Prefix]int
 	protos     map[protocol.ID]int
+	penalties  map[netip.Addr]*penalty
 
-	logged [numKinds]logs.Limiter // one log line per limit per second
+	logged      [numKinds]logs.Limiter // one log line per limit per second
+	abuseLogged logs.Limiter
+}
+
+// maxPenalties bounds the addresses remembered for abuse. Each one cost
+// its owner an authenticated connection; beyond it, new offenders go
+// unpenalised (their connections are still closed) until old entries
+// are forgotten.
+const maxPenalties = 4096
+
+// penalty is an address refused handshakes until until, for abuse.
+type penalty struct {
+	until time.Time
+	last  time.Duration // the penalty given last, which the next doubles
 }
 
 var _ network.ResourceManager = (*Manager)(nil)
@@ -83,14 +97,15 @@ func newManager(cfg, def Config, log *slog.Logger) (*Manager, error) {
 		return nil, fmt.Errorf("limits: checking the configuration: %w", err)
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     logs.Or(log),
-		now:     time.Now,
-		allow:   make(map[peer.ID]struct{}, len(cfg.AllowPeers)),
-		peers:   make(map[peer.ID]*peerState),
-		ips:     make(map[netip.Addr]*ipState),
-		subnets: make(map[netip.Prefix]int),
-		protos:  make(map[protocol.ID]int),
+		cfg:       cfg,
+		log:       logs.Or(log),
+		now:       time.Now,
+		allow:     make(map[peer.ID]struct{}, len(cfg.AllowPeers)),
+		peers:     make(map[peer.ID]*peerState),
+		ips:       make(map[netip.Addr]*ipState),
+		subnets:   make(map[netip.Prefix]int),
+		protos:    make(map[protocol.ID]int),
+		penalties: make(map[netip.Addr]*penalty),
 	}
 	for _, p := range cfg.AllowPeers {
 		m.allow[p] = struct{}{}
@@ -131,7 +146,9 @@ func (m *Manager) BeginHandshake(remote netip.Addr) (done func(), err error) {
 	byAddr := !allowed && m.limitedAddr(remote)
 	m.mu.Lock()
 	if !allowed {
-		if ip := m.ips[remote]; byAddr && ip != nil && over(ip.handshakes, m.cfg.HandshakesPerIP) {
+		if left := m.penaltyLocked(remote); byAddr && left > 0 {
+			err = m.limitErr(kPenalty, remote.String(), "", int64(m.penalties[remote].last/time.Millisecond), int64(left/time.Millisecond))
+		} else if ip := m.ips[remote]; byAddr && ip != nil && over(ip.handshakes, m.cfg.HandshakesPerIP) {
 			err = m.limitErr(kHandshakesPerIP, remote.String(), "", int64(m.cfg.HandshakesPerIP), int64(ip.handshakes))
 		} else if over(m.handshakes, m.cfg.Handshakes) {
 			err = m.limitErr(kHandshakes, "node", "", int64(m.cfg.Handshakes), int64(m.handshakes))
@@ -161,6 +178,84 @@ func (m *Manager) BeginHandshake(remote netip.Addr) (done func(), err error) {
 		}
 		m.mu.Unlock()
 	}, nil
+}
+
+// penaltyLocked returns what is left of a's penalty, forgetting one old
+// enough to start over. m.mu is held.
+func (m *Manager) penaltyLocked(a netip.Addr) time.Duration {
+	p := m.penalties[a]
+	if p == nil {
+		return 0
+	}
+	now := m.now()
+	if left := p.until.Sub(now); left > 0 {
+		return left
+	}
+	if now.Sub(p.until) >= m.cfg.AbusePenaltyMax {
+		delete(m.penalties, a)
+	}
+	return 0
+}
+
+// abuse is what a scope's Abuse calls when a muxer closes an inbound
+// connection whose peer abused it, reason saying how: the address
+// is refused handshakes for AbusePenalty, doubled for each offence after
+// an earlier penalty ended, up to AbusePenaltyMax; the doubling starts
+// over after AbusePenaltyMax without an offence. Offences while a penalty
+// is being served (the address's other connections, opened before it)
+// do not double it. Exempt: addresses not limited by address, allowed
+// peers and subnets.
+func (m *Manager) abuse(s *connScope, reason error) {
+	if s.ip == nil || m.cfg.AbusePenalty < 0 {
+		m.logAbuse(s, reason, 0)
+		return
+	}
+	now := m.now()
+	m.mu.Lock()
+	p := m.penalties[s.addr]
+	switch {
+	case p != nil && now.Before(p.until):
+		// Serving it already.
+	case p != nil && now.Sub(p.until) < m.cfg.AbusePenaltyMax:
+		p.last = min(2*p.last, m.cfg.AbusePenaltyMax)
+		p.until = now.Add(p.last)
+	default:
+		if p == nil && len(m.penalties) >= maxPenalties {
+			m.forgetPenaltiesLocked(now)
+		}
+		if p == nil && len(m.penalties) >= maxPenalties {
+			break
+		}
+		if p == nil {
+			p = &penalty{}
+			m.penalties[s.addr] = p
+		}
+		p.last = m.cfg.AbusePenalty
+		p.until = now.Add(p.last)
+	}
+	var d time.Duration
+	if p != nil {
+		d = p.until.Sub(now)
+	}
+	m.mu.Unlock()
+	m.logAbuse(s, reason, d)
+}
+
+// forgetPenaltiesLocked drops the penalties that would start over anyway.
+// m.mu is held.
+func (m *Manager) forgetPenaltiesLocked(now time.Time) {
+	for a, p := range m.penalties {
+		if now.Sub(p.until) >= m.cfg.AbusePenaltyMax {
+			delete(m.penalties, a)
+		}
+	}
+}
+
+func (m *Manager) logAbuse(s *connScope, reason error, penalty time.Duration) {
+	if ok, held := m.abuseLogged.Allow(time.Second); ok {
+		m.log.Warn("connection closed for abuse", "peer", s.p, "remote", s.remote, "reason", reason,
+			"address_refused_for", penalty, "unlogged", held)
+	}
 }
 
 // OpenConn admits an authenticated connection with p at remote.
@@ -283,10 +378,30 @@ type connScope struct {
 	mem       int64
 	streams   int // both directions
 	streamsIn int
+	opens     bucket // inbound stream opens, for ConnStreamRate
+	abused    bool
+	nameStr   string // name, once built: a flood of refusals builds it once
 }
 
+// name is how refusals name the connection. s.mu is held.
 func (s *connScope) name() string {
-	return fmt.Sprintf("%s connection with %s at %s", s.dir, s.p, s.remote)
+	if s.nameStr == "" {
+		s.nameStr = fmt.Sprintf("%s connection with %s at %s", s.dir, s.p, s.remote)
+	}
+	return s.nameStr
+}
+
+// Abuse tells the manager that the muxer closes this connection for
+// abuse (see muxer/yamux's Abuser): the peer's address is penalised. Only
+// the first call counts.
+func (s *connScope) Abuse(reason error) {
+	s.mu.Lock()
+	first := !s.abused
+	s.abused = true
+	s.mu.Unlock()
+	if first {
+		s.m.abuse(s, reason)
+	}
 }
 
 // ReserveMemory reserves n bytes against the connection's, its address's,
@@ -388,8 +503,11 @@ func (s *connScope) OpenStream(dir network.Direction) (done func(), err error) {
 		s.mu.Unlock()
 		return nil, errScopeClosed
 	}
-	if !s.allowed && dir == network.DirInbound && over(s.streamsIn, m.cfg.StreamsPerConn) {
+	limited := !s.allowed && dir == network.DirInbound
+	if limited && over(s.streamsIn, m.cfg.StreamsPerConn) {
 		err = m.limitErr(kStreamsPerConn, s.name(), "", int64(m.cfg.StreamsPerConn), int64(s.streamsIn))
+	} else if r := m.cfg.ConnStreamRate; limited && r.PerSecond >= 0 && !s.opens.take(r, m.now()) {
+		err = m.limitErr(kConnStreamRate, s.name(), "", int64(math.Ceil(r.PerSecond)), int64(r.Burst))
 	} else {
 		limit := m.cfg.Streams
 		if s.allowed {
@@ -605,6 +723,8 @@ const (
 	kMemoryPerPeer
 	kMemoryPerConn
 	kMemoryPerIP
+	kConnStreamRate
+	kPenalty
 	numKinds
 )
 
@@ -624,6 +744,8 @@ var kinds = [numKinds]struct{ limit, option, unit string }{
 	kMemoryPerPeer:      {"memory per peer", "MemoryPerPeer", "bytes"},
 	kMemoryPerConn:      {"memory per connection", "MemoryPerConn", "bytes"},
 	kMemoryPerIP:        {"memory per IP", "MemoryPerIP", "bytes"},
+	kConnStreamRate:     {"inbound stream rate per connection", "ConnStreamRate", "streams/s"},
+	kPenalty:            {"abuse penalty", "AbusePenalty", "ms"},
 }
 
 // limitErr builds a refusal; option overrides the kind's own (for the

@@ -825,10 +825,30 @@ func TestResolve(t *testing.T) {
 	if c.InboundStreamRate != (Rate{PerSecond: 0.5, Burst: 1}) || c.ProtocolStreams["/x"] != def.StreamsPerProtocol || len(c.NoIPLimits) != 2 {
 		t.Fatalf("resolved %+v", c)
 	}
+	if c.ConnStreamRate != (Rate{PerSecond: 32, Burst: 64}) || c.AbusePenalty != time.Second || c.AbusePenaltyMax != time.Minute {
+		t.Fatalf("resolved %+v", c)
+	}
+	// The connection's stream rate follows the per-protocol one.
+	for _, tt := range []struct{ cfg, want Rate }{
+		{Rate{}, Rate{PerSecond: 6400, Burst: 12800}},
+		{Rate{PerSecond: -1}, Rate{PerSecond: -1}},
+	} {
+		m, err := newManager(Config{InboundStreamRate: tt.cfg}, def, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Config().ConnStreamRate; got != tt.want {
+			t.Errorf("InboundStreamRate %+v: ConnStreamRate %+v, want %+v", tt.cfg, got, tt.want)
+		}
+	}
+	if m, _ := newManager(Config{ConnStreamRate: Rate{PerSecond: 7}}, def, nil); m.Config().ConnStreamRate != (Rate{PerSecond: 7, Burst: 7}) {
+		t.Errorf("ConnStreamRate set: %+v", m.Config().ConnStreamRate)
+	}
 	for _, bad := range []Config{
 		{InboundStreamRate: Rate{Burst: 3}},
 		{InboundStreamRate: Rate{PerSecond: 1, Burst: -1}},
 		{ProtocolRates: map[protocol.ID]Rate{"/x": {PerSecond: math.NaN()}}},
+		{ConnStreamRate: Rate{Burst: 3}},
 		{AllowSubnets: []netip.Prefix{{}}},
 	} {
 		if _, err := newManager(bad, def, nil); err == nil {
@@ -851,4 +871,209 @@ func TestParseSystem(t *testing.T) {
 			t.Fatalf("%q: %d, want %d", in, got, want)
 		}
 	}
+}
+
+// TestConnStreamRate: the rate at which a peer opens streams on one
+// connection, whatever their protocol, counted as the muxer admits them.
+func TestConnStreamRate(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		cfg   func(*Config)
+		peer  peer.ID
+		dir   network.Direction
+		burst int // admitted at once; then one per 500 ms
+	}{
+		{"inbound", func(c *Config) {}, "a", in, 3},
+		{"outbound is not limited", func(c *Config) {}, "a", out, -1},
+		{"allowed peer", func(c *Config) { c.AllowPeers = []peer.ID{"a"} }, "a", in, -1},
+		{"off", func(c *Config) { c.ConnStreamRate = Rate{PerSecond: -1} }, "a", in, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := unlimited()
+			cfg.ConnStreamRate = Rate{PerSecond: 2, Burst: 3}
+			tt.cfg(&cfg)
+			m := newTest(t, cfg)
+			now := time.Unix(1000, 0)
+			m.now = func() time.Time { return now }
+			s, err := m.OpenConn(tt.dir, tt.peer, ma.StringCast("/ip4/10.0.0.1/tcp/1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			take := func(n int) (ok int, last error) {
+				for range n {
+					done, err := s.OpenStream(tt.dir)
+					if err != nil {
+						last = err
+						continue
+					}
+					done() // ended at once: only the rate can refuse
+					ok++
+				}
+				return ok, last
+			}
+			if tt.burst < 0 {
+				if ok, err := take(100); ok != 100 {
+					t.Fatalf("%d of 100 admitted: %v", ok, err)
+				}
+				return
+			}
+			ok, err := take(5)
+			if ok != tt.burst {
+				t.Fatalf("%d of 5 admitted at once, want the burst of %d", ok, tt.burst)
+			}
+			wantLimit(t, err, &LimitError{Limit: "inbound stream rate per connection", Option: "ConnStreamRate", Value: 2, Current: 3})
+			if !strings.Contains(err.Error(), "for inbound connection with "+peer.ID("a").String()+" at /ip4/10.0.0.1/tcp/1 is 2 streams/s") {
+				t.Fatalf("%q does not name the connection and rate", err)
+			}
+			now = now.Add(500 * time.Millisecond)
+			if ok, _ := take(2); ok != 1 {
+				t.Fatalf("%d admitted 500 ms later, want 1", ok)
+			}
+		})
+	}
+}
+
+// abuse reports the connection behind s as abusive, as a muxer does.
+func abuse(s network.ConnScope) {
+	s.(interface{ Abuse(error) }).Abuse(errors.New("test: kept opening refused streams"))
+}
+
+// TestAbusePenalty: the address of a connection closed for abuse is
+// refused handshakes for a penalty that doubles with each offence up to
+// the maximum, starts over after a quiet period, and spares addresses
+// exempt from address limits.
+func TestAbusePenalty(t *testing.T) {
+	type step struct {
+		wait    time.Duration // before the step
+		abuse   bool          // open a connection from addr and report it
+		refused time.Duration // then: 0 if a handshake is admitted, else the penalty it reports
+	}
+	const addr = "10.0.0.1"
+	for _, tt := range []struct {
+		name  string
+		cfg   func(*Config)
+		addr  string
+		steps []step
+	}{
+		{"doubles, caps, starts over", func(c *Config) {}, addr, []step{
+			{0, false, 0},
+			{0, true, time.Second},
+			{999 * time.Millisecond, false, time.Second},
+			{time.Millisecond, false, 0},
+			{0, true, 2 * time.Second},
+			{2 * time.Second, true, 4 * time.Second},
+			{4 * time.Second, true, 5 * time.Second}, // AbusePenaltyMax
+			{5 * time.Second, true, 5 * time.Second},
+			{5*time.Second + 5*time.Second, true, time.Second}, // quiet for AbusePenaltyMax
+		}},
+		{"offences while serving do not double", func(c *Config) {}, addr, []step{
+			{0, true, time.Second},
+			{0, true, time.Second},
+			{500 * time.Millisecond, true, time.Second},
+			{500 * time.Millisecond, false, 0},
+		}},
+		{"loopback is exempt", func(c *Config) { c.NoIPLimits = nil }, "127.0.0.1", []step{
+			{0, true, 0},
+		}},
+		{"allowed subnet is exempt", func(c *Config) { c.AllowSubnets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} }, addr, []step{
+			{0, true, 0},
+		}},
+		{"off", func(c *Config) { c.AbusePenalty = -1 }, addr, []step{
+			{0, true, 0},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := unlimited()
+			cfg.AbusePenaltyMax = 5 * time.Second
+			tt.cfg(&cfg)
+			m := newTest(t, cfg)
+			now := time.Unix(1000, 0)
+			m.now = func() time.Time { return now }
+			ip := netip.MustParseAddr(tt.addr)
+			for i, st := range tt.steps {
+				now = now.Add(st.wait)
+				if st.abuse {
+					s, err := m.OpenConn(in, "a", ma.StringCast("/ip4/"+tt.addr+"/tcp/1"))
+					if err != nil {
+						t.Fatalf("step %d: %v", i, err)
+					}
+					abuse(s)
+					abuse(s) // once per connection
+					s.Close()
+				}
+				done, err := m.BeginHandshake(ip)
+				if st.refused == 0 {
+					if err != nil {
+						t.Fatalf("step %d: %v", i, err)
+					}
+					done()
+					continue
+				}
+				var e *LimitError
+				if !errors.As(err, &e) || e.Option != "AbusePenalty" || e.Value != st.refused.Milliseconds() {
+					t.Fatalf("step %d: %v, want a penalty of %s", i, err, st.refused)
+				}
+				// Other addresses are not affected.
+				if done, err := m.BeginHandshake(netip.MustParseAddr("10.0.0.2")); err != nil {
+					t.Fatalf("step %d: another address: %v", i, err)
+				} else {
+					done()
+				}
+			}
+		})
+	}
+}
+
+func TestPenaltiesBounded(t *testing.T) {
+	cfg := unlimited()
+	m := newTest(t, cfg)
+	now := time.Unix(1000, 0)
+	m.now = func() time.Time { return now }
+	offend := func(i int) {
+		s, err := m.OpenConn(in, "a", ma.StringCast(fmt.Sprintf("/ip6/2001:db8::%x/tcp/1", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		abuse(s)
+		s.Close()
+	}
+	for i := range maxPenalties + 10 {
+		offend(i)
+	}
+	if n := len(m.penalties); n != maxPenalties {
+		t.Fatalf("%d penalties kept, want the cap %d", n, maxPenalties)
+	}
+	// Once the old ones would start over, they make room.
+	now = now.Add(m.cfg.AbusePenalty + m.cfg.AbusePenaltyMax)
+	offend(maxPenalties + 20)
+	if n := len(m.penalties); n != 1 {
+		t.Fatalf("%d penalties kept after the old ones expired, want 1", n)
+	}
+}
+
+func TestPenaltyText(t *testing.T) {
+	e := LimitError{"abuse penalty", "10.0.0.1", "AbusePenalty", 2000, 1500, "ms"}
+	if want := "limit reached: abuse penalty for 10.0.0.1 is 2s (1.5s left); raise limits.Config.AbusePenalty"; e.Error() != want {
+		t.Fatalf("got  %s\nwant %s", e.Error(), want)
+	}
+}
+
+func TestAbuseLog(t *testing.T) {
+	log, buf := logtest.New()
+	m, err := newManager(unlimited(), defaults(system{}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.OpenConn(in, "a", ma.StringCast("/ip4/10.1.0.2/tcp/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	abuse(s)
+	s.Close()
+	buf.WaitLine(t, time.Second, "connection closed for abuse", "remote=/ip4/10.1.0.2/tcp/1", "kept opening refused streams", "address_refused_for=1s")
+	if _, err := m.BeginHandshake(netip.MustParseAddr("10.1.0.2")); err == nil {
+		t.Fatal("the abuser's address was admitted")
+	}
+	buf.WaitLine(t, time.Second, "resource limit reached", `limit="abuse penalty"`, "scope=10.1.0.2", "raise=limits.Config.AbusePenalty")
 }

@@ -25,6 +25,11 @@ type Config struct {
 	// MaxIncomingStreams bounds the streams the peer may have open at once;
 	// SYNs beyond it are refused with RST. Default 1000.
 	MaxIncomingStreams int
+	// MaxRefusedStreams is how many SYNs a limit (MaxIncomingStreams or
+	// the scope's) may refuse within a second before the session closes
+	// the connection as abusive, with GoAway(protocol error). Admitted
+	// streams never count. Default 256; negative disables.
+	MaxRefusedStreams int
 	// MaxAckBacklog bounds the outbound streams the peer has not yet
 	// acknowledged; OpenStream waits (honouring its context) beyond it.
 	// Default 256, the limit the spec and go-yamux use.
@@ -47,6 +52,7 @@ const (
 	defaultKeepAliveInterval  = 30 * time.Second
 	defaultMaxIncomingStreams = 1000
 	defaultMaxAckBacklog      = 256
+	defaultMaxRefusedStreams  = 256
 	defaultWriteTimeout       = 10 * time.Second
 	defaultMaxFrameSize       = 64 << 10
 	maxMaxFrameSize           = 1 << 20
@@ -73,6 +79,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if cfg.MaxIncomingStreams <= 0 {
 		cfg.MaxIncomingStreams = defaultMaxIncomingStreams
+	}
+	if cfg.MaxRefusedStreams == 0 {
+		cfg.MaxRefusedStreams = defaultMaxRefusedStreams
 	}
 	if cfg.MaxAckBacklog <= 0 {
 		cfg.MaxAckBacklog = defaultMaxAckBacklog

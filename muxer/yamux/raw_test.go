@@ -321,3 +321,37 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// TestResetBeforeAccept is the open+RST flood: streams the peer opens and
+// resets before they are accepted are neither queued nor acknowledged, so
+// the next live stream is the first Accept returns.
+func TestResetBeforeAccept(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	raw := newRawPeer(t, b)
+	s := NewSession(a, false, &Config{MaxIncomingStreams: 10})
+	defer s.Close()
+	var burst []byte
+	for id := uint32(1); id < 4000; id += 2 {
+		burst = appendHeader(burst, header{typ: typeData, flags: flagSYN, stream: id, length: 5})
+		burst = append(burst, "hello"...)
+		burst = appendHeader(burst, header{typ: typeWindowUpdate, flags: flagRST, stream: id})
+	}
+	if err := raw.writeRaw(burst); err != nil {
+		t.Fatal(err)
+	}
+	raw.write(header{typ: typeData, flags: flagSYN, stream: 4001, length: 2}, []byte("hi"))
+	st, err := s.Accept()
+	if err != nil || st.StreamID() != 4001 {
+		t.Fatalf("Accept = %v, %v; want stream 4001", st, err)
+	}
+	if h, _, _ := raw.next(); h != (header{typ: typeWindowUpdate, flags: flagACK, stream: 4001}) {
+		t.Fatalf("first frame sent %v, want the ACK of stream 4001", h)
+	}
+	s.mu.Lock()
+	queued, open := len(s.acceptQ), len(s.streams)
+	s.mu.Unlock()
+	if queued != 0 || open != 1 || s.IsClosed() {
+		t.Fatalf("%d streams queued, %d open, session closed %v (%v); want 0, 1, open", queued, open, s.IsClosed(), s.Err())
+	}
+}

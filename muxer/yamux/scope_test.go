@@ -93,12 +93,19 @@ func TestScopeMemoryFlood(t *testing.T) {
 	if got := m.Stat().Memory; got != 1<<20 {
 		t.Fatalf("%d bytes reserved, want 1 MiB", got)
 	}
-	sts := acceptN(t, s, streams)
-	for _, st := range sts[4:] {
-		_, err := st.Read(make([]byte, 1))
-		if !errors.Is(err, network.ErrReset) || !errors.Is(err, limits.ErrLimit) {
-			t.Fatalf("read on a stream reset for memory: %v", err)
+	// Streams reset before they were accepted never reach Accept: a
+	// flood of them must not queue up.
+	sts := acceptN(t, s, 4)
+	for i, st := range sts {
+		if st.StreamID() != uint32(2*i+1) {
+			t.Fatalf("accepted stream %d as number %d", st.StreamID(), i)
 		}
+	}
+	s.mu.Lock()
+	queued := len(s.acceptQ)
+	s.mu.Unlock()
+	if queued != 0 {
+		t.Fatalf("%d reset streams still wait for Accept", queued)
 	}
 	if s.IsClosed() || s.NumStreams() != 4 {
 		t.Fatalf("session closed %v (%v), %d streams", s.IsClosed(), s.Err(), s.NumStreams())
@@ -144,11 +151,17 @@ func TestScopeLargeFrames(t *testing.T) {
 	if h, _, _ := raw.next(); h != (header{typ: typeWindowUpdate, flags: flagRST, stream: 3}) {
 		t.Fatalf("got %v, want RST for stream 3", h)
 	}
-	sts := acceptN(t, s, 3)
+	// Stream 3, reset before it was accepted, never reaches Accept.
+	sts := acceptN(t, s, 2)
+	if sts[0].StreamID() != 1 || sts[1].StreamID() != 5 {
+		t.Fatalf("accepted %d and %d, want 1 and 5", sts[0].StreamID(), sts[1].StreamID())
+	}
+	// Accept may return stream 5 before its SYN frame's data is buffered.
+	waitFor(t, func() bool { return sts[1].Buffered() == 10 })
 	if got := m.Stat().Memory; got != 64<<10+4<<10 {
 		t.Fatalf("%d bytes reserved, want 68 KiB", got)
 	}
-	if _, err := io.ReadFull(sts[2], make([]byte, 10)); err != nil {
+	if _, err := io.ReadFull(sts[1], make([]byte, 10)); err != nil {
 		t.Fatal(err)
 	}
 	raw.write(header{typ: typeData, flags: flagFIN, stream: 1}, nil)
@@ -345,6 +358,119 @@ func TestScopeClosedOnce(t *testing.T) {
 			defer f.mu.Unlock()
 			if f.closes != 1 || f.opens != 3 || f.dones != 3 || len(f.late) > 0 {
 				t.Fatalf("closes %d, opens %d, dones %d, calls after Close %v", f.closes, f.opens, f.dones, f.late)
+			}
+		})
+	}
+}
+
+// abuseScope records Abuse calls, and passes them on.
+type abuseScope struct {
+	network.ConnScope
+	mu     sync.Mutex
+	abused []error
+}
+
+func (a *abuseScope) Abuse(err error) {
+	a.mu.Lock()
+	a.abused = append(a.abused, err)
+	a.mu.Unlock()
+	if inner, ok := a.ConnScope.(Abuser); ok {
+		inner.Abuse(err)
+	}
+}
+
+// TestRefusalFlood: a peer that keeps opening streams it is refused is
+// closed as abusive once more than MaxRefusedStreams are refused, with
+// GoAway(protocol error), and the scope hears of it; refusals up to the
+// limit, or with the check off, leave the session open.
+func TestRefusalFlood(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cfg      Config
+		scope    bool // StreamsPerConn 1 from a limits scope, else MaxIncomingStreams 1
+		refusals int
+		closed   bool
+	}{
+		{"MaxIncomingStreams, beyond", Config{MaxIncomingStreams: 1, MaxRefusedStreams: 20}, false, 21, true},
+		{"MaxIncomingStreams, up to the limit", Config{MaxIncomingStreams: 1, MaxRefusedStreams: 20}, false, 20, false},
+		{"scope, beyond", Config{MaxRefusedStreams: 20}, true, 21, true},
+		{"scope, check off", Config{MaxRefusedStreams: -1}, true, 500, false},
+		{"default, beyond", Config{MaxIncomingStreams: 1}, false, defaultMaxRefusedStreams + 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			a, b := net.Pipe()
+			raw := newRawPeer(t, b)
+			var scope *abuseScope
+			var m *limits.Manager
+			var s *Session
+			if tt.scope {
+				var sc network.ConnScope
+				m, sc = testLimits(t, func(c *limits.Config) { c.StreamsPerConn = 1 })
+				scope = &abuseScope{ConnScope: sc}
+				s = NewSessionScope(a, false, &tt.cfg, scope)
+			} else {
+				s = NewSession(a, false, &tt.cfg)
+			}
+			defer s.Close()
+			// One admitted stream, then the refused ones, then a probe
+			// that a live session answers with RST.
+			var burst []byte
+			id := uint32(1)
+			for range 1 + tt.refusals {
+				burst = appendHeader(burst, header{typ: typeWindowUpdate, flags: flagSYN, stream: id})
+				id += 2
+			}
+			go raw.writeRaw(burst)
+			var rsts int
+			for {
+				h, _, _ := raw.next()
+				if h.typ == typeGoAway {
+					if !tt.closed {
+						t.Fatalf("GoAway after %d RSTs: %v", rsts, s.Err())
+					}
+					if h.length != GoAwayProtocolError {
+						t.Fatalf("GoAway code %d, want protocol error", h.length)
+					}
+					break
+				}
+				if h.flags&flagRST != 0 {
+					if rsts++; !tt.closed && rsts == tt.refusals {
+						break
+					}
+				}
+			}
+			if !tt.closed {
+				if s.IsClosed() {
+					t.Fatalf("session closed: %v", s.Err())
+				}
+				return
+			}
+			<-s.Done()
+			var ae *AbuseError
+			if !errors.As(s.Err(), &ae) || !errors.Is(s.Err(), ErrProtocol) || ae.Refused != tt.refusals {
+				t.Fatalf("Err = %v, want an AbuseError after %d refusals", s.Err(), tt.refusals)
+			}
+			if scope == nil {
+				return
+			}
+			s.Close()
+			var le *limits.LimitError
+			if !errors.As(ae.Last, &le) || le.Option != "StreamsPerConn" {
+				t.Fatalf("the last refusal %v does not name StreamsPerConn", ae.Last)
+			}
+			scope.mu.Lock()
+			n := len(scope.abused)
+			scope.mu.Unlock()
+			if n != 1 {
+				t.Fatalf("scope told of abuse %d times", n)
+			}
+			// The limits penalise the peer's address.
+			if done, err := m.BeginHandshake(netip.MustParseAddr("10.1.0.2")); !errors.As(err, &le) || le.Option != "AbusePenalty" {
+				if done != nil {
+					done()
+				}
+				t.Fatalf("handshake from the abuser's address: %v, want a penalty", err)
 			}
 		})
 	}

@@ -23,6 +23,11 @@
 //     window is reserved, and keeps that reservation while the stream can
 //     receive, so data the peer may send always fits; a stream whose data
 //     cannot be reserved is reset, the session lives on.
+//   - A stream that ends before it is accepted leaves the accept queue at
+//     once, so an open+reset flood queues nothing. A peer that keeps
+//     opening streams a limit refuses (MaxRefusedStreams within a second)
+//     is closed with GoAway(protocol error), and a scope that implements
+//     Abuser hears of it (limits penalises the peer's address).
 package yamux
 
 import (
@@ -79,12 +84,20 @@ type Session struct {
 	scopeMu    sync.RWMutex
 	scopeEnded bool
 
-	mu           sync.Mutex
-	streams      map[uint32]*Stream
-	nextID       uint64
-	inbound      int // streams the peer opened that are still open
-	unacked      int // streams we opened that the peer has not acknowledged
-	acceptQ      []*Stream
+	mu      sync.Mutex
+	streams map[uint32]*Stream
+	nextID  uint64
+	inbound int // streams the peer opened that are still open
+	unacked int // streams we opened that the peer has not acknowledged
+	// acceptQ holds inbound streams not yet accepted; a stream that ends
+	// before Accept (the peer reset it) leaves it at once, so a peer that
+	// opens and resets streams faster than we accept them queues nothing.
+	acceptQ []*Stream
+	// refused counts the SYNs refused for a limit since refusedSince; a
+	// peer that makes us refuse more than MaxRefusedStreams within
+	// refusalWindow is abusive (see refuseForLimit).
+	refused      int
+	refusedSince time.Time
 	pings        map[uint32]*pendingPing
 	pingID       uint32
 	kaPing       uint32 // ID of the outstanding keepalive ping
@@ -249,9 +262,12 @@ func (s *Session) Accept() (*Stream, error) {
 			st := s.acceptQ[0]
 			s.acceptQ[0] = nil
 			s.acceptQ = s.acceptQ[1:]
-			if len(s.acceptQ) > 0 {
+			if len(s.acceptQ) == 0 {
+				s.acceptQ = nil // do not keep a burst's worth of backing array
+			} else {
 				signal(s.acceptCh)
 			}
+			st.queued = false
 			s.mu.Unlock()
 			st.sendACK()
 			return st, nil
@@ -654,9 +670,13 @@ func (s *Session) handleStreamFrame(h header) error {
 			s.mu.Unlock()
 			return fmt.Errorf("%w: peer opened stream %d with our parity", ErrProtocol, h.stream)
 		}
-		if s.localGoAway || s.closed || s.inbound >= s.cfg.MaxIncomingStreams {
+		if s.localGoAway || s.closed {
 			s.mu.Unlock()
 			return s.refuseStream(h)
+		}
+		if s.inbound >= s.cfg.MaxIncomingStreams {
+			s.mu.Unlock()
+			return s.refuseForLimit(h, errTooManyStreams{s.cfg.MaxIncomingStreams})
 		}
 		var done func()
 		if s.scope != nil {
@@ -664,7 +684,7 @@ func (s *Session) handleStreamFrame(h header) error {
 			var err error
 			if done, err = s.scopeOpenStream(network.DirInbound); err != nil {
 				s.logRefusal("yamux: refused an inbound stream", h.stream, err)
-				return s.refuseStream(h)
+				return s.refuseForLimit(h, err)
 			}
 			s.mu.Lock()
 			if s.localGoAway || s.closed {
@@ -677,6 +697,7 @@ func (s *Session) handleStreamFrame(h header) error {
 		st.scopeDone = done
 		s.streams[h.stream] = st
 		s.inbound++
+		st.queued = true
 		s.acceptQ = append(s.acceptQ, st)
 		signal(s.acceptCh)
 	}
@@ -714,6 +735,74 @@ func (s *Session) refuseStream(h header) error {
 	s.queueControl(header{typ: typeWindowUpdate, flags: flagRST, stream: h.stream})
 	s.spawnFlush()
 	return s.discardData(h)
+}
+
+// refuseForLimit refuses a SYN that a limit does not admit, and closes the
+// session, as abusive, once the peer has been refused more than
+// MaxRefusedStreams streams within refusalWindow: a peer that keeps
+// opening streams it is refused (a SYN flood) costs us a refusal per SYN
+// for as long as we let it, where a well-behaved one waits for its streams
+// to end. Only refusals count, never admitted streams, so a peer that
+// opens and closes many streams within the limits is never closed. The
+// scope, if it can (Abuse), makes the peer's address pay on reconnect.
+func (s *Session) refuseForLimit(h header, cause error) error {
+	if limit := s.cfg.MaxRefusedStreams; limit > 0 {
+		now := time.Now()
+		s.mu.Lock()
+		if now.Sub(s.refusedSince) > refusalWindow {
+			s.refused, s.refusedSince = 0, now
+		}
+		s.refused++
+		n := s.refused
+		s.mu.Unlock()
+		if n > limit {
+			err := &AbuseError{Refused: n, Window: refusalWindow, Last: cause}
+			if a, ok := s.scope.(Abuser); ok {
+				s.scopeMu.RLock()
+				if !s.scopeEnded {
+					a.Abuse(err)
+				}
+				s.scopeMu.RUnlock()
+			}
+			return err
+		}
+	}
+	return s.refuseStream(h)
+}
+
+// refusalWindow is the window MaxRefusedStreams counts refusals in.
+const refusalWindow = time.Second
+
+// Abuser is implemented by a network.ConnScope that wants to hear when the
+// session closes its connection for abuse (limits' scopes do: the peer's
+// address is refused handshakes for a while). Abuse is called once, before
+// the session closes.
+type Abuser interface {
+	Abuse(reason error)
+}
+
+// AbuseError is the reason a session closed a connection whose peer kept
+// opening streams it was refused. It wraps ErrProtocol (the session sends
+// GoAway with a protocol error) and the last refusal's cause, which names
+// the limit.
+type AbuseError struct {
+	Refused int           // SYNs refused
+	Window  time.Duration // within this long
+	Last    error         // why the last one was refused
+}
+
+func (e *AbuseError) Error() string {
+	return fmt.Sprintf("yamux: peer opened %d streams that were refused within %s (limit: MaxRefusedStreams); last refused: %v", e.Refused, e.Window, e.Last)
+}
+
+// Unwrap returns ErrProtocol and the last refusal's cause.
+func (e *AbuseError) Unwrap() []error { return []error{ErrProtocol, e.Last} }
+
+// errTooManyStreams refuses a SYN beyond Config.MaxIncomingStreams.
+type errTooManyStreams struct{ max int }
+
+func (e errTooManyStreams) Error() string {
+	return fmt.Sprintf("yamux: the peer has %d streams open, the most Config.MaxIncomingStreams allows", e.max)
 }
 
 // refusals holds back refusal records beyond one a second, for all
@@ -790,6 +879,9 @@ func (s *Session) removeStream(st *Stream) {
 		if st.inbound {
 			s.inbound--
 		}
+		if st.queued {
+			s.unqueueLocked(st)
+		}
 		if st.unacked {
 			st.unacked = false
 			s.unacked--
@@ -800,6 +892,24 @@ func (s *Session) removeStream(st *Stream) {
 	s.mu.Unlock()
 	if done != nil {
 		done()
+	}
+}
+
+// unqueueLocked takes a stream that ended before Accept out of acceptQ;
+// it is most likely the newest (SYN and RST in one burst), so the search
+// starts at the back. s.mu is held.
+func (s *Session) unqueueLocked(st *Stream) {
+	st.queued = false
+	for i := len(s.acceptQ) - 1; i >= 0; i-- {
+		if s.acceptQ[i] == st {
+			copy(s.acceptQ[i:], s.acceptQ[i+1:])
+			s.acceptQ[len(s.acceptQ)-1] = nil
+			s.acceptQ = s.acceptQ[:len(s.acceptQ)-1]
+			break
+		}
+	}
+	if len(s.acceptQ) == 0 {
+		s.acceptQ = nil
 	}
 }
 

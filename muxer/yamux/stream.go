@@ -24,6 +24,7 @@ type Stream struct {
 	sess    *Session
 	inbound bool
 	unacked bool // outbound and not yet acknowledged; guarded by sess.mu
+	queued  bool // inbound and in the session's acceptQ; guarded by sess.mu
 	// scopeDone releases the stream from the session's scope; guarded by
 	// sess.mu, called by whoever removes the stream from the session.
 	scopeDone func()
