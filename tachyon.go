@@ -156,7 +156,7 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 	for _, m := range cfg.muxers {
 		switch m {
 		case Yamux:
-			muxers = append(muxers, &yamux.Transport{})
+			muxers = append(muxers, &yamux.Transport{Config: yamux.Config{Logger: cfg.log.With("component", "yamux")}})
 		}
 	}
 	var secs []network.SecureTransport
