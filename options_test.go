@@ -144,12 +144,13 @@ func TestDisableIdentifyPush(t *testing.T) {
 }
 
 // deny says what a gater refuses.
-type deny struct{ denyPeerDial, denyAddrDial, denyAccept, denySecured bool }
+type deny struct{ denyPeerDial, denyAddrDial, denyAccept, denySecured, denyUpgraded bool }
 
 // gater refuses what its deny says and counts what it was asked.
 type gater struct {
 	deny
-	peerDials, addrDials, accepts, secured atomic.Int32
+	peerDials, addrDials, accepts, secured, upgraded atomic.Int32
+	muxer                                            atomic.Value // of the last upgraded connection
 }
 
 func (g *gater) InterceptPeerDial(peer.ID) bool {
@@ -168,6 +169,11 @@ func (g *gater) InterceptSecured(network.Direction, peer.ID, ma.Multiaddr, ma.Mu
 	g.secured.Add(1)
 	return !g.denySecured
 }
+func (g *gater) InterceptUpgraded(c network.Conn) bool {
+	g.upgraded.Add(1)
+	g.muxer.Store(c.ConnState().Muxer)
+	return !g.denyUpgraded
+}
 
 func TestConnectionGater(t *testing.T) {
 	for _, tc := range []struct {
@@ -181,6 +187,8 @@ func TestConnectionGater(t *testing.T) {
 		{name: "server refuses accept", server: deny{denyAccept: true}},
 		{name: "server refuses secured", server: deny{denySecured: true}},
 		{name: "client refuses secured", client: deny{denySecured: true}, wantErr: swarm.ErrGated},
+		{name: "server refuses upgraded", server: deny{denyUpgraded: true}},
+		{name: "client refuses upgraded", client: deny{denyUpgraded: true}, wantErr: swarm.ErrGated},
 		{name: "client refuses peer", client: deny{denyPeerDial: true}, wantErr: swarm.ErrGated, dialHook: true},
 		{name: "client refuses addresses", client: deny{denyAddrDial: true}, wantErr: swarm.ErrNoAddresses, dialHook: true},
 	} {
@@ -209,9 +217,12 @@ func TestConnectionGater(t *testing.T) {
 				if server.Network().Connectedness(client.ID()) != network.Connected {
 					t.Fatal("server has no connection")
 				}
-				if sg.accepts.Load() != 1 || sg.secured.Load() != 1 || cg.secured.Load() != 1 {
-					t.Fatalf("hooks asked: server accept %d secured %d, client secured %d",
-						sg.accepts.Load(), sg.secured.Load(), cg.secured.Load())
+				if sg.accepts.Load() != 1 || sg.secured.Load() != 1 || cg.secured.Load() != 1 || sg.upgraded.Load() != 1 || cg.upgraded.Load() != 1 {
+					t.Fatalf("hooks asked: server accept %d secured %d upgraded %d, client secured %d upgraded %d",
+						sg.accepts.Load(), sg.secured.Load(), sg.upgraded.Load(), cg.secured.Load(), cg.upgraded.Load())
+				}
+				if m := sg.muxer.Load(); m != Yamux {
+					t.Fatalf("upgraded hook saw muxer %v", m)
 				}
 				return
 			}

@@ -308,6 +308,11 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 		return nil, fmt.Errorf("swarm: %s connection with %s at %s: %w", tc.Direction(), p, tc.RemoteMultiaddr(), ErrGated)
 	}
 	c := &Conn{tc: tc, s: s, id: s.nextID.Add(1), opened: time.Now()}
+	if g, ok := s.cfg.Gater.(network.UpgradedGater); ok && !g.InterceptUpgraded(c) {
+		s.cfg.Log.Debug("upgraded connection refused by the gater", "peer", p, "direction", tc.Direction(),
+			"remote", tc.RemoteMultiaddr(), "transport", tc.ConnState().Transport, "muxer", tc.ConnState().Muxer)
+		return nil, fmt.Errorf("swarm: %s connection with %s at %s: %w", tc.Direction(), p, tc.RemoteMultiaddr(), ErrGated)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -273,6 +273,15 @@ type ConnectionGater interface {
 	InterceptSecured(dir Direction, p peer.ID, local, remote ma.Multiaddr) bool
 }
 
+// UpgradedGater is a ConnectionGater with a last hook: once the connection
+// is secured and multiplexed (its ConnState names transport, security and
+// muxer), before it is registered or announced. A refused connection is
+// closed. Swarms ask it when the gater implements it.
+type UpgradedGater interface {
+	ConnectionGater
+	InterceptUpgraded(c Conn) bool
+}
+
 // PeerIDMismatchError is returned by a handshake that authenticated a
 // different peer than the one dialed: the address is stale, or names
 // another node. Its text names only the remote: the dialer's own error
