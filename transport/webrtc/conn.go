@@ -149,7 +149,9 @@ func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool, log *
 		defer close(c.watchDone)
 		select {
 		case <-failed:
-			c.log.Debug("connection ended by the peer or the network", "signal", endedBy)
+			if !c.IsClosed() { // not our own Close's doing
+				c.log.Debug("connection ended by the peer or the network", "signal", endedBy)
+			}
 			go c.Close() // Close waits for this goroutine
 		case <-c.done:
 		}
