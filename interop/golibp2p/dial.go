@@ -12,10 +12,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pion/webrtc/v4"
 )
 
 type dialResult struct {
@@ -138,8 +140,16 @@ func dial(ctx context.Context, c *stackConfig, ai *peer.AddrInfo, pings, echoByt
 	res.EchoBytes = echoBytes * echoStreams
 	res.EchoMillis = millis(time.Since(echoStart))
 
+	conns := h.Network().ConnsToPeer(ai.ID)
+	for _, c := range conns {
+		log.Printf("closing %s connection %s -> %s%s", c.ConnState().Transport, c.LocalMultiaddr(), c.RemoteMultiaddr(), peerConnState(c))
+	}
+	closeStart := time.Now()
 	if err := h.Network().ClosePeer(ai.ID); err != nil {
 		return nil, fmt.Errorf("close connection: %w", err)
+	}
+	for _, c := range conns {
+		log.Printf("closed %s connection in %.3f ms%s", c.ConnState().Transport, millis(time.Since(closeStart)), peerConnState(c))
 	}
 	res.OK = true
 	return res, nil
@@ -242,4 +252,23 @@ func runEcho(ctx context.Context, h host.Host, p peer.ID, n int) (time.Duration,
 		return 0, fmt.Errorf("echo: %d bytes came back but differ from what was sent", n)
 	}
 	return elapsed, nil
+}
+
+// peerConnState describes a WebRTC connection's PeerConnection (state and
+// the ICE pair in use), so that a close the other side missed can be told
+// apart from one never sent; "" for other transports.
+func peerConnState(c network.Conn) string {
+	var pc *webrtc.PeerConnection
+	if !c.As(&pc) || pc == nil {
+		return ""
+	}
+	pair, dtlsState := "none", "none"
+	if dtls := pc.SCTP().Transport(); dtls != nil {
+		dtlsState = dtls.State().String()
+		if p, err := dtls.ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+			pair = fmt.Sprintf("%s:%d -> %s:%d", p.Local.Address, p.Local.Port, p.Remote.Address, p.Remote.Port)
+		}
+	}
+	return fmt.Sprintf(" (peer connection %s, ICE %s, DTLS %s, SCTP %s, pair %s)",
+		pc.ConnectionState(), pc.ICEConnectionState(), dtlsState, pc.SCTP().State(), pair)
 }

@@ -2,10 +2,14 @@ package webrtc
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
 // peerGoneBound is how long TestPeerCloseNoticed lets a close take to be
@@ -63,3 +67,80 @@ func TestPeerCloseNoticed(t *testing.T) {
 		}
 	}
 }
+
+// TestMuxKeepsNewestWhenFull: when a connection's queue in the listener's
+// mux is full, a new datagram displaces the oldest. A peer that closes
+// behind a backlog sends its SCTP ABORT and DTLS close_notify last;
+// dropping the newest lost both, and only the ICE timeouts ended the
+// connection, 20 s later (go-libp2p's close in the interop test, under CI
+// load: the queue overflowed while it closed).
+func TestMuxKeepsNewestWhenFull(t *testing.T) {
+	leakcheck.Check(t)
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newUDPMux(sock, sock.LocalAddr().(*net.UDPAddr), 1, logs.Or(nil))
+	defer m.Close()
+	peer, err := net.DialUDP("udp4", nil, m.local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+
+	// The binding request gives the peer's address its connection; the
+	// test, not an ICE agent, reads the connection, only at the end.
+	if _, err := peer.Write(halfOpenRequest(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var cand muxCandidate
+	select {
+	case cand = <-m.pending:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the binding request made no connection attempt")
+	}
+	pc, err := m.GetConn(cand.creds.serverUfrag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pc.(*muxConn)
+
+	// A backlog that fills the queue, then the peer's last two datagrams.
+	// Sent in batches that the mux has routed before the next, so that
+	// the socket's receive buffer never overflows.
+	var sent []string
+	for i := range muxConnQueue {
+		sent = append(sent, fmt.Sprintf("backlog %d", i))
+	}
+	sent = append(sent, "abort", "close_notify")
+	for i, d := range sent {
+		if _, err := peer.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+		if i%64 == 63 || i == len(sent)-1 {
+			want := int64(i + 2) // with the binding request
+			waitUntil(t, fmt.Sprintf("the mux to route %d datagrams", want), func() bool { return c.in.Load() >= want })
+		}
+	}
+
+	var got []string
+	buf := make([]byte, muxPacketSize)
+	for len(c.packets) > 0 {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	// The binding request and the two oldest of the backlog made room.
+	want := sent[len(sent)-muxConnQueue:]
+	if !slices.Equal(got, want) {
+		t.Fatalf("queued %d datagrams, %q ... %q; want %q ... %q", len(got), head(got), tail(got), head(want), tail(want))
+	}
+	if d := c.dropped.Load(); d != 3 {
+		t.Fatalf("%d dropped, want 3", d)
+	}
+}
+
+func head(s []string) []string { return s[:min(2, len(s))] }
+func tail(s []string) []string { return s[max(0, len(s)-2):] }

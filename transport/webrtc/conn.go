@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -50,6 +51,8 @@ type Conn struct {
 	budget   *sendBudget // what all streams may keep queued together
 	drains   drainGuard  // streams this side closed that still deliver
 
+	log *slog.Logger // hears, at Debug, how the connection ended; names the remote address
+
 	mu     sync.Mutex
 	closed bool
 	done   chan struct{} // closed by Close
@@ -66,10 +69,11 @@ var _ network.TransportConn = (*Conn)(nil)
 // newConn wraps pc. Its callbacks must be registered before the peer can
 // open channels, so Conn is created with the PeerConnection and its
 // identity filled in after the handshake.
-func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool) *Conn {
+func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool, log *slog.Logger) *Conn {
 	c := &Conn{
 		pc:        pc,
 		dir:       dir,
+		log:       log,
 		incoming:  make(chan *stream, acceptQueueLen),
 		admitted:  make(chan struct{}),
 		done:      make(chan struct{}),
@@ -85,15 +89,29 @@ func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool) *Conn
 	c.drains.fail = func() { go c.Close() } // Close waits for the readers
 	failed := c.failed
 	var failOnce, connOnce sync.Once
+	var endedBy string // what closed failed; read after it is closed
+	fail := func(why string) {
+		failOnce.Do(func() {
+			endedBy = why
+			close(failed)
+		})
+	}
 	pc.OnConnectionStateChange(func(st pion.PeerConnectionState) {
+		c.log.Debug("peer connection state", "state", st)
 		if st == pion.PeerConnectionStateConnected {
 			connOnce.Do(func() { close(c.connected) })
 		}
 		if st == pion.PeerConnectionStateFailed || st == pion.PeerConnectionStateClosed || st == pion.PeerConnectionStateDisconnected {
-			failOnce.Do(func() { close(failed) })
+			fail("peer connection " + st.String())
 		}
 	})
-	pc.SCTP().OnClose(func(error) { failOnce.Do(func() { close(failed) }) })
+	pc.SCTP().OnClose(func(err error) {
+		if err != nil {
+			fail("SCTP association closed: " + err.Error())
+			return
+		}
+		fail("SCTP association closed")
+	})
 	pc.OnDataChannel(func(dc *pion.DataChannel) {
 		// pion runs this in a goroutine of its own.
 		dc.OnOpen(func() {
@@ -131,6 +149,9 @@ func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool) *Conn
 		defer close(c.watchDone)
 		select {
 		case <-failed:
+			if !c.IsClosed() { // not our own Close's doing
+				c.log.Debug("connection ended by the peer or the network", "signal", endedBy)
+			}
 			go c.Close() // Close waits for this goroutine
 		case <-c.done:
 		}

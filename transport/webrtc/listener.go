@@ -217,7 +217,7 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	// gets the server's flight. Skipping it saves a round trip; attempts in
 	// progress stay bounded by Config.MaxInFlight and HandshakeTimeout.
 	se.SetDTLSInsecureSkipHelloVerify(true)
-	ps, err := newPeer(se, l.t.cert, network.DirInbound, l.t.cfg.Resources != nil)
+	ps, err := newPeer(se, l.t.cert, network.DirInbound, l.t.cfg.Resources != nil, l.t.cfg.Log.With("remote", cand.addr))
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -30,6 +31,8 @@ type udpMux struct {
 	closed  bool
 
 	done chan struct{} // closed when readLoop returns
+
+	unrouted atomic.Int64 // datagrams from unknown addresses that were not a binding request
 }
 
 // muxCandidate is a connection attempt seen by the mux.
@@ -41,8 +44,11 @@ type muxCandidate struct {
 const (
 	muxPacketSize = 1500 // larger datagrams are truncated; pion's MTU is 1200
 	// muxConnQueue is the packets buffered per connection before
-	// dropping: enough for what a stream keeps in flight (sendHighWater),
-	// so that a briefly descheduled reader does not cost a loss.
+	// dropping the oldest (see push): enough for what a tachyon stream
+	// keeps in flight (sendHighWater), so that a briefly descheduled
+	// reader does not cost a loss. Other senders keep up to the SCTP
+	// window in flight and overrun it when the reader lags (go-libp2p's
+	// 10 MiB echo of the interop test: hundreds of drops under load).
 	muxConnQueue    = 1024
 	muxAddrsPerConn = 8 // remote addresses one ufrag may use
 )
@@ -115,6 +121,7 @@ func (m *udpMux) route(bp *[]byte, n int, from *net.UDPAddr) bool {
 	}
 	pkt := (*bp)[:n]
 	if !stun.IsMessage(pkt) {
+		m.unrouted.Add(1)
 		return false
 	}
 	msg := &stun.Message{Raw: pkt}
@@ -173,13 +180,29 @@ func (m *udpMux) GetConn(ufrag string, _ net.Addr) (net.PacketConn, error) {
 func (m *udpMux) RemoveConnByUfrag(ufrag string) {
 	m.mu.Lock()
 	c := m.byUfrag[ufrag]
-	if c != nil {
-		m.removeLocked(c)
-	}
+	removed := c != nil && m.removeLocked(c)
 	m.mu.Unlock()
+	if removed {
+		m.logRemoved(c)
+	}
 }
 
-func (m *udpMux) removeLocked(c *muxConn) {
+// logRemoved tells, at Debug, what a connection received: whether the
+// last datagrams of a peer reached the listener at all.
+func (m *udpMux) logRemoved(c *muxConn) {
+	at := func(ns int64) string {
+		if ns == 0 {
+			return "never"
+		}
+		return time.Unix(0, ns).Format(time.RFC3339Nano)
+	}
+	m.log.Debug("ICE connection left the listener's socket", "addr", m.local, "ufrag", c.ufrag,
+		"datagrams", c.in.Load(), "dropped_queue_full", c.dropped.Load(), "last_datagram", at(c.last.Load()),
+		"last_drop", at(c.lastDrop.Load()), "unrouted_total", m.unrouted.Load())
+}
+
+// removeLocked removes c and reports whether this call closed it.
+func (m *udpMux) removeLocked(c *muxConn) bool {
 	if m.byUfrag[c.ufrag] == c {
 		delete(m.byUfrag, c.ufrag)
 	}
@@ -189,7 +212,12 @@ func (m *udpMux) removeLocked(c *muxConn) {
 		}
 	}
 	c.addrs = nil
-	c.closeOnce.Do(func() { close(c.closed) })
+	closed := false
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		closed = true
+	})
+	return closed
 }
 
 // GetListenAddresses implements ice.UDPMux.
@@ -222,6 +250,9 @@ type muxConn struct {
 	packets   chan packet
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	in, dropped    atomic.Int64 // datagrams routed here, and of those dropped
+	last, lastDrop atomic.Int64 // when the last one came and was dropped, unix ns
 }
 
 type packet struct {
@@ -234,17 +265,35 @@ func newMuxConn(m *udpMux, ufrag string) *muxConn {
 	return &muxConn{mux: m, ufrag: ufrag, packets: make(chan packet, muxConnQueue), closed: make(chan struct{})}
 }
 
+// push queues a datagram. When the queue is full the oldest one is dropped,
+// not this one: a peer's last datagrams, the SCTP ABORT and DTLS
+// close_notify that end the connection, often come behind a backlog, and
+// dropping the newest lost them both, leaving the connection to the ICE
+// timeouts. The data dropped instead is retransmitted.
 func (c *muxConn) push(bp *[]byte, n int, from *net.UDPAddr) bool {
 	select {
 	case <-c.closed:
 		return false
 	default:
 	}
-	select {
-	case c.packets <- packet{bp, n, from}:
-		return true
-	default:
-		return false // queue full: drop, as UDP would
+	c.in.Add(1)
+	c.last.Store(time.Now().UnixNano())
+	pk := packet{bp, n, from}
+	for {
+		select {
+		case c.packets <- pk:
+			return true
+		default:
+		}
+		// Full. The read loop is the only sender, so once one is taken
+		// (here or by the reader) the next try succeeds.
+		select {
+		case old := <-c.packets:
+			packetPool.Put(old.buf)
+			c.dropped.Add(1)
+			c.lastDrop.Store(time.Now().UnixNano())
+		default:
+		}
 	}
 }
 
@@ -271,8 +320,11 @@ func (c *muxConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // Close removes the connection from the mux.
 func (c *muxConn) Close() error {
 	c.mux.mu.Lock()
-	c.mux.removeLocked(c)
+	removed := c.mux.removeLocked(c)
 	c.mux.mu.Unlock()
+	if removed {
+		c.mux.logRemoved(c)
+	}
 	for {
 		select {
 		case pk := <-c.packets:

@@ -163,13 +163,13 @@ type handshakeChan struct {
 
 // managed says a resource manager will admit the connection (see
 // Conn.admit).
-func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction, managed bool) (*peerSetup, error) {
+func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction, managed bool, log *slog.Logger) (*peerSetup, error) {
 	api := pion.NewAPI(pion.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(pion.Configuration{Certificates: []pion.Certificate{cert.pion()}})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: creating peer connection: %w", err)
 	}
-	c := newConn(pc, dir, managed)
+	c := newConn(pc, dir, managed, log)
 	p := &peerSetup{pc: pc, conn: c, handshake: make(chan handshakeChan, 1)}
 	// The dialer, the Noise responder, creates the handshake channel now,
 	// so that it exists before the listener's first message arrives. The
@@ -344,7 +344,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	se.SetICEUDPMux(mux)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(src) })
 
-	ps, err := newPeer(se, cert, network.DirOutbound, t.cfg.Resources != nil)
+	ps, err := newPeer(se, cert, network.DirOutbound, t.cfg.Resources != nil, t.cfg.Log.With("remote", raddr))
 	if err != nil {
 		mux.Close()
 		return nil, err
