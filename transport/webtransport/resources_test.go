@@ -57,12 +57,18 @@ func TestWebTransportResources(t *testing.T) {
 				}
 				c.Close()
 			default:
-				c.Close()
-			}
-			if !tc.refuseIn && !tc.refuseDial {
-				if err := <-accepted; err != nil {
-					t.Fatal(err)
+				// Wait for the listener before closing: the dialer's
+				// handshake ends first, and a session closed before the
+				// listener finished its own is never accepted.
+				select {
+				case err := <-accepted:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-ctx.Done():
+					t.Fatal("the listener did not accept the admitted session")
 				}
+				c.Close()
 			}
 			l.Close()
 			if tc.refuseIn || tc.refuseDial {
