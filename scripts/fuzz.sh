@@ -11,6 +11,12 @@
 # small, files are added smallest first while the directory stays within
 # FUZZ_CORPUS_BYTES (default 8192) per target; committed files are never
 # removed or rewritten (their names are hashes of their contents).
+#
+# FUZZ_ONLY (an extended regexp matched against "package target") limits the
+# run to some targets, FUZZ_PARALLEL sets go test -parallel (the fuzz workers;
+# default GOMAXPROCS), and with -keep each finished target appends a line to
+# docs/fuzz-log.tsv (date, toolchain, package, target, fuzztime, workers,
+# result, execs), the record of how long each codec has been fuzzed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=false
@@ -62,11 +68,34 @@ keep_corpus() {
 	echo "   kept $added new corpus entries ($used bytes in ${dir#"$PWD"/})"
 }
 
+if [ -n "${FUZZ_ONLY:-}" ]; then
+	grep -E -- "$FUZZ_ONLY" "$found" >"$found.only" || true
+	mv "$found.only" "$found"
+fi
+parallel=()
+workers=$(nproc)
+if [ -n "${FUZZ_PARALLEL:-}" ]; then
+	parallel=(-parallel "$FUZZ_PARALLEL")
+	workers=$FUZZ_PARALLEL
+fi
+log=docs/fuzz-log.tsv
+out=$(mktemp)
+trap 'rm -f "$found" "$out"' EXIT
 n=0
 failed=()
 while read -r pkg target mod; do
 	echo "== fuzz $pkg $target ($fuzztime)"
-	if ! (cd "$mod" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"); then
+	result=ok
+	if ! (cd "$mod" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "${parallel[@]}" "$pkg") 2>&1 | tee "$out"; then
+		result=FAIL
+	fi
+	if $keep; then
+		# The last progress line says how many inputs were run.
+		execs=$(grep -o 'execs: [0-9]*' "$out" | tail -1 | cut -d' ' -f2)
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(go env GOVERSION)" \
+			"$pkg" "$target" "$fuzztime" "$workers" "$result" "${execs:-0}" >>"$log"
+	fi
+	if [ $result = FAIL ]; then
 		$keep || exit 1
 		failed+=("$pkg $target")
 		continue
