@@ -56,6 +56,10 @@ type ConnState struct {
 	// stream_muxers extension); it is empty when multistream-select must
 	// still negotiate it.
 	Muxer protocol.ID
+	// Limited is set on a relayed connection, which the relay may cut after
+	// little data or time: only protocols that allow limited connections
+	// run on it (ping, identify, hole punching, WebRTC signalling).
+	Limited bool
 }
 
 // SecureConn is an authenticated and encrypted byte stream to a known peer.
