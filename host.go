@@ -37,6 +37,25 @@ const negotiationTimeout = 10 * time.Second
 // wants the peer to see an error calls Reset.
 type StreamHandler func(network.Stream)
 
+// handlerEntry is a registered stream handler.
+type handlerEntry struct {
+	fn StreamHandler
+	// limited: the handler also serves streams on limited connections.
+	limited bool
+}
+
+// HandlerOption changes how SetStreamHandler serves a protocol.
+type HandlerOption func(*handlerEntry)
+
+// AllowLimitedConns lets the handler serve streams arriving on limited
+// (relayed) connections. Without it such streams are refused as if the
+// protocol were unknown: a relay with go-libp2p's default limits cuts a
+// circuit after 128 KiB or 2 minutes, which suits signalling (identify,
+// ping, hole punching), not bulk protocols.
+func AllowLimitedConns() HandlerOption {
+	return func(e *handlerEntry) { e.limited = true }
+}
+
 // Host is a libp2p node: an identity, a swarm of connections, and the
 // protocol handlers that serve inbound streams.
 type Host struct {
@@ -53,7 +72,7 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mux   mss.Mux[StreamHandler]  // inbound protocol handlers
+	mux   mss.Mux[handlerEntry]   // inbound protocol handlers
 	pings pingTable               // the one outbound ping stream per peer
 	rm    network.ResourceManager // nil: no limits
 	cm    *connmgr.Manager        // nil: no connection manager
@@ -248,10 +267,15 @@ func (h *Host) FullAddrs() []ma.Multiaddr {
 }
 
 // SetStreamHandler serves inbound streams of protocol id with handler,
-// replacing any earlier handler, and tells connected peers.
-func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler) error {
+// replacing any earlier handler, and tells connected peers. Streams on
+// limited connections reach it only with AllowLimitedConns.
+func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler, opts ...HandlerOption) error {
 	had := slices.Contains(h.mux.Protocols(), id)
-	if err := h.mux.AddHandler(id, handler); err != nil {
+	e := handlerEntry{fn: handler}
+	for _, o := range opts {
+		o(&e)
+	}
+	if err := h.mux.AddHandler(id, e); err != nil {
 		return fmt.Errorf("tachyon: SetStreamHandler: %w", err)
 	}
 	if !had {
@@ -284,9 +308,13 @@ func (h *Host) handleStream(s *swarm.Stream) {
 	s.SetReadDeadline(time.Now().Add(negotiationTimeout))
 	err := s.ReadAhead()
 	var id protocol.ID
-	var handler StreamHandler
+	var handler handlerEntry
 	if err == nil {
-		id, handler, err = h.mux.Negotiate(s)
+		var allow func(handlerEntry) bool
+		if s.Conn().ConnState().Limited {
+			allow = func(e handlerEntry) bool { return e.limited }
+		}
+		id, handler, err = h.mux.NegotiateWhere(s, allow)
 	}
 	if err != nil {
 		h.log.Debug("inbound stream negotiation failed", "peer", s.RemotePeer(), "err", err)
@@ -298,7 +326,7 @@ func (h *Host) handleStream(s *swarm.Stream) {
 	if !h.admitStream(s, id) {
 		return
 	}
-	handler(s)
+	handler.fn(s)
 }
 
 // admitStream accounts an inbound stream to its protocol (limits, and the

@@ -185,7 +185,7 @@ func (h *Host) pushLoop() {
 }
 
 func (h *Host) pushTo(p peer.ID) {
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(h.ctx, "identify push"), 5*time.Second)
 	defer cancel()
 	s, err := h.NewStream(ctx, p, identify.PushID)
 	if err != nil {

@@ -100,7 +100,7 @@ func (ps *pingStream) ping(ctx context.Context, h *Host, p peer.ID, timeout time
 	}
 	defer func() { ps.turn <- struct{}{} }()
 	if ps.s == nil {
-		s, err := h.NewStream(ctx, p, ping.ID)
+		s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "ping"), p, ping.ID)
 		if err != nil {
 			return 0, err
 		}

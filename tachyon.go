@@ -277,7 +277,7 @@ func (h *Host) startServices() error {
 		{identify.PushID, h.handlePush},
 		{ping.ID, new(ping.Listener).Handle},
 	} {
-		if err := h.SetStreamHandler(s.id, s.handler); err != nil {
+		if err := h.SetStreamHandler(s.id, s.handler, AllowLimitedConns()); err != nil {
 			return err
 		}
 	}

@@ -79,6 +79,13 @@ func (m *Mux[H]) lookup(tok []byte) (H, bool) {
 // tokens, and with io.EOF (wrapped) when the dialer stops. The caller owns
 // rw and should close or reset it on error.
 func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
+	return m.NegotiateWhere(rw, nil)
+}
+
+// NegotiateWhere is Negotiate over the handlers that allow accepts (all
+// when allow is nil); the others are answered "na" like unknown ids. A host
+// uses it to serve only some protocols on a limited connection.
+func (m *Mux[H]) NegotiateWhere(rw io.ReadWriter, allow func(H) bool) (protocol.ID, H, error) {
 	var zero H
 	if err := readHeader(rw); err != nil {
 		return "", zero, err
@@ -96,7 +103,7 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 		}
 		if string(tok) == ls {
 			out = m.appendList(out)
-		} else if h, ok := m.lookup(tok); ok {
+		} else if h, ok := m.lookup(tok); ok && (allow == nil || allow(h)) {
 			// A failed write of the echo is not an error here: the dialer
 			// may have sent its data and closed its side, and that data is
 			// still for the handler to read. Its own writes will fail.

@@ -49,6 +49,9 @@ func (c *Conn) LocalMultiaddr() ma.Multiaddr { return c.tc.LocalMultiaddr() }
 // ConnState tells what the connection negotiated.
 func (c *Conn) ConnState() network.ConnState { return c.tc.ConnState() }
 
+// Limited reports whether the connection is limited (relayed).
+func (c *Conn) Limited() bool { return c.tc.ConnState().Limited }
+
 // Direction tells who dialed.
 func (c *Conn) Direction() network.Direction { return c.tc.Direction() }
 

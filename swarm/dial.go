@@ -90,48 +90,84 @@ type dial struct {
 // addresses in the peerstore, those with DNS names (/dns, /dns4, /dns6,
 // /dnsaddr) once Config.Resolver has resolved them. Concurrent calls for one
 // peer share one dial.
+//
+// Limited (relayed) connections are returned only when ctx allows them
+// (network.WithAllowLimitedConn). Without that, a peer reachable only over
+// a limited connection gets a dial of its direct addresses, and the error,
+// if that fails, matches network.ErrLimitedConn. network.WithForceDirectDial
+// dials direct addresses even when allowed a limited connection, and
+// network.WithNoDial only returns an existing connection.
 func (s *Swarm) DialPeer(ctx context.Context, p peer.ID) (*Conn, error) {
 	if p == s.local {
 		return nil, ErrDialSelf
 	}
-	if c := s.bestConn(p); c != nil {
+	allow := network.AllowLimitedConn(ctx)
+	direct := network.ForceDirectDial(ctx)
+	c, hasLimited := s.bestConn(p, allow && !direct)
+	if c != nil {
 		return c, nil
+	}
+	if network.NoDial(ctx) {
+		return nil, fmt.Errorf("swarm: %s: %w", p, ErrNoConn)
+	}
+	if hasLimited {
+		direct = true // another relayed connection would not help
 	}
 	if err := s.gatePeerDial(p); err != nil {
 		return nil, err
 	}
+	key := dialKey{p, direct}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	d := s.dials[p]
+	d := s.dials[key]
 	if d == nil {
 		d = &dial{done: make(chan struct{})}
-		s.dials[p] = d
+		s.dials[key] = d
 		s.wg.Add(1)
-		go s.runDial(p, d)
+		go s.runDial(key, d)
 	}
 	s.mu.Unlock()
 	select {
 	case <-d.done:
-		return d.conn, d.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("swarm: dialing %s: %w", p, ctx.Err())
 	}
+	if d.err != nil {
+		if hasLimited && !allow {
+			return nil, fmt.Errorf("%w: %w", network.ErrLimitedConn, d.err)
+		}
+		return nil, d.err
+	}
+	if d.conn.Limited() && !allow {
+		return nil, fmt.Errorf("swarm: dialing %s: %w", p, network.ErrLimitedConn)
+	}
+	return d.conn, nil
 }
 
 // runDial dials p on its own context, so a caller giving up does not abort a
 // dial others wait for; the swarm's Close does.
-func (s *Swarm) runDial(p peer.ID, d *dial) {
+func (s *Swarm) runDial(key dialKey, d *dial) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
-	d.conn, d.err = s.dialAddrs(ctx, p)
+	d.conn, d.err = s.dialAddrs(ctx, key.p, key.direct)
 	s.mu.Lock()
-	delete(s.dials, p)
+	delete(s.dials, key)
 	s.mu.Unlock()
 	close(d.done)
+}
+
+// IsRelayAddr reports whether a is a relayed address (has /p2p-circuit).
+func IsRelayAddr(a ma.Multiaddr) bool {
+	for _, c := range a {
+		if c.Code() == ma.P_CIRCUIT {
+			return true
+		}
+	}
+	return false
 }
 
 // resolution is the outcome of resolving one address of a peer.
@@ -143,18 +179,25 @@ type resolution struct {
 
 // dialAddrs races the peer's addresses: the first starts at once, each next
 // one DialStagger later or as soon as the previous failed. The first
-// connection wins; later ones are closed.
+// connection wins; later ones are closed. Relay addresses go last, and
+// start only RelayDialDelay after the first dial or once no direct dial is
+// left; direct leaves them out.
 //
 // Addresses with DNS names are resolved meanwhile, all at once and within
 // ctx; what they resolve to joins the queue as it arrives, after the
 // addresses known so far, skipping addresses already queued.
-func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
+func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var addrs, names []ma.Multiaddr
+	var addrs, names, relays []ma.Multiaddr
 	queued := make(map[string]bool)
 	for _, a := range s.ps.Addrs(p) {
 		switch {
+		case IsRelayAddr(a):
+			if !direct && s.canDial(p, a) && !queued[string(a.Bytes())] {
+				queued[string(a.Bytes())] = true
+				relays = append(relays, a)
+			}
 		case resolve.NeedsResolve(a):
 			names = append(names, a)
 		case s.canDial(p, a) && !queued[string(a.Bytes())]:
@@ -162,8 +205,13 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 			addrs = append(addrs, a)
 		}
 	}
-	if len(addrs) == 0 && len(names) == 0 {
+	if len(addrs) == 0 && len(names) == 0 && len(relays) == 0 {
 		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
+	}
+	// Relays wait until relayAt, or until no direct dial is left.
+	relayAt := time.Now().Add(s.cfg.RelayDialDelay)
+	if len(addrs) == 0 && len(names) == 0 {
+		relayAt = time.Time{}
 	}
 	// The resolutions are the swarm's goroutines (Close waits for them) but
 	// not this dial's: a winning dial does not wait for them, it cancels
@@ -186,14 +234,34 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID) (*Conn, error) {
 	armed := true // the timer will start the next dial
 	for {
 		if next == len(addrs) && pending == 0 && resolving == 0 {
-			if next == 0 {
-				derr.Cause = ErrNoAddresses
+			if len(relays) > 0 {
+				// Only relays are left: append them, now.
+				addrs = append(addrs, relays...)
+				relays = nil
+				relayAt = time.Time{}
+				if !armed {
+					timer.Reset(0)
+					armed = true
+				}
+			} else {
+				if next == 0 {
+					derr.Cause = ErrNoAddresses
+				}
+				return nil, derr
 			}
-			return nil, derr
 		}
 		select {
 		case <-timer.C:
 			armed = false
+			if next == len(addrs) && len(relays) > 0 {
+				if wait := time.Until(relayAt); wait > 0 {
+					timer.Reset(wait)
+					armed = true
+					continue
+				}
+				addrs = append(addrs, relays...)
+				relays = nil
+			}
 			if next < len(addrs) {
 				a := addrs[next]
 				next++
@@ -293,4 +361,80 @@ func (s *Swarm) drain(results chan result, n int) {
 			r.tc.Close()
 		}
 	}
+}
+
+// DialDirect dials p at addrs, all at once, on the caller's ctx (whose
+// values reach the transports, such as network.WithSimultaneousConnect),
+// and registers the first connection that comes up; the others are closed.
+// It is not shared with other dials and ignores existing connections: hole
+// punching calls it at a moment both peers agreed on.
+func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (*Conn, error) {
+	if err := s.gatePeerDial(p); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	derr := &DialError{Peer: p}
+	results := make(chan result, len(addrs))
+	pending := 0
+	for _, a := range addrs {
+		if IsRelayAddr(a) || !s.canDial(p, a) {
+			continue
+		}
+		pending++
+		go func() {
+			tc, err := s.transportFor(a).Dial(ctx, a, p)
+			results <- result{a, tc, err}
+		}()
+	}
+	if pending == 0 {
+		derr.Cause = ErrNoAddresses
+		return nil, derr
+	}
+	for pending > 0 {
+		r := <-results
+		pending--
+		if r.err == nil && r.tc.RemotePeer() != p {
+			r.tc.Close()
+			r.err = &network.PeerIDMismatchError{Expected: p, Actual: r.tc.RemotePeer()}
+		}
+		if r.err != nil {
+			derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
+			continue
+		}
+		c, err := s.addConn(r.tc)
+		cancel()
+		s.drain(results, pending)
+		if err != nil {
+			r.tc.Close()
+			derr.Cause = err
+			return nil, derr
+		}
+		return c, nil
+	}
+	if ctx.Err() != nil {
+		derr.Cause = ctx.Err()
+	}
+	return nil, derr
+}
+
+// HolePunch waits for p to connect to us from raddr while the transport
+// for raddr sends packets there to open our NAT (network.HolePuncher; QUIC),
+// and registers the connection that comes.
+func (s *Swarm) HolePunch(ctx context.Context, p peer.ID, raddr ma.Multiaddr) (*Conn, error) {
+	t := s.transportFor(raddr)
+	hp, ok := t.(network.HolePuncher)
+	if !ok {
+		return nil, fmt.Errorf("swarm: hole punch to %s at %s: no transport punches holes for this address", p, raddr)
+	}
+	tc, err := hp.HolePunch(ctx, raddr, p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.addConn(tc)
+	if err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("swarm: hole punch to %s: %w", p, err)
+	}
+	return c, nil
 }

@@ -35,6 +35,9 @@ var (
 	// ErrGated is returned when the connection gater refused a dial or a
 	// connection.
 	ErrGated = errors.New("swarm: refused by the connection gater")
+	// ErrNoConn is returned by a dial with network.WithNoDial when there is
+	// no connection to the peer.
+	ErrNoConn = errors.New("swarm: no connection to the peer, and dialing is not allowed")
 )
 
 // Notifiee hears about connections as they come and go. Callbacks run on
@@ -56,6 +59,11 @@ type Config struct {
 	// DialStagger is the delay between starting dials to successive
 	// addresses of one peer. Default 250 ms.
 	DialStagger time.Duration
+	// RelayDialDelay holds back dials through relays (/p2p-circuit
+	// addresses) while direct dials are still running: a relayed connection
+	// is limited, so it is only worth having when no direct one comes up.
+	// Default 500 ms (go-libp2p's).
+	RelayDialDelay time.Duration
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
 
@@ -89,7 +97,15 @@ type Swarm struct {
 	closed    bool
 	conns     map[peer.ID][]*Conn
 	listeners []network.Listener
-	dials     map[peer.ID]*dial
+	dials     map[dialKey]*dial
+}
+
+// dialKey identifies a shared dial: a dial for a direct connection (with a
+// limited one already open, or for hole punching) does not share with one
+// that may end on a relay.
+type dialKey struct {
+	p      peer.ID
+	direct bool
 }
 
 // New returns a swarm for the local peer, dialing the addresses stored in ps
@@ -100,7 +116,7 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 		ps:         ps,
 		transports: transports,
 		conns:      make(map[peer.ID][]*Conn),
-		dials:      make(map[peer.ID]*dial),
+		dials:      make(map[dialKey]*dial),
 	}
 	if cfg != nil {
 		s.cfg = *cfg
@@ -110,6 +126,9 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 	}
 	if s.cfg.DialStagger <= 0 {
 		s.cfg.DialStagger = 250 * time.Millisecond
+	}
+	if s.cfg.RelayDialDelay <= 0 {
+		s.cfg.RelayDialDelay = 500 * time.Millisecond
 	}
 	s.cfg.Log = logs.Or(s.cfg.Log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -398,17 +417,31 @@ func (s *Swarm) Peers() []peer.ID {
 	return out
 }
 
-// bestConn picks the connection new streams go to: the newest that is open.
-func (s *Swarm) bestConn(p peer.ID) *Conn {
+// bestConn picks the connection new streams go to: the newest open one
+// that is not limited, or, when allowLimited, the newest limited one if
+// there is nothing better. limited reports whether an open limited
+// connection exists.
+func (s *Swarm) bestConn(p peer.ID, allowLimited bool) (best *Conn, limited bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs := s.conns[p]
+	var lim *Conn
 	for i := len(cs) - 1; i >= 0; i-- {
-		if !cs[i].IsClosed() {
-			return cs[i]
+		c := cs[i]
+		if c.IsClosed() {
+			continue
+		}
+		if !c.Limited() {
+			return c, lim != nil
+		}
+		if lim == nil {
+			lim = c
 		}
 	}
-	return nil
+	if allowLimited {
+		return lim, lim != nil
+	}
+	return nil, lim != nil
 }
 
 // NewStream opens a stream to p, dialing it first if there is no connection.
