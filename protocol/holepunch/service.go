@@ -1,0 +1,416 @@
+package holepunch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/logs"
+)
+
+// StreamTimeout bounds one CONNECT/SYNC exchange (go-libp2p's value).
+const StreamTimeout = time.Minute
+
+// Host is what the service needs from the host.
+type Host interface {
+	// NewStream opens a stream on the relayed connection (the service
+	// passes ctx with network.WithAllowLimitedConn).
+	NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) (network.Stream, error)
+	// DialDirect dials p at addrs at once and returns the direct
+	// connection; ctx carries network.WithSimultaneousConnect.
+	DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, error)
+	// DirectConn is an open connection to p that is not limited, or nil.
+	DirectConn(p peer.ID) network.Conn
+	// PeerAddrs are p's known addresses (for connection reversal).
+	PeerAddrs(p peer.ID) []ma.Multiaddr
+	// OwnAddrs are our addresses others may dial: listen addresses and
+	// the addresses peers observed for us.
+	OwnAddrs() []ma.Multiaddr
+}
+
+// Config tunes the service; the zero value is go-libp2p's behaviour.
+type Config struct {
+	// AllowPrivateAddrs sends and dials private (RFC 1918, ULA...)
+	// addresses too. For tests on emulated networks and for LANs: by
+	// default only public addresses are exchanged, as the spec asks.
+	AllowPrivateAddrs bool
+	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3.
+	Attempts int
+	// DialTimeout bounds the direct dial of one round. Default 5 s.
+	DialTimeout time.Duration
+	// OnEvent is told the outcome of every attempt, from the goroutine
+	// that made it; it must not block.
+	OnEvent func(Event)
+	Log     *slog.Logger
+}
+
+// Side says which role a peer played.
+type Side string
+
+const (
+	// SideInitiator is B: it accepted the relayed connection and opened
+	// the DCUtR stream.
+	SideInitiator Side = "initiator"
+	// SideResponder is A: it dialed through the relay.
+	SideResponder Side = "responder"
+)
+
+// Event reports one attempt to get a direct connection.
+type Event struct {
+	Peer peer.ID
+	Side Side
+	// Attempt counts from 1; 0 is the connection reversal (a plain dial
+	// of the peer's public addresses before any punching).
+	Attempt int
+	// Addrs are the peer's addresses that were dialed.
+	Addrs []ma.Multiaddr
+	// RTT is the round trip measured over the relay (initiator only).
+	RTT time.Duration
+	// Took is from the start of the attempt to the direct connection or
+	// the failure.
+	Took    time.Duration
+	Success bool
+	// Transport and Remote describe the direct connection on success.
+	Transport string
+	Remote    ma.Multiaddr
+	// Reason says why a failed attempt failed.
+	Reason string
+	Err    error
+}
+
+// Reasons a hole punch fails.
+const (
+	ReasonNoOwnAddrs    = "no public address of ours to send"
+	ReasonNoPeerAddrs   = "the peer sent no public address"
+	ReasonProtocol      = "protocol error"
+	ReasonTimeout       = "timeout: no packet got through (symmetric NAT, or a firewall)"
+	ReasonDialError     = "dial error"
+	ReasonNotSupported  = "the peer does not speak DCUtR"
+	ReasonAlreadyDirect = "already connected directly"
+)
+
+// Service runs both roles of DCUtR.
+type Service struct {
+	h   Host
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running map[peer.ID]bool       // initiator rounds in flight
+	recent  map[peer.ID][]time.Time // responder: when each peer's rounds began
+}
+
+// New returns a service; the host routes ID's streams to HandleStream and
+// calls DirectConnect on the relayed connections it accepts.
+func New(h Host, cfg Config) *Service {
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	return &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
+}
+
+// Usable keeps the addresses worth sending or dialing: no relayed ones, no
+// loopback or link-local, and public ones only unless private ones are
+// allowed.
+func (s *Service) Usable(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		if len(a) == 0 || slices.ContainsFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT }) {
+			continue
+		}
+		if manet.IsIPLoopback(a) || manet.IsIP6LinkLocal(a) || manet.IsIPUnspecified(a) {
+			continue
+		}
+		if !s.cfg.AllowPrivateAddrs && !manet.IsPublicAddr(a) {
+			continue
+		}
+		if tpt, _ := peer.SplitAddr(a); len(tpt) > 0 && !slices.ContainsFunc(out, tpt.Equal) {
+			out = append(out, tpt)
+		}
+	}
+	return out
+}
+
+func (s *Service) emit(e Event) {
+	if e.Success {
+		s.log.Info("hole punch succeeded", "peer", e.Peer, "side", e.Side, "attempt", e.Attempt, "transport", e.Transport,
+			"remote", e.Remote, "rtt", e.RTT, "took", e.Took)
+	} else {
+		s.log.Info("hole punch failed", "peer", e.Peer, "side", e.Side, "attempt", e.Attempt, "reason", e.Reason,
+			"addrs", e.Addrs, "rtt", e.RTT, "took", e.Took, "err", e.Err)
+	}
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+// ErrFailed is wrapped by DirectConnect's error when no attempt worked.
+var ErrFailed = errors.New("holepunch: no direct connection")
+
+// DirectConnect is B's side: it tries to replace the relayed connection to
+// p with a direct one, first by dialing p's known public addresses
+// (connection reversal), then by up to Attempts rounds of DCUtR. One run
+// per peer at a time.
+func (s *Service) DirectConnect(ctx context.Context, p peer.ID) (network.Conn, error) {
+	if c := s.h.DirectConn(p); c != nil {
+		return c, nil
+	}
+	s.mu.Lock()
+	if s.running[p] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("holepunch: with %s: already running", p)
+	}
+	s.running[p] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, p)
+		s.mu.Unlock()
+	}()
+
+	if theirs := s.Usable(s.h.PeerAddrs(p)); len(theirs) > 0 {
+		start := time.Now()
+		dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "connection reversal"), s.cfg.DialTimeout)
+		c, err := s.h.DialDirect(dctx, p, theirs)
+		cancel()
+		e := Event{Peer: p, Side: SideInitiator, Attempt: 0, Addrs: theirs, Took: time.Since(start)}
+		if err == nil {
+			e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
+			s.emit(e)
+			return c, nil
+		}
+		e.Reason, e.Err = ReasonDialError, err
+		s.emit(e)
+	}
+	var last error
+	for attempt := 1; attempt <= s.cfg.Attempts; attempt++ {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		c, e := s.initiate(ctx, p, attempt)
+		s.emit(e)
+		if c != nil {
+			return c, nil
+		}
+		last = e.Err
+		if last == nil {
+			last = errors.New(e.Reason)
+		}
+		switch e.Reason {
+		case ReasonNoOwnAddrs, ReasonNoPeerAddrs, ReasonNotSupported:
+			return nil, fmt.Errorf("%w with %s: %s", ErrFailed, p, e.Reason)
+		}
+	}
+	return nil, fmt.Errorf("%w with %s after %d attempts: %w", ErrFailed, p, s.cfg.Attempts, last)
+}
+
+// initiate runs one round as B.
+func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network.Conn, Event) {
+	start := time.Now()
+	e := Event{Peer: p, Side: SideInitiator, Attempt: attempt}
+	fail := func(reason string, err error) (network.Conn, Event) {
+		e.Reason, e.Err, e.Took = reason, err, time.Since(start)
+		return nil, e
+	}
+	ours := s.Usable(s.h.OwnAddrs())
+	if len(ours) == 0 {
+		return fail(ReasonNoOwnAddrs, nil)
+	}
+	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), StreamTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(network.WithEagerNegotiation(sctx), p, ID)
+	if err != nil {
+		return fail(ReasonNotSupported, err)
+	}
+	theirs, rtt, err := Initiate(sctx, st, ours)
+	if err != nil {
+		st.Reset()
+		return fail(ReasonProtocol, err)
+	}
+	st.Close()
+	e.RTT = rtt
+	theirs = s.Usable(theirs)
+	e.Addrs = theirs
+	if len(theirs) == 0 {
+		return fail(ReasonNoPeerAddrs, nil)
+	}
+	// SYNC is on its way: A dials when it arrives, half a round trip from
+	// now, and so do we.
+	timer := time.NewTimer(rtt / 2)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		return fail(ReasonTimeout, ctx.Err())
+	}
+	// The spec makes A the client of the upgrade. go-libp2p before v0.41
+	// had the roles the other way round; like current go-libp2p, the last
+	// attempt swaps them so that old peers get a chance too.
+	isClient := attempt == s.cfg.Attempts && attempt > 2
+	c, err := s.punch(ctx, p, theirs, isClient)
+	e.Took = time.Since(start)
+	if err != nil {
+		reason := ReasonDialError
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = ReasonTimeout
+		}
+		return fail(reason, err)
+	}
+	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
+	return c, e
+}
+
+func (s *Service) punch(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, isClient bool) (network.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	dctx = network.WithForceDirectDial(network.WithSimultaneousConnect(dctx, isClient), "hole punch")
+	return s.h.DialDirect(dctx, p, addrs)
+}
+
+// HandleStream is A's side: it answers a round that B opened over the
+// relayed connection, and dials B when SYNC arrives.
+func (s *Service) HandleStream(st network.Stream) {
+	p := st.RemotePeer()
+	start := time.Now()
+	e := Event{Peer: p, Side: SideResponder}
+	if !st.Conn().ConnState().Limited && !isRelayed(st.Conn().RemoteMultiaddr()) {
+		// Nothing to upgrade: B already has a direct connection to us.
+		st.Reset()
+		return
+	}
+	e.Attempt = s.countRound(p, start)
+	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
+	defer cancel()
+	theirs, err := Respond(ctx, st, s.Usable(s.h.OwnAddrs()))
+	if err != nil {
+		st.Reset()
+		e.Reason, e.Err, e.Took = ReasonProtocol, err, time.Since(start)
+		s.emit(e)
+		return
+	}
+	st.Close()
+	theirs = s.Usable(theirs)
+	e.Addrs = theirs
+	if len(theirs) == 0 {
+		e.Reason, e.Took = ReasonNoPeerAddrs, time.Since(start)
+		s.emit(e)
+		return
+	}
+	isClient := e.Attempt < 3 // see initiate: the third round swaps roles
+	c, err := s.punch(context.Background(), p, theirs, isClient)
+	e.Took = time.Since(start)
+	if err != nil {
+		e.Reason, e.Err = ReasonDialError, err
+		if errors.Is(err, context.DeadlineExceeded) {
+			e.Reason = ReasonTimeout
+		}
+		s.emit(e)
+		return
+	}
+	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
+	s.emit(e)
+}
+
+// countRound numbers B's rounds with p: rounds less than a minute apart
+// belong to one DirectConnect.
+func (s *Service) countRound(p peer.ID, now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := slices.DeleteFunc(s.recent[p], func(t time.Time) bool { return now.Sub(t) > time.Minute })
+	ts = append(ts, now)
+	s.recent[p] = ts
+	for q, t := range s.recent {
+		if len(t) > 0 && now.Sub(t[len(t)-1]) > time.Minute {
+			delete(s.recent, q)
+		}
+	}
+	return len(ts)
+}
+
+func isRelayed(a ma.Multiaddr) bool {
+	return slices.ContainsFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT })
+}
+
+// Stream is what the exchanges need from a stream.
+type Stream interface {
+	io.ReadWriter
+	SetDeadline(t time.Time) error
+}
+
+// Initiate runs B's exchange on s: CONNECT with ours, A's CONNECT back
+// (timed: the round trip over the relay), then SYNC. It returns A's
+// addresses and the round trip.
+func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
+	stop := deadline(ctx, s)
+	defer stop()
+	start := time.Now()
+	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
+		return nil, 0, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
+	}
+	m, err := Read(s)
+	if err != nil {
+		return nil, 0, fmt.Errorf("holepunch: reading CONNECT: %w", ctxErr(ctx, err))
+	}
+	rtt := time.Since(start)
+	if m.Type != Connect {
+		return nil, 0, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
+	}
+	if err := Write(s, &Message{Type: Sync}); err != nil {
+		return nil, 0, fmt.Errorf("holepunch: sending SYNC: %w", ctxErr(ctx, err))
+	}
+	return m.ObsAddrs, rtt, nil
+}
+
+// Respond runs A's exchange on s: B's CONNECT, our CONNECT with ours, then
+// B's SYNC. It returns B's addresses once SYNC arrived: time to dial.
+func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, error) {
+	stop := deadline(ctx, s)
+	defer stop()
+	m, err := Read(s)
+	if err != nil {
+		return nil, fmt.Errorf("holepunch: reading CONNECT: %w", ctxErr(ctx, err))
+	}
+	if m.Type != Connect {
+		return nil, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
+	}
+	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
+		return nil, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
+	}
+	sync, err := Read(s)
+	if err != nil {
+		return nil, fmt.Errorf("holepunch: reading SYNC: %w", ctxErr(ctx, err))
+	}
+	if sync.Type != Sync {
+		return nil, fmt.Errorf("%w: got %s, want SYNC", ErrMalformed, sync.Type)
+	}
+	return m.ObsAddrs, nil
+}
+
+// deadline applies ctx's deadline and cancellation to s.
+func deadline(ctx context.Context, s Stream) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
