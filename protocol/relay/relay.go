@@ -360,7 +360,9 @@ func (s *Service) reserve(st network.Stream) {
 	var why string
 	switch {
 	case s.closed:
-		why = "relay closed"
+		s.mu.Unlock()
+		s.refuse(st, circuit.StatusPermissionDenied, "relay closed")
+		return
 	case !refresh && len(s.rsvp) >= s.cfg.MaxReservations:
 		why = "too many reservations"
 	case ip.IsValid() && s.reservationsFromLocked(ip, p) >= s.cfg.MaxReservationsPerIP:
