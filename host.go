@@ -22,8 +22,11 @@ import (
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
+	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/swarm"
+	"github.com/tachyon-p2p/tachyon/transport/relayed"
 )
 
 // negotiationTimeout bounds protocol negotiation on an inbound stream, so a
@@ -88,6 +91,13 @@ type Host struct {
 	closeOnce  sync.Once
 
 	pushNow chan struct{}
+
+	relayed        *relayed.Transport    // nil: NoRelayClient
+	rsv            *relayed.Reservations // nil without StaticRelays
+	relayProtected map[peer.ID]bool      // relays protected for their reservation; under mu
+	hp             *holepunch.Service    // nil: NoHolePunching
+	observed       observedAddrs
+	relaySvc       *relay.Service // nil: not a relay
 }
 
 // identifyCall is the identify exchange run on a peer's first connection.
@@ -177,6 +187,9 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 func (h *Host) Addrs() []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, a := range h.swarm.ListenAddrs() {
+		if isCircuitListen(a) {
+			continue
+		}
 		ip := a[0]
 		if (ip.Code() == ma.P_IP4 || ip.Code() == ma.P_IP6) && manet.IsIPUnspecified(ma.Multiaddr{ip}) {
 			ifaddrs, err := manet.InterfaceMultiaddrs()
@@ -192,7 +205,7 @@ func (h *Host) Addrs() []ma.Multiaddr {
 		}
 		out = append(out, a)
 	}
-	return h.withNamedSecurity(out)
+	return append(h.withNamedSecurity(out), h.relayAddrs()...)
 }
 
 var (
@@ -464,6 +477,9 @@ func (h *Host) Close() error {
 		h.closed = true
 		h.mu.Unlock()
 		h.cancel()
+		if h.relaySvc != nil {
+			h.relaySvc.Close() // resets the circuits, which live on handler goroutines
+		}
 		h.swarm.Close()
 		h.wg.Wait()
 		h.bus.Close()
@@ -507,6 +523,7 @@ func (h *Host) connected(c *swarm.Conn) {
 		h.mu.Unlock()
 		return
 	}
+	h.maybeHolePunch(c)
 	call := h.identified[p]
 	if call != nil {
 		h.mu.Unlock()
@@ -533,6 +550,12 @@ func (h *Host) disconnected(c *swarm.Conn) {
 		return
 	}
 	delete(h.connCount, p)
+	if h.rsv != nil {
+		h.rsv.PeerDisconnected(p) // takes only its own lock
+	}
+	if h.relaySvc != nil {
+		h.relaySvc.PeerDisconnected(p) // takes only its own lock
+	}
 	h.bus.Emit(event.EvtPeerConnectedness{Peer: p, Connected: false})
 	if call := h.identified[p]; call != nil {
 		select {

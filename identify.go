@@ -35,6 +35,7 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 	} else {
 		h.log.Debug("identified", "peer", c.RemotePeer(), "agent", call.result.Message.AgentVersion)
 		h.record(call.result)
+		h.observe(c, call.result.Message.ObservedAddr)
 		h.bus.Emit(h.identifiedEvent(call.result))
 	}
 	close(call.done)

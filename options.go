@@ -11,10 +11,13 @@ import (
 	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
+	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/resolve"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
@@ -69,6 +72,14 @@ type config struct {
 	limits          *limits.Config  // nil: limits.Default()
 	noLimits        bool
 	rm              network.ResourceManager // built by New from the above
+
+	noRelayClient     bool
+	staticRelays      []peer.AddrInfo
+	relayReservations int
+	reachability      network.Reachability
+	relayService      *relay.Config // nil: not a relay
+	holePunch         *holepunch.Config
+	noHolePunch       bool
 }
 
 // Transports sets the transports the host runs; only these are built. The

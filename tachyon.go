@@ -48,6 +48,7 @@ import (
 	tlssec "github.com/tachyon-p2p/tachyon/security/tls"
 	"github.com/tachyon-p2p/tachyon/swarm"
 	"github.com/tachyon-p2p/tachyon/transport/quic"
+	"github.com/tachyon-p2p/tachyon/transport/relayed"
 	"github.com/tachyon-p2p/tachyon/transport/tcp"
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
@@ -90,6 +91,11 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var rt *relayed.Transport
+	if !cfg.noRelayClient {
+		rt = newRelayedTransport(cfg, up)
+		transports = append(transports, rt)
+	}
 	ps := cfg.peerstore
 	if ps == nil {
 		ps = peerstore.New()
@@ -101,12 +107,24 @@ func New(opts ...Option) (_ *Host, err error) {
 	sw := swarm.New(id, ps, transports, scfg)
 	h := newHost(cfg, id, ps, sw, rm)
 	h.lim = lim
+	h.relayed = rt
 	defer func() {
 		if err != nil {
 			h.Close()
 		}
 	}()
 	if err := h.startServices(); err != nil {
+		return nil, err
+	}
+	// Hole punching first: the relay client's listener may hand over a
+	// relayed connection at once.
+	if err := h.startHolePunching(); err != nil {
+		return nil, err
+	}
+	if err := h.startRelayClient(); err != nil {
+		return nil, err
+	}
+	if err := h.startRelayService(); err != nil {
 		return nil, err
 	}
 	if len(cfg.listen) > 0 {

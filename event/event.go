@@ -98,3 +98,28 @@ type EvtLocalProtocolsUpdated struct {
 	Added   []protocol.ID
 	Removed []protocol.ID
 }
+
+// EvtHolePunch reports one attempt to replace a relayed connection with a
+// direct one (DCUtR, or the plain dial before it).
+type EvtHolePunch struct {
+	Peer peer.ID
+	// Side is "initiator" (we accepted the relayed connection and led the
+	// exchange) or "responder".
+	Side string
+	// Attempt counts from 1; 0 is the connection reversal, a plain dial of
+	// the peer's public addresses.
+	Attempt int
+	// Addrs are the peer's addresses dialed.
+	Addrs []ma.Multiaddr
+	// RTT is the round trip measured over the relay (initiator only).
+	RTT time.Duration
+	// Took is from the start of the attempt to its end.
+	Took    time.Duration
+	Success bool
+	// Transport and Remote describe the direct connection on success.
+	Transport string
+	Remote    ma.Multiaddr
+	// Reason says why an attempt failed; Err is the error behind it.
+	Reason string
+	Err    error
+}

@@ -367,7 +367,10 @@ func (s *Swarm) drain(results chan result, n int) {
 // values reach the transports, such as network.WithSimultaneousConnect),
 // and registers the first connection that comes up; the others are closed.
 // It is not shared with other dials and ignores existing connections: hole
-// punching calls it at a moment both peers agreed on.
+// punching calls it at a moment both peers agreed on. In the server role of
+// a simultaneous connect, a transport that punches holes
+// (network.HolePuncher: QUIC) waits for the peer's dial instead of
+// dialing.
 func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (*Conn, error) {
 	if err := s.gatePeerDial(p); err != nil {
 		return nil, err
@@ -382,8 +385,19 @@ func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr)
 			continue
 		}
 		pending++
+		t := s.transportFor(a)
+		hp, punch := t.(network.HolePuncher)
+		if isClient, sim := network.SimultaneousConnect(ctx); !sim || isClient {
+			punch = false
+		}
 		go func() {
-			tc, err := s.transportFor(a).Dial(ctx, a, p)
+			var tc network.TransportConn
+			var err error
+			if punch {
+				tc, err = hp.HolePunch(ctx, a, p)
+			} else {
+				tc, err = t.Dial(ctx, a, p)
+			}
 			results <- result{a, tc, err}
 		}()
 	}
@@ -416,6 +430,13 @@ func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr)
 		derr.Cause = ctx.Err()
 	}
 	return nil, derr
+}
+
+// DirectConn returns the newest open connection to p that is not limited,
+// or nil.
+func (s *Swarm) DirectConn(p peer.ID) *Conn {
+	c, _ := s.bestConn(p, false)
+	return c
 }
 
 // HolePunch waits for p to connect to us from raddr while the transport

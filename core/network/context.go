@@ -83,3 +83,26 @@ func SimultaneousConnect(ctx context.Context) (isClient, ok bool) {
 type HolePuncher interface {
 	HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID) (TransportConn, error)
 }
+
+// Reachability is whether a node can be dialed from the Internet.
+type Reachability int
+
+const (
+	// ReachabilityUnknown: not determined (yet).
+	ReachabilityUnknown Reachability = iota
+	// ReachabilityPublic: others can dial at least one of its addresses.
+	ReachabilityPublic
+	// ReachabilityPrivate: behind a NAT or firewall; reachable through
+	// relays only.
+	ReachabilityPrivate
+)
+
+func (r Reachability) String() string {
+	switch r {
+	case ReachabilityPublic:
+		return "public"
+	case ReachabilityPrivate:
+		return "private"
+	}
+	return "unknown"
+}
