@@ -387,11 +387,15 @@ func (h *Host) admitStream(s *swarm.Stream, id protocol.ID) bool {
 // never if its connection gater refuses the connection. Once IdentifyWait
 // for ai.ID has returned without error, the peer has registered the
 // connection: it answers identify only on connections it registered.
+//
+// A connection through a relay (a /p2p-circuit address) counts: Connect
+// succeeds with a limited connection when nothing better comes up, as in
+// go-libp2p. network.WithForceDirectDial makes it want a direct one.
 func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if len(ai.Addrs) > 0 {
 		h.ps.AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
-	_, err := h.swarm.DialPeer(ctx, ai.ID)
+	_, err := h.swarm.DialPeer(network.WithAllowLimitedConn(ctx, "connect"), ai.ID)
 	return err
 }
 

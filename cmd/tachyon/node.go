@@ -17,7 +17,9 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
+	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
@@ -30,6 +32,12 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tlsKey := fl.String("tls-key", "", "PEM private key `FILE` of --tls-cert")
 	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
+	relayService := fl.Bool("relay-service", false, "act as a circuit relay v2 relay (hop) with go-libp2p's limits: 2 min and 128 KiB per circuit, 128 reservations")
+	var relays multiFlag
+	fl.Var(&relays, "relay", "relay `MADDR` (ending in /p2p/<relay id>) to keep a reservation on while not publicly reachable, and to advertise addresses through (repeatable)")
+	reach := fl.String("reachability", "unknown", "`public`, private or unknown: until AutoNAT measures it, a public node keeps no relay reservations")
+	hpPrivate := fl.Bool("holepunch-private-addrs", false, "exchange private (RFC 1918, ULA) addresses for hole punching too, not only public ones (LANs, emulated networks)")
+	noHP := fl.Bool("no-holepunch", false, "do not try to replace relayed connections with direct ones (DCUtR)")
 	debugAddr := fl.String("debug-addr", "", "`HOST:PORT` to serve GET /debug/stats (JSON: goroutines, live heap, connections, peerstore size) and /debug/pprof/ on; keep it on loopback")
 	logLvl := addLogLevel(fl)
 	if pos, err := parseInterspersed(fl, args); err != nil {
@@ -94,10 +102,36 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			opts = append(opts, tachyon.WebRTCCertificate(cert))
 		}
 	}
+	switch *reach {
+	case "public":
+		opts = append(opts, tachyon.ForceReachability(network.ReachabilityPublic))
+	case "private":
+		opts = append(opts, tachyon.ForceReachability(network.ReachabilityPrivate))
+	case "unknown":
+	default:
+		return usagef("--reachability %q: want public, private or unknown", *reach)
+	}
+	for _, r := range relays {
+		a, err := ma.NewMultiaddr(r)
+		if err != nil {
+			return usagef("--relay %q: %w", r, err)
+		}
+		opts = append(opts, tachyon.StaticRelays(a))
+	}
+	if *relayService {
+		opts = append(opts, tachyon.RelayService(relay.DefaultConfig()))
+	}
+	if *noHP {
+		opts = append(opts, tachyon.NoHolePunching())
+	} else if *hpPrivate {
+		opts = append(opts, tachyon.HolePunching(holepunch.Config{AllowPrivateAddrs: true}))
+	}
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return listenHint(err)
 	}
+	stopReport := reportReachability(h, stdout)
+	defer stopReport()
 	if *servePerf {
 		h.SetStreamHandler(perf.ID, perf.Handle)
 	}
