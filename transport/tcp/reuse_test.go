@@ -191,3 +191,31 @@ func TestListenDoesNotJoinAReusePortGroup(t *testing.T) {
 		t.Fatalf("a second PortMux on the port: %v, want EADDRINUSE", err)
 	}
 }
+
+// In a hole punch where the client's SYN reaches the server's listener
+// before the server dialed (no NAT in the way), the server's listener
+// accepts the connection as an inbound one, in the server role, and the
+// server's own dial then fails at once with ErrPortInUse: the caller has
+// its connection from the listener.
+func TestSimultaneousOpenPeerReachedListener(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, aid := newReuseTransport(t, nil)
+	b, bid := newReuseTransport(t, nil)
+	la, _ := listenAccepting(t, a, "/ip4/127.0.0.1/tcp/0")
+	lb, acceptedB := listenAccepting(t, b, "/ip4/127.0.0.1/tcp/0")
+	ac, err := a.Dial(network.WithSimultaneousConnect(ctx, true), lb.Multiaddrs()[0], bid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	bc := <-acceptedB
+	if bc.RemotePeer() != aid || bc.Direction() != network.DirInbound {
+		t.Fatalf("b accepted %s, %v", bc.RemotePeer(), bc.Direction())
+	}
+	_, err = b.Dial(network.WithSimultaneousConnect(ctx, false), la.Multiaddrs()[0], aid)
+	if !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("b's dial: %v, want ErrPortInUse", err)
+	}
+}
