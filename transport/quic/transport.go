@@ -123,7 +123,12 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	defer cancel()
 	ctx, refused := context.WithCancelCause(ctx)
 	defer refused(nil)
-	stopProbe := probeUnreachable(raddr, refused)
+	stopProbe := func() {}
+	if _, holePunch := network.SimultaneousConnect(ctx); !holePunch {
+		// The peer's NAT has no mapping for the probe's port, and may
+		// answer it with an ICMP error while our punched dial gets in.
+		stopProbe = probeUnreachable(raddr, refused)
+	}
 	qc, err := t.mux.Dial(ctx, raddr, conf)
 	stopProbe()
 	if err != nil {
@@ -373,8 +378,7 @@ var probeSchedule = []time.Duration{0, 200 * time.Millisecond, time.Second, 3 * 
 // unreachable", the next read on the socket fails with ECONNREFUSED, and
 // the probe cancels the dial with it as the cause. No answer, or any other
 // outcome, changes nothing. (A NAT that refuses datagrams from unknown
-// sources could refuse the probe; a hole-punching dial, which tachyon does
-// not make, would have to skip it.)
+// sources could refuse the probe, so a hole-punching dial skips it.)
 //
 // stop ends the probe and waits for its goroutine.
 func probeUnreachable(raddr netip.AddrPort, refused context.CancelCauseFunc) (stop func()) {

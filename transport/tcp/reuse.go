@@ -41,6 +41,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
 )
 
 // bindMu serialises the probe and the reuseport bind of listenShared.
@@ -51,13 +53,13 @@ var bindMu sync.Mutex
 // port 0). A listen rather than a bind, because Go binds TCP sockets only
 // to listen or dial; closing it leaves nothing behind (no connection, no
 // TIME-WAIT).
-func listenShared(network, address string) (net.Listener, error) {
+func listenShared(nw, address string) (net.Listener, error) {
 	bindMu.Lock()
 	defer bindMu.Unlock()
 	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
 	var last error
 	for range 5 {
-		probe, err := lc.Listen(context.Background(), network, address)
+		probe, err := lc.Listen(context.Background(), nw, address)
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +67,7 @@ func listenShared(network, address string) (net.Listener, error) {
 		probe.Close()
 		rlc := lc
 		rlc.Control = reuseControl
-		nl, err := rlc.Listen(context.Background(), network, want)
+		nl, err := rlc.Listen(context.Background(), nw, want)
 		if err != nil {
 			if errIsAddrInUse(err) {
 				last = err // another process took the port in between
@@ -79,15 +81,15 @@ func listenShared(network, address string) (net.Listener, error) {
 }
 
 // dialSourceLocked picks the listening socket an outbound connection to
-// dst over network ("tcp4" or "tcp6") leaves from: one bound with port
+// dst over nw ("tcp4" or "tcp6") leaves from: one bound with port
 // reuse, preferring the unspecified address, or loopback for a loopback
 // destination, then the oldest; never a loopback socket for another
 // destination or the reverse, which cannot route. The caller holds m.mu.
-func (m *PortMux) dialSourceLocked(network string, dst netip.Addr) (netip.AddrPort, bool) {
+func (m *PortMux) dialSourceLocked(nw string, dst netip.Addr) (netip.AddrPort, bool) {
 	var best netip.AddrPort
 	bestScore := 0
 	for _, s := range m.sockets {
-		if !s.reuse || s.key.network != network || s.ctx.Err() != nil {
+		if !s.reuse || s.key.network != nw || s.ctx.Err() != nil {
 			continue
 		}
 		ip := s.key.addr.Addr()
@@ -112,31 +114,36 @@ func (m *PortMux) dialSourceLocked(network string, dst netip.Addr) (netip.AddrPo
 // connection between the same two addresses exists already.
 var ErrPortInUse = errors.New("a connection between these addresses exists already")
 
-// dial connects to address over network ("tcp4" or "tcp6") from the port
-// of a listening socket when there is one (see Port reuse above), else from
-// an ephemeral port, with the timeouts of d. When the listening port is
-// taken for that destination, it falls back to an ephemeral port, unless
-// holePunch is set: then it fails with ErrPortInUse.
-func (m *PortMux) dial(ctx context.Context, d net.Dialer, network, address string, holePunch bool) (net.Conn, error) {
+// Dial connects to address ("ip:port", a literal IP) over nw ("tcp4" or
+// "tcp6") from the port of a listening socket of m bound with port reuse
+// when there is one (see Port reuse above), else from an ephemeral port,
+// with d's settings (from a listening port, d's LocalAddr and Control are
+// replaced). When the
+// listening port is taken for that destination, it falls back to an
+// ephemeral port, unless ctx is a hole punch's
+// (network.WithSimultaneousConnect): then it fails with ErrPortInUse. The
+// WebSocket transport can dial through it too.
+func (m *PortMux) Dial(ctx context.Context, d net.Dialer, nw, address string) (net.Conn, error) {
 	dst, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tcp: dial %s: %w", address, err)
 	}
+	_, holePunch := network.SimultaneousConnect(ctx)
 	m.mu.Lock()
-	src, ok := m.dialSourceLocked(network, dst.Addr().Unmap())
+	src, ok := m.dialSourceLocked(nw, dst.Addr().Unmap())
 	m.mu.Unlock()
 	if !ok {
-		return d.DialContext(ctx, network, address)
+		return d.DialContext(ctx, nw, address)
 	}
 	rd := d
 	rd.LocalAddr = net.TCPAddrFromAddrPort(src)
 	rd.Control = reuseControl
-	c, err := rd.DialContext(ctx, network, address)
+	c, err := rd.DialContext(ctx, nw, address)
 	if err == nil || !errIsAddrInUse(err) || ctx.Err() != nil {
 		return c, err
 	}
 	if holePunch {
 		return nil, fmt.Errorf("dialing from listening port %d: %w: %w", src.Port(), ErrPortInUse, err)
 	}
-	return d.DialContext(ctx, network, address)
+	return d.DialContext(ctx, nw, address)
 }

@@ -138,8 +138,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if t.cfg.NoPortReuse {
 		raw, err = d.DialContext(ctx, nw, host)
 	} else {
-		_, holePunch := network.SimultaneousConnect(ctx)
-		raw, err = t.cfg.PortMux.dial(ctx, d, nw, host, holePunch)
+		raw, err = t.cfg.PortMux.Dial(ctx, d, nw, host)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
