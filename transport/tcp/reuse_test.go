@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,13 +81,19 @@ func listenAccepting(t *testing.T, tr *Transport, addr string) (network.Listener
 // listen on; a second connection to the same address falls back to an
 // ephemeral port; NoPortReuse turns it off.
 func TestDialLeavesFromListenPort(t *testing.T) {
+	for _, ip := range []string{"/ip4/127.0.0.1", "/ip4/0.0.0.0", "/ip6/::1"} {
+		t.Run(ip, func(t *testing.T) { testDialLeavesFromListenPort(t, ip) })
+	}
+}
+
+func testDialLeavesFromListenPort(t *testing.T, ip string) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a, _ := newReuseTransport(t, nil)
 	b, bid := newReuseTransport(t, nil)
-	la, _ := listenAccepting(t, a, "/ip4/127.0.0.1/tcp/0")
-	lb, accepted := listenAccepting(t, b, "/ip4/127.0.0.1/tcp/0")
+	la, _ := listenAccepting(t, a, ip+"/tcp/0")
+	lb, accepted := listenAccepting(t, b, strings.Replace(ip, "0.0.0.0", "127.0.0.1", 1)+"/tcp/0")
 	aPort := portOf(t, la.Multiaddrs()[0])
 
 	c1, err := a.Dial(ctx, lb.Multiaddrs()[0], bid)
@@ -119,7 +126,7 @@ func TestDialLeavesFromListenPort(t *testing.T) {
 	}
 
 	off, _ := newReuseTransport(t, &Config{NoPortReuse: true})
-	lo, _ := listenAccepting(t, off, "/ip4/127.0.0.1/tcp/0")
+	lo, _ := listenAccepting(t, off, ip+"/tcp/0")
 	c3, err := off.Dial(ctx, lb.Multiaddrs()[0], bid)
 	if err != nil {
 		t.Fatal(err)
