@@ -72,15 +72,7 @@ func p2pdSelected() []string {
 // the daemon, each with a text its failure must contain. Fix the bug, then
 // remove the entry: a known failure that passes fails the test.
 //
-// js to go over relay: tachyon's identify sends a signed peer record even
-// when the node has no address (B does not listen); js-libp2p lets a
-// signed record replace the addresses it knows, so A forgets the relay
-// address it reached B on. js opens streams only on unlimited connections
-// and otherwise dials again, now with no address for B.
-var p2pdKnownFailures = map[string]string{
-	"js to go over relay go connects": "The dial request has no valid addresses",
-	"js to go over relay js connects": "The dial request has no valid addresses",
-}
+var p2pdKnownFailures = map[string]string{}
 
 // mochaReport is the part of mocha's json reporter output we read.
 type mochaReport struct {
