@@ -107,7 +107,7 @@ type Service struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	running map[peer.ID]bool       // initiator rounds in flight
+	running map[peer.ID]bool        // initiator rounds in flight
 	recent  map[peer.ID][]time.Time // responder: when each peer's rounds began
 }
 
