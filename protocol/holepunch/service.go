@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ import (
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
-// StreamTimeout bounds one CONNECT/SYNC exchange (go-libp2p's value).
+// StreamTimeout bounds one CONNECT/SYNC exchange by default (go-libp2p's
+// value).
 const StreamTimeout = time.Minute
 
 // Host is what the service needs from the host.
@@ -49,6 +51,9 @@ type Config struct {
 	Attempts int
 	// DialTimeout bounds the direct dial of one round. Default 5 s.
 	DialTimeout time.Duration
+	// StreamTimeout bounds one CONNECT/SYNC exchange, on both sides.
+	// Default StreamTimeout.
+	StreamTimeout time.Duration
 	// OnEvent is told the outcome of every attempt, from the goroutine
 	// that made it; it must not block.
 	OnEvent func(Event)
@@ -119,6 +124,9 @@ func New(h Host, cfg Config) *Service {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = StreamTimeout
 	}
 	return &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
 }
@@ -230,7 +238,7 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	if len(ours) == 0 {
 		return fail(ReasonNoOwnAddrs, nil)
 	}
-	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), StreamTimeout)
+	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), s.cfg.StreamTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(network.WithEagerNegotiation(sctx), p, ID)
 	if err != nil {
@@ -293,7 +301,7 @@ func (s *Service) HandleStream(st network.Stream) {
 		return
 	}
 	e.Attempt = s.countRound(p, start)
-	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StreamTimeout)
 	defer cancel()
 	theirs, err := Respond(ctx, st, s.Usable(s.h.OwnAddrs()))
 	if err != nil {
@@ -408,9 +416,14 @@ func deadline(ctx context.Context, s Stream) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
 }
 
+// ctxErr blames ctx for err when ctx ended. The stream deadline that
+// deadline set may fire a moment before ctx itself notices its own.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }
