@@ -244,18 +244,17 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	if err != nil {
 		return fail(ReasonNotSupported, err)
 	}
-	theirs, rtt, err := Initiate(sctx, st, ours)
+	theirs, rtt, err := Initiate(sctx, st, ours, s.Usable)
+	e.RTT = rtt
 	if err != nil {
 		st.Reset()
+		if errors.Is(err, ErrNoAddrs) {
+			return fail(ReasonNoPeerAddrs, err)
+		}
 		return fail(ReasonProtocol, err)
 	}
 	st.Close()
-	e.RTT = rtt
-	theirs = s.Usable(theirs)
 	e.Addrs = theirs
-	if len(theirs) == 0 {
-		return fail(ReasonNoPeerAddrs, nil)
-	}
 	// SYNC is on its way: A dials when it arrives, half a round trip from
 	// now, and so do we.
 	timer := time.NewTimer(rtt / 2)
@@ -303,21 +302,24 @@ func (s *Service) HandleStream(st network.Stream) {
 	e.Attempt = s.countRound(p, start)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StreamTimeout)
 	defer cancel()
-	theirs, err := Respond(ctx, st, s.Usable(s.h.OwnAddrs()))
+	// With no address of ours, we still answer: an empty CONNECT tells B
+	// to stop, where a reset would make it try again.
+	ours := s.Usable(s.h.OwnAddrs())
+	theirs, err := Respond(ctx, st, ours, s.Usable)
 	if err != nil {
 		st.Reset()
 		e.Reason, e.Err, e.Took = ReasonProtocol, err, time.Since(start)
+		switch {
+		case errors.Is(err, ErrNoAddrs):
+			e.Reason = ReasonNoPeerAddrs
+		case len(ours) == 0:
+			e.Reason = ReasonNoOwnAddrs
+		}
 		s.emit(e)
 		return
 	}
 	st.Close()
-	theirs = s.Usable(theirs)
 	e.Addrs = theirs
-	if len(theirs) == 0 {
-		e.Reason, e.Took = ReasonNoPeerAddrs, time.Since(start)
-		s.emit(e)
-		return
-	}
 	isClient := e.Attempt < 3 // see initiate: the third round swaps roles
 	c, err := s.punch(context.Background(), p, theirs, isClient)
 	e.Took = time.Since(start)
@@ -359,10 +361,16 @@ type Stream interface {
 	SetDeadline(t time.Time) error
 }
 
+// ErrNoAddrs is wrapped by the exchanges' error when the peer sent no
+// address worth dialing.
+var ErrNoAddrs = errors.New("holepunch: the peer sent no usable address")
+
 // Initiate runs B's exchange on s: CONNECT with ours, A's CONNECT back
-// (timed: the round trip over the relay), then SYNC. It returns A's
-// addresses and the round trip.
-func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
+// (timed: the round trip over the relay), then SYNC. keep, if not nil,
+// filters A's addresses; when it leaves none, Initiate returns ErrNoAddrs
+// (and the round trip) without sending SYNC, as A would dial alone. It
+// returns A's kept addresses and the round trip.
+func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
 	stop := deadline(ctx, s)
 	defer stop()
 	start := time.Now()
@@ -377,15 +385,24 @@ func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiadd
 	if m.Type != Connect {
 		return nil, 0, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
 	}
+	theirs := m.ObsAddrs
+	if keep != nil {
+		theirs = keep(theirs)
+	}
+	if len(theirs) == 0 {
+		return nil, rtt, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
+	}
 	if err := Write(s, &Message{Type: Sync}); err != nil {
 		return nil, 0, fmt.Errorf("holepunch: sending SYNC: %w", ctxErr(ctx, err))
 	}
-	return m.ObsAddrs, rtt, nil
+	return theirs, rtt, nil
 }
 
 // Respond runs A's exchange on s: B's CONNECT, our CONNECT with ours, then
-// B's SYNC. It returns B's addresses once SYNC arrived: time to dial.
-func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, error) {
+// B's SYNC. keep, if not nil, filters B's addresses; when it leaves none,
+// Respond returns ErrNoAddrs before answering, as there is nothing to dial.
+// It returns B's kept addresses once SYNC arrived: time to dial.
+func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, error) {
 	stop := deadline(ctx, s)
 	defer stop()
 	m, err := Read(s)
@@ -394,6 +411,13 @@ func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr
 	}
 	if m.Type != Connect {
 		return nil, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
+	}
+	theirs := m.ObsAddrs
+	if keep != nil {
+		theirs = keep(theirs)
+	}
+	if len(theirs) == 0 {
+		return nil, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
 	}
 	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
 		return nil, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
@@ -405,7 +429,7 @@ func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr
 	if sync.Type != Sync {
 		return nil, fmt.Errorf("%w: got %s, want SYNC", ErrMalformed, sync.Type)
 	}
-	return m.ObsAddrs, nil
+	return theirs, nil
 }
 
 // deadline applies ctx's deadline and cancellation to s.

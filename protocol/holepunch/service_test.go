@@ -47,10 +47,10 @@ func TestExchange(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		got, err := Respond(ctx, aEnd, aAddrs)
+		got, err := Respond(ctx, aEnd, aAddrs, nil)
 		done <- result{got, err, time.Now()}
 	}()
-	got, rtt, err := Initiate(ctx, bEnd, bAddrs)
+	got, rtt, err := Initiate(ctx, bEnd, bAddrs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +113,9 @@ func TestExchangeMalformed(t *testing.T) {
 			start := time.Now()
 			var err error
 			if tt.b {
-				_, _, err = Initiate(ctx, us, addrs("/ip4/5.6.7.8/tcp/2"))
+				_, _, err = Initiate(ctx, us, addrs("/ip4/5.6.7.8/tcp/2"), nil)
 			} else {
-				_, err = Respond(ctx, us, addrs("/ip4/5.6.7.8/tcp/2"))
+				_, err = Respond(ctx, us, addrs("/ip4/5.6.7.8/tcp/2"), nil)
 			}
 			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -459,7 +459,7 @@ func TestHandleStreamConn(t *testing.T) {
 			}()
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			_, _, err := Initiate(ctx, bEnd, ps.bAddrs)
+			_, _, err := Initiate(ctx, bEnd, ps.bAddrs, nil)
 			<-done
 			if tt.wantReset {
 				if !errors.Is(err, network.ErrReset) || aEnd.ending() != "reset" {
@@ -517,5 +517,87 @@ func TestHandleStreamMalformed(t *testing.T) {
 				t.Errorf("A dialed %d times", n)
 			}
 		})
+	}
+}
+
+// A side left without an address to dial stops the round before SYNC goes
+// out, so that the other side does not dial alone.
+func TestNoLoneDial(t *testing.T) {
+	tests := []struct {
+		name       string
+		cfgA, cfgB Config
+		setup      func(ps *pair)
+		wantA      string // A's reason
+		wantB      string // B's reason
+		wantRounds int
+	}{
+		{"A has no address", Config{}, Config{}, func(ps *pair) { ps.a.own = nil },
+			ReasonNoOwnAddrs, ReasonNoPeerAddrs, 1},
+		// B resets: A cannot tell why.
+		{"A sends only a private address", Config{AllowPrivateAddrs: true}, Config{},
+			func(ps *pair) { ps.a.own = addrs("/ip4/10.0.0.1/tcp/1") }, ReasonProtocol, ReasonNoPeerAddrs, 1},
+		// A resets: B cannot tell why, and tries again.
+		{"B sends only a private address", Config{}, Config{AllowPrivateAddrs: true},
+			func(ps *pair) { ps.b.own = addrs("/ip4/10.0.0.2/tcp/1") }, ReasonNoPeerAddrs, ReasonProtocol, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ps := newPair(t, time.Millisecond, tt.cfgA, tt.cfgB)
+			tt.setup(ps)
+			ps.a.dial, ps.b.dial = dialOK(ps.bID), dialOK(ps.aID)
+			if _, err := ps.directConnect(t); !errors.Is(err, ErrFailed) {
+				t.Fatalf("DirectConnect: %v, want ErrFailed", err)
+			}
+			ps.wg.Wait()
+			if na, nb := len(ps.a.dialCalls()), len(ps.b.dialCalls()); na != 0 || nb != 0 {
+				t.Errorf("dials: A %d, B %d; want none", na, nb)
+			}
+			for who, x := range map[string]struct {
+				evs  []Event
+				want string
+			}{"A": {ps.evA.list(), tt.wantA}, "B": {ps.evB.list(), tt.wantB}} {
+				if len(x.evs) != tt.wantRounds {
+					t.Errorf("%s: %d events, want %d", who, len(x.evs), tt.wantRounds)
+				}
+				for _, e := range x.evs {
+					if e.Reason != x.want {
+						t.Errorf("%s: reason %q, want %q", who, e.Reason, x.want)
+					}
+				}
+			}
+			for _, st := range ps.b.openedStreams() {
+				if e := st.ending(); e != "reset" {
+					t.Errorf("B ended a stream with %q, want reset", e)
+				}
+			}
+		})
+	}
+}
+
+// The exchanges stop before their next message when keep leaves nothing.
+func TestExchangeNoAddrs(t *testing.T) {
+	leakcheck.Check(t)
+	none := func([]ma.Multiaddr) []ma.Multiaddr { return nil }
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	bEnd, aEnd := streamPair(time.Millisecond, newID(t, "B"), newID(t, "A"), relayAddr, relayAddr, true)
+	go func() { _ = Write(aEnd, &Message{Type: Connect, ObsAddrs: addrs("/ip4/1.2.3.4/tcp/1")}) }()
+	_, rtt, err := Initiate(ctx, bEnd, addrs("/ip4/5.6.7.8/tcp/2"), none)
+	if !errors.Is(err, ErrNoAddrs) || rtt <= 0 {
+		t.Errorf("Initiate: %v, RTT %s; want ErrNoAddrs and the RTT", err, rtt)
+	}
+	if n := len(bEnd.p.writes[0]); n != 1 {
+		t.Errorf("B wrote %d messages, want CONNECT only", n)
+	}
+
+	bEnd, aEnd = streamPair(time.Millisecond, newID(t, "B"), newID(t, "A"), relayAddr, relayAddr, true)
+	_ = Write(bEnd, &Message{Type: Connect, ObsAddrs: addrs("/ip4/5.6.7.8/tcp/2")})
+	if _, err := Respond(ctx, aEnd, addrs("/ip4/1.2.3.4/tcp/1"), none); !errors.Is(err, ErrNoAddrs) {
+		t.Errorf("Respond: %v, want ErrNoAddrs", err)
+	}
+	if n := len(aEnd.p.writes[1]); n != 0 {
+		t.Errorf("A wrote %d messages, want none", n)
 	}
 }
