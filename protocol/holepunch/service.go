@@ -132,15 +132,20 @@ func New(h Host, cfg Config) *Service {
 }
 
 // Usable keeps the addresses worth sending or dialing: no relayed ones, no
-// loopback or link-local, and public ones only unless private ones are
-// allowed.
+// loopback, unspecified, link-local or multicast ones, and public ones only
+// unless private ones are allowed. It strips /p2p and drops duplicates.
 func (s *Service) Usable(addrs []ma.Multiaddr) []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, a := range addrs {
 		if len(a) == 0 || slices.ContainsFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT }) {
 			continue
 		}
-		if manet.IsIPLoopback(a) || manet.IsIP6LinkLocal(a) || manet.IsIPUnspecified(a) {
+		if manet.IsIPLoopback(a) || manet.IsIPUnspecified(a) {
+			continue
+		}
+		// Link-local and multicast addresses (IPv4 ones too, which
+		// AllowPrivateAddrs would let through) reach no one beyond the link.
+		if ip, err := manet.ToIP(a); err == nil && (ip.IsLinkLocalUnicast() || ip.IsMulticast()) {
 			continue
 		}
 		if !s.cfg.AllowPrivateAddrs && !manet.IsPublicAddr(a) {
