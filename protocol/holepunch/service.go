@@ -197,16 +197,14 @@ func (s *Service) DirectConnect(ctx context.Context, p peer.ID) (network.Conn, e
 
 	if theirs := s.Usable(s.h.PeerAddrs(p)); len(theirs) > 0 {
 		start := time.Now()
-		dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "connection reversal"), s.cfg.DialTimeout)
-		c, err := s.h.DialDirect(dctx, p, theirs)
-		cancel()
+		c, reason, err := s.dial(network.WithForceDirectDial(ctx, "connection reversal"), p, theirs)
 		e := Event{Peer: p, Side: SideInitiator, Attempt: 0, Addrs: theirs, Took: time.Since(start)}
 		if err == nil {
 			e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 			s.emit(e)
 			return c, nil
 		}
-		e.Reason, e.Err = ReasonDialError, err
+		e.Reason, e.Err = reason, err
 		s.emit(e)
 	}
 	var last error
@@ -273,24 +271,34 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	// had the roles the other way round; like current go-libp2p, the last
 	// attempt swaps them so that old peers get a chance too.
 	isClient := attempt == s.cfg.Attempts && attempt > 2
-	c, err := s.punch(ctx, p, theirs, isClient)
-	e.Took = time.Since(start)
+	c, reason, err := s.punch(ctx, p, theirs, isClient)
 	if err != nil {
-		reason := ReasonDialError
-		if errors.Is(err, context.DeadlineExceeded) {
-			reason = ReasonTimeout
-		}
 		return fail(reason, err)
 	}
+	e.Took = time.Since(start)
 	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 	return c, e
 }
 
-func (s *Service) punch(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, isClient bool) (network.Conn, error) {
+// punch dials p at the agreed moment, as the client of the upgrade or not.
+func (s *Service) punch(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, isClient bool) (network.Conn, string, error) {
+	return s.dial(network.WithForceDirectDial(network.WithSimultaneousConnect(ctx, isClient), "hole punch"), p, addrs)
+}
+
+// dial dials p directly within DialTimeout and says why it failed. A dial
+// that ran out of time is a timeout whatever the transport made of it:
+// net.Dialer reports an i/o timeout, not ctx's error.
+func (s *Service) dial(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, string, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	dctx = network.WithForceDirectDial(network.WithSimultaneousConnect(dctx, isClient), "hole punch")
-	return s.h.DialDirect(dctx, p, addrs)
+	c, err := s.h.DialDirect(dctx, p, addrs)
+	switch {
+	case err == nil:
+		return c, "", nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(dctx.Err(), context.DeadlineExceeded):
+		return nil, ReasonTimeout, err
+	}
+	return nil, ReasonDialError, err
 }
 
 // HandleStream is A's side: it answers a round that B opened over the
@@ -326,13 +334,10 @@ func (s *Service) HandleStream(st network.Stream) {
 	st.Close()
 	e.Addrs = theirs
 	isClient := e.Attempt < 3 // see initiate: the third round swaps roles
-	c, err := s.punch(context.Background(), p, theirs, isClient)
+	c, reason, err := s.punch(context.Background(), p, theirs, isClient)
 	e.Took = time.Since(start)
 	if err != nil {
-		e.Reason, e.Err = ReasonDialError, err
-		if errors.Is(err, context.DeadlineExceeded) {
-			e.Reason = ReasonTimeout
-		}
+		e.Reason, e.Err = reason, err
 		s.emit(e)
 		return
 	}

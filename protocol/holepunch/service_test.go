@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -246,13 +248,21 @@ func TestConnectionReversal(t *testing.T) {
 				return connTo(ps.aID, a), nil
 			}
 		}, []Event{{Attempt: 0, Reason: ReasonDialError}, {Attempt: 1, Success: true}}, 2},
+		{"reversal times out, punch works", known, func(ps *pair) dialFunc {
+			return func(ctx context.Context, n int, a []ma.Multiaddr) (network.Conn, error) {
+				if n == 0 {
+					return dialTimeoutIO(ctx, n, a)
+				}
+				return connTo(ps.aID, a), nil
+			}
+		}, []Event{{Attempt: 0, Reason: ReasonTimeout}, {Attempt: 1, Success: true}}, 2},
 		{"no public address known", addrs("/ip4/10.0.0.1/tcp/1", relayAddr.String()), func(ps *pair) dialFunc { return dialOK(ps.aID) },
 			[]Event{{Attempt: 1, Success: true}}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			leakcheck.Check(t)
-			ps := newPair(t, time.Millisecond, Config{}, Config{})
+			ps := newPair(t, time.Millisecond, Config{}, Config{DialTimeout: 50 * time.Millisecond})
 			ps.b.peerAddrs, ps.b.dial = tt.known, tt.dial(ps)
 			ps.a.dial = dialOK(ps.bID)
 			if _, err := ps.directConnect(t); err != nil {
@@ -317,6 +327,9 @@ func TestDirectConnectFailures(t *testing.T) {
 			ps.b.dial = func(context.Context, int, []ma.Multiaddr) (network.Conn, error) { return nil, dialErr }
 		}, ReasonDialError, 3, 3, dialErr},
 		{"dial timeout", Config{DialTimeout: 50 * time.Millisecond}, func(ps *pair) { ps.b.dial = dialHang }, ReasonTimeout, 3, 3, context.DeadlineExceeded},
+		// What net.Dialer returns when its ctx expires.
+		{"dial timeout as i/o timeout", Config{DialTimeout: 50 * time.Millisecond}, func(ps *pair) { ps.b.dial = dialTimeoutIO },
+			ReasonTimeout, 3, 3, os.ErrDeadlineExceeded},
 		{"two attempts", Config{Attempts: 2}, func(*pair) {}, ReasonDialError, 2, 2, ErrFailed},
 	}
 	for _, tt := range tests {
@@ -603,4 +616,11 @@ func TestExchangeNoAddrs(t *testing.T) {
 	if n := len(aEnd.p.writes[1]); n != 0 {
 		t.Errorf("A wrote %d messages, want none", n)
 	}
+}
+
+// dialTimeoutIO fails as a TCP dial does when ctx expires: with an i/o
+// timeout, not ctx's error.
+func dialTimeoutIO(ctx context.Context, _ int, _ []ma.Multiaddr) (network.Conn, error) {
+	<-ctx.Done()
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
 }
