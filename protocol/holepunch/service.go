@@ -47,7 +47,8 @@ type Config struct {
 	// addresses too. For tests on emulated networks and for LANs: by
 	// default only public addresses are exchanged, as the spec asks.
 	AllowPrivateAddrs bool
-	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3.
+	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3, as
+	// the spec asks; every third round swaps the roles (see clientRole).
 	Attempts int
 	// DialTimeout bounds the direct dial of one round. Default 5 s.
 	DialTimeout time.Duration
@@ -267,11 +268,7 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 		timer.Stop()
 		return fail(ReasonTimeout, ctx.Err())
 	}
-	// The spec makes A the client of the upgrade. go-libp2p before v0.41
-	// had the roles the other way round; like current go-libp2p, the last
-	// attempt swaps them so that old peers get a chance too.
-	isClient := attempt == s.cfg.Attempts && attempt > 2
-	c, reason, err := s.punch(ctx, p, theirs, isClient)
+	c, reason, err := s.punch(ctx, p, theirs, clientRole(SideInitiator, attempt))
 	if err != nil {
 		return fail(reason, err)
 	}
@@ -333,20 +330,32 @@ func (s *Service) HandleStream(st network.Stream) {
 	}
 	st.Close()
 	e.Addrs = theirs
-	isClient := e.Attempt < 3 // see initiate: the third round swaps roles
-	c, reason, err := s.punch(context.Background(), p, theirs, isClient)
+	c, reason, err := s.punch(context.Background(), p, theirs, clientRole(SideResponder, e.Attempt))
 	e.Took = time.Since(start)
 	if err != nil {
 		e.Reason, e.Err = reason, err
 		s.emit(e)
 		return
 	}
+	s.forgetRounds(p)
 	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 	s.emit(e)
 }
 
-// countRound numbers B's rounds with p: rounds less than a minute apart
-// belong to one DirectConnect.
+// clientRole says whether side is the client of the upgrade in round
+// attempt. The spec makes A the client and B the server; go-libp2p before
+// v0.41 had them the other way round, so, like current go-libp2p's B, every
+// third round swaps them to give old peers a chance too.
+func clientRole(side Side, attempt int) bool {
+	swapped := attempt%3 == 0
+	return (side == SideResponder) != swapped
+}
+
+// countRound guesses which of B's rounds a stream from p opens: A cannot
+// see it, as each round comes on a new stream. Rounds less than a minute
+// apart belong to one DirectConnect of B's, which makes 3 at most, so the
+// count goes 1, 2, 3 and around again; a success ends B's run, and
+// forgetRounds starts the count afresh.
 func (s *Service) countRound(p peer.ID, now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -358,7 +367,13 @@ func (s *Service) countRound(p peer.ID, now time.Time) int {
 			delete(s.recent, q)
 		}
 	}
-	return len(ts)
+	return (len(ts)-1)%3 + 1
+}
+
+func (s *Service) forgetRounds(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.recent, p)
 }
 
 func isRelayed(a ma.Multiaddr) bool {

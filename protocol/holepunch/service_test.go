@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
@@ -623,4 +625,57 @@ func TestExchangeNoAddrs(t *testing.T) {
 func dialTimeoutIO(ctx context.Context, _ int, _ []ma.Multiaddr) (network.Conn, error) {
 	<-ctx.Done()
 	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+// A cannot see B's round number (each round is a new stream) and guesses it
+// by counting; a new run of B's must start A's count afresh.
+func TestRolesAcrossRuns(t *testing.T) {
+	failAfter := func(ok int, p func(ps *pair) peer.ID) func(ps *pair) dialFunc {
+		return func(ps *pair) dialFunc {
+			return func(_ context.Context, n int, a []ma.Multiaddr) (network.Conn, error) {
+				if n < ok {
+					return connTo(p(ps), a), nil
+				}
+				return nil, errors.New("no route")
+			}
+		}
+	}
+	toA := func(ps *pair) peer.ID { return ps.aID }
+	toB := func(ps *pair) peer.ID { return ps.bID }
+	tests := []struct {
+		name         string
+		dialA, dialB func(ps *pair) dialFunc
+		wantA        []bool // A's isClient per dial, over both runs
+		wantAttempts []int  // A's events
+	}{
+		{"two failed runs", failAfter(0, toB), failAfter(0, toA),
+			[]bool{true, true, false, true, true, false}, []int{1, 2, 3, 1, 2, 3}},
+		{"success, then a failed run", failAfter(1, toB), failAfter(1, toA),
+			[]bool{true, true, true, false}, []int{1, 1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ps := newPair(t, time.Millisecond, Config{}, Config{})
+			ps.a.dial, ps.b.dial = tt.dialA(ps), tt.dialB(ps)
+			for range 2 {
+				_, _ = ps.directConnect(t)
+				ps.wg.Wait() // A's rounds end before B's next run begins
+			}
+			var got []bool
+			for _, d := range ps.a.dialCalls() {
+				got = append(got, d.isClient)
+			}
+			if !slices.Equal(got, tt.wantA) {
+				t.Errorf("A's roles (client?) %v, want %v", got, tt.wantA)
+			}
+			var attempts []int
+			for _, e := range ps.evA.list() {
+				attempts = append(attempts, e.Attempt)
+			}
+			if !slices.Equal(attempts, tt.wantAttempts) {
+				t.Errorf("A's attempts %v, want %v", attempts, tt.wantAttempts)
+			}
+		})
+	}
 }
