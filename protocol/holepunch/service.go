@@ -18,6 +18,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
+	"github.com/tachyon-p2p/tachyon/mss"
 )
 
 // StreamTimeout bounds one CONNECT/SYNC exchange by default (go-libp2p's
@@ -103,6 +104,7 @@ const (
 	ReasonTimeout       = "timeout: no packet got through (symmetric NAT, or a firewall)"
 	ReasonDialError     = "dial error"
 	ReasonNotSupported  = "the peer does not speak DCUtR"
+	ReasonNoStream      = "no stream over the relayed connection"
 	ReasonAlreadyDirect = "already connected directly"
 )
 
@@ -218,13 +220,14 @@ func (s *Service) DirectConnect(ctx context.Context, p peer.ID) (network.Conn, e
 		if c != nil {
 			return c, nil
 		}
-		last = e.Err
-		if last == nil {
-			last = errors.New(e.Reason)
+		last = errors.New(e.Reason)
+		if e.Err != nil {
+			last = fmt.Errorf("%s: %w", e.Reason, e.Err)
 		}
 		switch e.Reason {
-		case ReasonNoOwnAddrs, ReasonNoPeerAddrs, ReasonNotSupported:
-			return nil, fmt.Errorf("%w with %s: %s", ErrFailed, p, e.Reason)
+		case ReasonNoOwnAddrs, ReasonNoPeerAddrs, ReasonNotSupported, ReasonNoStream:
+			// Another round would fail the same way.
+			return nil, fmt.Errorf("%w with %s: %w", ErrFailed, p, last)
 		}
 	}
 	return nil, fmt.Errorf("%w with %s after %d attempts: %w", ErrFailed, p, s.cfg.Attempts, last)
@@ -246,7 +249,10 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	defer cancel()
 	st, err := s.h.NewStream(network.WithEagerNegotiation(sctx), p, ID)
 	if err != nil {
-		return fail(ReasonNotSupported, err)
+		if errors.Is(err, mss.ErrNotSupported) {
+			return fail(ReasonNotSupported, err)
+		}
+		return fail(ReasonNoStream, err)
 	}
 	theirs, rtt, err := Initiate(sctx, st, ours, s.Usable)
 	e.RTT = rtt

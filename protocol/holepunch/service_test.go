@@ -325,6 +325,9 @@ func TestDirectConnectFailures(t *testing.T) {
 		{"peer does not speak DCUtR", Config{}, func(ps *pair) {
 			ps.b.streamErr = &mss.NotSupportedError{}
 		}, ReasonNotSupported, 1, 0, ErrFailed},
+		{"no stream over the relayed connection", Config{}, func(ps *pair) {
+			ps.b.streamErr = network.ErrLimitedConn
+		}, ReasonNoStream, 1, 0, network.ErrLimitedConn},
 		{"dial error", Config{}, func(ps *pair) {
 			ps.b.dial = func(context.Context, int, []ma.Multiaddr) (network.Conn, error) { return nil, dialErr }
 		}, ReasonDialError, 3, 3, dialErr},
