@@ -428,14 +428,13 @@ func (e *events) next(t testing.TB) Event {
 // pair is A (dialed through the relay, answers) and B (accepted the relayed
 // connection, initiates), each with a fake host and a service.
 type pair struct {
-	a, b       *fakeHost
-	sa, sb     *Service
-	evA, evB   *events
-	aID, bID   peer.ID
-	aAddrs     []ma.Multiaddr
-	bAddrs     []ma.Multiaddr
-	wg         sync.WaitGroup
-	cfgA, cfgB Config
+	a, b     *fakeHost
+	sa, sb   *Service
+	evA, evB *events
+	aID, bID peer.ID
+	aAddrs   []ma.Multiaddr
+	bAddrs   []ma.Multiaddr
+	wg       sync.WaitGroup
 }
 
 var relayID peer.ID
