@@ -59,13 +59,19 @@ type fakeConn struct {
 	local, remote peer.ID
 	raddr         ma.Multiaddr
 	state         network.ConnState
+	inbound       bool // A's side of a relayed connection is outbound unless set
 }
 
-func (c *fakeConn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
-func (c *fakeConn) RemotePeer() peer.ID            { return c.remote }
-func (c *fakeConn) LocalPeer() peer.ID             { return c.local }
-func (c *fakeConn) ConnState() network.ConnState   { return c.state }
-func (c *fakeConn) Direction() network.Direction   { return network.DirOutbound }
+func (c *fakeConn) RemoteMultiaddr() ma.Multiaddr { return c.raddr }
+func (c *fakeConn) RemotePeer() peer.ID           { return c.remote }
+func (c *fakeConn) LocalPeer() peer.ID            { return c.local }
+func (c *fakeConn) ConnState() network.ConnState  { return c.state }
+func (c *fakeConn) Direction() network.Direction {
+	if c.inbound {
+		return network.DirInbound
+	}
+	return network.DirOutbound
+}
 func (c *fakeConn) String() string                 { return fmt.Sprintf("conn to %s", c.raddr) }
 func (c *fakeConn) Close() error                   { return nil }
 func (c *fakeConn) IsClosed() bool                 { return false }

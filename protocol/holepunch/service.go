@@ -114,6 +114,10 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 
+	// ctx ends with Close: it bounds what A's side does after a round.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	running map[peer.ID]bool        // initiator rounds in flight
 	recent  map[peer.ID][]time.Time // responder: when each peer's rounds began
@@ -131,7 +135,17 @@ func New(h Host, cfg Config) *Service {
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = StreamTimeout
 	}
-	return &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
+	s := &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Close ends the exchanges and dials HandleStream is running, at once, so
+// that a host closing does not wait for them. DirectConnect follows its
+// caller's context.
+func (s *Service) Close() error {
+	s.cancel()
+	return nil
 }
 
 // Usable keeps the addresses worth sending or dialing: no relayed ones, no
@@ -315,8 +329,16 @@ func (s *Service) HandleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
+	if st.Conn().Direction() != network.DirOutbound {
+		// B opens the exchange on the relayed connection it accepted, which
+		// A dialed: on a connection we accepted, the roles are wrong (as
+		// go-libp2p, refuse rather than dial with a role the peer does not
+		// expect).
+		st.Reset()
+		return
+	}
 	e.Attempt = s.countRound(p, start)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StreamTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StreamTimeout)
 	defer cancel()
 	// With no address of ours, we still answer: an empty CONNECT tells B
 	// to stop, where a reset would make it try again.
@@ -336,7 +358,7 @@ func (s *Service) HandleStream(st network.Stream) {
 	}
 	st.Close()
 	e.Addrs = theirs
-	c, reason, err := s.punch(context.Background(), p, theirs, clientRole(SideResponder, e.Attempt))
+	c, reason, err := s.punch(s.ctx, p, theirs, clientRole(SideResponder, e.Attempt))
 	e.Took = time.Since(start)
 	if err != nil {
 		e.Reason, e.Err = reason, err

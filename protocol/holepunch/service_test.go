@@ -461,11 +461,13 @@ func TestHandleStreamConn(t *testing.T) {
 		limited   bool
 		raddr     ma.Multiaddr
 		wantReset bool
+		inbound   bool // A accepted the relayed connection: roles upside down
 	}{
-		{"direct", false, direct, true},
-		{"relayed", false, relayAddr, false},
-		{"limited", true, direct, false},
-		{"relayed and limited", true, relayAddr, false},
+		{"direct", false, direct, true, false},
+		{"relayed", false, relayAddr, false, false},
+		{"limited", true, direct, false, false},
+		{"relayed and limited", true, relayAddr, false, false},
+		{"relayed but accepted by A", true, relayAddr, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,6 +475,7 @@ func TestHandleStreamConn(t *testing.T) {
 			ps := newPair(t, time.Millisecond, Config{}, Config{})
 			ps.a.dial = dialOK(ps.bID)
 			bEnd, aEnd := streamPair(time.Millisecond, ps.bID, ps.aID, tt.raddr, tt.raddr, tt.limited)
+			aEnd.conn.inbound = tt.inbound
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
