@@ -65,7 +65,7 @@ func cmdPunch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.Var(&listen, "listen", "`MADDR` to listen on (repeatable; default: TCP and QUIC on 0.0.0.0 port 0). Dials to B leave from these ports, which is what lets a NAT map them")
 	timeout := fl.Duration("timeout", time.Minute, "limit for the whole run")
 	hpPrivate := fl.Bool("holepunch-private-addrs", false, "exchange private (RFC 1918, ULA) addresses for hole punching too (LANs, emulated networks)")
-	transport := fl.String("transport", "", "`tcp or quic-v1`: the only direct transport to listen and dial on (default: both)")
+	transport := fl.String("transport", "", "`NAME`, tcp or quic-v1: the only direct transport to listen and dial on (default: both)")
 	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {

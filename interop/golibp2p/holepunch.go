@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,11 +46,11 @@ import (
 
 // hpConfig is what the three commands share.
 type hpConfig struct {
-	listen        multiFlag
-	transport     string // "tcp", "quic-v1" or "" (both)
-	keySeed       string
-	privatePublic bool
-	obsThreshold  int
+	listen         multiFlag
+	transport      string // "tcp", "quic-v1" or "" (both)
+	keySeed        string
+	publicPrefixes string
+	obsThreshold   int
 }
 
 func hpFlags(name string, c *hpConfig) *flag.FlagSet {
@@ -58,8 +59,8 @@ func hpFlags(name string, c *hpConfig) *flag.FlagSet {
 	fs.Var(&c.listen, "listen", "multiaddr to listen on, repeatable (default: 0.0.0.0 port 0 on the chosen transports)")
 	fs.StringVar(&c.transport, "transport", "", "tcp or quic-v1: the only transport of the host (default: both)")
 	fs.StringVar(&c.keySeed, "key-seed", "", "32-byte ed25519 seed as 64 hex characters (default: random identity)")
-	fs.BoolVar(&c.privatePublic, "private-addrs-public", false,
-		"treat RFC 1918 and ULA addresses as public, as on the testbed, whose core router stands for the Internet (see README.md)")
+	fs.StringVar(&c.publicPrefixes, "public-prefixes", "",
+		"comma-separated CIDRs inside private ranges to treat as public, such as the testbed's core links, which stand for the Internet (see README.md)")
 	fs.IntVar(&c.obsThreshold, "observed-addr-threshold", 0,
 		"observers needed before identify advertises an observed address (go-libp2p's observedaddrs.ActivationThresh, default 4)")
 	return fs
@@ -76,6 +77,9 @@ func (c *hpConfig) check() error {
 			return usagef("%v", err)
 		}
 	}
+	if _, err := parsePrefixes(c.publicPrefixes); err != nil {
+		return usagef("--public-prefixes: %v", err)
+	}
 	if len(c.listen) == 0 {
 		if c.transport != "quic-v1" {
 			c.listen = append(c.listen, "/ip4/0.0.0.0/tcp/0")
@@ -90,33 +94,77 @@ func (c *hpConfig) check() error {
 // applyKnobs changes go-libp2p's package-level settings before any host
 // exists.
 func (c *hpConfig) applyKnobs() {
-	if c.privatePublic {
-		makePrivatePublic()
+	if ps, _ := parsePrefixes(c.publicPrefixes); len(ps) > 0 {
+		makePublic(ps)
 	}
 	if c.obsThreshold > 0 {
 		observedaddrs.ActivationThresh = c.obsThreshold
 	}
 }
 
-// makePrivatePublic removes every private range but loopback from
-// go-multiaddr's list, so that manet.IsPublicAddr holds for 10.0.0.0/8,
-// 172.16.0.0/12, 192.168.0.0/16 and fc00::/7. go-libp2p decides with
-// IsPublicAddr which addresses a relay puts in a reservation, which relay
-// addresses autorelay advertises, which own addresses DCUtR sends (and
-// whether the DCUtR service starts at all), and whether B first tries a
-// plain dial of A (connection reversal); none of them has an option.
-func makePrivatePublic() {
-	keep := func(nets []*net.IPNet) []*net.IPNet {
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// makePublic carves the given prefixes out of go-multiaddr's private
+// ranges (manet.Private4, manet.Private6), so that manet.IsPublicAddr holds
+// for them and for nothing else it did not hold for before. go-libp2p
+// decides with IsPublicAddr which addresses a relay puts in a reservation,
+// which relay addresses autorelay advertises, which own addresses DCUtR
+// sends (and whether the DCUtR service starts at all), and whether B first
+// tries a plain dial of A (connection reversal); none of these has an
+// option of its own.
+func makePublic(public []netip.Prefix) {
+	carve := func(nets []*net.IPNet) []*net.IPNet {
 		var out []*net.IPNet
 		for _, n := range nets {
-			if n.IP.IsLoopback() {
-				out = append(out, n)
+			a, _ := netip.AddrFromSlice(n.IP)
+			ones, _ := n.Mask.Size()
+			rest := []netip.Prefix{netip.PrefixFrom(a.Unmap(), ones)}
+			for _, p := range public {
+				var next []netip.Prefix
+				for _, r := range rest {
+					next = append(next, subtract(r, p)...)
+				}
+				rest = next
+			}
+			for _, r := range rest {
+				out = append(out, &net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())})
 			}
 		}
 		return out
 	}
-	manet.Private4 = keep(manet.Private4)
-	manet.Private6 = keep(manet.Private6)
+	manet.Private4 = carve(manet.Private4)
+	manet.Private6 = carve(manet.Private6)
+}
+
+// subtract returns r without p, as prefixes.
+func subtract(r, p netip.Prefix) []netip.Prefix {
+	switch {
+	case !r.Overlaps(p):
+		return []netip.Prefix{r}
+	case p.Bits() <= r.Bits(): // p covers r
+		return nil
+	}
+	// Split r in halves and keep what p does not cover.
+	lo := netip.PrefixFrom(r.Addr(), r.Bits()+1)
+	hiAddr := r.Addr().AsSlice()
+	bit := r.Bits()
+	hiAddr[bit/8] |= 0x80 >> (bit % 8)
+	ha, _ := netip.AddrFromSlice(hiAddr)
+	hi := netip.PrefixFrom(ha, r.Bits()+1)
+	return append(subtract(lo, p), subtract(hi, p)...)
 }
 
 // hpHostOptions are the options of a NAT-traversal host on c's transports.
