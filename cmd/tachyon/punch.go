@@ -42,7 +42,9 @@ type punchLine struct {
 	Peer  string `json:"peer"`
 	// RelayMillis is the connection to the relay and its identify, made
 	// before the clock starts: it tells us the address our NAT gave us.
-	RelayMillis   float64 `json:"relayMillis"`
+	RelayMillis float64 `json:"relayMillis"`
+	// RelayedMillis is when the relayed connection to the peer was
+	// established.
 	RelayedMillis float64 `json:"relayedMillis"`
 	DirectMillis  float64 `json:"directMillis,omitempty"`
 	ReplyMillis   float64 `json:"replyMillis,omitempty"`
@@ -152,7 +154,12 @@ func cmdPunch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return print(fmt.Errorf("connecting through the relay: %w", err))
 	}
-	line.RelayedMillis = ms(time.Since(start))
+	select {
+	case c := <-p.relayed:
+		line.RelayedMillis = ms(c.Opened.Sub(start))
+	case <-ctx.Done():
+		return print(errors.New("connected to the peer, but not through the relay"))
+	}
 
 	direct, err := p.waitDirect(ctx)
 	line.HolePunches = p.events()
@@ -215,10 +222,11 @@ type punch struct {
 	h *tachyon.Host
 	b peer.ID
 
-	sub    *event.Subscription
-	wg     sync.WaitGroup
-	direct chan event.ConnInfo
-	failed chan int // attempt numbers of failed rounds
+	sub     *event.Subscription
+	wg      sync.WaitGroup
+	direct  chan event.ConnInfo
+	relayed chan event.ConnInfo
+	failed  chan int // attempt numbers of failed rounds
 
 	mu  sync.Mutex
 	evs []punchEvent
@@ -226,6 +234,7 @@ type punch struct {
 
 func (p *punch) watch() {
 	p.direct = make(chan event.ConnInfo, 1)
+	p.relayed = make(chan event.ConnInfo, 1)
 	p.failed = make(chan int, 16)
 	p.sub = p.h.EventBus().Subscribe(64, event.EvtConnOpened{}, event.EvtHolePunch{})
 	p.wg.Add(1)
@@ -234,11 +243,16 @@ func (p *punch) watch() {
 		for ev := range p.sub.Out() {
 			switch e := ev.(type) {
 			case event.EvtConnOpened:
-				if e.Conn.Peer == p.b && !swarm.IsRelayAddr(e.Conn.RemoteAddr) {
-					select {
-					case p.direct <- e.Conn:
-					default:
-					}
+				if e.Conn.Peer != p.b {
+					continue
+				}
+				ch := p.direct
+				if swarm.IsRelayAddr(e.Conn.RemoteAddr) {
+					ch = p.relayed
+				}
+				select {
+				case ch <- e.Conn:
+				default:
 				}
 			case event.EvtHolePunch:
 				if e.Peer != p.b {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -414,7 +415,9 @@ type punchResult struct {
 	Peer  string `json:"peer"`
 	// RelayMillis is the connection to the relay and its identify, before
 	// the clock starts.
-	RelayMillis   float64 `json:"relayMillis"`
+	RelayMillis float64 `json:"relayMillis"`
+	// RelayedMillis is when the relayed connection to B was established
+	// (before its identify, which go-libp2p's Connect waits for).
 	RelayedMillis float64 `json:"relayedMillis"`
 	DirectMillis  float64 `json:"directMillis,omitempty"`
 	ReplyMillis   float64 `json:"replyMillis,omitempty"`
@@ -501,14 +504,25 @@ func cmdHolePunchDial(args []string) int {
 		return exitOK
 	}
 
-	// A direct (not relayed) connection to B, when it comes.
+	// The relayed connection to B (its time: Connect returns only after
+	// identify), then the direct one, when they come.
+	relayed := make(chan time.Time, 1)
 	direct := make(chan network.Conn, 1)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		if c.RemotePeer() == bID && !isCircuit(c.RemoteMultiaddr()) {
+		if c.RemotePeer() != bID {
+			return
+		}
+		ch := direct
+		if isCircuit(c.RemoteMultiaddr()) {
 			select {
-			case direct <- c:
+			case relayed <- time.Now():
 			default:
 			}
+			return
+		}
+		select {
+		case ch <- c:
+		default:
 		}
 	}})
 	sub, err := h.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed)}, eventbus.BufSize(64))
@@ -526,6 +540,17 @@ func cmdHolePunchDial(args []string) int {
 	if _, err := waitIdentify(ctx, sub, relayInfo.ID); err != nil {
 		return finish(fmt.Errorf("relay: %w", err))
 	}
+	// go-libp2p serves /libp2p/dcutr only once it has an address to send
+	// (holepunch.Service.waitForPublicAddr polls for one: 250 ms, 500 ms,
+	// 1 s...). B checks A's protocols when the relayed connection is
+	// identified, so wait for the handler before the clock starts.
+	for !slices.Contains(h.Mux().Protocols(), holepunch.Protocol) {
+		select {
+		case <-ctx.Done():
+			return finish(fmt.Errorf("DCUtR never served: no address to send (%v)", h.Addrs()))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	res.RelayMillis = millis(time.Since(t0))
 
 	start := time.Now()
@@ -533,7 +558,12 @@ func cmdHolePunchDial(args []string) int {
 	if err := h.Connect(ctx, peer.AddrInfo{ID: bID}); err != nil {
 		return finish(fmt.Errorf("connect through the relay: %w", err))
 	}
-	res.RelayedMillis = millis(time.Since(start))
+	select {
+	case at := <-relayed:
+		res.RelayedMillis = millis(at.Sub(start))
+	default:
+		return finish(errors.New("connected to B, but not through the relay"))
+	}
 
 	// Wait for the direct connection; B gives up after its third round.
 	var dc network.Conn

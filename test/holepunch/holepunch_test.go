@@ -360,10 +360,7 @@ func runCell(t *testing.T, ctx context.Context, c *cell, bins map[impl]string, r
 	for i := 0; i < c.attempts; i++ {
 		a := runAttempt(ctx, c, bins[c.a], target, b)
 		if testing.Verbose() {
-			t.Logf("%s #%d: ok=%v %.1f ms %s %s", c, i+1, a.ok, a.ms, a.transport, a.reason)
-			if !a.ok {
-				t.Logf("  A: %s\n  B: %s", a.raw, strings.Join(a.bLines, "\n     "))
-			}
+			t.Logf("%s #%d: ok=%v %.1f ms %s %s\n  A: %s\n  B: %s", c, i+1, a.ok, a.ms, a.transport, a.reason, a.raw, strings.Join(a.bLines, "\n     "))
 		}
 		res.attempts = append(res.attempts, a)
 	}
