@@ -2,6 +2,8 @@ package tachyon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/swarm"
+	"github.com/tachyon-p2p/tachyon/transport/tcp"
 )
 
 // HolePunching tunes DCUtR hole punching, which is on by default: when a
@@ -213,12 +216,34 @@ func (x hpHost) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID)
 	return x.h.NewStream(ctx, p, protos...)
 }
 
+// DialDirect dials, and also counts a direct connection the peer made to
+// us meanwhile: a SYN or QUIC Initial that got through before our own dial
+// (or punch) was ready lands on our listener, and our dial then fails
+// (tcp.ErrPortInUse: the address pair is taken by that very connection).
 func (x hpHost) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, error) {
 	c, err := x.h.swarm.DialDirect(ctx, p, addrs)
-	if err != nil {
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, tcp.ErrPortInUse) {
+		if c := x.h.swarm.DirectConn(p); c != nil {
+			return c, nil
+		}
 		return nil, err
 	}
-	return c, nil
+	// The inbound connection is still in its handshake.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c := x.h.swarm.DirectConn(p); c != nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (and no connection from the peer came in: %w)", err, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 func (x hpHost) DirectConn(p peer.ID) network.Conn {

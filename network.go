@@ -29,7 +29,18 @@ func (n hostNetwork) ConnsToPeer(p peer.ID) []network.Conn {
 }
 func (n hostNetwork) Connectedness(p peer.ID) network.Connectedness { return n.h.Connectedness(p) }
 func (n hostNetwork) ClosePeer(p peer.ID) error                     { return n.h.ClosePeer(p) }
-func (n hostNetwork) ListenAddresses() []ma.Multiaddr               { return n.h.swarm.ListenAddrs() }
+
+// ListenAddresses leaves out the relay client's /p2p-circuit: it is bound
+// to nothing, and the addresses through relays are in Host.Addrs.
+func (n hostNetwork) ListenAddresses() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range n.h.swarm.ListenAddrs() {
+		if !isCircuitListen(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 func (n hostNetwork) Listen(addrs ...ma.Multiaddr) error {
 	if err := n.h.swarm.Listen(addrs...); err != nil {

@@ -7,10 +7,10 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/transport/relayed"
 	"github.com/tachyon-p2p/tachyon/upgrader"

@@ -48,10 +48,13 @@ type Host interface {
 	// Addrs are the node's listen addresses, without /p2p/.
 	Addrs() []ma.Multiaddr
 	Connect(ctx context.Context, ai peer.AddrInfo) error
-	// NewStream opens a stream to p, reusing an existing connection.
+	// NewStream opens a stream to p, reusing an existing connection. It
+	// may use a limited (relayed) connection when ctx allows it
+	// (network.WithAllowLimitedConn).
 	NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID) (network.Stream, error)
 	// SetStreamHandler serves inbound streams of id, replacing an earlier
-	// handler. The stream is closed when handler returns.
+	// handler, on limited (relayed) connections too. The stream is closed
+	// when handler returns.
 	SetStreamHandler(id protocol.ID, handler func(network.Stream)) error
 	RemoveStreamHandler(id protocol.ID)
 	// Peers lists connected peers, each with the remote address of one
@@ -302,8 +305,11 @@ func (s *server) disconnect(c net.Conn, r *disconnectReq) error {
 func (s *server) streamOpen(c net.Conn, r *streamOpenReq) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout(r.timeout))
 	// The response names the protocol, so the peer must have agreed first
-	// (p2pd answers ERROR for a protocol the peer does not speak).
-	st, err := s.h.NewStream(network.WithEagerNegotiation(ctx), r.peer, r.protos...)
+	// (p2pd answers ERROR for a protocol the peer does not speak). The
+	// client chose the peer and the protocol, and a peer reached through a
+	// relay has only a limited connection: p2pd allows it too.
+	ctx = network.WithAllowLimitedConn(network.WithEagerNegotiation(ctx), "daemon STREAM_OPEN")
+	st, err := s.h.NewStream(ctx, r.peer, r.protos...)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("opening a %v stream to %s: %w", r.protos, r.peer, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
+	"github.com/tachyon-p2p/tachyon/protocol/circuit"
+	"github.com/tachyon-p2p/tachyon/protocol/relay"
 )
 
 const testEcho protocol.ID = "/tachyon-test/echo/1.0.0"
@@ -33,9 +36,9 @@ type fixture struct {
 	done   chan error // Serve's result
 }
 
-func newHost(t *testing.T) *tachyon.Host {
+func newHost(t *testing.T, opts ...tachyon.Option) *tachyon.Host {
 	t.Helper()
-	h, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := tachyon.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +46,22 @@ func newHost(t *testing.T) *tachyon.Host {
 	return h
 }
 
-// start runs Serve for a new host; the cleanup stops it and checks that
-// Serve returned nil. Call leakcheck.Check before it.
+var listenLoopback = tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0")
+
+// start runs Serve for a new host, with a second host beside it; the
+// cleanup stops it and checks that Serve returned nil. Call leakcheck.Check
+// before it.
 func start(t *testing.T, cfg *Config) *fixture {
 	t.Helper()
-	f := &fixture{a: newHost(t), b: newHost(t), done: make(chan error, 1)}
+	f := serve(t, newHost(t, listenLoopback), cfg)
+	f.b = newHost(t, listenLoopback)
+	return f
+}
+
+// serve runs Serve for h, as start does; the fixture has no second host.
+func serve(t *testing.T, h *tachyon.Host, cfg *Config) *fixture {
+	t.Helper()
+	f := &fixture{a: h, done: make(chan error, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -534,4 +548,71 @@ func TestShutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", f.ctl); err == nil {
 		t.Error("control listener still accepting after shutdown")
 	}
+}
+
+// TestRelay plays the @libp2p/interop relay test with tachyon on all three
+// sides: B reserves a slot on the relay R with a raw RESERVE written on a
+// STREAM_OPEN'd hop stream, A connects to B through R, and an echo runs
+// over the limited connection, opened by A's STREAM_OPEN and served through
+// B's STREAM_HANDLER.
+func TestRelay(t *testing.T) {
+	leakcheck.Check(t)
+	r := newHost(t, listenLoopback, tachyon.RelayService(relay.DefaultConfig()))
+	// A and B do not listen: they reach each other only through R.
+	a := serve(t, newHost(t), nil)
+	b := serve(t, newHost(t), nil)
+	viaRelay := func(target peer.ID) ma.Multiaddr {
+		return ma.StringCast(fmt.Sprintf("%s/p2p/%s/p2p-circuit/p2p/%s", r.Addrs()[0], r.ID(), target))
+	}
+
+	expectOK(t, b.roundTrip(t, encConnect(r.ID(), r.Addrs(), 10)))
+	hop := b.send(t, encStreamOpen(r.ID(), circuit.HopID))
+	expectOK(t, readResponse(t, hop))
+	if err := circuit.WriteHop(hop, &circuit.HopMessage{Type: circuit.HopReserve}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := circuit.ReadHop(hop)
+	if err != nil || m.Type != circuit.HopStatus || m.Status != circuit.StatusOK {
+		t.Fatalf("RESERVE answered %+v, %v; want STATUS OK", m, err)
+	}
+	hop.Close()
+
+	expectOK(t, a.roundTrip(t, encConnect(b.a.ID(), []ma.Multiaddr{viaRelay(b.a.ID())}, 10)))
+	var toB []testPeerInfo
+	for _, p := range a.roundTrip(t, encRequest(reqListPeers, 0, nil)).peers {
+		if p.id == b.a.ID() {
+			toB = append(toB, p)
+		}
+	}
+	if len(toB) != 1 {
+		t.Fatalf("LIST_PEERS has %d entries for B, want 1: %+v", len(toB), toB)
+	}
+
+	ln, addr := handlerListener(t)
+	expectOK(t, b.roundTrip(t, encStreamHandler(addr, testEcho)))
+	out := a.send(t, encStreamOpen(b.a.ID(), testEcho))
+	expectOK(t, readResponse(t, out))
+	out.Write([]byte("test"))
+	out.CloseWrite()
+	in := accept(t, ln)
+	msg, err := lp.ReadMsg(in, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si, err := decodeStreamInfo(msg); err != nil || si.peer != a.a.ID() || si.proto != string(testEcho) {
+		t.Fatalf("StreamInfo %+v, %v", si, err)
+	}
+	if got, err := io.ReadAll(in); err != nil || string(got) != "test" {
+		t.Fatalf("B's handler read %q, %v", got, err)
+	}
+	in.Write([]byte("test"))
+	in.CloseWrite()
+	if got, err := io.ReadAll(out); err != nil || string(got) != "test" {
+		t.Fatalf("A's stream read %q, %v", got, err)
+	}
+
+	// A peer without a reservation: the relay's status name reaches the
+	// client, which the suite matches.
+	c := testPeer(t)
+	expectError(t, a.roundTrip(t, encConnect(c, []ma.Multiaddr{viaRelay(c)}, 10)), "NO_RESERVATION")
 }

@@ -29,8 +29,10 @@ func (t tachyonHost) NewStream(ctx context.Context, p peer.ID, protos ...protoco
 	return t.h.NewStream(ctx, p, protos...)
 }
 
+// SetStreamHandler serves limited connections too: a client registering a
+// handler expects it to see peers that reach the node through a relay.
 func (t tachyonHost) SetStreamHandler(id protocol.ID, handler func(network.Stream)) error {
-	return t.h.SetStreamHandler(id, handler)
+	return t.h.SetStreamHandler(id, handler, tachyon.AllowLimitedConns())
 }
 
 func (t tachyonHost) RemoveStreamHandler(id protocol.ID) { t.h.RemoveStreamHandler(id) }

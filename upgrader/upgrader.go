@@ -9,6 +9,16 @@
 // The muxer is taken from the handshake when both sides announced theirs
 // (TLS ALPN, Noise extensions), which saves the round trip of a second
 // negotiation.
+//
+// # Roles
+//
+// The client of an upgrade is the multistream-select initiator, the
+// security initiator (TLS client, Noise initiator) and the muxer client
+// (yamux odd stream IDs); the server takes the other side of each. Normally
+// the dialer is the client. In a TCP simultaneous open (hole punching) both
+// sockets are outbound, so the dial's context says which side is which
+// (network.WithSimultaneousConnect): the server role still verifies that
+// the peer is the one dialed, and the connection stays DirOutbound.
 package upgrader
 
 import (
@@ -55,21 +65,45 @@ type Upgrader struct {
 // Upgrade secures and multiplexes raw. For outbound connections remote must
 // be set and is verified; inbound, any peer is accepted. laddr and raddr are
 // the multiaddrs of the raw connection's ends. On error raw is closed.
+//
+// An outbound upgrade whose ctx comes from network.WithSimultaneousConnect
+// runs in the role it names (see Roles in the package doc).
 func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
-	tc, err := u.upgrade(ctx, raw, dir, remote, laddr, raddr)
+	client := isClient(ctx, dir)
+	tc, err := u.upgrade(ctx, raw, dir, client, remote, laddr, raddr)
 	if err != nil {
 		raw.Close()
-		if dir == network.DirOutbound {
+		switch {
+		case dir == network.DirInbound:
+			return nil, fmt.Errorf("upgrader: inbound upgrade from %s: %w", raddr, err)
+		case !client:
+			return nil, fmt.Errorf("upgrader: outbound upgrade (simultaneous open, as the server): %w", err)
+		default:
 			return nil, fmt.Errorf("upgrader: outbound upgrade: %w", err) // the dialer names peer and address
 		}
-		return nil, fmt.Errorf("upgrader: inbound upgrade from %s: %w", raddr, err)
 	}
 	return tc, nil
 }
 
-func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
+// isClient tells the role of this side in an upgrade: the dialer's, unless
+// an outbound dial's ctx assigns the role of a simultaneous open.
+func isClient(ctx context.Context, dir network.Direction) bool {
+	if dir != network.DirOutbound {
+		return false
+	}
+	if client, ok := network.SimultaneousConnect(ctx); ok {
+		return client
+	}
+	return true
+}
+
+func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, client bool, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
 	if len(u.Security) == 0 {
 		return nil, ErrNoSecurity
+	}
+	if dir == network.DirOutbound && !client && remote == "" {
+		// The server role would accept anyone.
+		return nil, errors.New("a simultaneous open needs the remote peer ID")
 	}
 	timeout := u.HandshakeTimeout
 	if timeout <= 0 {
@@ -86,18 +120,23 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	defer stop()
 
 	// pc is raw, or raw replaying the bytes peeked to pick the security.
-	sec, pc, err := u.negotiateSecurity(raw, dir, raddr)
+	sec, pc, err := u.negotiateSecurity(raw, client, raddr)
 	if err != nil {
 		return nil, fmt.Errorf("negotiating security: %w", err)
 	}
 	var sconn network.SecureConn
-	if dir == network.DirOutbound {
+	if client {
 		sconn, err = sec.SecureOutbound(ctx, pc, remote)
 	} else {
 		sconn, err = sec.SecureInbound(ctx, pc, remote)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s handshake: %w", sec.ID(), err)
+	}
+	if remote != "" && sconn.RemotePeer() != remote {
+		// The handshake checked it already; never trust one check.
+		sconn.Close()
+		return nil, fmt.Errorf("%s handshake: %w", sec.ID(), &network.PeerIDMismatchError{Expected: remote, Actual: sconn.RemotePeer()})
 	}
 	// Admitted before the muxer is negotiated: a refused peer costs no more.
 	var scope network.ConnScope
@@ -114,7 +153,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 			scope.Close()
 		}
 	}
-	mux, err := u.negotiateMuxer(sconn, dir)
+	mux, err := u.negotiateMuxer(sconn, client)
 	if err != nil {
 		fail()
 		return nil, fmt.Errorf("negotiating the muxer with %s: %w", sconn.RemotePeer(), err)
@@ -125,7 +164,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 		return nil, ctx.Err()
 	}
 	raw.SetDeadline(time.Time{})
-	mc, err := mux.NewConn(sconn, dir == network.DirInbound, scope)
+	mc, err := mux.NewConn(sconn, !client, scope)
 	if err != nil {
 		fail()
 		return nil, fmt.Errorf("starting %s with %s: %w", mux.ID(), sconn.RemotePeer(), err)
@@ -153,14 +192,15 @@ func (e *refusedError) Error() string {
 
 func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.err} }
 
-// negotiateSecurity picks the security protocol. An outbound dial to an
+// negotiateSecurity picks the security protocol. A client dialing an
 // address that names it (/tcp/P/tls, /tcp/P/noise) skips multistream-select
-// and its round trip. Inbound, the first byte tells the three cases apart on
-// the same port: a multistream header starts with its length 0x13, a TLS
-// record with 0x16 (handshake), a Noise first message with the high byte of
-// its 16-bit length, 0x00. The returned conn replays the peeked byte.
-func (u *Upgrader) negotiateSecurity(raw net.Conn, dir network.Direction, raddr ma.Multiaddr) (network.SecureTransport, net.Conn, error) {
-	if dir == network.DirOutbound {
+// and its round trip. On the server, the first byte tells the three cases
+// apart on the same port: a multistream header starts with its length 0x13,
+// a TLS record with 0x16 (handshake), a Noise first message with the high
+// byte of its 16-bit length, 0x00. The returned conn replays the peeked
+// byte.
+func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiaddr) (network.SecureTransport, net.Conn, error) {
+	if client {
 		if id := NamedSecurity(raddr); id != "" {
 			s := u.security(id)
 			if s == nil {
@@ -290,14 +330,14 @@ func (u *Upgrader) muxer(id protocol.ID) network.Multiplexer {
 	return nil
 }
 
-func (u *Upgrader) negotiateMuxer(sconn network.SecureConn, dir network.Direction) (network.Multiplexer, error) {
+func (u *Upgrader) negotiateMuxer(sconn network.SecureConn, client bool) (network.Multiplexer, error) {
 	if id := sconn.ConnState().Muxer; id != "" {
 		if m := u.muxer(id); m != nil {
 			return m, nil
 		}
 		return nil, fmt.Errorf("handshake agreed on muxer %s, which is not configured", id)
 	}
-	if dir == network.DirOutbound {
+	if client {
 		ids := make([]protocol.ID, len(u.Muxers))
 		for i, m := range u.Muxers {
 			ids[i] = m.ID()

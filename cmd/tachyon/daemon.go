@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/daemon"
+	"github.com/tachyon-p2p/tachyon/protocol/relay"
 )
 
 // errUnsupported marks p2pd features that tachyon daemon refuses at start.
@@ -53,7 +55,7 @@ func parseDaemonFlags(args []string) (*daemonFlags, error) {
 	fs.BoolVar(&f.plaintext, "plaintext", false, "offer plaintext (insecure; tests only)")
 	fs.StringVar(&f.muxer, "muxer", "yamux", "stream muxer: yamux")
 	fs.StringVar(&f.id, "id", "", "identity key file (libp2p protobuf PrivateKey)")
-	fs.BoolVar(&f.relay, "relay", false, "act as a circuit relay (unsupported)")
+	fs.BoolVar(&f.relay, "relay", false, "act as a circuit relay v2 relay (hop), with go-libp2p's default limits")
 	fs.BoolVar(&f.dht, "dht", false, "run the DHT (unsupported)")
 	fs.BoolVar(&f.dhtClient, "dhtClient", false, "run the DHT in client mode (unsupported)")
 	fs.BoolVar(&f.dhtServer, "dhtServer", false, "run the DHT in server mode (unsupported)")
@@ -73,8 +75,6 @@ func parseDaemonFlags(args []string) (*daemonFlags, error) {
 // do yet.
 func (f *daemonFlags) options() ([]tachyon.Option, error) {
 	switch {
-	case f.relay:
-		return nil, fmt.Errorf("-relay: circuit relay is %w", errUnsupported)
 	case f.dht || f.dhtClient || f.dhtServer:
 		return nil, fmt.Errorf("-dht/-dhtClient/-dhtServer: the Kademlia DHT is %w", errUnsupported)
 	case f.pubsub:
@@ -121,6 +121,9 @@ func (f *daemonFlags) options() ([]tachyon.Option, error) {
 		}
 		opts = append(opts, tachyon.Identity(k))
 	}
+	if f.relay {
+		opts = append(opts, tachyon.RelayService(relay.DefaultConfig()))
+	}
 	return opts, nil
 }
 
@@ -139,7 +142,8 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usagef("-listen %q: %w", f.listen, err)
 	}
-	h, err := tachyon.New(append(opts, f.logLevel.option(stderr))...)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel.Level}))
+	h, err := tachyon.New(append(opts, tachyon.Logger(log))...)
 	if err != nil {
 		return listenHint(err)
 	}
@@ -154,7 +158,10 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(&b, a)
 	}
 	io.WriteString(stdout, b.String())
-	if err := daemon.Serve(ctx, ln, daemon.TachyonHost(h), nil); err != nil {
+	// Failed requests are logged at debug: their ERROR goes to a client
+	// (a test suite) that may not show it.
+	cfg := &daemon.Config{Logger: log.With("component", "daemon")}
+	if err := daemon.Serve(ctx, ln, daemon.TachyonHost(h), cfg); err != nil {
 		return err
 	}
 	return h.Close()

@@ -14,11 +14,13 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/pb"
+	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 )
 
 func TestDaemonRefusesAtStart(t *testing.T) {
@@ -31,7 +33,6 @@ func TestDaemonRefusesAtStart(t *testing.T) {
 	}{
 		{[]string{"-muxer=mplex"}, 1, "mplex is not supported by tachyon daemon"},
 		{[]string{"-muxer=spdy"}, 2, "unknown muxer"},
-		{[]string{"-relay"}, 1, "circuit relay is not supported"},
 		{[]string{"-dhtServer"}, 1, "DHT is not supported"},
 		{[]string{"-dht=true"}, 1, "DHT is not supported"},
 		{[]string{"-pubsub", "-pubsubRouter=floodsub"}, 1, "pubsub is not supported"},
@@ -197,5 +198,39 @@ func TestDaemonNoListenAddrs(t *testing.T) {
 	}
 	if _, err := net.Dial("unix", sock); err == nil {
 		t.Error("unix control socket still accepting after stop")
+	}
+}
+
+// TestDaemonRelay: with -relay the daemon's node is a circuit relay, which
+// grants a reservation.
+func TestDaemonRelay(t *testing.T) {
+	leakcheck.Check(t)
+	ctl, _, stop := startDaemon(t, "-hostAddrs=/ip4/127.0.0.1/tcp/0", "-relay")
+	id, addrs := identify(t, ctl)
+	h, err := tachyon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, id, circuit.HopID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := circuit.WriteHop(s, &circuit.HopMessage{Type: circuit.HopReserve}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := circuit.ReadHop(s)
+	if err != nil || m.Type != circuit.HopStatus || m.Status != circuit.StatusOK || m.Reservation == nil {
+		t.Fatalf("RESERVE answered %+v, %v; want STATUS OK with a reservation", m, err)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit code %d", code)
 	}
 }

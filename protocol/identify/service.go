@@ -151,7 +151,13 @@ func (s *Service) message(observed ma.Multiaddr) *Message {
 	// Trim the addresses first, so the signed record lists the same ones as
 	// the message and the record is not the part Marshal has to drop.
 	m.ListenAddrs = addrs[:fitAddrs(m, key)]
-	m.SignedPeerRecord = s.signedRecord(m.ListenAddrs, key)
+	// A record without addresses is worse than none: js-libp2p lets a
+	// signed record replace the addresses it knows for us (such as the
+	// relay address it reached us on), and sends none itself when it has
+	// no address.
+	if len(m.ListenAddrs) > 0 {
+		m.SignedPeerRecord = s.signedRecord(m.ListenAddrs, key)
+	}
 	return m
 }
 

@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 )
 
 var errClosed = errors.New("relay: service closed")

@@ -11,12 +11,12 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/logs/logtest"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 )
 
 // testTimeout bounds every wait of a test.

@@ -2,9 +2,9 @@ package interop
 
 // This file runs the published @libp2p/interop daemon suite (14.x) with
 // `tachyon daemon` in the suite's 'go' slot and js-libp2p daemons in the
-// 'js' slot; the runner is the npm project in interop/p2pd. Only the
-// connect (tcp) and streams groups run: the relay, dht and pubsub groups
-// need features tachyon does not have yet (see COMPATIBILITY.md).
+// 'js' slot; the runner is the npm project in interop/p2pd. The connect
+// (tcp), streams and relay groups run; the dht and pubsub groups need
+// features tachyon does not have yet (see COMPATIBILITY.md).
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,20 +25,23 @@ import (
 
 const (
 	// p2pdGrep selects the tests of the connect (tcp) and streams groups
-	// that have tachyon in the 'go' slot.
-	p2pdGrep    = `^connection\.tcp (go peer to js|js peer to go) peer over tcp$|echo (go sender to js|js sender to go) listener$`
+	// that have tachyon in the 'go' slot, and the whole relay group (its
+	// js-js-js pair checks the runner's js nodes at a cost of about 1 s).
+	p2pdGrep    = `^connection\.tcp (go peer to js|js peer to go) peer over tcp$|echo (go sender to js|js sender to go) listener$|^(go|js) to (go|js) over relay (go|js) (connects|fails to connect without a reservation)$`
 	npmLimit    = 10 * time.Minute
 	mochaLimit  = 5 * time.Minute
 	p2pdBinName = "tachyon"
 )
 
-// p2pdExpected lists the 38 test titles p2pdGrep selects: connect over tcp
-// both ways (2), and echo for keys {ed25519, rsa, secp256k1} x directions
+// p2pdSelected lists the 54 test titles p2pdGrep selects: connect over tcp
+// both ways (2); echo for keys {ed25519, rsa, secp256k1} x directions
 // {go->js, js->go} x encryption {noise, tls, plaintext} x muxer {mplex,
-// yamux} (36). The muxer is only part of the name: the suite never passes
-// it to the daemons, so every echo test runs on yamux.
-func p2pdExpected() []string {
-	want := []string{
+// yamux} (36); and relay, A, B and the relay each go or js, x {connects,
+// fails without a reservation} (16). The muxer is only part of the echo
+// test names: the suite never passes it to the daemons, so every echo test
+// runs on yamux.
+func p2pdSelected() []string {
+	sel := []string{
 		"connection.tcp go peer to js peer over tcp",
 		"connection.tcp js peer to go peer over tcp",
 	}
@@ -45,14 +49,30 @@ func p2pdExpected() []string {
 		for _, enc := range []string{"noise", "tls", "plaintext"} {
 			for _, mux := range []string{"mplex", "yamux"} {
 				for _, dir := range []string{"go sender to js listener", "js sender to go listener"} {
-					want = append(want, fmt.Sprintf("%s/%s/%s echo %s", key, enc, mux, dir))
+					sel = append(sel, fmt.Sprintf("%s/%s/%s echo %s", key, enc, mux, dir))
 				}
 			}
 		}
 	}
-	slices.Sort(want)
-	return want
+	types := []string{"go", "js"}
+	for _, a := range types {
+		for _, b := range types {
+			for _, r := range types {
+				for _, test := range []string{"connects", "fails to connect without a reservation"} {
+					sel = append(sel, fmt.Sprintf("%s to %s over relay %s %s", a, b, r, test))
+				}
+			}
+		}
+	}
+	slices.Sort(sel)
+	return sel
 }
+
+// p2pdKnownFailures are selected tests that fail because of a bug outside
+// the daemon, each with a text its failure must contain. Fix the bug, then
+// remove the entry: a known failure that passes fails the test.
+//
+var p2pdKnownFailures = map[string]string{}
 
 // mochaReport is the part of mocha's json reporter output we read.
 type mochaReport struct {
@@ -141,6 +161,10 @@ func TestP2PDSuite(t *testing.T) {
 		t.Fatalf("mocha report: %v\n%s", jerr, out)
 	}
 	for _, f := range r.Failures {
+		if want, ok := p2pdKnownFailures[f.FullTitle]; ok && strings.Contains(f.Err.Message, want) {
+			t.Logf("known failure %s: %s", f.FullTitle, f.Err.Message)
+			continue
+		}
 		t.Errorf("FAIL %s: %s", f.FullTitle, f.Err.Message)
 	}
 	for _, p := range r.Pending {
@@ -149,18 +173,25 @@ func TestP2PDSuite(t *testing.T) {
 	if err != nil && r.Stats.Failures == 0 {
 		t.Errorf("mocha exited with %v although it reports no failure:\n%s", err, out)
 	}
-	var passed []string
+	var passed, want []string
 	for _, p := range r.Passes {
 		passed = append(passed, p.FullTitle)
+		if _, ok := p2pdKnownFailures[p.FullTitle]; ok {
+			t.Errorf("known failure %s passes now: remove it from p2pdKnownFailures", p.FullTitle)
+		}
 	}
 	slices.Sort(passed)
-	want := p2pdExpected()
+	for _, title := range p2pdSelected() {
+		if _, ok := p2pdKnownFailures[title]; !ok {
+			want = append(want, title)
+		}
+	}
 	if !slices.Equal(passed, want) {
 		t.Errorf("passing tests:\n%q\nwant (%d):\n%q", passed, len(want), want)
 	}
 	t.Logf("@libp2p/interop: %d passing, %d failing, %d pending (of %d selected)", r.Stats.Passes, r.Stats.Failures, r.Stats.Pending, r.Stats.Tests)
-	if r.Stats.Passes != 38 || r.Stats.Failures != 0 || r.Stats.Pending != 0 {
-		t.Errorf("stats %+v, want 38 passing, 0 failing, 0 pending", r.Stats)
+	if r.Stats.Tests != len(p2pdSelected()) || r.Stats.Passes != len(want) || r.Stats.Failures != len(p2pdKnownFailures) || r.Stats.Pending != 0 {
+		t.Errorf("stats %+v, want %d selected: %d passing, %d known failures, 0 pending", r.Stats, len(p2pdSelected()), len(want), len(p2pdKnownFailures))
 	}
 	if t.Failed() {
 		t.Logf("mocha output:\n%s", out)

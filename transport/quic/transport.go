@@ -55,7 +55,10 @@ type Transport struct {
 	cfg     Config
 }
 
-var _ network.Transport = (*Transport)(nil)
+var (
+	_ network.Transport   = (*Transport)(nil)
+	_ network.HolePuncher = (*Transport)(nil)
+)
 
 // New returns a QUIC transport authenticating as key, on sockets from mux.
 func New(key crypto.PrivKey, mux *udpmux.Mux, cfg *Config) (*Transport, error) {
@@ -95,7 +98,15 @@ func (t *Transport) CanListen(addr ma.Multiaddr) bool {
 
 // Dial connects to p at addr and verifies that the server's certificate
 // authenticates p.
+//
+// In a hole punch, the side whose ctx comes from
+// network.WithSimultaneousConnect(ctx, false) is the server and does not
+// dial: Dial is then HolePunch, as in go-libp2p, so that a caller can treat
+// TCP and QUIC alike. The client side dials as usual.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	if isClient, ok := network.SimultaneousConnect(ctx); ok && !isClient {
+		return t.HolePunch(ctx, addr, p)
+	}
 	if p == "" {
 		return nil, fmt.Errorf("quic: dial %s: the remote peer ID is required", addr)
 	}
@@ -112,7 +123,12 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	defer cancel()
 	ctx, refused := context.WithCancelCause(ctx)
 	defer refused(nil)
-	stopProbe := probeUnreachable(raddr, refused)
+	stopProbe := func() {}
+	if _, holePunch := network.SimultaneousConnect(ctx); !holePunch {
+		// The peer's NAT has no mapping for the probe's port, and may
+		// answer it with an ICMP error while our punched dial gets in.
+		stopProbe = probeUnreachable(raddr, refused)
+	}
 	qc, err := t.mux.Dial(ctx, raddr, conf)
 	stopProbe()
 	if err != nil {
@@ -133,17 +149,78 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	return c, nil
 }
 
-// newConn authenticates the peer of a handshaken connection from its
-// certificate chain.
-func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error) {
+// HolePunch is the QUIC part of a DCUtR hole punch for the peer that does
+// not dial (B, the DCUtR initiator). From our listening socket of raddr's
+// address family it sends raddr datagrams (random bytes, every 10-200 ms,
+// see udpmux.Mux.HolePunch) that open our NAT to it, and returns the
+// connection peer p then makes to that socket: authenticated, admitted by
+// the ResourceManager and set up as Dial's, with Direction DirOutbound, as
+// we asked for it. The listener never sees that connection. The punch
+// needs a Listen on that address family first.
+//
+// It fails when ctx, bounded by Config.DialTimeout, ends first. No
+// goroutine outlives the call.
+func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	if p == "" {
+		return nil, fmt.Errorf("quic: hole punch to %s: the remote peer ID is required", raddr)
+	}
+	if !t.CanDial(raddr) {
+		return nil, fmt.Errorf("quic: cannot hole punch to %s", raddr)
+	}
+	ap, _, _ := ParseAddr(raddr)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	// Only p's connection will do; a NAT may show it from another port
+	// than raddr's.
+	claim := func(qc *quic.Conn) bool {
+		_, id, err := peerOf(qc)
+		return err == nil && id == p
+	}
+	qc, err := t.mux.HolePunch(ctx, ap, udpmux.ALPNLibp2p, claim)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("quic: hole punch to %s for %s: no connection from the peer within %s: %w",
+				raddr, p, time.Since(start).Round(time.Millisecond), err)
+		}
+		return nil, fmt.Errorf("quic: hole punch to %s for %s: %w", raddr, p, err)
+	}
+	c, err := t.newConn(qc, network.DirOutbound)
+	if err != nil {
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("quic: hole punch to %s for %s: %w", raddr, p, err)
+	}
+	if c.remotePeer != p { // the claim checked it already; never trust one check
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("quic: hole punch to %s: %w", raddr, &network.PeerIDMismatchError{Expected: p, Actual: c.remotePeer})
+	}
+	if err := t.admit(c); err != nil {
+		return nil, fmt.Errorf("quic: hole punch to %s for %s: %w", raddr, p, err)
+	}
+	return c, nil
+}
+
+// peerOf reads the host key and peer ID of a handshaken connection from
+// the peer's certificate chain.
+func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	st := qc.ConnectionState().TLS
 	pub, err := tls.PubKeyFromCertChain(st.PeerCertificates)
 	if err != nil {
-		return nil, fmt.Errorf("reading peer certificate: %w", err)
+		return nil, "", fmt.Errorf("reading peer certificate: %w", err)
 	}
 	id, err := peer.IDFromPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("deriving peer ID: %w", err)
+		return nil, "", fmt.Errorf("deriving peer ID: %w", err)
+	}
+	return pub, id, nil
+}
+
+// newConn authenticates the peer of a handshaken connection from its
+// certificate chain.
+func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error) {
+	pub, id, err := peerOf(qc)
+	if err != nil {
+		return nil, err
 	}
 	return &Conn{
 		qc:         qc,
@@ -301,8 +378,7 @@ var probeSchedule = []time.Duration{0, 200 * time.Millisecond, time.Second, 3 * 
 // unreachable", the next read on the socket fails with ECONNREFUSED, and
 // the probe cancels the dial with it as the cause. No answer, or any other
 // outcome, changes nothing. (A NAT that refuses datagrams from unknown
-// sources could refuse the probe; a hole-punching dial, which tachyon does
-// not make, would have to skip it.)
+// sources could refuse the probe, so a hole-punching dial skips it.)
 //
 // stop ends the probe and waits for its goroutine.
 func probeUnreachable(raddr netip.AddrPort, refused context.CancelCauseFunc) (stop func()) {

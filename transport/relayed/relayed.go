@@ -21,11 +21,11 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 )
 
 // Name is the transport's name in ConnState.

@@ -12,9 +12,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 )
 
 // Reservation is a slot held on a relay: while it lasts, the relay accepts

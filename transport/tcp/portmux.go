@@ -129,6 +129,11 @@ type PortMuxConfig struct {
 	// Log receives connections dropped while they are classified (Debug)
 	// and sockets that stop on an accept error (Warn). Nil discards.
 	Log *slog.Logger
+	// NoPortReuse binds listening sockets without SO_REUSEPORT, so that no
+	// dial can leave from their ports (see reuse.go). By default (on Linux
+	// and macOS) dials of the TCP transport leave from the listening port,
+	// which NATs and hole punching need.
+	NoPortReuse bool
 }
 
 // PortMux shares listening sockets between transports. Give the same
@@ -196,8 +201,14 @@ func (m *PortMux) Listen(network, address string, k Kind) (*Listener, error) {
 		return l, nil
 	}
 
-	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
-	nl, err := lc.Listen(context.Background(), network, address)
+	reuse := reusePortSupported && !m.cfg.NoPortReuse
+	var nl net.Listener
+	if reuse {
+		nl, err = listenShared(network, address)
+	} else {
+		lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+		nl, err = lc.Listen(context.Background(), network, address)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", address, err)
 	}
@@ -208,6 +219,7 @@ func (m *PortMux) Listen(network, address string, k Kind) (*Listener, error) {
 		m:         m,
 		key:       key,
 		nl:        nl,
+		reuse:     reuse,
 		ctx:       ctx,
 		cancel:    cancel,
 		gate:      newGate(m.cfg.Resources, m.cfg.MaxPendingSniffs, m.cfg.MaxPendingPerIP),
@@ -251,6 +263,7 @@ type socket struct {
 	m        *PortMux
 	key      sockKey
 	nl       net.Listener
+	reuse    bool // bound with SO_REUSEPORT: dials may leave from its port
 	ctx      context.Context
 	cancel   context.CancelFunc
 	gate     *gate

@@ -47,6 +47,14 @@ type Config struct {
 	// upgrades (Debug) and listeners that stop on an accept error (Warn).
 	// Nil discards.
 	Log *slog.Logger
+	// NoPortReuse makes dials leave from ephemeral ports, and the
+	// transport's own PortMux bind without SO_REUSEPORT. By default (on
+	// Linux and macOS) a dial leaves from the port of a listening socket of
+	// the PortMux, so that the address peers observe is the one we listen
+	// on, as NAT traversal and hole punching need (see reuse.go); a
+	// PortMux given above decides for its own sockets
+	// (PortMuxConfig.NoPortReuse).
+	NoPortReuse bool
 }
 
 // Transport is the TCP transport.
@@ -66,7 +74,7 @@ func New(up Upgrader, cfg *Config) *Transport {
 	}
 	t.cfg.Log = logs.Or(t.cfg.Log)
 	if t.cfg.PortMux == nil {
-		t.cfg.PortMux = NewPortMux(&PortMuxConfig{Log: t.cfg.Log, Resources: t.cfg.Resources, MaxPendingSniffs: t.cfg.MaxPendingUpgrades})
+		t.cfg.PortMux = NewPortMux(&PortMuxConfig{Log: t.cfg.Log, Resources: t.cfg.Resources, MaxPendingSniffs: t.cfg.MaxPendingUpgrades, NoPortReuse: t.cfg.NoPortReuse})
 	}
 	return t
 }
@@ -105,17 +113,33 @@ func isIPTCP(addr ma.Multiaddr) bool {
 	return addr[1].Code() == ma.P_TCP
 }
 
-// Dial connects to p at addr.
+// Dial connects to p at addr. It leaves from the port of a listening
+// socket of the same address family when there is one (unless
+// Config.NoPortReuse), else from an ephemeral port.
+//
+// Hole punching: when ctx comes from network.WithSimultaneousConnect, both
+// peers dial each other at once from their listening ports, the crossing
+// SYNs make one TCP connection (simultaneous open), and the upgrade runs in
+// the role ctx names (see package upgrader); the connection is DirOutbound
+// on both sides. Such a dial never falls back to an ephemeral port: when
+// the peer's SYN reached our listener first, that listener accepts an
+// inbound connection from the peer on the same 4-tuple, and the dial fails
+// at once with ErrPortInUse.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
 	if !t.CanDial(addr) {
 		return nil, fmt.Errorf("tcp: cannot dial %s", addr)
 	}
-	network, host, err := manet.DialArgs(addr[:2])
+	nw, host, err := manet.DialArgs(addr[:2])
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
 	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	raw, err := d.DialContext(ctx, network, host)
+	var raw net.Conn
+	if t.cfg.NoPortReuse {
+		raw, err = d.DialContext(ctx, nw, host)
+	} else {
+		raw, err = t.cfg.PortMux.Dial(ctx, d, nw, host)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
@@ -124,6 +148,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 		raw.Close()
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
+	// ctx carries the simultaneous-open role to the upgrader.
 	return t.up.Upgrade(ctx, raw, network2dir(true), p, laddr, addr)
 }
 

@@ -72,6 +72,13 @@
 // kernel picking the socket of each datagram with a reuseport BPF program
 // on its first byte. nonquic.go says why not quic-go's ReadNonQUICPacket.
 // Nothing in the QUIC path changes.
+//
+// # Hole punching
+//
+// HolePunch (punch.go) sends hole-punching datagrams from a listening
+// socket on the caller's goroutine and takes the connection of the peer it
+// waits for out of the accept path, once its handshake completed, before a
+// Listen consumer gets it.
 package udpmux
 
 import (
@@ -207,6 +214,7 @@ type socket struct {
 	// Guarded by Mux.mu.
 	consumers map[string]*Listener // by ALPN
 	nonQUIC   *nonQUICConn
+	punches   map[*punch]struct{}      // hole punches waiting for their connection
 	pending   map[*quic.Conn]*Listener // in handshake, for a Listen consumer
 	loopDone  chan struct{}            // closed when the accept loop returns; nil before the first consumer
 	conns     int                      // open connections using this socket
@@ -337,6 +345,7 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort, listening bool) (*socket, er
 		closed:    make(chan struct{}),
 		consumers: map[string]*Listener{},
 		pending:   map[*quic.Conn]*Listener{},
+		punches:   map[*punch]struct{}{},
 	}
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	s.tr = &quic.Transport{
@@ -497,9 +506,14 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 	if l.early {
 		return
 	}
+	p := s.claimant(c, l.alpn)
 	s.m.mu.Lock()
 	_, ok := s.pending[c]
 	delete(s.pending, c)
+	if ok && p != nil && s.handToPunchLocked(p, c) {
+		s.m.mu.Unlock()
+		return
+	}
 	queued := ok && s.consumers[l.alpn] == l && s.deliverLocked(l, c)
 	s.m.mu.Unlock()
 	if !queued {

@@ -121,8 +121,18 @@ func (s *Stream) Write(p []byte) (int, error) {
 
 // Close sends FIN and stops reading.
 func (s *Stream) Close() error {
-	s.s.CancelRead(0)
+	s.cancelRead()
 	return s.s.Close()
+}
+
+// cancelRead stops reading, also waking a Read that webtransport-go holds
+// after the peer said its session is gone (WT_SESSION_GONE): that Read
+// waits for the session to close or for the read deadline, and CancelRead
+// alone does neither, so an identify stream reset on Host.Close stayed
+// blocked for ever when the session's close never came.
+func (s *Stream) cancelRead() {
+	s.s.CancelRead(0)
+	s.s.SetReadDeadline(time.Unix(1, 0))
 }
 
 // CloseWrite sends FIN.
@@ -130,14 +140,14 @@ func (s *Stream) CloseWrite() error { return s.s.Close() }
 
 // CloseRead stops reading (STOP_SENDING).
 func (s *Stream) CloseRead() error {
-	s.s.CancelRead(0)
+	s.cancelRead()
 	return nil
 }
 
 // Reset aborts both directions with code 0.
 func (s *Stream) Reset() error {
 	s.s.CancelWrite(0)
-	s.s.CancelRead(0)
+	s.cancelRead()
 	return nil
 }
 
