@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -34,6 +35,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,7 @@ type hpConfig struct {
 	transport      string // "tcp", "quic-v1" or "" (both)
 	keySeed        string
 	publicPrefixes string
+	noRateLimit    bool
 	obsThreshold   int
 }
 
@@ -62,6 +65,8 @@ func hpFlags(name string, c *hpConfig) *flag.FlagSet {
 	fs.StringVar(&c.keySeed, "key-seed", "", "32-byte ed25519 seed as 64 hex characters (default: random identity)")
 	fs.StringVar(&c.publicPrefixes, "public-prefixes", "",
 		"comma-separated CIDRs inside private ranges to treat as public, such as the testbed's core links, which stand for the Internet (see README.md)")
+	fs.BoolVar(&c.noRateLimit, "no-conn-rate-limit", false,
+		"turn off the resource manager's rate limit of new connections per IP (0.2/s, burst 16 per IPv4 /32), which a test repeating attempts from one address runs into (see README.md)")
 	fs.IntVar(&c.obsThreshold, "observed-addr-threshold", 0,
 		"observers needed before identify advertises an observed address (go-libp2p's observedaddrs.ActivationThresh, default 4)")
 	return fs
@@ -191,6 +196,17 @@ func (c *hpConfig) hostOptions() ([]libp2p.Option, error) {
 			return nil, err
 		}
 		opts = append(opts, libp2p.Identity(sk))
+	}
+	if c.noRateLimit {
+		// go-libp2p's default resource manager (defaults.go
+		// DefaultResourceManager) without its connection rate limiter.
+		limits := rcmgr.DefaultLimits
+		libp2p.SetDefaultServiceLimits(&limits)
+		rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), rcmgr.WithConnRateLimiters(&rate.Limiter{}))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, libp2p.ResourceManager(rm))
 	}
 	return opts, nil
 }

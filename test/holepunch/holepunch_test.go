@@ -234,7 +234,7 @@ func TestHolePunch(t *testing.T) {
 	rIP := rh.IPv4().String()
 	tRelay := startDaemon(t, ctx, rh, "tachyon relay", tachyonBin, "node", "--relay-service", "--reachability", "public", "--no-holepunch",
 		"--listen", "/ip4/"+rIP+"/tcp/4001", "--listen", "/ip4/"+rIP+"/udp/4001/quic-v1")
-	gRelay := startDaemon(t, ctx, rh, "go relay", goBin, "relay", "--public-prefixes", publicPrefixes,
+	gRelay := startDaemon(t, ctx, rh, "go relay", goBin, "relay", "--public-prefixes", publicPrefixes, "--no-conn-rate-limit",
 		"--listen", "/ip4/"+rIP+"/tcp/4002", "--listen", "/ip4/"+rIP+"/udp/4002/quic-v1")
 	relayAddr := map[impl]map[string]string{}
 	for im, d := range map[impl]*daemon{tachyonImpl: tRelay, goImpl: gRelay} {
@@ -343,7 +343,7 @@ func runCell(t *testing.T, ctx context.Context, c *cell, bins map[impl]string, r
 			"--reachability", "private", "--holepunch-private-addrs")
 	} else {
 		b = startDaemon(t, ctx, c.pair.hb, "go B", bins[goImpl], "holepunch-listen", "--transport", c.transport, "--listen", listen,
-			"--relay", relay, "--public-prefixes", publicPrefixes)
+			"--relay", relay, "--public-prefixes", publicPrefixes, "--no-conn-rate-limit")
 	}
 	defer b.stop()
 	first, err := b.waitLine(20*time.Second, "/p2p/")
@@ -390,7 +390,7 @@ func runAttempt(ctx context.Context, c *cell, bin, target string, b *daemon) att
 	if c.a == tachyonImpl {
 		cmd = c.pair.ha.Command(actx, bin, "punch", target, "--transport", c.transport, "--holepunch-private-addrs", "--timeout", punchTimeout)
 	} else {
-		cmd = c.pair.ha.Command(actx, bin, "holepunch-dial", target, "--transport", c.transport, "--public-prefixes", publicPrefixes, "--timeout", punchTimeout)
+		cmd = c.pair.ha.Command(actx, bin, "holepunch-dial", target, "--transport", c.transport, "--public-prefixes", publicPrefixes, "--no-conn-rate-limit", "--timeout", punchTimeout)
 	}
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
