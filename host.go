@@ -484,6 +484,9 @@ func (h *Host) Close() error {
 		if h.relaySvc != nil {
 			h.relaySvc.Close() // resets the circuits, which live on handler goroutines
 		}
+		if h.hp != nil {
+			h.hp.Close() // ends the hole punches answered on handler goroutines
+		}
 		h.swarm.Close()
 		h.wg.Wait()
 		h.bus.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -17,9 +18,11 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
+	"github.com/tachyon-p2p/tachyon/mss"
 )
 
-// StreamTimeout bounds one CONNECT/SYNC exchange (go-libp2p's value).
+// StreamTimeout bounds one CONNECT/SYNC exchange by default (go-libp2p's
+// value).
 const StreamTimeout = time.Minute
 
 // Host is what the service needs from the host.
@@ -45,10 +48,14 @@ type Config struct {
 	// addresses too. For tests on emulated networks and for LANs: by
 	// default only public addresses are exchanged, as the spec asks.
 	AllowPrivateAddrs bool
-	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3.
+	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3, as
+	// the spec asks; every third round swaps the roles (see clientRole).
 	Attempts int
 	// DialTimeout bounds the direct dial of one round. Default 5 s.
 	DialTimeout time.Duration
+	// StreamTimeout bounds one CONNECT/SYNC exchange, on both sides.
+	// Default StreamTimeout.
+	StreamTimeout time.Duration
 	// OnEvent is told the outcome of every attempt, from the goroutine
 	// that made it; it must not block.
 	OnEvent func(Event)
@@ -97,6 +104,7 @@ const (
 	ReasonTimeout       = "timeout: no packet got through (symmetric NAT, or a firewall)"
 	ReasonDialError     = "dial error"
 	ReasonNotSupported  = "the peer does not speak DCUtR"
+	ReasonNoStream      = "no stream over the relayed connection"
 	ReasonAlreadyDirect = "already connected directly"
 )
 
@@ -106,8 +114,12 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 
+	// ctx ends with Close: it bounds what A's side does after a round.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
-	running map[peer.ID]bool       // initiator rounds in flight
+	running map[peer.ID]bool        // initiator rounds in flight
 	recent  map[peer.ID][]time.Time // responder: when each peer's rounds began
 }
 
@@ -120,19 +132,37 @@ func New(h Host, cfg Config) *Service {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	return &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = StreamTimeout
+	}
+	s := &Service{h: h, cfg: cfg, log: logs.Or(cfg.Log), running: make(map[peer.ID]bool), recent: make(map[peer.ID][]time.Time)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Close ends the exchanges and dials HandleStream is running, at once, so
+// that a host closing does not wait for them. DirectConnect follows its
+// caller's context.
+func (s *Service) Close() error {
+	s.cancel()
+	return nil
 }
 
 // Usable keeps the addresses worth sending or dialing: no relayed ones, no
-// loopback or link-local, and public ones only unless private ones are
-// allowed.
+// loopback, unspecified, link-local or multicast ones, and public ones only
+// unless private ones are allowed. It strips /p2p and drops duplicates.
 func (s *Service) Usable(addrs []ma.Multiaddr) []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, a := range addrs {
 		if len(a) == 0 || slices.ContainsFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT }) {
 			continue
 		}
-		if manet.IsIPLoopback(a) || manet.IsIP6LinkLocal(a) || manet.IsIPUnspecified(a) {
+		if manet.IsIPLoopback(a) || manet.IsIPUnspecified(a) {
+			continue
+		}
+		// Link-local and multicast addresses (IPv4 ones too, which
+		// AllowPrivateAddrs would let through) reach no one beyond the link.
+		if ip, err := manet.ToIP(a); err == nil && (ip.IsLinkLocalUnicast() || ip.IsMulticast()) {
 			continue
 		}
 		if !s.cfg.AllowPrivateAddrs && !manet.IsPublicAddr(a) {
@@ -184,16 +214,14 @@ func (s *Service) DirectConnect(ctx context.Context, p peer.ID) (network.Conn, e
 
 	if theirs := s.Usable(s.h.PeerAddrs(p)); len(theirs) > 0 {
 		start := time.Now()
-		dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "connection reversal"), s.cfg.DialTimeout)
-		c, err := s.h.DialDirect(dctx, p, theirs)
-		cancel()
+		c, reason, err := s.dial(network.WithForceDirectDial(ctx, "connection reversal"), p, theirs)
 		e := Event{Peer: p, Side: SideInitiator, Attempt: 0, Addrs: theirs, Took: time.Since(start)}
 		if err == nil {
 			e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 			s.emit(e)
 			return c, nil
 		}
-		e.Reason, e.Err = ReasonDialError, err
+		e.Reason, e.Err = reason, err
 		s.emit(e)
 	}
 	var last error
@@ -206,13 +234,14 @@ func (s *Service) DirectConnect(ctx context.Context, p peer.ID) (network.Conn, e
 		if c != nil {
 			return c, nil
 		}
-		last = e.Err
-		if last == nil {
-			last = errors.New(e.Reason)
+		last = errors.New(e.Reason)
+		if e.Err != nil {
+			last = fmt.Errorf("%s: %w", e.Reason, e.Err)
 		}
 		switch e.Reason {
-		case ReasonNoOwnAddrs, ReasonNoPeerAddrs, ReasonNotSupported:
-			return nil, fmt.Errorf("%w with %s: %s", ErrFailed, p, e.Reason)
+		case ReasonNoOwnAddrs, ReasonNoPeerAddrs, ReasonNotSupported, ReasonNoStream:
+			// Another round would fail the same way.
+			return nil, fmt.Errorf("%w with %s: %w", ErrFailed, p, last)
 		}
 	}
 	return nil, fmt.Errorf("%w with %s after %d attempts: %w", ErrFailed, p, s.cfg.Attempts, last)
@@ -230,24 +259,26 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	if len(ours) == 0 {
 		return fail(ReasonNoOwnAddrs, nil)
 	}
-	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), StreamTimeout)
+	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), s.cfg.StreamTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(network.WithEagerNegotiation(sctx), p, ID)
 	if err != nil {
-		return fail(ReasonNotSupported, err)
+		if errors.Is(err, mss.ErrNotSupported) {
+			return fail(ReasonNotSupported, err)
+		}
+		return fail(ReasonNoStream, err)
 	}
-	theirs, rtt, err := Initiate(sctx, st, ours)
+	theirs, rtt, err := Initiate(sctx, st, ours, s.Usable)
+	e.RTT = rtt
 	if err != nil {
 		st.Reset()
+		if errors.Is(err, ErrNoAddrs) {
+			return fail(ReasonNoPeerAddrs, err)
+		}
 		return fail(ReasonProtocol, err)
 	}
 	st.Close()
-	e.RTT = rtt
-	theirs = s.Usable(theirs)
 	e.Addrs = theirs
-	if len(theirs) == 0 {
-		return fail(ReasonNoPeerAddrs, nil)
-	}
 	// SYNC is on its way: A dials when it arrives, half a round trip from
 	// now, and so do we.
 	timer := time.NewTimer(rtt / 2)
@@ -257,28 +288,34 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 		timer.Stop()
 		return fail(ReasonTimeout, ctx.Err())
 	}
-	// The spec makes A the client of the upgrade. go-libp2p before v0.41
-	// had the roles the other way round; like current go-libp2p, the last
-	// attempt swaps them so that old peers get a chance too.
-	isClient := attempt == s.cfg.Attempts && attempt > 2
-	c, err := s.punch(ctx, p, theirs, isClient)
-	e.Took = time.Since(start)
+	c, reason, err := s.punch(ctx, p, theirs, clientRole(SideInitiator, attempt))
 	if err != nil {
-		reason := ReasonDialError
-		if errors.Is(err, context.DeadlineExceeded) {
-			reason = ReasonTimeout
-		}
 		return fail(reason, err)
 	}
+	e.Took = time.Since(start)
 	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 	return c, e
 }
 
-func (s *Service) punch(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, isClient bool) (network.Conn, error) {
+// punch dials p at the agreed moment, as the client of the upgrade or not.
+func (s *Service) punch(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, isClient bool) (network.Conn, string, error) {
+	return s.dial(network.WithForceDirectDial(network.WithSimultaneousConnect(ctx, isClient), "hole punch"), p, addrs)
+}
+
+// dial dials p directly within DialTimeout and says why it failed. A dial
+// that ran out of time is a timeout whatever the transport made of it:
+// net.Dialer reports an i/o timeout, not ctx's error.
+func (s *Service) dial(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, string, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	dctx = network.WithForceDirectDial(network.WithSimultaneousConnect(dctx, isClient), "hole punch")
-	return s.h.DialDirect(dctx, p, addrs)
+	c, err := s.h.DialDirect(dctx, p, addrs)
+	switch {
+	case err == nil:
+		return c, "", nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(dctx.Err(), context.DeadlineExceeded):
+		return nil, ReasonTimeout, err
+	}
+	return nil, ReasonDialError, err
 }
 
 // HandleStream is A's side: it answers a round that B opened over the
@@ -292,41 +329,61 @@ func (s *Service) HandleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
+	if st.Conn().Direction() != network.DirOutbound {
+		// B opens the exchange on the relayed connection it accepted, which
+		// A dialed: on a connection we accepted, the roles are wrong (as
+		// go-libp2p, refuse rather than dial with a role the peer does not
+		// expect).
+		st.Reset()
+		return
+	}
 	e.Attempt = s.countRound(p, start)
-	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StreamTimeout)
 	defer cancel()
-	theirs, err := Respond(ctx, st, s.Usable(s.h.OwnAddrs()))
+	// With no address of ours, we still answer: an empty CONNECT tells B
+	// to stop, where a reset would make it try again.
+	ours := s.Usable(s.h.OwnAddrs())
+	theirs, err := Respond(ctx, st, ours, s.Usable)
 	if err != nil {
 		st.Reset()
 		e.Reason, e.Err, e.Took = ReasonProtocol, err, time.Since(start)
-		s.emit(e)
-		return
-	}
-	st.Close()
-	theirs = s.Usable(theirs)
-	e.Addrs = theirs
-	if len(theirs) == 0 {
-		e.Reason, e.Took = ReasonNoPeerAddrs, time.Since(start)
-		s.emit(e)
-		return
-	}
-	isClient := e.Attempt < 3 // see initiate: the third round swaps roles
-	c, err := s.punch(context.Background(), p, theirs, isClient)
-	e.Took = time.Since(start)
-	if err != nil {
-		e.Reason, e.Err = ReasonDialError, err
-		if errors.Is(err, context.DeadlineExceeded) {
-			e.Reason = ReasonTimeout
+		switch {
+		case errors.Is(err, ErrNoAddrs):
+			e.Reason = ReasonNoPeerAddrs
+		case len(ours) == 0:
+			e.Reason = ReasonNoOwnAddrs
 		}
 		s.emit(e)
 		return
 	}
+	st.Close()
+	e.Addrs = theirs
+	c, reason, err := s.punch(s.ctx, p, theirs, clientRole(SideResponder, e.Attempt))
+	e.Took = time.Since(start)
+	if err != nil {
+		e.Reason, e.Err = reason, err
+		s.emit(e)
+		return
+	}
+	s.forgetRounds(p)
 	e.Success, e.Transport, e.Remote = true, c.ConnState().Transport, c.RemoteMultiaddr()
 	s.emit(e)
 }
 
-// countRound numbers B's rounds with p: rounds less than a minute apart
-// belong to one DirectConnect.
+// clientRole says whether side is the client of the upgrade in round
+// attempt. The spec makes A the client and B the server; go-libp2p before
+// v0.41 had them the other way round, so, like current go-libp2p's B, every
+// third round swaps them to give old peers a chance too.
+func clientRole(side Side, attempt int) bool {
+	swapped := attempt%3 == 0
+	return (side == SideResponder) != swapped
+}
+
+// countRound guesses which of B's rounds a stream from p opens: A cannot
+// see it, as each round comes on a new stream. Rounds less than a minute
+// apart belong to one DirectConnect of B's, which makes 3 at most, so the
+// count goes 1, 2, 3 and around again; a success ends B's run, and
+// forgetRounds starts the count afresh.
 func (s *Service) countRound(p peer.ID, now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -338,7 +395,13 @@ func (s *Service) countRound(p peer.ID, now time.Time) int {
 			delete(s.recent, q)
 		}
 	}
-	return len(ts)
+	return (len(ts)-1)%3 + 1
+}
+
+func (s *Service) forgetRounds(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.recent, p)
 }
 
 func isRelayed(a ma.Multiaddr) bool {
@@ -351,10 +414,16 @@ type Stream interface {
 	SetDeadline(t time.Time) error
 }
 
+// ErrNoAddrs is wrapped by the exchanges' error when the peer sent no
+// address worth dialing.
+var ErrNoAddrs = errors.New("holepunch: the peer sent no usable address")
+
 // Initiate runs B's exchange on s: CONNECT with ours, A's CONNECT back
-// (timed: the round trip over the relay), then SYNC. It returns A's
-// addresses and the round trip.
-func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
+// (timed: the round trip over the relay), then SYNC. keep, if not nil,
+// filters A's addresses; when it leaves none, Initiate returns ErrNoAddrs
+// (and the round trip) without sending SYNC, as A would dial alone. It
+// returns A's kept addresses and the round trip.
+func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
 	stop := deadline(ctx, s)
 	defer stop()
 	start := time.Now()
@@ -369,15 +438,24 @@ func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiadd
 	if m.Type != Connect {
 		return nil, 0, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
 	}
+	theirs := m.ObsAddrs
+	if keep != nil {
+		theirs = keep(theirs)
+	}
+	if len(theirs) == 0 {
+		return nil, rtt, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
+	}
 	if err := Write(s, &Message{Type: Sync}); err != nil {
 		return nil, 0, fmt.Errorf("holepunch: sending SYNC: %w", ctxErr(ctx, err))
 	}
-	return m.ObsAddrs, rtt, nil
+	return theirs, rtt, nil
 }
 
 // Respond runs A's exchange on s: B's CONNECT, our CONNECT with ours, then
-// B's SYNC. It returns B's addresses once SYNC arrived: time to dial.
-func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr, error) {
+// B's SYNC. keep, if not nil, filters B's addresses; when it leaves none,
+// Respond returns ErrNoAddrs before answering, as there is nothing to dial.
+// It returns B's kept addresses once SYNC arrived: time to dial.
+func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, error) {
 	stop := deadline(ctx, s)
 	defer stop()
 	m, err := Read(s)
@@ -386,6 +464,13 @@ func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr
 	}
 	if m.Type != Connect {
 		return nil, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
+	}
+	theirs := m.ObsAddrs
+	if keep != nil {
+		theirs = keep(theirs)
+	}
+	if len(theirs) == 0 {
+		return nil, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
 	}
 	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
 		return nil, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
@@ -397,7 +482,7 @@ func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr) ([]ma.Multiaddr
 	if sync.Type != Sync {
 		return nil, fmt.Errorf("%w: got %s, want SYNC", ErrMalformed, sync.Type)
 	}
-	return m.ObsAddrs, nil
+	return theirs, nil
 }
 
 // deadline applies ctx's deadline and cancellation to s.
@@ -408,9 +493,14 @@ func deadline(ctx context.Context, s Stream) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
 }
 
+// ctxErr blames ctx for err when ctx ended. The stream deadline that
+// deadline set may fire a moment before ctx itself notices its own.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

@@ -71,7 +71,6 @@ func p2pdSelected() []string {
 // p2pdKnownFailures are selected tests that fail because of a bug outside
 // the daemon, each with a text its failure must contain. Fix the bug, then
 // remove the entry: a known failure that passes fails the test.
-//
 var p2pdKnownFailures = map[string]string{}
 
 // mochaReport is the part of mocha's json reporter output we read.
