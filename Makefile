@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch
 
 test: setup check vet unit fuzz
 
@@ -29,7 +29,7 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/... ./test/rtt/... ./test/adversary/...
+TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/...
 
 unit:
 	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary)
@@ -67,3 +67,11 @@ bench:
 ADVERSARY_IMPLS ?= tachyon
 soak:
 	TACHYON_ADVERSARY_SOAK=1 TACHYON_ADVERSARY_IMPLS=$(ADVERSARY_IMPLS) $(GO) test -p 1 -timeout 8h -count=1 -v ./test/adversary
+
+# Hole punching across emulated NATs, 20 attempts per cell (about 30
+# minutes); prints the table for BENCHMARKS.md ("Hole punching") and
+# writes it to HOLEPUNCH_TABLE. CI runs a reduced version in unit.
+HOLEPUNCH_ATTEMPTS ?= 20
+HOLEPUNCH_TABLE ?= /tmp/holepunch-table.md
+holepunch:
+	TACHYON_HOLEPUNCH_ATTEMPTS=$(HOLEPUNCH_ATTEMPTS) TACHYON_HOLEPUNCH_TABLE=$(HOLEPUNCH_TABLE) $(GO) test -count=1 -timeout 2h -v -run TestHolePunch ./test/holepunch

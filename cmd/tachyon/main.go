@@ -46,6 +46,7 @@ var commands = []command{
 	{"ping", "MADDR [flags]", "ping the peer at MADDR (ending in /p2p/<peer id>)", cmdPing},
 	{"id", "MADDR [flags]", "print the identify information of the peer at MADDR", cmdID},
 	{"rtt", "MADDR [flags]", "time dial + echo stream + 1-byte round trip, a new host each time (JSON)", cmdRTT},
+	{"punch", "RELAY/p2p-circuit/p2p/PEER [flags]", "connect through a relay, wait for the hole-punched direct connection, time an echo over it (JSON)", cmdPunch},
 	{"perf", "--server-address ADDR [flags]  |  tachyon perf --run-server [flags]", "libp2p perf client or server (test-plans perf contract)", cmdPerf},
 	{"demo", "[flags]", "connect two in-process nodes over every transport and security protocol", cmdDemo},
 	{"daemon", "[-listen MADDR] [p2pd flags]", "serve the p2pd control protocol (go-libp2p-daemon interop)", cmdDaemon},

@@ -71,6 +71,9 @@ const usageText = `usage:
   golibp2p-peer dial MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--pings 10] [--echo-bytes 1048576] [--timeout 30s] [--key-seed HEX32]
   golibp2p-peer perf --run-server --server-address IP:PORT
   golibp2p-peer perf --server-address IP:PORT|MADDR --transport tcp|quic-v1|webtransport|webrtc-direct --upload-bytes N --download-bytes N
+  golibp2p-peer relay [--listen MADDR]... [--transport tcp|quic-v1] [--public-prefixes CIDR,...]
+  golibp2p-peer holepunch-listen --relay MADDR [--listen MADDR]... [--transport tcp|quic-v1] [--public-prefixes CIDR,...]
+  golibp2p-peer holepunch-dial RELAY/p2p-circuit/p2p/B [--transport tcp|quic-v1] [--timeout 60s] [--public-prefixes CIDR,...]
   golibp2p-peer rtt MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--count 10] [--timeout 30s]
 `
 
@@ -95,6 +98,12 @@ func run(args []string) int {
 		return cmdRTT(args[1:])
 	case "perf":
 		return cmdPerf(args[1:])
+	case "relay":
+		return cmdRelay(args[1:])
+	case "holepunch-listen":
+		return cmdHolePunchListen(args[1:])
+	case "holepunch-dial":
+		return cmdHolePunchDial(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stderr, usageText)
 		return exitOK

@@ -1,0 +1,5 @@
+//go:build !race
+
+package holepunch
+
+const raceEnabled = false
