@@ -16,13 +16,13 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
-	"github.com/tachyon-p2p/tachyon/protocol/circuit"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 )
 

@@ -46,6 +46,7 @@ func TestHelp(t *testing.T) {
 		{"perf", []string{"-run-server", "-server-address ADDR", "-transport NAME", "-upload-bytes N", "-download-bytes N", "-security string", "-log-level LEVEL"}},
 		{"demo", []string{"-pings int", "-log-level LEVEL"}},
 		{"daemon", []string{"-listen string", "-hostAddrs string", "-id string", "-muxer string", "-log-level LEVEL"}},
+		{"punch", []string{"-listen MADDR", "-timeout duration", "-holepunch-private-addrs", "-holepunch-public-prefixes CIDRs", "-transport NAME", "-log-level LEVEL", "(default 1m0s)"}},
 		{"version", nil},
 	}
 	if len(cases) != len(commands) {

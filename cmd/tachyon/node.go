@@ -17,7 +17,6 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
-	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
@@ -36,6 +35,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var relays multiFlag
 	fl.Var(&relays, "relay", "relay `MADDR` (ending in /p2p/<relay id>) to keep a reservation on while not publicly reachable, and to advertise addresses through (repeatable)")
 	reach := fl.String("reachability", "unknown", "`public`, private or unknown: until AutoNAT measures it, a public node keeps no relay reservations")
+	hpPublic := fl.String("holepunch-public-prefixes", "", "comma-separated `CIDRs` that count as public for hole punching (emulated networks whose Internet is private address space)")
 	hpPrivate := fl.Bool("holepunch-private-addrs", false, "exchange private (RFC 1918, ULA) addresses for hole punching too, not only public ones (LANs, emulated networks)")
 	noHP := fl.Bool("no-holepunch", false, "do not try to replace relayed connections with direct ones (DCUtR)")
 	debugAddr := fl.String("debug-addr", "", "`HOST:PORT` to serve GET /debug/stats (JSON: goroutines, live heap, connections, peerstore size) and /debug/pprof/ on; keep it on loopback")
@@ -123,8 +123,12 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *noHP {
 		opts = append(opts, tachyon.NoHolePunching())
-	} else if *hpPrivate {
-		opts = append(opts, tachyon.HolePunching(holepunch.Config{AllowPrivateAddrs: true}))
+	} else if *hpPrivate || *hpPublic != "" {
+		cfg, err := holePunchConfig(*hpPrivate, *hpPublic)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, tachyon.HolePunching(cfg))
 	}
 	h, err := tachyon.New(opts...)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/event"
-	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/swarm"
 )
 
@@ -67,6 +66,7 @@ func cmdPunch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.Var(&listen, "listen", "`MADDR` to listen on (repeatable; default: TCP and QUIC on 0.0.0.0 port 0). Dials to B leave from these ports, which is what lets a NAT map them")
 	timeout := fl.Duration("timeout", time.Minute, "limit for the whole run")
 	hpPrivate := fl.Bool("holepunch-private-addrs", false, "exchange private (RFC 1918, ULA) addresses for hole punching too (LANs, emulated networks)")
+	hpPublic := fl.String("holepunch-public-prefixes", "", "comma-separated `CIDRs` that count as public for hole punching (emulated networks whose Internet is private address space)")
 	transport := fl.String("transport", "", "`NAME`, tcp or quic-v1: the only direct transport to listen and dial on (default: both)")
 	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
@@ -109,6 +109,10 @@ func cmdPunch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if relayInfo.Addrs, err = resolveAddrs(ctx, relayInfo.Addrs); err != nil {
 		return err
 	}
+	hpCfg, err := holePunchConfig(*hpPrivate, *hpPublic)
+	if err != nil {
+		return err
+	}
 
 	line := punchLine{Event: "punch", Peer: b.String(), HolePunches: []punchEvent{}}
 	print := func(err error) error {
@@ -123,7 +127,7 @@ func cmdPunch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	h, err := tachyon.New(
 		tachyon.ListenAddrStrings(listen...),
 		tachyon.Transports(ts...),
-		tachyon.HolePunching(holepunch.Config{AllowPrivateAddrs: *hpPrivate}),
+		tachyon.HolePunching(hpCfg),
 		tachyon.DialTimeout(*timeout),
 		logLvl.option(stderr),
 	)

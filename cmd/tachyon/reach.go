@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/event"
+	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/swarm"
 )
 
@@ -53,4 +56,21 @@ func reportReachability(h *tachyon.Host, w io.Writer) (stop func()) {
 		sub.Close()
 		wg.Wait()
 	}
+}
+
+// holePunchConfig is the hole punching set-up of the
+// --holepunch-private-addrs and --holepunch-public-prefixes flags.
+func holePunchConfig(private bool, prefixes string) (holepunch.Config, error) {
+	cfg := holepunch.Config{AllowPrivateAddrs: private}
+	for _, f := range strings.Split(prefixes, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return cfg, usagef("--holepunch-public-prefixes %q: %w", f, err)
+		}
+		cfg.PublicPrefixes = append(cfg.PublicPrefixes, p.Masked())
+	}
+	return cfg, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -48,6 +49,11 @@ type Config struct {
 	// addresses too. For tests on emulated networks and for LANs: by
 	// default only public addresses are exchanged, as the spec asks.
 	AllowPrivateAddrs bool
+	// PublicPrefixes count as public besides what manet.IsPublicAddr
+	// says: for emulated networks whose "Internet" is private address
+	// space while the networks behind their NATs stay private, so that
+	// only the addresses a NAT could forward are sent and dialed.
+	PublicPrefixes []netip.Prefix
 	// Attempts is how many CONNECT/SYNC rounds B tries. Default 3, as
 	// the spec asks; every third round swaps the roles (see clientRole).
 	Attempts int
@@ -165,14 +171,35 @@ func (s *Service) Usable(addrs []ma.Multiaddr) []ma.Multiaddr {
 		if ip, err := manet.ToIP(a); err == nil && (ip.IsLinkLocalUnicast() || ip.IsMulticast()) {
 			continue
 		}
-		if !s.cfg.AllowPrivateAddrs && !manet.IsPublicAddr(a) {
+		if !s.cfg.AllowPrivateAddrs && !manet.IsPublicAddr(a) && !s.inPublicPrefix(a) {
 			continue
 		}
-		if tpt, _ := peer.SplitAddr(a); len(tpt) > 0 && !slices.ContainsFunc(out, tpt.Equal) {
+		tpt, _ := peer.SplitAddr(a)
+		// One address per socket: /tcp/P/tls and /tcp/P/noise (our own
+		// forms, which name the security protocol) are /tcp/P. Dialing all
+		// three races three connections to one socket from one port, and
+		// go-libp2p cannot dial them at all.
+		if n := len(tpt); n == 3 && tpt[1].Code() == ma.P_TCP && (tpt[2].Code() == ma.P_TLS || tpt[2].Code() == ma.P_NOISE) {
+			tpt = tpt[:2]
+		}
+		if len(tpt) > 0 && !slices.ContainsFunc(out, tpt.Equal) {
 			out = append(out, tpt)
 		}
 	}
 	return out
+}
+
+func (s *Service) inPublicPrefix(a ma.Multiaddr) bool {
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		return false
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	addr = addr.Unmap()
+	return slices.ContainsFunc(s.cfg.PublicPrefixes, func(p netip.Prefix) bool { return p.Contains(addr) })
 }
 
 func (s *Service) emit(e Event) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"testing"
@@ -412,7 +413,9 @@ func TestUsable(t *testing.T) {
 	const id = "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
 	in := addrs(
 		"/ip4/1.2.3.4/tcp/4001",
-		"/ip4/1.2.3.4/tcp/4001"+id, // a duplicate once /p2p is gone
+		"/ip4/1.2.3.4/tcp/4001"+id,       // a duplicate once /p2p is gone
+		"/ip4/1.2.3.4/tcp/4001/tls",      // the same socket: one dial per socket
+		"/ip4/1.2.3.4/tcp/4001/noise"+id, // likewise
 		"/ip4/1.2.3.4/udp/4001/quic-v1",
 		"/ip6/2a00:1450::1/tcp/4001",
 		"/dns4/example.com/tcp/443/wss",
@@ -435,13 +438,20 @@ func TestUsable(t *testing.T) {
 		"/dns4/example.com/tcp/443/wss")
 	private := append(append([]ma.Multiaddr(nil), public...),
 		addrs("/ip4/10.1.2.3/tcp/4001", "/ip4/192.168.1.2/tcp/4001", "/ip6/fd00::1/tcp/4001")...)
+	// The emulated networks' "Internet" is 10.1/16; 192.168 stays home.
+	prefixed := append(append([]ma.Multiaddr(nil), public...), addrs("/ip4/10.1.2.3/tcp/4001")...)
 	for _, tt := range []struct {
-		name  string
-		allow bool
-		want  []ma.Multiaddr
-	}{{"public only", false, public}, {"private allowed", true, private}} {
+		name     string
+		allow    bool
+		prefixes []netip.Prefix
+		want     []ma.Multiaddr
+	}{
+		{"public only", false, nil, public},
+		{"private allowed", true, nil, private},
+		{"public prefixes", false, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, prefixed},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(nil, Config{AllowPrivateAddrs: tt.allow})
+			s := New(nil, Config{AllowPrivateAddrs: tt.allow, PublicPrefixes: tt.prefixes})
 			if got := s.Usable(in); !sameAddrs(got, tt.want) {
 				t.Errorf("Usable =\n%v\nwant\n%v", got, tt.want)
 			}

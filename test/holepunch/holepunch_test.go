@@ -340,7 +340,7 @@ func runCell(t *testing.T, ctx context.Context, c *cell, bins map[impl]string, r
 	var b *daemon
 	if c.b == tachyonImpl {
 		b = startDaemon(t, ctx, c.pair.hb, "tachyon B", bins[tachyonImpl], "node", "--echo", "--listen", listen, "--relay", relay,
-			"--reachability", "private", "--holepunch-private-addrs")
+			"--reachability", "private", "--holepunch-public-prefixes", publicPrefixes)
 	} else {
 		b = startDaemon(t, ctx, c.pair.hb, "go B", bins[goImpl], "holepunch-listen", "--transport", c.transport, "--listen", listen,
 			"--relay", relay, "--public-prefixes", publicPrefixes, "--no-conn-rate-limit")
@@ -388,7 +388,7 @@ func runAttempt(ctx context.Context, c *cell, bin, target string, b *daemon) att
 	defer cancel()
 	var cmd *exec.Cmd
 	if c.a == tachyonImpl {
-		cmd = c.pair.ha.Command(actx, bin, "punch", target, "--transport", c.transport, "--holepunch-private-addrs", "--timeout", punchTimeout)
+		cmd = c.pair.ha.Command(actx, bin, "punch", target, "--transport", c.transport, "--holepunch-public-prefixes", publicPrefixes, "--timeout", punchTimeout)
 	} else {
 		cmd = c.pair.ha.Command(actx, bin, "holepunch-dial", target, "--transport", c.transport, "--public-prefixes", publicPrefixes, "--no-conn-rate-limit", "--timeout", punchTimeout)
 	}
