@@ -221,7 +221,7 @@ func (x hpHost) NewStream(ctx context.Context, p peer.ID, protos ...protocol.ID)
 // (or punch) was ready lands on our listener, and our dial then fails
 // (tcp.ErrPortInUse: the address pair is taken by that very connection).
 func (x hpHost) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, error) {
-	c, err := x.h.swarm.DialDirect(ctx, p, addrs)
+	c, err := x.h.swarm.DialDirect(ctx, p, x.h.namedSecurity(p, addrs))
 	if err == nil {
 		return c, nil
 	}
@@ -244,6 +244,40 @@ func (x hpHost) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr)
 		case <-tick.C:
 		}
 	}
+}
+
+// namedSecurity rewrites p's plain TCP addresses (/tcp/P, what DCUtR
+// exchanges) to the form that names a security protocol (/tcp/P/tls or
+// /tcp/P/noise, the first of ours that p advertised) when p advertised such
+// forms in identify. A peer that does is a tachyon node, whose upgrader
+// takes a direct TLS or Noise handshake in either role of a simultaneous
+// open (it looks at the first byte): the security negotiation's round trip
+// is saved. Other peers get the plain addresses and multistream-select.
+func (h *Host) namedSecurity(p peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
+	advertised := map[int]bool{}
+	for _, a := range h.ps.Addrs(p) {
+		if tpt, _ := peer.SplitAddr(a); len(tpt) == 3 && tpt[1].Code() == ma.P_TCP {
+			advertised[tpt[2].Code()] = true
+		}
+	}
+	var name *ma.Component
+	for _, sec := range h.cfg.securityFor(TCP) {
+		if c := securityComponent(sec); c != nil && advertised[c.Code()] {
+			name = c
+			break
+		}
+	}
+	if name == nil {
+		return addrs
+	}
+	out := make([]ma.Multiaddr, len(addrs))
+	for i, a := range addrs {
+		if len(a) == 2 && a[1].Code() == ma.P_TCP {
+			a = slices.Clone(a).AppendComponent(name)
+		}
+		out[i] = a
+	}
+	return out
 }
 
 func (x hpHost) DirectConn(p peer.ID) network.Conn {

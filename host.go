@@ -213,6 +213,18 @@ var (
 	noiseComponent, _ = ma.NewComponent("noise", "")
 )
 
+// securityComponent is the multiaddr component that names security
+// protocol id, or nil.
+func securityComponent(id protocol.ID) *ma.Component {
+	switch id {
+	case TLS:
+		return tlsComponent
+	case Noise:
+		return noiseComponent
+	}
+	return nil
+}
+
 // withNamedSecurity appends, for every plain TCP address, the forms that
 // name a security protocol (/tcp/P/tls, /tcp/P/noise): a tachyon dialer uses
 // them to skip the security negotiation round trip, and the listener accepts
@@ -232,16 +244,12 @@ func (h *Host) withNamedSecurity(addrs []ma.Multiaddr) []ma.Multiaddr {
 		if len(a) != 2 || a[1].Code() != ma.P_TCP {
 			continue
 		}
-		for _, sec := range h.cfg.security {
-			switch sec {
-			case TLS:
-				if wss[string(a.Bytes())] {
-					continue
-				}
-				named = append(named, slices.Clone(a).AppendComponent(tlsComponent))
-			case Noise:
-				named = append(named, slices.Clone(a).AppendComponent(noiseComponent))
+		for _, sec := range h.cfg.securityFor(TCP) {
+			c := securityComponent(sec)
+			if c == nil || sec == TLS && wss[string(a.Bytes())] {
+				continue
 			}
+			named = append(named, slices.Clone(a).AppendComponent(c))
 		}
 	}
 	return append(addrs, named...)

@@ -59,15 +59,22 @@ func TestSimultaneousOpenRoles(t *testing.T) {
 			a, b    role
 			bExpect string // whom b expects: "a", "other" or "" (anyone)
 			wantErr bool
+			// named: the client dials an address that names the security
+			// protocol (/tcp/P/tls or /tcp/P/noise): no negotiation, and the
+			// server, in either role, takes the handshake's first byte.
+			named bool
 		}{
-			{"dial and accept", dialer, listener, "", false},
-			{"a client, b server", simClient, simServer, "a", false},
-			{"a server, b client", simServer, simClient, "a", false},
-			{"server verifies the peer", simClient, simServer, "other", true},
-			{"server needs the peer ID", simClient, simServer, "", true},
-			{"both clients", simClient, simClient, "a", true},
-			{"both servers", simServer, simServer, "a", true},
-			{"plain dials on both ends", dialer, dialer, "a", true},
+			{"dial and accept", dialer, listener, "", false, false},
+			{"a client, b server", simClient, simServer, "a", false, false},
+			{"a server, b client", simServer, simClient, "a", false, false},
+			{"server verifies the peer", simClient, simServer, "other", true, false},
+			{"server needs the peer ID", simClient, simServer, "", true, false},
+			{"both clients", simClient, simClient, "a", true, false},
+			{"both servers", simServer, simServer, "a", true, false},
+			{"plain dials on both ends", dialer, dialer, "a", true, false},
+			{"a client names the security, b server", simClient, simServer, "a", false, true},
+			{"a server, b client names the security", simServer, simClient, "a", false, true},
+			{"dial names the security, accept", dialer, listener, "", false, true},
 		} {
 			t.Run(strings.Trim(string(sec), "/")+"/"+tc.name, func(t *testing.T) {
 				leakcheck.Check(t)
@@ -91,16 +98,28 @@ func TestSimultaneousOpenRoles(t *testing.T) {
 				}
 				ac, bc := bufPipe()
 				addr := ma.StringCast("/ip4/127.0.0.1/tcp/1")
+				aRaddr, bRaddr := addr, addr
+				if tc.named {
+					named := addr.Encapsulate(ma.StringCast("/" + map[protocol.ID]string{NoiseID: "noise", TLSID: "tls"}[sec]))
+					if NamedSecurity(named) != sec {
+						t.Fatalf("%s names %q", named, NamedSecurity(named))
+					}
+					if tc.a == dialer || tc.a == simClient {
+						aRaddr = named
+					} else {
+						bRaddr = named
+					}
+				}
 				type res struct {
 					c   network.TransportConn
 					err error
 				}
 				bres := make(chan res, 1)
 				go func() {
-					c, err := ub.Upgrade(tc.b.ctx(ctx), bc, tc.b.dir(), bExpect, addr, addr)
+					c, err := ub.Upgrade(tc.b.ctx(ctx), bc, tc.b.dir(), bExpect, addr, bRaddr)
 					bres <- res{c, err}
 				}()
-				a, aerr := ua.Upgrade(tc.a.ctx(ctx), ac, tc.a.dir(), aExpect, addr, addr)
+				a, aerr := ua.Upgrade(tc.a.ctx(ctx), ac, tc.a.dir(), aExpect, addr, aRaddr)
 				br := <-bres
 				if a != nil {
 					defer a.Close()

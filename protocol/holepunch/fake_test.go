@@ -17,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/mss"
 )
 
 // testTimeout bounds every wait of a test.
@@ -300,10 +301,13 @@ type fakeHost struct {
 	direct    network.Conn
 	dial      dialFunc
 	streamErr error
-	other     *fakeHost
-	otherSvc  *Service
-	dials     []dialCall
-	opened    []*fakeStream
+	// refuse: the stream opens (optimistic negotiation) and its first Read
+	// says the peer does not speak DCUtR.
+	refuse   bool
+	other    *fakeHost
+	otherSvc *Service
+	dials    []dialCall
+	opened   []*fakeStream
 
 	wg *sync.WaitGroup
 }
@@ -323,6 +327,10 @@ func (h *fakeHost) NewStream(ctx context.Context, p peer.ID, protos ...protocol.
 	relay := ma.StringCast("/ip4/198.51.100.1/tcp/4001/p2p/" + relayID.String() + "/p2p-circuit")
 	ours, theirs := streamPair(h.delay, h.id, p, relay, relay, true)
 	h.opened = append(h.opened, ours)
+	if h.refuse {
+		theirs.Reset()
+		return refusedStream{ours}, nil
+	}
 	svc := h.otherSvc
 	h.wg.Add(1)
 	go func() {
@@ -330,6 +338,16 @@ func (h *fakeHost) NewStream(ctx context.Context, p peer.ID, protos ...protocol.
 		svc.HandleStream(theirs)
 	}()
 	return ours, nil
+}
+
+// refusedStream is a lazily negotiated stream whose proposal the peer
+// refused: the refusal shows at the first Read.
+type refusedStream struct{ network.Stream }
+
+func (refusedStream) Write(b []byte) (int, error) { return len(b), nil }
+
+func (refusedStream) Read([]byte) (int, error) {
+	return 0, fmt.Errorf("fake host: %w", &mss.NotSupportedError{Protocols: []protocol.ID{ID}})
 }
 
 func (h *fakeHost) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (network.Conn, error) {

@@ -288,7 +288,11 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	}
 	sctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "hole punch"), s.cfg.StreamTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(network.WithEagerNegotiation(sctx), p, ID)
+	// Optimistic negotiation: the protocol proposal rides with CONNECT, so
+	// the exchange costs one round trip, not two (the host negotiates first
+	// anyway when identify did not list DCUtR). The RTT measured below is
+	// then the relayed path's plus the peer's turnaround, as in go-libp2p.
+	st, err := s.h.NewStream(sctx, p, ID)
 	if err != nil {
 		if errors.Is(err, mss.ErrNotSupported) {
 			return fail(ReasonNotSupported, err)
@@ -299,8 +303,11 @@ func (s *Service) initiate(ctx context.Context, p peer.ID, attempt int) (network
 	e.RTT = rtt
 	if err != nil {
 		st.Reset()
-		if errors.Is(err, ErrNoAddrs) {
+		switch {
+		case errors.Is(err, ErrNoAddrs):
 			return fail(ReasonNoPeerAddrs, err)
+		case errors.Is(err, mss.ErrNotSupported):
+			return fail(ReasonNotSupported, err)
 		}
 		return fail(ReasonProtocol, err)
 	}

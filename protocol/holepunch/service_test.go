@@ -326,6 +326,8 @@ func TestDirectConnectFailures(t *testing.T) {
 		{"peer does not speak DCUtR", Config{}, func(ps *pair) {
 			ps.b.streamErr = &mss.NotSupportedError{}
 		}, ReasonNotSupported, 1, 0, ErrFailed},
+		{"peer refuses DCUtR at the first answer", Config{}, func(ps *pair) { ps.b.refuse = true },
+			ReasonNotSupported, 1, 1, ErrFailed},
 		{"no stream over the relayed connection", Config{}, func(ps *pair) {
 			ps.b.streamErr = network.ErrLimitedConn
 		}, ReasonNoStream, 1, 0, network.ErrLimitedConn},
