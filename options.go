@@ -72,6 +72,7 @@ type config struct {
 	limits          *limits.Config  // nil: limits.Default()
 	noLimits        bool
 	rm              network.ResourceManager // built by New from the above
+	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
 
 	noRelayClient     bool
 	staticRelays      []peer.AddrInfo

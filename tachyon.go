@@ -214,10 +214,10 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	if on(TCP) || on(WebSocket) {
 		// The shared sockets log as TCP's: what they drop never reached
 		// either transport.
-		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout, Resources: cfg.rm, Log: component(cfg, TCP)})
+		ports = tcp.NewPortMux(&tcp.PortMuxConfig{SniffTimeout: cfg.handshakeTimout, Resources: cfg.rm, NoPortReuse: cfg.noPortReuse, Log: component(cfg, TCP)})
 	}
 	if on(TCP) {
-		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports, Log: component(cfg, TCP)}))
+		out = append(out, tcp.New(up, &tcp.Config{PortMux: ports, NoPortReuse: cfg.noPortReuse, Log: component(cfg, TCP)}))
 	}
 	if on(WebSocket) {
 		wsUp := *up
