@@ -121,6 +121,8 @@ func (h *Host) startHolePunching() error {
 	if h.cfg.holePunch != nil {
 		cfg = *h.cfg.holePunch
 	}
+	// The host's public prefixes count for hole punching too.
+	cfg.PublicPrefixes = append(slices.Clone(cfg.PublicPrefixes), h.cfg.publicPrefixes...)
 	user := cfg.OnEvent
 	cfg.OnEvent = func(e holepunch.Event) {
 		h.bus.Emit(event.EvtHolePunch{

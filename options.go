@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -73,6 +74,7 @@ type config struct {
 	noLimits        bool
 	rm              network.ResourceManager // built by New from the above
 	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
+	publicPrefixes  []netip.Prefix
 
 	noRelayClient     bool
 	staticRelays      []peer.AddrInfo

@@ -307,10 +307,12 @@ func (h *Host) startServices() error {
 // idHost gives identify the narrow view of the host it needs.
 type idHost struct{ h *Host }
 
-func (i idHost) ID() peer.ID                 { return i.h.id }
-func (i idHost) PrivateKey() crypto.PrivKey  { return i.h.key }
-func (i idHost) ListenAddrs() []ma.Multiaddr { return i.h.Addrs() }
-func (i idHost) Protocols() []protocol.ID    { return i.h.Protocols() }
+func (i idHost) ID() peer.ID                { return i.h.id }
+func (i idHost) PrivateKey() crypto.PrivKey { return i.h.key }
+func (i idHost) ListenAddrs(remote ma.Multiaddr) []ma.Multiaddr {
+	return i.h.advertisedTo(remote)
+}
+func (i idHost) Protocols() []protocol.ID { return i.h.Protocols() }
 
 // SharedUDPPort says whether WebRTC-direct can listen on the UDP port of
 // QUIC and WebTransport (Linux); elsewhere it needs a port of its own.

@@ -84,7 +84,7 @@ func newHost(t testing.TB, seed byte, addrs ...string) *fakeHost {
 
 func (h *fakeHost) ID() peer.ID                 { return h.id }
 func (h *fakeHost) PrivateKey() crypto.PrivKey  { return h.key }
-func (h *fakeHost) ListenAddrs() []ma.Multiaddr { return h.addrs }
+func (h *fakeHost) ListenAddrs(ma.Multiaddr) []ma.Multiaddr { return h.addrs }
 func (h *fakeHost) Protocols() []protocol.ID    { return h.protos }
 
 var (

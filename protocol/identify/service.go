@@ -26,7 +26,10 @@ const StreamTimeout = 30 * time.Second
 type Host interface {
 	ID() peer.ID
 	PrivateKey() crypto.PrivKey
-	ListenAddrs() []ma.Multiaddr
+	// ListenAddrs are the addresses to tell a peer that we see at remote
+	// (a peer on our LAN may be told private addresses the Internet is
+	// not).
+	ListenAddrs(remote ma.Multiaddr) []ma.Multiaddr
 	Protocols() []protocol.ID
 }
 
@@ -46,7 +49,9 @@ type Service struct {
 
 	mu sync.Mutex // guards the cached signed record
 	// The record is re-signed only when the address list changes, with a
-	// sequence number that always grows.
+	// sequence number that always grows. Peers told different lists (LAN
+	// and Internet) make it re-sign as they alternate: a signature costs
+	// less than a peer rejecting a record older than one it holds.
 	recAddrs  []ma.Multiaddr
 	recSealed []byte
 	seq       uint64
@@ -136,7 +141,7 @@ func deadlineOnCancel(ctx context.Context, st network.Stream) (stop func() bool)
 // message builds our identify message for a peer observed at observed.
 func (s *Service) message(observed ma.Multiaddr) *Message {
 	key := s.host.PrivateKey()
-	addrs := s.host.ListenAddrs()
+	addrs := s.host.ListenAddrs(observed)
 	m := &Message{
 		ListenAddrs:     addrs,
 		Protocols:       s.host.Protocols(),
