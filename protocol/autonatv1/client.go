@@ -32,9 +32,8 @@ func (e *StatusError) Error() string {
 // The request must fit MaxMessageSize: a few dozen addresses do.
 func Check(ctx context.Context, s network.Stream, self peer.ID, addrs []ma.Multiaddr) (ma.Multiaddr, error) {
 	remote := s.Conn().RemotePeer()
-	if dl, ok := ctx.Deadline(); ok {
-		s.SetDeadline(dl)
-	}
+	// The end of ctx resets s, which ends a blocked read or write; a
+	// deadline on s would race it and hide ctx's error.
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	fail := func(what string, err error) (ma.Multiaddr, error) {

@@ -3,6 +3,7 @@ package autonatv1
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -101,8 +102,9 @@ type Event struct {
 	// Answered says a response was sent; when false the stream was reset
 	// (no request, an unreadable one, Close) and Err says why.
 	Answered bool
-	Status   Status
-	Text     string
+	// Status and Text are the answer sent.
+	Status Status
+	Text   string
 	// Addr is the address that connected (Status OK).
 	Addr ma.Multiaddr
 	Took time.Duration
@@ -184,25 +186,26 @@ func (s *Service) HandleStream(st network.Stream) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StreamTimeout)
 	defer cancel()
-	// The timeout or Close ends a read or write blocked on the peer.
+	// The timeout or Close resets the stream, which ends a read or write
+	// blocked on the peer.
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	st.SetDeadline(start.Add(s.cfg.StreamTimeout))
 
 	e := Event{Peer: st.Conn().RemotePeer(), Remote: st.Conn().RemoteMultiaddr()}
 	resp, err := s.respond(ctx, st, &e)
-	if resp != nil {
-		e.Status, e.Text, e.Addr = resp.Status, resp.StatusText, resp.Addr
+	if resp != nil && ctx.Err() == nil {
 		if werr := Write(st, &Message{Type: TypeDialResponse, DialResponse: resp}); werr != nil {
-			err = errors.Join(err, werr)
-			resp = nil
+			err = errors.Join(err, fmt.Errorf("autonatv1: answering %s: %w", e.Peer, werr))
+		} else {
+			e.Answered = true
+			e.Status, e.Text, e.Addr = resp.Status, resp.StatusText, resp.Addr
 		}
 	}
-	if err != nil && ctx.Err() != nil {
-		err = errors.Join(err, context.Cause(ctx))
+	if ctx.Err() != nil {
+		// Timed out or closed: the stream is being reset.
+		err = errors.Join(err, fmt.Errorf("autonatv1: exchange with %s: %w", e.Peer, context.Cause(ctx)))
 	}
-	if resp != nil {
-		e.Answered = true
+	if e.Answered {
 		st.Close()
 	} else {
 		st.Reset()
@@ -220,6 +223,7 @@ func (s *Service) HandleStream(st network.Stream) {
 func (s *Service) respond(ctx context.Context, st network.Stream, e *Event) (*DialResponse, error) {
 	req, err := Read(st)
 	if err != nil {
+		err = fmt.Errorf("autonatv1: reading the request of %s: %w", e.Peer, err)
 		if errors.Is(err, ErrMalformed) {
 			return refuse(StatusBadRequest, textMalformed), err
 		}
@@ -242,7 +246,7 @@ func (s *Service) respond(ctx context.Context, st network.Stream, e *Event) (*Di
 	if pi.ID != nil {
 		id, err := peer.IDFromBytes(pi.ID)
 		if err != nil {
-			return refuse(StatusBadRequest, textBadPeerID), err
+			return refuse(StatusBadRequest, textBadPeerID), fmt.Errorf("autonatv1: request of %s: %w", p, err)
 		}
 		if id != p {
 			return refuse(StatusBadRequest, textPeerMismatch), nil
@@ -276,7 +280,7 @@ func (s *Service) respond(ctx context.Context, st network.Stream, e *Event) (*Di
 		// Answer only when the dial time is up, whatever made the dial
 		// fail (see Config.DialTimeout).
 		<-dctx.Done()
-		return refuse(StatusDialError, textDialFailed), err
+		return refuse(StatusDialError, textDialFailed), fmt.Errorf("autonatv1: dialing %s back: %w", p, err)
 	}
 	return &DialResponse{Status: StatusOK, Addr: addr}, nil
 }
