@@ -7,6 +7,24 @@
 // The package holds the server (Service) and a one-shot client (Check).
 // One exchange is one stream: the client sends a DIAL message, the server
 // answers with one DIAL_RESPONSE and closes.
+//
+// The server follows go-libp2p's (p2p/host/autonat/svc.go): the same
+// limits (16 addresses, 15 s dial, 60 s stream, 30 dial-backs a minute
+// and 3 per peer), status codes and texts, and a failed dial-back answered
+// only at the dial timeout. Where it differs:
+//   - An address on another IP than the request's is dropped, as
+//     js-libp2p does; go instead swaps the IP for the observed one and
+//     dials that. Both keep to the spec's rule (dial only the observed
+//     IP); dropping never dials a port the client did not name for that
+//     IP. For the same reason the observed address itself (go dials it
+//     first) is not added: for TCP it is usually an ephemeral port.
+//   - A complete message that does not decode, or is not a DIAL, gets
+//     E_BAD_REQUEST (js answers a missing dial so); go resets the stream.
+//     Incomplete or oversized messages are reset, as go does.
+//   - The rate limits are a sliding window; go resets counters every
+//     minute plus jitter, which lets a burst straddle the reset.
+//   - An absent peer ID is accepted, as go does (js refuses it); a present
+//     one must be the stream's peer.
 package autonatv1
 
 import (
