@@ -125,8 +125,9 @@ type Client struct {
 	cancel context.CancelFunc
 
 	mu sync.Mutex
-	// pending maps the nonce of each Check in flight to where its
-	// dial-back reports the connection's local address (buffered: 1).
+	// pending maps the nonce of each Check in flight to where its first
+	// dial-back reports the connection's local address (buffered: 1; nil
+	// once used).
 	pending map[uint64]chan ma.Multiaddr
 }
 
@@ -391,9 +392,11 @@ func (c *Client) deliver(nonce uint64, local ma.Multiaddr) bool {
 	if !ok {
 		return false
 	}
-	select {
-	case ch <- local:
-	default: // a second dial-back for one nonce: the first stands
+	if ch != nil {
+		ch <- local // never blocks: buffered, and used once
+		// Later dial-backs with this nonce are acknowledged, not reported:
+		// the first stands.
+		c.pending[nonce] = nil
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,12 +456,12 @@ func TestConcurrentLimit(t *testing.T) {
 	a := streamtest.PeerID(t, "a")
 	// a's first request is held in its dial-back.
 	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var held atomic.Bool
 	n.onDialBack = func(st network.Stream) {
-		once.Do(func() {
+		if held.CompareAndSwap(false, true) {
 			close(entered)
 			<-release
-		})
+		}
 		n.client.HandleDialBack(st)
 	}
 	first := n.request(a)
@@ -478,7 +479,7 @@ func TestConcurrentLimit(t *testing.T) {
 	if e := n.event(); e.Reason != ReasonConcurrent {
 		t.Fatalf("event %+v", e)
 	}
-	if resp, _ := rawRequest(t, n, streamtest.PeerID(t, "b"), addrBytes("/ip4/1.2.3.4/tcp/4001")); resp.Status != StatusOK {
+	if resp, _ := rawRequest(t, n, streamtest.PeerID(t, "b"), addrBytes("/ip4/1.2.3.4/tcp/4001")); resp.Status != StatusOK || resp.DialStatus != DialStatusOK {
 		t.Fatalf("another peer's request: %+v", resp)
 	}
 	n.event()
