@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,7 @@ func TestClientDialData(t *testing.T) {
 			if err != nil || res.Verdict != Unreachable || res.DialData != c.ask || total != c.ask {
 				t.Fatalf("Check: %+v, %v; server got %d of %d bytes", res, err, total, c.ask)
 			}
-			if c.chunks != nil && !equalInts(got, c.chunks) {
+			if c.chunks != nil && !slices.Equal(got, c.chunks) {
 				t.Fatalf("chunks %v, want %v", got, c.chunks)
 			}
 			for _, n := range got {
@@ -204,18 +205,6 @@ func TestClientDialData(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestClientMalformed(t *testing.T) {
