@@ -41,7 +41,7 @@ func TestCheckEndToEnd(t *testing.T) {
 			want: Reachable, wantDial: DialStatusOK, wantData: true},
 		{name: "QUIC, behind a private address first", observed: observedTCP,
 			addrs: []ma.Multiaddr{ma.StringCast("/ip4/192.168.1.2/udp/1/quic-v1"), clientQUIC},
-			want: Reachable, wantIdx: 1, wantDial: DialStatusOK},
+			want:  Reachable, wantIdx: 1, wantDial: DialStatusOK},
 		{name: "NAT: local address differs in IP and port", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
 			localAddr: func(ma.Multiaddr) ma.Multiaddr { return ma.StringCast("/ip4/192.168.1.2/tcp/4001") },
 			want:      Reachable, wantDial: DialStatusOK},
