@@ -48,6 +48,7 @@ type testNet struct {
 	dialErr    error
 	localAddr  func(ma.Multiaddr) ma.Multiaddr
 	onDialBack func(network.Stream)
+	dialDelay  time.Duration // one-way delay on dial-back streams
 
 	events chan ServerEvent
 	wg     sync.WaitGroup
@@ -144,7 +145,7 @@ func (h dialerHost) DialBack(ctx context.Context, p peer.ID, addr ma.Multiaddr) 
 	if n.localAddr != nil {
 		local = n.localAddr(addr)
 	}
-	a, b := streamtest.Pair(streamtest.Config{Protocol: DialBackID, A: n.dialerID, B: p, AAddr: dialerAddr, BAddr: local})
+	a, b := streamtest.Pair(streamtest.Config{Protocol: DialBackID, A: n.dialerID, B: p, AAddr: dialerAddr, BAddr: local, Delay: n.dialDelay})
 	n.mu.Lock()
 	n.dialConns = append(n.dialConns, a)
 	n.mu.Unlock()

@@ -28,7 +28,8 @@ func TestCheckEndToEnd(t *testing.T) {
 		addrs      []ma.Multiaddr
 		dialErr    error
 		localAddr  func(ma.Multiaddr) ma.Multiaddr
-		onDialBack func(network.Stream)
+		onDialBack func(*testNet, network.Stream)
+		dialDelay  time.Duration
 		want       Verdict
 		wantIdx    int
 		wantDial   DialStatus
@@ -48,7 +49,7 @@ func TestCheckEndToEnd(t *testing.T) {
 		{name: "dial fails", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr}, dialErr: errors.New("connection refused"),
 			want: Unreachable, wantDial: DialStatusDialError},
 		{name: "dial-back never answered", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
-			onDialBack: func(st network.Stream) {
+			onDialBack: func(n *testNet, st network.Stream) {
 				// Read the nonce, then sit until the server gives up.
 				st.SetDeadline(time.Now().Add(testTimeout))
 				buf := make([]byte, 64)
@@ -59,6 +60,33 @@ func TestCheckEndToEnd(t *testing.T) {
 				}
 			},
 			want: Unknown, wantDial: DialStatusDialBackError, reason: "could not complete"},
+		{name: "dial-back answered, then reset (go-libp2p's client)", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
+			onDialBack: func(n *testNet, st network.Stream) {
+				st.SetDeadline(time.Now().Add(testTimeout))
+				if d, err := ReadDialBack(st); err == nil {
+					n.client.deliver(d.Nonce, st.Conn().LocalMultiaddr())
+				}
+				Write(st, &DialBackResponse{})
+				st.Close()
+				st.Reset()
+			},
+			// The reset overtakes the delayed answer.
+			dialDelay: 20 * time.Millisecond, want: Reachable, wantDial: DialStatusOK},
+		{name: "dial-back closed without an answer", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
+			onDialBack: func(n *testNet, st network.Stream) {
+				st.SetDeadline(time.Now().Add(testTimeout))
+				ReadDialBack(st)
+				st.Close()
+			},
+			want: Unknown, wantDial: DialStatusDialBackError, reason: "could not complete"},
+		{name: "dial-back answered with an unknown status", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
+			onDialBack: func(n *testNet, st network.Stream) {
+				st.SetDeadline(time.Now().Add(testTimeout))
+				ReadDialBack(st)
+				Write(st, &DialBackResponse{Status: 1})
+				st.Close()
+			},
+			want: Unknown, wantDial: DialStatusDialBackError, reason: "could not complete"},
 		{name: "dial-back on another transport", observed: observedTCP, addrs: []ma.Multiaddr{clientAddr},
 			localAddr: func(ma.Multiaddr) ma.Multiaddr { return clientQUIC },
 			want:      Unknown, wantDial: DialStatusOK, reason: "not of the kind"},
@@ -67,7 +95,10 @@ func TestCheckEndToEnd(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			n := newTestNet(t, ServerConfig{DialBackTimeout: 200 * time.Millisecond}, ClientConfig{DialBackGrace: 100 * time.Millisecond})
-			n.observed, n.dialErr, n.localAddr, n.onDialBack = c.observed, c.dialErr, c.localAddr, c.onDialBack
+			n.observed, n.dialErr, n.localAddr, n.dialDelay = c.observed, c.dialErr, c.localAddr, c.dialDelay
+			if c.onDialBack != nil {
+				n.onDialBack = func(st network.Stream) { c.onDialBack(n, st) }
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			res, err := n.client.Check(ctx, n.serverID, c.addrs)
