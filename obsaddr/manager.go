@@ -9,12 +9,14 @@
 //     what QUIC peers report for UDP port 4001 also serves the WebTransport and
 //     WebRTC-direct listeners on that port;
 //   - by outside endpoint (the observed IP and port);
-//   - by observer group: the observer's /24 (IPv4) or /48 (IPv6). A group is
-//     one witness however many peers or connections it has.
+//   - by observer group: the observer's /24 (IPv4) or /48 (IPv6) by
+//     default. A group is one witness however many peers or connections it
+//     has.
 //
 // An outside endpoint is activated while at least ActivationThreshold groups
-// report it. Activation only makes an address a candidate: the reachability
-// checker (AutoNAT v2) decides whether to advertise it.
+// report it (at most 4 per local socket, the most supported). Activation
+// only makes an address a candidate: the reachability checker (AutoNAT v2)
+// decides whether to advertise it.
 //
 // Lifetime: a report expires TTL after it was last made. With UntilClosed,
 // a report lives while its connection is open and expires TTL after
@@ -23,18 +25,21 @@
 //
 // Memory: a group holds at most 2 outside endpoints per local socket (a real
 // observer sees one, two while a mapping changes), each report tracks at most
-// 8 connections, a local socket at most MaxPerListener reports (default
-// 128) and the manager at most MaxTotal (default 1024). Past a cap the
-// report whose endpoint the fewest groups support goes first, the oldest of
-// those first. So a flood of lies from many networks, each claiming its own
-// endpoint, only displaces other lone claims. What an attacker can do: with
-// ActivationThreshold networks that agree it activates a false endpoint
-// (AutoNAT then finds it unreachable; it never gets advertised); with more
-// networks than a socket has honest groups, all agreeing on false endpoints
-// and filling MaxPerListener (64 groups at 2 endpoints each), it evicts the
-// honest reports. /48s are cheap for IPv6 (a /32 allocation holds 65536), so
-// an IPv6 attacker with its own allocation can reach that; each report still
-// costs a full handshake and identify, which the resource manager limits.
+// 8 connections, a local socket at most MaxPerListener reports (default 128)
+// and the manager at most MaxTotal (default 1024): about 200 bytes each.
+// Past a cap the report whose endpoint the fewest groups support goes first,
+// the oldest of those first. So a flood of lies from many networks, each
+// claiming its own endpoint, only displaces other lone claims.
+//
+// What an attacker can do: with ActivationThreshold networks that agree, it
+// activates a false endpoint (AutoNAT then finds it unreachable and it is
+// never advertised). With more agreeing networks than the honest endpoint
+// has groups, 4 false endpoints outrank it in Addrs, and with 64 networks
+// (MaxPerListener at 2 endpoints each) it can also evict the honest reports.
+// IPv4 /24s cost real address space; IPv6 /48s are cheap (a /32 allocation
+// holds 65536), so an attacker with its own IPv6 allocation can do this to
+// our IPv6 sockets. Each report still costs a handshake and identify, which
+// the resource manager limits per IP and subnet.
 //
 // The Manager has no goroutine: expiry happens on each call.
 package obsaddr
@@ -117,6 +122,11 @@ type Config struct {
 	ListenAddrs func() []ma.Multiaddr
 	// MaxPerListener and MaxTotal cap the reports kept (defaults 128, 1024).
 	MaxPerListener, MaxTotal int
+	// GroupBits4 and GroupBits6 are the prefix lengths that make observers
+	// one group (defaults 24 and 48: one organisation usually holds at least
+	// that much). A testbed whose servers share a /24 sets GroupBits4 to 32;
+	// go-libp2p groups by IPv4 address and IPv6 /56.
+	GroupBits4, GroupBits6 int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -185,6 +195,12 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.MaxTotal <= 0 {
 		cfg.MaxTotal = DefaultMaxTotal
+	}
+	if cfg.GroupBits4 <= 0 || cfg.GroupBits4 > 32 {
+		cfg.GroupBits4 = 24
+	}
+	if cfg.GroupBits6 <= 0 || cfg.GroupBits6 > 128 {
+		cfg.GroupBits6 = 48
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -267,7 +283,7 @@ func (m *Manager) check(o Observation) (reportKey, error) {
 	if !sameFamily(local.ip, out.ip) || local.udp != out.udp || lt != ot {
 		return reportKey{}, ErrMismatch
 	}
-	g, ok := observerGroup(o.Observer)
+	g, ok := observerGroup(o.Observer, m.cfg.GroupBits4, m.cfg.GroupBits6)
 	if !ok {
 		return reportKey{}, ErrObserver
 	}

@@ -91,12 +91,17 @@ const (
 	tcpListen  = "/ip4/0.0.0.0/tcp/4001"
 )
 
-// tcpFrom is an observation of tcpOutside by n distinct /24s, connections
-// base+0...
+// tcpFrom is tcpOutside observed by n distinct /24s on connections base...
 func tcpFrom(n int, base uint64) []ob {
+	return many(n, base, tcpLocal, tcpOutside, "/ip4/198.51.%d.1/tcp/5000")
+}
+
+// many is observed seen for local by n observers, observer(i) for
+// i=base... (a format with one %d), on connections base...
+func many(n int, base uint64, local, observed, observer string) []ob {
 	var out []ob
-	for i := range n {
-		out = append(out, ob{tcpLocal, tcpOutside, fmt.Sprintf("/ip4/198.51.%d.1/tcp/5000", i+int(base)%200), base + uint64(i)})
+	for i := range uint64(n) {
+		out = append(out, ob{local, observed, fmt.Sprintf(observer, (base+i)%250), base + i})
 	}
 	return out
 }
@@ -140,19 +145,21 @@ func TestActivationAtThreshold(t *testing.T) {
 func TestObserverGroups(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
+		bits4      int
 		local, out string
 		observers  []string
 		groups     int
 	}{
-		{"same IPv4 /24", tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.100.200/tcp/2", "/ip4/198.51.100.7/udp/3/quic-v1"}, 1},
-		{"distinct IPv4 /24s", tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.101.1/tcp/1", "/ip4/198.52.100.1/tcp/1"}, 3},
-		{"IPv4-mapped IPv6 is its IPv4 /24", tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip6/::ffff:198.51.100.9/tcp/1"}, 1},
-		{"same IPv6 /48", "/ip6/2001:db8:1::2/tcp/4001", "/ip6/2001:db8:1::2/tcp/4001", []string{"/ip6/2001:db8:aaaa:1::1/tcp/1", "/ip6/2001:db8:aaaa:ffff::9/tcp/1"}, 1},
-		{"distinct IPv6 /48s", "/ip6/2001:db8:1::2/tcp/4001", "/ip6/2001:db8:1::2/tcp/4001", []string{"/ip6/2001:db8:aaaa::1/tcp/1", "/ip6/2001:db8:aaab::1/tcp/1", "/ip6/2001:db9:aaaa::1/tcp/1"}, 3},
-		{"one IP, many connections", tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.100.1/tcp/2", "/ip4/198.51.100.1/tcp/3", "/ip4/198.51.100.1/tcp/4"}, 1},
+		{"GroupBits4 32: one group per IPv4 address", 32, tcpLocal, tcpOutside, []string{"/ip4/10.0.0.3/tcp/1", "/ip4/10.0.0.4/tcp/1", "/ip4/10.0.0.4/tcp/2"}, 2},
+		{"same IPv4 /24", 0, tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.100.200/tcp/2", "/ip4/198.51.100.7/udp/3/quic-v1"}, 1},
+		{"distinct IPv4 /24s", 0, tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.101.1/tcp/1", "/ip4/198.52.100.1/tcp/1"}, 3},
+		{"IPv4-mapped IPv6 is its IPv4 /24", 0, tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip6/::ffff:198.51.100.9/tcp/1"}, 1},
+		{"same IPv6 /48", 0, "/ip6/2001:db8:1::2/tcp/4001", "/ip6/2001:db8:1::2/tcp/4001", []string{"/ip6/2001:db8:aaaa:1::1/tcp/1", "/ip6/2001:db8:aaaa:ffff::9/tcp/1"}, 1},
+		{"distinct IPv6 /48s", 0, "/ip6/2001:db8:1::2/tcp/4001", "/ip6/2001:db8:1::2/tcp/4001", []string{"/ip6/2001:db8:aaaa::1/tcp/1", "/ip6/2001:db8:aaab::1/tcp/1", "/ip6/2001:db9:aaaa::1/tcp/1"}, 3},
+		{"one IP, many connections", 0, tcpLocal, tcpOutside, []string{"/ip4/198.51.100.1/tcp/1", "/ip4/198.51.100.1/tcp/2", "/ip4/198.51.100.1/tcp/3", "/ip4/198.51.100.1/tcp/4"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, _ := newTest(Config{})
+			m, _ := newTest(Config{GroupBits4: tc.bits4})
 			for i, o := range tc.observers {
 				record(t, m, ob{tc.local, tc.out, o, uint64(i + 1)})
 			}
@@ -253,32 +260,16 @@ func TestExpiry(t *testing.T) {
 
 func TestAddrsMapping(t *testing.T) {
 	quic := func(n int) []ob {
-		var out []ob
-		for i := range n {
-			out = append(out, ob{"/ip4/10.0.0.2/udp/4001/quic-v1", "/ip4/203.0.113.7/udp/6001/quic-v1", fmt.Sprintf("/ip4/198.51.%d.1/udp/1/quic-v1", i), uint64(100 + i)})
-		}
-		return out
+		return many(n, 100, "/ip4/10.0.0.2/udp/4001/quic-v1", "/ip4/203.0.113.7/udp/6001/quic-v1", "/ip4/198.51.%d.1/udp/1/quic-v1")
 	}
 	webrtc := func(n int) []ob {
-		var out []ob
-		for i := range n {
-			out = append(out, ob{"/ip4/10.0.0.2/udp/4001/webrtc-direct" + certA, "/ip4/203.0.113.7/udp/6001/webrtc-direct", fmt.Sprintf("/ip4/198.51.%d.1/udp/1/webrtc-direct", i+10), uint64(200 + i)})
-		}
-		return out
+		return many(n, 200, "/ip4/10.0.0.2/udp/4001/webrtc-direct"+certA, "/ip4/203.0.113.7/udp/6001/webrtc-direct", "/ip4/198.52.%d.1/udp/1/webrtc-direct")
 	}
 	ws := func(n int) []ob {
-		var out []ob
-		for i := range n {
-			out = append(out, ob{"/ip4/10.0.0.2/tcp/4002/ws", "/ip4/203.0.113.7/tcp/4002/ws", fmt.Sprintf("/ip4/198.51.%d.1/tcp/1/ws", i), uint64(300 + i)})
-		}
-		return out
+		return many(n, 300, "/ip4/10.0.0.2/tcp/4002/ws", "/ip4/203.0.113.7/tcp/4002/ws", "/ip4/198.51.%d.1/tcp/1/ws")
 	}
 	v6 := func(n int) []ob {
-		var out []ob
-		for i := range n {
-			out = append(out, ob{"/ip6/2001:db8::2/udp/4001/quic-v1", "/ip6/2001:db8::2/udp/4001/quic-v1", fmt.Sprintf("/ip6/2001:db8:%d::1/udp/1/quic-v1", i+10), uint64(400 + i)})
-		}
-		return out
+		return many(n, 400, "/ip6/2001:db8::2/udp/4001/quic-v1", "/ip6/2001:db8::2/udp/4001/quic-v1", "/ip6/2001:db8:%d::1/udp/1/quic-v1")
 	}
 	for _, tc := range []struct {
 		name   string

@@ -59,10 +59,9 @@ func ipOf(c *ma.Component) (netip.Addr, bool) {
 	return ip, true
 }
 
-// observerGroup is the network an observer sits in: its /24 for IPv4 (IPv4
-// mapped IPv6 included), its /48 for IPv6. One organisation usually holds at
-// least that much, so peers inside it count as one witness.
-func observerGroup(remote ma.Multiaddr) (netip.Prefix, bool) {
+// observerGroup is the network an observer sits in: its /bits4 for IPv4
+// (IPv4-mapped IPv6 included), its /bits6 for IPv6.
+func observerGroup(remote ma.Multiaddr, bits4, bits6 int) (netip.Prefix, bool) {
 	if len(remote) == 0 {
 		return netip.Prefix{}, false
 	}
@@ -71,9 +70,9 @@ func observerGroup(remote ma.Multiaddr) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	ip = ip.Unmap()
-	bits := 48
+	bits := bits6
 	if ip.Is4() {
-		bits = 24
+		bits = bits4
 	}
 	p, err := ip.Prefix(bits)
 	return p, err == nil
