@@ -655,3 +655,24 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("Addrs = %v", got)
 	}
 }
+
+// BenchmarkRecordFlood is the cost of a lone claim arriving while the caps
+// are full: what a flood pays us per identify.
+func BenchmarkRecordFlood(b *testing.B) {
+	m, c := newTest(Config{})
+	var obs []Observation
+	for i := range 4096 {
+		obs = append(obs, ob{fmt.Sprintf("/ip4/10.0.0.2/tcp/%d", 4001+i%8), fmt.Sprintf("/ip4/203.0.113.7/tcp/%d", 10000+i),
+			fmt.Sprintf("/ip4/100.%d.%d.1/tcp/1", i/250, i%250), uint64(i)}.obs(b))
+	}
+	for _, o := range obs[:DefaultMaxTotal] {
+		_ = m.Record(o)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		c.advance(time.Millisecond)
+		o := obs[i%len(obs)]
+		o.ConnID = uint64(1_000_000 + i)
+		_ = m.Record(o)
+	}
+}
