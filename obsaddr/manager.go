@@ -341,6 +341,17 @@ func (m *Manager) ConnClosed(connID uint64) {
 	}
 }
 
+// NextExpiry is the earliest time a report may lapse (zero: none will
+// until something is recorded or closed). The Manager has no timer: a caller
+// that wants to see an address go when its reports lapse calls Addrs then.
+// It may be earlier than the next real change, never later.
+func (m *Manager) NextExpiry() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expire(m.cfg.Now())
+	return m.nextExpiry
+}
+
 // deadline is when c stops counting; held means an open connection keeps it.
 func (m *Manager) deadline(c *connRef) (d time.Time, held bool) {
 	if !m.cfg.UntilClosed {

@@ -197,9 +197,15 @@ func TestExpiry(t *testing.T) {
 		if len(st) != 1 || st[0].Endpoints[0].Groups != 1 || !st[0].Endpoints[0].Expires.Equal(c.t.Add(4*time.Minute)) {
 			t.Fatalf("Status = %+v, want the refreshed report alone, expiring in 4 min", st)
 		}
+		if got, want := m.NextExpiry(), c.t.Add(4*time.Minute); !got.Equal(want) {
+			t.Fatalf("NextExpiry = %v, want %v", got, want)
+		}
 		c.advance(4 * time.Minute)
 		if st := m.Status(); len(st) != 0 {
 			t.Fatalf("Status = %+v after every TTL, want empty", st)
+		}
+		if got := m.NextExpiry(); !got.IsZero() {
+			t.Fatalf("NextExpiry = %v with nothing kept, want zero", got)
 		}
 	})
 
@@ -223,6 +229,9 @@ func TestExpiry(t *testing.T) {
 		if !active(m) {
 			t.Fatal("inactive while all connections are open")
 		}
+		if got := m.NextExpiry(); !got.IsZero() {
+			t.Fatalf("NextExpiry = %v with every connection open, want zero", got)
+		}
 		if e := m.Status()[0].Endpoints[0]; !e.Expires.IsZero() {
 			t.Fatalf("Expires = %v while held, want zero", e.Expires)
 		}
@@ -233,6 +242,9 @@ func TestExpiry(t *testing.T) {
 		err := m.Record(tcpFrom(4, 1)[1].obs(t))
 		if !errors.Is(err, ErrConnClosed) {
 			t.Fatalf("Record after ConnClosed: %v, want ErrConnClosed", err)
+		}
+		if got, want := m.NextExpiry(), c.t.Add(ttl); !got.Equal(want) {
+			t.Fatalf("NextExpiry = %v, want %v (the close + TTL)", got, want)
 		}
 		c.advance(ttl - 1)
 		if !active(m) {
