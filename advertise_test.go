@@ -23,7 +23,9 @@ func TestAdvertise(t *testing.T) {
 		"/ip4/127.0.0.1/tcp/9/p2p/12D3KooWGzBwjfGmm9kBhDwJuYLh8hL8VbDhtjLfhoVuX6Ki2f6r/p2p-circuit",
 	}
 	testnet := []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
-	onlyTCP := func(a ma.Multiaddr) bool { return a.String() == "/ip4/8.8.4.4/tcp/4001" || a.String() == "/ip4/10.9.0.2/tcp/4001" }
+	onlyTCP := func(a ma.Multiaddr) bool {
+		return a.String() == "/ip4/8.8.4.4/tcp/4001" || a.String() == "/ip4/10.9.0.2/tcp/4001"
+	}
 	for _, tc := range []struct {
 		name      string
 		remote    string
