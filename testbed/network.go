@@ -37,13 +37,31 @@ type Network struct {
 	names  map[string]bool
 	links  []*Link
 	nextK  int
+
+	public bool // links to the core get public addresses
 }
 
 // netns is one named network namespace and an open handle to it.
 type netns struct {
 	name string
 	fd   int
+	// The only default routes CheckSealed allows: via gw4 and gw6 on
+	// interface gwIf (none if invalid).
+	gw4, gw6 netip.Addr
+	gwIf     string
 }
+
+// Option configures a Network.
+type Option func(*Network)
+
+// PublicAddresses gives every link attached to the core (public hosts and
+// the outside links of NATs) addresses that libp2p implementations consider
+// public: link k gets 11.k.0.0/24 and 2a0c:k::/64 instead of 10.k.0.0/24
+// and fd00:k::/64. Links behind NATs keep private addresses, except routed
+// IPv6 (see RoutedIPv6). Neither range is special-purpose, so they would be
+// routable on the Internet: New, AddHost and AddNAT check with CheckSealed
+// that nothing leads out of the testbed before assigning one.
+func PublicAddresses() Option { return func(n *Network) { n.public = true } }
 
 var seq atomic.Int64
 
@@ -52,7 +70,7 @@ var validName = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
 
 // New creates an empty network: just the core router namespace. It first
 // removes namespaces left behind by dead processes (see Sweep).
-func New() (*Network, error) {
+func New(opts ...Option) (*Network, error) {
 	if err := checkEnv("ip", "ethtool"); err != nil {
 		return nil, err
 	}
@@ -64,13 +82,22 @@ func New() (*Network, error) {
 		cancel: cancel,
 		names:  map[string]bool{},
 	}
+	for _, o := range opts {
+		o(n)
+	}
 	register(n)
-	core, err := n.newNS("core", nsRouter)
+	core, err := n.newNS("core", nsRouter, netns{})
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("testbed: creating core router: %w", err)
 	}
 	n.core = core
+	if n.public {
+		if err := n.CheckSealed(); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -113,7 +140,8 @@ const (
 )
 
 // newNS creates namespace prefix+name and applies the sysctls of its kind.
-func (n *Network) newNS(name string, kind nsKind) (*netns, error) {
+// The default routes it will have are those of gw.
+func (n *Network) newNS(name string, kind nsKind, gw netns) (*netns, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -129,7 +157,7 @@ func (n *Network) newNS(name string, kind nsKind) (*netns, error) {
 		_ = removeNS(full)
 		return nil, fmt.Errorf("testbed: opening namespace %s: %w", full, err)
 	}
-	ns := &netns{name: full, fd: fd}
+	ns := &netns{name: full, fd: fd, gw4: gw.gw4, gw6: gw.gw6, gwIf: gw.gwIf}
 	n.mu.Lock()
 	n.nss = append(n.nss, ns)
 	n.mu.Unlock()
@@ -191,17 +219,20 @@ func (n *Network) reserve(name string) (int, error) {
 }
 
 // attach creates node namespace nsName of the given kind and links it to up
-// over link number k. The node's interface is called downIf.
-func (n *Network) attach(up *netns, k int, nsName string, kind nsKind, downIf string, cfg LinkConfig) (*netns, *Link, error) {
+// over link number k. The node's interface is called downIf. The link's
+// IPv4 and IPv6 addresses are public if pub4 and pub6 say so.
+func (n *Network) attach(up *netns, k int, nsName string, kind nsKind, downIf string, cfg LinkConfig, pub4, pub6 bool) (*netns, *Link, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, nil, err
 	}
-	down, err := n.newNS(nsName, kind)
+	l := &Link{k: k}
+	l.up4, l.up6 = addr4(k, 1, pub4), addr6(k, 1, pub6)
+	l.down4, l.down6 = addr4(k, 2, pub4), addr6(k, 2, pub6)
+	down, err := n.newNS(nsName, kind, netns{gw4: l.up4, gw6: l.up6, gwIf: downIf})
 	if err != nil {
 		return nil, nil, err
 	}
 	upIf := "l" + strconv.Itoa(k)
-	l := &Link{k: k}
 	l.cfg.Store(&cfg)
 	n.mu.Lock()
 	n.links = append(n.links, l)
@@ -215,7 +246,7 @@ func (n *Network) attach(up *netns, k int, nsName string, kind nsKind, downIf st
 		}
 		all = []ifc{{up.name, upIf}, {down.name, downIf}}
 	} else {
-		lns, err := n.newNS("l"+strconv.Itoa(k), nsLink)
+		lns, err := n.newNS("l"+strconv.Itoa(k), nsLink, netns{})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -241,8 +272,12 @@ func (n *Network) attach(up *netns, k int, nsName string, kind nsKind, downIf st
 			return nil, nil, err
 		}
 	}
-	l.up4, l.up6 = addr4(k, 1), addr6(k, 1)
-	l.down4, l.down6 = addr4(k, 2), addr6(k, 2)
+	if pub4 || pub6 {
+		// Checked once the link exists, before any address is on it.
+		if err := n.CheckSealed(); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, c := range [][]string{
 		{"-n", up.name, "addr", "add", l.up4.String() + "/24", "dev", upIf},
 		{"-n", up.name, "-6", "addr", "add", l.up6.String() + "/64", "dev", upIf, "nodad"},
@@ -263,10 +298,22 @@ func (n *Network) attach(up *netns, k int, nsName string, kind nsKind, downIf st
 	return down, l, nil
 }
 
-func addr4(k int, host byte) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(k), 0, host}) }
+// addr4 is address host of link k: 10.k.0.host, or 11.k.0.host if public
+// (11/8 is not special-purpose, so libp2p counts it as public).
+func addr4(k int, host byte, public bool) netip.Addr {
+	if public {
+		return netip.AddrFrom4([4]byte{11, byte(k), 0, host})
+	}
+	return netip.AddrFrom4([4]byte{10, byte(k), 0, host})
+}
 
-func addr6(k int, host byte) netip.Addr {
-	return netip.AddrFrom16([16]byte{0: 0xfd, 2: 0, 3: byte(k), 15: host})
+// addr6 is address host of link k: fd00:k::host (unique local), or
+// 2a0c:k::host if public (global unicast, not special-purpose).
+func addr6(k int, host byte, public bool) netip.Addr {
+	if public {
+		return netip.AddrFrom16([16]byte{0: 0x2a, 1: 0x0c, 3: byte(k), 15: host})
+	}
+	return netip.AddrFrom16([16]byte{0: 0xfd, 3: byte(k), 15: host})
 }
 
 // AddHost adds a public host attached to the core router over a link with
@@ -276,7 +323,7 @@ func (n *Network) AddHost(name string, cfg LinkConfig) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns, l, err := n.attach(n.core, k, "h-"+name, nsHost, "eth0", cfg)
+	ns, l, err := n.attach(n.core, k, "h-"+name, nsHost, "eth0", cfg, n.public, n.public)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: adding host %s: %w", name, err)
 	}

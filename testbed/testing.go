@@ -6,12 +6,12 @@ import (
 	"testing"
 )
 
-// ForTest returns a new Network that is closed when tb ends. On a machine
+// ForTest returns a new Network with opts that is closed when tb ends. On a machine
 // that cannot run it (not root, tools missing) the test fails saying what
 // to do, or is skipped if TACHYON_SKIP_NETNS=1.
-func ForTest(tb testing.TB) *Network {
+func ForTest(tb testing.TB, opts ...Option) *Network {
 	tb.Helper()
-	n, err := New()
+	n, err := New(opts...)
 	if errors.Is(err, ErrNotSupported) && os.Getenv("TACHYON_SKIP_NETNS") == "1" {
 		tb.Skipf("TACHYON_SKIP_NETNS=1: %v", err)
 	}
