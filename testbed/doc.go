@@ -16,7 +16,14 @@
 // this process; only socket creation needs the link namespace.
 //
 // Addresses: link k uses 10.k.0.0/24 and fd00:k::/64, upstream .1/::1, the
-// downstream node .2/::2. Nothing is routed outside the namespaces.
+// downstream node .2/::2. Under the PublicAddresses option, links to the
+// core use 11.k.0.0/24 and 2a0c:k::/64 instead, which libp2p counts as
+// public; that is safe only because nothing is routed outside the
+// namespaces, which CheckSealed asserts before such an address is assigned.
+//
+// NATs masquerade IPv4 and IPv6 (or IPv4 only, with routed IPv6 prefixes
+// for the hosts behind them: RoutedIPv6), forward ports (NAT.Forward) and
+// can be renumbered (NAT.ChangeOutsideAddress).
 //
 // Namespaces are named tb<pid>-<seq>-..., so Sweep can remove those left by
 // dead processes. Requires root, iproute2, ethtool and (for NATs) nftables.

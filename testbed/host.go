@@ -24,10 +24,12 @@ func (h *Host) Name() string { return h.name }
 // Namespace is the name of the host's namespace, for `ip netns exec`.
 func (h *Host) Namespace() string { return h.ns.name }
 
-// IPv4 is the host's IPv4 address (private if the host is behind a NAT).
+// IPv4 is the host's IPv4 address. It is public under PublicAddresses
+// unless the host is behind a NAT.
 func (h *Host) IPv4() netip.Addr { return h.link.down4 }
 
-// IPv6 is the host's IPv6 address (private if the host is behind a NAT).
+// IPv6 is the host's IPv6 address. It is public under PublicAddresses
+// unless the host is behind a NAT that masquerades IPv6 (see RoutedIPv6).
 func (h *Host) IPv6() netip.Addr { return h.link.down6 }
 
 // Link is the link between the host and its router.

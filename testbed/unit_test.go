@@ -151,3 +151,43 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressRanges checks that the public ranges are public to libp2p
+// (go-multiaddr's manet, which go-libp2p and tachyon both use), that the
+// private ones are not, and that the public ones avoid IANA's
+// special-purpose registries.
+func TestAddressRanges(t *testing.T) {
+	special := []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24",
+		"192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+		"240.0.0.0/4", "::/127", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+		"2001::/23", "2001:db8::/32", "2002::/16", "2620:4f:8000::/48", "3fff::/20", "5f00::/16",
+		"fc00::/7", "fe80::/10",
+	}
+	for _, k := range []int{1, 2, 17, 250} {
+		for _, host := range []byte{1, 2, 3, 254} {
+			for _, tc := range []struct {
+				addr   netip.Addr
+				public bool
+			}{
+				{addr4(k, host, true), true},
+				{addr6(k, host, true), true},
+				{addr4(k, host, false), false},
+				{addr6(k, host, false), false},
+			} {
+				if got := isPublic(tc.addr); got != tc.public {
+					t.Errorf("%v: manet says public=%v, want %v", tc.addr, got, tc.public)
+				}
+				if !tc.public {
+					continue
+				}
+				for _, s := range special {
+					if netip.MustParsePrefix(s).Contains(tc.addr) {
+						t.Errorf("%v is in the special-purpose range %s", tc.addr, s)
+					}
+				}
+			}
+		}
+	}
+}
