@@ -48,10 +48,11 @@ func scopeOf(a ma.Multiaddr, public []netip.Prefix) scope {
 	switch {
 	case !ip.IsValid():
 		return scopePublic
+	case slices.ContainsFunc(public, func(p netip.Prefix) bool { return p.Contains(ip) }):
+		// Declared public: that wins, even over loopback (tests).
+		return scopePublic
 	case ip.IsLoopback():
 		return scopeLoopback
-	case slices.ContainsFunc(public, func(p netip.Prefix) bool { return p.Contains(ip) }):
-		return scopePublic
 	case ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || !manet.IsPublicAddr(a):
 		return scopeLAN
 	}
@@ -111,7 +112,3 @@ func (h *Host) advertisedTo(remote ma.Multiaddr) []ma.Multiaddr {
 // addresses. Peers on its LAN, or on the same machine, are also told its
 // private or loopback addresses.
 func (h *Host) AdvertisedAddrs() []ma.Multiaddr { return h.advertisedTo(nil) }
-
-// confirmedFunc says which public addresses are confirmed; nil: all are
-// (reachability is not checked).
-func (h *Host) confirmedFunc() func(ma.Multiaddr) bool { return nil }

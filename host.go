@@ -98,6 +98,8 @@ type Host struct {
 	hp             *holepunch.Service    // nil: NoHolePunching
 	observed       observedAddrs
 	relaySvc       *relay.Service // nil: not a relay
+	an             *autoNAT       // observed addresses, reachability, AutoNAT servers
+	advertised     []ma.Multiaddr // AdvertisedAddrs last announced; under mu
 }
 
 // identifyCall is the identify exchange run on a peer's first connection.
@@ -185,6 +187,21 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 // Addrs returns the addresses the host listens on, with unspecified IPs
 // (0.0.0.0, ::) replaced by the machine's interface addresses.
 func (h *Host) Addrs() []ma.Multiaddr {
+	out := h.listenAddrs()
+	if h.an != nil {
+		// The outside addresses of our NAT that enough peers agree on.
+		for _, a := range h.an.obs.Addrs(h.swarm.ListenAddrs()) {
+			if !slices.ContainsFunc(out, a.Equal) {
+				out = append(out, a)
+			}
+		}
+	}
+	return append(h.withNamedSecurity(out), h.relayAddrs()...)
+}
+
+// listenAddrs are the addresses the host listens on, unspecified IPs
+// expanded to the interfaces' addresses.
+func (h *Host) listenAddrs() []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, a := range h.swarm.ListenAddrs() {
 		if isCircuitListen(a) {
@@ -205,7 +222,7 @@ func (h *Host) Addrs() []ma.Multiaddr {
 		}
 		out = append(out, a)
 	}
-	return append(h.withNamedSecurity(out), h.relayAddrs()...)
+	return out
 }
 
 var (
@@ -259,9 +276,12 @@ func (h *Host) withNamedSecurity(addrs []ma.Multiaddr) []ma.Multiaddr {
 // EvtLocalAddrsUpdated event and an identify push.
 func (h *Host) addrsChanged() {
 	now := h.Addrs()
+	adv := h.AdvertisedAddrs()
 	h.mu.Lock()
 	before := h.addrs
 	h.addrs = now
+	advChanged := !slices.EqualFunc(adv, h.advertised, func(a, b ma.Multiaddr) bool { return a.Equal(b) })
+	h.advertised = adv
 	var added, removed []ma.Multiaddr
 	for _, a := range now {
 		if !slices.ContainsFunc(before, a.Equal) {
@@ -277,7 +297,9 @@ func (h *Host) addrsChanged() {
 		h.bus.Emit(event.EvtLocalAddrsUpdated{Current: slices.Clone(now), Added: added, Removed: removed})
 	}
 	h.mu.Unlock()
-	h.schedulePush()
+	if advChanged || len(added)+len(removed) > 0 {
+		h.schedulePush()
+	}
 }
 
 // FullAddrs returns Addrs with /p2p/<id> appended, as peers dial them.
@@ -495,6 +517,7 @@ func (h *Host) Close() error {
 		if h.hp != nil {
 			h.hp.Close() // ends the hole punches answered on handler goroutines
 		}
+		h.closeAutoNAT()
 		h.swarm.Close()
 		h.wg.Wait()
 		h.bus.Close()
@@ -557,6 +580,7 @@ func (h *Host) disconnected(c *swarm.Conn) {
 		h.cm.Disconnected(c)
 	}
 	p := c.RemotePeer()
+	h.connClosedAutoNAT(c)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.bus.Emit(event.EvtConnClosed{Conn: connInfo(c)})

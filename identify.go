@@ -35,7 +35,8 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 	} else {
 		h.log.Debug("identified", "peer", c.RemotePeer(), "agent", call.result.Message.AgentVersion)
 		h.record(call.result)
-		h.observe(c, call.result.Message.ObservedAddr)
+		h.recordObserved(c, call.result.Message.ObservedAddr)
+		h.peerIdentifiedAutoNAT(c.RemotePeer())
 		h.bus.Emit(h.identifiedEvent(call.result))
 	}
 	close(call.done)
@@ -149,7 +150,9 @@ func (h *Host) handlePush(s network.Stream) {
 	h.record(r)
 	if added, removed := diffProtocols(before, h.ps.Protocols(r.Peer)); len(added)+len(removed) > 0 {
 		h.bus.Emit(event.EvtPeerProtocolsUpdated{Peer: r.Peer, Added: added, Removed: removed})
+		h.peerIdentifiedAutoNAT(r.Peer)
 	}
+	h.recordObserved(s.Conn(), r.Message.ObservedAddr)
 }
 
 // schedulePush asks the push loop to tell connected peers about a change in

@@ -7,7 +7,7 @@ import (
 )
 
 // TestImportLayers keeps imports one way (docs/architecture.md): core
-// types (and the event types), then security and muxers, then transports, upgrader and protocols,
+// types (and the event types), then security, muxers and node state, then transports, upgrader and protocols,
 // then the swarm, then this package, then the commands.
 func TestImportLayers(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
@@ -21,7 +21,7 @@ func TestImportLayers(t *testing.T) {
 		case strings.HasPrefix(p, "core/"), strings.HasPrefix(p, "internal/"), p == "event":
 			return 0
 		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore",
-			p == "limits", p == "connmgr", p == "gater":
+			p == "limits", p == "connmgr", p == "gater", p == "obsaddr", p == "reachability":
 			return 1
 		case p == "upgrader", p == "resolve", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
 			return 2

@@ -75,6 +75,8 @@ type config struct {
 	rm              network.ResourceManager // built by New from the above
 	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
 	publicPrefixes  []netip.Prefix
+	autonat         *AutoNATConfig
+	noAutoNAT       bool
 
 	noRelayClient     bool
 	staticRelays      []peer.AddrInfo

@@ -189,8 +189,18 @@ func TestRelayDataLimit(t *testing.T) {
 			}
 		}
 	}
-	if rs, _ := tr.r.RelayStat(); rs.DataLimitResets != 1 {
-		t.Errorf("relay stat %+v, want one data limit reset", rs)
+	// The relay counts the reset once both of its pipes have stopped, which
+	// may be after the peers saw their connections go.
+	for {
+		rs, _ := tr.r.RelayStat()
+		if rs.DataLimitResets == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("relay stat %+v, want one data limit reset", rs)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

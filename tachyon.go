@@ -116,6 +116,9 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err := h.startServices(); err != nil {
 		return nil, err
 	}
+	if err := h.startAutoNAT(); err != nil {
+		return nil, err
+	}
 	// Hole punching first: the relay client's listener may hand over a
 	// relayed connection at once.
 	if err := h.startHolePunching(); err != nil {
@@ -132,6 +135,7 @@ func New(opts ...Option) (_ *Host, err error) {
 			return nil, fmt.Errorf("tachyon: %w", err)
 		}
 		h.addrsChanged()
+		h.pokeAddrs()
 	}
 	h.log.Info("host started", "peer", id, "addrs", h.Addrs())
 	return h, nil

@@ -99,6 +99,16 @@ type EvtLocalProtocolsUpdated struct {
 	Removed []protocol.ID
 }
 
+// EvtAddrReachability reports that the verdict on one of the host's
+// addresses changed: "unknown", "public" (AutoNAT servers dialed it) or
+// "private" (they could not).
+type EvtAddrReachability struct {
+	Addr     ma.Multiaddr
+	From, To string
+	// Servers are the AutoNAT servers whose answers decided it.
+	Servers []peer.ID
+}
+
 // EvtHolePunch reports one attempt to replace a relayed connection with a
 // direct one (DCUtR, or the plain dial before it).
 type EvtHolePunch struct {

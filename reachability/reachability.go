@@ -291,8 +291,11 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 		if s.undecided(e) {
 			want = s.cfg.Parallel
 		}
+		// While probes are in flight, only servers not counted yet join:
+		// asking one again is for a retry or a re-check, on the timer.
+		freshOnly := len(e.inflight) > 0
 		started := 0
-		for _, srv := range s.pick(e, servers, want-len(e.inflight)) {
+		for _, srv := range s.pick(e, servers, want-len(e.inflight), freshOnly) {
 			if s.inflight >= s.cfg.MaxInflight {
 				break
 			}
@@ -319,8 +322,9 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 }
 
 // pick chooses up to n servers for e: not already probing it, those whose
-// answer is not counted first, then the least recently asked.
-func (s *state) pick(e *entry, servers []peer.ID, n int) []peer.ID {
+// answer is not counted first, then the least recently asked; with
+// freshOnly, only those not counted.
+func (s *state) pick(e *entry, servers []peer.ID, n int, freshOnly bool) []peer.ID {
 	if n <= 0 {
 		return nil
 	}
@@ -330,7 +334,7 @@ func (s *state) pick(e *entry, servers []peer.ID, n int) []peer.ID {
 	}
 	var cands []peer.ID
 	for _, p := range servers {
-		if !e.inflight[p] && !slices.Contains(cands, p) {
+		if !e.inflight[p] && !slices.Contains(cands, p) && !(freshOnly && counted[p]) {
 			cands = append(cands, p)
 		}
 	}

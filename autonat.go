@@ -1,0 +1,351 @@
+package tachyon
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/event"
+	"github.com/tachyon-p2p/tachyon/obsaddr"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv1"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv2"
+	"github.com/tachyon-p2p/tachyon/reachability"
+	"github.com/tachyon-p2p/tachyon/swarm"
+)
+
+// AutoNATConfig tunes how the host learns which of its addresses others
+// can dial, and how it answers others who ask. The zero value is the
+// default.
+type AutoNATConfig struct {
+	// ObservedAddrs tunes the observed address manager: how many observer
+	// groups must agree before an address peers see us at becomes a
+	// candidate (default 4), and how observers are grouped. Its
+	// ListenAddrs and UntilClosed are set by the host.
+	ObservedAddrs obsaddr.Config
+	// Reachability tunes the verdicts (default: 2 servers agreeing) and
+	// the re-check schedule. Its OnChange is set by the host.
+	Reachability reachability.Config
+	// Client tunes the AutoNAT v2 client.
+	Client autonatv2.ClientConfig
+	// Server and ServerV1 tune the AutoNAT v2 and v1 servers; the host's
+	// PublicPrefixes are added to theirs.
+	Server   autonatv2.ServerConfig
+	ServerV1 autonatv1.Config
+	// NoServer turns the servers off: the host does not dial others back.
+	NoServer bool
+}
+
+// AutoNAT sets how reachability is checked and served. By default the host
+// checks its public addresses with AutoNAT v2 servers among its peers,
+// advertises only those confirmed, and serves AutoNAT v2 and v1 (with
+// rate limits, public addresses only).
+func AutoNAT(cfg AutoNATConfig) Option {
+	return func(c *config) error {
+		c.autonat = &cfg
+		return nil
+	}
+}
+
+// NoAutoNAT turns AutoNAT off: no checks (every public listen address is
+// advertised, as configured) and no servers.
+func NoAutoNAT() Option {
+	return func(c *config) error {
+		c.noAutoNAT = true
+		return nil
+	}
+}
+
+// autoNAT is the host's AutoNAT state; nil parts are off.
+type autoNAT struct {
+	obs    *obsaddr.Manager
+	reach  *reachability.Manager // nil: reachability forced or AutoNAT off
+	client *autonatv2.Client
+	server *autonatv2.Server
+	v1     *autonatv1.Service
+	dialer *dialBacker
+	poke   chan struct{}
+}
+
+// startAutoNAT builds the observed address manager, the reachability
+// checks and the servers, as configured.
+func (h *Host) startAutoNAT() error {
+	var cfg AutoNATConfig
+	if h.cfg.autonat != nil {
+		cfg = *h.cfg.autonat
+	}
+	an := &autoNAT{poke: make(chan struct{}, 1)}
+	ocfg := cfg.ObservedAddrs
+	ocfg.UntilClosed = true
+	ocfg.ListenAddrs = h.swarm.ListenAddrs
+	an.obs = obsaddr.New(ocfg)
+	h.an = an
+	if h.cfg.noAutoNAT {
+		return nil
+	}
+	if !cfg.NoServer {
+		d, err := newDialBacker(h.cfg)
+		if err != nil {
+			return err
+		}
+		an.dialer = d
+		scfg := cfg.Server
+		scfg.PublicPrefixes = append(slices.Clone(scfg.PublicPrefixes), h.cfg.publicPrefixes...)
+		if scfg.Log == nil {
+			scfg.Log = h.log.With("component", "autonat-server")
+		}
+		an.server = autonatv2.NewServer(natServerHost{d}, scfg)
+		v1cfg := cfg.ServerV1
+		v1cfg.PublicPrefixes = append(slices.Clone(v1cfg.PublicPrefixes), h.cfg.publicPrefixes...)
+		if v1cfg.Log == nil {
+			v1cfg.Log = h.log.With("component", "autonat-v1")
+		}
+		an.v1 = autonatv1.New(natV1Host{d}, v1cfg)
+		if err := h.SetStreamHandler(autonatv2.DialRequestID, an.server.HandleDialRequest); err != nil {
+			return err
+		}
+		if err := h.SetStreamHandler(autonatv1.ID, an.v1.HandleStream); err != nil {
+			return err
+		}
+	}
+	if h.cfg.reachability != network.ReachabilityUnknown {
+		return nil // told, not measured
+	}
+	ccfg := cfg.Client
+	if ccfg.Log == nil {
+		ccfg.Log = h.log.With("component", "autonat-client")
+	}
+	an.client = autonatv2.NewClient(h, ccfg)
+	if err := h.SetStreamHandler(autonatv2.DialBackID, an.client.HandleDialBack); err != nil {
+		return err
+	}
+	rcfg := cfg.Reachability
+	user := rcfg.OnChange
+	rcfg.OnChange = func(c reachability.Change) {
+		h.log.Info("address reachability", "addr", c.Addr, "from", c.From, "to", c.To, "servers", len(c.Evidence))
+		servers := make([]peer.ID, len(c.Evidence))
+		for i, r := range c.Evidence {
+			servers[i] = r.Server
+		}
+		h.bus.Emit(event.EvtAddrReachability{Addr: c.Addr, From: c.From.String(), To: c.To.String(), Servers: servers})
+		h.pokeAddrs()
+		if user != nil {
+			user(c)
+		}
+	}
+	if rcfg.Log == nil {
+		rcfg.Log = h.log.With("component", "reachability")
+	}
+	an.reach = reachability.New(natProber{h}, rcfg)
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		an.reach.Run(h.ctx)
+	}()
+	go h.addrsLoop()
+	return nil
+}
+
+// closeAutoNAT ends the exchanges running on handler goroutines.
+func (h *Host) closeAutoNAT() {
+	if h.an == nil {
+		return
+	}
+	if h.an.server != nil {
+		h.an.server.Close()
+	}
+	if h.an.v1 != nil {
+		h.an.v1.Close()
+	}
+	if h.an.client != nil {
+		h.an.client.Close()
+	}
+}
+
+// pokeAddrs tells the address loop to look again.
+func (h *Host) pokeAddrs() {
+	if h.an == nil {
+		return
+	}
+	select {
+	case h.an.poke <- struct{}{}:
+	default:
+	}
+}
+
+// addrsLoop keeps the reachability candidates, the advertised addresses
+// and the relay reservations in step with what was observed and
+// confirmed. Changes that come in a burst make one identify push.
+func (h *Host) addrsLoop() {
+	defer h.wg.Done()
+	var timer *time.Timer
+	for {
+		h.an.reach.SetAddrs(h.candidates())
+		h.addrsChanged()
+		if h.rsv != nil {
+			h.rsv.SetActive(len(h.an.reach.Addrs(reachability.Public)) == 0)
+		}
+		var timerC <-chan time.Time
+		if next := h.an.obs.NextExpiry(); !next.IsZero() {
+			timer = time.NewTimer(max(time.Until(next), 0) + time.Millisecond)
+			timerC = timer.C
+		}
+		select {
+		case <-h.ctx.Done():
+		case <-h.an.poke:
+		case <-timerC:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if h.ctx.Err() != nil {
+			return
+		}
+		// Let a burst (identify of several peers, several verdicts) settle.
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// candidates are the addresses worth checking: our public listen
+// addresses and the public addresses peers agree they see us at.
+func (h *Host) candidates() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	add := func(a ma.Multiaddr) {
+		if scopeOf(a, h.cfg.publicPrefixes) == scopePublic && !isRelayed(a) && !slices.ContainsFunc(out, a.Equal) {
+			out = append(out, a)
+		}
+	}
+	for _, a := range h.listenAddrs() {
+		add(a)
+	}
+	for _, a := range h.an.obs.Addrs(h.swarm.ListenAddrs()) {
+		add(a)
+	}
+	return out
+}
+
+// recordObserved feeds the observed address manager (and the simple list
+// hole punching uses) with what the peer of c says it sees us at.
+func (h *Host) recordObserved(c network.Conn, observed ma.Multiaddr) {
+	if len(observed) == 0 || c.IsClosed() {
+		return
+	}
+	if sc, ok := c.(*swarm.Conn); ok {
+		h.observe(sc, observed)
+	}
+	if h.an == nil {
+		return
+	}
+	if err := h.an.obs.Record(obsaddr.Observation{
+		Local: c.LocalMultiaddr(), Observed: observed, Observer: c.RemoteMultiaddr(),
+		Peer: c.RemotePeer(), ConnID: c.ID(), Dir: c.Direction(),
+	}); err == nil {
+		h.pokeAddrs()
+	}
+}
+
+// connClosedAutoNAT drops what a closed connection observed and tells the
+// checks a server may have gone.
+func (h *Host) connClosedAutoNAT(c *swarm.Conn) {
+	if h.an == nil {
+		return
+	}
+	h.an.obs.ConnClosed(c.ID())
+	h.pokeAddrs()
+	if h.an.reach != nil {
+		h.an.reach.ServersChanged()
+	}
+}
+
+// peerIdentifiedAutoNAT tells the checks about a peer that may be a
+// server.
+func (h *Host) peerIdentifiedAutoNAT(p peer.ID) {
+	if h.an == nil || h.an.reach == nil {
+		return
+	}
+	if _, ok := h.ps.SupportsProtocol(p, autonatv2.DialRequestID); ok {
+		h.an.reach.ServersChanged()
+	}
+}
+
+// confirmedFunc says which public addresses are confirmed; nil: all are
+// (reachability is not checked, or forced public).
+func (h *Host) confirmedFunc() func(ma.Multiaddr) bool {
+	switch {
+	case h.cfg.reachability == network.ReachabilityPrivate:
+		return func(ma.Multiaddr) bool { return false }
+	case h.an == nil || h.an.reach == nil:
+		return nil
+	}
+	public := h.an.reach.Addrs(reachability.Public)
+	return func(a ma.Multiaddr) bool { return slices.ContainsFunc(public, a.Equal) }
+}
+
+// ReachabilityTable returns what the host knows about each of its
+// candidate addresses: the verdict, the servers' answers behind it, and
+// when it is checked next. Empty when reachability is not checked.
+func (h *Host) ReachabilityTable() []reachability.AddrState {
+	if h.an == nil || h.an.reach == nil {
+		return nil
+	}
+	return h.an.reach.Table()
+}
+
+// natProber runs the reachability checks with the AutoNAT v2 client.
+type natProber struct{ h *Host }
+
+// Servers are the connected peers that serve AutoNAT v2 over a direct
+// connection.
+func (p natProber) Servers() []peer.ID {
+	var out []peer.ID
+	for _, q := range p.h.swarm.Peers() {
+		if _, ok := p.h.ps.SupportsProtocol(q, autonatv2.DialRequestID); !ok {
+			continue
+		}
+		if slices.ContainsFunc(p.h.swarm.ConnsToPeer(q), func(c *swarm.Conn) bool { return !c.Limited() && !c.IsClosed() }) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// errNoVerdict is an answer that says nothing about the address.
+var errNoVerdict = errors.New("no verdict")
+
+func (p natProber) Probe(ctx context.Context, server peer.ID, addr ma.Multiaddr) (reachability.Outcome, error) {
+	res, err := p.h.an.client.Check(ctx, server, []ma.Multiaddr{addr})
+	if err != nil {
+		return reachability.Inconclusive, err
+	}
+	switch res.Verdict {
+	case autonatv2.Reachable:
+		return reachability.Reached, nil
+	case autonatv2.Unreachable:
+		return reachability.Unreached, nil
+	}
+	return reachability.Inconclusive, errors.Join(errNoVerdict, errors.New(res.Reason))
+}
+
+// natServerHost is the AutoNAT v2 server's view: the dial-back dialer.
+type natServerHost struct{ d *dialBacker }
+
+func (s natServerHost) CanDial(a ma.Multiaddr) bool { return s.d.CanDial(a) }
+func (s natServerHost) DialBack(ctx context.Context, p peer.ID, a ma.Multiaddr) (network.Stream, error) {
+	return s.d.DialBack(ctx, p, a, autonatv2.DialBackID)
+}
+
+// natV1Host is the AutoNAT v1 server's view: the dial-back dialer.
+type natV1Host struct{ d *dialBacker }
+
+func (s natV1Host) CanDial(a ma.Multiaddr) bool { return s.d.CanDial(a) }
+func (s natV1Host) DialBack(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (ma.Multiaddr, error) {
+	return s.d.DialBackAny(ctx, p, addrs)
+}

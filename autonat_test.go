@@ -1,0 +1,137 @@
+package tachyon
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/event"
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv1"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv2"
+	"github.com/tachyon-p2p/tachyon/reachability"
+)
+
+// loopbackPublic makes loopback count as the Internet, so AutoNAT runs on
+// it: servers dial it back, clients check it.
+var loopbackPublic = PublicPrefixes(netip.MustParsePrefix("127.0.0.0/8"))
+
+// TestAutoNAT: a host connected to three AutoNAT servers learns that its
+// TCP and QUIC addresses are public within a few round trips, from servers
+// that dial back with an identity of their own, and only then advertises
+// them (with the named security forms); peers on the same machine were
+// told its addresses all along.
+func TestAutoNAT(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	listen := ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1")
+	var servers []*Host
+	for range 3 {
+		servers = append(servers, testHost(t, listen, loopbackPublic, Transports(TCP, QUIC)))
+	}
+	c := testHost(t, listen, loopbackPublic, Transports(TCP, QUIC))
+	sub := event.Subscribe[event.EvtAddrReachability](c.EventBus(), 16)
+	defer sub.Close()
+	if adv := c.AdvertisedAddrs(); len(adv) != 0 {
+		t.Fatalf("advertised before any check: %v", adv)
+	}
+	start := time.Now()
+	for _, s := range servers {
+		if err := c.Connect(ctx, peer.AddrInfo{ID: s.ID(), Addrs: s.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]bool{}
+	for _, a := range c.listenAddrs() {
+		want[a.String()] = true
+	}
+	got := map[string]event.EvtAddrReachability{}
+	for len(got) < len(want) {
+		select {
+		case e := <-sub.Out():
+			if e.To != "public" || !want[e.Addr.String()] {
+				t.Fatalf("event %+v, want public for one of %v", e, want)
+			}
+			got[e.Addr.String()] = e
+		case <-ctx.Done():
+			t.Fatalf("verdicts so far %v; table %+v", got, c.ReachabilityTable())
+		}
+	}
+	t.Logf("both addresses public after %s", time.Since(start))
+	for _, e := range got {
+		if len(e.Servers) < 2 {
+			t.Fatalf("decided by %v, want 2 servers at least", e.Servers)
+		}
+	}
+	// Advertised: both, and TCP's named forms.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		adv := c.AdvertisedAddrs()
+		if len(adv) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("advertised %v, want the 2 confirmed addresses and 2 named TCP forms", adv)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, r := range c.ReachabilityTable() {
+		// The third server's answer may still be on its way.
+		if r.Verdict != reachability.Public || r.Probing == 0 && r.NextCheck.Before(time.Now().Add(time.Minute)) {
+			t.Fatalf("row %+v: want public, next check minutes away", r)
+		}
+	}
+	// The servers saw dial-backs: none of them connected to the client
+	// with its own identity beyond the one connection the client made.
+	for _, s := range servers {
+		if n := len(s.Network().ConnsToPeer(c.ID())); n != 1 {
+			t.Fatalf("server %s has %d connections to the client", s.ID(), n)
+		}
+	}
+}
+
+// TestAutoNATv1Server: an old client (AutoNAT v1) gets its address dialed
+// back and confirmed; a host with NoAutoNAT serves neither version.
+func TestAutoNATv1Server(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	listen := ListenAddrStrings("/ip4/127.0.0.1/tcp/0")
+	s := testHost(t, listen, loopbackPublic, Transports(TCP))
+	off := testHost(t, listen, NoAutoNAT(), Transports(TCP))
+	c := testHost(t, listen, NoAutoNAT(), Transports(TCP))
+	for _, h := range []*Host{s, off} {
+		if err := c.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := c.NewStream(network.WithEagerNegotiation(ctx), s.ID(), autonatv1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := autonatv1.Check(ctx, st, c.ID(), c.listenAddrs())
+	if err != nil || !slices.ContainsFunc(c.listenAddrs(), addr.Equal) {
+		t.Fatalf("v1 check: %v, %v", addr, err)
+	}
+	for _, id := range []string{string(autonatv1.ID), string(autonatv2.DialRequestID)} {
+		if _, err := c.NewStream(network.WithEagerNegotiation(ctx), off.ID(), protocol.ID(id)); err == nil {
+			t.Fatalf("a host with NoAutoNAT serves %s", id)
+		}
+	}
+	// Without AutoNAT, addresses are advertised as configured.
+	if adv := off.AdvertisedAddrs(); len(adv) != 0 {
+		// loopback is not public without PublicPrefixes
+		t.Fatalf("advertised to the Internet: %v", adv)
+	}
+	if adv := off.advertisedTo(ma.StringCast("/ip4/127.0.0.1/tcp/1")); len(adv) == 0 {
+		t.Fatal("nothing advertised to a peer on the same machine")
+	}
+}
