@@ -403,23 +403,25 @@ func (n *netnsLAN) nft(ns, script string) {
 func TestAutoNATNetns(t *testing.T) {
 	buildPeer(t)
 	lan := newNetnsLAN(t, 4) // node 0 is the client
-	const servers = 3
 	for _, tc := range []struct {
 		name, transport, listen string
+		servers                 int
 		// block makes the client's listen port refuse new inbound flows
 		// (nftables in its namespace); its own outbound ones still work.
 		block     string
 		reachable bool
 	}{
-		{"tcp public", "tcp", "/ip4/%s/tcp/4001", "", true},
-		{"quic public", "quic-v1", "/ip4/%s/udp/4001/quic-v1", "", true},
-		{"tcp blocked", "tcp", "/ip4/%s/tcp/4002", "tcp dport 4002 ct state new reject with tcp reset", false},
-		{"quic blocked", "quic-v1", "/ip4/%s/udp/4002/quic-v1", "udp dport 4002 ct state new reject", false},
+		{"tcp public", "tcp", "/ip4/%s/tcp/4001", 3, "", true},
+		{"quic public", "quic-v1", "/ip4/%s/udp/4001/quic-v1", 3, "", true},
+		// Two agreeing servers are enough for go (minConfidence).
+		{"tcp public two servers", "tcp", "/ip4/%s/tcp/4003", 2, "", true},
+		{"tcp blocked", "tcp", "/ip4/%s/tcp/4002", 3, "tcp dport 4002 ct state new reject with tcp reset", false},
+		{"quic blocked", "quic-v1", "/ip4/%s/udp/4002/quic-v1", 3, "udp dport 4002 ct state new reject", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var srvs []*peerProc
 			var args []string
-			for i := 1; i <= servers; i++ {
+			for i := 1; i <= tc.servers; i++ {
 				s := startPeer(t, fmt.Sprintf("server%d", i), lan.nodes[i], "autonat-server", "--transport", tc.transport,
 					"--listen", fmt.Sprintf(tc.listen, lan.addr(i)))
 				l := s.waitLine(30*time.Second, "listening line", isEvent("listening"))
@@ -434,7 +436,7 @@ func TestAutoNATNetns(t *testing.T) {
 			cli := startPeer(t, "client", lan.nodes[0], append([]string{"autonat-client", "--transport", tc.transport, "--listen", own}, args...)...)
 			cl := cli.waitLine(10*time.Second, "listening line", isEvent("listening"))
 			var connected float64
-			for range servers {
+			for range tc.servers {
 				connected = cli.waitLine(10*time.Second, "connected line", func(l line) bool {
 					if l.Event == "connect-failed" {
 						t.Fatalf("client: %s", l.raw)
