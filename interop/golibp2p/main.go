@@ -74,6 +74,8 @@ const usageText = `usage:
   golibp2p-peer relay [--listen MADDR]... [--transport tcp|quic-v1] [--public-prefixes CIDR,...]
   golibp2p-peer holepunch-listen --relay MADDR [--listen MADDR]... [--transport tcp|quic-v1] [--public-prefixes CIDR,...]
   golibp2p-peer holepunch-dial RELAY/p2p-circuit/p2p/B [--transport tcp|quic-v1] [--timeout 60s] [--public-prefixes CIDR,...]
+  golibp2p-peer autonat-server [--listen MADDR]... [--transport tcp|quic-v1|tcp,quic-v1]
+  golibp2p-peer autonat-client --server MADDR/p2p/ID... [--listen MADDR]... [--transport tcp|quic-v1|tcp,quic-v1] [--connect-timeout 10s] [--observed-addr-threshold N]
   golibp2p-peer rtt MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--count 10] [--timeout 30s]
 `
 
@@ -104,6 +106,10 @@ func run(args []string) int {
 		return cmdHolePunchListen(args[1:])
 	case "holepunch-dial":
 		return cmdHolePunchDial(args[1:])
+	case "autonat-server":
+		return cmdAutoNATServer(args[1:])
+	case "autonat-client":
+		return cmdAutoNATClient(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stderr, usageText)
 		return exitOK
