@@ -296,6 +296,9 @@ func (h *Host) addrsChanged() {
 	if len(added)+len(removed) > 0 {
 		h.bus.Emit(event.EvtLocalAddrsUpdated{Current: slices.Clone(now), Added: added, Removed: removed})
 	}
+	if advChanged {
+		h.bus.Emit(event.EvtAdvertisedAddrsUpdated{Current: slices.Clone(adv)})
+	}
 	h.mu.Unlock()
 	if advChanged || len(added)+len(removed) > 0 {
 		h.schedulePush()

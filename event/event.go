@@ -99,6 +99,13 @@ type EvtLocalProtocolsUpdated struct {
 	Removed []protocol.ID
 }
 
+// EvtAdvertisedAddrsUpdated is emitted when the addresses the host tells
+// peers anywhere changed (Host.AdvertisedAddrs): an address confirmed or
+// refuted, a relay address gained or lost.
+type EvtAdvertisedAddrsUpdated struct {
+	Current []ma.Multiaddr
+}
+
 // EvtAddrReachability reports that the verdict on one of the host's
 // addresses changed: "unknown", "public" (AutoNAT servers dialed it) or
 // "private" (they could not).

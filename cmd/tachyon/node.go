@@ -17,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/obsaddr"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
@@ -34,10 +35,14 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	relayService := fl.Bool("relay-service", false, "act as a circuit relay v2 relay (hop) with go-libp2p's limits: 2 min and 128 KiB per circuit, 128 reservations")
 	var relays multiFlag
 	fl.Var(&relays, "relay", "relay `MADDR` (ending in /p2p/<relay id>) to keep a reservation on while not publicly reachable, and to advertise addresses through (repeatable)")
-	reach := fl.String("reachability", "unknown", "`public`, private or unknown: until AutoNAT measures it, a public node keeps no relay reservations")
+	reach := fl.String("reachability", "unknown", "`public`, private or unknown (measured with AutoNAT): force it; a public node keeps no relay reservations and advertises its public addresses unchecked, a private one advertises only relay addresses")
 	hpPublic := fl.String("holepunch-public-prefixes", "", "comma-separated `CIDRs` that count as public for hole punching (emulated networks whose Internet is private address space)")
 	hpPrivate := fl.Bool("holepunch-private-addrs", false, "exchange private (RFC 1918, ULA) addresses for hole punching too, not only public ones (LANs, emulated networks)")
 	noHP := fl.Bool("no-holepunch", false, "do not try to replace relayed connections with direct ones (DCUtR)")
+	publicPrefixes := fl.String("public-prefixes", "", "comma-separated `CIDRs` that count as public (advertised once confirmed, tested by AutoNAT, used for hole punching): for emulated networks and private deployments whose Internet is private address space")
+	noAutoNAT := fl.Bool("no-autonat", false, "neither check this node's addresses with AutoNAT servers (advertise them as configured) nor answer others' AutoNAT requests")
+	noAutoNATService := fl.Bool("no-autonat-service", false, "check this node's addresses, but do not dial others back for their AutoNAT requests")
+	obsThreshold := fl.Int("observed-addr-threshold", 0, "how many observer networks (/24, /48) must report an address peers see this node at before it is checked and advertised (default 4)")
 	debugAddr := fl.String("debug-addr", "", "`HOST:PORT` to serve GET /debug/stats (JSON: goroutines, live heap, connections, peerstore size) and /debug/pprof/ on; keep it on loopback")
 	logLvl := addLogLevel(fl)
 	if pos, err := parseInterspersed(fl, args); err != nil {
@@ -129,6 +134,25 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		opts = append(opts, tachyon.HolePunching(cfg))
+	}
+	if *publicPrefixes != "" {
+		ps, err := parsePrefixes("--public-prefixes", *publicPrefixes)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, tachyon.PublicPrefixes(ps...))
+	}
+	switch {
+	case *noAutoNAT:
+		opts = append(opts, tachyon.NoAutoNAT())
+	case *noAutoNATService || *obsThreshold != 0:
+		if *obsThreshold < 0 {
+			return usagef("--observed-addr-threshold %d: want a positive number", *obsThreshold)
+		}
+		opts = append(opts, tachyon.AutoNAT(tachyon.AutoNATConfig{
+			NoServer:      *noAutoNATService,
+			ObservedAddrs: obsaddr.Config{ActivationThreshold: *obsThreshold},
+		}))
 	}
 	h, err := tachyon.New(opts...)
 	if err != nil {

@@ -14,9 +14,12 @@ import (
 )
 
 // reportReachability prints, as they happen, the node's addresses through
-// relays and the outcome of every hole punch. The returned func stops it.
+// relays, the verdict on each of its addresses, the addresses it
+// advertises, and the outcome of every hole punch. The returned func stops
+// it.
 func reportReachability(h *tachyon.Host, w io.Writer) (stop func()) {
-	sub := h.EventBus().Subscribe(64, event.EvtLocalAddrsUpdated{}, event.EvtHolePunch{})
+	sub := h.EventBus().Subscribe(64, event.EvtLocalAddrsUpdated{}, event.EvtHolePunch{},
+		event.EvtAddrReachability{}, event.EvtAdvertisedAddrsUpdated{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -34,6 +37,17 @@ func reportReachability(h *tachyon.Host, w io.Writer) (stop func()) {
 						fmt.Fprintf(w, "relay address gone: %s/p2p/%s\n", a, h.ID())
 					}
 				}
+			case event.EvtAddrReachability:
+				fmt.Fprintf(w, "reachability: %s %s (was %s; %d servers)\n", e.Addr, e.To, e.From, len(e.Servers))
+			case event.EvtAdvertisedAddrsUpdated:
+				var as []string
+				for _, a := range e.Current {
+					as = append(as, a.String())
+				}
+				if len(as) == 0 {
+					as = []string{"(none)"}
+				}
+				fmt.Fprintf(w, "advertised: %s\n", strings.Join(as, " "))
 			case event.EvtHolePunch:
 				what := fmt.Sprintf("attempt %d", e.Attempt)
 				if e.Attempt == 0 {
@@ -58,19 +72,27 @@ func reportReachability(h *tachyon.Host, w io.Writer) (stop func()) {
 	}
 }
 
-// holePunchConfig is the hole punching set-up of the
-// --holepunch-private-addrs and --holepunch-public-prefixes flags.
-func holePunchConfig(private bool, prefixes string) (holepunch.Config, error) {
-	cfg := holepunch.Config{AllowPrivateAddrs: private}
-	for _, f := range strings.Split(prefixes, ",") {
+// parsePrefixes reads a comma-separated list of CIDRs for flag name.
+func parsePrefixes(name, list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
-			return cfg, usagef("--holepunch-public-prefixes %q: %w", f, err)
+			return nil, usagef("%s %q: %w", name, f, err)
 		}
-		cfg.PublicPrefixes = append(cfg.PublicPrefixes, p.Masked())
+		out = append(out, p.Masked())
 	}
-	return cfg, nil
+	return out, nil
+}
+
+// holePunchConfig is the hole punching set-up of the
+// --holepunch-private-addrs and --holepunch-public-prefixes flags.
+func holePunchConfig(private bool, prefixes string) (holepunch.Config, error) {
+	cfg := holepunch.Config{AllowPrivateAddrs: private}
+	var err error
+	cfg.PublicPrefixes, err = parsePrefixes("--holepunch-public-prefixes", prefixes)
+	return cfg, err
 }
