@@ -183,7 +183,18 @@ func (h *Host) pokeAddrs() {
 func (h *Host) addrsLoop() {
 	defer h.wg.Done()
 	var timer *time.Timer
+	var observed []ma.Multiaddr
 	for {
+		// An outside address that was not seen before (a new NAT mapping,
+		// a new outside IP) says the network changed: check everything
+		// again now rather than at the next re-check, so an address that
+		// stopped working is not advertised for minutes.
+		now := h.an.obs.Addrs(h.swarm.ListenAddrs())
+		if len(observed) > 0 && slices.ContainsFunc(now, func(a ma.Multiaddr) bool { return !slices.ContainsFunc(observed, a.Equal) }) {
+			h.log.Info("new observed address: checking reachability again", "observed", now)
+			h.an.reach.Recheck()
+		}
+		observed = now
 		h.an.reach.SetAddrs(h.candidates())
 		h.addrsChanged()
 		if h.rsv != nil {

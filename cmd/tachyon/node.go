@@ -16,6 +16,7 @@ import (
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
+	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/obsaddr"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
@@ -33,6 +34,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
 	relayService := fl.Bool("relay-service", false, "act as a circuit relay v2 relay (hop) with go-libp2p's limits: 2 min and 128 KiB per circuit, 128 reservations")
+	var bootstrap multiFlag
+	fl.Var(&bootstrap, "bootstrap", "peer `MADDR` (ending in /p2p/<id>) to stay connected to, reconnecting when the connection is lost (repeatable): AutoNAT servers, relays, friends")
 	var relays multiFlag
 	fl.Var(&relays, "relay", "relay `MADDR` (ending in /p2p/<relay id>) to keep a reservation on while not publicly reachable, and to advertise addresses through (repeatable)")
 	reach := fl.String("reachability", "unknown", "`public`, private or unknown (measured with AutoNAT): force it; a public node keeps no relay reservations and advertises its public addresses unchecked, a private one advertises only relay addresses")
@@ -135,6 +138,18 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		opts = append(opts, tachyon.HolePunching(cfg))
 	}
+	var boot []peer.AddrInfo
+	for _, b := range bootstrap {
+		a, err := ma.NewMultiaddr(b)
+		if err != nil {
+			return usagef("--bootstrap %q: %w", b, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return usagef("--bootstrap %q: %w", b, err)
+		}
+		boot = append(boot, *ai)
+	}
 	if *publicPrefixes != "" {
 		ps, err := parsePrefixes("--public-prefixes", *publicPrefixes)
 		if err != nil {
@@ -176,6 +191,14 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	for _, a := range h.FullAddrs() {
 		fmt.Fprintln(stdout, a)
+	}
+	if len(boot) > 0 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			keepConnected(ctx, h, boot, stderr)
+		}()
+		defer func() { <-done }()
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "shutting down")
