@@ -146,7 +146,7 @@ func TestPingAndID(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("id exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"Agent version:    tachyon/", "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "Observed address: /ip4/127.0.0.1/tcp/", "Listen addresses:\n  /ip4/127.0.0.1/tcp/", "Signed record:    true"} {
+	for _, want := range []string{"Agent version:    tachyon/", "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "Observed address: /ip4/127.0.0.1/tcp/", "Advertised addresses (as told to us):\n  /ip4/127.0.0.1/tcp/", "Signed record:    true"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("id output lacks %q:\n%s", want, out)
 		}

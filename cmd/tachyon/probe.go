@@ -180,7 +180,10 @@ func cmdID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, p := range m.Protocols {
 		fmt.Fprintf(stdout, "  %s\n", p)
 	}
-	fmt.Fprintln(stdout, "Listen addresses:")
+	// What the peer advertises to us: a tachyon peer tells a peer on its
+	// own machine or LAN its loopback or private addresses too, the
+	// Internet only the public ones it confirmed (and relay addresses).
+	fmt.Fprintln(stdout, "Advertised addresses (as told to us):")
 	for _, a := range m.ListenAddrs {
 		fmt.Fprintf(stdout, "  %s\n", a)
 	}
