@@ -19,12 +19,17 @@ import (
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
 
-// Server defaults, go-libp2p's values.
+// Server defaults, go-libp2p's values except DefaultDialBackTimeout.
 const (
-	DefaultDialDataMin          = 30_000
-	DefaultDialDataMax          = 100_000
-	DefaultStreamTimeout        = 15 * time.Second
-	DefaultDialBackTimeout      = 5 * time.Second
+	DefaultDialDataMin   = 30_000
+	DefaultDialDataMax   = 100_000
+	DefaultStreamTimeout = 15 * time.Second
+	// DefaultDialBackTimeout is 3 s where go-libp2p waits 10: an address
+	// behind a firewall is only found unreachable when the dial-back times
+	// out, and 3 s still covers a SYN (or QUIC Initial) and one
+	// retransmission over a 600 ms path. A dial-back lost beyond that costs
+	// one server's answer, and a verdict takes two.
+	DefaultDialBackTimeout      = 3 * time.Second
 	DefaultMaxAddrs             = 50
 	DefaultGlobalRPM            = 60
 	DefaultPerPeerRPM           = 12
