@@ -24,6 +24,19 @@ type debugStats struct {
 	HeapLiveBytes uint64 `json:"heapLiveBytes"` // live heap as of the last GC
 	Conns         int    `json:"conns"`
 	Peerstore     int    `json:"peerstore"` // peers the peerstore holds
+	// Relay is the relay service's counters, when the node is a relay.
+	Relay *relayStats `json:"relay,omitempty"`
+}
+
+// relayStats is relay.Stat as JSON.
+type relayStats struct {
+	Reservations        int               `json:"reservations"`
+	Circuits            int               `json:"circuits"`
+	CircuitsOpened      uint64            `json:"circuitsOpened"`
+	BytesRelayed        uint64            `json:"bytesRelayed"`
+	DataLimitResets     uint64            `json:"dataLimitResets"`
+	DurationLimitResets uint64            `json:"durationLimitResets"`
+	Refused             map[string]uint64 `json:"refused,omitempty"`
 }
 
 // serveDebug serves /debug/stats and /debug/pprof/ on addr until ctx ends.
@@ -48,6 +61,18 @@ func serveDebug(ctx context.Context, addr string, h *tachyon.Host, stderr io.Wri
 			Goroutines: runtime.NumGoroutine(),
 			Conns:      len(h.Network().Conns()),
 			Peerstore:  len(h.Peerstore().Peers()),
+		}
+		if rs, ok := h.RelayStat(); ok {
+			st.Relay = &relayStats{
+				Reservations: rs.Reservations, Circuits: rs.Circuits, CircuitsOpened: rs.CircuitsOpened,
+				BytesRelayed: rs.BytesRelayed, DataLimitResets: rs.DataLimitResets, DurationLimitResets: rs.DurationLimitResets,
+			}
+			for k, v := range rs.Refused {
+				if st.Relay.Refused == nil {
+					st.Relay.Refused = map[string]uint64{}
+				}
+				st.Relay.Refused[fmt.Sprint(k)] = v
+			}
 		}
 		if live[0].Value.Kind() == metrics.KindUint64 {
 			st.HeapLiveBytes = live[0].Value.Uint64()
