@@ -84,6 +84,19 @@ func (h *Host) startAutoNAT() error {
 	ocfg.ListenAddrs = h.swarm.ListenAddrs
 	an.obs = obsaddr.New(ocfg)
 	h.an = an
+	if err := h.startAutoNATParts(cfg); err != nil {
+		return err
+	}
+	// The address loop runs whatever else is on: observed addresses change
+	// what the host advertises to its LAN even without checks.
+	h.wg.Add(1)
+	go h.addrsLoop()
+	return nil
+}
+
+// startAutoNATParts starts the servers and the checks that are on.
+func (h *Host) startAutoNATParts(cfg AutoNATConfig) error {
+	an := h.an
 	if h.cfg.noAutoNAT {
 		return nil
 	}
@@ -141,12 +154,11 @@ func (h *Host) startAutoNAT() error {
 		rcfg.Log = h.log.With("component", "reachability")
 	}
 	an.reach = reachability.New(natProber{h}, rcfg)
-	h.wg.Add(2)
+	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		an.reach.Run(h.ctx)
 	}()
-	go h.addrsLoop()
 	return nil
 }
 
@@ -185,21 +197,25 @@ func (h *Host) addrsLoop() {
 	var timer *time.Timer
 	var observed []ma.Multiaddr
 	for {
-		// An outside address that was not seen before (a new NAT mapping,
-		// a new outside IP) says the network changed: check everything
-		// again now rather than at the next re-check, so an address that
-		// stopped working is not advertised for minutes.
+		// The reachability checks start with the address loop's first
+		// round: it reads the first verdicts. An outside address that was
+		// not seen before (a new NAT mapping, a new outside IP) says the
+		// network changed: check everything again now rather than at the
+		// next re-check, so an address that stopped working is not
+		// advertised for minutes.
 		now := h.an.obs.Addrs(h.swarm.ListenAddrs())
-		if len(observed) > 0 && slices.ContainsFunc(now, func(a ma.Multiaddr) bool { return !slices.ContainsFunc(observed, a.Equal) }) {
-			h.log.Info("new observed address: checking reachability again", "observed", now)
-			h.an.reach.Recheck()
+		if reach := h.an.reach; reach != nil {
+			if len(observed) > 0 && slices.ContainsFunc(now, func(a ma.Multiaddr) bool { return !slices.ContainsFunc(observed, a.Equal) }) {
+				h.log.Info("new observed address: checking reachability again", "observed", now)
+				reach.Recheck()
+			}
+			reach.SetAddrs(h.candidates())
+			if h.rsv != nil {
+				h.rsv.SetActive(len(reach.Addrs(reachability.Public)) == 0)
+			}
 		}
 		observed = now
-		h.an.reach.SetAddrs(h.candidates())
 		h.addrsChanged()
-		if h.rsv != nil {
-			h.rsv.SetActive(len(h.an.reach.Addrs(reachability.Public)) == 0)
-		}
 		var timerC <-chan time.Time
 		if next := h.an.obs.NextExpiry(); !next.IsZero() {
 			timer = time.NewTimer(max(time.Until(next), 0) + time.Millisecond)

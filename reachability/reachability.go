@@ -567,8 +567,11 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 	}()
 	for {
+		// Servers is asked outside the lock: the host answers from state
+		// whose own locks may be held by someone calling into us.
+		servers := m.prober.Servers()
 		m.mu.Lock()
-		jobs, wake := m.st.due(m.cfg.Now(), m.prober.Servers())
+		jobs, wake := m.st.due(m.cfg.Now(), servers)
 		m.mu.Unlock()
 		for _, j := range jobs {
 			m.wg.Add(1)
