@@ -84,14 +84,15 @@ func (h *Host) startAutoNAT() error {
 	ocfg.ListenAddrs = h.swarm.ListenAddrs
 	an.obs = obsaddr.New(ocfg)
 	h.an = an
-	if err := h.startAutoNATParts(cfg); err != nil {
-		return err
-	}
-	// The address loop runs whatever else is on: observed addresses change
-	// what the host advertises to its LAN even without checks.
+	return h.startAutoNATParts(cfg)
+}
+
+// startAddrsLoop starts the address loop, once every part it reads (relay
+// reservations, AutoNAT) is built. It runs whatever else is on: observed
+// addresses change what the host tells its LAN even without checks.
+func (h *Host) startAddrsLoop() {
 	h.wg.Add(1)
 	go h.addrsLoop()
-	return nil
 }
 
 // startAutoNATParts starts the servers and the checks that are on.

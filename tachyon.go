@@ -130,6 +130,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err := h.startRelayService(); err != nil {
 		return nil, err
 	}
+	h.startAddrsLoop()
 	if len(cfg.listen) > 0 {
 		if err := sw.Listen(cfg.listen...); err != nil {
 			return nil, fmt.Errorf("tachyon: %w", err)
