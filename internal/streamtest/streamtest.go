@@ -299,6 +299,13 @@ func (s *Stream) Written() int {
 	return s.p.written[s.i]
 }
 
+// Writes is how many writes this end made.
+func (s *Stream) Writes() int {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return len(s.p.writes[s.i])
+}
+
 // LastWrite is when this end last wrote (zero if never).
 func (s *Stream) LastWrite() time.Time {
 	s.p.mu.Lock()

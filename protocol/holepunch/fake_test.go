@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,263 +15,25 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/streamtest"
 	"github.com/tachyon-p2p/tachyon/mss"
 )
 
 // testTimeout bounds every wait of a test.
 const testTimeout = 10 * time.Second
 
-// chunk is written data in flight: readable from at on. An eof chunk is a
-// half-close, delayed like data so that it never overtakes it.
-type chunk struct {
-	b   []byte
-	at  time.Time
-	eof bool
+// streamPair returns the two ends of a stream that pa opened to pb over a
+// relayed connection (limited or not) that pb dialed, as B opens DCUtR
+// streams on the relayed connection A dialed: pa's end is inbound, pb's
+// outbound. aSees and bSees are the remote addresses each end sees.
+func streamPair(delay time.Duration, pa, pb peer.ID, aSees, bSees ma.Multiaddr, limited bool) (a, b *streamtest.Stream) {
+	return streamtest.Pair(streamtest.Config{
+		Protocol: ID, Delay: delay, A: pa, B: pb, AAddr: bSees, BAddr: aSees,
+		State: network.ConnState{Transport: "relay", Limited: limited}, ADir: network.DirInbound,
+	})
 }
 
-// pipe is the shared state of an in-memory stream pair with a one-way
-// delay: a write returns at once and its bytes become readable delay later,
-// as over a relay. Every change closes wake, so that waiters look again.
-type pipe struct {
-	delay time.Duration
-
-	mu     sync.Mutex
-	wake   chan struct{}
-	in     [2][]chunk // in[i] was written by end i, for end 1-i
-	closed [2]bool    // end i closed its write side
-	reset  bool
-	dl     [2]time.Time // read and write deadline of end i
-	writes [2][]time.Time
-	ended  [2]string // how end i ended: "close", "reset" or ""
-}
-
-func (p *pipe) changedLocked() {
-	close(p.wake)
-	p.wake = make(chan struct{})
-}
-
-// fakeConn is the connection a fake stream belongs to, or the direct one a
-// fake dial returns. Methods the service has no business calling are left
-// to the nil embedded interface.
-type fakeConn struct {
-	network.Conn
-	local, remote peer.ID
-	raddr         ma.Multiaddr
-	state         network.ConnState
-	inbound       bool // A's side of a relayed connection is outbound unless set
-}
-
-func (c *fakeConn) RemoteMultiaddr() ma.Multiaddr { return c.raddr }
-func (c *fakeConn) RemotePeer() peer.ID           { return c.remote }
-func (c *fakeConn) LocalPeer() peer.ID            { return c.local }
-func (c *fakeConn) ConnState() network.ConnState  { return c.state }
-func (c *fakeConn) Direction() network.Direction {
-	if c.inbound {
-		return network.DirInbound
-	}
-	return network.DirOutbound
-}
-func (c *fakeConn) String() string                 { return fmt.Sprintf("conn to %s", c.raddr) }
-func (c *fakeConn) Close() error                   { return nil }
-func (c *fakeConn) IsClosed() bool                 { return false }
-func (c *fakeConn) LocalMultiaddr() ma.Multiaddr   { return nil }
-func (c *fakeConn) Opened() time.Time              { return time.Time{} }
-func (c *fakeConn) NumStreams() int                { return 0 }
-func (c *fakeConn) ID() uint64                     { return 1 }
-func (c *fakeConn) RemotePublicKey() crypto.PubKey { return nil }
-
-// fakeStream is one end of a pipe.
-type fakeStream struct {
-	network.Stream
-	p    *pipe
-	i    int
-	conn *fakeConn
-}
-
-// streamPair returns two connected streams over a connection between pa
-// and pb with the given remote addresses (each as its side sees it).
-func streamPair(delay time.Duration, pa, pb peer.ID, aSees, bSees ma.Multiaddr, limited bool) (a, b *fakeStream) {
-	p := &pipe{delay: delay, wake: make(chan struct{})}
-	st := network.ConnState{Transport: "relay", Limited: limited}
-	a = &fakeStream{p: p, i: 0, conn: &fakeConn{local: pa, remote: pb, raddr: aSees, state: st}}
-	b = &fakeStream{p: p, i: 1, conn: &fakeConn{local: pb, remote: pa, raddr: bSees, state: st}}
-	return a, b
-}
-
-func (s *fakeStream) Protocol() protocol.ID         { return ID }
-func (s *fakeStream) LocalPeer() peer.ID            { return s.conn.local }
-func (s *fakeStream) RemotePeer() peer.ID           { return s.conn.remote }
-func (s *fakeStream) RemoteMultiaddr() ma.Multiaddr { return s.conn.raddr }
-func (s *fakeStream) Conn() network.Conn            { return s.conn }
-
-func (s *fakeStream) Read(b []byte) (int, error) {
-	p := s.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	q := &p.in[1-s.i]
-	for {
-		now := time.Now()
-		if p.reset {
-			return 0, network.ErrReset
-		}
-		dl := p.dl[s.i]
-		if !dl.IsZero() && !now.Before(dl) {
-			return 0, os.ErrDeadlineExceeded
-		}
-		wakeAt := dl
-		if len(*q) > 0 {
-			c := &(*q)[0]
-			if !now.Before(c.at) {
-				if c.eof {
-					return 0, io.EOF
-				}
-				n := copy(b, c.b)
-				if c.b = c.b[n:]; len(c.b) == 0 {
-					*q = (*q)[1:]
-				}
-				return n, nil
-			}
-			if wakeAt.IsZero() || c.at.Before(wakeAt) {
-				wakeAt = c.at
-			}
-		}
-		w := p.wake
-		p.mu.Unlock()
-		var timeout <-chan time.Time
-		var t *time.Timer
-		if !wakeAt.IsZero() {
-			t = time.NewTimer(time.Until(wakeAt))
-			timeout = t.C
-		}
-		select {
-		case <-w:
-		case <-timeout:
-		}
-		if t != nil {
-			t.Stop()
-		}
-		p.mu.Lock()
-	}
-}
-
-func (s *fakeStream) Write(b []byte) (int, error) {
-	p := s.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.reset:
-		return 0, network.ErrReset
-	case p.closed[s.i]:
-		return 0, errors.New("fake stream: write after close")
-	case !p.dl[s.i].IsZero() && !time.Now().Before(p.dl[s.i]):
-		return 0, os.ErrDeadlineExceeded
-	}
-	now := time.Now()
-	p.writes[s.i] = append(p.writes[s.i], now)
-	p.in[s.i] = append(p.in[s.i], chunk{b: append([]byte(nil), b...), at: now.Add(p.delay)})
-	p.changedLocked()
-	return len(b), nil
-}
-
-func (s *fakeStream) closeWriteLocked() {
-	p := s.p
-	if !p.closed[s.i] {
-		p.closed[s.i] = true
-		p.in[s.i] = append(p.in[s.i], chunk{at: time.Now().Add(p.delay), eof: true})
-	}
-	p.changedLocked()
-}
-
-func (s *fakeStream) CloseWrite() error {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	if s.p.reset {
-		return network.ErrReset
-	}
-	s.closeWriteLocked()
-	return nil
-}
-
-func (s *fakeStream) CloseRead() error { return nil }
-
-func (s *fakeStream) Close() error {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	if s.p.ended[s.i] == "" {
-		s.p.ended[s.i] = "close"
-	}
-	s.closeWriteLocked()
-	return nil
-}
-
-func (s *fakeStream) Reset() error {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	if s.p.ended[s.i] == "" {
-		s.p.ended[s.i] = "reset"
-	}
-	s.p.reset = true
-	s.p.changedLocked()
-	return nil
-}
-
-func (s *fakeStream) SetDeadline(t time.Time) error {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	s.p.dl[s.i] = t
-	s.p.changedLocked()
-	return nil
-}
-
-func (s *fakeStream) SetReadDeadline(t time.Time) error  { return s.SetDeadline(t) }
-func (s *fakeStream) SetWriteDeadline(t time.Time) error { return s.SetDeadline(t) }
-
-// ending reports how this end was ended by its owner: "close", "reset" or "".
-func (s *fakeStream) ending() string {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	return s.p.ended[s.i]
-}
-
-// lastWrite is when this end last wrote.
-func (s *fakeStream) lastWrite() time.Time {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	w := s.p.writes[s.i]
-	if len(w) == 0 {
-		return time.Time{}
-	}
-	return w[len(w)-1]
-}
-
-// waitEnded waits until this end is closed or reset by its owner.
-func (s *fakeStream) waitEnded(t testing.TB) string {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		if e := s.ending(); e != "" {
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream of %s not ended within %s", s.conn.local, testTimeout)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func newID(t testing.TB, name string) peer.ID {
-	t.Helper()
-	seed := sha256.Sum256([]byte(name))
-	key, err := crypto.Ed25519KeyFromSeed(seed[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
+func newID(t testing.TB, name string) peer.ID { return streamtest.PeerID(t, name) }
 
 // dialCall is one DialDirect as the fake host saw it.
 type dialCall struct {
@@ -307,7 +67,7 @@ type fakeHost struct {
 	other    *fakeHost
 	otherSvc *Service
 	dials    []dialCall
-	opened   []*fakeStream
+	opened   []*streamtest.Stream
 
 	wg *sync.WaitGroup
 }
@@ -391,15 +151,16 @@ func (h *fakeHost) dialCalls() []dialCall {
 	return append([]dialCall(nil), h.dials...)
 }
 
-func (h *fakeHost) openedStreams() []*fakeStream {
+func (h *fakeHost) openedStreams() []*streamtest.Stream {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]*fakeStream(nil), h.opened...)
+	return append([]*streamtest.Stream(nil), h.opened...)
 }
 
 // connTo is a direct connection to p at the first of addrs.
 func connTo(p peer.ID, addrs []ma.Multiaddr) network.Conn {
-	return &fakeConn{remote: p, raddr: addrs[0], state: network.ConnState{Transport: "tcp"}}
+	a, _ := streamtest.Pair(streamtest.Config{B: p, BAddr: addrs[0], State: network.ConnState{Transport: "tcp"}})
+	return a.FakeConn()
 }
 
 // dialOK connects at once.

@@ -17,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
+	"github.com/tachyon-p2p/tachyon/internal/streamtest"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
 	"github.com/tachyon-p2p/tachyon/mss"
 )
@@ -67,10 +68,10 @@ func TestExchange(t *testing.T) {
 		t.Errorf("B got %v (want %v), A got %v (want %v)", got, aAddrs, r.addrs, bAddrs)
 	}
 	within(t, "RTT", rtt, 2*delay, 2*delay+slack)
-	within(t, "SYNC to A's return", r.at.Sub(bEnd.lastWrite()), delay, delay+slack)
+	within(t, "SYNC to A's return", r.at.Sub(bEnd.LastWrite()), delay, delay+slack)
 	// The exchanges leave the stream to their caller.
-	if bEnd.ending() != "" || aEnd.ending() != "" {
-		t.Errorf("streams ended by the exchange: B %q, A %q", bEnd.ending(), aEnd.ending())
+	if bEnd.Ended() != "" || aEnd.Ended() != "" {
+		t.Errorf("streams ended by the exchange: B %q, A %q", bEnd.Ended(), aEnd.Ended())
 	}
 }
 
@@ -79,34 +80,34 @@ func TestExchangeMalformed(t *testing.T) {
 	connect := (&Message{Type: Connect, ObsAddrs: addrs("/ip4/1.2.3.4/tcp/1")}).Marshal()
 	sync := (&Message{Type: Sync}).Marshal()
 	tooLarge := varint.Append(nil, MaxMessageSize+1)
-	send := func(msgs ...[]byte) func(st *fakeStream) {
-		return func(st *fakeStream) {
+	send := func(msgs ...[]byte) func(st *streamtest.Stream) {
+		return func(st *streamtest.Stream) {
 			for _, m := range msgs {
 				_, _ = st.Write(m)
 			}
 		}
 	}
-	silent := func(*fakeStream) {}
+	silent := func(*streamtest.Stream) {}
 	tests := []struct {
 		name    string
 		b       bool // test B's Initiate against a scripted A; else A's Respond
-		peer    func(st *fakeStream)
+		peer    func(st *streamtest.Stream)
 		wantErr error // nil: any error
 	}{
 		{"B: A answers SYNC", true, send(lp.Append(nil, sync)), ErrMalformed},
 		{"B: A answers garbage", true, send(lp.Append(nil, []byte{0x08, 0x07})), ErrMalformed},
 		{"B: A answers a huge message", true, send(tooLarge), lp.ErrTooLarge},
-		{"B: A closes", true, func(st *fakeStream) { _ = st.Close() }, io.EOF},
-		{"B: A resets", true, func(st *fakeStream) { _ = st.Reset() }, network.ErrReset},
+		{"B: A closes", true, func(st *streamtest.Stream) { _ = st.Close() }, io.EOF},
+		{"B: A resets", true, func(st *streamtest.Stream) { _ = st.Reset() }, network.ErrReset},
 		{"B: A is silent", true, silent, context.DeadlineExceeded},
 		{"A: SYNC before CONNECT", false, send(lp.Append(nil, sync)), ErrMalformed},
 		{"A: garbage", false, send([]byte{0x03, 0xff, 0xff, 0xff}), ErrMalformed},
 		{"A: a huge message", false, send(tooLarge), lp.ErrTooLarge},
 		{"A: CONNECT twice", false, send(lp.Append(nil, connect), lp.Append(nil, connect)), ErrMalformed},
-		{"A: CONNECT then close", false, func(st *fakeStream) { send(lp.Append(nil, connect))(st); _ = st.Close() }, io.EOF},
+		{"A: CONNECT then close", false, func(st *streamtest.Stream) { send(lp.Append(nil, connect))(st); _ = st.Close() }, io.EOF},
 		{"A: CONNECT then silence", false, send(lp.Append(nil, connect)), context.DeadlineExceeded},
 		{"A: silent", false, silent, context.DeadlineExceeded},
-		{"A: reset", false, func(st *fakeStream) { _ = st.Reset() }, network.ErrReset},
+		{"A: reset", false, func(st *streamtest.Stream) { _ = st.Reset() }, network.ErrReset},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestDirectConnectTiming(t *testing.T) {
 	if len(streams) != 1 {
 		t.Fatalf("%d streams opened, want 1", len(streams))
 	}
-	syncAt := streams[0].lastWrite()
+	syncAt := streams[0].LastWrite()
 	da, db := ps.a.dialCalls(), ps.b.dialCalls()
 	if len(da) != 1 || len(db) != 1 {
 		t.Fatalf("dials: A %d, B %d; want 1 each", len(da), len(db))
@@ -187,7 +188,7 @@ func TestDirectConnectTiming(t *testing.T) {
 			t.Errorf("%s's dial deadline in %s, want within the default 5 s", x.who, x.d.deadline)
 		}
 	}
-	if e := streams[0].ending(); e != "close" {
+	if e := streams[0].Ended(); e != "close" {
 		t.Errorf("B ended its stream with %q, want close", e)
 	}
 }
@@ -486,8 +487,14 @@ func TestHandleStreamConn(t *testing.T) {
 			leakcheck.Check(t)
 			ps := newPair(t, time.Millisecond, Config{}, Config{})
 			ps.a.dial = dialOK(ps.bID)
-			bEnd, aEnd := streamPair(time.Millisecond, ps.bID, ps.aID, tt.raddr, tt.raddr, tt.limited)
-			aEnd.conn.inbound = tt.inbound
+			bDir := network.DirInbound
+			if tt.inbound {
+				bDir = network.DirOutbound // A accepted: its end is inbound
+			}
+			bEnd, aEnd := streamtest.Pair(streamtest.Config{
+				Protocol: ID, Delay: time.Millisecond, A: ps.bID, B: ps.aID, AAddr: tt.raddr, BAddr: tt.raddr,
+				State: network.ConnState{Transport: "relay", Limited: tt.limited}, ADir: bDir,
+			})
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -498,8 +505,8 @@ func TestHandleStreamConn(t *testing.T) {
 			_, _, err := Initiate(ctx, bEnd, ps.bAddrs, nil)
 			<-done
 			if tt.wantReset {
-				if !errors.Is(err, network.ErrReset) || aEnd.ending() != "reset" {
-					t.Errorf("Initiate: %v, A's end %q; want a reset", err, aEnd.ending())
+				if !errors.Is(err, network.ErrReset) || aEnd.Ended() != "reset" {
+					t.Errorf("Initiate: %v, A's end %q; want a reset", err, aEnd.Ended())
 				}
 				if len(ps.a.dialCalls()) != 0 || len(ps.evA.list()) != 0 {
 					t.Error("A dialed or reported")
@@ -519,19 +526,19 @@ func TestHandleStreamMalformed(t *testing.T) {
 	connect := lp.Append(nil, (&Message{Type: Connect, ObsAddrs: addrs("/ip4/5.6.7.8/tcp/1")}).Marshal())
 	tests := []struct {
 		name string
-		b    func(st *fakeStream)
+		b    func(st *streamtest.Stream)
 	}{
-		{"garbage", func(st *fakeStream) { _, _ = st.Write([]byte{0x05, 1, 2, 3, 4, 5}) }},
+		{"garbage", func(st *streamtest.Stream) { _, _ = st.Write([]byte{0x05, 1, 2, 3, 4, 5}) }},
 		// 'G' announces 71 bytes that never come.
-		{"not protobuf at all", func(st *fakeStream) { _, _ = st.Write([]byte("GET / HTTP/1.1\r\n\r\n")) }},
-		{"silent", func(*fakeStream) {}},
-		{"CONNECT then silence", func(st *fakeStream) { _, _ = st.Write(connect) }},
-		{"SYNC before CONNECT", func(st *fakeStream) { _ = Write(st, &Message{Type: Sync}) }},
-		{"CONNECT twice", func(st *fakeStream) { _, _ = st.Write(append(connect, connect...)) }},
-		{"CONNECT then close", func(st *fakeStream) { _, _ = st.Write(connect); _ = st.Close() }},
-		{"oversized", func(st *fakeStream) { _, _ = st.Write(varint.Append(nil, 1<<20)) }},
-		{"reset", func(st *fakeStream) { _ = st.Reset() }},
-		{"close at once", func(st *fakeStream) { _ = st.Close() }},
+		{"not protobuf at all", func(st *streamtest.Stream) { _, _ = st.Write([]byte("GET / HTTP/1.1\r\n\r\n")) }},
+		{"silent", func(*streamtest.Stream) {}},
+		{"CONNECT then silence", func(st *streamtest.Stream) { _, _ = st.Write(connect) }},
+		{"SYNC before CONNECT", func(st *streamtest.Stream) { _ = Write(st, &Message{Type: Sync}) }},
+		{"CONNECT twice", func(st *streamtest.Stream) { _, _ = st.Write(append(connect, connect...)) }},
+		{"CONNECT then close", func(st *streamtest.Stream) { _, _ = st.Write(connect); _ = st.Close() }},
+		{"oversized", func(st *streamtest.Stream) { _, _ = st.Write(varint.Append(nil, 1<<20)) }},
+		{"reset", func(st *streamtest.Stream) { _ = st.Reset() }},
+		{"close at once", func(st *streamtest.Stream) { _ = st.Close() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,7 +549,7 @@ func TestHandleStreamMalformed(t *testing.T) {
 			bEnd, aEnd := streamPair(time.Millisecond, ps.bID, ps.aID, relayAddr, relayAddr, true)
 			tt.b(bEnd)
 			ps.sa.HandleStream(aEnd)
-			if e := aEnd.ending(); e != "reset" {
+			if e := aEnd.Ended(); e != "reset" {
 				t.Errorf("A ended the stream with %q, want reset", e)
 			}
 			evs := ps.evA.list()
@@ -603,7 +610,7 @@ func TestNoLoneDial(t *testing.T) {
 				}
 			}
 			for _, st := range ps.b.openedStreams() {
-				if e := st.ending(); e != "reset" {
+				if e := st.Ended(); e != "reset" {
 					t.Errorf("B ended a stream with %q, want reset", e)
 				}
 			}
@@ -624,7 +631,7 @@ func TestExchangeNoAddrs(t *testing.T) {
 	if !errors.Is(err, ErrNoAddrs) || rtt <= 0 {
 		t.Errorf("Initiate: %v, RTT %s; want ErrNoAddrs and the RTT", err, rtt)
 	}
-	if n := len(bEnd.p.writes[0]); n != 1 {
+	if n := bEnd.Writes(); n != 1 {
 		t.Errorf("B wrote %d messages, want CONNECT only", n)
 	}
 
@@ -633,7 +640,7 @@ func TestExchangeNoAddrs(t *testing.T) {
 	if _, err := Respond(ctx, aEnd, addrs("/ip4/1.2.3.4/tcp/1"), none); !errors.Is(err, ErrNoAddrs) {
 		t.Errorf("Respond: %v, want ErrNoAddrs", err)
 	}
-	if n := len(aEnd.p.writes[1]); n != 0 {
+	if n := aEnd.Writes(); n != 0 {
 		t.Errorf("A wrote %d messages, want none", n)
 	}
 }
