@@ -62,7 +62,8 @@ type pipe struct {
 	in      [2][]chunk // in[i] was written by end i, for end 1-i
 	closed  [2]bool    // end i closed its write side
 	reset   bool
-	dl      [2]time.Time // deadline of end i (read and write)
+	rdl     [2]time.Time // read deadline of end i
+	wdl     [2]time.Time // write deadline of end i
 	writes  [2][]time.Time
 	written [2]int
 	ended   [2]string // how end i was ended by its owner: "close", "reset" or ""
@@ -150,8 +151,6 @@ func (s *Stream) FakeConn() *Conn               { return s.conn }
 func (s *Stream) String() string {
 	return fmt.Sprintf("streamtest stream %s -> %s", s.conn.local, s.conn.remote)
 }
-func (s *Stream) SetReadDeadline(t time.Time) error  { return s.SetDeadline(t) }
-func (s *Stream) SetWriteDeadline(t time.Time) error { return s.SetDeadline(t) }
 
 // Read blocks until data written by the other end is due, EOF, a reset or
 // the deadline.
@@ -165,7 +164,7 @@ func (s *Stream) Read(b []byte) (int, error) {
 		if p.reset {
 			return 0, network.ErrReset
 		}
-		dl := p.dl[s.i]
+		dl := p.rdl[s.i]
 		if !dl.IsZero() && !now.Before(dl) {
 			return 0, os.ErrDeadlineExceeded
 		}
@@ -218,7 +217,7 @@ func (s *Stream) Write(b []byte) (int, error) {
 		return 0, network.ErrReset
 	case p.closed[s.i]:
 		return 0, ErrWriteAfterClose
-	case !p.dl[s.i].IsZero() && !time.Now().Before(p.dl[s.i]):
+	case !p.wdl[s.i].IsZero() && !time.Now().Before(p.wdl[s.i]):
 		return 0, os.ErrDeadlineExceeded
 	}
 	now := time.Now()
@@ -275,11 +274,24 @@ func (s *Stream) Reset() error {
 	return nil
 }
 
-// SetDeadline sets this end's read and write deadline.
+// SetDeadline sets this end's read and write deadlines.
 func (s *Stream) SetDeadline(t time.Time) error {
+	s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.p.mu.Lock()
 	defer s.p.mu.Unlock()
-	s.p.dl[s.i] = t
+	s.p.rdl[s.i] = t
+	s.p.changedLocked()
+	return nil
+}
+
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	s.p.wdl[s.i] = t
 	s.p.changedLocked()
 	return nil
 }

@@ -386,7 +386,7 @@ func TestConnectRefused(t *testing.T) {
 				t.Errorf("Stat().Refused[%s] = %d, want 1", tc.want, n)
 			}
 			for _, st := range hs.h.openedStreams() {
-				if e := st.waitEnded(t, testTimeout); e != "reset" {
+				if e := st.WaitEnded(t, testTimeout); e != "reset" {
 					t.Errorf("the relay's STOP stream ended by %q, want reset", e)
 				}
 			}
@@ -473,7 +473,7 @@ func TestConnect(t *testing.T) {
 	if st.Circuits != 0 || st.BytesRelayed != 16004 {
 		t.Errorf("Stat after: %+v, want no circuit and 16004 bytes", st)
 	}
-	if e := hs.h.openedStreams()[0].ending(); e != "close" {
+	if e := hs.h.openedStreams()[0].Ended(); e != "close" {
 		t.Errorf("the relay's STOP stream ended by %q, want close", e)
 	}
 }
