@@ -18,6 +18,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
+	"github.com/tachyon-p2p/tachyon/internal/streamctx"
 )
 
 // Client defaults.
@@ -195,7 +196,7 @@ func (c *Client) Check(ctx context.Context, server peer.ID, addrs []ma.Multiaddr
 	if err != nil {
 		return fail(fmt.Errorf("autonatv2: opening a stream: %w", err))
 	}
-	stop := deadline(ctx, st)
+	stop := streamctx.Bind(ctx, st)
 	defer stop()
 	resp, err := c.exchange(ctx, st, msg, len(addrs), &res)
 	if err != nil {
@@ -213,11 +214,11 @@ func (c *Client) Check(ctx context.Context, server peer.ID, addrs []ma.Multiaddr
 // server's DialResponse.
 func (c *Client) exchange(ctx context.Context, st network.Stream, msg *Message, n int, res *Result) (*DialResponse, error) {
 	if err := Write(st, msg); err != nil {
-		return nil, fmt.Errorf("autonatv2: sending the request: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("autonatv2: sending the request: %w", streamctx.Err(ctx, err))
 	}
 	m, err := ReadMessage(st)
 	if err != nil {
-		return nil, fmt.Errorf("autonatv2: reading the answer: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("autonatv2: reading the answer: %w", streamctx.Err(ctx, err))
 	}
 	if ddr := m.DialDataRequest; ddr != nil {
 		if int64(ddr.AddrIdx) >= int64(n) {
@@ -227,11 +228,11 @@ func (c *Client) exchange(ctx context.Context, st network.Stream, msg *Message, 
 			return nil, fmt.Errorf("%w: %d bytes asked, limit %d", ErrTooMuchDialData, ddr.NumBytes, c.cfg.MaxDialData)
 		}
 		if err := c.pay(st, ddr.NumBytes); err != nil {
-			return nil, fmt.Errorf("autonatv2: sending %d bytes of dial data: %w", ddr.NumBytes, ctxErr(ctx, err))
+			return nil, fmt.Errorf("autonatv2: sending %d bytes of dial data: %w", ddr.NumBytes, streamctx.Err(ctx, err))
 		}
 		res.DialData = ddr.NumBytes
 		if m, err = ReadMessage(st); err != nil {
-			return nil, fmt.Errorf("autonatv2: reading the response: %w", ctxErr(ctx, err))
+			return nil, fmt.Errorf("autonatv2: reading the response: %w", streamctx.Err(ctx, err))
 		}
 	}
 	if m.DialResponse == nil {
@@ -365,12 +366,12 @@ func (c *Client) unregister(nonce uint64) {
 func (c *Client) HandleDialBack(st network.Stream) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialBackTimeout)
 	defer cancel()
-	stop := deadline(ctx, st)
+	stop := streamctx.Bind(ctx, st)
 	defer stop()
 	local := st.Conn().LocalMultiaddr()
 	d, err := ReadDialBack(st)
 	if err != nil {
-		c.log.Debug("autonatv2: bad dial-back", "peer", st.RemotePeer(), "local", local, "err", ctxErr(ctx, err))
+		c.log.Debug("autonatv2: bad dial-back", "peer", st.RemotePeer(), "local", local, "err", streamctx.Err(ctx, err))
 		st.Reset()
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
+	"github.com/tachyon-p2p/tachyon/internal/streamctx"
 )
 
 // Server defaults, go-libp2p's values except DefaultDialBackTimeout.
@@ -209,7 +210,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 	p := e.Peer
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StreamTimeout)
 	defer cancel()
-	stop := deadline(ctx, st)
+	stop := streamctx.Bind(ctx, st)
 	defer stop()
 
 	// Over a relay the dial-back would prove nothing about the relay's
@@ -227,7 +228,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 
 	m, err := ReadMessage(st)
 	if err != nil {
-		s.abort(st, e, fmt.Errorf("autonatv2: reading the request of %s: %w", p, ctxErr(ctx, err)))
+		s.abort(st, e, fmt.Errorf("autonatv2: reading the request of %s: %w", p, streamctx.Err(ctx, err)))
 		return
 	}
 	req := m.DialRequest
@@ -266,7 +267,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 func (s *Server) answer(ctx context.Context, st network.Stream, e *ServerEvent, resp *DialResponse, reason string) {
 	e.Responded, e.Status, e.Reason = true, resp.Status, reason
 	if err := Write(st, &Message{DialResponse: resp}); err != nil {
-		e.Err = fmt.Errorf("autonatv2: answering %s: %w", e.Peer, ctxErr(ctx, err))
+		e.Err = fmt.Errorf("autonatv2: answering %s: %w", e.Peer, streamctx.Err(ctx, err))
 		st.Reset()
 		return
 	}
@@ -282,12 +283,12 @@ func (s *Server) abort(st network.Stream, e *ServerEvent, err error) {
 // and reads DialDataResponses until they add up to n.
 func (s *Server) collectDialData(ctx context.Context, st network.Stream, idx uint32, n uint64) error {
 	if err := Write(st, &Message{DialDataRequest: &DialDataRequest{AddrIdx: idx, NumBytes: n}}); err != nil {
-		return ctxErr(ctx, err)
+		return streamctx.Err(ctx, err)
 	}
 	for got := uint64(0); got < n; {
 		m, err := ReadMessage(st)
 		if err != nil {
-			return ctxErr(ctx, err)
+			return streamctx.Err(ctx, err)
 		}
 		if m.DialDataResponse == nil {
 			return fmt.Errorf("%w: got %s after %d bytes, want a DialDataResponse", ErrMalformed, m.kind(), got)
@@ -317,11 +318,11 @@ func (s *Server) dialBack(ctx context.Context, p peer.ID, addr ma.Multiaddr, non
 	defer st.Conn().Close()
 	ectx, cancel := context.WithTimeout(ctx, s.cfg.DialBackTimeout)
 	defer cancel()
-	stop := deadline(ectx, st)
+	stop := streamctx.Bind(ectx, st)
 	defer stop()
 	fail := func(what string, err error) (DialStatus, error) {
 		st.Reset()
-		return DialStatusDialBackError, fmt.Errorf("autonatv2: dial-back to %s at %s: %s: %w", p, addr, what, ctxErr(ectx, err))
+		return DialStatusDialBackError, fmt.Errorf("autonatv2: dial-back to %s at %s: %s: %w", p, addr, what, streamctx.Err(ectx, err))
 	}
 	if err := Write(st, &DialBack{Nonce: nonce}); err != nil {
 		return fail("sending the nonce", err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
+	"github.com/tachyon-p2p/tachyon/internal/streamctx"
 	"github.com/tachyon-p2p/tachyon/mss"
 )
 
@@ -458,15 +458,15 @@ var ErrNoAddrs = errors.New("holepunch: the peer sent no usable address")
 // (and the round trip) without sending SYNC, as A would dial alone. It
 // returns A's kept addresses and the round trip.
 func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, time.Duration, error) {
-	stop := deadline(ctx, s)
+	stop := streamctx.Bind(ctx, s)
 	defer stop()
 	start := time.Now()
 	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
-		return nil, 0, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
+		return nil, 0, fmt.Errorf("holepunch: sending CONNECT: %w", streamctx.Err(ctx, err))
 	}
 	m, err := Read(s)
 	if err != nil {
-		return nil, 0, fmt.Errorf("holepunch: reading CONNECT: %w", ctxErr(ctx, err))
+		return nil, 0, fmt.Errorf("holepunch: reading CONNECT: %w", streamctx.Err(ctx, err))
 	}
 	rtt := time.Since(start)
 	if m.Type != Connect {
@@ -480,7 +480,7 @@ func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma
 		return nil, rtt, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
 	}
 	if err := Write(s, &Message{Type: Sync}); err != nil {
-		return nil, 0, fmt.Errorf("holepunch: sending SYNC: %w", ctxErr(ctx, err))
+		return nil, 0, fmt.Errorf("holepunch: sending SYNC: %w", streamctx.Err(ctx, err))
 	}
 	return theirs, rtt, nil
 }
@@ -490,11 +490,11 @@ func Initiate(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma
 // Respond returns ErrNoAddrs before answering, as there is nothing to dial.
 // It returns B's kept addresses once SYNC arrived: time to dial.
 func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.Multiaddr) []ma.Multiaddr) ([]ma.Multiaddr, error) {
-	stop := deadline(ctx, s)
+	stop := streamctx.Bind(ctx, s)
 	defer stop()
 	m, err := Read(s)
 	if err != nil {
-		return nil, fmt.Errorf("holepunch: reading CONNECT: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("holepunch: reading CONNECT: %w", streamctx.Err(ctx, err))
 	}
 	if m.Type != Connect {
 		return nil, fmt.Errorf("%w: got %s, want CONNECT", ErrMalformed, m.Type)
@@ -507,34 +507,14 @@ func Respond(ctx context.Context, s Stream, ours []ma.Multiaddr, keep func([]ma.
 		return nil, fmt.Errorf("%w (%d sent)", ErrNoAddrs, len(m.ObsAddrs))
 	}
 	if err := Write(s, &Message{Type: Connect, ObsAddrs: ours}); err != nil {
-		return nil, fmt.Errorf("holepunch: sending CONNECT: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("holepunch: sending CONNECT: %w", streamctx.Err(ctx, err))
 	}
 	sync, err := Read(s)
 	if err != nil {
-		return nil, fmt.Errorf("holepunch: reading SYNC: %w", ctxErr(ctx, err))
+		return nil, fmt.Errorf("holepunch: reading SYNC: %w", streamctx.Err(ctx, err))
 	}
 	if sync.Type != Sync {
 		return nil, fmt.Errorf("%w: got %s, want SYNC", ErrMalformed, sync.Type)
 	}
 	return theirs, nil
-}
-
-// deadline applies ctx's deadline and cancellation to s.
-func deadline(ctx context.Context, s Stream) (stop func() bool) {
-	if dl, ok := ctx.Deadline(); ok {
-		s.SetDeadline(dl)
-	}
-	return context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
-}
-
-// ctxErr blames ctx for err when ctx ended. The stream deadline that
-// deadline set may fire a moment before ctx itself notices its own.
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
-		return context.DeadlineExceeded
-	}
-	return err
 }
