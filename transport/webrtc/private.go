@@ -92,7 +92,7 @@ type PrivateTransport struct {
 	cert    *Certificate
 	cfg     PrivateConfig
 	ice     []pion.ICEServer
-	drops   logs.Limiter   // of refusal records
+	drops   logs.Limiter  // of refusal records
 	dialing chan struct{} // semaphore: outbound sessions in progress
 
 	ctx    context.Context // cancelled by Close

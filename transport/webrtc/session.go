@@ -36,8 +36,8 @@ type session struct {
 	remote remoteSDP
 
 	gathered chan *pion.ICECandidate // ours, to trickle; nil ends gathering
-	stopTx   chan struct{}          // closed to stop the trickle
-	txDone   chan struct{}          // closed when the trickle returned; nil if never started
+	stopTx   chan struct{}           // closed to stop the trickle
+	txDone   chan struct{}           // closed when the trickle returned; nil if never started
 
 	mu      sync.Mutex
 	state   sessionState
