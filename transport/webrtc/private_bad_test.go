@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"regexp"
@@ -600,5 +601,52 @@ func TestPrivateOfferShape(t *testing.T) {
 	}
 	if !strings.Contains(offer, "m=application") || !strings.Contains(offer, "a=setup:actpass") {
 		t.Errorf("offer:\n%s", offer)
+	}
+}
+
+// TestPrivateWireShape: what each side sends is what js expects: the
+// dialer's offer first, the listener's answer first, then only
+// candidates, each the JSON of an RTCIceCandidateInit a browser accepts
+// (a "candidate:" line with sdpMid and sdpMLineIndex).
+func TestPrivateWireShape(t *testing.T) {
+	leakcheck.Check(t)
+	s := newPrivateSetup(t, PrivateConfig{}, PrivateConfig{})
+	p := newProxy(s.b)
+	var mu sync.Mutex
+	sent := map[bool][]signalMessage{}
+	p.edit = func(toA bool, m signalMessage) []signalMessage {
+		mu.Lock()
+		sent[toA] = append(sent[toA], m)
+		mu.Unlock()
+		return []signalMessage{m}
+	}
+	s.sig.handler = p.handle
+	c, srv := s.connect(t)
+	echoOnce(t, c, srv)
+	s.sig.wg.Wait() // the proxy has seen both sides end
+	mu.Lock()
+	defer mu.Unlock()
+	for _, toA := range []bool{false, true} {
+		msgs := sent[toA]
+		first := map[bool]signalType{false: sigOffer, true: sigAnswer}[toA]
+		if len(msgs) < 2 || msgs[0].typ != first {
+			t.Fatalf("toward A %v: %d messages, first %v", toA, len(msgs), msgs)
+		}
+		for _, m := range msgs[1:] {
+			if m.typ != sigCandidate {
+				t.Fatalf("toward A %v: %s after the SDP", toA, m.typ)
+			}
+			var init struct {
+				Candidate     string  `json:"candidate"`
+				SDPMid        *string `json:"sdpMid"`
+				SDPMLineIndex *int    `json:"sdpMLineIndex"`
+			}
+			if err := json.Unmarshal([]byte(m.data), &init); err != nil {
+				t.Fatalf("candidate %q: %v", m.data, err)
+			}
+			if !strings.HasPrefix(init.Candidate, "candidate:") || init.SDPMid == nil || *init.SDPMid == "" || init.SDPMLineIndex == nil {
+				t.Fatalf("candidate %s", m.data)
+			}
+		}
 	}
 }
