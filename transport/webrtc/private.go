@@ -114,6 +114,7 @@ var (
 	ErrNoSignaller     = errors.New("webrtc: no Signaller set")
 	ErrTransportClosed = errors.New("webrtc: transport closed")
 	errNotListening    = errors.New("not listening on /webrtc")
+	errSessionLimit    = errors.New("too many /webrtc sessions in progress")
 )
 
 // NewPrivate returns a /webrtc transport authenticating as key (the peer
@@ -317,7 +318,7 @@ func (t *PrivateTransport) dial(ctx context.Context, addr ma.Multiaddr, p peer.I
 	case t.dialing <- struct{}{}:
 		defer func() { <-t.dialing }()
 	default:
-		return nil, fmt.Errorf("%w: %d dials (PrivateConfig.MaxInFlight)", errTooManyInFlight, t.cfg.MaxInFlight)
+		return nil, fmt.Errorf("%w: %d dials (PrivateConfig.MaxInFlight)", errSessionLimit, t.cfg.MaxInFlight)
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
@@ -377,9 +378,9 @@ func (t *PrivateTransport) admit(p peer.ID) (*privateListener, func(), error) {
 	case t.listener == nil:
 		return nil, nil, errNotListening
 	case t.inbound >= t.cfg.MaxInFlight:
-		return nil, nil, fmt.Errorf("%w: %d sessions (PrivateConfig.MaxInFlight)", errTooManyInFlight, t.cfg.MaxInFlight)
+		return nil, nil, fmt.Errorf("%w: %d inbound (PrivateConfig.MaxInFlight)", errSessionLimit, t.cfg.MaxInFlight)
 	case t.perPeer[p] >= t.cfg.MaxInFlightPerPeer:
-		return nil, nil, fmt.Errorf("%w: %d sessions of one peer (PrivateConfig.MaxInFlightPerPeer)", errTooManyInFlight, t.cfg.MaxInFlightPerPeer)
+		return nil, nil, fmt.Errorf("%w: %d inbound from %s (PrivateConfig.MaxInFlightPerPeer)", errSessionLimit, t.cfg.MaxInFlightPerPeer, p)
 	}
 	t.inbound++
 	t.perPeer[p]++

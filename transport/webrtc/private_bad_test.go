@@ -539,7 +539,7 @@ func TestPrivateDialRefusals(t *testing.T) {
 		errc <- err
 	}()
 	<-sig.entered
-	if _, err := a.Dial(ctx, privateAddr(t, bID), bID); !errors.Is(err, errTooManyInFlight) {
+	if _, err := a.Dial(ctx, privateAddr(t, bID), bID); !errors.Is(err, errSessionLimit) {
 		t.Fatalf("dial over MaxInFlight: %v", err)
 	}
 	cancel()

@@ -6,6 +6,10 @@
 // their identity with Noise on data channel 0, the listener being the Noise
 // initiator, and every other data channel is one stream framed as in
 // webrtc/README.md.
+//
+// The package also holds the /webrtc transport (PrivateTransport,
+// private.go): peers that share a relayed connection exchange SDP over it
+// and connect directly, with the same streams.
 package webrtc
 
 import (
