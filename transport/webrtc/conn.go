@@ -27,15 +27,20 @@ var ErrConnClosed = errors.New("webrtc: connection closed")
 // takes them; more are reset.
 const acceptQueueLen = 256
 
-// Conn is a WebRTC-direct connection: a PeerConnection whose data channels
-// are the streams. It implements network.TransportConn.
+// Conn is a WebRTC-direct or /webrtc connection: a PeerConnection whose
+// data channels are the streams. It implements network.TransportConn.
 //
-// ConnState is {Transport: "webrtc-direct", Security: "/noise"}: Noise
-// proved the peer's identity (DTLS encrypts), and the data channels are the
-// native multiplexer, so Muxer is empty and nothing is negotiated for it.
+// For WebRTC-direct ConnState is {Transport: "webrtc-direct", Security:
+// "/noise"}: Noise proved the peer's identity (DTLS encrypts), and the data
+// channels are the native multiplexer, so Muxer is empty and nothing is
+// negotiated for it. For /webrtc it is {Transport: "webrtc"}: no security
+// protocol ran on the connection itself (see PrivateTransport).
 type Conn struct {
 	pc  *pion.PeerConnection
 	dir network.Direction
+	// private marks a /webrtc connection: its ConnState, and the dialer's
+	// "init" channel, which is not a stream.
+	private bool
 
 	local, remote peer.ID
 	remoteKey     crypto.PubKey
@@ -69,10 +74,11 @@ var _ network.TransportConn = (*Conn)(nil)
 // newConn wraps pc. Its callbacks must be registered before the peer can
 // open channels, so Conn is created with the PeerConnection and its
 // identity filled in after the handshake.
-func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool, log *slog.Logger) *Conn {
+func newConn(pc *pion.PeerConnection, dir network.Direction, managed, private bool, log *slog.Logger) *Conn {
 	c := &Conn{
 		pc:        pc,
 		dir:       dir,
+		private:   private,
 		log:       log,
 		incoming:  make(chan *stream, acceptQueueLen),
 		admitted:  make(chan struct{}),
@@ -114,6 +120,12 @@ func newConn(pc *pion.PeerConnection, dir network.Direction, managed bool, log *
 	})
 	pc.OnDataChannel(func(dc *pion.DataChannel) {
 		// pion runs this in a goroutine of its own.
+		if c.private && dc.Label() == initChannelLabel {
+			// The /webrtc dialer's channel that made its offer carry
+			// ICE and DTLS details; js closes it on receipt too.
+			dc.OnOpen(func() { _ = dc.Close() })
+			return
+		}
 		dc.OnOpen(func() {
 			if !c.waitAdmitted() {
 				_ = dc.Close()
@@ -352,6 +364,9 @@ func (c *Conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
 func (c *Conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
 func (c *Conn) Direction() network.Direction   { return c.dir }
 func (c *Conn) ConnState() network.ConnState {
+	if c.private {
+		return network.ConnState{Transport: "webrtc"}
+	}
 	return network.ConnState{Transport: "webrtc-direct", Security: protocol.ID("/noise")}
 }
 

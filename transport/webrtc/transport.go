@@ -6,11 +6,14 @@
 // their identity with Noise on data channel 0, the listener being the Noise
 // initiator, and every other data channel is one stream framed as in
 // webrtc/README.md.
+//
+// The package also holds the /webrtc transport (PrivateTransport,
+// private.go): peers that share a relayed connection exchange SDP over it
+// and connect directly, with the same streams.
 package webrtc
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,7 +172,7 @@ func newPeer(se pion.SettingEngine, cert *Certificate, dir network.Direction, ma
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: creating peer connection: %w", err)
 	}
-	c := newConn(pc, dir, managed, log)
+	c := newConn(pc, dir, managed, false, log)
 	p := &peerSetup{pc: pc, conn: c, handshake: make(chan handshakeChan, 1)}
 	// The dialer, the Noise responder, creates the handshake channel now,
 	// so that it exists before the listener's first message arrives. The
@@ -272,14 +275,7 @@ func (p *peerSetup) handshakeStream(ctx context.Context) (*stream, error) {
 }
 
 // remoteFingerprint is the SHA-256 of the certificate the peer used in DTLS.
-func (p *peerSetup) remoteFingerprint() ([]byte, error) {
-	der := p.pc.SCTP().Transport().GetRemoteCertificate()
-	if len(der) == 0 {
-		return nil, errors.New("no remote DTLS certificate")
-	}
-	fp := sha256.Sum256(der)
-	return fp[:], nil
-}
+func (p *peerSetup) remoteFingerprint() ([]byte, error) { return remoteCertFingerprint(p.pc) }
 
 // Dial connects to the listener at addr, which must prove it is p.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
