@@ -43,6 +43,10 @@ func NoHolePunching() Option {
 // replaced it, for the streams still on it to finish.
 const relayGrace = time.Minute
 
+// relayRetireDelay is how long an idle relayed connection stays after a
+// direct one came up.
+const relayRetireDelay = 3 * time.Second
+
 // observedTTL is how long an address a peer observed for us stays a hole
 // punching candidate without being seen again.
 const observedTTL = 30 * time.Minute
@@ -129,9 +133,6 @@ func (h *Host) startHolePunching() error {
 			Peer: e.Peer, Side: string(e.Side), Attempt: e.Attempt, Addrs: e.Addrs, RTT: e.RTT, Took: e.Took,
 			Success: e.Success, Transport: e.Transport, Remote: e.Remote, Reason: e.Reason, Err: e.Err,
 		})
-		if e.Success {
-			h.retireRelayed(e.Peer)
-		}
 		if user != nil {
 			user(e)
 		}
@@ -187,13 +188,21 @@ func (h *Host) retireRelayed(p peer.ID) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		deadline := time.Now().Add(relayGrace)
+		start := time.Now()
+		deadline := start.Add(relayGrace)
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for len(relayed) > 0 {
 			relayed = slices.DeleteFunc(relayed, func(c *swarm.Conn) bool {
 				if c.IsClosed() {
 					return true
+				}
+				// Not at once, even when idle: the peer may still be
+				// finishing on it what brought the direct connection up
+				// (the end of WebRTC's signalling, DCUtR's last message)
+				// and would take the close for a failure.
+				if time.Since(start) < relayRetireDelay {
+					return false
 				}
 				if c.NumStreams() == 0 || time.Now().After(deadline) {
 					h.log.Debug("closing the relayed connection replaced by a direct one", "peer", p, "streams", c.NumStreams())

@@ -27,6 +27,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/swarm"
 	"github.com/tachyon-p2p/tachyon/transport/relayed"
+	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
 // negotiationTimeout bounds protocol negotiation on an inbound stream, so a
@@ -97,9 +98,10 @@ type Host struct {
 	relayProtected map[peer.ID]bool      // relays protected for their reservation; under mu
 	hp             *holepunch.Service    // nil: NoHolePunching
 	observed       observedAddrs
-	relaySvc       *relay.Service // nil: not a relay
-	an             *autoNAT       // observed addresses, reachability, AutoNAT servers
-	advertised     []ma.Multiaddr // AdvertisedAddrs last announced; under mu
+	relaySvc       *relay.Service           // nil: not a relay
+	an             *autoNAT                 // observed addresses, reachability, AutoNAT servers
+	webrtc         *webrtc.PrivateTransport // nil: no /webrtc
+	advertised     []ma.Multiaddr           // AdvertisedAddrs last announced; under mu
 }
 
 // identifyCall is the identify exchange run on a peer's first connection.
@@ -187,7 +189,7 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 // Addrs returns the addresses the host listens on, with unspecified IPs
 // (0.0.0.0, ::) replaced by the machine's interface addresses.
 func (h *Host) Addrs() []ma.Multiaddr {
-	out := h.listenAddrs()
+	out := h.webrtcAddrs(h.listenAddrs())
 	if h.an != nil {
 		// The outside addresses of our NAT that enough peers agree on.
 		for _, a := range h.an.obs.Addrs(h.swarm.ListenAddrs()) {
@@ -521,6 +523,9 @@ func (h *Host) Close() error {
 			h.hp.Close() // ends the hole punches answered on handler goroutines
 		}
 		h.closeAutoNAT()
+		if h.webrtc != nil {
+			h.webrtc.Close() // fails the /webrtc handshakes in progress
+		}
 		h.swarm.Close()
 		h.wg.Wait()
 		h.bus.Close()
@@ -565,6 +570,11 @@ func (h *Host) connected(c *swarm.Conn) {
 		return
 	}
 	h.maybeHolePunch(c)
+	if !c.Limited() && !swarm.IsRelayAddr(c.RemoteMultiaddr()) {
+		// A direct connection (hole punch, /webrtc, a plain dial) makes
+		// the relayed ones to the peer redundant.
+		h.retireRelayed(p)
+	}
 	call := h.identified[p]
 	if call != nil {
 		h.mu.Unlock()

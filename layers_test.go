@@ -23,7 +23,7 @@ func TestImportLayers(t *testing.T) {
 		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore",
 			p == "limits", p == "connmgr", p == "gater", p == "obsaddr", p == "reachability":
 			return 1
-		case p == "upgrader", p == "resolve", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
+		case p == "upgrader", p == "resolve", p == "stun", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
 			return 2
 		case p == "swarm":
 			return 3

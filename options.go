@@ -46,6 +46,9 @@ const (
 	QUIC         TransportID = "quic-v1"       // /quic-v1
 	WebTransport TransportID = "webtransport"  // /quic-v1/webtransport, sharing QUIC's sockets
 	WebRTCDirect TransportID = "webrtc-direct" // /webrtc-direct
+	// WebRTC is WebRTC between peers behind NATs (/webrtc): signalling
+	// through a relay, then a direct connection. It needs the relay client.
+	WebRTC TransportID = "webrtc" // <relay>/p2p-circuit/webrtc
 )
 
 // Option configures a Host.
@@ -77,6 +80,8 @@ type config struct {
 	publicPrefixes  []netip.Prefix
 	autonat         *AutoNATConfig
 	noAutoNAT       bool
+	stunServers     []string // for /webrtc's ICE
+	iceFilter       func(netip.Addr) bool
 
 	noRelayClient     bool
 	staticRelays      []peer.AddrInfo
@@ -101,7 +106,7 @@ func Transports(ts ...TransportID) Option {
 		}
 		for _, t := range ts {
 			switch t {
-			case TCP, WebSocket, QUIC, WebTransport, WebRTCDirect:
+			case TCP, WebSocket, QUIC, WebTransport, WebRTCDirect, WebRTC:
 			default:
 				return fmt.Errorf("tachyon: unknown transport %q", t)
 			}

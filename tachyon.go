@@ -96,6 +96,13 @@ func New(opts ...Option) (_ *Host, err error) {
 		rt = newRelayedTransport(cfg, up)
 		transports = append(transports, rt)
 	}
+	pw, err := newPrivateWebRTC(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if pw != nil {
+		transports = append(transports, pw)
+	}
 	ps := cfg.peerstore
 	if ps == nil {
 		ps = peerstore.New()
@@ -108,6 +115,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	h := newHost(cfg, id, ps, sw, rm)
 	h.lim = lim
 	h.relayed = rt
+	h.webrtc = pw
 	defer func() {
 		if err != nil {
 			h.Close()
@@ -130,6 +138,9 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err := h.startRelayService(); err != nil {
 		return nil, err
 	}
+	if err := h.startPrivateWebRTC(); err != nil {
+		return nil, err
+	}
 	h.startAddrsLoop()
 	if len(cfg.listen) > 0 {
 		if err := sw.Listen(cfg.listen...); err != nil {
@@ -147,7 +158,7 @@ func newConfig(opts []Option) (config, error) {
 	cfg := config{
 		security:   []protocol.ID{TLS, Noise},
 		muxers:     []protocol.ID{Yamux},
-		transports: []TransportID{TCP, WebSocket, QUIC, WebTransport, WebRTCDirect},
+		transports: []TransportID{TCP, WebSocket, QUIC, WebTransport, WebRTCDirect, WebRTC},
 		userAgent:  "tachyon/" + Version,
 		connMgr:    &connmgr.Config{},
 	}

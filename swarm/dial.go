@@ -372,6 +372,20 @@ func (s *Swarm) drain(results chan result, n int) {
 // (network.HolePuncher: QUIC) waits for the peer's dial instead of
 // dialing.
 func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) (*Conn, error) {
+	return s.dialNow(ctx, p, addrs, false)
+}
+
+// DialVia dials p at exactly addr, which may be a relayed address (ctx
+// must then allow limited connections), and registers the connection. Like
+// DialDirect it is not shared with other dials and ignores existing
+// connections: a transport that needs a connection to p through a given
+// relay (WebRTC's signalling) asks for that one.
+func (s *Swarm) DialVia(ctx context.Context, p peer.ID, addr ma.Multiaddr) (*Conn, error) {
+	return s.dialNow(ctx, p, []ma.Multiaddr{addr}, true)
+}
+
+// dialNow dials p at addrs at once and registers the first connection.
+func (s *Swarm) dialNow(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, relayOK bool) (*Conn, error) {
 	if err := s.gatePeerDial(p); err != nil {
 		return nil, err
 	}
@@ -381,7 +395,7 @@ func (s *Swarm) DialDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr)
 	results := make(chan result, len(addrs))
 	pending := 0
 	for _, a := range addrs {
-		if IsRelayAddr(a) || !s.canDial(p, a) {
+		if IsRelayAddr(a) && !relayOK || !s.canDial(p, a) {
 			continue
 		}
 		pending++

@@ -82,10 +82,10 @@ func newHost(t testing.TB, seed byte, addrs ...string) *fakeHost {
 	return h
 }
 
-func (h *fakeHost) ID() peer.ID                 { return h.id }
-func (h *fakeHost) PrivateKey() crypto.PrivKey  { return h.key }
+func (h *fakeHost) ID() peer.ID                             { return h.id }
+func (h *fakeHost) PrivateKey() crypto.PrivKey              { return h.key }
 func (h *fakeHost) ListenAddrs(ma.Multiaddr) []ma.Multiaddr { return h.addrs }
-func (h *fakeHost) Protocols() []protocol.ID    { return h.protos }
+func (h *fakeHost) Protocols() []protocol.ID                { return h.protos }
 
 var (
 	addrClient = ma.StringCast("/ip4/127.0.0.1/tcp/50000")
