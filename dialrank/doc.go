@@ -16,12 +16,16 @@
 //
 // # Delays
 //
-// Dials start in waves of 1, 1, 2, 4, 8... addresses. The first two waves
-// are RFC 8305's one address per family; the doubling afterwards bounds a
-// long list (ten dead addresses before a live one) to a logarithmic
-// number of gaps, where one address per gap would take seconds and
-// everything at once would flood. Each wave starts one gap after the
-// previous, the largest gap of the previous wave's members:
+// Dials start in waves: the best address, then the second (RFC 8305's one
+// address per family), then all the other healthy direct addresses, then
+// those in back-off, then relays. When the first two have had their
+// expected time and more without connecting, something is wrong (a black
+// hole not learned yet, dead addresses listed first), and the rest race:
+// one address per gap would take seconds for a long list (ten dead
+// addresses before a live one), and go-libp2p's ranker, which does the
+// same after two steps, bounds how late the live one may start. Each wave
+// starts one gap after the previous, the largest gap of the previous
+// wave's members:
 //
 //	gap = clamp(rounds x SRTT + max(4 x RTTVar, Margin), MinGap, MaxGap)
 //

@@ -14,7 +14,7 @@ package dialrank
 //  9. Expected: within a group, by expected connect time (handshake rounds x RTT estimate): QUIC (1 round) before TCP (2-3) on the same host.
 //  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then IPv6; then the lower port.
 //  11. Families: within a group, IPv6 and IPv4 alternate as RFC 8305 section 4 says, starting with the family of the best address.
-//  12. Waves: dials start in waves of 1, 1, 2, 4, 8... addresses; each wave starts one gap after the one before, the gap being the largest of its members' (Gap).
+//  12. Waves: the first address, then the second (RFC 8305: one per family), then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
 //  13. Floors: a relay starts no earlier than RelayDelay when direct addresses are dialed, a WebRTC-direct address of unknown RTT no earlier than WebRTCDelay.
 //  14. NoDelay: every delay is zero (simultaneous connect, tests).
 
@@ -313,17 +313,13 @@ func schedule(cands []cand, probes []Dial, noDelay bool) []Dial {
 	dials := make([]Dial, 0, len(cands)+len(probes))
 	hasDirect := len(cands) > 0 && cands[0].group < 2
 	var at, gap time.Duration // start of the current wave, its gap
-	wave, inWave, size := 0, 0, 1
+	wave := 0
 	for i := range cands {
 		c := &cands[i]
-		if inWave == size {
+		if i > 0 && (wave < 2 || c.group != cands[i-1].group) {
 			at += gap
 			wave++
-			inWave, gap = 0, 0
-			size = 1
-			if wave > 1 {
-				size = 1 << (wave - 1)
-			}
+			gap = 0
 		}
 		delay := at
 		floor := ""
@@ -339,7 +335,6 @@ func schedule(cands []cand, probes []Dial, noDelay bool) []Dial {
 		if noDelay {
 			delay = 0
 		}
-		inWave++
 		gap = max(gap, c.est.gap)
 		dials = append(dials, Dial{Addr: c.addr, Delay: delay, Transport: c.in.kind, Class: c.in.class(), Expect: c.est.expect,
 			Why: why(cands, i, wave) + floor + "; next wave " + c.est.why})
