@@ -13,16 +13,16 @@ import (
 type Transport uint8
 
 const (
-	TransportOther Transport = iota // an IP address no rule knows; dialed last among direct ones
-	QUIC                            // /udp/P/quic-v1
-	TCPTLS                          // /tcp/P/tls: TLS starts right after the TCP handshake
-	TCPNoise                        // /tcp/P/noise: Noise starts right after the TCP handshake
-	TCP                             // /tcp/P: multistream-select picks the security protocol
-	WebTransport                    // /udp/P/quic-v1/webtransport/...
-	WebSocket                       // /tcp/P/ws
-	WebSocketSecure                 // /tcp/P/wss, /tcp/P/tls/ws, /tcp/P/tls/sni/H/ws
-	WebRTCDirect                    // /udp/P/webrtc-direct/...
-	Relay                           // .../p2p-circuit
+	TransportOther  Transport = iota // an IP address no rule knows; dialed last among direct ones
+	QUIC                             // /udp/P/quic-v1
+	TCPTLS                           // /tcp/P/tls: TLS starts right after the TCP handshake
+	TCPNoise                         // /tcp/P/noise: Noise starts right after the TCP handshake
+	TCP                              // /tcp/P: multistream-select picks the security protocol
+	WebTransport                     // /udp/P/quic-v1/webtransport/...
+	WebSocket                        // /tcp/P/ws
+	WebSocketSecure                  // /tcp/P/wss, /tcp/P/tls/ws, /tcp/P/tls/sni/H/ws
+	WebRTCDirect                     // /udp/P/webrtc-direct/...
+	Relay                            // .../p2p-circuit
 )
 
 var transportNames = [...]string{

@@ -15,7 +15,8 @@ package dialrank
 //  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then IPv6; then the lower port.
 //  11. Families: within a group, IPv6 and IPv4 alternate as RFC 8305 section 4 says, starting with the family of the best address.
 //  12. Waves: the first address, then the second (RFC 8305: one per family), then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
-//  13. Floors: a relay starts no earlier than RelayDelay when direct addresses are dialed, a WebRTC-direct address of unknown RTT no earlier than WebRTCDelay.
+//     From the third wave on, addresses that share a path (IP, UDP or TCP, port) with an earlier one (WebTransport after QUIC on its port) wait one more wave: they share its fate.
+//  13. Floors: relays start their waves after the last direct dial and no earlier than RelayDelay; a WebRTC-direct address of unknown RTT that is not first waits for WebRTCDelay (alone: the next wave keeps its time).
 //  14. NoDelay: every delay is zero (simultaneous connect, tests).
 
 import (
@@ -141,6 +142,7 @@ type cand struct {
 	group   int // 0 healthy direct, 1 direct in back-off, 2 relay, 3 relay in back-off
 	backoff time.Time
 	est     expectation
+	shared  string // the address that dials the same path earlier (rule 12)
 }
 
 // Plan ranks addrs (the rules at the top of this file).
@@ -259,7 +261,7 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 		}
 		cands = kept
 	}
-	cands = interleave(cands)
+	cands = shareLast(interleave(cands))
 	r.Dials = schedule(cands, probes, k.NoDelay)
 	return r
 }
@@ -308,29 +310,99 @@ func interleave(cands []cand) []cand {
 	return out
 }
 
+// path is what addresses sharing a fate share: the IP, UDP or TCP, and
+// the port.
+func (i *info) path() string {
+	if i.kind == Relay || !i.ip.IsValid() {
+		return ""
+	}
+	proto := "tcp"
+	if i.kind.udp() {
+		proto = "udp"
+	}
+	return fmt.Sprintf("%s/%s/%d", i.ip, proto, i.port)
+}
+
+// shareLast applies the second half of rule 12: within each group, from
+// the third address on, those whose path an earlier address dials move
+// after the others (stable).
+func shareLast(cands []cand) []cand {
+	tried := make(map[string]ma.Multiaddr, len(cands))
+	for start := 0; start < len(cands); {
+		end := start
+		for end < len(cands) && cands[end].group == cands[start].group {
+			end++
+		}
+		var fresh, shared []cand
+		for j := start; j < end; j++ {
+			c := cands[j]
+			p := c.in.path()
+			if prev, ok := tried[p]; ok && p != "" && j-start >= 2 {
+				c.shared = prev.String()
+				shared = append(shared, c)
+				continue
+			}
+			if p != "" {
+				if _, ok := tried[p]; !ok {
+					tried[p] = c.addr
+				}
+			}
+			fresh = append(fresh, c)
+		}
+		copy(cands[start:], fresh)
+		copy(cands[start+len(fresh):], shared)
+		start = end
+	}
+	return cands
+}
+
 // schedule applies rules 12 to 14 and writes each dial's reason.
 func schedule(cands []cand, probes []Dial, noDelay bool) []Dial {
-	dials := make([]Dial, 0, len(cands)+len(probes))
-	hasDirect := len(cands) > 0 && cands[0].group < 2
-	var at, gap time.Duration // start of the current wave, its gap
+	split := len(cands)
+	for i := range cands {
+		if cands[i].group >= 2 {
+			split = i
+			break
+		}
+	}
+	// Relays come last: not before RelayDelay when there are direct
+	// addresses, nor before the last of them (a relay costs the relay's
+	// resources and gives a limited connection: every direct address
+	// gets its turn first).
+	dials := track(cands[:split], 0, noDelay)
+	var offset time.Duration
+	if split > 0 {
+		offset = RelayDelay
+		for _, d := range dials {
+			offset = max(offset, d.Delay)
+		}
+	}
+	dials = slices.Insert(dials, min(1, len(dials)), probes...)
+	dials = append(dials, track(cands[split:], offset, noDelay)...)
+	slices.SortStableFunc(dials, func(a, b Dial) int { return cmp.Compare(a.Delay, b.Delay) })
+	return dials
+}
+
+// track schedules one run of waves starting at offset.
+func track(cands []cand, offset time.Duration, noDelay bool) []Dial {
+	dials := make([]Dial, 0, len(cands))
+	at, gap := offset, time.Duration(0) // start of the current wave, its gap
 	wave := 0
 	for i := range cands {
 		c := &cands[i]
-		if i > 0 && (wave < 2 || c.group != cands[i-1].group) {
+		if i > 0 && (wave < 2 || c.group != cands[i-1].group || (c.shared != "") != (cands[i-1].shared != "")) {
 			at += gap
 			wave++
 			gap = 0
 		}
 		delay := at
 		floor := ""
-		switch {
-		case c.in.kind == Relay && hasDirect && delay < RelayDelay:
-			delay, floor = RelayDelay, fmt.Sprintf(", not before %v (relay)", RelayDelay)
-		case c.in.kind == WebRTCDirect && i > 0 && c.est.fallback && delay < WebRTCDelay:
-			delay, floor = WebRTCDelay, fmt.Sprintf(", not before %v (webrtc-direct, RTT unknown)", WebRTCDelay)
+		if offset > 0 && i == 0 {
+			floor = fmt.Sprintf(", at %v: after the direct addresses and not before %v", offset, RelayDelay)
 		}
-		if delay > at {
-			at = delay // later waves keep their order
+		if c.in.kind == WebRTCDirect && i > 0 && c.est.fallback && delay < WebRTCDelay {
+			// Only this dial waits: the next wave keeps its time.
+			delay, floor = WebRTCDelay, fmt.Sprintf(", not before %v (webrtc-direct, RTT unknown)", WebRTCDelay)
 		}
 		if noDelay {
 			delay = 0
@@ -338,12 +410,8 @@ func schedule(cands []cand, probes []Dial, noDelay bool) []Dial {
 		gap = max(gap, c.est.gap)
 		dials = append(dials, Dial{Addr: c.addr, Delay: delay, Transport: c.in.kind, Class: c.in.class(), Expect: c.est.expect,
 			Why: why(cands, i, wave) + floor + "; next wave " + c.est.why})
-		if i == 0 {
-			dials = append(dials, probes...)
-			probes = nil
-		}
 	}
-	return append(dials, probes...)
+	return dials
 }
 
 // why says why cands[i] comes where it does.
@@ -351,12 +419,14 @@ func why(cands []cand, i, wave int) string {
 	c := &cands[i]
 	var pos string
 	switch {
-	case i == 0:
-		pos = fmt.Sprintf("%s first", c.in.kind)
 	case c.group == 1 || c.group == 3:
 		pos = fmt.Sprintf("%s in back-off until %s: after healthy addresses", c.in.kind, c.backoff.Format(time.TimeOnly))
 	case c.in.kind == Relay:
 		pos = "relay last"
+	case i == 0:
+		pos = fmt.Sprintf("%s first", c.in.kind)
+	case c.shared != "":
+		pos = fmt.Sprintf("%s after %s on the same path", c.in.kind, c.shared)
 	default:
 		pos = fmt.Sprintf("%s/ip%d", c.in.kind, c.in.family())
 		for _, p := range cands[:i] {

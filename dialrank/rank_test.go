@@ -319,8 +319,10 @@ func TestRuleTiers(t *testing.T) {
 		name:  "one host, every transport",
 		addrs: []string{rtc, wss, ws, wt, t4s, q4},
 		k:     Knowledge{RTT: fixedRTT{"1.2.3.4": 40 * time.Millisecond}},
-		// waves of 1, 1 and the rest; both gaps are the minimum
-		want: []string{q4 + "@0s", t4s + "@100ms", wt + "@200ms", ws + "@200ms", wss + "@200ms", rtc + "@200ms"},
+		// waves of 1, 1 and the rest (gaps of 100 ms, the minimum), and
+		// webtransport, on QUIC's UDP port, one wave later (220 ms: wss's
+		// and webrtc's 5 x 40 + 20)
+		want: []string{q4 + "@0s", t4s + "@100ms", ws + "@200ms", wss + "@200ms", rtc + "@200ms", wt + "@420ms"},
 	}, {
 		name:  "equal times: ipv6, then the lower port",
 		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip4/1.2.3.4/udp/4/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
@@ -360,7 +362,18 @@ func TestRuleWaves(t *testing.T) {
 		addrs = append(addrs, a)
 		want = append(want, a+"@"+(d*time.Millisecond).String())
 	}
-	runRules(t, []ruleCase{{name: "1, 1, then the rest", addrs: addrs, want: want}})
+	wt6 := "/ip6/2001:db8::1/udp/4001/quic-v1/webtransport" + certhash
+	wt4 := "/ip4/1.2.3.4/udp/4001/quic-v1/webtransport" + certhash
+	t6 := "/ip6/2001:db8::1/tcp/4001/tls"
+	runRules(t, []ruleCase{{name: "1, 1, then the rest", addrs: addrs, want: want}, {
+		name:  "a shared path waits a wave",
+		addrs: []string{wt4, wt6, t4s, t6, q4, q6},
+		want:  []string{q6 + "@0s", q4 + "@250ms", t6 + "@500ms", t4s + "@500ms", wt6 + "@750ms", wt4 + "@750ms"},
+	}, {
+		name:  "not within the first two waves",
+		addrs: []string{q4, "/ip4/1.2.3.4/udp/4001/quic-v1/webtransport"},
+		want:  []string{q4 + "@0s", "/ip4/1.2.3.4/udp/4001/quic-v1/webtransport@250ms"},
+	}})
 }
 
 func TestRuleFloors(t *testing.T) {
@@ -379,10 +392,14 @@ func TestRuleFloors(t *testing.T) {
 		addrs: []string{rtc},
 		want:  []string{rtc + "@0s"},
 	}, {
-		name:  "relay after the direct schedule when that is later",
+		name:  "relay after the last direct dial when that is later",
 		addrs: []string{q4, "/ip4/1.2.3.5/udp/4001/quic-v1", "/ip4/1.2.3.6/udp/4001/quic-v1", "/ip4/1.2.3.7/udp/4001/quic-v1", rly},
 		want: []string{q4 + "@0s", "/ip4/1.2.3.5/udp/4001/quic-v1@250ms", "/ip4/1.2.3.6/udp/4001/quic-v1@500ms",
-			"/ip4/1.2.3.7/udp/4001/quic-v1@500ms", rly + "@750ms"},
+			"/ip4/1.2.3.7/udp/4001/quic-v1@500ms", rly + "@500ms"},
+	}, {
+		name:  "relay not before the last direct dial",
+		addrs: []string{q4, rly, "/ip4/1.2.3.4/udp/4004/webrtc-direct" + certhash},
+		want:  []string{q4 + "@0s", "/ip4/1.2.3.4/udp/4004/webrtc-direct" + certhash + "@1s", rly + "@1s"},
 	}})
 }
 
@@ -434,14 +451,14 @@ func TestTransportOf(t *testing.T) {
 		t4:  TCP,
 		t4s: TCPTLS,
 		t4n: TCPNoise,
-		"/ip4/1.2.3.4/udp/1/quic-v1/webtransport" + certhash: WebTransport,
-		"/ip4/1.2.3.4/udp/1/quic-v1/webtransport":            WebTransport,
-		"/ip4/1.2.3.4/udp/1/webrtc-direct" + certhash:        WebRTCDirect,
-		"/ip4/1.2.3.4/tcp/1/ws":                              WebSocket,
-		"/ip4/1.2.3.4/tcp/1/wss":                             WebSocketSecure,
-		"/ip4/1.2.3.4/tcp/1/tls/ws":                          WebSocketSecure,
-		"/ip4/1.2.3.4/udp/1/quic":                            TransportOther,
-		"/ip6zone/eth0/ip6/fe80::1/udp/1/quic-v1":            QUIC,
+		"/ip4/1.2.3.4/udp/1/quic-v1/webtransport" + certhash:             WebTransport,
+		"/ip4/1.2.3.4/udp/1/quic-v1/webtransport":                        WebTransport,
+		"/ip4/1.2.3.4/udp/1/webrtc-direct" + certhash:                    WebRTCDirect,
+		"/ip4/1.2.3.4/tcp/1/ws":                                          WebSocket,
+		"/ip4/1.2.3.4/tcp/1/wss":                                         WebSocketSecure,
+		"/ip4/1.2.3.4/tcp/1/tls/ws":                                      WebSocketSecure,
+		"/ip4/1.2.3.4/udp/1/quic":                                        TransportOther,
+		"/ip6zone/eth0/ip6/fe80::1/udp/1/quic-v1":                        QUIC,
 		q4 + "/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z": QUIC,
 		rly: Relay,
 	}
