@@ -157,6 +157,14 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 	// Rules 1 and 2.
 	for i, a := range addrs {
 		in, ok := parse(a)
+		if ok && in.kind != Relay {
+			// Over everything the peer advertises, dialable or not: a
+			// peer with other addresses runs on another machine.
+			directs++
+			if in.scope == loopback {
+				loopbacks++
+			}
+		}
 		switch {
 		case !ok:
 			skip(a, NoIP, "no IP address to dial (names are resolved before ranking)")
@@ -169,12 +177,6 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 			continue
 		}
 		seen[string(a.Bytes())] = true
-		if in.kind != Relay {
-			directs++
-			if in.scope == loopback {
-				loopbacks++
-			}
-		}
 		cands = append(cands, cand{addr: a, in: in, index: i})
 	}
 	loopbackOnly := loopbacks == directs
