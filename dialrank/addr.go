@@ -178,16 +178,12 @@ func parse(a ma.Multiaddr) (info, bool) {
 			if !ok {
 				in = info{}
 			}
-			return info{ip: in.ip, port: in.port, kind: Relay, scope: in.scope}, ok || relayByName(a[:i])
+			// A relay part without an IP (/p2p/<relay>, a name) is the
+			// relay transport's to resolve: dialable, of unknown RTT.
+			return info{ip: in.ip, port: in.port, kind: Relay, scope: in.scope}, ok || i > 0
 		}
 	}
 	return parseDirect(a)
-}
-
-// relayByName accepts a relay address whose relay part is a name the
-// relay transport resolves or a connection it already has (/p2p/<relay>).
-func relayByName(a ma.Multiaddr) bool {
-	return len(a) > 0
 }
 
 func parseDirect(a ma.Multiaddr) (info, bool) {

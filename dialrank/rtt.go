@@ -80,8 +80,17 @@ func Gap(rounds int, e Estimate, local bool) time.Duration {
 func (k *Knowledge) expect(c *cand) expectation {
 	rounds := c.in.kind.Rounds()
 	local := c.in.scope != public
-	if k.RTT != nil {
-		if e, ok := k.RTT.Estimate(k.Peer, c.addr); ok {
+	var e Estimate
+	ok := false
+	switch r := k.RTT.(type) {
+	case nil:
+	case *RTTs:
+		e, ok = r.estimate(k.Peer, &c.in)
+	default:
+		e, ok = r.Estimate(k.Peer, c.addr)
+	}
+	{
+		if ok {
 			g := Gap(rounds, e, local)
 			return expectation{
 				expect: time.Duration(rounds) * e.SRTT,
@@ -247,7 +256,15 @@ func (r *RTTs) Learn(t *Trace) {
 // Estimate implements Estimator: the most specific fresh estimate.
 func (r *RTTs) Estimate(p peer.ID, a ma.Multiaddr) (Estimate, bool) {
 	in, ok := parse(a)
-	if !ok || !in.ip.IsValid() {
+	if !ok {
+		return Estimate{}, false
+	}
+	return r.estimate(p, &in)
+}
+
+// estimate is Estimate for a parsed address (Plan has parsed it already).
+func (r *RTTs) estimate(p peer.ID, in *info) (Estimate, bool) {
+	if !in.ip.IsValid() {
 		return Estimate{}, false
 	}
 	now := r.cfg.Now()

@@ -205,7 +205,7 @@ func (t *Trace) String() string {
 		b.WriteByte('\n')
 	}
 	for _, s := range t.Ranking.Skipped {
-		fmt.Fprintf(&b, "  skip     %s: %s\n", s.Addr, s.Reason)
+		fmt.Fprintf(&b, "  skip     %s: %s\n", s.Addr, s.Detail)
 	}
 	return b.String()
 }
