@@ -93,6 +93,19 @@ func checkPlan(t testing.TB, addrs []ma.Multiaddr, k Knowledge, r Ranking) {
 			}
 		}
 	}
+	// QUIC before TCP on the same host, among the scheduled dials of a
+	// group (a probe rides beside the schedule).
+	isTCP := func(k Transport) bool { return k == TCP || k == TCPTLS || k == TCPNoise }
+	for i, d := range r.Dials {
+		for _, e := range r.Dials[i+1:] {
+			di, _ := parse(d.Addr)
+			ei, _ := parse(e.Addr)
+			sameGroup := k.Backoff == nil || k.Backoff(d.Addr).IsZero() == k.Backoff(e.Addr).IsZero()
+			if isTCP(di.kind) && ei.kind == QUIC && di.ip == ei.ip && !d.Probe && !e.Probe && sameGroup {
+				fail("tcp %s before quic %s on the same host", d.Addr, e.Addr)
+			}
+		}
+	}
 	if firstRelay >= 0 && lastDirect > firstRelay {
 		fail("relay at %v before a direct dial at %v", firstRelay, lastDirect)
 	}

@@ -11,7 +11,7 @@ package dialrank
 //  6. SameSocket: of /tcp/P/tls, /tcp/P/noise and /tcp/P on one IP only the first the caller can dial is kept, in that order: they reach one socket.
 //  7. BlackHole: addresses of a blocked class are skipped; of a class with a probe due, the best one is dialed at once, beside the schedule.
 //  8. Order: healthy direct addresses, then direct ones in back-off, then relays, then relays in back-off (back-off ranks last, never skips).
-//  9. Expected: within a group, by expected connect time (handshake rounds x RTT estimate): QUIC (1 round) before TCP (2-3) on the same host.
+//  9. Expected: within a group, by expected connect time (handshake rounds x the host's best RTT estimate): QUIC (1 round) before TCP (2-3) on the same host.
 //  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then IPv6; then the lower port.
 //  11. Families: within a group, IPv6 and IPv4 alternate as RFC 8305 section 4 says, starting with the family of the best address.
 //  12. Waves: the first address, then the second (RFC 8305: one per family), then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
@@ -142,7 +142,8 @@ type cand struct {
 	group   int // 0 healthy direct, 1 direct in back-off, 2 relay, 3 relay in back-off
 	backoff time.Time
 	est     expectation
-	shared  string // the address that dials the same path earlier (rule 12)
+	order   time.Duration // expected connect time at the host's best RTT estimate, for rule 9
+	shared  string        // the address that dials the same path earlier (rule 12)
 }
 
 // Plan ranks addrs (the rules at the top of this file).
@@ -214,9 +215,20 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 		kept = append(kept, c)
 	}
 	cands = kept
+	// One RTT per host for ordering, its best estimate: estimates at the
+	// transport level differ by transport, and must not put TCP before
+	// QUIC on one host.
+	hostRTT := make(map[netip.Addr]time.Duration, len(cands))
 	for i := range cands {
 		c := &cands[i]
 		c.est = k.expect(c)
+		if r, ok := hostRTT[c.in.ip]; !ok || c.est.rtt < r {
+			hostRTT[c.in.ip] = c.est.rtt
+		}
+	}
+	for i := range cands {
+		c := &cands[i]
+		c.order = time.Duration(c.in.kind.Rounds()) * hostRTT[c.in.ip]
 		if k.Backoff != nil {
 			if until := k.Backoff(c.addr); until.After(k.Now) {
 				c.backoff = until
@@ -231,7 +243,7 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 	slices.SortFunc(cands, func(a, b cand) int {
 		return cmp.Or(
 			cmp.Compare(a.group, b.group),
-			cmp.Compare(a.est.expect, b.est.expect),
+			cmp.Compare(a.order, b.order),
 			cmp.Compare(a.in.kind.tier(), b.in.kind.tier()),
 			cmp.Compare(b.in.family(), a.in.family()),
 			cmp.Compare(a.in.port, b.in.port),

@@ -288,6 +288,15 @@ func (f fixedRTT) Estimate(_ peer.ID, a ma.Multiaddr) (Estimate, bool) {
 	return Estimate{SRTT: rtt, RTTVar: rtt / 8, Samples: 8, Source: "test"}, ok
 }
 
+// kindRTT estimates by transport, as the store's transport level does.
+type kindRTT map[Transport]time.Duration
+
+func (f kindRTT) Estimate(_ peer.ID, a ma.Multiaddr) (Estimate, bool) {
+	k, _ := TransportOf(a)
+	rtt, ok := f[k]
+	return Estimate{SRTT: rtt, Source: "kind"}, ok
+}
+
 func TestRuleExpected(t *testing.T) {
 	qSlow := "/ip4/9.9.9.9/udp/4001/quic-v1"
 	tFast := "/ip4/8.8.8.8/tcp/4001/tls"
@@ -306,6 +315,11 @@ func TestRuleExpected(t *testing.T) {
 		addrs: []string{q4, tFast},
 		k:     Knowledge{RTT: fixedRTT{"8.8.8.8": 20 * time.Millisecond}},
 		want:  []string{tFast + "@0s", q4 + "@100ms"},
+	}, {
+		name:  "estimates differing by transport do not reorder one host",
+		addrs: []string{t4s, q4},
+		k:     Knowledge{RTT: kindRTT{QUIC: 300 * time.Millisecond, TCPTLS: 20 * time.Millisecond}},
+		want:  []string{q4 + "@0s", t4s + "@315ms"},
 	}})
 }
 

@@ -55,6 +55,7 @@ type Estimator interface {
 
 // expectation is what ranking derives from an estimate for one address.
 type expectation struct {
+	rtt      time.Duration // the estimate (or fallback) of the RTT
 	expect   time.Duration // rounds x RTT: when the handshake should be done
 	gap      time.Duration // when to give up waiting for it and start the next wave
 	fallback bool          // nothing was known
@@ -93,6 +94,7 @@ func (k *Knowledge) expect(c *cand) expectation {
 		if ok {
 			g := Gap(rounds, e, local)
 			return expectation{
+				rtt:    e.SRTT,
 				expect: time.Duration(rounds) * e.SRTT,
 				gap:    g,
 				why:    fmt.Sprintf("after %v: %d x %v (%s RTT) + max(4 x %v, %v)", ms(g), rounds, ms(e.SRTT), e.Source, ms(e.RTTVar), Margin),
@@ -100,10 +102,10 @@ func (k *Knowledge) expect(c *cand) expectation {
 		}
 	}
 	if local {
-		return expectation{expect: time.Duration(rounds) * FallbackRTTLocal, gap: FallbackGapLocal, fallback: true,
+		return expectation{rtt: FallbackRTTLocal, expect: time.Duration(rounds) * FallbackRTTLocal, gap: FallbackGapLocal, fallback: true,
 			why: fmt.Sprintf("after %v (RTT unknown, local)", FallbackGapLocal)}
 	}
-	return expectation{expect: time.Duration(rounds) * FallbackRTT, gap: FallbackGap, fallback: true,
+	return expectation{rtt: FallbackRTT, expect: time.Duration(rounds) * FallbackRTT, gap: FallbackGap, fallback: true,
 		why: fmt.Sprintf("after %v (RTT unknown)", FallbackGap)}
 }
 
