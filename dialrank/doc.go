@@ -55,11 +55,19 @@
 //
 // # Use from the swarm
 //
-//	view := blackHoles.Admit(addrs)
+//	view := blackHoles.Admit(addrs) // or the zero view for unfiltered dials
 //	plan := dialrank.Plan(addrs, dialrank.Knowledge{Peer: p, Now: now, RTT: rtts, BlackHoles: view, ...})
 //	tr := dialrank.NewTrace(p, plan, now)
-//	// start plan.Dials[i] at its Delay (or at once when every started
-//	// dial has failed); tr.Started / tr.Finished per attempt; tr.Done.
-//	rtts.Learn(tr); blackHoles.Learn(tr)
-//	// on failure: dialrank.DialErrorReport(tr) in the DialError.
+//	// Start plan.Dials[i] at its Delay; when every started dial has
+//	// failed, start the next one at once and move the rest of the
+//	// schedule up by the time saved. Record each attempt with
+//	// tr.Started and tr.Finished, and end with tr.Done: attempts still
+//	// running when one connected become Overtaken, which the black-hole
+//	// detector reads as silence when they had run twice their Expect.
+//	rtts.Learn(tr)
+//	blackHoles.Learn(tr)
+//	// On failure, dialrank.DialErrorReport(tr) lists every address, most
+//	// useful first.
+//
+// scenario_test.go's simulate runs a plan exactly so, in virtual time.
 package dialrank

@@ -95,7 +95,7 @@ type Ranking struct {
 // fixed delays.
 type Knowledge struct {
 	Peer peer.ID
-	Now  time.Time // for Backoff
+	Now  time.Time // compared with Backoff's expiries; needed with Backoff
 	// RTT estimates the round-trip time to an address; nil uses the
 	// fallback constants. *RTTs implements it.
 	RTT Estimator
