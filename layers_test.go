@@ -21,7 +21,7 @@ func TestImportLayers(t *testing.T) {
 		case strings.HasPrefix(p, "core/"), strings.HasPrefix(p, "internal/"), p == "event":
 			return 0
 		case p == "mss", strings.HasPrefix(p, "security/"), strings.HasPrefix(p, "muxer/"), p == "peerstore",
-			p == "limits", p == "connmgr", p == "gater", p == "obsaddr", p == "reachability":
+			p == "limits", p == "connmgr", p == "gater", p == "obsaddr", p == "reachability", p == "dialrank":
 			return 1
 		case p == "upgrader", p == "resolve", p == "stun", strings.HasPrefix(p, "transport/"), strings.HasPrefix(p, "protocol/"):
 			return 2
