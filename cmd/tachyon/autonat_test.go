@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	pstun "github.com/pion/stun/v3"
+
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 )
 
@@ -91,5 +93,61 @@ func TestDebugStatsRelay(t *testing.T) {
 	}
 	if !strings.Contains(url, "/debug/stats") {
 		t.Fatalf("url %s", url)
+	}
+}
+
+// TestNodeSTUN: --stun serves Binding requests and says where.
+func TestNodeSTUN(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"node", "--listen", "/ip4/127.0.0.1/tcp/0", "--stun", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("node did not stop")
+		}
+	}()
+	re := regexp.MustCompile(`(?m)^stun: (127\.0\.0\.1:\d+)$`)
+	deadline := time.Now().Add(10 * time.Second)
+	var addr string
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stun line; stdout %s stderr %s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := pstun.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var mapped pstun.XORMappedAddress
+	got := make(chan error, 1)
+	if err := c.Start(pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest), func(e pstun.Event) {
+		if e.Error != nil {
+			got <- e.Error
+			return
+		}
+		got <- mapped.GetFrom(e.Message)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil || !mapped.IP.IsLoopback() {
+			t.Fatalf("binding: %v, mapped %v", err, mapped)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no STUN answer")
 	}
 }

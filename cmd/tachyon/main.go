@@ -254,7 +254,12 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 // option gives a host a text logger on w at this level.
 func (l *logLevel) option(w io.Writer) tachyon.Option {
-	return tachyon.Logger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l.Level})))
+	return tachyon.Logger(l.logger(w))
+}
+
+// logger is a text logger on w at this level.
+func (l *logLevel) logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l.Level}))
 }
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/obsaddr"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
+	"github.com/tachyon-p2p/tachyon/stun"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
 )
 
@@ -34,6 +35,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	servePerf := fl.Bool("perf", false, "serve the perf protocol "+string(perf.ID)+" (off by default: it lets any peer make this node send and receive without limit)")
 	echo := fl.Bool("echo", false, "serve "+string(echoProtocol)+" (echoes each stream back; used by the interop and round-trip tests)")
 	relayService := fl.Bool("relay-service", false, "act as a circuit relay v2 relay (hop) with go-libp2p's limits: 2 min and 128 KiB per circuit, 128 reservations")
+	stunAddr := fl.String("stun", "", "serve STUN (RFC 5389 Binding) on UDP `HOST:PORT`, so that WebRTC peers behind NATs can learn their public address from this node")
+	var webrtcSTUN multiFlag
+	fl.Var(&webrtcSTUN, "webrtc-stun", "STUN server `URL` (stun:host:port) that /webrtc connections use to find their public address (repeatable; none by default)")
 	var bootstrap multiFlag
 	fl.Var(&bootstrap, "bootstrap", "peer `MADDR` (ending in /p2p/<id>) to stay connected to, reconnecting when the connection is lost (repeatable): AutoNAT servers, relays, friends")
 	var relays multiFlag
@@ -66,6 +70,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			rtcPort = "4001"
 		}
 		listen = append(listen, "/ip4/0.0.0.0/udp/"+rtcPort+"/webrtc-direct", "/ip6/::/udp/"+rtcPort+"/webrtc-direct")
+		// WebRTC between peers behind NATs: reachable through the relays
+		// of --relay, advertised as <relay>/p2p-circuit/webrtc.
+		listen = append(listen, "/webrtc")
 		if *tlsCert != "" {
 			listen = append(listen, "/ip4/0.0.0.0/tcp/4001/tls/ws", "/ip6/::/tcp/4001/tls/ws")
 		}
@@ -150,6 +157,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		boot = append(boot, *ai)
 	}
+	if len(webrtcSTUN) > 0 {
+		opts = append(opts, tachyon.WebRTCSTUNServers(webrtcSTUN...))
+	}
 	if *publicPrefixes != "" {
 		ps, err := parsePrefixes("--public-prefixes", *publicPrefixes)
 		if err != nil {
@@ -191,6 +201,20 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	for _, a := range h.FullAddrs() {
 		fmt.Fprintln(stdout, a)
+	}
+	if *stunAddr != "" {
+		srv, err := stun.Listen(*stunAddr, &stun.Config{Log: logLvl.logger(stderr)})
+		if err != nil {
+			h.Close()
+			return fmt.Errorf("--stun %s: %w", *stunAddr, err)
+		}
+		fmt.Fprintf(stdout, "stun: %s\n", srv.Addr())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(ctx)
+		}()
+		defer func() { srv.Close(); <-done }()
 	}
 	if len(boot) > 0 {
 		done := make(chan struct{})
