@@ -145,6 +145,8 @@ type b2bResult struct {
 	b2bConn                              // the connection the dial returned
 	RelayedAddr        string            `json:"relayedAddr"`
 	RelayedLimited     bool              `json:"relayedLimited"`
+	RelayedAtMs        float64           `json:"relayedAtMs"` // from the start of the dial
+	Progress           []string          `json:"progress"`    // "<ms from the start of the dial> <event>"
 	DialMs             float64           `json:"dialMs"`
 	RelayToDirectMs    float64           `json:"relayToDirectMs"`
 	RelayToFirstEchoMs float64           `json:"relayToFirstEchoMs"`
@@ -208,11 +210,11 @@ var (
 // b2bRelayedMax bytes. It logs the time from the relayed connection to the
 // first echo reply over the direct one.
 func TestB2B(t *testing.T) {
+	leakcheck.Check(t)
 	if os.Getenv(b2bNetnsEnv) == "" {
 		b2bReexec(t)
 		return
 	}
-	leakcheck.Check(t)
 	for _, p := range b2bPairs {
 		t.Run(p.name(), func(t *testing.T) { runB2BPair(t, p) })
 	}
@@ -345,6 +347,8 @@ func runB2BPair(t *testing.T, p b2bPair) {
 	t.Logf("%s: relayed connection up -> direct /webrtc connection %.1f ms -> first echo reply over it %.1f ms "+
 		"(whole dial %.1f ms; pings %v ms; 1 MiB echoed in %.0f ms; relay carried %d bytes in %d circuit)",
 		p.name(), res.RelayToDirectMs, res.RelayToFirstEchoMs, res.DialMs, res.PingMs, res.EchoMs, relayed, circuits)
+	t.Logf("%s: dial steps (ms from the start of the dial; relayed connection up at %.1f):\n%s",
+		p.name(), res.RelayedAtMs, strings.Join(res.Progress, "\n"))
 }
 
 // b2bCheckResult checks the dialer's side: the connection the dial

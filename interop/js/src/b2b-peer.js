@@ -155,9 +155,14 @@ export async function dial (peer, target, pcs) {
   const r = { peer: node.peerId.toString(), target, connected: false }
   const targetPeer = multiaddr(target).getComponents().filter(c => c.name === 'p2p').pop()?.value
   const t0 = now()
+  // The dial's progress events (the WebRTC transport's signalling steps),
+  // each with its time from the start of the dial.
+  const progress = []
+  r.progress = progress
+  const onProgress = e => progress.push(`${(now() - t0).toFixed(1)} ${e.type}${typeof e.detail === 'string' ? ' ' + e.detail : ''}`)
   let conn
   try {
-    conn = await node.dial(multiaddr(target), { signal: AbortSignal.timeout(20000) })
+    conn = await node.dial(multiaddr(target), { signal: AbortSignal.timeout(20000), onProgress })
   } catch (err) {
     r.error = errString(err)
     r.conns = node.getConnections().map(describe)
@@ -173,6 +178,7 @@ export async function dial (peer, target, pcs) {
     r.relayedAddr = relayed.conn.remoteAddr.toString()
     r.relayedLimited = relayed.conn.limits != null
     r.relayToDirectMs = tDirect - relayed.at
+    r.relayedAtMs = relayed.at - t0
   }
   try {
     const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10000) })
