@@ -12,7 +12,7 @@ import { yamux } from '@libp2p/yamux'
 import { ping } from '@libp2p/ping'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
-import { echo, echoServer, ECHO } from './echo.js'
+import { echo, echoServer, ECHO, ping3 } from './checks.js'
 
 const now = () => performance.now()
 const errString = err => String(err?.stack ?? err)
@@ -197,15 +197,7 @@ export async function dial (peer, target, pcs) {
   } catch (err) {
     r.firstEchoError = errString(err)
   }
-  r.pingMs = []
-  r.pingErrors = []
-  for (let i = 0; i < 3; i++) {
-    try {
-      r.pingMs.push(await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) }))
-    } catch (err) {
-      r.pingErrors.push(`ping ${i + 1}: ${errString(err)}`)
-    }
-  }
+  await ping3(node, conn.remotePeer, r)
   const tEcho = now()
   try {
     r.echoBytes = await echo(conn)

@@ -10,7 +10,7 @@ import { yamux } from '@libp2p/yamux'
 import { ping } from '@libp2p/ping'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
-import { echo, ECHO_SIZE } from './echo.js'
+import { echo, ECHO_SIZE, ping3 } from './checks.js'
 import { warmICE } from './warm-ice.js'
 
 window.runTests = async function runTests (addrs) {
@@ -57,15 +57,7 @@ window.runTests = async function runTests (addrs) {
     if (conn != null) {
       // Each step runs even if an earlier one failed, so the report says
       // exactly which ones work.
-      r.pingMs = []
-      r.pingErrors = []
-      for (let i = 0; i < 3; i++) {
-        try {
-          r.pingMs.push(await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) }))
-        } catch (err) {
-          r.pingErrors.push(`ping ${i + 1}: ${err?.stack ?? err}`)
-        }
-      }
+      await ping3(node, conn.remotePeer, r)
       try {
         r.echoBytes = await echo(conn)
       } catch (err) {

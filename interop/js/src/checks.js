@@ -1,5 +1,6 @@
-// The echo check shared by the page bundles and the Node endpoints: 1 MiB of
-// a fixed pattern over /tachyon-test/echo/1.0.0, compared byte for byte.
+// Checks shared by the page bundles and the Node scripts: 3 pings, and 1 MiB
+// of a fixed pattern echoed over /tachyon-test/echo/1.0.0, compared byte
+// for byte.
 export const ECHO = '/tachyon-test/echo/1.0.0'
 export const ECHO_SIZE = 1 << 20
 
@@ -49,4 +50,18 @@ export function echoServer (served = []) {
     }
   }
   return { handler, served }
+}
+
+// ping3 pings peer 3 times and sets r.pingMs and r.pingErrors; each ping
+// runs even if an earlier one failed.
+export async function ping3 (node, peer, r) {
+  r.pingMs = []
+  r.pingErrors = []
+  for (let i = 0; i < 3; i++) {
+    try {
+      r.pingMs.push(await node.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) }))
+    } catch (err) {
+      r.pingErrors.push(`ping ${i + 1}: ${err?.stack ?? err}`)
+    }
+  }
 }
