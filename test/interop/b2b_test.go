@@ -489,21 +489,24 @@ type b2bProc struct {
 // not until the context of the call that started it ends.
 func (p *b2bProc) start(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b2bRowLimit)
-	p.cancel = cancel
-	p.cmd = jsCommand(ctx, p.dir, p.name, append(append([]string(nil), p.args...), args...)...)
-	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stderr = &p.stderr
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return err
-	}
-	stdout, err := p.cmd.StdoutPipe()
+	cmd := jsCommand(ctx, p.dir, p.name, append(append([]string(nil), p.args...), args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stderr = &p.stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		cancel()
 		return err
 	}
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s %v: %w", p.name, p.cmd.Args, err)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		return err
 	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return fmt.Errorf("starting %v: %w", cmd.Args, err)
+	}
+	p.cmd, p.cancel, p.stdin = cmd, cancel, stdin
 	p.lines = bufio.NewScanner(stdout)
 	p.lines.Buffer(nil, 4<<20)
 	return nil
