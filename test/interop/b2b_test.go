@@ -235,6 +235,7 @@ func b2bReexec(t *testing.T) {
 		}
 	}
 	jsRequire(t, true)
+	b2bNpm(t)
 	dir := jsSetup(t)
 	b2bBundle(t, dir)
 
@@ -268,6 +269,26 @@ func b2bReexec(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte("--- PASS: TestB2B")) {
 		t.Fatal("TestB2B in the network namespace did not pass")
+	}
+}
+
+// b2bNpm reinstalls the npm packages of a node_modules made before the
+// relay client was added to package.json (jsSetup installs only when
+// node_modules is missing).
+func b2bNpm(t *testing.T) {
+	t.Helper()
+	dir := jsDir()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
+		return // jsSetup installs
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@libp2p", "circuit-relay-v2", "package.json")); err == nil {
+		return
+	}
+	t.Logf("node_modules in %s lacks @libp2p/circuit-relay-v2: npm ci", dir)
+	ctx, cancel := context.WithTimeout(context.Background(), jsNpmLimit)
+	defer cancel()
+	if out, err := jsRun(ctx, dir, "npm", "ci", "--no-audit", "--no-fund"); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 }
 
