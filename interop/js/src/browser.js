@@ -10,56 +10,8 @@ import { yamux } from '@libp2p/yamux'
 import { ping } from '@libp2p/ping'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
-
-const ECHO = '/tachyon-test/echo/1.0.0'
-const ECHO_SIZE = 1 << 20
-
-// Chromium enumerates networks lazily; a throwaway ICE gathering before the
-// first WebRTC-direct dial makes that dial reliable (see the browser recipe).
-async function warmICE () {
-  const pc = new RTCPeerConnection({ iceServers: [] })
-  try {
-    pc.createDataChannel('warmup')
-    await pc.setLocalDescription(await pc.createOffer())
-    await new Promise(resolve => {
-      if (pc.iceGatheringState === 'complete') return resolve()
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') resolve()
-      })
-      setTimeout(resolve, 3000)
-    })
-  } finally {
-    pc.close()
-  }
-}
-
-async function echo (conn) {
-  const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10000) })
-  const data = new Uint8Array(ECHO_SIZE)
-  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 10)) & 0xff
-  const writer = (async () => {
-    for (let off = 0; off < data.length; off += 16384) {
-      if (!stream.send(data.subarray(off, off + 16384))) {
-        await stream.onDrain({ signal: AbortSignal.timeout(20000) })
-      }
-    }
-    await stream.close({ signal: AbortSignal.timeout(20000) })
-  })()
-  const got = new Uint8Array(ECHO_SIZE + 65536)
-  let n = 0
-  for await (const chunk of stream) {
-    const b = chunk.subarray()
-    if (n + b.length > got.length) throw new Error(`echo: more than ${got.length} bytes came back`)
-    got.set(b, n)
-    n += b.length
-  }
-  await writer
-  if (n !== ECHO_SIZE) throw new Error(`echo: ${n} bytes came back, sent ${ECHO_SIZE}`)
-  for (let i = 0; i < ECHO_SIZE; i++) {
-    if (got[i] !== data[i]) throw new Error(`echo: byte ${i} differs`)
-  }
-  return n
-}
+import { echo, ECHO_SIZE, ping3 } from './checks.js'
+import { warmICE } from './warm-ice.js'
 
 window.runTests = async function runTests (addrs) {
   const results = []
@@ -105,15 +57,7 @@ window.runTests = async function runTests (addrs) {
     if (conn != null) {
       // Each step runs even if an earlier one failed, so the report says
       // exactly which ones work.
-      r.pingMs = []
-      r.pingErrors = []
-      for (let i = 0; i < 3; i++) {
-        try {
-          r.pingMs.push(await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) }))
-        } catch (err) {
-          r.pingErrors.push(`ping ${i + 1}: ${err?.stack ?? err}`)
-        }
-      }
+      await ping3(node, conn.remotePeer, r)
       try {
         r.echoBytes = await echo(conn)
       } catch (err) {

@@ -14,6 +14,7 @@ import { yamux } from '@libp2p/yamux'
 import { ping } from '@libp2p/ping'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
+import { ping3 } from './checks.js'
 
 const log = (...a) => console.error('[node]', ...a)
 
@@ -45,15 +46,7 @@ for (const [name, addr] of targets) {
     continue
   }
   // Each step runs even if an earlier one failed.
-  r.pingMs = []
-  r.pingErrors = []
-  for (let i = 0; i < 3; i++) {
-    try {
-      r.pingMs.push(await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) }))
-    } catch (err) {
-      r.pingErrors.push(`ping ${i + 1}: ${err?.stack ?? err}`)
-    }
-  }
+  await ping3(node, conn.remotePeer, r)
   try {
     const id = await node.services.identify.identify(conn, { signal: AbortSignal.timeout(5000) })
     r.agentVersion = id.agentVersion

@@ -1,0 +1,211 @@
+// One endpoint of the browser-to-browser test (test/interop/b2b_test.go):
+// js-libp2p with WebRTC private-to-private (/webrtc), the circuit relay v2
+// client, identify, ping and echo, reserving on the relay it is given. The
+// same code runs in Node (b2b-node.mjs) and in Chromium (b2b-browser.js,
+// bundled into www/b2b.js); only the RTCPeerConnection class differs.
+import { createLibp2p } from 'libp2p'
+import { webSockets } from '@libp2p/websockets'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { webRTC } from '@libp2p/webrtc'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { ping } from '@libp2p/ping'
+import { identify } from '@libp2p/identify'
+import { multiaddr } from '@multiformats/multiaddr'
+import { echo, echoServer, ECHO, ping3 } from './checks.js'
+
+const now = () => performance.now()
+const errString = err => String(err?.stack ?? err)
+
+// trackPeerConnections records every RTCPeerConnection that gets a remote
+// description (both roles set one), so that the selected ICE candidate pair
+// can be read: libp2p does not expose the peer connection of a Connection.
+export function trackPeerConnections (RTCPeerConnectionClass) {
+  const pcs = []
+  const proto = RTCPeerConnectionClass.prototype
+  const setRemote = proto.setRemoteDescription
+  proto.setRemoteDescription = function (...args) {
+    if (!pcs.includes(this)) pcs.push(this)
+    return setRemote.apply(this, args)
+  }
+  return pcs
+}
+
+// selectedPairs describes the selected candidate pair of each connected
+// peer connection: "<type> <address>:<port> -> <type> <address>:<port>".
+async function selectedPairs (pcs) {
+  const out = []
+  for (const pc of pcs) {
+    if (pc.connectionState !== 'connected') continue
+    try {
+      const stats = await pc.getStats()
+      let pair
+      stats.forEach(s => {
+        if (s.type === 'transport' && s.selectedCandidatePairId != null) pair = stats.get(s.selectedCandidatePairId)
+      })
+      if (pair == null) {
+        stats.forEach(s => {
+          if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s
+        })
+      }
+      if (pair == null) {
+        out.push({ error: 'no selected candidate pair' })
+        continue
+      }
+      const cand = id => {
+        const c = stats.get(id) ?? {}
+        return { type: c.candidateType, address: c.address ?? c.ip, port: c.port }
+      }
+      out.push({ local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId) })
+    } catch (err) {
+      out.push({ error: errString(err) })
+    }
+  }
+  return out
+}
+
+// pcStates describes every tracked peer connection, for failure reports:
+// its states and the candidate pairs ICE tried.
+async function pcStates (pcs) {
+  const out = []
+  for (const pc of pcs) {
+    const d = { connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, signaling: pc.signalingState, pairs: [] }
+    try {
+      const stats = await pc.getStats()
+      const cand = id => {
+        const c = stats.get(id) ?? {}
+        return `${c.candidateType} ${c.address ?? c.ip}:${c.port}`
+      }
+      d.candidates = []
+      stats.forEach(s => {
+        if (s.type === 'local-candidate' || s.type === 'remote-candidate') d.candidates.push(`${s.type} ${cand(s.id)}`)
+        if (s.type === 'candidate-pair') d.pairs.push(`${cand(s.localCandidateId)} -> ${cand(s.remoteCandidateId)} ${s.state}${s.nominated ? ' nominated' : ''}`)
+      })
+    } catch (err) {
+      d.statsError = errString(err)
+    }
+    out.push(d)
+  }
+  return out
+}
+
+function describe (c) {
+  return { remoteAddr: c.remoteAddr.toString(), direct: c.direct, limited: c.limits != null, status: c.status, direction: c.direction }
+}
+
+// createPeer starts a node that reserves on relay (a full address ending in
+// /p2p/<relay>) and listens on /webrtc through it. Every connection that
+// opens is recorded with the time it opened.
+export async function createPeer (relay) {
+  const served = []
+  const node = await createLibp2p({
+    addresses: { listen: [`${relay}/p2p-circuit`, '/webrtc'] },
+    transports: [
+      webSockets(),
+      circuitRelayTransport(),
+      // No ICE servers: on loopback host candidates suffice, and the
+      // defaults are public STUN servers.
+      webRTC({ rtcConfiguration: { iceServers: [] } })
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // The default gater refuses private and loopback addresses.
+    connectionGater: { denyDialMultiaddr: async () => false },
+    // One outbound ping stream at a time is js-libp2p's default, and a
+    // WebRTC stream counts until its data channel has closed.
+    services: { identify: identify(), ping: ping({ maxOutboundStreams: 3 }) }
+  })
+  await node.handle(ECHO, echoServer(served).handler)
+  const opened = []
+  node.addEventListener('connection:open', e => opened.push({ at: now(), conn: e.detail }))
+  return { node, served, opened }
+}
+
+// listen waits for the node's /webrtc address through the relay.
+export async function listen (peer, timeoutMs = 15000) {
+  const find = () => peer.node.getMultiaddrs().map(String).find(a => a.includes('/p2p-circuit/webrtc/'))
+  const deadline = now() + timeoutMs
+  while (find() == null) {
+    if (now() > deadline) {
+      throw new Error(`no /webrtc address within ${timeoutMs} ms; addresses: ${peer.node.getMultiaddrs().map(String)}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return { peer: peer.node.peerId.toString(), webrtc: find(), addrs: peer.node.getMultiaddrs().map(String) }
+}
+
+// listenerReport says what the listener saw: its connections, the bytes it
+// echoed and its selected candidate pairs.
+export async function listenerReport (peer, pcs) {
+  return {
+    conns: peer.node.getConnections().map(describe),
+    opened: peer.opened.map(o => describe(o.conn)),
+    echoed: peer.served,
+    pairs: await selectedPairs(pcs),
+    peerConnections: await pcStates(pcs)
+  }
+}
+
+// dial dials target (<relay>/p2p-circuit/webrtc/p2p/<peer>) and runs the
+// checks over the connection it gets: a first small echo (timed from the
+// moment the relayed connection to the target opened), 3 pings and 1 MiB
+// echoed. Each step runs even if an earlier one failed.
+export async function dial (peer, target, pcs) {
+  const { node } = peer
+  const r = { peer: node.peerId.toString(), target, connected: false }
+  const targetPeer = multiaddr(target).getComponents().filter(c => c.name === 'p2p').pop()?.value
+  const t0 = now()
+  // The dial's progress events (the WebRTC transport's signalling steps),
+  // each with its time from the start of the dial.
+  const progress = []
+  r.progress = progress
+  const onProgress = e => progress.push(`${(now() - t0).toFixed(1)} ${e.type}${typeof e.detail === 'string' ? ' ' + e.detail : ''}`)
+  let conn
+  try {
+    conn = await node.dial(multiaddr(target), { signal: AbortSignal.timeout(20000), onProgress })
+  } catch (err) {
+    r.error = errString(err)
+    r.conns = node.getConnections().map(describe)
+    r.peerConnections = await pcStates(pcs)
+    return r
+  }
+  const tDirect = now()
+  r.connected = true
+  r.dialMs = tDirect - t0
+  Object.assign(r, describe(conn))
+  const relayed = peer.opened.find(o => o.conn.remotePeer.toString() === targetPeer && !o.conn.direct)
+  if (relayed != null) {
+    r.relayedAddr = relayed.conn.remoteAddr.toString()
+    r.relayedLimited = relayed.conn.limits != null
+    r.relayToDirectMs = tDirect - relayed.at
+    r.relayedAtMs = relayed.at - t0
+  }
+  try {
+    const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10000) })
+    const hello = new TextEncoder().encode('hello over /webrtc')
+    stream.send(hello)
+    let n = 0
+    let tFirst
+    for await (const chunk of stream) {
+      tFirst ??= now()
+      n += chunk.byteLength
+      if (n >= hello.length) break
+    }
+    await stream.close({ signal: AbortSignal.timeout(5000) }).catch(err => stream.abort(err))
+    if (relayed != null && tFirst != null) r.relayToFirstEchoMs = tFirst - relayed.at
+    r.firstEchoMs = tFirst - tDirect
+  } catch (err) {
+    r.firstEchoError = errString(err)
+  }
+  await ping3(node, conn.remotePeer, r)
+  const tEcho = now()
+  try {
+    r.echoBytes = await echo(conn)
+    r.echoMs = now() - tEcho
+  } catch (err) {
+    r.echoError = errString(err)
+  }
+  r.pairs = await selectedPairs(pcs)
+  r.conns = node.getConnections(conn.remotePeer).map(describe)
+  return r
+}
