@@ -480,7 +480,8 @@ func selectedAddrs(pc *pion.PeerConnection) (laddr, raddr ma.Multiaddr) {
 		if err != nil {
 			return def
 		}
-		return a.Encapsulate(webrtcAddr())
+		// /ip4/A/udp/P/webrtc-direct -> /ip4/A/udp/P/webrtc
+		return a[:len(a)-1].Encapsulate(webrtcAddr())
 	}
 	return conv(pair.Local, laddr), conv(pair.Remote, raddr)
 }

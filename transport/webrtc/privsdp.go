@@ -108,6 +108,9 @@ func parseCandidate(data string, remote remoteSDP) (c pion.ICECandidateInit, end
 	if c.Candidate == "" {
 		return c, true, nil
 	}
+	// js-libp2p in Node (node-datachannel) sends the SDP attribute line,
+	// "a=candidate:...", where browsers send "candidate:...".
+	c.Candidate = strings.TrimPrefix(c.Candidate, "a=")
 	if c.UsernameFragment != nil && *c.UsernameFragment != "" && !remote.hasUfrag(*c.UsernameFragment) {
 		return c, false, fmt.Errorf("candidate for ufrag %q, not this session's", *c.UsernameFragment)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tachyon-p2p/tachyon/internal/lp"
@@ -77,6 +78,7 @@ func TestParseCandidate(t *testing.T) {
 		end, err   bool
 	}{
 		{"js candidate", jsCandidate, false, false},
+		{"node-datachannel candidate (SDP attribute line)", `{"candidate":"a=candidate:1 1 UDP 2114977791 198.18.0.1 50747 typ host","sdpMid":"0"}`, false, false},
 		{"pion candidate (no ufrag)", `{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":null}`, false, false},
 		{"null", "null", true, false},
 		{"empty string", `""`, true, false},
@@ -85,9 +87,12 @@ func TestParseCandidate(t *testing.T) {
 		{"not JSON", "{", false, true},
 		{"JSON of another shape", `[1,2]`, false, true},
 	} {
-		_, end, err := parseCandidate(tc.data, remote)
+		c, end, err := parseCandidate(tc.data, remote)
 		if end != tc.end || (err != nil) != tc.err {
 			t.Errorf("%s: end %v, err %v", tc.name, end, err)
+		}
+		if err == nil && !end && !strings.HasPrefix(c.Candidate, "candidate:") {
+			t.Errorf("%s: candidate %q, want it to start with candidate:", tc.name, c.Candidate)
 		}
 	}
 }
