@@ -254,13 +254,36 @@ func (h *Host) candidates() []ma.Multiaddr {
 			out = append(out, a)
 		}
 	}
-	for _, a := range h.listenAddrs() {
+	listen := h.listenAddrs()
+	for _, a := range listen {
 		add(a)
 	}
-	for _, a := range h.an.obs.Addrs(h.swarm.ListenAddrs()) {
+	observed := h.an.obs.Addrs(h.swarm.ListenAddrs())
+	for _, a := range observed {
 		add(a)
+	}
+	// A node reaches its peers over whichever transport a dial picked, so an
+	// outside address may have enough observers on TCP and none on QUIC.
+	// Behind a NAT that keeps ports (most do), the outside IP seen on one
+	// listener is that of all: guess the others' outside addresses too.
+	// AutoNAT decides; a wrong guess is found private and never advertised.
+	for _, o := range observed {
+		for _, l := range listen {
+			if g := withIP(l, o[0]); g != nil {
+				add(g)
+			}
+		}
 	}
 	return out
+}
+
+// withIP is a with its IP replaced by ip's, when both are IPs of one
+// family; else nil.
+func withIP(a ma.Multiaddr, ip ma.Component) ma.Multiaddr {
+	if len(a) < 2 || a[0].Code() != ip.Code() || (ip.Code() != ma.P_IP4 && ip.Code() != ma.P_IP6) {
+		return nil
+	}
+	return append(ma.Multiaddr{ip}, a[1:]...)
 }
 
 // recordObserved feeds the observed address manager (and the simple list

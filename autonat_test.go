@@ -2,6 +2,7 @@ package tachyon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/obsaddr"
 	"github.com/tachyon-p2p/tachyon/protocol/autonatv1"
 	"github.com/tachyon-p2p/tachyon/protocol/autonatv2"
 	"github.com/tachyon-p2p/tachyon/reachability"
@@ -133,5 +135,42 @@ func TestAutoNATv1Server(t *testing.T) {
 	}
 	if adv := off.advertisedTo(ma.StringCast("/ip4/127.0.0.1/tcp/1")); len(adv) == 0 {
 		t.Fatal("nothing advertised to a peer on the same machine")
+	}
+}
+
+// TestCandidatesFromObservedIP: an outside address observed on one
+// listener makes the same outside IP a candidate on the others (NATs keep
+// ports): a node that reached its peers over TCP only still gets its QUIC
+// address checked.
+func TestCandidatesFromObservedIP(t *testing.T) {
+	h := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), Transports(TCP, QUIC),
+		AutoNAT(AutoNATConfig{ObservedAddrs: obsaddr.Config{ActivationThreshold: 2}}))
+	var tcpL, quicL ma.Multiaddr
+	for _, a := range h.listenAddrs() {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			quicL = a
+		} else {
+			tcpL = a
+		}
+	}
+	tcpPort, _ := tcpL.ValueForProtocol(ma.P_TCP)
+	quicPort, _ := quicL.ValueForProtocol(ma.P_UDP)
+	observed := ma.StringCast("/ip4/11.1.1.9/tcp/" + tcpPort)
+	for i, observer := range []string{"/ip4/198.51.1.1/tcp/4001", "/ip4/198.51.2.1/tcp/4001"} {
+		if err := h.an.obs.Record(obsaddr.Observation{
+			Local: tcpL, Observed: observed, Observer: ma.StringCast(observer),
+			Peer: peer.ID(fmt.Sprint("observer", i)), ConnID: uint64(1000 + i), Dir: network.DirOutbound,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := h.candidates()
+	want := []string{"/ip4/11.1.1.9/tcp/" + tcpPort, "/ip4/11.1.1.9/udp/" + quicPort + "/quic-v1"}
+	var gs []string
+	for _, a := range got {
+		gs = append(gs, a.String())
+	}
+	if !slices.Equal(gs, want) {
+		t.Fatalf("candidates %v, want %v", gs, want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
+	"github.com/tachyon-p2p/tachyon/reachability"
 	"github.com/tachyon-p2p/tachyon/swarm"
 	"github.com/tachyon-p2p/tachyon/transport/relayed"
 	"github.com/tachyon-p2p/tachyon/transport/webrtc"
@@ -191,8 +192,13 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 func (h *Host) Addrs() []ma.Multiaddr {
 	out := h.webrtcAddrs(h.listenAddrs())
 	if h.an != nil {
-		// The outside addresses of our NAT that enough peers agree on.
-		for _, a := range h.an.obs.Addrs(h.swarm.ListenAddrs()) {
+		// The outside addresses of our NAT that enough peers agree on, and
+		// those AutoNAT confirmed (some were guessed from others' IP).
+		extra := h.an.obs.Addrs(h.swarm.ListenAddrs())
+		if h.an.reach != nil {
+			extra = append(extra, h.an.reach.Addrs(reachability.Public)...)
+		}
+		for _, a := range extra {
 			if !slices.ContainsFunc(out, a.Equal) {
 				out = append(out, a)
 			}
