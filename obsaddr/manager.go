@@ -498,8 +498,27 @@ func (m *Manager) active() map[sock][]netip.AddrPort {
 			bySock[e.local] = append(bySock[e.local], cand{e.outside, n})
 		}
 	}
+	// With UntilClosed, an endpoint that only closed connections still
+	// vouch for gives way to one an open connection reports for the same
+	// socket: the NAT moved (new outside address, new mapping), and the old
+	// endpoint lives on only for its TTL.
+	var live map[endpointKey]bool
+	if m.cfg.UntilClosed {
+		live = make(map[endpointKey]bool)
+		for k, r := range m.reports {
+			for _, c := range r.conns {
+				if c.closed.IsZero() {
+					live[endpointKey{k.local, k.outside}] = true
+					break
+				}
+			}
+		}
+	}
 	res := make(map[sock][]netip.AddrPort, len(bySock))
 	for s, cs := range bySock {
+		if live != nil && slices.ContainsFunc(cs, func(c cand) bool { return live[endpointKey{s, c.out}] }) {
+			cs = slices.DeleteFunc(cs, func(c cand) bool { return !live[endpointKey{s, c.out}] })
+		}
 		slices.SortFunc(cs, func(a, b cand) int {
 			if c := cmp.Compare(b.groups, a.groups); c != 0 {
 				return c

@@ -688,3 +688,26 @@ func BenchmarkRecordFlood(b *testing.B) {
 		_ = m.Record(o)
 	}
 }
+
+// TestMovedNAT: with UntilClosed, once open connections report a new
+// outside endpoint for a socket, an old one that only closed connections
+// still vouch for is no longer returned (the NAT moved); alone, it is.
+func TestMovedNAT(t *testing.T) {
+	const local = "/ip4/10.0.0.2/tcp/4001"
+	listen := addrs(t, local)
+	m, _ := newTest(Config{ActivationThreshold: 3, UntilClosed: true})
+	record(t, m, many(3, 1, local, "/ip4/11.0.0.2/tcp/4001", "/ip4/198.51.%d.1/tcp/1")...)
+	if got := strs(m.Addrs(listen)); !slices.Equal(got, []string{"/ip4/11.0.0.2/tcp/4001"}) {
+		t.Fatalf("before: %v", got)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		m.ConnClosed(id)
+	}
+	if got := strs(m.Addrs(listen)); !slices.Equal(got, []string{"/ip4/11.0.0.2/tcp/4001"}) {
+		t.Fatalf("connections closed, nothing newer: %v, want the old endpoint for its TTL", got)
+	}
+	record(t, m, many(3, 11, local, "/ip4/11.0.0.3/tcp/4001", "/ip4/198.51.%d.1/tcp/1")...)
+	if got := strs(m.Addrs(listen)); !slices.Equal(got, []string{"/ip4/11.0.0.3/tcp/4001"}) {
+		t.Fatalf("after the move: %v, want only the new endpoint", got)
+	}
+}
