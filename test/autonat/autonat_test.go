@@ -165,33 +165,81 @@ type cell struct {
 	servers impl
 	port    int
 	procs   []*clientProc // tachyon: one; go: one per slot
-	// conns says over which transport a tachyon client reached the
-	// servers after the verdict phase (observed addresses come per
-	// transport).
-	conns string
-}
-
-// serverConns counts the client's TCP connections from its listening port
-// to the servers' port: a server not among them was reached over QUIC.
-func (r *run) serverConns(c *cell) string {
-	sport := c.port
-	dport := 4001
-	if c.servers == goImpl {
-		dport = 4002
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-	defer cancel()
-	cmd := c.sc.host.Command(ctx, "ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d and dport = :%d )", sport, dport))
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Sprintf("ss: %v", err)
-	}
-	n := len(strings.Fields(strings.TrimSpace(string(out)))) / 4 // Recv-Q Send-Q local peer
-	return fmt.Sprintf("%d of 3 server connections over TCP", n)
+	// tcp4, tcp6: a tachyon client's TCP connections to its servers
+	// after the verdict phase (the others are QUIC); connsErr if unknown.
+	tcp4, tcp6 int
+	connsErr   error
 }
 
 func (c *cell) String() string {
 	return fmt.Sprintf("%d %s: client %s, servers %s", c.sc.num, c.sc.name, c.client, c.servers)
+}
+
+// conns describes how a tachyon client reached its servers.
+func (c *cell) conns() string {
+	switch {
+	case c.client != tachyonImpl:
+		return ""
+	case c.connsErr != nil:
+		return c.connsErr.Error()
+	}
+	return fmt.Sprintf("server connections: %d TCP/IPv4, %d TCP/IPv6, %d QUIC", c.tcp4, c.tcp6, 3-c.tcp4-c.tcp6)
+}
+
+// noObservers: the client cannot have had the slot's outside address as a
+// candidate, because fewer than 3 servers (the observed-address threshold)
+// were connected over its transport and family. A QUIC connection's
+// family is not known: all of them count for either.
+func (c *cell) noObservers(s slot) bool {
+	if c.client != tachyonImpl || c.connsErr != nil {
+		return false
+	}
+	if !s.quic {
+		n := c.tcp4
+		if s.v6 {
+			n = c.tcp6
+		}
+		return n < 3
+	}
+	return 3-c.tcp4-c.tcp6 < 3
+}
+
+// serverConns counts the client's TCP connections from its listening port
+// to the servers, per family (ss in the client's namespace). Observed
+// addresses come per transport and family, so a client reaching fewer
+// than 3 servers over TCP (or QUIC: the rest) cannot have a candidate
+// address for it behind a NAT.
+func (r *run) serverConns(c *cell) (tcp4, tcp6 int, err error) {
+	ips := map[string]bool{}
+	for _, m := range r.servers[c.servers].addrs {
+		for s, a := range m {
+			if !s.quic {
+				ips[strings.Split(a, "/")[2]] = true
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	out, err := c.sc.host.Command(ctx, "ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", c.port)).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ss in %s: %w", c.sc.host.Name(), err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(f[3])
+		if err != nil || !ips[ap.Addr().Unmap().String()] {
+			continue
+		}
+		if ap.Addr().Unmap().Is4() {
+			tcp4++
+		} else {
+			tcp6++
+		}
+	}
+	return tcp4, tcp6, nil
 }
 
 // clientProc is one client process and what it covers.
@@ -474,10 +522,11 @@ func (r *run) round(scs []*scenario, verdictWait, soak time.Duration) *roundResu
 		}
 	}
 	// Starting 50 processes at once would measure the machine's two
-	// cores; one scenario's clients every 300 ms spreads the start-up.
+	// cores (a client took 1.5 s to print its addresses); one scenario's
+	// clients a second spreads the start-up.
 	for i, sc := range scs {
 		if i > 0 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(time.Second)
 		}
 		for _, c := range rr.cells {
 			if c.sc != sc {
@@ -500,7 +549,7 @@ func (r *run) round(scs []*scenario, verdictWait, soak time.Duration) *roundResu
 
 	for _, c := range rr.cells {
 		if c.client == tachyonImpl {
-			c.conns = r.serverConns(c)
+			c.tcp4, c.tcp6, c.connsErr = r.serverConns(c)
 		}
 	}
 
@@ -521,7 +570,15 @@ func (r *run) round(scs []*scenario, verdictWait, soak time.Duration) *roundResu
 				t.Fatal(err)
 			}
 			changed = time.Now()
-			t.Logf("scenario 7: NAT outside address %s -> %s", old, now)
+			var at []string
+			for _, d := range rr.cells {
+				if d.sc.num == 7 {
+					for _, cp := range d.procs {
+						at = append(at, fmt.Sprintf("%s at %s", cp.p.name, fmtDur(changed.Sub(cp.p.started))))
+					}
+				}
+			}
+			t.Logf("scenario 7: NAT outside address %s -> %s; %s", old, now, strings.Join(at, ", "))
 			limit := time.Now().Add(3 * readvMax)
 			for time.Now().Before(limit) && !readvertised(r, rr.cells, changed) {
 				time.Sleep(100 * time.Millisecond)
@@ -547,6 +604,9 @@ func (r *run) round(scs []*scenario, verdictWait, soak time.Duration) *roundResu
 			res.pre = pre[c]
 		}
 		rr.results[c] = res
+	}
+	if os.Getenv("TACHYON_AUTONAT_DUMP") == "1" {
+		r.dump(rr.cells)
 	}
 	for _, c := range rr.cells {
 		for _, cp := range c.procs {
@@ -578,10 +638,14 @@ func (r *run) startClient(c *cell) {
 			args = append(args, "--listen", s.maddr(netip.MustParseAddr(ip), c.port))
 		}
 		// Every server by each of its addresses in the client's families:
-		// the client picks how it connects.
+		// the client picks how it connects. Scenario 7 is about the TCP
+		// address that follows the NAT: TCP only, so that the client has
+		// it as a candidate at all (see noObservers).
 		for _, m := range ss.addrs {
 			for _, s := range sc.slots {
-				args = append(args, "--bootstrap", m[s])
+				if sc.num != 7 || !s.quic {
+					args = append(args, "--bootstrap", m[s])
+				}
 			}
 		}
 		p := startProc(t, r.ctx, h, name, r.bins[tachyonImpl], args...)
@@ -676,6 +740,9 @@ type cellResult struct {
 	adv      []string // tachyon: final advertised set
 	advWant  []string
 	advAt    time.Duration // tachyon: client start -> the final advertised set
+	// advChanges: tachyon, changes of the advertised set after it was
+	// first exact.
+	advChanges int
 	// readv: scenario 7, outside address change -> the new set advertised
 	// (tachyon) or the new address reachable (go); 0: not yet.
 	readv     time.Duration
@@ -775,12 +842,17 @@ func (r *run) evaluate(c *cell, changed, end time.Time) *cellResult {
 		}
 		if c.client == tachyonImpl {
 			res.advWant = r.wantAdvertised(truths)
+			firstExact := -1
+			for i, l := range adv {
+				if firstExact < 0 && sameSet(advFields(l.text), res.advWant) && !cp.p.started.Add(l.at).Before(since) {
+					firstExact = i
+				} else if firstExact >= 0 {
+					res.advChanges++
+				}
+			}
 			if len(adv) > 0 {
 				last := adv[len(adv)-1]
-				res.adv = strings.Fields(last.text)
-				if len(res.adv) == 1 && res.adv[0] == "(none)" {
-					res.adv = nil
-				}
+				res.adv = advFields(last.text)
 				res.advAt = last.at
 				res.advRight = sameSet(res.adv, res.advWant)
 				if res.advRight && !since.IsZero() && cp.p.started.Add(last.at).After(since) {
@@ -880,6 +952,15 @@ func (r *run) wantAdvertised(truths []truth) []string {
 		out = append(out, r.relayAdv...)
 	}
 	return out
+}
+
+// advFields splits an "advertised:" line's addresses.
+func advFields(s string) []string {
+	f := strings.Fields(s)
+	if len(f) == 1 && f[0] == "(none)" {
+		return nil
+	}
+	return f
 }
 
 func sameSet(a, b []string) bool {
@@ -1028,4 +1109,27 @@ func logFields(l string) map[string]string {
 
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// dump logs every client's stdout and the servers' lines about it
+// (TACHYON_AUTONAT_DUMP=1, for debugging).
+func (r *run) dump(cells []*cell) {
+	for _, c := range cells {
+		for _, cp := range c.procs {
+			var b strings.Builder
+			for _, l := range cp.p.lines(false) {
+				fmt.Fprintf(&b, "  %s %s\n", fmtDur(l.at), l.text)
+			}
+			for _, ss := range r.servers {
+				for _, p := range ss.procs {
+					for _, l := range append(p.lines(false), p.lines(true)...) {
+						if cp.id != "" && strings.Contains(l.text, cp.id) && strings.Contains(l.text, "request") {
+							fmt.Fprintf(&b, "  [%s] %s\n", p.name, l.text)
+						}
+					}
+				}
+			}
+			r.t.Logf("%s (%s):\n%s", cp.p.name, cp.id, b.String())
+		}
+	}
 }
