@@ -58,6 +58,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
@@ -66,6 +67,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/testbed"
 )
 
@@ -165,81 +167,99 @@ type cell struct {
 	servers impl
 	port    int
 	procs   []*clientProc // tachyon: one; go: one per slot
-	// tcp4, tcp6: a tachyon client's TCP connections to its servers
-	// after the verdict phase (the others are QUIC); connsErr if unknown.
-	tcp4, tcp6 int
-	connsErr   error
+	// conns: a tachyon client behind a NAT, the servers it reached per
+	// slot after the verdict phase (serverConns); connsErr if unknown.
+	conns    map[slot]int
+	connsErr error
 }
 
 func (c *cell) String() string {
 	return fmt.Sprintf("%d %s: client %s, servers %s", c.sc.num, c.sc.name, c.client, c.servers)
 }
 
-// conns describes how a tachyon client reached its servers.
-func (c *cell) conns() string {
+// connsNote describes how a tachyon client behind a NAT reached its
+// servers.
+func (c *cell) connsNote() string {
 	switch {
-	case c.client != tachyonImpl:
+	case c.client != tachyonImpl || c.sc.nat == nil:
 		return ""
 	case c.connsErr != nil:
 		return c.connsErr.Error()
 	}
-	return fmt.Sprintf("server connections: %d TCP/IPv4, %d TCP/IPv6, %d QUIC", c.tcp4, c.tcp6, 3-c.tcp4-c.tcp6)
+	var parts []string
+	for _, s := range c.sc.slots {
+		parts = append(parts, fmt.Sprintf("%d %s", c.conns[s], s))
+	}
+	return "servers reached over " + strings.Join(parts, ", ")
 }
 
 // noObservers: the client cannot have had the slot's outside address as a
-// candidate, because fewer than 3 servers (the observed-address threshold)
-// were connected over its transport and family. A QUIC connection's
-// family is not known: all of them count for either.
+// candidate: fewer than 3 servers (the observed-address threshold) were
+// connected over its transport and family.
 func (c *cell) noObservers(s slot) bool {
-	if c.client != tachyonImpl || c.connsErr != nil {
-		return false
-	}
-	if !s.quic {
-		n := c.tcp4
-		if s.v6 {
-			n = c.tcp6
-		}
-		return n < 3
-	}
-	return 3-c.tcp4-c.tcp6 < 3
+	return c.client == tachyonImpl && c.sc.nat != nil && c.connsErr == nil && c.conns[s] < 3
 }
 
-// serverConns counts the client's TCP connections from its listening port
-// to the servers, per family (ss in the client's namespace). Observed
-// addresses come per transport and family, so a client reaching fewer
-// than 3 servers over TCP (or QUIC: the rest) cannot have a candidate
-// address for it behind a NAT.
-func (r *run) serverConns(c *cell) (tcp4, tcp6 int, err error) {
-	ips := map[string]bool{}
+// serverConns counts, per slot (family and transport), the servers a
+// client behind a NAT reached from its listening port, from the NAT's
+// connection tracking table. Observed addresses come per transport and
+// family, so with fewer than 3 such servers (the observed-address
+// threshold) the client cannot have that slot's outside address as a
+// candidate. Nil for a client without NAT, whose candidates are its listen
+// addresses.
+func (r *run) serverConns(c *cell) (map[slot]int, error) {
+	if c.sc.nat == nil {
+		return nil, nil
+	}
+	servers := map[string]bool{}
 	for _, m := range r.servers[c.servers].addrs {
-		for s, a := range m {
-			if !s.quic {
-				ips[strings.Split(a, "/")[2]] = true
-			}
+		for _, a := range m {
+			servers[strings.Split(a, "/")[2]] = true
 		}
+	}
+	dport := "dport=4001"
+	if c.servers == goImpl {
+		dport = "dport=4002"
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 	defer cancel()
-	out, err := c.sc.host.Command(ctx, "ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", c.port)).Output()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", c.sc.nat.Namespace(), "cat", "/proc/net/nf_conntrack").Output()
 	if err != nil {
-		return 0, 0, fmt.Errorf("ss in %s: %w", c.sc.host.Name(), err)
+		return nil, fmt.Errorf("reading the connection tracking table of NAT %s: %w", c.sc.nat.Name(), err)
 	}
+	seen := map[slot]map[string]bool{}
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Fields(l)
-		if len(f) < 4 {
+		if len(f) < 6 || f[2] != "tcp" && f[2] != "udp" || f[2] == "tcp" && !slices.Contains(f, "ESTABLISHED") {
 			continue
 		}
-		ap, err := netip.ParseAddrPort(f[3])
-		if err != nil || !ips[ap.Addr().Unmap().String()] {
+		// The original direction: the first src, dst, sport and dport.
+		var dst, sport, dp string
+		for _, kv := range f {
+			k, v, _ := strings.Cut(kv, "=")
+			switch {
+			case k == "dst" && dst == "":
+				dst = v
+			case k == "sport" && sport == "":
+				sport = v
+			case k == "dport" && dp == "":
+				dp = kv
+			}
+		}
+		if sport != strconv.Itoa(c.port) || dp != dport || !servers[dst] {
 			continue
 		}
-		if ap.Addr().Unmap().Is4() {
-			tcp4++
-		} else {
-			tcp6++
+		s := slot{v6: f[0] == "ipv6", quic: f[2] == "udp"}
+		if seen[s] == nil {
+			seen[s] = map[string]bool{}
 		}
+		seen[s][dst] = true
 	}
-	return tcp4, tcp6, nil
+	conns := map[slot]int{}
+	for s, m := range seen {
+		conns[s] = len(m)
+	}
+	return conns, nil
 }
 
 // clientProc is one client process and what it covers.
@@ -272,6 +292,7 @@ func TestAutoNAT(t *testing.T) {
 	if raceEnabled {
 		t.Skip("timings: runs without -race (the Makefile's TIMED list)")
 	}
+	leakcheck.Check(t)
 	start := time.Now()
 	full := os.Getenv("TACHYON_AUTONAT_FULL") == "1"
 	rounds, soak, verdictWait := 1, 60*time.Second, 45*time.Second
@@ -549,7 +570,7 @@ func (r *run) round(scs []*scenario, verdictWait, soak time.Duration) *roundResu
 
 	for _, c := range rr.cells {
 		if c.client == tachyonImpl {
-			c.tcp4, c.tcp6, c.connsErr = r.serverConns(c)
+			c.conns, c.connsErr = r.serverConns(c)
 		}
 	}
 

@@ -70,7 +70,7 @@ func renderTables(all []*roundResult, soak time.Duration, full bool) string {
 			rv = strings.Join(readv, ", ")
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d/%d | %s | %d | %d | %s | %s | %s |\n", c.sc.num, c.sc.name, c.client, c.servers,
-			right, total, strings.Join(times, ", "), probes, flaps, adv, rv, c.conns())
+			right, total, strings.Join(times, ", "), probes, flaps, adv, rv, c.connsNote())
 	}
 	b.WriteString("\nPer address (truth -> final verdict; time from client start; probes = AutoNAT v2 requests the servers started for it until then; history of round 1):\n\n")
 	b.WriteString("| # | client | servers | address | truth | final | time | probes | flaps | history (round 1) |\n")
@@ -167,9 +167,9 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 			case a.right:
 			case a.final == none && c.noObservers(a.truth.slot) && !full:
 				t.Logf("GOAL MISSED (known limit: observed addresses come per transport and family, and the client reached "+
-					"fewer than 3 servers over %s; %s): %s: %s is no candidate, want %s", a.truth.slot, c.conns(), c, a.truth.addr, a.truth.verdict)
+					"fewer than 3 servers over %s; %s): %s: %s is no candidate, want %s", a.truth.slot, c.connsNote(), c, a.truth.addr, a.truth.verdict)
 			default:
-				t.Errorf("%s: %s (%s) is %s, want %s: history %v (%s)", c, a.truth.addr, a.truth.slot, a.final, a.truth.verdict, a.history, c.conns())
+				t.Errorf("%s: %s (%s) is %s, want %s: history %v (%s)", c, a.truth.addr, a.truth.slot, a.final, a.truth.verdict, a.history, c.connsNote())
 			}
 			if a.flaps > 0 {
 				t.Errorf("%s: %s flapped %d times after its correct verdict: %v", c, a.truth.addr, a.flaps, a.history)
