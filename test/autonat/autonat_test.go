@@ -188,16 +188,20 @@ func (c *cell) connsNote() string {
 	}
 	var parts []string
 	for _, s := range c.sc.slots {
-		parts = append(parts, fmt.Sprintf("%d %s", c.conns[s], s))
+		if !s.v6 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.conns[s], s))
+		}
 	}
 	return "servers reached over " + strings.Join(parts, ", ")
 }
 
 // noObservers: the client cannot have had the slot's outside address as a
 // candidate: fewer than 3 servers (the observed-address threshold) were
-// connected over its transport and family.
+// connected over its transport and family. IPv6 behind the NATs here is
+// routed: its candidates are listen addresses, and its flows are not
+// tracked.
 func (c *cell) noObservers(s slot) bool {
-	return c.client == tachyonImpl && c.sc.nat != nil && c.connsErr == nil && c.conns[s] < 3
+	return c.client == tachyonImpl && c.sc.nat != nil && !s.v6 && c.connsErr == nil && c.conns[s] < 3
 }
 
 // serverConns counts, per slot (family and transport), the servers a
