@@ -192,11 +192,11 @@ func (c *cell) connsNote() string {
 			parts = append(parts, fmt.Sprintf("%d %s", c.conns[s], s))
 		}
 	}
-	return "servers reached over " + strings.Join(parts, ", ")
+	return "observers (servers, relay) reached over " + strings.Join(parts, ", ")
 }
 
 // noObservers: the client cannot have had the slot's outside address as a
-// candidate: fewer than 3 servers (the observed-address threshold) were
+// candidate: fewer than 3 observers (the observed-address threshold) were
 // connected over its transport and family. IPv6 behind the NATs here is
 // routed: its candidates are listen addresses, and its flows are not
 // tracked.
@@ -204,26 +204,28 @@ func (c *cell) noObservers(s slot) bool {
 	return c.client == tachyonImpl && c.sc.nat != nil && !s.v6 && c.connsErr == nil && c.conns[s] < 3
 }
 
-// serverConns counts, per slot (family and transport), the servers a
-// client behind a NAT reached from its listening port, from the NAT's
-// connection tracking table. Observed addresses come per transport and
-// family, so with fewer than 3 such servers (the observed-address
-// threshold) the client cannot have that slot's outside address as a
-// candidate. Nil for a client without NAT, whose candidates are its listen
+// serverConns counts, per slot (family and transport), the observers (its
+// servers and the relay) a client behind a NAT reached from its listening
+// port, from the NAT's connection tracking table. Observed addresses come
+// per transport and family, so with fewer than 3 such observers (the
+// observed-address threshold) the client cannot have that slot's outside
+// address as a candidate. Nil for a client without NAT, whose candidates are its listen
 // addresses.
 func (r *run) serverConns(c *cell) (map[slot]int, error) {
 	if c.sc.nat == nil {
 		return nil, nil
 	}
-	servers := map[string]bool{}
-	for _, m := range r.servers[c.servers].addrs {
-		for _, a := range m {
-			servers[strings.Split(a, "/")[2]] = true
-		}
-	}
+	// Observers: the servers on their port, and the relay the client
+	// holds a reservation on (over TCP).
 	dport := "dport=4001"
 	if c.servers == goImpl {
 		dport = "dport=4002"
+	}
+	observers := map[string]string{strings.Split(r.relay, "/")[2]: "dport=4001"}
+	for _, m := range r.servers[c.servers].addrs {
+		for _, a := range m {
+			observers[strings.Split(a, "/")[2]] = dport
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 	defer cancel()
@@ -250,7 +252,7 @@ func (r *run) serverConns(c *cell) (map[slot]int, error) {
 				dp = kv
 			}
 		}
-		if sport != strconv.Itoa(c.port) || dp != dport || !servers[dst] {
+		if sport != strconv.Itoa(c.port) || dp != observers[dst] {
 			continue
 		}
 		s := slot{v6: f[0] == "ipv6", quic: f[2] == "udp"}

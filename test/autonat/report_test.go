@@ -167,7 +167,7 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 			case a.right:
 			case a.final == none && c.noObservers(a.truth.slot) && !full:
 				t.Logf("GOAL MISSED (known limit: observed addresses come per transport and family, and the client reached "+
-					"fewer than 3 servers over %s; %s): %s: %s is no candidate, want %s", a.truth.slot, c.connsNote(), c, a.truth.addr, a.truth.verdict)
+					"fewer than 3 observers over %s; %s): %s: %s is no candidate, want %s", a.truth.slot, c.connsNote(), c, a.truth.addr, a.truth.verdict)
 			default:
 				t.Errorf("%s: %s (%s) is %s, want %s: history %v (%s)", c, a.truth.addr, a.truth.slot, a.final, a.truth.verdict, a.history, c.connsNote())
 			}
