@@ -32,14 +32,24 @@
 // the client links lose 2 % of packets for the soak (60 s in CI, 5 min in
 // `make autonat`) and every later verdict change is a flap.
 //
-// Goals asserted for tachyon clients with tachyon servers (issue 14): the
-// exact verdicts and advertised set, every verdict within 3 probes and 5 s
-// of start, no flap, and scenario 7 re-advertised within 10 s. A private
-// verdict needs the servers' dial-backs to time out (5 s for a tachyon
-// server), so "within 5 s" cannot hold for a private address; that known
-// limit is logged as GOAL MISSED (known limit) instead of failing. The
-// other cells are measured and tabulated, not asserted, except that they
-// must run.
+// Asserted: every tachyon client's verdicts and exact advertised set, and
+// no flap; for tachyon clients of tachyon servers also every verdict
+// within 3 probes and 5 s of start, and scenario 7 re-advertised within
+// 10 s (issue 14's goals); go clients of tachyon servers must be right
+// wherever go clients of go servers are. Other go numbers are tabulated.
+// In CI, goals missed for a documented cause are logged as "GOAL MISSED
+// (known limit: ...)" instead of failing (make autonat fails on them):
+//
+//   - a private verdict waits for the servers' dial-back timeout (5 s);
+//   - observed addresses come per transport and family, and a tachyon
+//     client reaches each peer over one transport: with fewer than 3
+//     observers (servers, relay) on a transport, its outside address there
+//     is no candidate (checked against the NAT's conntrack table), and the
+//     advertised set lacks it;
+//   - after a renumbering nothing tells the client until a connection is
+//     re-made, and the old address is withdrawn only once private.
+//
+// docs/autonat-results.md has the measured tables and the causes.
 //
 // Needs root (network namespaces); TACHYON_SKIP_NETNS=1 skips it elsewhere.
 // Runs without -race (timings):
