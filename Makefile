@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat
 
 test: setup check vet unit fuzz
 
@@ -29,10 +29,10 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/...
+TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/... ./test/autonat/...
 
 unit:
-	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch)
+	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch -e /test/autonat)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
 	cd test/protodiff && $(GO) test -race -timeout 10m -count=1 ./...
@@ -75,3 +75,13 @@ HOLEPUNCH_ATTEMPTS ?= 20
 HOLEPUNCH_TABLE ?= /tmp/holepunch-table.md
 holepunch:
 	TACHYON_HOLEPUNCH_ATTEMPTS=$(HOLEPUNCH_ATTEMPTS) TACHYON_HOLEPUNCH_TABLE=$(HOLEPUNCH_TABLE) $(GO) test -count=1 -timeout 2h -v -run TestHolePunch ./test/holepunch
+
+# AutoNAT verdicts on emulated networks, all seven scenarios and all four
+# (client, servers) cells, 5-minute soak with 2 % loss, AUTONAT_ROUNDS
+# repetitions (about 10 minutes each); missed timing goals fail. Prints the
+# tables for BENCHMARKS.md and COMPATIBILITY.md and writes them to
+# AUTONAT_TABLE. CI runs a reduced version (one round, 60 s soak) in unit.
+AUTONAT_ROUNDS ?= 3
+AUTONAT_TABLE ?= /tmp/autonat-table.md
+autonat:
+	TACHYON_AUTONAT_FULL=1 TACHYON_AUTONAT_ROUNDS=$(AUTONAT_ROUNDS) TACHYON_AUTONAT_TABLE=$(AUTONAT_TABLE) $(GO) test -count=1 -timeout 2h -v -run TestAutoNAT ./test/autonat

@@ -1,0 +1,5 @@
+//go:build race
+
+package autonat
+
+const raceEnabled = true
