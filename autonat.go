@@ -3,10 +3,12 @@ package tachyon
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
@@ -69,6 +71,8 @@ type autoNAT struct {
 	v1     *autonatv1.Service
 	dialer *dialBacker
 	poke   chan struct{}
+	// threshold is the observer groups that make an observation count.
+	threshold int
 }
 
 // startAutoNAT builds the observed address manager, the reachability
@@ -83,6 +87,10 @@ func (h *Host) startAutoNAT() error {
 	ocfg.UntilClosed = true
 	ocfg.ListenAddrs = h.swarm.ListenAddrs
 	an.obs = obsaddr.New(ocfg)
+	an.threshold = ocfg.ActivationThreshold
+	if an.threshold <= 0 {
+		an.threshold = obsaddr.DefaultActivationThreshold
+	}
 	h.an = an
 	return h.startAutoNATParts(cfg)
 }
@@ -262,16 +270,73 @@ func (h *Host) candidates() []ma.Multiaddr {
 	for _, a := range observed {
 		add(a)
 	}
-	// A node reaches its peers over whichever transport a dial picked, so an
-	// outside address may have enough observers on TCP and none on QUIC.
-	// Behind a NAT that keeps ports (most do), the outside IP seen on one
-	// listener is that of all: guess the others' outside addresses too.
+	// A node reaches its peers over whichever transport a dial picked, so
+	// no socket may have enough observers of its own (two over TCP, two
+	// over QUIC). Behind a NAT that keeps ports (most do), the outside IP
+	// is that of all sockets: guess each listener's outside address.
 	// AutoNAT decides; a wrong guess is found private and never advertised.
-	for _, o := range observed {
+	for _, ip := range h.outsideIPs() {
 		for _, l := range listen {
-			if g := withIP(l, o[0]); g != nil {
+			if g := withIP(l, ip); g != nil {
 				add(g)
 			}
+		}
+	}
+	return out
+}
+
+// outsideIPs are the outside IPs that enough observer groups report for
+// us, counted over all our sockets together, leaving out sockets whose NAT
+// looks endpoint-dependent (its ports mean nothing). An IP that only
+// closed connections vouch for gives way to one that an open connection
+// reports, in its family: the NAT moved.
+func (h *Host) outsideIPs() []ma.Component {
+	groups := map[netip.Addr]map[netip.Prefix]bool{}
+	live := map[netip.Addr]bool{}
+	for _, ls := range h.an.obs.Status() {
+		if ls.EndpointDependent {
+			continue
+		}
+		for _, e := range ls.Endpoints {
+			x, err := manet.ToIP(e.Addr)
+			if err != nil {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(x)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if groups[ip] == nil {
+				groups[ip] = map[netip.Prefix]bool{}
+			}
+			for _, o := range e.Observers {
+				groups[ip][o.Group] = true
+				live[ip] = live[ip] || o.Expires.IsZero()
+			}
+		}
+	}
+	var kept []netip.Addr
+	liveFamily := map[bool]bool{}
+	for ip, g := range groups {
+		if len(g) >= h.an.threshold {
+			kept = append(kept, ip)
+			liveFamily[ip.Is4()] = liveFamily[ip.Is4()] || live[ip]
+		}
+	}
+	slices.SortFunc(kept, netip.Addr.Compare)
+	var out []ma.Component
+	for _, ip := range kept {
+		if liveFamily[ip.Is4()] && !live[ip] {
+			continue
+		}
+		code, s := ma.P_IP6, ip.String()
+		if ip.Is4() {
+			code = ma.P_IP4
+		}
+		c, err := ma.NewComponent(ma.ProtocolWithCode(code).Name, s)
+		if err == nil {
+			out = append(out, *c)
 		}
 	}
 	return out

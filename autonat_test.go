@@ -166,11 +166,42 @@ func TestCandidatesFromObservedIP(t *testing.T) {
 	}
 	got := h.candidates()
 	want := []string{"/ip4/11.1.1.9/tcp/" + tcpPort, "/ip4/11.1.1.9/udp/" + quicPort + "/quic-v1"}
-	var gs []string
-	for _, a := range got {
-		gs = append(gs, a.String())
+	check := func(got []ma.Multiaddr, want []string) {
+		t.Helper()
+		var gs []string
+		for _, a := range got {
+			gs = append(gs, a.String())
+		}
+		if !slices.Equal(gs, want) {
+			t.Fatalf("candidates %v, want %v", gs, want)
+		}
 	}
-	if !slices.Equal(gs, want) {
-		t.Fatalf("candidates %v, want %v", gs, want)
+	check(got, want)
+
+	// One observer per socket, two in all: no socket has enough, the IP
+	// has, so both listeners get their guess.
+	h2 := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), Transports(TCP, QUIC),
+		AutoNAT(AutoNATConfig{ObservedAddrs: obsaddr.Config{ActivationThreshold: 2}}))
+	var t2, q2 ma.Multiaddr
+	for _, a := range h2.listenAddrs() {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			q2 = a
+		} else {
+			t2 = a
+		}
 	}
+	tp2, _ := t2.ValueForProtocol(ma.P_TCP)
+	qp2, _ := q2.ValueForProtocol(ma.P_UDP)
+	for i, o := range []struct{ local, observed, observer string }{
+		{t2.String(), "/ip4/11.1.1.9/tcp/" + tp2, "/ip4/198.51.1.1/tcp/4001"},
+		{q2.String(), "/ip4/11.1.1.9/udp/" + qp2 + "/quic-v1", "/ip4/198.51.2.1/udp/4001/quic-v1"},
+	} {
+		if err := h2.an.obs.Record(obsaddr.Observation{
+			Local: ma.StringCast(o.local), Observed: ma.StringCast(o.observed), Observer: ma.StringCast(o.observer),
+			Peer: peer.ID(fmt.Sprint("observer", i)), ConnID: uint64(2000 + i), Dir: network.DirOutbound,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(h2.candidates(), []string{"/ip4/11.1.1.9/tcp/" + tp2, "/ip4/11.1.1.9/udp/" + qp2 + "/quic-v1"})
 }

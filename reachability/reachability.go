@@ -24,7 +24,7 @@
 //
 //   - A new or undecided address is probed by up to Config.Parallel servers
 //     at once, preferring servers whose opinion is not yet counted, then
-//     those asked longest ago. A server answers one probe at a time. When no server gives a conclusive answer, it
+//     those asked longest ago. When no server gives a conclusive answer, it
 //     is retried after RetryMin, doubling up to RetryMax.
 //   - A decided address is re-checked by one server after RecheckMin,
 //     doubling up to RecheckMax while the answers agree.
@@ -215,14 +215,10 @@ type state struct {
 	cfg      Config
 	addrs    map[string]*entry
 	inflight int
-	// busy: servers with a probe in flight. One at a time per server:
-	// go-libp2p's server dials back concurrent requests of one client over
-	// one connection, so that one answer lands on the other's transport.
-	busy map[peer.ID]bool
 }
 
 func newState(cfg Config) *state {
-	return &state{cfg: cfg, addrs: map[string]*entry{}, busy: map[peer.ID]bool{}}
+	return &state{cfg: cfg, addrs: map[string]*entry{}}
 }
 
 // setAddrs makes addrs the candidates: new ones start unknown and due,
@@ -239,9 +235,6 @@ func (s *state) setAddrs(now time.Time, addrs []ma.Multiaddr) {
 	for k, e := range s.addrs {
 		if !keep[k] {
 			s.inflight -= len(e.inflight)
-			for p := range e.inflight {
-				delete(s.busy, p)
-			}
 			delete(s.addrs, k)
 		}
 	}
@@ -277,8 +270,8 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 	for k := range s.addrs {
 		keys = append(keys, k)
 	}
-	// Undecided addresses first, those with the fewest answers first (a
-	// busy server goes where it teaches most), then by address.
+	// Undecided addresses first, those with the fewest answers first,
+	// then by address.
 	sort.Slice(keys, func(i, j int) bool {
 		ei, ej := s.addrs[keys[i]], s.addrs[keys[j]]
 		if ui, uj := s.undecided(ei), s.undecided(ej); ui != uj {
@@ -312,7 +305,6 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 			}
 			e.inflight[srv] = true
 			e.asked[srv] = now
-			s.busy[srv] = true
 			s.inflight++
 			started++
 			jobs = append(jobs, job{addr: e.addr, key: k, server: srv})
@@ -322,8 +314,6 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 			e.next = time.Time{} // results reschedule
 		case started == 0 && len(servers) == 0:
 			e.next = time.Time{} // serversChanged reschedules
-		case started == 0 && slices.ContainsFunc(servers, func(p peer.ID) bool { return s.busy[p] }):
-			e.next = time.Time{} // a server's result comes first, and reschedules
 		case started == 0:
 			// Every server is busy with it or the probe budget is spent.
 			e.next = now.Add(s.cfg.RetryMin)
@@ -348,7 +338,7 @@ func (s *state) pick(e *entry, servers []peer.ID, n int, freshOnly bool) []peer.
 	}
 	var cands []peer.ID
 	for _, p := range servers {
-		if !e.inflight[p] && !s.busy[p] && !slices.Contains(cands, p) && !(freshOnly && counted[p]) {
+		if !e.inflight[p] && !slices.Contains(cands, p) && !(freshOnly && counted[p]) {
 			cands = append(cands, p)
 		}
 	}
@@ -377,7 +367,6 @@ func (s *state) result(now time.Time, key string, server peer.ID, o Outcome) *Ch
 		return nil // forgotten meanwhile
 	}
 	delete(e.inflight, server)
-	delete(s.busy, server)
 	s.inflight--
 	s.expire(now, e)
 	if o == Inconclusive {

@@ -384,22 +384,3 @@ func TestManagerRun(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
-
-// TestOneProbePerServer: a server answers one probe at a time; the next
-// address gets it as soon as it is free, not after a retry wait.
-func TestOneProbePerServer(t *testing.T) {
-	st := newState(Config{}.withDefaults())
-	now := time.Unix(1e6, 0)
-	srv := servers(t, 1)
-	st.setAddrs(now, []ma.Multiaddr{addrTCP, addrQUIC})
-	jobs, _ := st.due(now, srv)
-	if len(jobs) != 1 {
-		t.Fatalf("%d probes with one server, want 1", len(jobs))
-	}
-	now = now.Add(100 * time.Millisecond)
-	st.result(now, jobs[0].key, jobs[0].server, Reached)
-	next, _ := st.due(now, srv)
-	if len(next) != 1 || next[0].addr.Equal(jobs[0].addr) {
-		t.Fatalf("after the first answer: probes %v, want the other address at once", next)
-	}
-}

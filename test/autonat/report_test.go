@@ -219,7 +219,7 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 			case full:
 				t.Errorf("GOAL MISSED: %s", msg)
 			case a.truth.verdict == private:
-				t.Logf("GOAL MISSED (known limit: a private verdict waits for the servers' 5 s dial-back timeout): %s", msg)
+				t.Logf("GOAL MISSED (known limit: a private verdict waits for the servers' dial-back timeout: 3 s for tachyon servers, 5-10 s for go's): %s", msg)
 			default:
 				t.Errorf("GOAL MISSED: %s", msg)
 			}
