@@ -49,10 +49,12 @@ const (
 	// b2bRelayedMax bounds the bytes the relay may carry for one pair:
 	// the signalling circuit's multistream, Noise and yamux set-up,
 	// identify both ways, the SDP offer and answer and a few candidates
-	// (4.5-5.5 KiB measured with js on both sides). A 1 MiB echo that
+	// (4.5-5.5 KiB measured with js on both sides; about 10 KiB between
+	// tachyon peers, whose identify messages carry signed records with
+	// their relay addresses in named forms, both ways). A 1 MiB echo that
 	// leaked onto the circuit would be far above it (and above the
 	// relay's 128 KiB circuit limit).
-	b2bRelayedMax = 10 << 10
+	b2bRelayedMax = 16 << 10
 	b2bRowLimit   = 60 * time.Second
 	b2bChildLimit = 4 * time.Minute
 )
