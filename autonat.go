@@ -285,11 +285,15 @@ func (h *Host) candidates() []ma.Multiaddr {
 	return out
 }
 
-// outsideIPs are the outside IPs that enough observer groups report for
-// us, counted over all our sockets together, leaving out sockets whose NAT
-// looks endpoint-dependent (its ports mean nothing). An IP that only
-// closed connections vouch for gives way to one that an open connection
-// reports, in its family: the NAT moved.
+// outsideIPs are the outside IPs that observer groups report for us,
+// counted over all our sockets together, leaving out sockets whose NAT
+// looks endpoint-dependent (its ports mean nothing). These only make
+// candidates, which AutoNAT checks before anything is advertised, so two
+// groups are enough (fewer than activation needs): a dual-stack node may
+// reach most peers over one family and few over the other. The cost of a
+// false IP is a few probes, with dial data paid. An IP that only closed
+// connections vouch for gives way to one that an open connection reports,
+// in its family: the NAT moved.
 func (h *Host) outsideIPs() []ma.Component {
 	groups := map[netip.Addr]map[netip.Prefix]bool{}
 	live := map[netip.Addr]bool{}
@@ -318,8 +322,9 @@ func (h *Host) outsideIPs() []ma.Component {
 	}
 	var kept []netip.Addr
 	liveFamily := map[bool]bool{}
+	need := min(h.an.threshold, guessGroups)
 	for ip, g := range groups {
-		if len(g) >= h.an.threshold {
+		if len(g) >= need {
 			kept = append(kept, ip)
 			liveFamily[ip.Is4()] = liveFamily[ip.Is4()] || live[ip]
 		}
@@ -341,6 +346,10 @@ func (h *Host) outsideIPs() []ma.Component {
 	}
 	return out
 }
+
+// guessGroups is how many observer groups make an outside IP a candidate
+// on every listener (see outsideIPs).
+const guessGroups = 2
 
 // withIP is a with its IP replaced by ip's, when both are IPs of one
 // family; else nil.

@@ -189,7 +189,9 @@ func (h *Host) pushLoop() {
 }
 
 func (h *Host) pushTo(p peer.ID) {
-	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(h.ctx, "identify push"), 5*time.Second)
+	// Pushes go to connected peers only: a peer that left since the list
+	// was made is not dialed again for it.
+	ctx, cancel := context.WithTimeout(network.WithNoDial(network.WithAllowLimitedConn(h.ctx, "identify push"), "identify push"), 5*time.Second)
 	defer cancel()
 	s, err := h.NewStream(ctx, p, identify.PushID)
 	if err != nil {

@@ -2,7 +2,10 @@ package tachyon
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +17,24 @@ import (
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/swarm"
 )
+
+// syncLog collects log lines from several hosts.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 var loopbackICE = WebRTCICEFilter(func(a netip.Addr) bool { return a.IsLoopback() && a.Is4() })
 
@@ -27,8 +48,15 @@ func TestWebRTCThroughRelay(t *testing.T) {
 	defer cancel()
 	r := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), RelayService(relay.DefaultConfig()))
 	relayAddrs, _ := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}.P2pAddrs()
-	b := testHost(t, ListenAddrStrings("/webrtc"), StaticRelays(relayAddrs[0]), ForceReachability(network.ReachabilityPrivate), loopbackICE)
-	a := testHost(t, loopbackICE)
+	var logs syncLog
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	b := testHost(t, ListenAddrStrings("/webrtc"), StaticRelays(relayAddrs[0]), ForceReachability(network.ReachabilityPrivate), loopbackICE,
+		Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", "B")))
+	a := testHost(t, loopbackICE, Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", "A")))
 	b.SetStreamHandler(echoID, echo)
 
 	var target ma.Multiaddr

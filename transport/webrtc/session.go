@@ -145,12 +145,35 @@ func (ss *session) waitConnected(ctx context.Context) error {
 		return errors.New("ICE or DTLS failed")
 	case <-ss.failed:
 		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return ss.failure
+		failure := ss.failure
+		ss.mu.Unlock()
+		if !errors.Is(failure, network.ErrReset) {
+			return failure
+		}
+		// The peer reset the signalling stream after the offer and answer
+		// were through: it may have seen the connection come up a moment
+		// before us (and a relay or the peer may drop the stream at once).
+		// ICE decides, within resetGrace.
+		t := time.NewTimer(resetGrace)
+		defer t.Stop()
+		select {
+		case <-ss.conn.connected:
+			return nil
+		case <-ss.conn.failed:
+			return fmt.Errorf("ICE or DTLS failed after %w", failure)
+		case <-t.C:
+			return failure
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for ICE and DTLS: %w", ctx.Err())
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for ICE and DTLS: %w", ctx.Err())
 	}
 }
+
+// resetGrace is how long a session whose signalling stream the peer reset
+// still waits for ICE and DTLS.
+const resetGrace = 3 * time.Second
 
 // checkFingerprint checks the certificate the peer used in DTLS against
 // the fingerprint of its SDP. pion did already (fingerprint verification
