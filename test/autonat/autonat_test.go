@@ -35,7 +35,7 @@
 // Asserted: every tachyon client's verdicts and exact advertised set, and
 // no flap; for tachyon clients of tachyon servers also every verdict
 // within 3 probes and 5 s of start, and scenario 7 re-advertised within
-// 10 s (issue 14's goals); go clients of tachyon servers must be right
+// 10 s (the reachability goals); go clients of tachyon servers must be right
 // wherever go clients of go servers are. Other go numbers are tabulated.
 // In CI, goals missed for a documented cause are logged as "GOAL MISSED
 // (known limit: ...)" instead of failing (make autonat fails on them):

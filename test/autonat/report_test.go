@@ -128,7 +128,7 @@ func (r *cellResult) hasVerdicts() bool {
 	return false
 }
 
-// checkGoals asserts the goals on one round. Correctness holds for
+// checkGoals asserts the reachability goals on one round. Correctness holds for
 // every tachyon client, and for go clients of tachyon servers wherever go
 // gets the address right with go servers (a wrong answer there would be
 // the tachyon servers'). Timing goals hold for tachyon clients of tachyon
