@@ -6,6 +6,8 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/tachyon-p2p/tachyon/swarm"
 )
 
 // PublicPrefixes declares addresses in prefixes public, beside what
@@ -81,7 +83,7 @@ func advertise(all []ma.Multiaddr, remote ma.Multiaddr, public []netip.Prefix, c
 		switch {
 		case s < peerScope:
 			continue
-		case s == scopePublic && confirmed != nil && !isRelayed(a) && !confirmed(withoutNamedSecurity(a)):
+		case s == scopePublic && confirmed != nil && !swarm.IsRelayAddr(a) && !confirmed(withoutNamedSecurity(a)):
 			continue
 		}
 		out = append(out, a)
@@ -95,10 +97,6 @@ func withoutNamedSecurity(a ma.Multiaddr) ma.Multiaddr {
 		return a[:n-1]
 	}
 	return a
-}
-
-func isRelayed(a ma.Multiaddr) bool {
-	return slices.ContainsFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT })
 }
 
 // advertisedTo is what identify tells a peer that we see at remote.

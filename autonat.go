@@ -258,7 +258,7 @@ func (h *Host) candidates() []ma.Multiaddr {
 		if len(a) == 0 || a[0].Code() != ma.P_IP4 && a[0].Code() != ma.P_IP6 {
 			return // AutoNAT tests IP addresses only
 		}
-		if scopeOf(a, h.cfg.publicPrefixes) == scopePublic && !isRelayed(a) && !slices.ContainsFunc(out, a.Equal) {
+		if scopeOf(a, h.cfg.publicPrefixes) == scopePublic && !swarm.IsRelayAddr(a) && !slices.ContainsFunc(out, a.Equal) {
 			out = append(out, a)
 		}
 	}
