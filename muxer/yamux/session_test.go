@@ -304,11 +304,23 @@ func TestDeadlines(t *testing.T) {
 	if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	// Write deadline once the peer's window is exhausted (it does not read).
-	st.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := st.Write(make([]byte, 2*initialWindow))
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n != initialWindow {
-		t.Fatalf("write = %d, %v; want %d, deadline exceeded", n, err, initialWindow)
+	// A write blocked on the peer's exhausted window (it does not read) is
+	// unblocked by a deadline set while it waits. The deadline is set only
+	// once the whole window has arrived, so a slow machine cannot make the
+	// write time out before it sent anything.
+	type result struct {
+		n   int
+		err error
+	}
+	wres := make(chan result, 1)
+	go func() {
+		n, err := st.Write(make([]byte, 2*initialWindow))
+		wres <- result{n, err}
+	}()
+	waitFor(t, func() bool { return rs.Buffered() == initialWindow })
+	st.SetWriteDeadline(time.Now())
+	if r := <-wres; !errors.Is(r.err, os.ErrDeadlineExceeded) || r.n != initialWindow {
+		t.Fatalf("write = %d, %v; want %d, deadline exceeded", r.n, r.err, initialWindow)
 	}
 	// A deadline set while a read is pending unblocks it.
 	errc := make(chan error, 1)
