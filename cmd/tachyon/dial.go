@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type dialLine struct {
 // dialRun is one Connect: how long it took, and every attempt the dialer
 // started, from its trace.
 type dialRun struct {
+	Peer          string        `json:"peer"`
 	ConnectMillis float64       `json:"connectMillis"`
 	DialsStarted  int           `json:"dialsStarted"`
 	Addr          string        `json:"addr,omitempty"` // the address that connected
@@ -53,7 +55,9 @@ type dialSkip struct {
 
 // cmdDial times Connect to a peer given all its addresses, with a new host
 // each time (or one host throughout, which keeps what the dialer learned:
-// RTTs, black holes, back-offs), and reports every attempt.
+// RTTs, black holes, back-offs, and may then dial several peers in turn:
+// the black-hole detector wants evidence from more than one peer), and
+// reports every attempt.
 func cmdDial(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("dial", flag.ContinueOnError)
 	n := fl.Int("n", 1, "`N` connects")
@@ -71,20 +75,25 @@ func cmdDial(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *n < 1 || *timeout <= 0 {
 		return usagef("-n must be at least 1 and -timeout positive")
 	}
-	var ai peer.AddrInfo
+	// The peers, in the order first named, each with its addresses.
+	var peers []peer.AddrInfo
 	for _, s := range pos {
 		one, err := target(s)
 		if err != nil {
 			return usageError{error: err}
 		}
-		if ai.ID != "" && one.ID != ai.ID {
-			return usagef("all multiaddrs must name one peer: %s and %s differ", ai.ID, one.ID)
+		i := slices.IndexFunc(peers, func(ai peer.AddrInfo) bool { return ai.ID == one.ID })
+		if i < 0 {
+			peers = append(peers, peer.AddrInfo{ID: one.ID})
+			i = len(peers) - 1
 		}
-		ai.ID = one.ID
-		ai.Addrs = append(ai.Addrs, one.Addrs...)
+		peers[i].Addrs = append(peers[i].Addrs, one.Addrs...)
 	}
-	d := connectTimer{ai: ai, shown: pos[0], timeout: *timeout, logOpt: logLvl.option(stderr)}
-	res := dialLine{Event: "dial", OK: true, Peer: ai.ID.String()}
+	if len(peers) > 1 && !*sameHost {
+		return usagef("several peers need -same-host (they are dialed in turn by one host)")
+	}
+	d := connectTimer{peers: peers, shown: pos[0], timeout: *timeout, logOpt: logLvl.option(stderr)}
+	res := dialLine{Event: "dial", OK: true, Peer: peers[0].ID.String()}
 	if *sameHost {
 		err = d.sameHost(ctx, *n, &res, stderr, *verbose)
 	} else {
@@ -101,23 +110,19 @@ func cmdDial(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 type connectTimer struct {
-	ai      peer.AddrInfo
-	shown   string // the peer as given, for errors
+	peers   []peer.AddrInfo // -same-host connects to each in turn
+	shown   string          // the peer as given, for errors
 	timeout time.Duration
 	logOpt  tachyon.Option
 }
 
-// traces collects a host's dial traces for the peer.
+// traces collects a host's dial traces.
 type traces struct {
 	mu   sync.Mutex
-	p    peer.ID
 	list []*dialrank.Trace
 }
 
 func (t *traces) add(tr *dialrank.Trace) {
-	if tr.Peer != t.p {
-		return
-	}
 	t.mu.Lock()
 	t.list = append(t.list, tr)
 	t.mu.Unlock()
@@ -140,28 +145,29 @@ func (d *connectTimer) host(tr *traces) (*tachyon.Host, error) {
 }
 
 func (d *connectTimer) fresh(ctx context.Context, res *dialLine, stderr io.Writer, verbose bool) error {
-	tr := &traces{p: d.ai.ID}
+	tr := &traces{}
 	h, err := d.host(tr)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return d.connect(ctx, h, tr, res, stderr, verbose)
+	return d.connect(ctx, h, d.peers[0], tr, res, stderr, verbose)
 }
 
 func (d *connectTimer) sameHost(ctx context.Context, n int, res *dialLine, stderr io.Writer, verbose bool) error {
-	tr := &traces{p: d.ai.ID}
+	tr := &traces{}
 	h, err := d.host(tr)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	for i := 0; i < n; i++ {
-		if err := d.connect(ctx, h, tr, res, stderr, verbose); err != nil {
+		ai := d.peers[i%len(d.peers)]
+		if err := d.connect(ctx, h, ai, tr, res, stderr, verbose); err != nil {
 			return fmt.Errorf("connect %d: %w", i+1, err)
 		}
-		h.ClosePeer(d.ai.ID)
-		for h.Connectedness(d.ai.ID) == network.Connected {
+		h.ClosePeer(ai.ID)
+		for h.Connectedness(ai.ID) == network.Connected {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -173,11 +179,11 @@ func (d *connectTimer) sameHost(ctx context.Context, n int, res *dialLine, stder
 }
 
 // connect times one Connect and records its trace.
-func (d *connectTimer) connect(ctx context.Context, h *tachyon.Host, tr *traces, res *dialLine, stderr io.Writer, verbose bool) error {
+func (d *connectTimer) connect(ctx context.Context, h *tachyon.Host, ai peer.AddrInfo, tr *traces, res *dialLine, stderr io.Writer, verbose bool) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	start := time.Now()
-	err := h.Connect(ctx, d.ai)
+	err := h.Connect(ctx, ai)
 	took := time.Since(start)
 	list := tr.take()
 	if verbose {
@@ -186,10 +192,13 @@ func (d *connectTimer) connect(ctx context.Context, h *tachyon.Host, tr *traces,
 		}
 	}
 	if err != nil {
-		return explainDial(dialTarget{shown: d.shown, info: d.ai, elapsed: took}, err)
+		return explainDial(dialTarget{shown: d.shown, info: ai, elapsed: took}, err)
 	}
-	run := dialRun{ConnectMillis: ms(took), Attempts: []dialAttempt{}}
+	run := dialRun{Peer: ai.ID.String(), ConnectMillis: ms(took), Attempts: []dialAttempt{}}
 	for _, t := range list {
+		if t.Peer != ai.ID {
+			continue
+		}
 		for _, a := range t.Attempts {
 			run.Attempts = append(run.Attempts, dialAttempt{
 				Addr: a.Dial.Addr.String(), Transport: a.Dial.Transport.String(),

@@ -45,7 +45,7 @@ var commands = []command{
 	{"node", "[--listen MADDR]... [--key FILE] [flags]", "run a node until SIGINT/SIGTERM; prints its addresses", cmdNode},
 	{"ping", "MADDR [flags]", "ping the peer at MADDR (ending in /p2p/<peer id>)", cmdPing},
 	{"id", "MADDR [flags]", "print the identify information of the peer at MADDR", cmdID},
-	{"dial", "MADDR... [flags]", "time Connect to a peer given all its addresses, a new host each time; every attempt of the dialer (JSON)", cmdDial},
+	{"dial", "MADDR... [flags]", "time Connect to a peer given all its addresses (or to several peers in turn), a new host each time; every attempt of the dialer (JSON)", cmdDial},
 	{"rtt", "MADDR [flags]", "time dial + echo stream + 1-byte round trip, a new host each time (JSON)", cmdRTT},
 	{"punch", "RELAY/p2p-circuit/p2p/PEER [flags]", "connect through a relay, wait for the hole-punched direct connection, time an echo over it (JSON)", cmdPunch},
 	{"perf", "--server-address ADDR [flags]  |  tachyon perf --run-server [flags]", "libp2p perf client or server (test-plans perf contract)", cmdPerf},
