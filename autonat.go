@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -73,6 +74,89 @@ type autoNAT struct {
 	poke   chan struct{}
 	// threshold is the observer groups that make an observation count.
 	threshold int
+	// witnesses are outside IPs seen on sockets we do not listen on.
+	witnesses ipWitnesses
+}
+
+// ipWitnesses are the outside IPs peers report on connections made from
+// sockets we do not listen on (a QUIC dial from its own socket, a TCP dial
+// from an ephemeral port), one per open connection with its observer's
+// group. The port means nothing to a listener, but the IP is ours all the
+// same: outsideIPs guesses our listeners' outside addresses from it, so a
+// node learns that its NAT moved even when no connection comes from a
+// listening socket.
+type ipWitnesses struct {
+	mu     sync.Mutex
+	byConn map[uint64]ipWitness
+}
+
+type ipWitness struct {
+	ip    netip.Addr
+	group netip.Prefix
+}
+
+// maxWitnesses bounds the table; one entry per open connection.
+const maxWitnesses = 1024
+
+func (w *ipWitnesses) add(conn uint64, ip netip.Addr, group netip.Prefix) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byConn == nil {
+		w.byConn = make(map[uint64]ipWitness)
+	}
+	if _, ok := w.byConn[conn]; !ok && len(w.byConn) >= maxWitnesses {
+		return false
+	}
+	w.byConn[conn] = ipWitness{ip, group}
+	return true
+}
+
+func (w *ipWitnesses) remove(conn uint64) {
+	w.mu.Lock()
+	delete(w.byConn, conn)
+	w.mu.Unlock()
+}
+
+// groups returns, per outside IP, the observer groups that report it.
+func (w *ipWitnesses) groups() map[netip.Addr]map[netip.Prefix]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[netip.Addr]map[netip.Prefix]bool{}
+	for _, x := range w.byConn {
+		if out[x.ip] == nil {
+			out[x.ip] = map[netip.Prefix]bool{}
+		}
+		out[x.ip][x.group] = true
+	}
+	return out
+}
+
+// ipOf returns the IP a multiaddr starts with.
+func ipOf(a ma.Multiaddr) (netip.Addr, bool) {
+	x, err := manet.ToIP(a)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip, ok := netip.AddrFromSlice(x)
+	return ip.Unmap(), ok
+}
+
+// witness records the outside IP of an observation that obsaddr could not
+// take because it came on a socket we do not listen on.
+func (h *Host) witness(c network.Conn, observed ma.Multiaddr) bool {
+	ip, ok := ipOf(observed)
+	if !ok || scopeOf(observed, h.cfg.publicPrefixes) != scopePublic {
+		return false
+	}
+	oip, ok := ipOf(c.RemoteMultiaddr())
+	if !ok {
+		return false
+	}
+	bits := 48
+	if oip.Is4() {
+		bits = 24
+	}
+	return h.an.witnesses.add(c.ID(), ip, netip.PrefixFrom(oip, bits).Masked())
 }
 
 // startAutoNAT builds the observed address manager, the reachability
@@ -295,8 +379,11 @@ func (h *Host) candidates() []ma.Multiaddr {
 // connections vouch for gives way to one that an open connection reports,
 // in its family: the NAT moved.
 func (h *Host) outsideIPs() []ma.Component {
-	groups := map[netip.Addr]map[netip.Prefix]bool{}
+	groups := h.an.witnesses.groups()
 	live := map[netip.Addr]bool{}
+	for ip := range groups {
+		live[ip] = true // witnesses are open connections
+	}
 	for _, ls := range h.an.obs.Status() {
 		if ls.EndpointDependent {
 			continue
@@ -372,10 +459,11 @@ func (h *Host) recordObserved(c network.Conn, observed ma.Multiaddr) {
 	if h.an == nil {
 		return
 	}
-	if err := h.an.obs.Record(obsaddr.Observation{
+	err := h.an.obs.Record(obsaddr.Observation{
 		Local: c.LocalMultiaddr(), Observed: observed, Observer: c.RemoteMultiaddr(),
 		Peer: c.RemotePeer(), ConnID: c.ID(), Dir: c.Direction(),
-	}); err == nil {
+	})
+	if err == nil || errors.Is(err, obsaddr.ErrNotListening) && !c.ConnState().Limited && h.witness(c, observed) {
 		h.pokeAddrs()
 	}
 }
@@ -387,6 +475,7 @@ func (h *Host) connClosedAutoNAT(c *swarm.Conn) {
 		return
 	}
 	h.an.obs.ConnClosed(c.ID())
+	h.an.witnesses.remove(c.ID())
 	h.pokeAddrs()
 	if h.an.reach != nil {
 		h.an.reach.ServersChanged()

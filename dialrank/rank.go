@@ -12,7 +12,7 @@ package dialrank
 //  7. BlackHole: addresses of a blocked class are skipped; of a class with a probe due, the best one is dialed at once, beside the schedule.
 //  8. Order: healthy direct addresses, then direct ones in back-off, then relays, then relays in back-off (back-off ranks last, never skips).
 //  9. Expected: within a group, by expected connect time (handshake rounds x the host's best RTT estimate): QUIC (1 round) before TCP (2-3) on the same host.
-//  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then IPv6; then the lower port.
+//  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then the family we listen in (Knowledge.ListenFamilies), else IPv6; then the lower port.
 //  11. Families: within a group, IPv6 and IPv4 alternate as RFC 8305 section 4 says, starting with the family of the best address.
 //  12. Waves: the first address, then the second (RFC 8305: one per family), then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
 //     From the third wave on, addresses that share a path (IP, UDP or TCP, port) with an earlier one (WebTransport after QUIC on its port) wait one more wave: they share its fate.
@@ -126,6 +126,29 @@ type Knowledge struct {
 	CanDial func(ma.Multiaddr) bool
 	// NoDelay starts every dial at once.
 	NoDelay bool
+	// ListenFamilies says which IP families we listen in (index 4 and
+	// 6). When we listen in one only, its addresses go first among
+	// equals (rule 10): only a connection in that family lets peers
+	// observe our address in it (identify), which our reachability
+	// checks and hole punching need; a node that listens on IPv4 and
+	// talks to everyone over IPv6 never learns that its IPv4 address
+	// changed.
+	ListenFamilies [7]bool
+}
+
+// familyRank orders families for rule 10: the one we listen in alone
+// first, else IPv6.
+func (k *Knowledge) familyRank(in *info) int {
+	v4, v6 := k.ListenFamilies[4], k.ListenFamilies[6]
+	switch f := in.family(); {
+	case v4 != v6 && k.ListenFamilies[f]:
+		return 0
+	case v4 != v6:
+		return 1
+	case f == 6:
+		return 0
+	}
+	return 1
 }
 
 // Rank returns the addresses to dial, in order, with their delays (see the
@@ -248,7 +271,7 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 			cmp.Compare(a.group, b.group),
 			cmp.Compare(a.order, b.order),
 			cmp.Compare(a.in.kind.tier(), b.in.kind.tier()),
-			cmp.Compare(b.in.family(), a.in.family()),
+			cmp.Compare(k.familyRank(&a.in), k.familyRank(&b.in)),
 			cmp.Compare(a.in.port, b.in.port),
 			cmp.Compare(a.index, b.index),
 		)

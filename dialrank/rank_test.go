@@ -345,6 +345,21 @@ func TestRuleTiers(t *testing.T) {
 		name:  "equal times: ipv6, then the lower port",
 		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip4/1.2.3.4/udp/4/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
 		want:  []string{"/ip6/2001:db8::1/udp/9/quic-v1@0s", "/ip4/1.2.3.4/udp/4/quic-v1@250ms", "/ip4/1.2.3.4/udp/5/quic-v1@500ms"},
+	}, {
+		name:  "equal times, listening on IPv4 only: ipv4 first",
+		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
+		k:     Knowledge{ListenFamilies: [7]bool{4: true}},
+		want:  []string{"/ip4/1.2.3.4/udp/5/quic-v1@0s", "/ip6/2001:db8::1/udp/9/quic-v1@250ms"},
+	}, {
+		name:  "equal times, listening in both: ipv6 first",
+		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
+		k:     Knowledge{ListenFamilies: [7]bool{4: true, 6: true}},
+		want:  []string{"/ip6/2001:db8::1/udp/9/quic-v1@0s", "/ip4/1.2.3.4/udp/5/quic-v1@250ms"},
+	}, {
+		name:  "a measured faster path wins over the family",
+		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
+		k:     Knowledge{ListenFamilies: [7]bool{4: true}, RTT: fixedRTT{"2001:db8::1": 10 * time.Millisecond, "1.2.3.4": 50 * time.Millisecond}},
+		want:  []string{"/ip6/2001:db8::1/udp/9/quic-v1@0s", "/ip4/1.2.3.4/udp/5/quic-v1@100ms"},
 	}})
 	r := Plan(mas(t, t4s, q4), Knowledge{})
 	if !strings.Contains(r.Dials[1].Why, "tcp/tls after quic on the same host") {

@@ -376,16 +376,32 @@ type queuedDial struct {
 // knowledge is what the swarm knows for ranking addrs of p now.
 func (s *Swarm) knowledge(p peer.ID, now time.Time, addrs []ma.Multiaddr) dialrank.Knowledge {
 	return dialrank.Knowledge{
-		Peer:          p,
-		Now:           now,
-		RTT:           s.cfg.RTTs,
-		BlackHoles:    s.cfg.BlackHoles.Admit(addrs),
-		Backoff:       func(a ma.Multiaddr) time.Time { return s.backoffs.until(p, a) },
-		DirectConn:    s.DirectConn(p) != nil,
-		LocalPrefixes: s.prefixes.get(now),
-		CanDial:       func(a ma.Multiaddr) bool { return s.canDial(p, a) },
-		NoDelay:       s.cfg.NoDialDelay,
+		Peer:           p,
+		Now:            now,
+		RTT:            s.cfg.RTTs,
+		BlackHoles:     s.cfg.BlackHoles.Admit(addrs),
+		Backoff:        func(a ma.Multiaddr) time.Time { return s.backoffs.until(p, a) },
+		DirectConn:     s.DirectConn(p) != nil,
+		LocalPrefixes:  s.prefixes.get(now),
+		CanDial:        func(a ma.Multiaddr) bool { return s.canDial(p, a) },
+		NoDelay:        s.cfg.NoDialDelay,
+		ListenFamilies: s.listenFamilies(),
 	}
+}
+
+// listenFamilies says which IP families we listen in.
+func (s *Swarm) listenFamilies() (f [7]bool) {
+	for _, a := range s.ListenAddrs() {
+		if len(a) > 0 {
+			switch a[0].Code() {
+			case ma.P_IP4:
+				f[4] = true
+			case ma.P_IP6:
+				f[6] = true
+			}
+		}
+	}
+	return f
 }
 
 // plan ranks addrs and queues their dials from base (now when zero).

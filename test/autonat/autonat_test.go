@@ -1179,6 +1179,9 @@ func (r *run) dump(cells []*cell) {
 			for _, l := range cp.p.lines(false) {
 				fmt.Fprintf(&b, "  %s %s\n", fmtDur(l.at), l.text)
 			}
+			for _, l := range cp.p.lines(true) {
+				fmt.Fprintf(&b, "  %s [stderr] %s\n", fmtDur(l.at), l.text)
+			}
 			for _, ss := range r.servers {
 				for _, p := range ss.procs {
 					for _, l := range append(p.lines(false), p.lines(true)...) {
