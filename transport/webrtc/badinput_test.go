@@ -245,9 +245,8 @@ func TestStreamReadersEndWithConnOpen(t *testing.T) {
 // drainTimeout rather than keeping a reader (and pion's buffer) forever.
 func TestPeerKeepsClosedChannelOpen(t *testing.T) {
 	leakcheck.Check(t)
-	old := drainTimeout
-	drainTimeout = 500 * time.Millisecond
-	defer func() { drainTimeout = old }()
+	testDrainTimeout.Store(int64(500 * time.Millisecond))
+	defer testDrainTimeout.Store(0)
 	c, s := pair(t)
 	// A raw channel on the dialer: no stream logic that would close it.
 	dc, err := c.(*Conn).pc.CreateDataChannel("", nil)

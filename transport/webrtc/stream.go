@@ -196,7 +196,7 @@ func (s *stream) drain(buf []byte) {
 	}
 	defer s.drains.n.Add(-1)
 	if d, ok := s.rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
-		_ = d.SetReadDeadline(time.Now().Add(drainTimeout))
+		_ = d.SetReadDeadline(time.Now().Add(drainWait()))
 	}
 	for {
 		_, err := s.rwc.Read(buf)
@@ -222,8 +222,19 @@ type drainGuard struct {
 }
 
 // drainTimeout is how long a peer may take to close its half of a channel
-// after this side closed or reset it (a variable for tests).
-var drainTimeout = 30 * time.Second
+// after this side closed or reset it.
+const drainTimeout = 30 * time.Second
+
+// testDrainTimeout, when set, replaces drainTimeout. It is atomic because a
+// test restores it while drains of its connections may still read it.
+var testDrainTimeout atomic.Int64
+
+func drainWait() time.Duration {
+	if d := testDrainTimeout.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return drainTimeout
+}
 
 const (
 	// maxDraining bounds the channels a peer keeps open after this side
