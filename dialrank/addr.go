@@ -137,6 +137,10 @@ type info struct {
 	kind  Transport
 	scope scope
 	sock  string // the TCP socket the plain, /tls and /noise forms share; "" for other kinds
+	// For a relay address: the transport to the relay, and the relay
+	// itself (its peer ID, or its address without one).
+	via   Transport
+	relay string
 }
 
 // family returns 6 or 4.
@@ -178,9 +182,13 @@ func parse(a ma.Multiaddr) (info, bool) {
 			if !ok {
 				in = info{}
 			}
+			relay := a[:i].String()
+			if j := i - 1; j >= 0 && a[j].Code() == ma.P_P2P {
+				relay = a[j].Value()
+			}
 			// A relay part without an IP (/p2p/<relay>, a name) is the
 			// relay transport's to resolve: dialable, of unknown RTT.
-			return info{ip: in.ip, port: in.port, kind: Relay, scope: in.scope}, ok || i > 0
+			return info{ip: in.ip, port: in.port, kind: Relay, scope: in.scope, via: in.kind, relay: relay}, ok || i > 0
 		}
 	}
 	return parseDirect(a)

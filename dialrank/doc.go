@@ -17,13 +17,15 @@
 // # Delays
 //
 // Dials start in waves: the best address, then the second (RFC 8305's one
-// address per family), then all the other healthy direct addresses, then
-// those in back-off, then relays. When the first two have had their
-// expected time and more without connecting, something is wrong (a black
-// hole not learned yet, dead addresses listed first), and the rest race:
-// one address per gap would take seconds for a long list (ten dead
-// addresses before a live one), and go-libp2p's ranker, which does the
-// same after two steps, bounds how late the live one may start. Each wave
+// address per family), then the third (typically the other transport on
+// the best host: TCP when QUIC met silence), then all the other healthy
+// direct addresses, then those in back-off, then relays. When the first
+// three have had their expected time and more without connecting,
+// something is wrong (dead addresses listed first, a black hole not
+// learned yet), and the rest race: one address per gap would take seconds
+// for a long list (ten dead addresses before a live one). Three single
+// waves, not two, so that a UDP black hole costs no more dials than
+// go-libp2p's ranker makes (QUIC on each family, then TCP). Each wave
 // starts one gap after the previous, the largest gap of the previous
 // wave's members:
 //

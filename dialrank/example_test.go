@@ -30,8 +30,6 @@ func ExampleTrace() {
 	q6 := tr.Started(plan.Dials[0], start)
 	q4 := tr.Started(plan.Dials[1], start.Add(250*time.Millisecond))
 	t6 := tr.Started(plan.Dials[2], start.Add(500*time.Millisecond))
-	t4 := tr.Started(plan.Dials[3], start.Add(500*time.Millisecond))
-	tr.Finished(t4, start.Add(540*time.Millisecond), fmt.Errorf("dial tcp: %w", syscall.ECONNREFUSED))
 	tr.Finished(t6, start.Add(580*time.Millisecond), nil)
 	tr.Done(start.Add(580*time.Millisecond), nil)
 	_, _ = q6, q4
@@ -41,7 +39,7 @@ func ExampleTrace() {
 	//   +0s      /ip6/2001:db8::7/udp/4001/quic-v1 [quic] quic first, wave 1; next wave after 250ms (RTT unknown) -> started +0s, overtaken after 580ms
 	//   +250ms   /ip4/203.0.113.7/udp/4001/quic-v1 [quic] quic/ip4, ip4 after ip6 (happy eyeballs), wave 2; next wave after 250ms (RTT unknown) -> started +250ms, overtaken after 330ms
 	//   +500ms   /ip6/2001:db8::7/tcp/4001/tls [tcp/tls] tcp/tls after quic on the same host, ip6 after ip4 (happy eyeballs), wave 3; next wave after 250ms (RTT unknown) -> started +500ms, connected after 80ms
-	//   +500ms   /ip4/203.0.113.7/tcp/4001/tls [tcp/tls] tcp/tls after quic on the same host, ip4 after ip6 (happy eyeballs), wave 3; next wave after 250ms (RTT unknown) -> started +500ms, refused after 40ms: dial tcp: connection refused
+	//   +750ms   /ip4/203.0.113.7/tcp/4001/tls [tcp/tls] tcp/tls after quic on the same host, ip4 after ip6 (happy eyeballs), wave 4; next wave after 250ms (RTT unknown) -> not started
 	//   skip     /ip4/192.168.1.7/tcp/4001: private address outside our networks; the peer has public ones and is not on our network
 	//   skip     /ip4/203.0.113.7/tcp/4001: same socket as /ip4/203.0.113.7/tcp/4001/tls
 }

@@ -14,9 +14,10 @@ package dialrank
 //  9. Expected: within a group, by expected connect time (handshake rounds x the host's best RTT estimate): QUIC (1 round) before TCP (2-3) on the same host.
 //  10. Tiers: equal expected times go QUIC, TCP /tls, /noise, plain, WebTransport, WebSocket, WebRTC-direct, others; then the family we listen in (Knowledge.ListenFamilies), else IPv6; then the lower port.
 //  11. Families: within a group, IPv6 and IPv4 alternate as RFC 8305 section 4 says, starting with the family of the best address.
-//  12. Waves: the first address, then the second (RFC 8305: one per family), then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
-//     From the third wave on, addresses that share a path (IP, UDP or TCP, port) with an earlier one (WebTransport after QUIC on its port) wait one more wave: they share its fate.
+//  12. Waves: the first address, then the second (RFC 8305: one per family), then the third, then the rest of its group, then each next group; each wave starts one gap after the one before, the largest of its members' gaps (Gap).
+//     From the third address on, addresses that share a path (IP, UDP or TCP, port) with an earlier one (WebTransport after QUIC on its port) wait one more wave: they share its fate.
 //  13. Floors: relays start their waves after the last direct dial and no earlier than RelayDelay; a WebRTC-direct address of unknown RTT that is not first waits for WebRTCDelay (alone: the next wave keeps its time).
+//     Relay addresses go by the transport to the relay (QUIC first, as for direct ones), and a second address through the same relay waits MaxGap more: it reaches the same relay, so it is for when the first fails.
 //  14. NoDelay: every delay is zero (simultaneous connect, tests).
 
 import (
@@ -271,6 +272,7 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 			cmp.Compare(a.group, b.group),
 			cmp.Compare(a.order, b.order),
 			cmp.Compare(a.in.kind.tier(), b.in.kind.tier()),
+			cmp.Compare(a.in.via.tier(), b.in.via.tier()),
 			cmp.Compare(k.familyRank(&a.in), k.familyRank(&b.in)),
 			cmp.Compare(a.in.port, b.in.port),
 			cmp.Compare(a.index, b.index),
@@ -418,7 +420,29 @@ func schedule(cands []cand, probes []Dial, noDelay bool) []Dial {
 		}
 	}
 	dials = slices.Insert(dials, min(1, len(dials)), probes...)
-	dials = append(dials, track(cands[split:], offset, noDelay)...)
+	// One attempt per relay at a time: a second address of a relay is a
+	// spare, after the other relays and MaxGap after the first.
+	rc := cands[split:]
+	first := map[string]int{}
+	var lead, spare []cand
+	for _, c := range rc {
+		if _, ok := first[c.in.relay]; ok && c.in.relay != "" {
+			spare = append(spare, c)
+			continue
+		}
+		first[c.in.relay] = len(lead)
+		lead = append(lead, c)
+	}
+	rc = append(lead, spare...)
+	relays := track(rc, offset, noDelay)
+	for i := len(lead); i < len(rc) && !noDelay; i++ {
+		j := first[rc[i].in.relay]
+		if at := relays[j].Delay + MaxGap; relays[i].Delay < at {
+			relays[i].Delay = at
+			relays[i].Why += fmt.Sprintf("; through the same relay as %s: not before %v, unless it fails", relays[j].Addr, at)
+		}
+	}
+	dials = append(dials, relays...)
 	slices.SortStableFunc(dials, func(a, b Dial) int { return cmp.Compare(a.Delay, b.Delay) })
 	return dials
 }
@@ -430,7 +454,7 @@ func track(cands []cand, offset time.Duration, noDelay bool) []Dial {
 	wave := 0
 	for i := range cands {
 		c := &cands[i]
-		if i > 0 && (wave < 2 || c.group != cands[i-1].group || (c.shared != "") != (cands[i-1].shared != "")) {
+		if i > 0 && (wave < 3 || c.group != cands[i-1].group || (c.shared != "") != (cands[i-1].shared != "")) {
 			at += gap
 			wave++
 			gap = 0

@@ -144,6 +144,14 @@ func TestRuleRelay(t *testing.T) {
 		addrs: []string{rly},
 		want:  []string{rly + "@0s"},
 	}, {
+		name: "by the transport to the relay; a second address through one relay is a spare",
+		addrs: []string{"/ip4/5.6.7.8/tcp/4001/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit",
+			"/ip4/5.6.7.8/udp/4001/quic-v1/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit",
+			"/ip4/5.6.7.9/tcp/4001/p2p/12D3KooWPEnu6DFN857yBajxAt8DtkunFbhbtDADXiYyk9aiSuGb/p2p-circuit"},
+		want: []string{"/ip4/5.6.7.8/udp/4001/quic-v1/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit@0s",
+			"/ip4/5.6.7.9/tcp/4001/p2p/12D3KooWPEnu6DFN857yBajxAt8DtkunFbhbtDADXiYyk9aiSuGb/p2p-circuit@250ms",
+			"/ip4/5.6.7.8/tcp/4001/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit@2s"},
+	}, {
 		name:  "relay by ID only",
 		addrs: []string{"/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit"},
 		want:  []string{"/p2p/12D3KooWGRUVh2HTwJHRjfyuYJfkgjiTu5yWKAVt7zZpSWWJqD7z/p2p-circuit@0s"},
@@ -337,10 +345,10 @@ func TestRuleTiers(t *testing.T) {
 		name:  "one host, every transport",
 		addrs: []string{rtc, wss, ws, wt, t4s, q4},
 		k:     Knowledge{RTT: fixedRTT{"1.2.3.4": 40 * time.Millisecond}},
-		// waves of 1, 1 and the rest (gaps of 100 ms, the minimum), and
-		// webtransport, on QUIC's UDP port, one wave later (220 ms: wss's
-		// and webrtc's 5 x 40 + 20)
-		want: []string{q4 + "@0s", t4s + "@100ms", ws + "@200ms", wss + "@200ms", rtc + "@200ms", wt + "@420ms"},
+		// waves of 1, 1, 1 and the rest (gaps of 100 ms, the minimum,
+		// then 180 ms after ws: 4 x 40 + 20), and webtransport, on QUIC's
+		// UDP port, one wave later (220 ms: wss's and webrtc's 5 x 40 + 20)
+		want: []string{q4 + "@0s", t4s + "@100ms", ws + "@200ms", wss + "@380ms", rtc + "@380ms", wt + "@600ms"},
 	}, {
 		name:  "equal times: ipv6, then the lower port",
 		addrs: []string{"/ip4/1.2.3.4/udp/5/quic-v1", "/ip4/1.2.3.4/udp/4/quic-v1", "/ip6/2001:db8::1/udp/9/quic-v1"},
@@ -389,7 +397,7 @@ func TestRuleFamilies(t *testing.T) {
 
 func TestRuleWaves(t *testing.T) {
 	var addrs, want []string
-	delays := []time.Duration{0, 250, 500, 500, 500, 500, 500, 500, 500}
+	delays := []time.Duration{0, 250, 500, 750, 750, 750, 750, 750, 750}
 	for i, d := range delays {
 		a := "/ip4/1.2.3." + string(rune('1'+i)) + "/udp/4001/quic-v1"
 		addrs = append(addrs, a)
@@ -398,10 +406,10 @@ func TestRuleWaves(t *testing.T) {
 	wt6 := "/ip6/2001:db8::1/udp/4001/quic-v1/webtransport" + certhash
 	wt4 := "/ip4/1.2.3.4/udp/4001/quic-v1/webtransport" + certhash
 	t6 := "/ip6/2001:db8::1/tcp/4001/tls"
-	runRules(t, []ruleCase{{name: "1, 1, then the rest", addrs: addrs, want: want}, {
+	runRules(t, []ruleCase{{name: "1, 1, 1, then the rest", addrs: addrs, want: want}, {
 		name:  "a shared path waits a wave",
 		addrs: []string{wt4, wt6, t4s, t6, q4, q6},
-		want:  []string{q6 + "@0s", q4 + "@250ms", t6 + "@500ms", t4s + "@500ms", wt6 + "@750ms", wt4 + "@750ms"},
+		want:  []string{q6 + "@0s", q4 + "@250ms", t6 + "@500ms", t4s + "@750ms", wt6 + "@1s", wt4 + "@1s"},
 	}, {
 		name:  "not within the first two waves",
 		addrs: []string{q4, "/ip4/1.2.3.4/udp/4001/quic-v1/webtransport"},
@@ -428,7 +436,7 @@ func TestRuleFloors(t *testing.T) {
 		name:  "relay after the last direct dial when that is later",
 		addrs: []string{q4, "/ip4/1.2.3.5/udp/4001/quic-v1", "/ip4/1.2.3.6/udp/4001/quic-v1", "/ip4/1.2.3.7/udp/4001/quic-v1", rly},
 		want: []string{q4 + "@0s", "/ip4/1.2.3.5/udp/4001/quic-v1@250ms", "/ip4/1.2.3.6/udp/4001/quic-v1@500ms",
-			"/ip4/1.2.3.7/udp/4001/quic-v1@500ms", rly + "@500ms"},
+			"/ip4/1.2.3.7/udp/4001/quic-v1@750ms", rly + "@750ms"},
 	}, {
 		name:  "relay not before the last direct dial",
 		addrs: []string{q4, rly, "/ip4/1.2.3.4/udp/4004/webrtc-direct" + certhash},

@@ -90,7 +90,7 @@ func TestDialErrorReport(t *testing.T) {
 	for _, frag := range []string{
 		"[quic]: peer ID mismatch after 30ms",
 		"[tcp/tls]: refused after 30ms: dial tcp: connection refused",
-		"[relay]: not started (ranked +500ms: relay last",
+		"[relay]: not started (ranked +750ms: relay last",
 		"/dns4/x.example/tcp/1 [other]: skipped: no IP address to dial",
 	} {
 		if !strings.Contains(s, frag) {
