@@ -1,0 +1,90 @@
+package dialing
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// resultsTable is the markdown table of the scenarios that ran.
+func resultsTable(results []*result, iters int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Median of %d fresh dialers per cell; dials = attempts started, counted on the wire. Best single address: "+
+		"the fastest median of `tachyon dial` given one working address alone.\n\n", iters)
+	b.WriteString("| scenario | best single address | tachyon ms / dials | go-libp2p ms / dials | tachyon connected via |\n")
+	b.WriteString("| --- | --- | --- | --- | --- |\n")
+	for _, r := range results {
+		if r.err != nil || r.impls[tachyonImpl] == nil {
+			fmt.Fprintf(&b, "| %d %s | did not run: %v | | | |\n", r.sc.num, r.sc.name, r.err)
+			continue
+		}
+		fmt.Fprintf(&b, "| %d %s | %.1f ms (%s) | %s | %s | %s |\n", r.sc.num, r.sc.name, r.best, shortAddr(r.bestAddr),
+			cell(r.impls[tachyonImpl]), cell(r.impls[goImpl]), strings.Join(uniqShort(r.impls[tachyonImpl].connected), ", "))
+		if lr := r.learn; lr != nil {
+			switch {
+			case lr.err != nil:
+				fmt.Fprintf(&b, "| %d learned (one host, %d dials) | | failed: %s | | |\n", r.sc.num, sameHostDials, oneLine(lr.err))
+			case lr.learnedAt < 0:
+				fmt.Fprintf(&b, "| %d learned (one host, %d dials) | | never learned | | |\n", r.sc.num, len(lr.runs))
+			default:
+				fmt.Fprintf(&b, "| %d learned at dial %d of %d (one host) | | %.1f ms after; %d/%d attempts into the hole (probes after learning) | | |\n",
+					r.sc.num, lr.learnedAt+1, len(lr.runs), median(lr.after), lr.holeJSON, lr.jsonTotal)
+			}
+		}
+	}
+	return b.String()
+}
+
+func cell(r *implResult) string {
+	if r == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%.1f / %.1f", median(r.times), median(intsF(r.wire)))
+	if r.err != nil {
+		s += " (failed: " + oneLine(r.err) + ")"
+	}
+	return s
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+// shortAddr drops the /p2p/ID and certhashes, for the table.
+func shortAddr(a string) string {
+	if i := strings.Index(a, "/p2p/"); i >= 0 && !strings.Contains(a, "p2p-circuit") {
+		a = a[:i]
+	}
+	var parts []string
+	skip := false
+	for _, p := range strings.Split(a, "/") {
+		if skip {
+			skip = false
+			continue
+		}
+		if p == "certhash" {
+			skip = true
+			continue
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "/")
+}
+
+func uniqShort(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		s := shortAddr(a)
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
