@@ -313,8 +313,10 @@ func startCapture(ctx context.Context, h *testbed.Host) (*capture, error) {
 	}
 	f.Close()
 	c := &capture{path: f.Name()}
-	// -U: each packet is written at once; -s: QUIC and STUN headers fit.
-	c.d, err = launch(ctx, h, "tcpdump", "tcpdump", "-i", "eth0", "-n", "-U", "-s", "256",
+	// --immediate-mode -U: each packet is written as it comes (otherwise
+	// packets wait in the ring, and SIGINT drops them); -s: QUIC and STUN
+	// headers fit.
+	c.d, err = launch(ctx, h, "tcpdump", "tcpdump", "-i", "eth0", "-n", "-U", "--immediate-mode", "-s", "256",
 		"--time-stamp-precision=nano", "-w", c.path)
 	if err != nil {
 		os.Remove(c.path)
