@@ -96,7 +96,9 @@ func dialTimeTarget(args []string) (*peer.AddrInfo, error) {
 // Connect measures it (go's Host.Connect waits for identify too, one more
 // round trip). Relayed (limited) connections count.
 func dialTimeOnce(ai peer.AddrInfo, timeout time.Duration) (dialTimeRun, error) {
-	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.UserAgent(AgentVersion), libp2p.DisableMetrics())
+	// NoListenAddrs turns the relay transport off unless asked for; a
+	// listening default host has it.
+	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay(), libp2p.UserAgent(AgentVersion), libp2p.DisableMetrics())
 	if err != nil {
 		return dialTimeRun{}, fmt.Errorf("starting a go-libp2p host: %w", err)
 	}

@@ -530,7 +530,7 @@ func fresh(ctx context.Context, d *testbed.Host, sc *scenario, im impl, bin stri
 		res.err = errors.Join(res.err, err)
 		return res
 	}
-	per, stray := split(flows(pkts, mine), wins)
+	per, stray := split(attempts(flows(pkts, mine)), wins)
 	res.flows, res.stray = per, stray
 	for _, f := range per {
 		res.wire = append(res.wire, len(f))
@@ -587,7 +587,7 @@ func learn(ctx context.Context, d *testbed.Host, sc *scenario, bin string, mine 
 			res.after = append(res.after, r.ConnectMillis)
 		}
 	}
-	for _, f := range flows(pkts, mine) {
+	for _, f := range attempts(flows(pkts, mine)) {
 		res.wireTotal++
 		if sc.flowInHole(f) {
 			res.holeWire++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -13,14 +14,20 @@ import (
 // namespace. An attempt is a flow the dialer opens:
 //
 //   - TCP: a SYN without ACK, per 4-tuple (retransmissions are one);
-//   - QUIC (and WebTransport, which is QUIC): a client Initial whose
-//     Destination Connection ID is new on its 5-tuple, so that QUIC and
-//     WebTransport dials from one socket to one port count twice, while
-//     the client's later Initials, which carry the ID the server chose
-//     (its Source Connection ID, seen inbound), do not;
+//   - QUIC (and WebTransport, which is QUIC): a client long-header packet
+//     with a new Source Connection ID on its 5-tuple. A client keeps its
+//     ID through the handshake while the Destination ID changes (to the
+//     server's choice, and not always the one in the server's first
+//     Initial), so QUIC and WebTransport dials from one socket to one port
+//     count twice and one dial's later Initials and Handshakes do not; a
+//     client with empty IDs is counted by its first Destination ID;
 //   - WebRTC-direct: a STUN request per 5-tuple and USERNAME (the ICE
-//     ufrags, new for every dial);
-//   - any other UDP 5-tuple whose first datagram is neither.
+//     ufrags, new for every dial).
+//
+// Other UDP 5-tuples (flowOther) are kept for the record but are not
+// attempts: they carry no handshake, e.g. tachyon's 1-byte datagram from a
+// connected socket beside each QUIC dial that listens for ICMP "port
+// unreachable" (transport/quic's probeUnreachable).
 
 // packet is one captured IP packet, as far as flow counting needs.
 type packet struct {
@@ -165,31 +172,18 @@ func (f flow) String() string {
 	return fmt.Sprintf("%s %s->%s", f.kind, f.src, f.dst)
 }
 
-// flows returns the attempts that hosts with addresses in from started,
-// in capture order. Packets toward from are read for the QUIC
-// Connection IDs the servers chose.
+// flows returns the flows that hosts with addresses in from opened, in
+// capture order; attempts are those that are not flowOther.
 func flows(pkts []packet, from map[netip.Addr]bool) []flow {
 	type tuple struct {
 		tcp      bool
 		src, dst netip.AddrPort
 	}
-	seen := map[tuple]bool{}           // UDP 5-tuples with a flow
-	ids := map[tuple]map[string]bool{} // per UDP 5-tuple (client side): QUIC IDs and STUN usernames known
+	seen := map[tuple]bool{}           // 5-tuples with a flow
+	ids := map[tuple]map[string]bool{} // per UDP 5-tuple: QUIC client IDs and STUN usernames seen
 	var out []flow
 	for _, p := range pkts {
-		outbound := from[p.src.Addr()]
-		if !outbound {
-			// A server's long-header packet names in its Source
-			// Connection ID what the client's next Initials carry.
-			if !p.tcp && from[p.dst.Addr()] {
-				if _, scid, ok := quicLongIDs(p.payload); ok {
-					k := tuple{src: p.dst, dst: p.src}
-					if ids[k] == nil {
-						ids[k] = map[string]bool{}
-					}
-					ids[k]["quic:"+scid] = true
-				}
-			}
+		if !from[p.src.Addr()] {
 			continue
 		}
 		k := tuple{tcp: p.tcp, src: p.src, dst: p.dst}
@@ -201,8 +195,11 @@ func flows(pkts []packet, from map[netip.Addr]bool) []flow {
 			continue
 		}
 		kind, id := flowOther, ""
-		if dcid, ok := quicInitialDCID(p.payload); ok {
-			kind, id = flowQUIC, "quic:"+dcid
+		if dcid, scid, ok := quicLongIDs(p.payload); ok {
+			kind, id = flowQUIC, "quic:"+scid
+			if scid == "" {
+				id = "quic-dcid:" + dcid
+			}
 		} else if user, ok := stunUsername(p.payload); ok {
 			kind, id = flowSTUN, "stun:"+user
 		}
@@ -221,6 +218,11 @@ func flows(pkts []packet, from map[netip.Addr]bool) []flow {
 	return out
 }
 
+// attempts are the flows that are dial attempts.
+func attempts(fs []flow) []flow {
+	return slices.DeleteFunc(slices.Clone(fs), func(f flow) bool { return f.kind == flowOther })
+}
+
 // quicLongIDs returns the Destination and Source Connection IDs of a
 // QUIC long-header packet (not a Version Negotiation).
 func quicLongIDs(b []byte) (dcid, scid string, ok bool) {
@@ -236,25 +238,6 @@ func quicLongIDs(b []byte) (dcid, scid string, ok bool) {
 		return "", "", false
 	}
 	return string(b[6 : 6+dl]), string(b[7+dl : 7+dl+sl]), true
-}
-
-// quicInitialDCID returns the Destination Connection ID of a QUIC v1 or
-// v2 Initial packet.
-func quicInitialDCID(b []byte) (string, bool) {
-	dcid, _, ok := quicLongIDs(b)
-	if !ok || b[0]&0x40 == 0 {
-		return "", false
-	}
-	typ := b[0] >> 4 & 3
-	switch binary.BigEndian.Uint32(b[1:]) {
-	case 1: // v1: Initial is type 0
-		ok = typ == 0
-	case 0x6b3343cf: // v2 (RFC 9369): Initial is type 1
-		ok = typ == 1
-	default:
-		ok = false
-	}
-	return dcid, ok
 }
 
 // stunUsername returns the USERNAME attribute of a STUN request ("" if
