@@ -17,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/limits"
@@ -82,6 +83,7 @@ type Host struct {
 	rm    network.ResourceManager // nil: no limits
 	cm    *connmgr.Manager        // nil: no connection manager
 	lim   *limits.Manager         // nil: NoLimits
+	rtts  *dialrank.RTTs          // the dialer's RTT estimates; pings add theirs
 	// refusals rate-limits the log lines of streams refused by limits.
 	refusals logs.Limiter
 

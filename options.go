@@ -14,6 +14,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
@@ -62,6 +63,7 @@ type config struct {
 	userAgent       string
 	log             *slog.Logger
 	dialTimeout     time.Duration
+	dialTrace       func(*dialrank.Trace)
 	handshakeTimout time.Duration
 	wsTLS           *tls.Config
 	wsInsecure      bool
@@ -315,6 +317,17 @@ func Logger(l *slog.Logger) Option {
 func DialTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		c.dialTimeout = d
+		return nil
+	}
+}
+
+// DialTrace calls f with the record of every dial the host makes once it
+// ended: the addresses ranked and skipped (and why), when each attempt
+// started and how it ended. f runs on the dialing goroutine and must not
+// block. For debugging and for tests that count dials.
+func DialTrace(f func(*dialrank.Trace)) Option {
+	return func(c *config) error {
+		c.dialTrace = f
 		return nil
 	}
 }

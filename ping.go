@@ -109,6 +109,10 @@ func (ps *pingStream) ping(ctx context.Context, h *Host, p peer.ID, timeout time
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	rtt, err := ping.Once(pctx, ps.s)
 	cancel()
+	if c := ps.s.Conn(); err == nil && h.rtts != nil && !c.ConnState().Limited {
+		// The dialer paces its attempts by the RTTs it knows.
+		h.rtts.AddRTT(p, c.RemoteMultiaddr(), rtt)
+	}
 	if err != nil {
 		// Broken, or out of step with the listener after an interrupted
 		// ping.

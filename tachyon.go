@@ -39,6 +39,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -107,13 +108,16 @@ func New(opts ...Option) (_ *Host, err error) {
 	if ps == nil {
 		ps = peerstore.New()
 	}
-	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm")}
+	rtts := dialrank.NewRTTs(nil)
+	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm"),
+		RTTs: rtts, DialTrace: cfg.dialTrace}
 	if cfg.resolver != nil {
 		scfg.Resolver = cfg.resolver
 	}
 	sw := swarm.New(id, ps, transports, scfg)
 	h := newHost(cfg, id, ps, sw, rm)
 	h.lim = lim
+	h.rtts = rtts
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {

@@ -42,7 +42,7 @@ func ExampleTrace() {
 	//   +250ms   /ip4/203.0.113.7/udp/4001/quic-v1 [quic] quic/ip4, ip4 after ip6 (happy eyeballs), wave 2; next wave after 250ms (RTT unknown) -> started +250ms, overtaken after 330ms
 	//   +500ms   /ip6/2001:db8::7/tcp/4001/tls [tcp/tls] tcp/tls after quic on the same host, ip6 after ip4 (happy eyeballs), wave 3; next wave after 250ms (RTT unknown) -> started +500ms, connected after 80ms
 	//   +500ms   /ip4/203.0.113.7/tcp/4001/tls [tcp/tls] tcp/tls after quic on the same host, ip4 after ip6 (happy eyeballs), wave 3; next wave after 250ms (RTT unknown) -> started +500ms, refused after 40ms: dial tcp: connection refused
-	//   skip     /ip4/192.168.1.7/tcp/4001: private address outside our networks, and the peer is not on our network
+	//   skip     /ip4/192.168.1.7/tcp/4001: private address outside our networks; the peer has public ones and is not on our network
 	//   skip     /ip4/203.0.113.7/tcp/4001: same socket as /ip4/203.0.113.7/tcp/4001/tls
 }
 

@@ -7,7 +7,7 @@ package dialrank
 //  2. Duplicate: an address listed twice is dialed once.
 //  3. Relay: relay addresses are skipped when a direct connection to the peer exists.
 //  4. Loopback: loopback addresses are dialed only when the peer has nothing else, or the caller allows them.
-//  5. Private: private addresses (RFC 1918, CGNAT, ULA, link-local) are dialed only inside Knowledge.LocalPrefixes, or for a peer on our network.
+//  5. Private: private addresses (RFC 1918, CGNAT, ULA, link-local) are dialed only inside Knowledge.LocalPrefixes, for a peer on our network, or for a peer with no public address (then they are all it has: a routed private network, a VPN).
 //  6. SameSocket: of /tcp/P/tls, /tcp/P/noise and /tcp/P on one IP only the first the caller can dial is kept, in that order: they reach one socket.
 //  7. BlackHole: addresses of a blocked class are skipped; of a class with a probe due, the best one is dialed at once, beside the schedule.
 //  8. Order: healthy direct addresses, then direct ones in back-off, then relays, then relays in back-off (back-off ranks last, never skips).
@@ -154,7 +154,7 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 	}
 	cands := make([]cand, 0, len(addrs))
 	seen := make(map[string]bool, len(addrs))
-	directs, loopbacks := 0, 0
+	directs, loopbacks, publics := 0, 0, 0
 	// Rules 1 and 2.
 	for i, a := range addrs {
 		in, ok := parse(a)
@@ -162,8 +162,11 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 			// Over everything the peer advertises, dialable or not: a
 			// peer with other addresses runs on another machine.
 			directs++
-			if in.scope == loopback {
+			switch in.scope {
+			case loopback:
 				loopbacks++
+			case public:
+				publics++
 			}
 		}
 		switch {
@@ -189,8 +192,8 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 			skip(c.addr, RelayNotNeeded, "a direct connection to the peer exists")
 		case c.in.scope == loopback && !loopbackOnly && !k.AllowLoopback:
 			skip(c.addr, LoopbackAddr, "loopback, and the peer has other addresses")
-		case c.in.scope == private && !k.SameNetwork && !k.local(c.in.ip):
-			skip(c.addr, NotOurNetwork, "private address outside our networks, and the peer is not on our network")
+		case c.in.scope == private && publics > 0 && !k.SameNetwork && !k.local(c.in.ip):
+			skip(c.addr, NotOurNetwork, "private address outside our networks; the peer has public ones and is not on our network")
 		default:
 			kept = append(kept, c)
 		}

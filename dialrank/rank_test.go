@@ -186,6 +186,10 @@ func TestRulePrivate(t *testing.T) {
 		want:  []string{lan + "@0s", q4 + "@30ms"},
 		skip:  map[string]Reason{cg: NotOurNetwork},
 	}, {
+		name:  "no public address: private ones are all the peer has",
+		addrs: []string{lan, cg},
+		want:  []string{lan + "@0s", cg + "@30ms"},
+	}, {
 		name:  "peer on our network: all dialed",
 		addrs: []string{lan, ula},
 		k:     Knowledge{SameNetwork: true},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/resolve"
 )
 
@@ -31,11 +32,16 @@ var defaultResolver = &resolve.Resolver{}
 // transport dials.
 var errNoDialable = errors.New("resolved to no dialable address")
 
-// DialError collects why each address of a peer failed.
+// DialError says why a dial to a peer failed: as a whole (Cause), and for
+// every address, tried or not (Report, most useful first: a peer ID
+// mismatch or a refusal before a handshake error before silence before an
+// address never dialed).
 type DialError struct {
 	Peer   peer.ID
-	Cause  error       // set when the dial failed as a whole (timeout, no address)
-	Errors []AddrError // one per address tried
+	Cause  error           // set when the dial failed as a whole (timeout, no address, gater)
+	Errors []AddrError     // one per address tried, or resolved in vain, with its error
+	Report dialrank.Report // every address: tried, not reached in time, or skipped and why
+	Trace  *dialrank.Trace // the whole dial, when it got as far as ranking
 }
 
 // AddrError is the failure of one address.
@@ -44,20 +50,68 @@ type AddrError struct {
 	Err  error
 }
 
+// maxReportLines bounds the addresses Error lists.
+const maxReportLines = 12
+
+// Error is one line when one address was tried, else a line per address.
 func (e *DialError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "swarm: dialing %s", e.Peer)
 	if e.Cause != nil {
 		fmt.Fprintf(&b, ": %v", e.Cause)
 	}
-	for i, ae := range e.Errors {
-		if i == 8 {
-			fmt.Fprintf(&b, "; and %d more", len(e.Errors)-i)
+	lines := len(e.Report)
+	for _, ae := range e.Errors {
+		if !e.reported(ae.Addr) {
+			lines++
+		}
+	}
+	if lines == 1 && len(e.Errors) == 1 {
+		fmt.Fprintf(&b, ": %s: %v", e.Errors[0].Addr, e.Errors[0].Err)
+		return b.String()
+	}
+	if lines == 0 {
+		return b.String()
+	}
+	tried := 0
+	for _, f := range e.Report {
+		if f.Outcome != dialrank.NotStarted {
+			tried++
+		}
+	}
+	fmt.Fprintf(&b, " (%d addresses, %d tried):", lines, tried)
+	n := 0
+	line := func(s string) bool {
+		if n == maxReportLines {
+			fmt.Fprintf(&b, "\n  and %d more", lines-n)
+			return false
+		}
+		n++
+		b.WriteString("\n  ")
+		b.WriteString(s)
+		return true
+	}
+	for _, f := range e.Report {
+		if !line(f.String()) {
+			return b.String()
+		}
+	}
+	for _, ae := range e.Errors {
+		if !e.reported(ae.Addr) && !line(fmt.Sprintf("%s: %v", ae.Addr, ae.Err)) {
 			break
 		}
-		fmt.Fprintf(&b, "; %s: %v", ae.Addr, ae.Err)
 	}
 	return b.String()
+}
+
+// reported says whether the report has a line for a.
+func (e *DialError) reported(a ma.Multiaddr) bool {
+	for _, f := range e.Report {
+		if f.Dial.Addr.Equal(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Unwrap exposes the cause and every address error to errors.Is and As.
@@ -75,6 +129,7 @@ func (e *DialError) Unwrap() []error {
 // result is the outcome of dialing one address.
 type result struct {
 	addr ma.Multiaddr
+	idx  int // the attempt's index in the dial's trace
 	tc   network.TransportConn
 	err  error
 }
@@ -177,42 +232,38 @@ type resolution struct {
 	err   error
 }
 
-// dialAddrs races the peer's addresses: the first starts at once, each next
-// one DialStagger later or as soon as the previous failed. The first
-// connection wins; later ones are closed. Relay addresses go last, and
-// start only RelayDialDelay after the first dial or once no direct dial is
-// left; direct leaves them out.
+// dialAddrs dials the peer's addresses as dialrank plans it: ranked, in
+// waves paced by the RTTs the node measured, black-holed classes skipped
+// but for probes, addresses in back-off last, relays last and not at all
+// when direct. When every attempt started so far has failed, the next one
+// starts at once and the rest of the schedule moves up by the time saved.
+// The first connection wins; later ones are closed.
 //
 // Addresses with DNS names are resolved meanwhile, all at once and within
-// ctx; what they resolve to joins the queue as it arrives, after the
-// addresses known so far, skipping addresses already queued.
+// ctx; what they resolve to is ranked with the addresses not dialed yet,
+// and the new schedule starts when the next dial would have.
 func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var addrs, names, relays []ma.Multiaddr
-	queued := make(map[string]bool)
+	var addrs, names []ma.Multiaddr
 	for _, a := range s.ps.Addrs(p) {
 		switch {
 		case IsRelayAddr(a):
-			if !direct && s.canDial(p, a) && !queued[string(a.Bytes())] {
-				queued[string(a.Bytes())] = true
-				relays = append(relays, a)
+			if !direct {
+				addrs = append(addrs, a)
 			}
 		case resolve.NeedsResolve(a):
 			names = append(names, a)
-		case s.canDial(p, a) && !queued[string(a.Bytes())]:
-			queued[string(a.Bytes())] = true
+		default:
 			addrs = append(addrs, a)
 		}
 	}
-	if len(addrs) == 0 && len(names) == 0 && len(relays) == 0 {
+	if len(addrs) == 0 && len(names) == 0 {
 		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
 	}
-	// Relays wait until relayAt, or until no direct dial is left.
-	relayAt := time.Now().Add(s.cfg.RelayDialDelay)
-	if len(addrs) == 0 && len(names) == 0 {
-		relayAt = time.Time{}
-	}
+	run := &dialRun{s: s, p: p, known: make(map[string]bool)}
+	run.plan(time.Now(), addrs, 0)
+
 	// The resolutions are the swarm's goroutines (Close waits for them) but
 	// not this dial's: a winning dial does not wait for them, it cancels
 	// them, and they leave their result in the buffer.
@@ -226,52 +277,38 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, e
 		}()
 	}
 	resolving := len(names)
-	results := make(chan result, len(addrs)+len(names))
+	results := make(chan result, len(addrs)+8)
 	derr := &DialError{Peer: p}
-	next, pending := 0, 0
-	timer := time.NewTimer(0)
+	fail := func(cause error) (*Conn, error) {
+		derr.Cause = cause
+		run.finish(cause)
+		s.drain(results, run.pending)
+		derr.Report = dialrank.DialErrorReport(run.tr)
+		derr.Trace = run.tr
+		return nil, derr
+	}
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	armed := true // the timer will start the next dial
 	for {
-		if next == len(addrs) && pending == 0 && resolving == 0 {
-			if len(relays) > 0 {
-				// Only relays are left: append them, now.
-				addrs = append(addrs, relays...)
-				relays = nil
-				relayAt = time.Time{}
-				if !armed {
-					timer.Reset(0)
-					armed = true
-				}
-			} else {
-				if next == 0 {
-					derr.Cause = ErrNoAddresses
-				}
-				return nil, derr
+		if len(run.queue) == 0 && run.pending == 0 && resolving == 0 {
+			var cause error
+			if len(run.tr.Attempts) == 0 {
+				cause = ErrNoAddresses
 			}
+			return fail(cause)
+		}
+		var due <-chan time.Time
+		if len(run.queue) > 0 {
+			timer.Reset(time.Until(run.queue[0].at))
+			due = timer.C
 		}
 		select {
-		case <-timer.C:
-			armed = false
-			if next == len(addrs) && len(relays) > 0 {
-				if wait := time.Until(relayAt); wait > 0 {
-					timer.Reset(wait)
-					armed = true
-					continue
-				}
-				addrs = append(addrs, relays...)
-				relays = nil
-			}
-			if next < len(addrs) {
-				a := addrs[next]
-				next++
-				pending++
-				go func() {
-					tc, err := s.transportFor(a).Dial(ctx, a, p)
-					results <- result{a, tc, err}
-				}()
-				timer.Reset(s.cfg.DialStagger)
-				armed = true
+		case <-due:
+			now := time.Now()
+			for len(run.queue) > 0 && !run.queue[0].at.After(now) {
+				d := run.queue[0].d
+				run.queue = run.queue[1:]
+				run.start(ctx, d, now, results)
 			}
 		case r := <-resolved:
 			resolving--
@@ -280,23 +317,14 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, e
 				derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
 				continue
 			}
-			n := len(addrs)
-			for _, a := range r.addrs {
-				if k := string(a.Bytes()); !queued[k] && s.canDial(p, a) {
-					queued[k] = true
-					addrs = append(addrs, a)
-				}
+			if !slices.ContainsFunc(r.addrs, func(a ma.Multiaddr) bool { return s.canDial(p, a) }) {
+				derr.Errors = append(derr.Errors, AddrError{r.addr, errNoDialable})
+				continue
 			}
-			if len(addrs) == n {
-				if !slices.ContainsFunc(r.addrs, func(a ma.Multiaddr) bool { return s.canDial(p, a) }) {
-					derr.Errors = append(derr.Errors, AddrError{r.addr, errNoDialable})
-				}
-			} else if !armed {
-				timer.Reset(0)
-				armed = true
-			}
+			run.replan(time.Now(), r.addrs)
 		case r := <-results:
-			pending--
+			run.pending--
+			now := time.Now()
 			if r.err == nil && r.tc.RemotePeer() != p {
 				r.tc.Close()
 				r.err = &network.PeerIDMismatchError{Expected: p, Actual: r.tc.RemotePeer()}
@@ -305,25 +333,158 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, e
 				c, err := s.addConn(r.tc)
 				if err != nil {
 					r.tc.Close()
-					derr.Cause = err
-					s.drain(results, pending)
-					return nil, derr
+					run.tr.Finished(r.idx, now, err)
+					derr.Errors = append(derr.Errors, AddrError{r.addr, err})
+					cancel()
+					return fail(err)
 				}
+				run.tr.Finished(r.idx, now, nil)
 				cancel()
-				s.drain(results, pending)
+				run.finish(nil)
+				s.drain(results, run.pending)
 				return c, nil
 			}
+			run.tr.Finished(r.idx, now, r.err)
 			s.cfg.Log.Debug("dial failed", "peer", p, "addr", r.addr, "err", r.err)
 			derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
-			if next < len(addrs) {
-				timer.Reset(0)
-				armed = true
+			if run.pending == 0 {
+				run.moveUp(now)
 			}
 		case <-ctx.Done():
-			derr.Cause = ctx.Err()
-			s.drain(results, pending)
-			return nil, derr
+			return fail(ctx.Err())
 		}
+	}
+}
+
+// dialRun is the state of one dialAddrs: its trace, and the planned dials
+// not started yet.
+type dialRun struct {
+	s       *Swarm
+	p       peer.ID
+	tr      *dialrank.Trace
+	queue   []queuedDial    // by at
+	started []dialrank.Dial // in the order started
+	known   map[string]bool // addresses ranked or skipped already
+	pending int             // attempts running
+}
+
+type queuedDial struct {
+	d  dialrank.Dial
+	at time.Time
+}
+
+// knowledge is what the swarm knows for ranking addrs of p now.
+func (s *Swarm) knowledge(p peer.ID, now time.Time, addrs []ma.Multiaddr) dialrank.Knowledge {
+	return dialrank.Knowledge{
+		Peer:          p,
+		Now:           now,
+		RTT:           s.cfg.RTTs,
+		BlackHoles:    s.cfg.BlackHoles.Admit(addrs),
+		Backoff:       func(a ma.Multiaddr) time.Time { return s.backoffs.until(p, a) },
+		DirectConn:    s.DirectConn(p) != nil,
+		LocalPrefixes: s.prefixes.get(now),
+		CanDial:       func(a ma.Multiaddr) bool { return s.canDial(p, a) },
+		NoDelay:       s.cfg.NoDialDelay,
+	}
+}
+
+// plan ranks addrs and queues their dials from base (now when zero).
+func (r *dialRun) plan(now time.Time, addrs []ma.Multiaddr, base time.Duration) {
+	k := r.s.knowledge(r.p, now, addrs)
+	rk := dialrank.Plan(addrs, k)
+	if len(rk.Dials) == 0 && slices.ContainsFunc(rk.Skipped, func(sk dialrank.Skip) bool { return sk.Reason == dialrank.BlackHoled }) {
+		// Only black holes are left: dialing them costs nothing but
+		// time, and failing without a try would be worse.
+		k.Unfiltered = true
+		rk = dialrank.Plan(addrs, k)
+	}
+	for _, a := range addrs {
+		r.known[string(a.Bytes())] = true
+	}
+	if r.tr == nil {
+		r.tr = dialrank.NewTrace(r.p, rk, now)
+	} else {
+		r.tr.Ranking.Dials = append(slices.Clone(r.started), rk.Dials...)
+		r.tr.Ranking.Skipped = append(r.tr.Ranking.Skipped, rk.Skipped...)
+		r.tr.Ranking.Unfiltered = r.tr.Ranking.Unfiltered || rk.Unfiltered
+	}
+	at := now.Add(base)
+	r.queue = r.queue[:0]
+	for _, d := range rk.Dials {
+		r.queue = append(r.queue, queuedDial{d, at.Add(d.Delay)})
+	}
+}
+
+// replan ranks newly resolved addresses with those not dialed yet; the
+// new schedule starts when the next queued dial would have (at once when
+// nothing runs).
+func (r *dialRun) replan(now time.Time, resolved []ma.Multiaddr) {
+	var fresh []ma.Multiaddr
+	for _, a := range resolved {
+		if !r.known[string(a.Bytes())] {
+			fresh = append(fresh, a)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	addrs := make([]ma.Multiaddr, 0, len(r.queue)+len(fresh))
+	for _, q := range r.queue {
+		addrs = append(addrs, q.d.Addr)
+	}
+	addrs = append(addrs, fresh...)
+	var base time.Duration
+	switch {
+	case len(r.queue) > 0:
+		base = max(0, r.queue[0].at.Sub(now))
+	case r.pending > 0:
+		base = dialrank.FallbackGap
+	}
+	r.plan(now, addrs, base)
+}
+
+// start starts the dial d.
+func (r *dialRun) start(ctx context.Context, d dialrank.Dial, now time.Time, results chan<- result) {
+	idx := r.tr.Started(d, now)
+	r.started = append(r.started, d)
+	r.pending++
+	t := r.s.transportFor(d.Addr)
+	go func() {
+		tc, err := t.Dial(ctx, d.Addr, r.p)
+		results <- result{d.Addr, idx, tc, err}
+	}()
+}
+
+// moveUp starts the schedule's next dial now, and the ones after it as
+// much earlier: nothing runs, so waiting for the pace is waiting for
+// nothing.
+func (r *dialRun) moveUp(now time.Time) {
+	if len(r.queue) == 0 {
+		return
+	}
+	early := r.queue[0].at.Sub(now)
+	if early <= 0 {
+		return
+	}
+	for i := range r.queue {
+		r.queue[i].at = r.queue[i].at.Add(-early)
+	}
+}
+
+// finish ends the trace and lets the stores learn from it.
+func (r *dialRun) finish(err error) {
+	r.s.learn(r.tr, time.Now(), err)
+}
+
+// learn ends tr and feeds what it shows to the RTT and black-hole stores,
+// the back-off table and the trace hook.
+func (s *Swarm) learn(tr *dialrank.Trace, now time.Time, err error) {
+	tr.Done(now, err)
+	s.cfg.RTTs.Learn(tr)
+	s.cfg.BlackHoles.Learn(tr)
+	s.backoffs.learn(tr)
+	if s.cfg.DialTrace != nil {
+		s.cfg.DialTrace(tr)
 	}
 }
 
@@ -385,41 +546,54 @@ func (s *Swarm) DialVia(ctx context.Context, p peer.ID, addr ma.Multiaddr) (*Con
 }
 
 // dialNow dials p at addrs at once and registers the first connection.
+// Nothing is filtered (hole punches and the dials a transport asks for
+// must go where they are told), but duplicates and second forms of one TCP
+// socket are left out, and the stores learn from the outcome.
 func (s *Swarm) dialNow(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, relayOK bool) (*Conn, error) {
 	if err := s.gatePeerDial(p); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	now := time.Now()
+	k := dialrank.Knowledge{
+		Peer: p, Now: now, RTT: s.cfg.RTTs, Unfiltered: true, NoDelay: true, SameNetwork: true, AllowLoopback: true,
+		CanDial: func(a ma.Multiaddr) bool { return (relayOK || !IsRelayAddr(a)) && s.canDial(p, a) },
+	}
+	plan := dialrank.Plan(addrs, k)
+	tr := dialrank.NewTrace(p, plan, now)
 	derr := &DialError{Peer: p}
-	results := make(chan result, len(addrs))
-	pending := 0
-	for _, a := range addrs {
-		if IsRelayAddr(a) && !relayOK || !s.canDial(p, a) {
-			continue
-		}
-		pending++
-		t := s.transportFor(a)
+	fail := func(cause error) (*Conn, error) {
+		derr.Cause = cause
+		s.learn(tr, time.Now(), cause)
+		derr.Report = dialrank.DialErrorReport(tr)
+		derr.Trace = tr
+		return nil, derr
+	}
+	if len(plan.Dials) == 0 {
+		return fail(ErrNoAddresses)
+	}
+	results := make(chan result, len(plan.Dials))
+	isClient, sim := network.SimultaneousConnect(ctx)
+	for _, d := range plan.Dials {
+		t := s.transportFor(d.Addr)
 		hp, punch := t.(network.HolePuncher)
-		if isClient, sim := network.SimultaneousConnect(ctx); !sim || isClient {
+		if !sim || isClient {
 			punch = false
 		}
+		idx := tr.Started(d, now)
 		go func() {
 			var tc network.TransportConn
 			var err error
 			if punch {
-				tc, err = hp.HolePunch(ctx, a, p)
+				tc, err = hp.HolePunch(ctx, d.Addr, p)
 			} else {
-				tc, err = t.Dial(ctx, a, p)
+				tc, err = t.Dial(ctx, d.Addr, p)
 			}
-			results <- result{a, tc, err}
+			results <- result{d.Addr, idx, tc, err}
 		}()
 	}
-	if pending == 0 {
-		derr.Cause = ErrNoAddresses
-		return nil, derr
-	}
-	for pending > 0 {
+	for pending := len(plan.Dials); pending > 0; {
 		r := <-results
 		pending--
 		if r.err == nil && r.tc.RemotePeer() != p {
@@ -427,23 +601,29 @@ func (s *Swarm) dialNow(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, re
 			r.err = &network.PeerIDMismatchError{Expected: p, Actual: r.tc.RemotePeer()}
 		}
 		if r.err != nil {
+			tr.Finished(r.idx, time.Now(), r.err)
 			derr.Errors = append(derr.Errors, AddrError{r.addr, r.err})
 			continue
 		}
 		c, err := s.addConn(r.tc)
 		cancel()
-		s.drain(results, pending)
 		if err != nil {
 			r.tc.Close()
-			derr.Cause = err
-			return nil, derr
+			tr.Finished(r.idx, time.Now(), err)
+			derr.Errors = append(derr.Errors, AddrError{r.addr, err})
+			s.drain(results, pending)
+			return fail(err)
 		}
+		tr.Finished(r.idx, time.Now(), nil)
+		s.learn(tr, time.Now(), nil)
+		s.drain(results, pending)
 		return c, nil
 	}
+	var cause error
 	if ctx.Err() != nil {
-		derr.Cause = ctx.Err()
+		cause = ctx.Err()
 	}
-	return nil, derr
+	return fail(cause)
 }
 
 // DirectConn returns the newest open connection to p that is not limited,

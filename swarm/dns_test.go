@@ -156,7 +156,7 @@ func newDNSSwarm(t *testing.T, r Resolver, timeout time.Duration) *Swarm {
 	}
 	up := &upgrader.Upgrader{Security: []network.SecureTransport{sec}, Muxers: []network.Multiplexer{&yamux.Transport{}}, Transport: "tcp"}
 	s := New(id, peerstore.New(), []network.Transport{tcp.New(up, nil)},
-		&Config{DialStagger: 50 * time.Millisecond, DialTimeout: timeout, Resolver: r})
+		&Config{DialTimeout: timeout, Resolver: r})
 	t.Cleanup(func() { s.Close() })
 	return s
 }

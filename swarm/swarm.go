@@ -1,6 +1,7 @@
 // Package swarm holds the node's connections, grouped by peer: it runs the
-// listeners, dials peers (one dial at a time per peer, addresses raced with a
-// small stagger), accepts inbound streams and opens outbound ones.
+// listeners, dials peers (one dial at a time per peer, its addresses ranked
+// and paced by package dialrank), accepts inbound streams and opens outbound
+// ones.
 //
 // Goroutines: one per listener (accepting upgraded conns), one per connection
 // (accepting streams), one per inbound stream while its handler runs. All are
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 )
@@ -56,14 +59,26 @@ const DefaultDialTimeout = 30 * time.Second
 type Config struct {
 	// DialTimeout bounds a whole DialPeer. Default DefaultDialTimeout.
 	DialTimeout time.Duration
-	// DialStagger is the delay between starting dials to successive
-	// addresses of one peer. Default 250 ms.
-	DialStagger time.Duration
-	// RelayDialDelay holds back dials through relays (/p2p-circuit
-	// addresses) while direct dials are still running: a relayed connection
-	// is limited, so it is only worth having when no direct one comes up.
-	// Default 500 ms (go-libp2p's).
-	RelayDialDelay time.Duration
+	// RTTs holds the round-trip times the dialer ranks addresses and
+	// paces its attempts by (dialrank's package comment has the formula).
+	// The swarm feeds it every dial's outcome; the host adds the RTTs
+	// ping measures. Nil: the swarm keeps its own.
+	RTTs *dialrank.RTTs
+	// BlackHoles tells which classes of addresses (UDP, IPv6) lose every
+	// packet, learned from dials. Nil: the swarm keeps its own.
+	BlackHoles *dialrank.BlackHoles
+	// LocalPrefixes returns the networks we are on; a peer's private
+	// addresses inside one are dialed (dialrank's rule 5). Nil: this
+	// machine's interfaces, read at most every 30 s.
+	LocalPrefixes func() []netip.Prefix
+	// NoDialDelay starts the dials to all of a peer's addresses at once,
+	// still in ranked order (tests; simultaneous-connect experiments).
+	NoDialDelay bool
+	// DialTrace, if set, receives the record of every dial once it ended
+	// (DialPeer's, DialDirect's, DialVia's): what was ranked, what was
+	// skipped and why, when each attempt started and how it ended. It runs
+	// on the dialing goroutine and must not block.
+	DialTrace func(*dialrank.Trace)
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
 
@@ -98,6 +113,9 @@ type Swarm struct {
 	conns     map[peer.ID][]*Conn
 	listeners []network.Listener
 	dials     map[dialKey]*dial
+
+	backoffs backoffs // per address, after failed dials
+	prefixes prefixes // our networks, cached
 }
 
 // dialKey identifies a shared dial: a dial for a direct connection (with a
@@ -124,11 +142,15 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 	if s.cfg.DialTimeout <= 0 {
 		s.cfg.DialTimeout = DefaultDialTimeout
 	}
-	if s.cfg.DialStagger <= 0 {
-		s.cfg.DialStagger = 250 * time.Millisecond
+	if s.cfg.RTTs == nil {
+		s.cfg.RTTs = dialrank.NewRTTs(nil)
 	}
-	if s.cfg.RelayDialDelay <= 0 {
-		s.cfg.RelayDialDelay = 500 * time.Millisecond
+	if s.cfg.BlackHoles == nil {
+		s.cfg.BlackHoles = dialrank.NewBlackHoles(nil)
+	}
+	s.prefixes.resolve = interfacePrefixes
+	if s.cfg.LocalPrefixes != nil {
+		s.prefixes.resolve = s.cfg.LocalPrefixes
 	}
 	s.cfg.Log = logs.Or(s.cfg.Log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -39,7 +39,7 @@ func newSwarm(t *testing.T, listen bool) *Swarm {
 		t.Fatal(err)
 	}
 	up := &upgrader.Upgrader{Security: []network.SecureTransport{sec}, Muxers: []network.Multiplexer{&yamux.Transport{}}, Transport: "tcp"}
-	s := New(id, peerstore.New(), []network.Transport{tcp.New(up, nil)}, &Config{DialStagger: 50 * time.Millisecond, DialTimeout: 5 * time.Second})
+	s := New(id, peerstore.New(), []network.Transport{tcp.New(up, nil)}, &Config{DialTimeout: 5 * time.Second})
 	t.Cleanup(func() { s.Close() })
 	if listen {
 		if err := s.Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {

@@ -43,6 +43,7 @@ func TestHelp(t *testing.T) {
 		{"ping", []string{"-n N", "-i duration", "-timeout duration", "-log-level LEVEL", "(default 5)", "(default 10s)"}},
 		{"id", []string{"-timeout duration", "-log-level LEVEL"}},
 		{"rtt", []string{"-n N", "-timeout duration", "-v", "-log-level LEVEL"}},
+		{"dial", []string{"-n N", "-timeout duration", "-same-host", "-v", "-log-level LEVEL"}},
 		{"perf", []string{"-run-server", "-server-address ADDR", "-transport NAME", "-upload-bytes N", "-download-bytes N", "-security string", "-log-level LEVEL"}},
 		{"demo", []string{"-pings int", "-log-level LEVEL"}},
 		{"daemon", []string{"-listen string", "-hostAddrs string", "-id string", "-muxer string", "-log-level LEVEL"}},

@@ -82,6 +82,14 @@ func explainDial(t dialTarget, err error) error {
 	case strings.Contains(err.Error(), "certhash") || strings.Contains(err.Error(), "certificate hash"):
 		hint = "the /certhash part must be the server's current one: copy the address the server printed at start"
 	}
+	if head, lines, ok := strings.Cut(cause, "\n"); ok {
+		// One line per address: the hint goes on the first line.
+		msg := fmt.Sprintf("cannot reach %s: %s", t.shown, head)
+		if hint != "" {
+			msg += " " + hint
+		}
+		return &explained{msg + "\n" + lines, err}
+	}
 	msg := fmt.Sprintf("cannot reach %s: %s", t.shown, cause)
 	if hint != "" {
 		msg += "; " + hint
@@ -123,6 +131,17 @@ func mismatchHint(t dialTarget, actual peer.ID) string {
 func usefulCause(err error) string {
 	var de *swarm.DialError
 	if errors.As(err, &de) {
+		if len(de.Report) > 1 {
+			// Every address, most useful first, with its transport, how
+			// long it took and why it failed or was not tried.
+			var b strings.Builder
+			fmt.Fprintf(&b, "none of %d addresses connected;", len(de.Report))
+			for _, f := range de.Report {
+				b.WriteString("\n  ")
+				b.WriteString(f.String())
+			}
+			return b.String()
+		}
 		if len(de.Errors) == 1 {
 			return deepest(de.Errors[0].Err)
 		}

@@ -45,6 +45,7 @@ var commands = []command{
 	{"node", "[--listen MADDR]... [--key FILE] [flags]", "run a node until SIGINT/SIGTERM; prints its addresses", cmdNode},
 	{"ping", "MADDR [flags]", "ping the peer at MADDR (ending in /p2p/<peer id>)", cmdPing},
 	{"id", "MADDR [flags]", "print the identify information of the peer at MADDR", cmdID},
+	{"dial", "MADDR... [flags]", "time Connect to a peer given all its addresses (or to several peers in turn), a new host each time; every attempt of the dialer (JSON)", cmdDial},
 	{"rtt", "MADDR [flags]", "time dial + echo stream + 1-byte round trip, a new host each time (JSON)", cmdRTT},
 	{"punch", "RELAY/p2p-circuit/p2p/PEER [flags]", "connect through a relay, wait for the hole-punched direct connection, time an echo over it (JSON)", cmdPunch},
 	{"perf", "--server-address ADDR [flags]  |  tachyon perf --run-server [flags]", "libp2p perf client or server (test-plans perf contract)", cmdPerf},
@@ -154,7 +155,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tachyon %s: %s (see tachyon %s -h)\n", name, oneLine(ue.error), name)
 		return 2
 	}
-	// One line, as scripts expect.
+	// One line, as scripts expect; a dial that tried several addresses
+	// adds one indented line per address after it.
+	var ex *explained
+	if errors.As(err, &ex) && err == error(ex) {
+		fmt.Fprintf(stderr, "tachyon %s: %s\n", name, err)
+		return 1
+	}
 	fmt.Fprintf(stderr, "tachyon %s: %s\n", name, oneLine(err))
 	return 1
 }
