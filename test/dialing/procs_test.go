@@ -238,6 +238,8 @@ type dialRun struct {
 	Probes        int       `json:"probes"`
 	Peer          string    `json:"peer"` // -same-host over several peers: whom this run dialed
 	Attempts      []attempt `json:"attempts"`
+	Skipped       []skip    `json:"skipped"`
+	Trace         string    `json:"trace"` // tachyon: the dial trace as text
 }
 
 type attempt struct {
@@ -247,6 +249,12 @@ type attempt struct {
 	TookMillis  float64 `json:"tookMillis"`
 	Outcome     string  `json:"outcome"`
 	Probe       bool    `json:"probe"`
+}
+
+// skip is an address tachyon's plan left out, and why.
+type skip struct {
+	Addr   string `json:"addr"`
+	Reason string `json:"reason"`
 }
 
 // window is when a dialer process ran, in wall-clock time (which tcpdump
