@@ -612,7 +612,14 @@ func checkGoals(t *testing.T, res *result) {
 		t.Errorf("go-libp2p (no comparison): %v", gr.err)
 	}
 	for i := range tr.json {
-		if i < len(tr.wire) && tr.json[i] != tr.wire[i] {
+		if i >= len(tr.wire) {
+			break
+		}
+		// A relayed attempt through a relay that an earlier attempt of
+		// the dial already connected to opens a circuit over that
+		// connection and no flow: the wire may show fewer.
+		shared := sharedRelayAttempts(tr.runs[i])
+		if tr.wire[i] > tr.json[i] || tr.wire[i] < tr.json[i]-shared {
 			t.Errorf("tachyon iteration %d: dialsStarted %d in its JSON, %d on the wire: %v\n%s", i+1, tr.json[i], tr.wire[i], tr.flows[i], tr.runs[i].Trace)
 		}
 	}
@@ -668,6 +675,25 @@ func checkGoals(t *testing.T, res *result) {
 			}
 		}
 	}
+}
+
+// sharedRelayAttempts counts a run's relayed attempts after the first
+// through the same relay peer.
+func sharedRelayAttempts(r dialRun) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, a := range r.Attempts {
+		i := strings.Index(a.Addr, "/p2p-circuit")
+		if i < 0 {
+			continue
+		}
+		relay := peerOf(a.Addr[:i])
+		if seen[relay] {
+			n++
+		}
+		seen[relay] = true
+	}
+	return n
 }
 
 func describeRuns(runs []dialRun) string {
