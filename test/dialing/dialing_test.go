@@ -54,12 +54,16 @@
 //     black-hole detector wants strikes from 3 peers). The black hole is
 //     learned at the first dial whose plan skips an address in it as a
 //     black hole (the JSON's "skipped"); that must happen within the run,
-//     and from then on every attempt into the hole must be a probe and
-//     the time goal holds (median of those dials). The wire agrees: as
-//     many flows in all, and into the hole, as the JSON has attempts. A
-//     fresh dialer cannot know the black hole, so for fresh dialers in 2-3
-//     only the comparisons with go apply (a dialer that started IPv4 at
-//     once beside IPv6 would start two dials in scenario 1).
+//     from then on the time goal holds (median of those dials), and no
+//     attempt goes into a class (udp/ip6, tcp/ip6, ...) of the hole that
+//     an earlier or the same plan skipped as a black hole, but for
+//     probes. The wire agrees: as many flows in all, and into the hole,
+//     as the JSON has attempts.
+//
+// The time goal applies to fresh dialers in every scenario, as the goals
+// say, though a dialer with no knowledge cannot meet it in 2, 3 and 5
+// without breaking scenario 1's one dial: it must start a second address
+// within about one RTT of the first, before it knows the RTT.
 //
 // A missed goal fails the test with "GOAL MISSED"; docs/dialing-results.md
 // has the measured table and the causes.
@@ -645,7 +649,7 @@ func checkGoals(t *testing.T, res *result) {
 	rttMs := float64(sc.rtt) / 1e6
 	limit := slackFactor*res.best + rttMs
 	tMed := median(tr.times)
-	if sc.inHole == nil && tMed > limit {
+	if tMed > limit {
 		t.Errorf("GOAL MISSED: tachyon's median %.1f ms > %.1f ms (1.1 x best single %.1f ms via %s + 1 RTT %.0f ms); runs %v, connected via %v",
 			tMed, limit, res.best, res.bestAddr, rttMs, tr.times, tr.connected)
 	}
@@ -674,10 +678,18 @@ func checkGoals(t *testing.T, res *result) {
 		case lr.learnedAt < 0:
 			t.Errorf("GOAL MISSED: the black hole was not learned in %d same-host dials: %s", len(lr.runs), describeRuns(lr.runs))
 		default:
-			for i, r := range lr.runs[lr.learnedAt:] {
+			// Per class (UDP or TCP, IPv4 or IPv6): an IPv6 black hole is
+			// learned for QUIC before TCP, which is dialed less.
+			learned := map[string]bool{}
+			for i, r := range lr.runs {
+				for _, s := range r.Skipped {
+					if strings.Contains(s.Reason, "black hole") {
+						learned[classOf(s.Addr)] = true
+					}
+				}
 				for _, a := range r.Attempts {
-					if sc.inHole(a.Addr) && !a.Probe {
-						t.Errorf("GOAL MISSED: same-host dial %d (learned at %d) went into the black hole, not as a probe: %s\n%s", lr.learnedAt+i+1, lr.learnedAt+1, a.Addr, r.Trace)
+					if sc.inHole(a.Addr) && !a.Probe && learned[classOf(a.Addr)] {
+						t.Errorf("GOAL MISSED: same-host dial %d went into the black hole (%s, learned before), not as a probe: %s\n%s", i+1, classOf(a.Addr), a.Addr, r.Trace)
 					}
 				}
 			}
@@ -689,6 +701,22 @@ func checkGoals(t *testing.T, res *result) {
 			}
 		}
 	}
+}
+
+// classOf is an address's black-hole class as dialrank names them
+// ("udp/ip6"); relayed addresses have none.
+func classOf(addr string) string {
+	if strings.Contains(addr, "/p2p-circuit") {
+		return "none"
+	}
+	fam, proto := "ip4", "tcp"
+	if isIPv6(addr) {
+		fam = "ip6"
+	}
+	if isUDP(addr) {
+		proto = "udp"
+	}
+	return proto + "/" + fam
 }
 
 // sharedRelayAttempts counts a run's relayed attempts after the first
