@@ -282,3 +282,17 @@ func FuzzReadPcap(f *testing.F) {
 		}
 	})
 }
+
+func TestShortAddr(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/ip4/11.2.0.2/udp/4001/quic-v1/p2p/12D3KooWA", "/ip4/11.2.0.2/udp/4001/quic-v1"},
+		{"/ip4/11.2.0.2/udp/4001/quic-v1/webtransport/certhash/uEiA/certhash/uEiB/p2p/12D3KooWA", "/ip4/11.2.0.2/udp/4001/quic-v1/webtransport"},
+		{"/ip6/2a0c:5::2/tcp/4001/p2p/12D3KooWR/p2p-circuit/p2p/12D3KooWN", "/ip6/2a0c:5::2/tcp/4001/p2p-circuit"},
+		{"/ip4/11.2.0.2/tcp/4001", "/ip4/11.2.0.2/tcp/4001"},
+	}
+	for _, tc := range tests {
+		if got := shortAddr(tc.in); got != tc.want {
+			t.Errorf("shortAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -27,7 +27,7 @@ func resultsTable(results []*result, iters int) string {
 			case lr.learnedAt < 0:
 				fmt.Fprintf(&b, "| %d learning (one host, %d dials) | | never learned | | | |\n", r.sc.num, len(lr.runs))
 			default:
-				fmt.Fprintf(&b, "| %d learned at dial %d of %d (one host) | | %.1f / %.1f from then on; %d of %d attempts into the hole, %d of them probes after learning | | | |\n",
+				fmt.Fprintf(&b, "| %d learned at dial %d of %d (one host) | | %.1f / %.1f from then on; %d of %d attempts into the hole, %d probes after learning | | | |\n",
 					r.sc.num, lr.learnedAt+1, len(lr.runs), median(lr.after), median(intsF(lr.dialsAfter)), lr.holeJSON, lr.jsonTotal, lr.probesAfter)
 			}
 		}
@@ -65,25 +65,21 @@ func oneLine(err error) string {
 	return strings.ReplaceAll(s, "|", "/")
 }
 
-// shortAddr drops the /p2p/ID and certhashes, for the table.
+// shortAddr drops peer IDs and certhashes, for the table.
 func shortAddr(a string) string {
-	if i := strings.Index(a, "/p2p/"); i >= 0 && !strings.Contains(a, "p2p-circuit") {
-		a = a[:i]
-	}
-	var parts []string
+	var out []string
 	skip := false
 	for _, p := range strings.Split(a, "/") {
-		if skip {
+		switch {
+		case skip:
 			skip = false
-			continue
-		}
-		if p == "certhash" {
+		case p == "certhash" || p == "p2p":
 			skip = true
-			continue
+		default:
+			out = append(out, p)
 		}
-		parts = append(parts, p)
 	}
-	return strings.Join(parts, "/")
+	return strings.Join(out, "/")
 }
 
 func uniqShort(addrs []string) []string {
