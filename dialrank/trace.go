@@ -149,15 +149,20 @@ func (t *Trace) FinishedAs(i int, now time.Time, o Outcome, err error) {
 }
 
 // Done ends the trace: attempts still pending end as Overtaken when the
-// dial connected (err == nil) and as Cancelled otherwise.
+// dial connected (err == nil), as Timeout when it ran out of time (err is
+// context.DeadlineExceeded: they had no answer in all that time), and as
+// Cancelled otherwise.
 func (t *Trace) Done(now time.Time, err error) {
 	t.End, t.Err = now, err
-	o := Cancelled
-	if err == nil {
+	o, why := Cancelled, error(nil)
+	switch {
+	case err == nil:
 		o = Overtaken
+	case errors.Is(err, context.DeadlineExceeded):
+		o, why = Timeout, err
 	}
 	for i := range t.Attempts {
-		t.FinishedAs(i, now, o, nil)
+		t.FinishedAs(i, now, o, why)
 	}
 }
 

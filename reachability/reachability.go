@@ -23,9 +23,10 @@
 // # Schedule
 //
 //   - A new or undecided address is probed by up to Config.Parallel servers
-//     at once, preferring servers whose opinion is not yet counted, then
-//     those asked longest ago. When no server gives a conclusive answer, it
-//     is retried after RetryMin, doubling up to RetryMax.
+//     at once, only by servers whose opinion is not counted yet (or not
+//     since the last Recheck): one asked again would repeat itself. When
+//     no server gives a conclusive answer, or none is left to ask, it is
+//     retried after RetryMin, doubling up to RetryMax.
 //   - A decided address is re-checked by one server after RecheckMin,
 //     doubling up to RecheckMax while the answers agree.
 //   - Recheck (a network change, a new observed address) makes every
@@ -200,6 +201,11 @@ type entry struct {
 	inflight map[peer.ID]bool
 	asked    map[peer.ID]time.Time
 	changed  bool // evidence since the last schedule
+	// epoch counts Rechecks; heard is the epoch of each server's latest
+	// conclusive answer. An answer from an earlier epoch may be out of
+	// date (the network changed), so its server is asked again.
+	epoch int
+	heard map[peer.ID]int
 }
 
 // job is one probe to run.
@@ -229,7 +235,7 @@ func (s *state) setAddrs(now time.Time, addrs []ma.Multiaddr) {
 		k := string(a.Bytes())
 		keep[k] = true
 		if s.addrs[k] == nil {
-			s.addrs[k] = &entry{addr: a, since: now, next: now, inflight: map[peer.ID]bool{}, asked: map[peer.ID]time.Time{}}
+			s.addrs[k] = &entry{addr: a, since: now, next: now, inflight: map[peer.ID]bool{}, asked: map[peer.ID]time.Time{}, heard: map[peer.ID]int{}}
 		}
 	}
 	for k, e := range s.addrs {
@@ -245,6 +251,7 @@ func (s *state) recheck(now time.Time) {
 	for _, e := range s.addrs {
 		e.urgent = true
 		e.backoff = 0
+		e.epoch++
 		if len(e.inflight) == 0 {
 			e.next = now
 		}
@@ -295,9 +302,12 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 		if s.undecided(e) {
 			want = s.cfg.Parallel
 		}
-		// While probes are in flight, only servers not counted yet join:
-		// asking one again is for a retry or a re-check, on the timer.
-		freshOnly := len(e.inflight) > 0
+		// An undecided address is asked only of servers whose answer is
+		// not counted (since the last Recheck): asking one again would
+		// repeat what it said, spend its rate limit and delay the servers
+		// that can still tell something. Decided ones are re-checked on
+		// the timer by whichever server was asked longest ago.
+		freshOnly := len(e.inflight) > 0 || s.undecided(e)
 		started := 0
 		for _, srv := range s.pick(e, servers, want-len(e.inflight), freshOnly) {
 			if s.inflight >= s.cfg.MaxInflight {
@@ -315,8 +325,11 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 		case started == 0 && len(servers) == 0:
 			e.next = time.Time{} // serversChanged reschedules
 		case started == 0:
-			// Every server is busy with it or the probe budget is spent.
-			e.next = now.Add(s.cfg.RetryMin)
+			// Every server is busy with it, has answered already, or the
+			// probe budget is spent: wait for a new server
+			// (ServersChanged), evidence to expire or the budget.
+			e.backoff = grow(e.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+			e.next = now.Add(e.backoff)
 			if wake.IsZero() || e.next.Before(wake) {
 				wake = e.next
 			}
@@ -334,7 +347,7 @@ func (s *state) pick(e *entry, servers []peer.ID, n int, freshOnly bool) []peer.
 	}
 	counted := map[peer.ID]bool{}
 	for _, r := range e.evidence {
-		counted[r.Server] = true
+		counted[r.Server] = e.heard[r.Server] == e.epoch
 	}
 	var cands []peer.ID
 	for _, p := range servers {
@@ -375,8 +388,11 @@ func (s *state) result(now time.Time, key string, server peer.ID, o Outcome) *Ch
 		}
 		return nil
 	}
-	// News: a server not counted yet, or one that changed its mind.
-	news := !slices.ContainsFunc(e.evidence, func(r Result) bool { return r.Server == server && r.Outcome == o })
+	// News: a server not counted yet (or not since the last Recheck), or
+	// one that changed its mind.
+	news := e.heard[server] != e.epoch ||
+		!slices.ContainsFunc(e.evidence, func(r Result) bool { return r.Server == server && r.Outcome == o })
+	e.heard[server] = e.epoch
 	e.evidence = slices.DeleteFunc(e.evidence, func(r Result) bool { return r.Server == server })
 	e.evidence = append(e.evidence, Result{Server: server, Outcome: o, At: now})
 	e.changed = e.changed || news

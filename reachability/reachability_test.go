@@ -384,3 +384,34 @@ func TestManagerRun(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// TestNoReaskWhileWaiting: with one server counted and no other to ask,
+// an undecided address waits for a new server instead of asking the same
+// one again (its answer would be the same, and it spends the server's
+// rate limit); a new server is asked at once; after a Recheck the counted
+// server is asked again, since the network may have changed.
+func TestNoReaskWhileWaiting(t *testing.T) {
+	const latency = 100 * time.Millisecond
+	s := newSim(t, Config{}, 1, always(Reached))
+	s.st.setAddrs(s.now, []ma.Multiaddr{addrTCP})
+	s.run(10*time.Minute, latency)
+	if n := s.probes[addrTCP.String()]; n != 1 {
+		t.Fatalf("%d probes in 10 minutes with one server, want 1", n)
+	}
+	if v := s.verdict(addrTCP); v != Unknown {
+		t.Fatalf("verdict %v from one server", v)
+	}
+	// A second server comes: asked at once, and the address is public.
+	s.servers = servers(t, 2)
+	s.st.serversChanged(s.now)
+	s.run(time.Second, latency)
+	if n := s.probes[addrTCP.String()]; n != 2 || s.verdict(addrTCP) != Public {
+		t.Fatalf("after a second server: %d probes, verdict %v; want 2, public", n, s.verdict(addrTCP))
+	}
+	// A Recheck asks both again.
+	s.st.recheck(s.now)
+	s.run(time.Second, latency)
+	if n := s.probes[addrTCP.String()]; n != 4 {
+		t.Fatalf("after a recheck: %d probes, want 4", n)
+	}
+}
