@@ -110,6 +110,8 @@ func run(args []string) int {
 		return cmdAutoNATServer(args[1:])
 	case "autonat-client":
 		return cmdAutoNATClient(args[1:])
+	case "dial-time":
+		return cmdDialTime(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stderr, usageText)
 		return exitOK

@@ -1,0 +1,5 @@
+//go:build race
+
+package dialing
+
+const raceEnabled = true
