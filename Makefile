@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat dialing
 
 test: setup check vet unit fuzz
 
@@ -29,10 +29,10 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/... ./test/autonat/...
+TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/... ./test/autonat/... ./test/dialing/...
 
 unit:
-	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch -e /test/autonat)
+	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch -e /test/autonat -e /test/dialing)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
 	cd test/protodiff && $(GO) test -race -timeout 10m -count=1 ./...
@@ -85,3 +85,11 @@ AUTONAT_ROUNDS ?= 3
 AUTONAT_TABLE ?= /tmp/autonat-table.md
 autonat:
 	TACHYON_AUTONAT_FULL=1 TACHYON_AUTONAT_ROUNDS=$(AUTONAT_ROUNDS) TACHYON_AUTONAT_TABLE=$(AUTONAT_TABLE) $(GO) test -count=1 -timeout 2h -v -run TestAutoNAT ./test/autonat
+
+# Smart dialing end to end (test/dialing): seven scenarios on the emulated
+# network, 10 fresh tachyon and go-libp2p dialers each, plus the same-host
+# learning runs; the markdown table for BENCHMARKS.md is written to
+# DIALING_RESULTS. CI runs 5 dialers per scenario in unit.
+DIALING_RESULTS ?= /tmp/dialing-results.md
+dialing:
+	TACHYON_DIALING_FULL=1 DIALING_RESULTS=$(DIALING_RESULTS) $(GO) test -count=1 -timeout 30m -v -run TestDialing ./test/dialing

@@ -77,6 +77,7 @@ const usageText = `usage:
   golibp2p-peer autonat-server [--listen MADDR]... [--transport tcp|quic-v1|tcp,quic-v1]
   golibp2p-peer autonat-client --server MADDR/p2p/ID... [--listen MADDR]... [--transport tcp|quic-v1|tcp,quic-v1] [--connect-timeout 10s] [--observed-addr-threshold N]
   golibp2p-peer rtt MADDR --transport tcp|quic-v1|webtransport [--security noise|tls] [--muxer yamux] [--count 10] [--timeout 30s]
+  golibp2p-peer dial-time [-n N] [-timeout D] MADDR/p2p/ID...
 `
 
 func main() {
