@@ -329,7 +329,9 @@ type results struct {
 
 // relayToReply is the time from the relayed connection to the first echo
 // reply over the direct one.
-func (a attempt) relayToReply() time.Duration { return msDur(a.line.ReplyMillis - a.line.RelayedMillis) }
+func (a attempt) relayToReply() time.Duration {
+	return msDur(a.line.ReplyMillis - a.line.RelayedMillis)
+}
 func (a attempt) relayToDirect() time.Duration {
 	return msDur(a.line.DirectMillis - a.line.RelayedMillis)
 }
