@@ -2,7 +2,17 @@ package webrtcnat
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
 	"time"
+
+	"github.com/tachyon-p2p/tachyon/internal/testproc"
+	"github.com/tachyon-p2p/tachyon/testbed"
 )
 
 // jsAttempt is one dial result of the js-libp2p endpoint (b2b-peer.js).
@@ -35,6 +45,92 @@ func jsOKValues(as []jsAttempt, f func(jsAttempt) float64) []float64 {
 
 func jsOKCount(as []jsAttempt) int { return len(jsOKValues(as, func(jsAttempt) float64 { return 0 })) }
 
+// runJS runs the js-libp2p reference on the EIM pair: js-libp2p in Node
+// (node-datachannel) on both ends, through R over WebSocket, with R's STUN
+// server. It needs node and interop/js's node_modules (npm ci there); the
+// full run fails without them, CI only notes why it did not run.
 func (e *env) runJS(ctx context.Context, res *results) {
-	res.jsSkipped = "not implemented yet"
+	jsDir := filepath.Join(testproc.Root(), "interop", "js")
+	if _, err := exec.LookPath("node"); err != nil {
+		res.jsSkipped = "no node on PATH (Node.js 20)"
+		return
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@libp2p", "webrtc")); err != nil {
+		res.jsSkipped = "no node_modules in interop/js (run npm ci there)"
+		return
+	}
+	// nat-peer.mjs beside a link to interop/js's node_modules: its bare
+	// imports then resolve to the modules b2b-peer.js uses.
+	dir := e.t.TempDir()
+	script, err := os.ReadFile(filepath.Join(testproc.Root(), "test", "webrtcnat", "js", "nat-peer.mjs"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "nat-peer.mjs"), script, 0o644)
+	}
+	if err == nil {
+		err = os.Symlink(filepath.Join(jsDir, "node_modules"), filepath.Join(dir, "node_modules"))
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	start := func(h *testbed.Host, name string) (*testproc.Proc, string, error) {
+		cmd := h.Command(ctx, "node", "--experimental-websocket", "nat-peer.mjs", filepath.Join(jsDir, "src"), e.stun, e.relayWS)
+		cmd.Dir = dir
+		p, err := testproc.Start(name, cmd)
+		if err != nil {
+			return nil, "", err
+		}
+		e.t.Cleanup(p.Stop)
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		_, l, err := p.WaitLine(wctx, 0, `"event":"ready"`)
+		if err != nil {
+			p.Stop()
+			return nil, "", err
+		}
+		var ready struct {
+			WebRTC string `json:"webrtc"`
+		}
+		if err := json.Unmarshal([]byte(l), &ready); err != nil || ready.WebRTC == "" {
+			p.Stop()
+			return nil, "", fmt.Errorf("%s: no /webrtc address in %q (%v)", name, l, err)
+		}
+		return p, ready.WebRTC, nil
+	}
+	b, target, err := start(e.eimB, "js-libp2p B (EIM)")
+	if err != nil {
+		e.t.Errorf("js-libp2p reference: %v", err)
+		res.jsSkipped = "B did not start"
+		return
+	}
+	defer b.Stop()
+	a, _, err := start(e.eimA, "js-libp2p A (EIM)")
+	if err != nil {
+		e.t.Errorf("js-libp2p reference: %v", err)
+		res.jsSkipped = "A did not start"
+		return
+	}
+	defer a.Stop()
+	cmd, _ := json.Marshal(map[string]string{"cmd": "dial", "target": target})
+	next := len(a.Lines())
+	for i := 0; i < e.settings.dials; i++ {
+		if err := a.Send(string(cmd)); err != nil {
+			e.t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, dialLimit)
+		j, l, err := a.WaitLine(wctx, next, `"event":"`)
+		cancel()
+		if err != nil {
+			res.js = append(res.js, jsAttempt{Error: err.Error(), raw: err.Error()})
+			break
+		}
+		next = j + 1
+		r := jsAttempt{raw: l}
+		if err := json.Unmarshal([]byte(l), &r); err != nil || !strings.Contains(l, `"event":"result"`) {
+			r.Error = "unexpected line: " + l
+		}
+		if testing.Verbose() {
+			e.t.Logf("js-libp2p EIM /webrtc #%d: %s", i+1, l)
+		}
+		res.js = append(res.js, r)
+	}
 }

@@ -110,6 +110,7 @@ type env struct {
 	symA     *testbed.Host
 	symB     *testbed.Host
 	eimNATs  [2]netip.Addr // outside addresses of A's and B's NATs
+	natA     *testbed.NAT  // A's (EIM)
 	settings settings
 }
 
@@ -165,7 +166,7 @@ func (e *env) setup() {
 	if e.p, err = n.AddHost("pub", link); err != nil {
 		t.Fatal(err)
 	}
-	host := func(typ testbed.NATType, name string) (*testbed.Host, netip.Addr) {
+	host := func(typ testbed.NATType, name string) (*testbed.Host, *testbed.NAT) {
 		nat, err := n.AddNAT("n"+name, typ, link)
 		if err != nil {
 			t.Fatal(err)
@@ -174,10 +175,12 @@ func (e *env) setup() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return h, nat.IPv4()
+		return h, nat
 	}
-	e.eimA, e.eimNATs[0] = host(testbed.EndpointIndependent, "ea")
-	e.eimB, e.eimNATs[1] = host(testbed.EndpointIndependent, "eb")
+	var natB *testbed.NAT
+	e.eimA, e.natA = host(testbed.EndpointIndependent, "ea")
+	e.eimB, natB = host(testbed.EndpointIndependent, "eb")
+	e.eimNATs = [2]netip.Addr{e.natA.IPv4(), natB.IPv4()}
 	e.symA, _ = host(testbed.Symmetric, "sa")
 	e.symB, _ = host(testbed.Symmetric, "sb")
 	e.rtt = n.RTT(e.eimA, e.eimB)
@@ -272,7 +275,20 @@ func (e *env) runEIM(ctx context.Context, res *results) {
 	b, target := e.startB(ctx, e.eimB, "tachyon B (EIM)")
 	defer b.Stop()
 	for i := 0; i < e.settings.dials; i++ {
+		// TACHYON_WEBRTCNAT_PCAP=FILE captures A's NAT link (both ways)
+		// during the first dial: the hop-by-hop count of
+		// docs/handshakes.md comes from there.
+		stop := func() error { return nil }
+		if f := os.Getenv("TACHYON_WEBRTCNAT_PCAP"); f != "" && i == 0 {
+			var err error
+			if stop, err = e.natA.Link().Capture(f); err != nil {
+				e.t.Fatal(err)
+			}
+		}
 		l, raw := e.dial(ctx, e.eimA, target, "--stun", e.stun, "--relay", e.relay, "--bytes", fmt.Sprint(e.settings.bytes))
+		if err := stop(); err != nil {
+			e.t.Error(err)
+		}
 		if testing.Verbose() {
 			e.t.Logf("EIM /webrtc #%d: %s", i+1, raw)
 		}
