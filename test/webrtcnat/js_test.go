@@ -103,34 +103,38 @@ func (e *env) runJS(ctx context.Context, res *results) {
 		return
 	}
 	defer b.Stop()
-	a, _, err := start(e.eimA, "js-libp2p A (EIM)")
-	if err != nil {
-		e.t.Errorf("js-libp2p reference: %v", err)
-		res.jsSkipped = "A did not start"
-		return
-	}
-	defer a.Stop()
 	cmd, _ := json.Marshal(map[string]string{"cmd": "dial", "target": target})
-	next := len(a.Lines())
+	// A new A for each dial, as for tachyon: a second dial from the same
+	// node would reuse its WebRTC connection.
 	for i := 0; i < e.settings.dials; i++ {
-		if err := a.Send(string(cmd)); err != nil {
-			e.t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, dialLimit)
-		j, l, err := a.WaitLine(wctx, next, `"event":"`)
-		cancel()
-		if err != nil {
-			res.js = append(res.js, jsAttempt{Error: err.Error(), raw: err.Error()})
-			break
-		}
-		next = j + 1
-		r := jsAttempt{raw: l}
-		if err := json.Unmarshal([]byte(l), &r); err != nil || !strings.Contains(l, `"event":"result"`) {
-			r.Error = "unexpected line: " + l
-		}
+		r := e.jsDial(ctx, start, string(cmd))
 		if testing.Verbose() {
-			e.t.Logf("js-libp2p EIM /webrtc #%d: %s", i+1, l)
+			e.t.Logf("js-libp2p EIM /webrtc #%d: %s", i+1, r.raw)
 		}
 		res.js = append(res.js, r)
 	}
+}
+
+// jsDial starts a js A, has it dial once and stops it.
+func (e *env) jsDial(ctx context.Context, start func(*testbed.Host, string) (*testproc.Proc, string, error), cmd string) jsAttempt {
+	a, _, err := start(e.eimA, "js-libp2p A (EIM)")
+	if err != nil {
+		return jsAttempt{Error: err.Error(), raw: err.Error()}
+	}
+	defer a.Stop()
+	next := len(a.Lines())
+	if err := a.Send(cmd); err != nil {
+		return jsAttempt{Error: err.Error(), raw: err.Error()}
+	}
+	wctx, cancel := context.WithTimeout(ctx, dialLimit)
+	defer cancel()
+	_, l, err := a.WaitLine(wctx, next, `"event":"`)
+	if err != nil {
+		return jsAttempt{Error: err.Error(), raw: err.Error()}
+	}
+	r := jsAttempt{raw: l}
+	if err := json.Unmarshal([]byte(l), &r); err != nil || !strings.Contains(l, `"event":"result"`) {
+		r.Error = "unexpected line: " + l
+	}
+	return r
 }

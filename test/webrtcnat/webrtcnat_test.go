@@ -43,6 +43,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,13 +68,17 @@ type settings struct {
 	dials    int    // per punchable cell
 	symDials int    // on the symmetric pair
 	bytes    uint64 // perf download
+	// slack is how many RTTs tachyon's median may exceed js-libp2p's by:
+	// measurement noise (emulator lateness, two shared cores), larger
+	// with 2 samples than with 10.
+	slack float64
 }
 
 func runSettings() settings {
 	if os.Getenv("TACHYON_WEBRTCNAT_FULL") == "1" {
-		return settings{full: true, dials: 10, symDials: 3, bytes: 16 << 20}
+		return settings{full: true, dials: 10, symDials: 3, bytes: 16 << 20, slack: 0.5}
 	}
-	return settings{dials: 2, symDials: 1, bytes: 1 << 20}
+	return settings{dials: 2, symDials: 1, bytes: 1 << 20, slack: 1}
 }
 
 // dialLine is webrtcdial's output (see its Line).
@@ -139,8 +144,12 @@ func TestWebRTCNAT(t *testing.T) {
 	defer rRelay.Stop()
 
 	var res results
+	drops := e.udpDrops(ctx, e.eimA)
 	e.runEIM(ctx, &res)
+	d := e.udpDrops(ctx, e.eimA)
+	t.Logf("UDP datagrams A's kernel dropped for full receive buffers: %d during the /webrtc dials", d-drops)
 	e.runDirect(ctx, &res)
+	t.Logf("UDP datagrams A's kernel dropped for full receive buffers: %d during the /webrtc-direct dials", e.udpDrops(ctx, e.eimA)-d)
 	e.runSymmetric(ctx, &res)
 	e.runJS(ctx, &res)
 
@@ -192,6 +201,34 @@ func (e *env) setup() {
 	if r := n.RTT(e.eimA, e.r); 2*r != e.rtt {
 		t.Fatalf("RTT A to R is %s, want half of A to B's %s", r, e.rtt)
 	}
+}
+
+// udpDrops reads Udp RcvbufErrors of h's namespace (/proc/net/snmp):
+// datagrams dropped because a socket's receive buffer was full.
+func (e *env) udpDrops(ctx context.Context, h *testbed.Host) int64 {
+	out, err := h.Command(ctx, "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		e.t.Logf("reading /proc/net/snmp in %s: %v", h.Name(), err)
+		return 0
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }
 
 // startRelay runs R: relay service and STUN, TCP for tachyon, WebSocket
@@ -415,8 +452,8 @@ func (e *env) check(res *results) {
 			t.Errorf("symmetric dial #%d failed before the relayed connection: %s\n%s", i+1, l.Error, a.raw)
 		case msDur(l.FailedMillis) > symBound:
 			t.Errorf("symmetric dial #%d failed after %.1f s, want within %s", i+1, l.FailedMillis/1000, symBound)
-		case !strings.Contains(l.Error, "ICE"):
-			t.Errorf("symmetric dial #%d: reason %q does not name ICE", i+1, l.Error)
+		case !strings.Contains(l.Error, "ICE failed") && !strings.Contains(l.Error, "candidate pair"):
+			t.Errorf("symmetric dial #%d: reason %q says neither that ICE failed nor which candidate pairs were tried", i+1, l.Error)
 		case !l.RelayedFallback:
 			t.Errorf("symmetric dial #%d: the relayed connection did not carry a ping after the failure\n%s", i+1, a.raw)
 		}
@@ -426,8 +463,8 @@ func (e *env) check(res *results) {
 		jMed := median(jsOKValues(res.js, func(a jsAttempt) float64 { return testbed.RoundTrips(a.relayToReply(), e.rtt) }))
 		if jsOKCount(res.js) == 0 {
 			t.Errorf("js-libp2p reference: no dial succeeded; first: %s", res.js[0].raw)
-		} else if tMed > jMed {
-			t.Errorf("relayed connection -> first echo reply: tachyon median %.1f RTT, js-libp2p %.1f RTT: tachyon is slower", tMed, jMed)
+		} else if tMed > jMed+e.settings.slack {
+			t.Errorf("relayed connection -> first echo reply: tachyon median %.1f RTT, js-libp2p %.1f RTT: tachyon is slower (by more than the %.1f RTT of noise allowed)", tMed, jMed, e.settings.slack)
 		}
 	} else if e.settings.full {
 		t.Errorf("the full run needs the js-libp2p reference: %s", res.jsSkipped)

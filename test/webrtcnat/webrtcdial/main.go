@@ -57,6 +57,10 @@ type Line struct {
 	RelayMillis   float64 `json:"relayMillis,omitempty"`
 	RelayedMillis float64 `json:"relayedMillis,omitempty"` // 0: no relayed connection
 	DirectMillis  float64 `json:"directMillis,omitempty"`
+	// StreamMillis is when the echo stream was open (its data channel
+	// usable), WrittenMillis when its byte was written.
+	StreamMillis  float64 `json:"streamMillis,omitempty"`
+	WrittenMillis float64 `json:"writtenMillis,omitempty"`
 	ReplyMillis   float64 `json:"replyMillis,omitempty"`
 	Transport     string  `json:"transport,omitempty"` // of the direct connection
 	Remote        string  `json:"remote,omitempty"`
@@ -182,6 +186,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return print(fmt.Errorf("echo: opening a stream: %w", err))
 	}
+	line.StreamMillis = ms(time.Since(start))
 	stopReset := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stopReset()
 	if swarm.IsRelayAddr(s.Conn().RemoteMultiaddr()) {
@@ -191,6 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := s.Write([]byte{0x2a}); err != nil {
 		return print(fmt.Errorf("echo: write: %w", err))
 	}
+	line.WrittenMillis = ms(time.Since(start))
 	var b [1]byte
 	if _, err := io.ReadFull(s, b[:]); err != nil {
 		return print(fmt.Errorf("echo: read: %w", err))
