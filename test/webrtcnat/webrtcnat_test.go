@@ -346,6 +346,11 @@ func (e *env) runDirect(ctx context.Context, res *results) {
 		e.t.Fatal(err)
 	}
 	target = strings.TrimSpace(target)
+	if testing.Verbose() {
+		// tachyon rtt's own step times, to compare with webrtcdial's.
+		out, err := e.eimA.Command(ctx, e.bin, "rtt", "-v", "-n", "2", target).CombinedOutput()
+		e.t.Logf("tachyon rtt -v to P (%v):\n%s", err, out)
+	}
 	for i := 0; i < e.settings.dials; i++ {
 		l, raw := e.dial(ctx, e.eimA, target, "--bytes", fmt.Sprint(e.settings.bytes))
 		if testing.Verbose() {

@@ -250,46 +250,57 @@ func watch(h *tachyon.Host, p peer.ID) *watcher {
 
 func (w *watcher) stop() { w.sub.Close() }
 
-// collect reads the events so far. The host emits a connection's event
-// before Connect returns it, so after Connect they are all buffered; a
-// short grace covers a connection opened in another goroutine.
-func (w *watcher) collect() {
-	grace := time.NewTimer(100 * time.Millisecond)
-	defer grace.Stop()
+// collect reads the events buffered so far, and waits up to grace for
+// more while want is not met. The host emits a connection's event before
+// Connect returns the connection, so after Connect they are buffered.
+func (w *watcher) collect(grace time.Duration, want func() bool) {
+	t := time.NewTimer(grace)
+	defer t.Stop()
 	for {
+		var ev any
 		select {
-		case ev, ok := <-w.sub.Out():
-			if !ok {
+		case ev = <-w.sub.Out():
+		default:
+			if want() {
 				return
 			}
-			e, isOpen := ev.(event.EvtConnOpened)
-			if !isOpen || e.Conn.Peer != w.p {
-				continue
+			select {
+			case ev = <-w.sub.Out():
+			case <-t.C:
+				return
 			}
-			c := e.Conn
-			if swarm.IsRelayAddr(c.RemoteAddr) {
-				if w.relayed == nil {
-					w.relayed = &c
-				}
-			} else if w.direct == nil {
-				w.direct = &c
+		}
+		if ev == nil {
+			return // closed
+		}
+		e, isOpen := ev.(event.EvtConnOpened)
+		if !isOpen || e.Conn.Peer != w.p {
+			continue
+		}
+		c := e.Conn
+		if swarm.IsRelayAddr(c.RemoteAddr) {
+			if w.relayed == nil {
+				w.relayed = &c
 			}
-		case <-grace.C:
-			return
+		} else if w.direct == nil {
+			w.direct = &c
 		}
 	}
 }
 
+// relayedConn is the first relayed connection, if any (none for a
+// /webrtc-direct target: no waiting).
 func (w *watcher) relayedConn() (event.ConnInfo, bool) {
-	w.collect()
+	w.collect(0, func() bool { return true })
 	if w.relayed == nil {
 		return event.ConnInfo{}, false
 	}
 	return *w.relayed, true
 }
 
+// directConn is the first direct connection, waited for briefly.
 func (w *watcher) directConn() (event.ConnInfo, bool) {
-	w.collect()
+	w.collect(time.Second, func() bool { return w.direct != nil })
 	if w.direct == nil {
 		return event.ConnInfo{}, false
 	}
