@@ -25,15 +25,17 @@
 // that is 40 ms from A too, and prints the table for BENCHMARKS.md.
 //
 // It needs root (network namespaces); TACHYON_SKIP_NETNS=1 skips it
-// elsewhere. Run it without -race (timings). CI runs a reduced version (3
-// dials per NAT kind is too slow for the symmetric one: 2 EIM dials, 1
-// symmetric, 1 MiB of perf):
+// elsewhere. Run it without -race (timings). CI runs a reduced version, 2
+// dials per EIM cell, 1 on the symmetric pair (it waits 20 s for the
+// transport's session limit), 1 MiB of perf, in under a minute once built:
 //
 //	go test -count=1 -v ./test/webrtcnat
 //
-// The full run (TACHYON_WEBRTCNAT_FULL=1) makes 10 dials per cell, 3 on
-// the symmetric pair, downloads 16 MiB and requires the js reference; it
-// writes the markdown tables to TACHYON_WEBRTCNAT_TABLE if set.
+// The full run (TACHYON_WEBRTCNAT_FULL=1, `make webrtcnat`) makes 10 dials
+// per cell, 3 on the symmetric pair, downloads 16 MiB and requires the js
+// reference; it writes the markdown tables to TACHYON_WEBRTCNAT_TABLE if
+// set. TACHYON_WEBRTCNAT_PCAP=FILE captures A's NAT link during the first
+// /webrtc dial (docs/handshakes.md counts its round trips from there).
 package webrtcnat
 
 import (
