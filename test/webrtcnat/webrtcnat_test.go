@@ -506,7 +506,12 @@ func (r *results) markdown(e *env) string {
 		fmt.Fprintf(&b, "| js-libp2p / js-libp2p (Node) | EIM, EIM | not run: %s | | | |\n", r.jsSkipped)
 	}
 	for _, a := range r.sym {
+		// The transport's words, without the addresses the swarm and the
+		// transport put before them.
 		reason := a.line.Error
+		if i := strings.LastIndex(reason, "/p2p-circuit/webrtc: "); i >= 0 {
+			reason = reason[i+len("/p2p-circuit/webrtc: "):]
+		}
 		if len(reason) > 160 {
 			reason = reason[:160] + "…"
 		}
