@@ -1,0 +1,5 @@
+//go:build !race
+
+package webrtcnat
+
+const raceEnabled = false
