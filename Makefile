@@ -6,7 +6,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat dialing
+.PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat dialing webrtcnat
 
 test: setup check vet unit fuzz
 
@@ -29,10 +29,10 @@ vet:
 
 # Packages that measure time or throughput on the emulated network run
 # without the race detector, whose slowdown would be measured too.
-TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/... ./test/autonat/... ./test/dialing/...
+TIMED := ./testbed/... ./test/rtt/... ./test/adversary/... ./test/holepunch/... ./test/autonat/... ./test/dialing/... ./test/webrtcnat/...
 
 unit:
-	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch -e /test/autonat -e /test/dialing)
+	$(GO) test -race -timeout 30m -count=1 $$($(GO) list ./... | grep -v -e /testbed -e /test/rtt -e /test/adversary -e /test/holepunch -e /test/autonat -e /test/dialing -e /test/webrtcnat)
 	$(GO) test -p 1 -timeout 15m -count=1 $(TIMED)
 	cd bench && $(GO) test -race -timeout 10m -count=1 ./...
 	cd test/protodiff && $(GO) test -race -timeout 10m -count=1 ./...
@@ -93,3 +93,12 @@ autonat:
 DIALING_RESULTS ?= /tmp/dialing-results.md
 dialing:
 	TACHYON_DIALING_FULL=1 DIALING_RESULTS=$(DIALING_RESULTS) $(GO) test -count=1 -timeout 30m -v -run TestDialing ./test/dialing
+
+# Browser-to-browser /webrtc across emulated NATs (test/webrtcnat): 10 dials
+# behind endpoint-independent NATs, 3 behind symmetric ones, 16 MiB over
+# /webrtc against /webrtc-direct, and js-libp2p in Node as the round-trip
+# reference; tables written to WEBRTCNAT_TABLE. CI runs 2 dials in unit.
+WEBRTCNAT_TABLE ?= /tmp/webrtcnat-table.md
+webrtcnat:
+	test -d interop/js/node_modules/@libp2p/webrtc || (cd interop/js && npm ci --no-audit --no-fund)
+	TACHYON_WEBRTCNAT_FULL=1 TACHYON_WEBRTCNAT_TABLE=$(WEBRTCNAT_TABLE) $(GO) test -count=1 -timeout 30m -v -run TestWebRTCNAT ./test/webrtcnat
