@@ -41,7 +41,8 @@ type dialTarget struct {
 // explainDial turns a failed Connect into one line: "cannot reach ADDR:
 // CAUSE; HINT", or for a QUIC handshake that met silence "QUIC handshake
 // with ADDR timed out after D: no reply; is a node listening on that UDP
-// port?".
+// port?". A dial of several addresses adds one indented line per address
+// (transport, outcome, time, or why it was not tried), most useful first.
 func explainDial(t dialTarget, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return &explained{fmt.Sprintf("connecting to %s: interrupted", t.shown), err}
