@@ -178,8 +178,11 @@ func (s *Service) splice(hop, stop network.Stream, src, dst peer.ID) {
 	delete(s.pending, hop)
 	delete(s.pending, stop)
 	if s.closed {
+		// Close came between the answer to the dialer and here: the
+		// circuit ends as those Close found running do, and says so.
 		s.mu.Unlock()
 		c.abort(endClosed)
+		s.logEnd(c)
 		return
 	}
 	s.circuits[c] = struct{}{}
