@@ -210,3 +210,42 @@ func TestDialErrorReport(t *testing.T) {
 		}
 	}
 }
+
+// TestDialMovesUp: when every attempt started so far has failed, the next
+// address starts at once instead of at its planned time (250 ms after the
+// first for public addresses of unknown RTT).
+func TestDialMovesUp(t *testing.T) {
+	leakcheck.Check(t)
+	var traces []*dialrank.Trace
+	var mu sync.Mutex
+	a := dialerSwarm(t, &Config{DialTimeout: 5 * time.Second, DialTrace: func(tr *dialrank.Trace) {
+		mu.Lock()
+		traces = append(traces, tr)
+		mu.Unlock()
+	}})
+	b := newSwarm(t, true)
+	port, _ := b.ListenAddrs()[0].ValueForProtocol(ma.P_TCP)
+	dead := ma.StringCast("/ip4/203.0.113.1/tcp/1") // 127.0.0.1:1: refused
+	live := ma.StringCast("/ip4/203.0.113.2/tcp/" + port)
+	a.Peerstore().AddAddrs(b.LocalPeer(), []ma.Multiaddr{dead, live}, time.Hour)
+	if _, err := a.DialPeer(context.Background(), b.LocalPeer()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(traces) != 1 || len(traces[0].Attempts) != 2 {
+		t.Fatalf("traces %v", traces)
+	}
+	tr := traces[0]
+	first, second := tr.Attempts[0], tr.Attempts[1]
+	if !first.Dial.Addr.Equal(dead) || first.Outcome != dialrank.Refused || !second.Dial.Addr.Equal(live) || second.Outcome != dialrank.Connected {
+		t.Fatalf("attempts:\n%s", tr)
+	}
+	if planned := second.Dial.Delay; planned < 200*time.Millisecond {
+		t.Fatalf("live address planned at +%v; the test needs the 250 ms fallback gap", planned)
+	}
+	// Slack for a loaded machine: well under the planned 250 ms.
+	if at := second.Start.Sub(tr.Begin); at > 150*time.Millisecond {
+		t.Errorf("live address started at +%v, after the dead one was refused at +%v:\n%s", at, first.End.Sub(tr.Begin), tr)
+	}
+}
