@@ -32,6 +32,12 @@ var defaultResolver = &resolve.Resolver{}
 // transport dials.
 var errNoDialable = errors.New("resolved to no dialable address")
 
+// maxResolutions bounds the names one dial resolves; errTooManyNames is
+// recorded for the others.
+const maxResolutions = 32
+
+var errTooManyNames = errors.New("not resolved: too many names for one dial")
+
 // DialError says why a dial to a peer failed: as a whole (Cause), and for
 // every address, tried or not (Report, most useful first: a peer ID
 // mismatch or a refusal before a handshake error before silence before an
@@ -137,6 +143,10 @@ type result struct {
 // dial is one in-flight dial to a peer; concurrent DialPeer calls share it.
 type dial struct {
 	done chan struct{}
+	// more tells the running dial that another caller joined it: the
+	// peerstore may hold addresses it has not seen (Connect adds the
+	// caller's before dialing).
+	more chan struct{}
 	conn *Conn
 	err  error
 }
@@ -179,10 +189,15 @@ func (s *Swarm) DialPeer(ctx context.Context, p peer.ID) (*Conn, error) {
 	}
 	d := s.dials[key]
 	if d == nil {
-		d = &dial{done: make(chan struct{})}
+		d = &dial{done: make(chan struct{}), more: make(chan struct{}, 1)}
 		s.dials[key] = d
 		s.wg.Add(1)
 		go s.runDial(key, d)
+	} else {
+		select {
+		case d.more <- struct{}{}:
+		default: // a signal is pending already
+		}
 	}
 	s.mu.Unlock()
 	select {
@@ -208,7 +223,7 @@ func (s *Swarm) runDial(key dialKey, d *dial) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
-	d.conn, d.err = s.dialAddrs(ctx, key.p, key.direct)
+	d.conn, d.err = s.dialAddrs(ctx, key.p, key.direct, d.more)
 	s.mu.Lock()
 	delete(s.dials, key)
 	s.mu.Unlock()
@@ -241,44 +256,67 @@ type resolution struct {
 //
 // Addresses with DNS names are resolved meanwhile, all at once and within
 // ctx; what they resolve to is ranked with the addresses not dialed yet,
-// and the new schedule starts when the next dial would have.
-func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, error) {
+// and the new schedule starts when the next dial would have. So are
+// addresses that reach the peerstore while the dial runs (a signal on
+// more: another caller joined, with addresses of its own).
+func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-chan struct{}) (*Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var addrs, names []ma.Multiaddr
-	for _, a := range s.ps.Addrs(p) {
-		switch {
-		case IsRelayAddr(a):
-			if !direct {
+	// seen are the peerstore's addresses taken so far, names included.
+	seen := make(map[string]bool)
+	split := func() (addrs, names []ma.Multiaddr) {
+		for _, a := range s.ps.Addrs(p) {
+			k := string(a.Bytes())
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			switch {
+			case IsRelayAddr(a):
+				if !direct {
+					addrs = append(addrs, a)
+				}
+			case resolve.NeedsResolve(a):
+				names = append(names, a)
+			default:
 				addrs = append(addrs, a)
 			}
-		case resolve.NeedsResolve(a):
-			names = append(names, a)
-		default:
-			addrs = append(addrs, a)
 		}
+		return addrs, names
 	}
+	addrs, names := split()
 	if len(addrs) == 0 && len(names) == 0 {
 		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
 	}
 	run := &dialRun{s: s, p: p, known: make(map[string]bool)}
 	run.plan(time.Now(), addrs, 0)
+	derr := &DialError{Peer: p}
 
 	// The resolutions are the swarm's goroutines (Close waits for them) but
 	// not this dial's: a winning dial does not wait for them, it cancels
-	// them, and they leave their result in the buffer.
-	resolved := make(chan resolution, len(names))
-	s.wg.Add(len(names))
-	for _, a := range names {
-		go func() {
-			defer s.wg.Done()
-			rs, err := s.resolveAddr(ctx, a, p)
-			resolved <- resolution{a, rs, err}
-		}()
+	// them, and they leave their result in the buffer, which holds one
+	// per name the dial may ever resolve.
+	resolved := make(chan resolution, maxResolutions)
+	resolving, resolutions := 0, 0
+	resolveAll := func(names []ma.Multiaddr) {
+		for _, a := range names {
+			if resolutions == maxResolutions {
+				s.cfg.Log.Debug("too many names to resolve", "peer", p, "addr", a)
+				derr.Errors = append(derr.Errors, AddrError{a, errTooManyNames})
+				continue
+			}
+			resolving++
+			resolutions++
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				rs, err := s.resolveAddr(ctx, a, p)
+				resolved <- resolution{a, rs, err}
+			}()
+		}
 	}
-	resolving := len(names)
+	resolveAll(names)
 	results := make(chan result, len(addrs)+8)
-	derr := &DialError{Peer: p}
 	fail := func(cause error) (*Conn, error) {
 		derr.Cause = cause
 		run.finish(cause)
@@ -309,6 +347,12 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool) (*Conn, e
 				d := run.queue[0].d
 				run.queue = run.queue[1:]
 				run.start(ctx, d, now, results)
+			}
+		case <-more:
+			addrs, names := split()
+			resolveAll(names)
+			if len(addrs) > 0 {
+				run.replan(time.Now(), addrs)
 			}
 		case r := <-resolved:
 			resolving--

@@ -249,3 +249,49 @@ func TestDialMovesUp(t *testing.T) {
 		t.Errorf("live address started at +%v, after the dead one was refused at +%v:\n%s", at, first.End.Sub(tr.Begin), tr)
 	}
 }
+
+// TestDialTakesNewAddrs: a dial that started with one address (silent)
+// takes the address a second caller added to the peerstore before joining
+// it, instead of making the second caller wait for the first one's fate.
+func TestDialTakesNewAddrs(t *testing.T) {
+	leakcheck.Check(t)
+	var quicDials int32s
+	a := dialerSwarm(t, &Config{DialTimeout: 10 * time.Second}, silentUDP{&quicDials})
+	b := newSwarm(t, true)
+	port, _ := b.ListenAddrs()[0].ValueForProtocol(ma.P_TCP)
+	a.Peerstore().AddAddrs(b.LocalPeer(), []ma.Multiaddr{ma.StringCast("/ip4/203.0.113.1/udp/4001/quic-v1")}, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.DialPeer(ctx, b.LocalPeer())
+		first <- err
+	}()
+	// Wait until the silent QUIC attempt runs.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		quicDials.mu.Lock()
+		n := quicDials.n
+		quicDials.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the QUIC attempt did not start")
+		}
+	}
+	a.Peerstore().AddAddrs(b.LocalPeer(), []ma.Multiaddr{ma.StringCast("/ip4/203.0.113.2/tcp/" + port)}, time.Hour)
+	start := time.Now()
+	c, err := a.DialPeer(ctx, b.LocalPeer())
+	if err != nil {
+		t.Fatalf("second caller: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+	if got := c.RemoteMultiaddr(); !strings.Contains(got.String(), "/tcp/") {
+		t.Errorf("connected via %s", got)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("connected %v after the address was added", d)
+	}
+}
