@@ -115,12 +115,8 @@ type Knowledge struct {
 	// addresses are skipped.
 	DirectConn bool
 	// LocalPrefixes are the networks we are on (our interfaces' prefixes):
-	// a private address inside one is dialed. When nil, LocalPrefixesFunc
-	// is asked, once and only if a private address needs the answer
-	// (reading the interfaces costs tens of microseconds, a dial to a
-	// loopback or public address should not pay it).
-	LocalPrefixes     []netip.Prefix
-	LocalPrefixesFunc func() []netip.Prefix
+	// a private address inside one is dialed.
+	LocalPrefixes []netip.Prefix
 	// SameNetwork says the peer is on our network (it shares our public
 	// address, or the caller knows): all its private addresses are dialed.
 	SameNetwork bool
@@ -314,13 +310,6 @@ func Plan(addrs []ma.Multiaddr, k Knowledge) Ranking {
 
 // local reports whether ip is in one of our networks.
 func (k *Knowledge) local(ip netip.Addr) bool {
-	if k.LocalPrefixes == nil && k.LocalPrefixesFunc != nil {
-		k.LocalPrefixes = k.LocalPrefixesFunc()
-		k.LocalPrefixesFunc = nil
-		if k.LocalPrefixes == nil {
-			k.LocalPrefixes = []netip.Prefix{}
-		}
-	}
 	for _, p := range k.LocalPrefixes {
 		if p.Contains(ip) {
 			return true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -329,13 +328,6 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Start what is due without a timer's round trip through the
-		// scheduler: the first dial starts here, at once.
-		for now := time.Now(); len(run.queue) > 0 && !run.queue[0].at.After(now); {
-			d := run.queue[0].d
-			run.queue = run.queue[1:]
-			run.start(ctx, d, now, results)
-		}
 		if len(run.queue) == 0 && run.pending == 0 && resolving == 0 {
 			var cause error
 			if len(run.tr.Attempts) == 0 {
@@ -349,7 +341,13 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 			due = timer.C
 		}
 		select {
-		case <-due: // started at the top of the loop
+		case <-due:
+			now := time.Now()
+			for len(run.queue) > 0 && !run.queue[0].at.After(now) {
+				d := run.queue[0].d
+				run.queue = run.queue[1:]
+				run.start(ctx, d, now, results)
+			}
 		case <-more:
 			addrs, names := split()
 			resolveAll(names)
@@ -422,16 +420,16 @@ type queuedDial struct {
 // knowledge is what the swarm knows for ranking addrs of p now.
 func (s *Swarm) knowledge(p peer.ID, now time.Time, addrs []ma.Multiaddr) dialrank.Knowledge {
 	return dialrank.Knowledge{
-		Peer:              p,
-		Now:               now,
-		RTT:               s.cfg.RTTs,
-		BlackHoles:        s.cfg.BlackHoles.Admit(addrs),
-		Backoff:           func(a ma.Multiaddr) time.Time { return s.backoffs.until(p, a) },
-		DirectConn:        s.DirectConn(p) != nil,
-		LocalPrefixesFunc: func() []netip.Prefix { return s.prefixes.get(now) },
-		CanDial:           func(a ma.Multiaddr) bool { return s.canDial(p, a) },
-		NoDelay:           s.cfg.NoDialDelay,
-		ListenFamilies:    s.listenFamilies(),
+		Peer:           p,
+		Now:            now,
+		RTT:            s.cfg.RTTs,
+		BlackHoles:     s.cfg.BlackHoles.Admit(addrs),
+		Backoff:        func(a ma.Multiaddr) time.Time { return s.backoffs.until(p, a) },
+		DirectConn:     s.DirectConn(p) != nil,
+		LocalPrefixes:  s.prefixes.get(now),
+		CanDial:        func(a ma.Multiaddr) bool { return s.canDial(p, a) },
+		NoDelay:        s.cfg.NoDialDelay,
+		ListenFamilies: s.listenFamilies(),
 	}
 }
 
