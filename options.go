@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -16,6 +17,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/limits"
+	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
@@ -77,6 +79,8 @@ type config struct {
 	connMgr         *connmgr.Config // nil: none
 	limits          *limits.Config  // nil: limits.Default()
 	noLimits        bool
+	promReg         prometheus.Registerer   // nil: no metrics
+	metrics         *metrics.Metrics        // built by New from promReg; nil-safe
 	rm              network.ResourceManager // built by New from the above
 	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
 	publicPrefixes  []netip.Prefix
@@ -351,6 +355,19 @@ func ConnManager(cfg connmgr.Config) Option {
 func NoConnManager() Option {
 	return func(c *config) error {
 		c.connMgr = nil
+		return nil
+	}
+}
+
+// PrometheusRegisterer turns metrics on: the host registers its collectors
+// (docs/metrics.md lists them) with r. Without it no metric is kept and the
+// packages' tracers cost nothing. Two hosts need two registries.
+func PrometheusRegisterer(r prometheus.Registerer) Option {
+	return func(c *config) error {
+		if r == nil {
+			return fmt.Errorf("tachyon: PrometheusRegisterer: nil registerer")
+		}
+		c.promReg = r
 		return nil
 	}
 }

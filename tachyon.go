@@ -40,6 +40,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/dialrank"
+	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
@@ -81,6 +82,11 @@ func New(opts ...Option) (_ *Host, err error) {
 		return nil, fmt.Errorf("tachyon: limits: %w", err)
 	}
 	cfg.rm = rm
+	if cfg.promReg != nil {
+		if cfg.metrics, err = metrics.New(cfg.promReg); err != nil {
+			return nil, fmt.Errorf("tachyon: %w", err)
+		}
+	}
 	if lim != nil && cfg.handshakeTimout == 0 {
 		cfg.handshakeTimout = lim.Config().HandshakeTimeout
 	}
