@@ -17,8 +17,16 @@ type recTracer struct {
 	server, client []string
 }
 
-func (r *recTracer) ServerRequest(res string) { r.mu.Lock(); r.server = append(r.server, res); r.mu.Unlock() }
-func (r *recTracer) ClientCheck(res string)   { r.mu.Lock(); r.client = append(r.client, res); r.mu.Unlock() }
+func (r *recTracer) ServerRequest(res string) {
+	r.mu.Lock()
+	r.server = append(r.server, res)
+	r.mu.Unlock()
+}
+func (r *recTracer) ClientCheck(res string) {
+	r.mu.Lock()
+	r.client = append(r.client, res)
+	r.mu.Unlock()
+}
 
 func TestTracer(t *testing.T) {
 	for _, tc := range []struct {

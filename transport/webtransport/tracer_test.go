@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
-	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 	tt "github.com/tachyon-p2p/tachyon/transport/udpmux/transporttest"
+	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 )
 
 type recTracer struct {
