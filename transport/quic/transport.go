@@ -59,12 +59,7 @@ type Tracer interface {
 // traceHandshake tells the tracer a handshake started and returns what
 // tells it the handshake ended.
 func (t *Transport) traceHandshake() (end func()) {
-	tr := t.cfg.Tracer
-	if tr == nil {
-		return func() {}
-	}
-	tr.Handshakes(1)
-	return func() { tr.Handshakes(-1) }
+	return udpmux.TraceHandshake(t.cfg.Tracer)
 }
 
 // Transport is the QUIC v1 transport. It is safe for concurrent use.

@@ -143,6 +143,23 @@ type Tracer interface {
 	InboundHandshake(alpn string, delta int)
 }
 
+// HandshakeTracer is the Tracer of the transports over udpmux (QUIC,
+// WebTransport): told when one of their handshakes starts (delta 1) and
+// ends (delta -1).
+type HandshakeTracer interface {
+	Handshakes(delta int)
+}
+
+// TraceHandshake tells t (when not nil) that a handshake started and
+// returns what tells it the handshake ended.
+func TraceHandshake(t HandshakeTracer) (end func()) {
+	if t == nil {
+		return func() {}
+	}
+	t.Handshakes(1)
+	return func() { t.Handshakes(-1) }
+}
+
 // Users names who shares a socket: the transports of its consumers joined
 // by "+" in the order quic-v1, webtransport, webrtc-direct, other (an ALPN
 // of no libp2p transport); "none" when only dials use it.
