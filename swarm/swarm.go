@@ -114,8 +114,8 @@ type Swarm struct {
 	listeners []network.Listener
 	dials     map[dialKey]*dial
 
-	backoffs backoffs // per address, after failed dials
-	prefixes prefixes // our networks, cached
+	backoffs backoffs  // per address, after failed dials
+	prefixes *prefixes // our networks, cached (machinePrefixes unless Config.LocalPrefixes)
 }
 
 // dialKey identifies a shared dial: a dial for a direct connection (with a
@@ -148,9 +148,9 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 	if s.cfg.BlackHoles == nil {
 		s.cfg.BlackHoles = dialrank.NewBlackHoles(nil)
 	}
-	s.prefixes.resolve = interfacePrefixes
+	s.prefixes = machinePrefixes
 	if s.cfg.LocalPrefixes != nil {
-		s.prefixes.resolve = s.cfg.LocalPrefixes
+		s.prefixes = &prefixes{resolve: s.cfg.LocalPrefixes}
 	}
 	s.cfg.Log = logs.Or(s.cfg.Log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
