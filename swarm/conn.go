@@ -128,6 +128,10 @@ type Stream struct {
 	ended    atomic.Bool // Close or Reset was called
 	onDone   func()      // set once before use by SetOnDone; run at most once
 	ahead    []byte      // read by ReadAhead, returned first by Read
+	// meter, set by SetMeter before use, gets the byte counts: in is
+	// Read's alone, out Write's alone, so neither needs an atomic.
+	meter   StreamMeter
+	in, out uint64
 }
 
 var _ network.Stream = (*Stream)(nil)
@@ -159,10 +163,56 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if len(s.ahead) > 0 {
 		n := copy(p, s.ahead)
 		s.ahead = s.ahead[n:]
+		s.countIn(n, nil)
 		return n, nil
 	}
-	return s.MuxedStream.Read(p)
+	n, err := s.MuxedStream.Read(p)
+	s.countIn(n, err)
+	return n, err
 }
+
+// countIn counts bytes read; they reach the meter every meterFlush bytes
+// and when a Read fails (EOF included), which is when a reader stops.
+func (s *Stream) countIn(n int, err error) {
+	if s.meter == nil {
+		return
+	}
+	s.in += uint64(n)
+	if s.in >= meterFlush || err != nil && s.in > 0 {
+		s.meter.AddBytes(s.in, 0)
+		s.in = 0
+	}
+}
+
+// Write writes to the muxer, counting the bytes for the meter.
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.MuxedStream.Write(p)
+	if s.meter != nil {
+		s.out += uint64(n)
+		if s.out >= meterFlush || err != nil && s.out > 0 {
+			s.flushOut()
+		}
+	}
+	return n, err
+}
+
+// flushOut hands the bytes written to the meter. Write calls it, and so
+// do Close and CloseWrite: the writer's own calls, ordered after its
+// Writes like those of a net.Conn.
+func (s *Stream) flushOut() {
+	if s.meter != nil && s.out > 0 {
+		s.meter.AddBytes(0, s.out)
+		s.out = 0
+	}
+}
+
+// SetMeter makes the stream count its bytes into m and tell m when it
+// ends. Call it once the protocol is known, before the stream is in use by
+// another goroutine. Bytes a Read or Write counted before (the protocol
+// negotiation's) go to m too. Bytes are handed over every 64 KiB, when a
+// Read or Write fails, and on Close and CloseWrite; the few a reader did not
+// read to EOF, or a writer wrote before a Reset, are not counted.
+func (s *Stream) SetMeter(m StreamMeter) { s.meter = m }
 
 // readAheadSize fits a multistream header, a proposal and the start of a
 // request.
@@ -207,6 +257,9 @@ func (s *Stream) done() {
 		if s.onDone != nil {
 			s.onDone()
 		}
+		if s.meter != nil {
+			s.meter.StreamClosed()
+		}
 	})
 }
 
@@ -230,8 +283,16 @@ func (s *Stream) finish() {
 
 // Close closes both directions of the stream.
 func (s *Stream) Close() error {
+	s.flushOut()
 	s.done()
 	return s.MuxedStream.Close()
+}
+
+// CloseWrite half-closes the stream: the peer reads EOF after what was
+// written.
+func (s *Stream) CloseWrite() error {
+	s.flushOut()
+	return s.MuxedStream.CloseWrite()
 }
 
 // Reset aborts the stream.

@@ -541,7 +541,15 @@ func (r *dialRun) finish(err error) {
 func (s *Swarm) learn(tr *dialrank.Trace, now time.Time, err error) {
 	tr.Done(now, err)
 	s.cfg.RTTs.Learn(tr)
+	t := s.cfg.Tracer
+	var before dialrank.BlackHoleView
+	if t != nil {
+		before = s.cfg.BlackHoles.View()
+	}
 	s.cfg.BlackHoles.Learn(tr)
+	if t != nil {
+		s.traceDial(t, tr, before)
+	}
 	s.backoffs.learn(tr)
 	if s.cfg.DialTrace != nil {
 		s.cfg.DialTrace(tr)

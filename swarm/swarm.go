@@ -81,6 +81,9 @@ type Config struct {
 	DialTrace func(*dialrank.Trace)
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
+	// Tracer hears of connections and dials (metrics, trace spans). Nil:
+	// off.
+	Tracer Tracer
 
 	// Gater, if set, decides which connections are made and kept.
 	Gater network.ConnectionGater
@@ -370,6 +373,9 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	if tc.Direction() == network.DirOutbound {
 		s.ps.AddAddrs(p, []ma.Multiaddr{tc.RemoteMultiaddr()}, peerstore.ConnectedAddrTTL)
 	}
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnOpened(c.info())
+	}
 	s.notify(func(n Notifiee) { n.Connected(c) })
 	go c.acceptStreams()
 	return c, nil
@@ -394,6 +400,9 @@ func (s *Swarm) removeConn(c *Conn) {
 	// RecentlyConnectedAddrTTL.
 	s.ps.Disconnected(p)
 	s.mu.Unlock()
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnClosed(c.info(), time.Since(c.opened))
+	}
 	s.notify(func(n Notifiee) { n.Disconnected(c) })
 }
 
