@@ -128,10 +128,14 @@ type Stream struct {
 	ended    atomic.Bool // Close or Reset was called
 	onDone   func()      // set once before use by SetOnDone; run at most once
 	ahead    []byte      // read by ReadAhead, returned first by Read
-	// meter, set by SetMeter before use, gets the byte counts: in is
-	// Read's alone, out Write's alone, so neither needs an atomic.
-	meter   StreamMeter
-	in, out uint64
+	// meter gets the stream's byte counts once SetProtocol opened it
+	// (Config.Streams). in is Read's alone and out Write's alone, so
+	// neither needs an atomic; mmu orders SetProtocol's write of meter with
+	// done's read, which may come from another goroutine (a Reset).
+	meter     StreamMeter
+	in, out   uint64
+	mmu       sync.Mutex
+	meterDone bool // done ran: SetProtocol opens no meter any more
 }
 
 var _ network.Stream = (*Stream)(nil)
@@ -149,8 +153,20 @@ func (s *Stream) Protocol() protocol.ID {
 	return ""
 }
 
-// SetProtocol records the negotiated protocol.
-func (s *Stream) SetProtocol(p protocol.ID) { s.proto.Store(&p) }
+// SetProtocol records the negotiated protocol. Call it before the stream
+// is in use by another goroutine. With Config.Streams set, it opens the
+// stream's meter under p (the first protocol set wins); a stream that ends
+// without one counts under protocol "".
+func (s *Stream) SetProtocol(p protocol.ID) {
+	s.proto.Store(&p)
+	if t := s.conn.s.cfg.Streams; t != nil {
+		s.mmu.Lock()
+		if s.meter == nil && !s.meterDone {
+			s.meter = t.StreamOpened(s.dir, p)
+		}
+		s.mmu.Unlock()
+	}
+}
 
 func (s *Stream) LocalPeer() peer.ID            { return s.conn.LocalPeer() }
 func (s *Stream) RemotePeer() peer.ID           { return s.conn.RemotePeer() }
@@ -174,11 +190,8 @@ func (s *Stream) Read(p []byte) (int, error) {
 // countIn counts bytes read; they reach the meter every meterFlush bytes
 // and when a Read fails (EOF included), which is when a reader stops.
 func (s *Stream) countIn(n int, err error) {
-	if s.meter == nil {
-		return
-	}
 	s.in += uint64(n)
-	if s.in >= meterFlush || err != nil && s.in > 0 {
+	if s.meter != nil && (s.in >= meterFlush || err != nil && s.in > 0) {
 		s.meter.AddBytes(s.in, 0)
 		s.in = 0
 	}
@@ -187,32 +200,24 @@ func (s *Stream) countIn(n int, err error) {
 // Write writes to the muxer, counting the bytes for the meter.
 func (s *Stream) Write(p []byte) (int, error) {
 	n, err := s.MuxedStream.Write(p)
-	if s.meter != nil {
-		s.out += uint64(n)
-		if s.out >= meterFlush || err != nil && s.out > 0 {
-			s.flushOut()
-		}
+	s.out += uint64(n)
+	if s.meter != nil && (s.out >= meterFlush || err != nil) {
+		s.flushOut()
 	}
 	return n, err
 }
 
 // flushOut hands the bytes written to the meter. Write calls it, and so
 // do Close and CloseWrite: the writer's own calls, ordered after its
-// Writes like those of a net.Conn.
+// Writes as with a net.Conn. Bytes are thus counted every 64 KiB, when a
+// Read or Write fails (EOF included), and on Close and CloseWrite; those
+// of a reader that stopped before EOF, or written before a Reset, are not.
 func (s *Stream) flushOut() {
 	if s.meter != nil && s.out > 0 {
 		s.meter.AddBytes(0, s.out)
 		s.out = 0
 	}
 }
-
-// SetMeter makes the stream count its bytes into m and tell m when it
-// ends. Call it once the protocol is known, before the stream is in use by
-// another goroutine. Bytes a Read or Write counted before (the protocol
-// negotiation's) go to m too. Bytes are handed over every 64 KiB, when a
-// Read or Write fails, and on Close and CloseWrite; the few a reader did not
-// read to EOF, or a writer wrote before a Reset, are not counted.
-func (s *Stream) SetMeter(m StreamMeter) { s.meter = m }
 
 // readAheadSize fits a multistream header, a proposal and the start of a
 // request.
@@ -257,10 +262,25 @@ func (s *Stream) done() {
 		if s.onDone != nil {
 			s.onDone()
 		}
-		if s.meter != nil {
-			s.meter.StreamClosed()
+		if t := s.conn.s.cfg.Streams; t != nil {
+			s.endMeter(t)
 		}
 	})
+}
+
+// endMeter closes the stream's meter; a stream that never got a protocol
+// is counted now, as opened and closed under "", and as a failed
+// negotiation.
+func (s *Stream) endMeter(t StreamTracer) {
+	s.mmu.Lock()
+	m := s.meter
+	s.meterDone = true
+	s.mmu.Unlock()
+	if m == nil {
+		t.NegotiationFailed(s.dir)
+		m = t.StreamOpened(s.dir, "")
+	}
+	m.StreamClosed()
 }
 
 // SetOnDone makes f run once when the stream is closed or reset, or when

@@ -286,7 +286,11 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 	}
 	addrs, names := split()
 	if len(addrs) == 0 && len(names) == 0 {
-		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
+		err := &DialError{Peer: p, Cause: ErrNoAddresses}
+		if t := s.cfg.Tracer; t != nil {
+			t.DialEnded(DialEnd{Peer: p, Start: time.Now(), Err: err})
+		}
+		return nil, err
 	}
 	run := &dialRun{s: s, p: p, known: make(map[string]bool)}
 	run.plan(time.Now(), addrs, 0)

@@ -84,6 +84,8 @@ type Config struct {
 	// Tracer hears of connections and dials (metrics, trace spans). Nil:
 	// off.
 	Tracer Tracer
+	// Streams counts streams by protocol, and their bytes. Nil: off.
+	Streams StreamTracer
 
 	// Gater, if set, decides which connections are made and kept.
 	Gater network.ConnectionGater

@@ -1,12 +1,14 @@
 package swarm
 
 import (
+	"errors"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/dialrank"
 )
 
@@ -66,6 +68,10 @@ type DialAttempt struct {
 	// Connected attempt is its whole handshake.
 	SelfSecured bool
 }
+
+// ErrAllFailed is DialEnd.Err for a dial that failed because every
+// address it tried failed (DialError.Errors has why).
+var ErrAllFailed = errors.New("swarm: every address failed")
 
 // DialEnd is a whole dial, ended.
 type DialEnd struct {
@@ -150,7 +156,11 @@ func (s *Swarm) traceDial(t Tracer, tr *dialrank.Trace, before dialrank.BlackHol
 			Outcome: a.Outcome, Err: a.Err, Start: a.Start, Took: a.Took(), SelfSecured: selfSecuredDial(a.Dial.Transport),
 		})
 	}
-	t.DialEnded(DialEnd{Peer: tr.Peer, Start: tr.Begin, Took: tr.End.Sub(tr.Begin), Attempts: started, Err: tr.Err})
+	err := tr.Err
+	if err == nil && tr.Winner() == nil {
+		err = ErrAllFailed // the dial ran out of addresses: no cause as a whole
+	}
+	t.DialEnded(DialEnd{Peer: tr.Peer, Start: tr.Begin, Took: tr.End.Sub(tr.Begin), Attempts: started, Err: err})
 	after := s.cfg.BlackHoles.View()
 	for c := dialrank.UDP4; c <= dialrank.TCP6; c++ {
 		if before.Of(c) != after.Of(c) {
@@ -159,9 +169,8 @@ func (s *Swarm) traceDial(t Tracer, tr *dialrank.Trace, before dialrank.BlackHol
 	}
 }
 
-// StreamMeter counts the bytes of one stream and hears of its end; the
-// host gets one per negotiated stream from its metrics and hands it to
-// Stream.SetMeter. It must not block.
+// StreamMeter counts the bytes of one stream and hears of its end. It must
+// not block.
 type StreamMeter interface {
 	// AddBytes adds bytes read (in) and written (out) since the last call.
 	AddBytes(in, out uint64)
@@ -175,13 +184,12 @@ type StreamMeter interface {
 // not a shared atomic.
 const meterFlush = 64 << 10
 
-// StreamTracer counts a host's streams by protocol. The host calls it once
-// a stream's protocol is negotiated, with a label from a bounded set (the
-// protocols it serves and tachyon's own, "other" for the rest,
-// "unnegotiated" for streams that never got one), and gives the returned
-// meter to Stream.SetMeter.
+// StreamTracer counts streams by protocol (Config.Streams). A stream is
+// opened in the tracer when its protocol is set (Stream.SetProtocol), or
+// when it ends without one, with protocol "" after a NegotiationFailed.
+// The implementation bounds the protocols it uses as labels.
 type StreamTracer interface {
-	StreamOpened(dir network.Direction, protocol string) StreamMeter
-	// NegotiationFailed: a stream was reset because no protocol was agreed.
+	StreamOpened(dir network.Direction, p protocol.ID) StreamMeter
+	// NegotiationFailed: a stream ended without a protocol.
 	NegotiationFailed(dir network.Direction)
 }
