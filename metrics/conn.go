@@ -80,7 +80,8 @@ type connMetrics struct {
 	negFailures              *prometheus.CounterVec
 	bytes                    *prometheus.CounterVec
 
-	meters sync.Map // streamKey -> *protoMeter
+	mu     sync.RWMutex
+	meters map[streamKey]*protoMeter
 }
 
 var (
@@ -118,6 +119,7 @@ func newConnMetrics() *connMetrics {
 		streamsOpened: counter("tachyon_streams_opened_total", "Streams whose protocol was negotiated (or that failed to).", streamLabels...),
 		streamsClosed: counter("tachyon_streams_closed_total", "Streams that ended.", streamLabels...),
 		streams:       gauge("tachyon_streams", "Streams open now.", streamLabels...),
+		meters:        make(map[streamKey]*protoMeter),
 		negFailures:   counter("tachyon_stream_negotiation_failures_total", "Streams reset because no protocol was agreed.", "dir"),
 		bytes:         counter("tachyon_protocol_bytes_total", "Bytes read (in) and written (out) on streams, by protocol.", "dir", "protocol"),
 	}
@@ -393,20 +395,33 @@ func (c *connMetrics) StreamOpened(dir network.Direction, p protocol.ID) swarm.S
 		proto = ProtoUnnegotiated
 	}
 	k := streamKey{dir, proto}
-	v, ok := c.meters.Load(k)
-	if !ok {
-		d := dirLabel(dir)
-		v, _ = c.meters.LoadOrStore(k, &protoMeter{
-			opened: c.streamsOpened.WithLabelValues(d, proto),
-			closed: c.streamsClosed.WithLabelValues(d, proto),
-			open:   c.streams.WithLabelValues(d, proto),
-			in:     c.bytes.WithLabelValues("in", proto),
-			out:    c.bytes.WithLabelValues("out", proto),
-		})
+	c.mu.RLock()
+	m := c.meters[k]
+	c.mu.RUnlock()
+	if m == nil {
+		m = c.newMeter(k)
 	}
-	m := v.(*protoMeter)
 	m.opened.Inc()
 	m.open.Inc()
+	return m
+}
+
+// newMeter makes, or finds made meanwhile, the meter of k.
+func (c *connMetrics) newMeter(k streamKey) *protoMeter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.meters[k]; m != nil {
+		return m
+	}
+	d := dirLabel(k.dir)
+	m := &protoMeter{
+		opened: c.streamsOpened.WithLabelValues(d, k.proto),
+		closed: c.streamsClosed.WithLabelValues(d, k.proto),
+		open:   c.streams.WithLabelValues(d, k.proto),
+		in:     c.bytes.WithLabelValues("in", k.proto),
+		out:    c.bytes.WithLabelValues("out", k.proto),
+	}
+	c.meters[k] = m
 	return m
 }
 
