@@ -26,6 +26,11 @@ type Conn struct {
 	closeErr  error
 	closed    atomic.Bool // Close was called
 	streams   atomic.Int64
+	// metered holds the streams with a meter to end when the connection
+	// ends (Config.Streams set), so the streams gauge falls with the
+	// connection even for streams nobody closed.
+	smu     sync.Mutex
+	metered map[*Stream]struct{}
 }
 
 // ID is unique among the swarm's connections.
@@ -85,7 +90,32 @@ func (c *Conn) NewStream(ctx context.Context) (*Stream, error) {
 
 func (c *Conn) wrap(ms network.MuxedStream, dir network.Direction) *Stream {
 	c.streams.Add(1)
-	return &Stream{MuxedStream: ms, conn: c, dir: dir}
+	s := &Stream{MuxedStream: ms, conn: c, dir: dir}
+	if c.s.cfg.Streams != nil {
+		c.smu.Lock()
+		if c.metered == nil {
+			c.metered = make(map[*Stream]struct{})
+		}
+		c.metered[s] = struct{}{}
+		c.smu.Unlock()
+	}
+	return s
+}
+
+// endMeters ends the meters of the streams still open when the connection
+// ended.
+func (c *Conn) endMeters() {
+	t := c.s.cfg.Streams
+	if t == nil {
+		return
+	}
+	c.smu.Lock()
+	left := c.metered
+	c.metered = nil
+	c.smu.Unlock()
+	for s := range left {
+		s.endMeter(t)
+	}
 }
 
 // acceptStreams runs for the life of the connection and hands every inbound
@@ -93,6 +123,7 @@ func (c *Conn) wrap(ms network.MuxedStream, dir network.Direction) *Stream {
 func (c *Conn) acceptStreams() {
 	defer c.s.wg.Done()
 	defer c.s.removeConn(c)
+	defer c.endMeters()
 	defer c.Close()
 	for {
 		ms, err := c.tc.AcceptStream()
@@ -268,14 +299,21 @@ func (s *Stream) done() {
 	})
 }
 
-// endMeter closes the stream's meter; a stream that never got a protocol
+// endMeter closes the stream's meter, once; a stream that never got a protocol
 // is counted now, as opened and closed under "", and as a failed
 // negotiation.
 func (s *Stream) endMeter(t StreamTracer) {
 	s.mmu.Lock()
-	m := s.meter
+	m, ended := s.meter, s.meterDone
 	s.meterDone = true
 	s.mmu.Unlock()
+	if ended {
+		return // the connection ended first
+	}
+	c := s.conn
+	c.smu.Lock()
+	delete(c.metered, s)
+	c.smu.Unlock()
 	if m == nil {
 		t.NegotiationFailed(s.dir)
 		m = t.StreamOpened(s.dir, "")
