@@ -81,6 +81,11 @@ type Config struct {
 	DialTrace func(*dialrank.Trace)
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
+	// Tracer hears of connections and dials (metrics, trace spans). Nil:
+	// off.
+	Tracer Tracer
+	// Streams counts streams by protocol, and their bytes. Nil: off.
+	Streams StreamTracer
 
 	// Gater, if set, decides which connections are made and kept.
 	Gater network.ConnectionGater
@@ -370,6 +375,9 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	if tc.Direction() == network.DirOutbound {
 		s.ps.AddAddrs(p, []ma.Multiaddr{tc.RemoteMultiaddr()}, peerstore.ConnectedAddrTTL)
 	}
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnOpened(c.info())
+	}
 	s.notify(func(n Notifiee) { n.Connected(c) })
 	go c.acceptStreams()
 	return c, nil
@@ -394,6 +402,9 @@ func (s *Swarm) removeConn(c *Conn) {
 	// RecentlyConnectedAddrTTL.
 	s.ps.Disconnected(p)
 	s.mu.Unlock()
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnClosed(c.info(), time.Since(c.opened))
+	}
 	s.notify(func(n Notifiee) { n.Disconnected(c) })
 }
 
