@@ -115,8 +115,9 @@ func New(opts ...Option) (_ *Host, err error) {
 		ps = peerstore.New()
 	}
 	rtts := dialrank.NewRTTs(nil)
+	fails := new(dialFailures) // Status's recent dial failures
 	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm"),
-		RTTs: rtts, DialTrace: cfg.dialTrace}
+		RTTs: rtts, DialTrace: fails.hook(cfg.dialTrace)}
 	if cfg.resolver != nil {
 		scfg.Resolver = cfg.resolver
 	}
@@ -124,6 +125,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	h := newHost(cfg, id, ps, sw, rm)
 	h.lim = lim
 	h.rtts = rtts
+	keepDialFailures(h, fails)
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {
