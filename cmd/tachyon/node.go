@@ -211,6 +211,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer wait()
 	}
+	for _, a := range h.FullAddrs() {
+		fmt.Fprintln(stdout, a)
+	}
 	if reg != nil {
 		wait, err := serveStatus(ctx, *metricsAddr, h, reg, stdout, stderr)
 		if err != nil {
@@ -218,9 +221,6 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer wait()
-	}
-	for _, a := range h.FullAddrs() {
-		fmt.Fprintln(stdout, a)
 	}
 	if *stunAddr != "" {
 		srv, err := stun.Listen(*stunAddr, &stun.Config{Log: logLvl.logger(stderr)})

@@ -113,7 +113,7 @@ type statusResponse struct {
 
 type bandwidthJSON struct {
 	Metric string `json:"metric"`
-	// Available says whether the registry has the metric yet.
+	// Available says whether the metric was seen: the node counts bytes.
 	Available       bool       `json:"available"`
 	IntervalSeconds float64    `json:"intervalSeconds"`
 	Samples         []bwSample `json:"samples"` // oldest first
@@ -169,7 +169,7 @@ type bandwidth struct {
 	mu       sync.Mutex
 	ring     []bwSample
 	next, n  int
-	have     bool // the metric was found
+	have     bool // the metric was seen
 	last     time.Time
 	lastIn   float64
 	lastOut  float64
@@ -197,14 +197,12 @@ func (b *bandwidth) run(ctx context.Context, every time.Duration) {
 
 // sample reads the counters and records the rate since the last reading.
 func (b *bandwidth) sample(now time.Time) {
+	// A counter vector shows up only once it has a series: until then, no
+	// bytes were counted, which is a rate of zero.
 	in, out, ok := protocolBytes(b.g)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.have = ok
-	if !ok {
-		b.lastSeen = false
-		return
-	}
+	b.have = b.have || ok
 	if b.lastSeen {
 		if dt := now.Sub(b.last).Seconds(); dt > 0 {
 			// A counter that went down was reset (a collector re-registered):
@@ -217,7 +215,7 @@ func (b *bandwidth) sample(now time.Time) {
 	b.last, b.lastIn, b.lastOut, b.lastSeen = now, in, out, true
 }
 
-// list returns the samples, oldest first, and whether the metric exists.
+// list returns the samples, oldest first, and whether the metric was seen.
 func (b *bandwidth) list() ([]bwSample, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
