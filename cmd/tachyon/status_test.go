@@ -59,10 +59,10 @@ func TestBandwidth(t *testing.T) {
 		wantN  int
 	}
 	for _, tc := range []struct {
-		name    string
-		keep    int
+		name     string
+		keep     int
 		noMetric bool
-		steps   []step
+		steps    []step
 	}{
 		{"absent metric", 3, true, []step{{after: 0}, {after: time.Second, wantN: 1}}},
 		{"appears", 3, false, []step{
