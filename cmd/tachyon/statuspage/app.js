@@ -138,7 +138,7 @@ function renderBandwidth(bw) {
   const W = 1000, H = 180, L = 70, R = 10, T = 10, B = 22;
   const samples = bw.samples || [];
   const end = samples.length ? new Date(samples[samples.length - 1].t).getTime() : Date.now();
-  const top = niceMax(Math.max(1, ...samples.map((s) => Math.max(s.inBps, s.outBps))));
+  const top = niceMax(Math.max(0, ...samples.map((s) => Math.max(s.inBps, s.outBps))));
   const x = (t) => L + (W - L - R) * (1 - (end - t) / (CHART_SECONDS * 1000));
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",
