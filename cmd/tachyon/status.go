@@ -80,6 +80,7 @@ func serveStatus(ctx context.Context, addr string, h *tachyon.Host, reg *prometh
 	fmt.Fprintf(stdout, "status page: http://%s/\n", l.Addr())
 
 	bw := newBandwidth(reg, bandwidthKeep)
+	bw.sample(time.Now()) // the first reading, before anyone asks
 	srv := &http.Server{
 		Handler:           statusHandler(h, reg, bw),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -184,7 +185,6 @@ func newBandwidth(g prometheus.Gatherer, keep int) *bandwidth {
 func (b *bandwidth) run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	b.sample(time.Now())
 	for {
 		select {
 		case <-ctx.Done():

@@ -235,33 +235,8 @@ func TestStatusServer(t *testing.T) {
 // TestNodeMetricsFlag runs `tachyon node --metrics` and reads /api/status.
 func TestNodeMetricsFlag(t *testing.T) {
 	leakcheck.Check(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"node", "--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "0"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("node exit %d: %s", code, errOut.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("node did not stop within 10 s")
-		}
-	}()
-	re := regexp.MustCompile(`status page: (http://127\.0\.0\.1:\d+/)\n`)
-	deadline := time.Now().Add(10 * time.Second)
-	var m []string
-	for m = re.FindStringSubmatch(out.String()); m == nil; m = re.FindStringSubmatch(out.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no status page line; stdout %q stderr %q", out.String(), errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	first := strings.SplitN(out.String(), "\n", 2)[0]
+	m, out := nodeLine(t, `status page: (http://127\.0\.0\.1:\d+/)\n`, "--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "0")
+	first := strings.SplitN(out, "\n", 2)[0]
 	if !strings.HasPrefix(first, "/ip4/127.0.0.1/tcp/") {
 		t.Errorf("first line %q: the node's address must come first", first)
 	}
@@ -276,5 +251,39 @@ func TestNodeMetricsFlag(t *testing.T) {
 	}
 	if !strings.HasSuffix(first, "/p2p/"+st.ID) {
 		t.Errorf("/api/status is of %s, the node is %s", st.ID, first)
+	}
+}
+
+// nodeLine runs `tachyon node args...` until the test ends (it must then
+// exit 0 within 10 s) and waits up to 10 s for its stdout to match re. It
+// returns the match and the stdout so far.
+func nodeLine(t *testing.T, re string, args ...string) (match []string, stdout string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"node"}, args...), &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("node exit %d: %s", code, errOut.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("node did not stop within 10 s")
+		}
+	})
+	r := regexp.MustCompile(re)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := out.String()
+		if m := r.FindStringSubmatch(s); m != nil {
+			return m, s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node printed nothing matching %s; stdout %q stderr %q", re, s, errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
