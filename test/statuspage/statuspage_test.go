@@ -2,7 +2,7 @@
 // Debian's headless Chromium and checks that what it shows is what the
 // nodes say: three nodes connected over QUIC, WebSocket and TCP, pinging
 // each other (the --bootstrap keep-alive), one of them failing to dial a
-// closed port. It keeps a screenshot of the page: in $TACHYON_ARTIFACTS,
+// closed port and serving a perf run. It keeps a screenshot of the page: in $TACHYON_ARTIFACTS,
 // or the test's temporary directory, and with TACHYON_UPDATE_SCREENSHOT=1
 // also in docs/status-page.png.
 //
@@ -207,8 +207,16 @@ func TestStatusPage(t *testing.T) {
 		"--bootstrap", c.addr(t, `/tcp/\d+/p2p/`))
 	nobody := streamtest.PeerID(t, "nobody")
 	bad := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", closedPort(t), nobody)
-	a := startNode(ctx, t, bin, "a", "--listen", "/ip4/127.0.0.1/tcp/0",
+	a := startNode(ctx, t, bin, "a", "--listen", "/ip4/127.0.0.1/tcp/0", "--perf",
 		"--bootstrap", b.addr(t, `/quic-v1/p2p/`), "--bootstrap", c.addr(t, `/tcp/\d+/ws/p2p/`), "--bootstrap", bad)
+
+	// Some traffic for the bandwidth chart: a perf run against a, from a
+	// process that is gone before the page loads.
+	perf := exec.CommandContext(ctx, bin, "perf", "--server-address", a.addr(t, `/tcp/\d+/p2p/`),
+		"--upload-bytes", "4000000", "--download-bytes", "4000000")
+	if out, err := perf.CombinedOutput(); err != nil {
+		t.Fatalf("perf against a: %v\n%s", err, out)
+	}
 
 	// Wait until a has identified both, pinged them, and failed its dial.
 	want := map[string]string{b.id: "quic-v1", c.id: "websocket"}
