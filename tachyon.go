@@ -116,15 +116,23 @@ func New(opts ...Option) (_ *Host, err error) {
 		ps = peerstore.New()
 	}
 	rtts := dialrank.NewRTTs(nil)
+	fails := new(dialFailures) // Status's recent dial failures
 	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm"),
-		RTTs: rtts, DialTrace: cfg.dialTrace}
+		RTTs: rtts, DialTrace: fails.hook(cfg.dialTrace), Tracer: cfg.metrics.Swarm()}
+	labels := &protoLabels{}
+	if st := cfg.metrics.Streams(); st != nil {
+		labels.t = st
+		scfg.Streams = labels
+	}
 	if cfg.resolver != nil {
 		scfg.Resolver = cfg.resolver
 	}
 	sw := swarm.New(id, ps, transports, scfg)
 	h := newHost(cfg, id, ps, sw, rm)
+	h.labels = labels
 	h.lim = lim
 	h.rtts = rtts
+	keepDialFailures(h, fails)
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {
@@ -227,7 +235,8 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 			secs = append(secs, t)
 		}
 	}
-	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm}, nil
+	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm,
+		Tracer: cfg.metrics.Upgrader()}, nil
 }
 
 // newTransports builds the chosen transports. Transports hold no resources
