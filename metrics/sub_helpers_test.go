@@ -6,18 +6,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// series names one time series: a metric name and its labels as name,
+// subSeries names one time series: a metric name and its labels as name,
 // value pairs.
-type series struct {
+type subSeries struct {
 	name   string
 	labels []string
 }
 
-func ser(name string, labels ...string) series { return series{name, labels} }
+func ser(name string, labels ...string) subSeries { return subSeries{name, labels} }
 
 // sample returns the value of s in reg: a counter's or gauge's value, a
 // histogram's sample count; ok is false when reg has no such series.
-func sample(t testing.TB, reg *prometheus.Registry, s series) (v float64, ok bool) {
+func sample(t testing.TB, reg *prometheus.Registry, s subSeries) (v float64, ok bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -49,15 +49,4 @@ func sample(t testing.TB, reg *prometheus.Registry, s series) (v float64, ok boo
 		}
 	}
 	return 0, false
-}
-
-// newTestMetrics returns Metrics registered with a fresh registry.
-func newTestMetrics(t testing.TB) (*Metrics, *prometheus.Registry) {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
 }

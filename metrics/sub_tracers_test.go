@@ -23,7 +23,7 @@ var errX = errors.New("x")
 
 // want is a series and its expected value.
 type want struct {
-	s series
+	s subSeries
 	v float64
 }
 
