@@ -2,7 +2,6 @@ package tachyon
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +99,7 @@ func (h *Host) Status() Status {
 		ListenAddrs:     addrStrings(h.Addrs()),
 		AdvertisedAddrs: addrStrings(h.AdvertisedAddrs()),
 		Peers:           []PeerStatus{},
-		DialFailures:    dialFailuresOf(h).list(),
+		DialFailures:    h.dialFails.list(),
 	}
 	byPeer := map[peer.ID]*PeerStatus{}
 	var order []peer.ID
@@ -265,32 +264,4 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// failureRings holds each host's dial failures while the host is open.
-var failureRings struct {
-	mu sync.Mutex
-	m  map[*Host]*dialFailures
-}
-
-// keepDialFailures attaches f to h until h closes.
-func keepDialFailures(h *Host, f *dialFailures) {
-	failureRings.mu.Lock()
-	if failureRings.m == nil {
-		failureRings.m = map[*Host]*dialFailures{}
-	}
-	failureRings.m[h] = f
-	failureRings.mu.Unlock()
-	context.AfterFunc(h.ctx, func() {
-		failureRings.mu.Lock()
-		delete(failureRings.m, h)
-		failureRings.mu.Unlock()
-	})
-}
-
-// dialFailuresOf returns h's ring, or nil once h has closed.
-func dialFailuresOf(h *Host) *dialFailures {
-	failureRings.mu.Lock()
-	defer failureRings.mu.Unlock()
-	return failureRings.m[h]
 }

@@ -132,7 +132,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	h.labels = labels
 	h.lim = lim
 	h.rtts = rtts
-	keepDialFailures(h, fails)
+	h.dialFails = fails
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {
