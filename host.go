@@ -134,7 +134,7 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, r
 		identified: make(map[peer.ID]*identifyCall),
 		connCount:  make(map[peer.ID]int),
 		pushNow:    make(chan struct{}, 1),
-		bus:        event.NewBus(),
+		bus:        event.NewTracedBus(cfg.metrics.EventBus()),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
@@ -146,6 +146,9 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, r
 		c := *cfg.connMgr
 		if c.Log == nil {
 			c.Log = cfg.log.With("component", "connmgr")
+		}
+		if c.Tracer == nil {
+			c.Tracer = cfg.metrics.ConnMgr()
 		}
 		h.cm = connmgr.New(c)
 		h.wg.Add(1)

@@ -371,3 +371,8 @@ func PrometheusRegisterer(r prometheus.Registerer) Option {
 		return nil
 	}
 }
+
+// Metrics returns the host's collectors (PrometheusRegisterer), nil when
+// metrics are off. Commands use it to hand their own protocol runs (perf,
+// the daemon's control requests) the tracers the host's packages use.
+func (h *Host) Metrics() *metrics.Metrics { return h.cfg.metrics }

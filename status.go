@@ -130,12 +130,6 @@ func (h *Host) Status() Status {
 	return st
 }
 
-// streamProtocols is what a connection manager that counts the open
-// streams of each connection per protocol offers.
-type streamProtocols interface {
-	StreamProtocols(c network.Conn) map[protocol.ID]int
-}
-
 // connStatus describes c as of now.
 func (h *Host) connStatus(c network.Conn, now time.Time) ConnStatus {
 	state := c.ConnState()
@@ -160,9 +154,9 @@ func (h *Host) connStatus(c network.Conn, now time.Time) ConnStatus {
 		}
 	}
 	// The connection manager counts the protocols of the streams the host
-	// negotiated; the counting is its own, so it is asked, not duplicated.
-	if sp, ok := any(h.cm).(streamProtocols); ok && h.cm != nil {
-		for id, n := range sp.StreamProtocols(c) {
+	// negotiated (when there is one); it is asked, not duplicated.
+	if h.cm != nil {
+		for id, n := range h.cm.StreamProtocols(c) {
 			if cs.StreamsByProtocol == nil {
 				cs.StreamsByProtocol = map[string]int{}
 			}

@@ -187,6 +187,22 @@ func (m *Manager) StreamOpened(c network.Conn, proto protocol.ID) {
 	ci.protos[proto]++
 }
 
+// StreamProtocols returns the negotiated streams open on c, per protocol
+// (a copy; nil when c is not tracked or has none).
+func (m *Manager) StreamProtocols(c network.Conn) map[protocol.ID]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ci := m.conns[c]
+	if ci == nil || len(ci.protos) == 0 {
+		return nil
+	}
+	out := make(map[protocol.ID]int, len(ci.protos))
+	for p, n := range ci.protos {
+		out[p] = n
+	}
+	return out
+}
+
 // StreamClosed undoes StreamOpened.
 func (m *Manager) StreamClosed(c network.Conn, proto protocol.ID) {
 	m.mu.Lock()
