@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMetricsOverheadRound runs one round of -metrics-overhead and checks
+// that every row got figures, so the mode does not break unseen.
+func TestMetricsOverheadRound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
+	defer g.close()
+	for _, impl := range overheadMembers {
+		for _, sec := range overheadSecs {
+			s, err := newHost(impl, sec, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.servers[serverKey{impl, sec}] = s
+			if err := serve(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, err := g.round(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r) != 3*len(overheadSecs) {
+		t.Errorf("%d rows, want %d: %v", len(r), 3*len(overheadSecs), r)
+	}
+	for row, v := range r {
+		if v[0] <= 0 || v[1] <= 0 {
+			t.Errorf("%s: off %v, on %v: want positive figures", row, v[0], v[1])
+		}
+	}
+	md := overheadMarkdown([]overheadRound{r}, time.Second)
+	for row := range r {
+		if !strings.Contains(md, "| "+row+" |") {
+			t.Errorf("table lacks row %q:\n%s", row, md)
+		}
+	}
+}
