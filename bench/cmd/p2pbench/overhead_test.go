@@ -34,8 +34,8 @@ func TestMetricsOverheadRound(t *testing.T) {
 		t.Errorf("%d rows, want %d: %v", len(r), 3*len(overheadSecs), r)
 	}
 	for row, v := range r {
-		if v[0] <= 0 || v[1] <= 0 {
-			t.Errorf("%s: off %v, on %v: want positive figures", row, v[0], v[1])
+		if v.off <= 0 || v.on <= 0 || v.cpuOff <= 0 || v.cpuOn <= 0 {
+			t.Errorf("%s: %+v: want positive figures", row, v)
 		}
 	}
 	md := overheadMarkdown([]overheadRound{r}, time.Second)
