@@ -7,13 +7,17 @@ import (
 
 	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/otelbridge"
+	"github.com/tachyon-p2p/tachyon/upgrader"
 )
 
-// OpenTelemetryTracing records the host's dials as OpenTelemetry spans of
-// tp: a span "tachyon.dial" per dial (DialPeer, and the direct dials of
-// hole punching and relayed transports) with a child "tachyon.dial.attempt"
-// per address tried (transport, address, outcome, error), built with their
-// real times once the dial ended. otelbridge lists the attributes.
+// OpenTelemetryTracing records the host's dials and handshakes as
+// OpenTelemetry spans of tp: a span "tachyon.dial" per dial (DialPeer, and
+// the direct dials of hole punching and relayed transports) with a child
+// "tachyon.dial.attempt" per address tried (transport, address, outcome,
+// error), built with their real times once the dial ended, and a span
+// "tachyon.handshake" per upgrade of a TCP, WebSocket or relayed
+// connection, inbound and outbound (security, muxer, early muxer, result).
+// docs/metrics.md lists the attributes.
 //
 // A DialTrace option given before this one keeps receiving the traces; one
 // given after it replaces the spans.
@@ -44,4 +48,25 @@ func teeDialTrace(a, b func(*dialrank.Trace)) func(*dialrank.Trace) {
 		a(tr)
 		b(tr)
 	}
+}
+
+// upgraderTracer is what the host's upgraders report to: the metrics, the
+// spans, both, or nothing (a nil interface, never a typed nil).
+func (c *config) upgraderTracer() upgrader.Tracer {
+	m := c.metrics.Upgrader()
+	switch {
+	case c.otel == nil:
+		return m
+	case m == nil:
+		return c.otel
+	}
+	return teeUpgrader{m, c.otel}
+}
+
+// teeUpgrader hands each handshake to both tracers.
+type teeUpgrader [2]upgrader.Tracer
+
+func (t teeUpgrader) HandshakeDone(h upgrader.Handshake) {
+	t[0].HandshakeDone(h)
+	t[1].HandshakeDone(h)
 }

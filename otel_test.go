@@ -3,6 +3,7 @@ package tachyon
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -17,10 +19,13 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/otelbridge"
+	"github.com/tachyon-p2p/tachyon/upgrader"
 )
 
 func TestOpenTelemetryTracingNil(t *testing.T) {
@@ -133,7 +138,7 @@ func TestOpenTelemetryTracing(t *testing.T) {
 
 // TestOpenTelemetryMetrics reads a host's Prometheus registry through
 // otelbridge.MetricProducer after a connection and checks that OpenTelemetry
-// sees every tachyon metric family with the same values.
+// sees every metric family the host registered, with the same values.
 func TestOpenTelemetryMetrics(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -153,7 +158,10 @@ func TestOpenTelemetryMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 
-	// Read both sides back to back; nothing happens on the hosts between.
+	// Close the hosts first: identify runs on after Connect, and the two
+	// readings must see the same values.
+	client.Close()
+	server.Close()
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -162,13 +170,16 @@ func TestOpenTelemetryMetrics(t *testing.T) {
 	if err := reader.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
-	if len(fams) == 0 {
-		t.Skip("package metrics registers no collector yet")
-	}
 	otel := make(map[string]metricdata.Metrics)
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			otel[m.Name] = m
+		}
+	}
+	// These changed in the scenario: the comparison below is not of zeros.
+	for _, name := range []string{"tachyon_connections_opened_total", "tachyon_dials_total", "tachyon_handshake_duration_seconds"} {
+		if !slices.ContainsFunc(fams, func(f *dto.MetricFamily) bool { return f.GetName() == name }) {
+			t.Errorf("%s: not gathered from the host's registry", name)
 		}
 	}
 	for _, f := range fams {
@@ -208,5 +219,70 @@ func TestOpenTelemetryMetrics(t *testing.T) {
 		if got != prom {
 			t.Errorf("%s: %v through OpenTelemetry, %v from Prometheus", f.GetName(), got, prom)
 		}
+	}
+}
+
+// TestUpgraderTracer checks what the host's upgraders report to for each
+// combination of metrics and spans, and that with both a handshake reaches
+// both.
+func TestUpgraderTracer(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(context.Background())
+	reg := prometheus.NewRegistry()
+	cases := []struct {
+		name      string
+		opts      []Option
+		wantNil   bool
+		wantSpan  bool
+		wantCount bool
+	}{
+		{"neither", nil, true, false, false},
+		{"metrics", []Option{PrometheusRegisterer(prometheus.NewRegistry())}, false, false, false},
+		{"spans", []Option{OpenTelemetryTracing(tp)}, false, true, false},
+		{"both", []Option{PrometheusRegisterer(reg), OpenTelemetryTracing(tp)}, false, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			exp.Reset()
+			cfg, err := newConfig(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.promReg != nil {
+				if cfg.metrics, err = metrics.New(cfg.promReg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tr := cfg.upgraderTracer()
+			if (tr == nil) != tc.wantNil {
+				t.Fatalf("upgraderTracer() = %v, want nil %v", tr, tc.wantNil)
+			}
+			if tr == nil {
+				return
+			}
+			tr.HandshakeDone(upgrader.Handshake{Dir: network.DirInbound, Transport: "tcp", Security: Noise,
+				Muxer: "/yamux/1.0.0", Start: time.Now(), Took: time.Millisecond})
+			if got := len(exp.GetSpans()) == 1; got != tc.wantSpan {
+				t.Errorf("one span exported: %v, want %v", got, tc.wantSpan)
+			}
+			if tc.wantCount {
+				fams, err := reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n uint64
+				for _, f := range fams {
+					if f.GetName() == "tachyon_handshake_duration_seconds" {
+						for _, m := range f.GetMetric() {
+							n += m.GetHistogram().GetSampleCount()
+						}
+					}
+				}
+				if n != 1 {
+					t.Errorf("tachyon_handshake_duration_seconds: %d observations, want 1", n)
+				}
+			}
+		})
 	}
 }
