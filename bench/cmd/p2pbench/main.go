@@ -137,7 +137,13 @@ func main() {
 		return
 	}
 	if *overhead {
-		os.Exit(metricsOverhead(*overheadRounds))
+		if *profDir != "" {
+			if err := os.MkdirAll(*profDir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "p2pbench: profile dir:", err)
+				os.Exit(1)
+			}
+		}
+		os.Exit(metricsOverhead(*overheadRounds, *profDir))
 	}
 	if *check != "" || *writeBase != "" {
 		os.Exit(gate(*check, *writeBase, *gateRounds))

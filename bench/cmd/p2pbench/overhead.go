@@ -14,7 +14,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -175,10 +177,27 @@ func (g *overheadRig) round(ctx context.Context, n int) (overheadRound, error) {
 
 // metricsOverhead runs warm-up plus rounds rounds and prints the table. It
 // returns the exit code: 0, or 2 if it could not measure.
-func metricsOverhead(rounds int) int {
+// With profDir set, the whole run is CPU-profiled into
+// profDir/overhead.pprof: the share of samples in the metrics code is a
+// second estimate of its cost, one the machine's load hardly moves.
+func metricsOverhead(rounds int, profDir string) int {
 	start := time.Now()
 	ctx := context.Background()
 	runtime.GOMAXPROCS(gateProcs)
+	if profDir != "" {
+		f, err := os.Create(filepath.Join(profDir, "overhead.pprof"))
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench: profile:", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
 	defer g.close()
 	for _, impl := range overheadMembers {
