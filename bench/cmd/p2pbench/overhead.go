@@ -80,36 +80,31 @@ func (g *overheadRig) close() {
 	}
 }
 
-// reconnect gives every member new, identified upload connections.
-func (g *overheadRig) reconnect(ctx context.Context) error {
-	for k, s := range g.servers {
-		if old := g.clients[k]; old != nil {
-			old.close()
-		}
-		c, err := newHost(k.impl, k.sec, false)
-		if err != nil {
-			delete(g.clients, k)
-			return err
-		}
-		g.clients[k] = c
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = c.connect(cctx, s.ref())
-		if err == nil {
-			waitIdentified(cctx, c, s)
-		}
-		cancel()
-		if err != nil {
-			return fmt.Errorf("overhead: %s/%s: connect: %w", k.impl, k.sec, err)
+// newOverheadRig starts a serving host of each member and stack.
+func newOverheadRig() (*overheadRig, error) {
+	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
+	for _, impl := range overheadMembers {
+		for _, sec := range overheadSecs {
+			s, err := newHost(impl, sec, true)
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.servers[serverKey{impl, sec}] = s
+			if err := serve(s); err != nil {
+				g.close()
+				return nil, err
+			}
 		}
 	}
-	return nil
+	return g, nil
 }
 
 // round measures every row once, the members taking turns in an order
 // that rotates with n.
 func (g *overheadRig) round(ctx context.Context, n int) (overheadRound, error) {
-	if err := g.reconnect(ctx); err != nil {
-		return nil, err
+	if err := reconnectClients(ctx, g.servers, g.clients); err != nil {
+		return nil, fmt.Errorf("overhead: %w", err)
 	}
 	out := make(overheadRound)
 	ms := overheadMembers
@@ -198,22 +193,12 @@ func metricsOverhead(rounds int, profDir string) int {
 			f.Close()
 		}()
 	}
-	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
-	defer g.close()
-	for _, impl := range overheadMembers {
-		for _, sec := range overheadSecs {
-			s, err := newHost(impl, sec, true)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "p2pbench:", err)
-				return 2
-			}
-			g.servers[serverKey{impl, sec}] = s
-			if err := serve(s); err != nil {
-				fmt.Fprintln(os.Stderr, "p2pbench:", err)
-				return 2
-			}
-		}
+	g, err := newOverheadRig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench:", err)
+		return 2
 	}
+	defer g.close()
 	var pool []overheadRound
 	for i := range gateWarmup + rounds {
 		r, err := g.round(ctx, i)

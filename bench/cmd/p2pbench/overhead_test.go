@@ -12,20 +12,11 @@ import (
 func TestMetricsOverheadRound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
-	defer g.close()
-	for _, impl := range overheadMembers {
-		for _, sec := range overheadSecs {
-			s, err := newHost(impl, sec, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.servers[serverKey{impl, sec}] = s
-			if err := serve(s); err != nil {
-				t.Fatal(err)
-			}
-		}
+	g, err := newOverheadRig()
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer g.close()
 	r, err := g.round(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
