@@ -89,6 +89,8 @@ type Host struct {
 	cm    *connmgr.Manager        // nil: no connection manager
 	lim   *limits.Manager         // nil: NoLimits
 	rtts  *dialrank.RTTs          // the dialer's RTT estimates; pings add theirs
+	// dialFails are the last dials that connected nowhere (Status).
+	dialFails *dialFailures
 	// refusals rate-limits the log lines of streams refused by limits.
 	refusals logs.Limiter
 

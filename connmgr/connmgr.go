@@ -41,6 +41,14 @@ type Config struct {
 	SilencePeriod time.Duration
 	// Log receives one line per trim (Info). Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about every trim.
+	Tracer Tracer
+}
+
+// Tracer is told how many connections each trim closed (only trims that
+// closed some). It must not block.
+type Tracer interface {
+	Trimmed(n int)
 }
 
 // Defaults.
@@ -327,6 +335,9 @@ func (m *Manager) TrimOpenConns(ctx context.Context) int {
 		closed++
 	}
 	if closed > 0 {
+		if t := m.cfg.Tracer; t != nil {
+			t.Trimmed(closed)
+		}
 		m.cfg.Log.Info("connection manager trimmed connections", "closed", closed, "low", m.cfg.Low, "high", m.cfg.High)
 	}
 	return closed
