@@ -19,6 +19,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
+	"github.com/tachyon-p2p/tachyon/otelbridge"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
@@ -81,6 +82,7 @@ type config struct {
 	noLimits        bool
 	promReg         prometheus.Registerer   // nil: no metrics
 	metrics         *metrics.Metrics        // built by New from promReg; nil-safe
+	otel            *otelbridge.Tracer      // OpenTelemetryTracing; nil: no spans
 	rm              network.ResourceManager // built by New from the above
 	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
 	publicPrefixes  []netip.Prefix
