@@ -330,10 +330,11 @@ func DialTimeout(d time.Duration) Option {
 // DialTrace calls f with the record of every dial the host makes once it
 // ended: the addresses ranked and skipped (and why), when each attempt
 // started and how it ended. f runs on the dialing goroutine and must not
-// block. For debugging and for tests that count dials.
+// block. For debugging and for tests that count dials. Several DialTrace
+// options (and OpenTelemetryTracing) are all called, in order.
 func DialTrace(f func(*dialrank.Trace)) Option {
 	return func(c *config) error {
-		c.dialTrace = f
+		c.dialTrace = teeDialTrace(c.dialTrace, f)
 		return nil
 	}
 }

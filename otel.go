@@ -19,8 +19,7 @@ import (
 // connection, inbound and outbound (security, muxer, early muxer, result).
 // docs/metrics.md lists the attributes.
 //
-// A DialTrace option given before this one keeps receiving the traces; one
-// given after it replaces the spans.
+// DialTrace options keep receiving the traces, before or after this one.
 //
 // For the metrics, see otelbridge.MetricProducer: it reads the registry
 // given to PrometheusRegisterer.

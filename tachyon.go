@@ -236,7 +236,7 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 		}
 	}
 	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm,
-		Tracer: cfg.metrics.Upgrader()}, nil
+		Tracer: cfg.upgraderTracer()}, nil
 }
 
 // newTransports builds the chosen transports. Transports hold no resources
