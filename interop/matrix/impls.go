@@ -101,14 +101,19 @@ func (e *env) impl(name string) (*impl, error) {
 		return im, nil
 	case name == "js-3" || name == "js-2":
 		dir := filepath.Join(e.repo, "interop/matrix/js", "v"+name[3:])
-		return &impl{Name: name, Version: "js-libp2p " + jsVersion(dir) + " (Node)", dir: dir,
+		im := &impl{Name: name, Version: "js-libp2p " + jsVersion(dir) + " (Node)", dir: dir,
 			argv: []string{"node", "--experimental-websocket", "main.mjs"},
 			lacks: map[string]string{
 				"tls":          "the js peer offers Noise only (js-libp2p's test-plans entry does too)",
 				"quic-v1":      "js-libp2p has no QUIC transport",
 				"webtransport": "js-libp2p in Node has no WebTransport (browser API)",
 			},
-			build: func(ctx context.Context) error { return e.npmCI(ctx, dir) }}, nil
+			build: func(ctx context.Context) error { return e.npmCI(ctx, dir) }}
+		if name == "js-2" {
+			im.lacks["webrtc-direct"] = "the 2.x line's @libp2p/webrtc 5.2 needs @ipshipyard/node-datachannel 0.26, whose install fetches a binary from github.com or builds it with cmake (neither possible here); " +
+				"node-datachannel 0.33 in its place (package.json overrides, so that npm ci works) fails its dials (RTCSessionDescription.sdp is read-only there)"
+		}
+		return im, nil
 	case name == "chromium-js-3":
 		dir := filepath.Join(e.repo, "interop/matrix/js", "v3")
 		return &impl{Name: name, Version: "js-libp2p " + jsVersion(dir) + " (Chromium)", dir: dir,

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&o.compat, "compat", "", "write the tables into this COMPATIBILITY.md between the set's markers (\"\": do not)")
 	fs.StringVar(&o.known, "known", "", "known incompatibilities `file` (default interop/matrix/known.txt)")
 	fs.StringVar(&o.only, "only", "", "run only cells whose \"dialer listener variant\" matches this `regexp` (the others are left out of the results)")
-	fs.IntVar(&o.timeout, "timeout", 15, "test_timeout_seconds given to the peers")
+	fs.IntVar(&o.timeout, "timeout", 20, "test_timeout_seconds given to the peers")
 	fs.BoolVar(&o.netns, "netns", os.Geteuid() == 0, "run the cells in a private network namespace (needs root and unshare)")
 	fs.BoolVar(&o.inNetns, "in-netns", false, "internal: already in the namespace, binaries built")
 	fs.BoolVar(&o.buildOff, "build-only", false, "build every implementation of the set, run nothing")
@@ -162,7 +162,11 @@ func run(ctx context.Context, args []string) (int, error) {
 		return 1, err
 	}
 	defer rd.stop()
-	r := &runner{redis: rd, timeout: o.timeout, ip: "127.0.0.1"}
+	r := &runner{redis: rd, timeout: o.timeout, ip: "127.0.0.1", logs: filepath.Join(o.cache, "logs")}
+	os.RemoveAll(r.logs)
+	if err := os.MkdirAll(r.logs, 0o755); err != nil {
+		return 1, err
+	}
 
 	res := results{Set: o.set, Date: started.UTC().Format("2006-01-02 15:04 UTC"), Go: runtime.Version()}
 	for _, im := range impls {
@@ -210,8 +214,8 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 	}
 	n := res.counts()
-	fmt.Fprintf(os.Stderr, "%d pass, %d fail, %d known, %d unexpected-pass, %d n/a in %.0f s; results in %s\n",
-		n["pass"], n["fail"], n["known"], n["unexpected-pass"], n["n/a"], res.Seconds, o.results)
+	fmt.Fprintf(os.Stderr, "%d pass, %d fail, %d known, %d unexpected-pass, %d n/a in %.0f s; results in %s, failed cells' logs in %s\n",
+		n["pass"], n["fail"], n["known"], n["unexpected-pass"], n["n/a"], res.Seconds, o.results, r.logs)
 	if n["fail"]+n["unexpected-pass"] > 0 {
 		return 1, nil
 	}

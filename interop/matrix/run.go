@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,7 +102,8 @@ func (r *redis) del() error {
 // runner runs cells one at a time.
 type runner struct {
 	redis   *redis
-	timeout int // test_timeout_seconds given to the peers
+	logs    string // failed cells' full stderr go here
+	timeout int    // test_timeout_seconds given to the peers
 	ip      string
 }
 
@@ -180,13 +182,20 @@ func (r *runner) runCell(ctx context.Context, c *cell, d, l *impl) {
 	}
 	<-dp.done
 	res, ok := resultLine(dp.stdout.String())
+	defer func() {
+		if c.Status == "fail" && r.logs != "" {
+			name := strings.ReplaceAll(c.Dialer+"_"+c.Listener+"_"+c.variant().String(), "/", "-")
+			os.WriteFile(filepath.Join(r.logs, name+".log"), []byte("== dialer stdout\n"+dp.stdout.String()+
+				"== dialer stderr\n"+dp.stderr.String()+"== listener stderr\n"+lp.stderr.String()), 0o644)
+		}
+	}()
 	switch {
 	case dp.err == nil && ok:
 		c.Status, c.Handshake, c.Ping = "pass", res.Handshake, res.Ping
 	case ctx.Err() != nil:
 		fail("interrupted")
 	case dp.err != nil:
-		fail("dialer %s: %s; listener: %s", describeExit(dp.err), lastLine(dp.stderr.String()), lastLine(lp.stderr.String()))
+		fail("dialer %s: %s%s", describeExit(dp.err), lastLine(dp.stderr.String()), listenerExit(lp))
 	default:
 		fail("dialer exited 0 without the JSON line; stdout %q", tail(dp.stdout.String(), 200))
 	}
@@ -210,7 +219,21 @@ func resultLine(out string) (res struct {
 	return res, false
 }
 
+// listenerExit says how the listener ended if it did before the dialer
+// (a listener still running has nothing to add).
+func listenerExit(lp *proc) string {
+	select {
+	case <-lp.done:
+		return fmt.Sprintf("; the listener ended first (%s): %s", describeExit(lp.err), lastLine(lp.stderr.String()))
+	default:
+		return ""
+	}
+}
+
 func describeExit(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -225,6 +248,10 @@ func describeExit(err error) string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	l := strings.TrimSpace(lines[len(lines)-1])
+	// A JavaScript stack ends in frames: say the error instead.
+	for i := len(lines) - 1; i >= 0 && strings.HasPrefix(l, "at "); i-- {
+		l = strings.TrimSpace(lines[i])
+	}
 	if l == "" {
 		return "(no output)"
 	}

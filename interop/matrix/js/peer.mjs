@@ -9,7 +9,7 @@ import net from 'node:net'
 const log = (...a) => console.error('[js]', ...a)
 
 // Minimal RESP client: PING, RPUSH and BLPOP are all the contract needs.
-function redis (addr) {
+export function redis (addr) {
   const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
   const sock = net.connect({ host, port })
   let buf = Buffer.alloc(0)
