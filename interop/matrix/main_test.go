@@ -142,3 +142,11 @@ func FuzzParseKnown(f *testing.F) {
 		judge(&c, ks)
 	})
 }
+
+func TestOneLine(t *testing.T) {
+	in := "dialer exit 1: connecting to /ip4/127.0.0.1/udp/4/quic-v1/webtransport/certhash/uEiA/p2p/12D3KooWHshzCcWnbqGvv4kLdCxNs47d9dobpW9UGmvmttTopL1Y: swarm: dialing 12D3KooWHshzCcWnbqGvv4kLdCxNs47d9dobpW9UGmvmttTopL1Y:\n  server didn't enable it"
+	want := "dialer exit 1: connecting to ADDR: swarm: dialing PEER: server didn't enable it"
+	if got := oneLine(in); got != want {
+		t.Fatalf("got %q", got)
+	}
+}

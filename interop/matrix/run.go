@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -255,13 +256,24 @@ func lastLine(s string) string {
 	if l == "" {
 		return "(no output)"
 	}
+	l = oneLine(l)
 	if len(l) > 300 {
 		l = l[:300] + "…"
 	}
 	return l
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// Multiaddrs and peer IDs differ in every cell; a reason without them
+// reads better and groups into one note.
+var (
+	maddrRE  = regexp.MustCompile(`/ip[46]/[^\s:;,)]+`)
+	peerIDRE = regexp.MustCompile(`\b(12D3KooW|Qm)[1-9A-HJ-NP-Za-km-z]{40,}`)
+)
+
+func oneLine(s string) string {
+	s = peerIDRE.ReplaceAllString(maddrRE.ReplaceAllString(s, "ADDR"), "PEER")
+	return strings.Join(strings.Fields(s), " ")
+}
 
 // enterNetns re-runs this program in a private network namespace holding
 // lo and a veth pair with a 198.18.0.0/15 address (see the shared recipe:
