@@ -50,6 +50,7 @@ type options struct {
 	netns    bool
 	inNetns  bool
 	buildOff bool
+	rejudge  bool
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.BoolVar(&o.netns, "netns", os.Geteuid() == 0, "run the cells in a private network namespace (needs root and unshare)")
 	fs.BoolVar(&o.inNetns, "in-netns", false, "internal: already in the namespace, binaries built")
 	fs.BoolVar(&o.buildOff, "build-only", false, "build every implementation of the set, run nothing")
+	fs.BoolVar(&o.rejudge, "rejudge", false, "run nothing: judge the -results file's cells again against -known and rewrite it and the tables")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -100,6 +102,20 @@ func run(ctx context.Context, args []string) (int, error) {
 	f.Close()
 	if err != nil {
 		return 2, err
+	}
+	if o.rejudge {
+		b, err := os.ReadFile(o.results)
+		if err != nil {
+			return 2, err
+		}
+		var res results
+		if err := json.Unmarshal(b, &res); err != nil {
+			return 2, fmt.Errorf("%s: %w", o.results, err)
+		}
+		for i := range res.Cells {
+			judge(&res.Cells[i], ks)
+		}
+		return finish(&res, o, "")
 	}
 	var impls []*impl
 	for _, n := range names {
@@ -188,7 +204,8 @@ func run(ctx context.Context, args []string) (int, error) {
 				case l.why(v, false) != "":
 					c.Status, c.Reason = "n/a", l.Name+": "+l.why(v, false)
 				case failedBuilds[d.Name] != "" || failedBuilds[l.Name] != "":
-					c.Status, c.Reason = "fail", "build failed"
+					c.Outcome, c.Detail = "fail", "build failed"
+					judge(&c, ks)
 				default:
 					r.runCell(ctx, &c, d, l)
 					judge(&c, ks)
@@ -201,6 +218,12 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 	}
 	res.Seconds = time.Since(started).Round(time.Second).Seconds()
+	return finish(&res, o, r.logs)
+}
+
+// finish writes the results and the tables and says whether the run
+// failed.
+func finish(res *results, o options, logs string) (int, error) {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return 1, err
@@ -209,13 +232,16 @@ func run(ctx context.Context, args []string) (int, error) {
 		return 1, err
 	}
 	if o.compat != "" {
-		if err := writeSection(o.compat, o.set, res.markdown()); err != nil {
+		if err := writeSection(o.compat, res.Set, res.markdown()); err != nil {
 			return 1, err
 		}
 	}
 	n := res.counts()
-	fmt.Fprintf(os.Stderr, "%d pass, %d fail, %d known, %d unexpected-pass, %d n/a in %.0f s; results in %s, failed cells' logs in %s\n",
-		n["pass"], n["fail"], n["known"], n["unexpected-pass"], n["n/a"], res.Seconds, o.results, r.logs)
+	fmt.Fprintf(os.Stderr, "%d pass, %d fail, %d known, %d unexpected-pass, %d n/a in %.0f s; results in %s\n",
+		n["pass"], n["fail"], n["known"], n["unexpected-pass"], n["n/a"], res.Seconds, o.results)
+	if logs != "" && n["fail"] > 0 {
+		fmt.Fprintf(os.Stderr, "failed cells' logs in %s\n", logs)
+	}
 	if n["fail"]+n["unexpected-pass"] > 0 {
 		return 1, nil
 	}

@@ -44,7 +44,7 @@ func TestJudge(t *testing.T) {
 		{"tachyon", "js-3", "ws", "noise", "fail", "fail"},
 		{"tachyon", "tachyon", "tcp", "noise", "pass", "pass"},
 	} {
-		c := cell{Dialer: tc.d, Listener: tc.l, Transport: tc.tr, Security: tc.sec, Status: tc.status, Reason: "x"}
+		c := cell{Dialer: tc.d, Listener: tc.l, Transport: tc.tr, Security: tc.sec, Outcome: tc.status, Detail: "x"}
 		if tc.sec != "" {
 			c.Muxer = "yamux"
 		}
@@ -138,7 +138,7 @@ func FuzzParseKnown(f *testing.F) {
 		if err != nil {
 			return
 		}
-		c := cell{Dialer: "a", Listener: "b", Transport: "tcp", Security: "noise", Muxer: "yamux", Status: "pass"}
+		c := cell{Dialer: "a", Listener: "b", Transport: "tcp", Security: "noise", Muxer: "yamux", Outcome: "pass"}
 		judge(&c, ks)
 	})
 }

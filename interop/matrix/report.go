@@ -51,13 +51,16 @@ func (k *known) matches(c *cell) bool {
 // judge turns a run cell's pass/fail into its verdict against the list: a
 // listed cell must fail and an unlisted one must pass.
 func judge(c *cell, ks []known) {
+	if c.Outcome == "" { // not applicable: never run
+		return
+	}
+	c.Status, c.Reason = c.Outcome, c.Detail
 	i := slices.IndexFunc(ks, func(k known) bool { return k.matches(c) })
 	switch {
 	case i < 0:
-		return
-	case c.Status == "fail":
-		c.Status, c.Reason = "known", ks[i].Reason+" (failed: "+c.Reason+")"
-	case c.Status == "pass":
+	case c.Outcome == "fail":
+		c.Status, c.Reason = "known", ks[i].Reason+" (failed: "+c.Detail+")"
+	default:
 		c.Status, c.Reason = "unexpected-pass", fmt.Sprintf("listed as incompatible (known.txt line %d: %s) but passed", ks[i].line, ks[i].Reason)
 	}
 }

@@ -20,13 +20,17 @@ import (
 
 // cell is one dialer x listener x variant of the matrix.
 type cell struct {
-	Dialer    string  `json:"dialer"`
-	Listener  string  `json:"listener"`
-	Transport string  `json:"transport"`
-	Security  string  `json:"security,omitempty"`
-	Muxer     string  `json:"muxer,omitempty"`
-	Status    string  `json:"status"` // pass, fail, known, unexpected-pass, n/a
-	Reason    string  `json:"reason,omitempty"`
+	Dialer    string `json:"dialer"`
+	Listener  string `json:"listener"`
+	Transport string `json:"transport"`
+	Security  string `json:"security,omitempty"`
+	Muxer     string `json:"muxer,omitempty"`
+	Status    string `json:"status"` // pass, fail, known, unexpected-pass, n/a
+	Reason    string `json:"reason,omitempty"`
+	// Outcome and Detail are what running the cell gave (pass or fail, and
+	// the failure); Status and Reason are that judged against known.txt.
+	Outcome   string  `json:"outcome,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
 	Handshake float64 `json:"handshakePlusOneRTTMillis,omitempty"`
 	Ping      float64 `json:"pingRTTMilllis,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"` // wall time of the cell
@@ -146,7 +150,7 @@ func (p *proc) kill() {
 func (r *runner) runCell(ctx context.Context, c *cell, d, l *impl) {
 	start := time.Now()
 	defer func() { c.Seconds = time.Since(start).Round(time.Millisecond).Seconds() }()
-	fail := func(format string, args ...any) { c.Status, c.Reason = "fail", oneLine(fmt.Sprintf(format, args...)) }
+	fail := func(format string, args ...any) { c.Outcome, c.Detail = "fail", oneLine(fmt.Sprintf(format, args...)) }
 	if err := r.redis.del(); err != nil {
 		fail("redis: %v", err)
 		return
@@ -184,7 +188,7 @@ func (r *runner) runCell(ctx context.Context, c *cell, d, l *impl) {
 	<-dp.done
 	res, ok := resultLine(dp.stdout.String())
 	defer func() {
-		if c.Status == "fail" && r.logs != "" {
+		if c.Outcome == "fail" && r.logs != "" {
 			name := strings.ReplaceAll(c.Dialer+"_"+c.Listener+"_"+c.variant().String(), "/", "-")
 			os.WriteFile(filepath.Join(r.logs, name+".log"), []byte("== dialer stdout\n"+dp.stdout.String()+
 				"== dialer stderr\n"+dp.stderr.String()+"== listener stderr\n"+lp.stderr.String()), 0o644)
@@ -192,7 +196,7 @@ func (r *runner) runCell(ctx context.Context, c *cell, d, l *impl) {
 	}()
 	switch {
 	case dp.err == nil && ok:
-		c.Status, c.Handshake, c.Ping = "pass", res.Handshake, res.Ping
+		c.Outcome, c.Handshake, c.Ping = "pass", res.Handshake, res.Ping
 	case ctx.Err() != nil:
 		fail("interrupted")
 	case dp.err != nil:
