@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -318,9 +319,15 @@ func readRESP(r *bufio.Reader, depth int) ([]string, error) {
 	return nil, fmt.Errorf("unknown reply type %q", s[0])
 }
 
-// cmdTransportInterop is the CLI entry: no flags, the environment only.
+// cmdTransportInterop is the CLI entry: no flags and no arguments (-h
+// prints the usage), the environment only.
 func cmdTransportInterop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
+	fs := flag.NewFlagSet("transport-interop", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageError{error: err, fs: fs}
+	}
+	if fs.NArg() > 0 {
 		return usagef("takes no arguments: it is configured by the environment (transport, muxer, security, is_dialer, ip, redis_addr, test_timeout_seconds)")
 	}
 	err := transportInterop(ctx, os.Getenv, stdout, stderr)

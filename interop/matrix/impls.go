@@ -188,21 +188,25 @@ func (e *env) buildGoPeer(ctx context.Context, v, out string) error {
 
 // adapterMain is the main package the pinned old commit gets: today's
 // contract driver (cmd/tachyon/interop.go, copied beside it) needs only
-// these two names of cmd/tachyon.
+// these two names of cmd/tachyon (usageError as main.go has it).
 const adapterMain = `package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-type usageError struct{ error }
+type usageError struct {
+	error
+	fs *flag.FlagSet
+}
 
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+func usagef(format string, args ...any) error { return usageError{error: fmt.Errorf(format, args...)} }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
