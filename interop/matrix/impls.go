@@ -142,7 +142,8 @@ func (e *env) run(ctx context.Context, dir string, extra []string, name string, 
 }
 
 // buildGoPeer generates the version's module from interop/matrix/gopeer
-// (same .go files, a go.mod naming the version) and builds it with the
+// (same .go files but webrtc.go before v0.33, a go.mod naming the
+// version) and builds it with the
 // toolchain that version needs: go1.25.0 up to v0.45 (their QUIC listeners
 // panic with Go 1.26's crypto/tls: quic-go's "where's my session ticket?",
 // fixed in the quic-go of v0.46), the machine's Go from v0.46.
@@ -157,6 +158,12 @@ func (e *env) buildGoPeer(ctx context.Context, v, out string) error {
 		return err
 	}
 	for _, f := range files {
+		if filepath.Base(f) == "webrtc.go" && semverLess(v, "v0.33.0") {
+			// Not even behind a build tag: go mod tidy reads every file and
+			// would upgrade go-libp2p to find the package.
+			os.Remove(filepath.Join(dir, "webrtc.go"))
+			continue
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
@@ -179,11 +186,7 @@ func (e *env) buildGoPeer(ctx context.Context, v, out string) error {
 			return err
 		}
 	}
-	tags := ""
-	if !semverLess(v, "v0.33.0") {
-		tags = "webrtc"
-	}
-	return e.run(ctx, dir, toolchain, "go", "build", "-tags", tags, "-o", out, ".")
+	return e.run(ctx, dir, toolchain, "go", "build", "-o", out, ".")
 }
 
 // adapterMain is the main package the pinned old commit gets: today's

@@ -51,6 +51,7 @@ type options struct {
 	inNetns  bool
 	buildOff bool
 	rejudge  bool
+	merge    string
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.BoolVar(&o.netns, "netns", os.Geteuid() == 0, "run the cells in a private network namespace (needs root and unshare)")
 	fs.BoolVar(&o.inNetns, "in-netns", false, "internal: already in the namespace, binaries built")
 	fs.BoolVar(&o.buildOff, "build-only", false, "build every implementation of the set, run nothing")
+	fs.StringVar(&o.merge, "merge", "", "with -rejudge: first put the cells of this results `file` (a partial run's) in place of the same cells")
 	fs.BoolVar(&o.rejudge, "rejudge", false, "run nothing: judge the -results file's cells again against -known and rewrite it and the tables")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -111,6 +113,17 @@ func run(ctx context.Context, args []string) (int, error) {
 		var res results
 		if err := json.Unmarshal(b, &res); err != nil {
 			return 2, fmt.Errorf("%s: %w", o.results, err)
+		}
+		if o.merge != "" {
+			b, err := os.ReadFile(o.merge)
+			if err != nil {
+				return 2, err
+			}
+			var part results
+			if err := json.Unmarshal(b, &part); err != nil {
+				return 2, fmt.Errorf("%s: %w", o.merge, err)
+			}
+			res = merge(res, part, ks)
 		}
 		for i := range res.Cells {
 			judge(&res.Cells[i], ks)
@@ -218,6 +231,15 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 	}
 	res.Seconds = time.Since(started).Round(time.Second).Seconds()
+	if o.only != "" {
+		// A partial run updates the cells it ran in the last results.
+		if b, err := os.ReadFile(o.results); err == nil {
+			var last results
+			if json.Unmarshal(b, &last) == nil && last.Set == res.Set {
+				res = merge(last, res, ks)
+			}
+		}
+	}
 	return finish(&res, o, r.logs)
 }
 
@@ -246,4 +268,33 @@ func finish(res *results, o options, logs string) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// merge puts the cells of a partial run in place of the same cells of the
+// last results, and its implementations' build errors too; the date and
+// duration stay the last full run's.
+func merge(last, part results, ks []known) results {
+	key := func(c *cell) string { return c.Dialer + " " + c.Listener + " " + c.variant().String() }
+	idx := map[string]int{}
+	for i := range last.Cells {
+		idx[key(&last.Cells[i])] = i
+	}
+	for _, c := range part.Cells {
+		if i, ok := idx[key(&c)]; ok {
+			last.Cells[i] = c
+		} else {
+			last.Cells = append(last.Cells, c)
+		}
+	}
+	for _, im := range part.Impls {
+		for i := range last.Impls {
+			if last.Impls[i].Name == im.Name {
+				last.Impls[i] = im
+			}
+		}
+	}
+	for i := range last.Cells {
+		judge(&last.Cells[i], ks)
+	}
+	return last
 }

@@ -2,8 +2,8 @@
 // test-plans transport-interop peer (configuration from the environment,
 // Redis "listenerAddr" rendezvous, one JSON line from the dialer). The matrix
 // runner generates one module per go-libp2p version from this directory:
-// only go.mod changes, and webrtc.go joins (build tag "webrtc") from v0.33,
-// the first version with WebRTC-direct. Keep to go-libp2p API that exists
+// only go.mod changes, and webrtc.go joins from v0.33, the first version
+// with WebRTC-direct. Keep to go-libp2p API that exists
 // in every version the matrix builds (v0.30 on).
 package main
 
