@@ -39,15 +39,16 @@ func TestHelp(t *testing.T) {
 		cmd   string
 		flags []string
 	}{
-		{"node", []string{"-listen MADDR", "-key FILE", "-tls-cert FILE", "-tls-key FILE", "-perf", "-echo", "-debug-addr HOST:PORT", "-log-level LEVEL", "(default warn)"}},
+		{"node", []string{"-listen MADDR", "-key FILE", "-tls-cert FILE", "-tls-key FILE", "-perf", "-echo", "-debug-addr HOST:PORT", "-metrics HOST:PORT", "-log-level LEVEL", "(default warn)"}},
 		{"ping", []string{"-n N", "-i duration", "-timeout duration", "-log-level LEVEL", "(default 5)", "(default 10s)"}},
 		{"id", []string{"-timeout duration", "-log-level LEVEL"}},
 		{"rtt", []string{"-n N", "-timeout duration", "-v", "-log-level LEVEL"}},
 		{"dial", []string{"-n N", "-timeout duration", "-same-host", "-v", "-log-level LEVEL"}},
 		{"perf", []string{"-run-server", "-server-address ADDR", "-transport NAME", "-upload-bytes N", "-download-bytes N", "-security string", "-log-level LEVEL"}},
 		{"demo", []string{"-pings int", "-log-level LEVEL"}},
-		{"daemon", []string{"-listen string", "-hostAddrs string", "-id string", "-muxer string", "-log-level LEVEL"}},
+		{"daemon", []string{"-listen string", "-hostAddrs string", "-id string", "-muxer string", "-metricsAddr string", "-log-level LEVEL"}},
 		{"punch", []string{"-listen MADDR", "-timeout duration", "-holepunch-private-addrs", "-holepunch-public-prefixes CIDRs", "-transport NAME", "-log-level LEVEL", "(default 1m0s)"}},
+		{"transport-interop", nil},
 		{"version", nil},
 	}
 	if len(cases) != len(commands) {

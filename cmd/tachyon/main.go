@@ -8,6 +8,7 @@
 //	tachyon perf --run-server [flags]                       perf server
 //	tachyon demo [flags]                                    two nodes, every transport and security
 //	tachyon daemon [p2pd flags]                             p2pd control protocol
+//	tachyon transport-interop                               test-plans transport-interop peer (environment variables)
 //	tachyon version                                         print the version
 //
 // Every command lists its flags with -h.
