@@ -28,6 +28,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/limits"
+	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/reachability"
 	"github.com/tachyon-p2p/tachyon/swarm"
@@ -139,6 +140,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	for _, n := range nodes {
 		n.SetStreamHandler(echoID, echo, tachyon.AllowLimitedConns())
 	}
+	r.SetStreamHandler(perf.ID, perf.Handle)
 	r.SetStreamHandler(holdID, func(s network.Stream) {
 		io.Copy(io.Discard, s)
 		s.Close()
@@ -204,6 +206,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 			}
 			continue
 		}
+		t.Logf("%s: %d series", pt, len(res))
 		if allNaN(res) {
 			if why, ok := allowedNaN[key]; ok {
 				t.Logf("%s: NaN only, allowed: %s", pt, why)
@@ -301,6 +304,12 @@ func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
 	}
 	if _, err := a.IdentifyWait(ctx, r.ID()); err != nil {
 		t.Fatal(err)
+	}
+	// A perf run, both ways.
+	if s, err := a.NewStream(network.WithEagerNegotiation(ctx), r.ID(), perf.ID); err != nil {
+		t.Fatalf("perf stream: %v", err)
+	} else if _, err := perf.Run(ctx, s, 256<<10, 256<<10, nil); err != nil {
+		t.Fatalf("perf run: %v", err)
 	}
 	// A protocol added while connected: R pushes identify to A.
 	r.SetStreamHandler(pushID, echo)
