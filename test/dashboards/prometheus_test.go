@@ -1,7 +1,6 @@
 package dashboards
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,12 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tachyon-p2p/tachyon/internal/testproc"
 )
 
 // serveMetrics serves reg's /metrics on a loopback port until the test ends
@@ -49,26 +49,6 @@ func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
 type promServer struct {
 	base   string // http://127.0.0.1:port
 	client *http.Client
-	log    *lockedBuffer
-}
-
-// lockedBuffer collects the child's output; the exec package copies into it
-// from its own goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // freePort returns a loopback port nobody listens on right now. Prometheus
@@ -108,27 +88,28 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := &promServer{base: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, log: &lockedBuffer{}}
+	p := &promServer{base: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}}
 	cmd := exec.Command(bin,
 		"--config.file="+confPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
+	dieWithTest(cmd)
+	proc, err := testproc.Start("prometheus", cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		proc.Wait(context.Background())
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		proc.Stop() // SIGKILL by its PID
 		<-exited
 		if t.Failed() {
-			t.Logf("prometheus output:\n%s", p.log.String())
+			t.Logf("%s", proc.Output(40))
 		}
 	})
 	for {
@@ -141,9 +122,9 @@ scrape_configs:
 		}
 		select {
 		case <-exited:
-			t.Fatalf("prometheus exited before it was ready:\n%s", p.log.String())
+			t.Fatalf("prometheus exited before it was ready:\n%s", proc.Output(40))
 		case <-ctx.Done():
-			t.Fatalf("prometheus not ready at %s: %v\n%s", addr, ctx.Err(), p.log.String())
+			t.Fatalf("prometheus not ready at %s: %v\n%s", addr, ctx.Err(), proc.Output(40))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

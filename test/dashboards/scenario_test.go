@@ -21,12 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tachyon-p2p/tachyon"
-	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/internal/streamtest"
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/protocol/perf"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
@@ -335,10 +335,10 @@ func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
 
 	// Failed dials: a port nobody listens on, and R's address under
 	// another peer's ID.
-	if err := a.Connect(ctx, peer.AddrInfo{ID: randomPeer(t), Addrs: []ma.Multiaddr{closedTCPAddr(t)}}); err == nil {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, "nobody"), Addrs: []ma.Multiaddr{closedTCPAddr(t)}}); err == nil {
 		t.Fatal("a dial to a closed port succeeded")
 	}
-	if err := a.Connect(ctx, peer.AddrInfo{ID: randomPeer(t), Addrs: []ma.Multiaddr{pick(t, r.Addrs(), "/ip4/127.0.0.1/tcp/", "")}}); err == nil {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, "impostor"), Addrs: []ma.Multiaddr{pick(t, r.Addrs(), "/ip4/127.0.0.1/tcp/", "")}}); err == nil {
 		t.Fatal("a dial of R under another peer ID succeeded")
 	}
 
@@ -435,19 +435,6 @@ func pick(t *testing.T, addrs []ma.Multiaddr, prefix, suffix string) ma.Multiadd
 	}
 	t.Fatalf("no address %s<port>%s among %v", prefix, suffix, addrs)
 	return nil
-}
-
-func randomPeer(t *testing.T) peer.ID {
-	t.Helper()
-	k, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // closedTCPAddr is a loopback TCP address nobody listens on.
