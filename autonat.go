@@ -76,6 +76,8 @@ type autoNAT struct {
 	threshold int
 	// witnesses are outside IPs seen on sockets we do not listen on.
 	witnesses ipWitnesses
+	// cover opens connections in families too few observers report.
+	cover familyCover
 }
 
 // ipWitnesses are the outside IPs peers report on connections made from
@@ -303,6 +305,7 @@ func (h *Host) addrsLoop() {
 				reach.Recheck()
 			}
 			reach.SetAddrs(h.candidates())
+			h.coverFamilies()
 			if h.rsv != nil {
 				h.rsv.SetActive(len(reach.Addrs(reachability.Public)) == 0)
 			}
@@ -379,34 +382,7 @@ func (h *Host) candidates() []ma.Multiaddr {
 // connections vouch for gives way to one that an open connection reports,
 // in its family: the NAT moved.
 func (h *Host) outsideIPs() []ma.Component {
-	groups := h.an.witnesses.groups()
-	live := map[netip.Addr]bool{}
-	for ip := range groups {
-		live[ip] = true // witnesses are open connections
-	}
-	for _, ls := range h.an.obs.Status() {
-		if ls.EndpointDependent {
-			continue
-		}
-		for _, e := range ls.Endpoints {
-			x, err := manet.ToIP(e.Addr)
-			if err != nil {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(x)
-			if !ok {
-				continue
-			}
-			ip = ip.Unmap()
-			if groups[ip] == nil {
-				groups[ip] = map[netip.Prefix]bool{}
-			}
-			for _, o := range e.Observers {
-				groups[ip][o.Group] = true
-				live[ip] = live[ip] || o.Expires.IsZero()
-			}
-		}
-	}
+	groups, live := h.observedIPGroups(false)
 	var kept []netip.Addr
 	liveFamily := map[bool]bool{}
 	need := min(h.an.threshold, guessGroups)
@@ -432,6 +408,43 @@ func (h *Host) outsideIPs() []ma.Component {
 		}
 	}
 	return out
+}
+
+// observedIPGroups returns, per outside IP that peers report for us, the
+// observer groups that report it, and whether an open connection (rather
+// than only closed ones) vouches for it. Sockets whose NAT looks
+// endpoint-dependent (their ports mean nothing) count only with
+// dependent.
+func (h *Host) observedIPGroups(dependent bool) (groups map[netip.Addr]map[netip.Prefix]bool, live map[netip.Addr]bool) {
+	groups = h.an.witnesses.groups()
+	live = map[netip.Addr]bool{}
+	for ip := range groups {
+		live[ip] = true // witnesses are open connections
+	}
+	for _, ls := range h.an.obs.Status() {
+		if ls.EndpointDependent && !dependent {
+			continue
+		}
+		for _, e := range ls.Endpoints {
+			x, err := manet.ToIP(e.Addr)
+			if err != nil {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(x)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if groups[ip] == nil {
+				groups[ip] = map[netip.Prefix]bool{}
+			}
+			for _, o := range e.Observers {
+				groups[ip][o.Group] = true
+				live[ip] = live[ip] || o.Expires.IsZero()
+			}
+		}
+	}
+	return groups, live
 }
 
 // guessGroups is how many observer groups make an outside IP a candidate

@@ -13,6 +13,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/tachyon-p2p/tachyon/connmgr"
+	"github.com/tachyon-p2p/tachyon/core/circuit"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
@@ -21,10 +22,14 @@ import (
 	"github.com/tachyon-p2p/tachyon/event"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 	"github.com/tachyon-p2p/tachyon/limits"
+	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv1"
+	"github.com/tachyon-p2p/tachyon/protocol/autonatv2"
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
+	"github.com/tachyon-p2p/tachyon/protocol/ping"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
 	"github.com/tachyon-p2p/tachyon/reachability"
 	"github.com/tachyon-p2p/tachyon/swarm"
@@ -105,6 +110,7 @@ type Host struct {
 	an             *autoNAT                 // observed addresses, reachability, AutoNAT servers
 	webrtc         *webrtc.PrivateTransport // nil: no /webrtc
 	advertised     []ma.Multiaddr           // AdvertisedAddrs last announced; under mu
+	labels         *protoLabels             // the protocols stream metrics name
 }
 
 // identifyCall is the identify exchange run on a peer's first connection.
@@ -333,6 +339,9 @@ func (h *Host) SetStreamHandler(id protocol.ID, handler StreamHandler, opts ...H
 	}
 	if err := h.mux.AddHandler(id, e); err != nil {
 		return fmt.Errorf("tachyon: SetStreamHandler: %w", err)
+	}
+	if h.labels != nil {
+		h.labels.serve(id)
 	}
 	if !had {
 		h.bus.Emit(event.EvtLocalProtocolsUpdated{Added: []protocol.ID{id}})
@@ -625,3 +634,53 @@ func (h *Host) disconnected(c *swarm.Conn) {
 		}
 	}
 }
+
+// tachyonProtocols are the protocols tachyon speaks itself: stream metrics
+// name them whether or not this host serves them.
+var tachyonProtocols = map[protocol.ID]bool{
+	identify.ID: true, identify.PushID: true, ping.ID: true, holepunch.ID: true,
+	circuit.HopID: true, circuit.StopID: true, autonatv1.ID: true,
+	autonatv2.DialRequestID: true, autonatv2.DialBackID: true,
+	"/perf/1.0.0": true, webrtc.SignalingProtocol: true,
+}
+
+// protoLabels is the host's swarm.StreamTracer: it hands the metrics'
+// tracer protocols from a bounded set, those the host ever served and
+// tachyon's own, and metrics.ProtoOther for the rest.
+type protoLabels struct {
+	t      swarm.StreamTracer // nil: metrics are off
+	mu     sync.RWMutex
+	served map[protocol.ID]bool
+}
+
+// serve adds id to the protocols named.
+func (l *protoLabels) serve(id protocol.ID) {
+	if l.t == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.served == nil {
+		l.served = make(map[protocol.ID]bool)
+	}
+	l.served[id] = true
+}
+
+func (l *protoLabels) label(id protocol.ID) protocol.ID {
+	if id == "" || tachyonProtocols[id] {
+		return id
+	}
+	l.mu.RLock()
+	ok := l.served[id]
+	l.mu.RUnlock()
+	if ok {
+		return id
+	}
+	return metrics.ProtoOther
+}
+
+func (l *protoLabels) StreamOpened(dir network.Direction, id protocol.ID) swarm.StreamMeter {
+	return l.t.StreamOpened(dir, l.label(id))
+}
+
+func (l *protoLabels) NegotiationFailed(dir network.Direction) { l.t.NegotiationFailed(dir) }

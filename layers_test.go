@@ -27,6 +27,8 @@ func TestImportLayers(t *testing.T) {
 			return 2
 		case p == "swarm":
 			return 3
+		case p == "metrics":
+			return 4
 		case p == "", p == "daemon":
 			return 5
 		default: // commands, tests, the testbed

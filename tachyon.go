@@ -116,12 +116,18 @@ func New(opts ...Option) (_ *Host, err error) {
 	}
 	rtts := dialrank.NewRTTs(nil)
 	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm"),
-		RTTs: rtts, DialTrace: cfg.dialTrace}
+		RTTs: rtts, DialTrace: cfg.dialTrace, Tracer: cfg.metrics.Swarm()}
+	labels := &protoLabels{}
+	if st := cfg.metrics.Streams(); st != nil {
+		labels.t = st
+		scfg.Streams = labels
+	}
 	if cfg.resolver != nil {
 		scfg.Resolver = cfg.resolver
 	}
 	sw := swarm.New(id, ps, transports, scfg)
 	h := newHost(cfg, id, ps, sw, rm)
+	h.labels = labels
 	h.lim = lim
 	h.rtts = rtts
 	h.relayed = rt
@@ -226,7 +232,8 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 			secs = append(secs, t)
 		}
 	}
-	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm}, nil
+	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm,
+		Tracer: cfg.metrics.Upgrader()}, nil
 }
 
 // newTransports builds the chosen transports. Transports hold no resources

@@ -24,8 +24,12 @@ type Metrics struct {
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{conn: newConnMetrics(), sub: newSubsystemMetrics()}
 	cs := append(m.conn.collectors(), m.sub.collectors()...)
-	for _, c := range cs {
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
+			// Leave reg as it was: a caller may retry with another one.
+			for _, r := range cs[:i] {
+				reg.Unregister(r)
+			}
 			return nil, fmt.Errorf("metrics: registering collector: %w", err)
 		}
 	}

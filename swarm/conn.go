@@ -26,6 +26,11 @@ type Conn struct {
 	closeErr  error
 	closed    atomic.Bool // Close was called
 	streams   atomic.Int64
+	// metered holds the streams with a meter to end when the connection
+	// ends (Config.Streams set), so the streams gauge falls with the
+	// connection even for streams nobody closed.
+	smu     sync.Mutex
+	metered map[*Stream]struct{}
 }
 
 // ID is unique among the swarm's connections.
@@ -85,7 +90,32 @@ func (c *Conn) NewStream(ctx context.Context) (*Stream, error) {
 
 func (c *Conn) wrap(ms network.MuxedStream, dir network.Direction) *Stream {
 	c.streams.Add(1)
-	return &Stream{MuxedStream: ms, conn: c, dir: dir}
+	s := &Stream{MuxedStream: ms, conn: c, dir: dir}
+	if c.s.cfg.Streams != nil {
+		c.smu.Lock()
+		if c.metered == nil {
+			c.metered = make(map[*Stream]struct{})
+		}
+		c.metered[s] = struct{}{}
+		c.smu.Unlock()
+	}
+	return s
+}
+
+// endMeters ends the meters of the streams still open when the connection
+// ended.
+func (c *Conn) endMeters() {
+	t := c.s.cfg.Streams
+	if t == nil {
+		return
+	}
+	c.smu.Lock()
+	left := c.metered
+	c.metered = nil
+	c.smu.Unlock()
+	for s := range left {
+		s.endMeter(t)
+	}
 }
 
 // acceptStreams runs for the life of the connection and hands every inbound
@@ -93,6 +123,7 @@ func (c *Conn) wrap(ms network.MuxedStream, dir network.Direction) *Stream {
 func (c *Conn) acceptStreams() {
 	defer c.s.wg.Done()
 	defer c.s.removeConn(c)
+	defer c.endMeters()
 	defer c.Close()
 	for {
 		ms, err := c.tc.AcceptStream()
@@ -128,6 +159,14 @@ type Stream struct {
 	ended    atomic.Bool // Close or Reset was called
 	onDone   func()      // set once before use by SetOnDone; run at most once
 	ahead    []byte      // read by ReadAhead, returned first by Read
+	// meter gets the stream's byte counts once SetProtocol opened it
+	// (Config.Streams). in is Read's alone and out Write's alone, so
+	// neither needs an atomic; mmu orders SetProtocol's write of meter with
+	// done's read, which may come from another goroutine (a Reset).
+	meter     StreamMeter
+	in, out   uint64
+	mmu       sync.Mutex
+	meterDone bool // done ran: SetProtocol opens no meter any more
 }
 
 var _ network.Stream = (*Stream)(nil)
@@ -145,8 +184,20 @@ func (s *Stream) Protocol() protocol.ID {
 	return ""
 }
 
-// SetProtocol records the negotiated protocol.
-func (s *Stream) SetProtocol(p protocol.ID) { s.proto.Store(&p) }
+// SetProtocol records the negotiated protocol. Call it before the stream
+// is in use by another goroutine. With Config.Streams set, it opens the
+// stream's meter under p (the first protocol set wins); a stream that ends
+// without one counts under protocol "".
+func (s *Stream) SetProtocol(p protocol.ID) {
+	s.proto.Store(&p)
+	if t := s.conn.s.cfg.Streams; t != nil {
+		s.mmu.Lock()
+		if s.meter == nil && !s.meterDone {
+			s.meter = t.StreamOpened(s.dir, p)
+		}
+		s.mmu.Unlock()
+	}
+}
 
 func (s *Stream) LocalPeer() peer.ID            { return s.conn.LocalPeer() }
 func (s *Stream) RemotePeer() peer.ID           { return s.conn.RemotePeer() }
@@ -159,9 +210,44 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if len(s.ahead) > 0 {
 		n := copy(p, s.ahead)
 		s.ahead = s.ahead[n:]
+		s.countIn(n, nil)
 		return n, nil
 	}
-	return s.MuxedStream.Read(p)
+	n, err := s.MuxedStream.Read(p)
+	s.countIn(n, err)
+	return n, err
+}
+
+// countIn counts bytes read; they reach the meter every meterFlush bytes
+// and when a Read fails (EOF included), which is when a reader stops.
+func (s *Stream) countIn(n int, err error) {
+	s.in += uint64(n)
+	if s.meter != nil && (s.in >= meterFlush || err != nil && s.in > 0) {
+		s.meter.AddBytes(s.in, 0)
+		s.in = 0
+	}
+}
+
+// Write writes to the muxer, counting the bytes for the meter.
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.MuxedStream.Write(p)
+	s.out += uint64(n)
+	if s.meter != nil && (s.out >= meterFlush || err != nil) {
+		s.flushOut()
+	}
+	return n, err
+}
+
+// flushOut hands the bytes written to the meter. Write calls it, and so
+// do Close and CloseWrite: the writer's own calls, ordered after its
+// Writes as with a net.Conn. Bytes are thus counted every 64 KiB, when a
+// Read or Write fails (EOF included), and on Close and CloseWrite; those
+// of a reader that stopped before EOF, or written before a Reset, are not.
+func (s *Stream) flushOut() {
+	if s.meter != nil && s.out > 0 {
+		s.meter.AddBytes(0, s.out)
+		s.out = 0
+	}
 }
 
 // readAheadSize fits a multistream header, a proposal and the start of a
@@ -207,7 +293,32 @@ func (s *Stream) done() {
 		if s.onDone != nil {
 			s.onDone()
 		}
+		if t := s.conn.s.cfg.Streams; t != nil {
+			s.endMeter(t)
+		}
 	})
+}
+
+// endMeter closes the stream's meter, once; a stream that never got a protocol
+// is counted now, as opened and closed under "", and as a failed
+// negotiation.
+func (s *Stream) endMeter(t StreamTracer) {
+	s.mmu.Lock()
+	m, ended := s.meter, s.meterDone
+	s.meterDone = true
+	s.mmu.Unlock()
+	if ended {
+		return // the connection ended first
+	}
+	c := s.conn
+	c.smu.Lock()
+	delete(c.metered, s)
+	c.smu.Unlock()
+	if m == nil {
+		t.NegotiationFailed(s.dir)
+		m = t.StreamOpened(s.dir, "")
+	}
+	m.StreamClosed()
 }
 
 // SetOnDone makes f run once when the stream is closed or reset, or when
@@ -230,8 +341,16 @@ func (s *Stream) finish() {
 
 // Close closes both directions of the stream.
 func (s *Stream) Close() error {
+	s.flushOut()
 	s.done()
 	return s.MuxedStream.Close()
+}
+
+// CloseWrite half-closes the stream: the peer reads EOF after what was
+// written.
+func (s *Stream) CloseWrite() error {
+	s.flushOut()
+	return s.MuxedStream.CloseWrite()
 }
 
 // Reset aborts the stream.

@@ -286,7 +286,11 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 	}
 	addrs, names := split()
 	if len(addrs) == 0 && len(names) == 0 {
-		return nil, &DialError{Peer: p, Cause: ErrNoAddresses}
+		err := &DialError{Peer: p, Cause: ErrNoAddresses}
+		if t := s.cfg.Tracer; t != nil {
+			t.DialEnded(DialEnd{Peer: p, Start: time.Now(), Err: err})
+		}
+		return nil, err
 	}
 	run := &dialRun{s: s, p: p, known: make(map[string]bool)}
 	run.plan(time.Now(), addrs, 0)
@@ -541,7 +545,15 @@ func (r *dialRun) finish(err error) {
 func (s *Swarm) learn(tr *dialrank.Trace, now time.Time, err error) {
 	tr.Done(now, err)
 	s.cfg.RTTs.Learn(tr)
+	t := s.cfg.Tracer
+	var before dialrank.BlackHoleView
+	if t != nil {
+		before = s.cfg.BlackHoles.View()
+	}
 	s.cfg.BlackHoles.Learn(tr)
+	if t != nil {
+		s.traceDial(t, tr, before)
+	}
 	s.backoffs.learn(tr)
 	if s.cfg.DialTrace != nil {
 		s.cfg.DialTrace(tr)

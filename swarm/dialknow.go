@@ -116,6 +116,12 @@ func (c *prefixes) get(now time.Time) []netip.Prefix {
 	return c.cached
 }
 
+// machinePrefixes is shared by the swarms of a process: they are in the
+// same network namespace, and a new host's first dial should not pay a
+// netlink dump of the interfaces (tens of microseconds, a sixth of a
+// loopback connection's setup) that another host made a moment ago.
+var machinePrefixes = &prefixes{resolve: interfacePrefixes}
+
 // interfacePrefixes returns the prefixes of this machine's (this network
 // namespace's) interfaces.
 func interfacePrefixes() []netip.Prefix {

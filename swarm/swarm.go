@@ -81,6 +81,11 @@ type Config struct {
 	DialTrace func(*dialrank.Trace)
 	// Resolver resolves DNS addresses before dialing. Nil: system DNS.
 	Resolver Resolver
+	// Tracer hears of connections and dials (metrics, trace spans). Nil:
+	// off.
+	Tracer Tracer
+	// Streams counts streams by protocol, and their bytes. Nil: off.
+	Streams StreamTracer
 
 	// Gater, if set, decides which connections are made and kept.
 	Gater network.ConnectionGater
@@ -114,8 +119,8 @@ type Swarm struct {
 	listeners []network.Listener
 	dials     map[dialKey]*dial
 
-	backoffs backoffs // per address, after failed dials
-	prefixes prefixes // our networks, cached
+	backoffs backoffs  // per address, after failed dials
+	prefixes *prefixes // our networks, cached (machinePrefixes unless Config.LocalPrefixes)
 }
 
 // dialKey identifies a shared dial: a dial for a direct connection (with a
@@ -148,9 +153,9 @@ func New(local peer.ID, ps *peerstore.Peerstore, transports []network.Transport,
 	if s.cfg.BlackHoles == nil {
 		s.cfg.BlackHoles = dialrank.NewBlackHoles(nil)
 	}
-	s.prefixes.resolve = interfacePrefixes
+	s.prefixes = machinePrefixes
 	if s.cfg.LocalPrefixes != nil {
-		s.prefixes.resolve = s.cfg.LocalPrefixes
+		s.prefixes = &prefixes{resolve: s.cfg.LocalPrefixes}
 	}
 	s.cfg.Log = logs.Or(s.cfg.Log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -370,6 +375,9 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	if tc.Direction() == network.DirOutbound {
 		s.ps.AddAddrs(p, []ma.Multiaddr{tc.RemoteMultiaddr()}, peerstore.ConnectedAddrTTL)
 	}
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnOpened(c.info())
+	}
 	s.notify(func(n Notifiee) { n.Connected(c) })
 	go c.acceptStreams()
 	return c, nil
@@ -394,6 +402,9 @@ func (s *Swarm) removeConn(c *Conn) {
 	// RecentlyConnectedAddrTTL.
 	s.ps.Disconnected(p)
 	s.mu.Unlock()
+	if t := s.cfg.Tracer; t != nil {
+		t.ConnClosed(c.info(), time.Since(c.opened))
+	}
 	s.notify(func(n Notifiee) { n.Disconnected(c) })
 }
 

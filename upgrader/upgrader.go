@@ -60,6 +60,8 @@ type Upgrader struct {
 	// one is closed. The connection's scope goes to the muxer and is closed
 	// with the connection, or when the upgrade fails after it was opened.
 	Resources network.ResourceManager
+	// Tracer hears of every upgrade and how it ended. Nil: off.
+	Tracer Tracer
 }
 
 // Upgrade secures and multiplexes raw. For outbound connections remote must
@@ -70,7 +72,15 @@ type Upgrader struct {
 // runs in the role it names (see Roles in the package doc).
 func (u *Upgrader) Upgrade(ctx context.Context, raw net.Conn, dir network.Direction, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
 	client := isClient(ctx, dir)
-	tc, err := u.upgrade(ctx, raw, dir, client, remote, laddr, raddr)
+	var hs *Handshake
+	if u.Tracer != nil {
+		hs = &Handshake{Dir: dir, Transport: u.Transport, Peer: remote, RemoteAddr: raddr, Start: time.Now()}
+	}
+	tc, err := u.upgrade(ctx, raw, dir, client, remote, laddr, raddr, hs)
+	if hs != nil {
+		hs.Took, hs.Err = time.Since(hs.Start), err
+		u.Tracer.HandshakeDone(*hs)
+	}
 	if err != nil {
 		raw.Close()
 		switch {
@@ -97,7 +107,9 @@ func isClient(ctx context.Context, dir network.Direction) bool {
 	return true
 }
 
-func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, client bool, remote peer.ID, laddr, raddr ma.Multiaddr) (network.TransportConn, error) {
+// upgrade does the work of Upgrade, noting in hs (when not nil) what it
+// chose as it goes.
+func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direction, client bool, remote peer.ID, laddr, raddr ma.Multiaddr, hs *Handshake) (network.TransportConn, error) {
 	if len(u.Security) == 0 {
 		return nil, ErrNoSecurity
 	}
@@ -123,6 +135,9 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	sec, pc, err := u.negotiateSecurity(raw, client, raddr)
 	if err != nil {
 		return nil, fmt.Errorf("negotiating security: %w", err)
+	}
+	if hs != nil {
+		hs.Security = sec.ID()
 	}
 	var sconn network.SecureConn
 	if client {
@@ -153,10 +168,17 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 			scope.Close()
 		}
 	}
+	early := sconn.ConnState().Muxer != ""
+	if hs != nil {
+		hs.Peer, hs.EarlyMuxer = sconn.RemotePeer(), early
+	}
 	mux, err := u.negotiateMuxer(sconn, client)
 	if err != nil {
 		fail()
 		return nil, fmt.Errorf("negotiating the muxer with %s: %w", sconn.RemotePeer(), err)
+	}
+	if hs != nil {
+		hs.Muxer = mux.ID()
 	}
 	if !stop() {
 		// ctx fired after the handshake finished: the deadline was clobbered.
@@ -171,6 +193,7 @@ func (u *Upgrader) upgrade(ctx context.Context, raw net.Conn, dir network.Direct
 	}
 	st := sconn.ConnState()
 	st.Muxer = mux.ID()
+	st.EarlyMuxer = early
 	st.Transport = u.Transport
 	return &conn{MuxedConn: mc, sec: sconn, scope: scope, state: st, dir: dir, laddr: laddr, raddr: raddr}, nil
 }

@@ -56,6 +56,10 @@ type ConnState struct {
 	// stream_muxers extension); it is empty when multistream-select must
 	// still negotiate it.
 	Muxer protocol.ID
+	// EarlyMuxer is set when the muxer was agreed inside the security
+	// handshake (package upgrader sets it), saving multistream-select's
+	// round trip.
+	EarlyMuxer bool
 	// Limited is set on a relayed connection, which the relay may cut after
 	// little data or time: only protocols that allow limited connections
 	// run on it (ping, identify, hole punching, WebRTC signalling).

@@ -189,6 +189,11 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 			switch {
 			case res.readv == 0:
 				t.Errorf("%s: the new outside address was not advertised (or the old one still was) %s after the change", c, 3*readvMax)
+			case res.readv > readvMax && full && c.servers != tachyonImpl:
+				// Timing goals are tachyon's (client and servers); with go
+				// servers the old address waits for go's dial-back timeout.
+				t.Logf("tabulated, not a goal (go-libp2p servers: the old address stays advertised until two of their "+
+					"dial-backs to it time out): %s: re-advertised %s after the outside address changed", c, fmtDur(res.readv))
 			case res.readv > readvMax && !full:
 				t.Logf("GOAL MISSED (known limit: nothing tells the client of the change until a server connection is re-made "+
 					"and identify reports the new address; the old address then stays advertised until two servers' dial-backs "+
