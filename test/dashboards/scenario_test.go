@@ -159,9 +159,14 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	// rise from.
 	prom.waitScrapes(ctx, t, len(nodes), 1, promStart)
 
-	runScenario(ctx, t, r, a, b)
-	end := time.Now()
-	prom.waitScrapes(ctx, t, len(nodes), 2, end)
+	// Two rounds with a scrape between them: a series is born at its first
+	// event, so a rate (and a quantile) moves only once the second round
+	// adds to a value Prometheus has seen.
+	sc := newScenario(t, r, a, b)
+	for round := 1; round <= 2; round++ {
+		sc.round(ctx, t, round)
+		prom.waitScrapes(ctx, t, len(nodes), 2, time.Now())
+	}
 
 	// Panels use Grafana's variables: the window covers the whole run.
 	window := fmt.Sprintf("%ds", int(time.Since(promStart).Seconds())+30)
@@ -262,17 +267,33 @@ func allNaN(res []sample) bool {
 	return true
 }
 
-// runScenario makes every panel have data: connections over every
-// transport (opened and closed), streams, bytes, pings, identify and its
-// push, a refused protocol, failed dials, a stream the limits refuse, a
-// relay reservation and a circuit, hole punching, AutoNAT.
-func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
-	t.Helper()
-	punched := event.Subscribe[event.EvtHolePunch](b.EventBus(), 16)
-	defer punched.Close()
-	reach := event.Subscribe[event.EvtAddrReachability](a.EventBus(), 16)
-	defer reach.Close()
+// scenario makes every panel have data: connections over every transport
+// (opened and closed), streams, bytes, pings, perf, identify and its push,
+// a refused protocol, failed dials, a stream the limits refuse, a relay
+// reservation and circuits, hole punching, AutoNAT.
+type scenario struct {
+	r, a, b *node
+	punched *event.TypedSubscription[event.EvtHolePunch]
+	reach   *event.TypedSubscription[event.EvtAddrReachability]
+}
 
+func newScenario(t *testing.T, r, a, b *node) *scenario {
+	sc := &scenario{
+		r: r, a: a, b: b,
+		punched: event.Subscribe[event.EvtHolePunch](b.EventBus(), 16),
+		reach:   event.Subscribe[event.EvtAddrReachability](a.EventBus(), 16),
+	}
+	t.Cleanup(func() {
+		sc.punched.Close()
+		sc.reach.Close()
+	})
+	return sc
+}
+
+// round runs the scenario once; the second round repeats the first but
+// for what happens once (the reservation, the reachability verdict).
+func (sc *scenario) round(ctx context.Context, t *testing.T, n int) {
+	r, a, b := sc.r, sc.a, sc.b
 	// A to R over each transport in turn; each connection carries pings
 	// and an echo stream, then closes (connection lifetimes).
 	for _, tc := range []struct{ prefix, suffix string }{
@@ -312,7 +333,7 @@ func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
 		t.Fatalf("perf run: %v", err)
 	}
 	// A protocol added while connected: R pushes identify to A.
-	r.SetStreamHandler(pushID, echo)
+	r.SetStreamHandler(protocol.ID(fmt.Sprintf("%s/%d", pushID, n)), echo)
 	// A protocol nobody serves: negotiation fails on both ends.
 	if s, err := a.NewStream(network.WithEagerNegotiation(ctx), r.ID(), nopeID); err == nil {
 		s.Reset()
@@ -335,15 +356,16 @@ func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
 
 	// Failed dials: a port nobody listens on, and R's address under
 	// another peer's ID.
-	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, "nobody"), Addrs: []ma.Multiaddr{closedTCPAddr(t)}}); err == nil {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, fmt.Sprintf("nobody %d", n)), Addrs: []ma.Multiaddr{closedTCPAddr(t)}}); err == nil {
 		t.Fatal("a dial to a closed port succeeded")
 	}
-	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, "impostor"), Addrs: []ma.Multiaddr{pick(t, r.Addrs(), "/ip4/127.0.0.1/tcp/", "")}}); err == nil {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: streamtest.PeerID(t, fmt.Sprintf("impostor %d", n)), Addrs: []ma.Multiaddr{pick(t, r.Addrs(), "/ip4/127.0.0.1/tcp/", "")}}); err == nil {
 		t.Fatal("a dial of R under another peer ID succeeded")
 	}
 
-	// B's reservation on R, then A reaches B through R.
+	// A reaches B through R (B's reservation), B punches through to A.
 	circuit := waitRelayAddr(ctx, t, b.Host)
+	a.Peerstore().ClearAddrs(b.ID())
 	a.Peerstore().AddAddrs(b.ID(), []ma.Multiaddr{circuit}, time.Hour)
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
 		t.Fatalf("A to B through R: %v", err)
@@ -354,26 +376,26 @@ func runScenario(ctx context.Context, t *testing.T, r, a, b *node) {
 	if err := echoOnce(network.WithAllowLimitedConn(ctx, "test"), a.Host, b.ID(), 16<<10); err != nil {
 		t.Fatalf("echo through R: %v", err)
 	}
-	// B accepted a relayed connection: it leads DCUtR towards A.
 	select {
-	case e := <-punched.Out():
-		t.Logf("hole punch: attempt %d success %v transport %s reason %s", e.Attempt, e.Success, e.Transport, e.Reason)
+	case e := <-sc.punched.Out():
+		t.Logf("round %d: hole punch attempt %d: success %v, transport %q, reason %q", n, e.Attempt, e.Success, e.Transport, e.Reason)
 	case <-ctx.Done():
 		t.Fatalf("no hole punch attempt by B: %v", ctx.Err())
 	}
-	// End the circuit: its duration is observed.
-	for _, c := range a.Network().ConnsToPeer(b.ID()) {
-		if swarm.IsRelayAddr(c.RemoteMultiaddr()) {
-			c.Close()
-		}
+	// End the circuit (its duration is observed) and the direct
+	// connection: the next round starts over.
+	if err := a.ClosePeer(b.ID()); err != nil {
+		t.Fatalf("closing A-B: %v", err)
 	}
 
-	// A has two AutoNAT servers now (R, and B over the direct
-	// connection); wait for a verdict, bounded.
+	if n > 1 {
+		return
+	}
+	// A has AutoNAT servers R and B: wait for a verdict, bounded.
 	vctx, vcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer vcancel()
 	select {
-	case e := <-reach.Out():
+	case e := <-sc.reach.Out():
 		t.Logf("reachability of %s: %s -> %s", e.Addr, e.From, e.To)
 	case <-vctx.Done():
 		t.Logf("no reachability verdict for A within 20 s; table %+v", a.ReachabilityTable())
