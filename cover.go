@@ -34,6 +34,12 @@ const (
 	// a family that does not work here costs a few dials per period.
 	coverRetry   = 10 * time.Minute
 	coverTimeout = 10 * time.Second
+	// coverPause is the wait in a family after an observation connection
+	// failed, doubled after each failure (up to coverPauseMax) and cleared
+	// by a success: a family that does not work here (IPv6 listed but not
+	// routed) costs a few dials an hour.
+	coverPause    = 30 * time.Second
+	coverPauseMax = time.Hour
 )
 
 // familyCover remembers the observation connections tried.
@@ -41,6 +47,15 @@ type familyCover struct {
 	mu      sync.Mutex
 	tried   map[coverKey]time.Time
 	running int
+	next    [2]time.Time     // per family (index 1: IPv4): no dial before
+	pause   [2]time.Duration // per family: the wait after the next failure
+}
+
+func famIndex(v4 bool) int {
+	if v4 {
+		return 1
+	}
+	return 0
 }
 
 type coverKey struct {
@@ -210,6 +225,11 @@ func (h *Host) coverFamilies() {
 			delete(cv.tried, k)
 		}
 	}
+	for _, v4 := range []bool{false, true} {
+		if now.Before(cv.next[famIndex(v4)]) {
+			delete(listen, v4) // paused after failures
+		}
+	}
 	for _, d := range coverPlan(listen, heard, peers, func(k coverKey) time.Time { return cv.tried[k] }, now) {
 		if cv.running >= 2*guessGroups {
 			break
@@ -232,15 +252,29 @@ func (h *Host) coverDial(d coverDial) {
 	}()
 	ctx, cancel := context.WithTimeout(h.ctx, coverTimeout)
 	defer cancel()
+	err := h.observeOver(ctx, d)
+	cv := &h.an.cover
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	i := famIndex(d.v4)
+	if err == nil {
+		cv.pause[i], cv.next[i] = 0, time.Time{}
+		return
+	}
+	h.log.Debug("observation connection failed", "peer", d.p, "ipv4", d.v4, "err", err)
+	cv.pause[i] = min(max(2*cv.pause[i], coverPause), coverPauseMax)
+	cv.next[i] = time.Now().Add(cv.pause[i])
+}
+
+func (h *Host) observeOver(ctx context.Context, d coverDial) error {
 	c, err := h.swarm.DialDirect(ctx, d.p, d.addrs)
 	if err != nil {
-		h.log.Debug("observation connection failed", "peer", d.p, "ipv4", d.v4, "err", err)
-		return
+		return err
 	}
 	res, err := h.runIdentify(ctx, c)
 	if err != nil {
-		h.log.Debug("identify over an observation connection failed", "peer", d.p, "err", err)
-		return
+		return err
 	}
 	h.recordObserved(c, res.Message.ObservedAddr)
+	return nil
 }

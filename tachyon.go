@@ -115,8 +115,9 @@ func New(opts ...Option) (_ *Host, err error) {
 		ps = peerstore.New()
 	}
 	rtts := dialrank.NewRTTs(nil)
+	fails := new(dialFailures) // Status's recent dial failures
 	scfg := &swarm.Config{DialTimeout: cfg.dialTimeout, Gater: cfg.gater, Log: cfg.log.With("component", "swarm"),
-		RTTs: rtts, DialTrace: cfg.dialTrace, Tracer: cfg.metrics.Swarm()}
+		RTTs: rtts, DialTrace: fails.hook(cfg.dialTrace), Tracer: cfg.metrics.Swarm()}
 	labels := &protoLabels{}
 	if st := cfg.metrics.Streams(); st != nil {
 		labels.t = st
@@ -130,6 +131,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	h.labels = labels
 	h.lim = lim
 	h.rtts = rtts
+	keepDialFailures(h, fails)
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {

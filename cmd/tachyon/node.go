@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -51,6 +52,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	noAutoNATService := fl.Bool("no-autonat-service", false, "check this node's addresses, but do not dial others back for their AutoNAT requests")
 	obsThreshold := fl.Int("observed-addr-threshold", 0, "how many observer networks (/24, /48) must report an address peers see this node at before it is checked and advertised (default 4)")
 	debugAddr := fl.String("debug-addr", "", "`HOST:PORT` to serve GET /debug/stats (JSON: goroutines, live heap, connections, peerstore size) and /debug/pprof/ on; keep it on loopback")
+	metricsAddr := fl.String("metrics", "", "`HOST:PORT` to serve Prometheus /metrics, /api/status (JSON) and a live status page at / on (a bare PORT listens on 127.0.0.1; keep it on loopback)")
 	logLvl := addLogLevel(fl)
 	if pos, err := parseInterspersed(fl, args); err != nil {
 		return err
@@ -179,6 +181,16 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			ObservedAddrs: obsaddr.Config{ActivationThreshold: *obsThreshold},
 		}))
 	}
+	var reg *prometheus.Registry
+	if *metricsAddr != "" {
+		a, err := metricsListenAddr(*metricsAddr)
+		if err != nil {
+			return err
+		}
+		*metricsAddr = a
+		reg = newMetricsRegistry()
+		opts = append(opts, tachyon.PrometheusRegisterer(reg))
+	}
 	h, err := tachyon.New(opts...)
 	if err != nil {
 		return listenHint(err)
@@ -201,6 +213,14 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	for _, a := range h.FullAddrs() {
 		fmt.Fprintln(stdout, a)
+	}
+	if reg != nil {
+		wait, err := serveStatus(ctx, *metricsAddr, h, reg, stdout, stderr)
+		if err != nil {
+			h.Close()
+			return err
+		}
+		defer wait()
 	}
 	if *stunAddr != "" {
 		srv, err := stun.Listen(*stunAddr, &stun.Config{Log: logLvl.logger(stderr)})
