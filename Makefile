@@ -102,3 +102,23 @@ WEBRTCNAT_TABLE ?= /tmp/webrtcnat-table.md
 webrtcnat:
 	test -d interop/js/node_modules/@libp2p/webrtc || (cd interop/js && npm ci --no-audit --no-fund)
 	TACHYON_WEBRTCNAT_FULL=1 TACHYON_WEBRTCNAT_TABLE=$(WEBRTCNAT_TABLE) $(GO) test -count=1 -timeout 30m -v -run TestWebRTCNAT ./test/webrtcnat
+
+# The transport-interop matrix without docker (interop/matrix/README.md):
+# native peers speaking the test-plans transport-interop contract through
+# one redis-server. The slice (CI: tachyon HEAD and its pinned old commit,
+# go-libp2p v0.51, v0.45, v0.36, js-libp2p 3.x in Node, every transport
+# they share, both directions) and the full run (every go-libp2p version,
+# js-libp2p 2.x, Chromium) each write interop/matrix/results-SET.json and
+# their section of COMPATIBILITY.md (MATRIX_COMPAT= to leave it alone;
+# MATRIX_RESULTS=FILE puts the JSON elsewhere).
+# Unexpected failures and passes fail the target. Built peers are cached in
+# MATRIX_CACHE (go-libp2p's cold builds take minutes each).
+MATRIX_COMPAT ?= COMPATIBILITY.md
+MATRIX_CACHE ?= $(HOME)/.cache/tachyon-interop-matrix
+MATRIX_RESULTS ?=
+.PHONY: interop-slice interop-full
+interop-slice:
+	$(GO) run ./interop/matrix -set slice -cache $(MATRIX_CACHE) -compat "$(MATRIX_COMPAT)" -results "$(MATRIX_RESULTS)"
+
+interop-full:
+	$(GO) run ./interop/matrix -set full -cache $(MATRIX_CACHE) -compat "$(MATRIX_COMPAT)" -results "$(MATRIX_RESULTS)"

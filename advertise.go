@@ -110,3 +110,10 @@ func (h *Host) advertisedTo(remote ma.Multiaddr) []ma.Multiaddr {
 // addresses. Peers on its LAN, or on the same machine, are also told its
 // private or loopback addresses.
 func (h *Host) AdvertisedAddrs() []ma.Multiaddr { return h.advertisedTo(nil) }
+
+// traceAdvertised tells the metrics, if on, what the host advertises.
+func (h *Host) traceAdvertised() {
+	if t := h.cfg.metrics.Advertised(); t != nil {
+		t.Advertised(h.AdvertisedAddrs())
+	}
+}

@@ -206,11 +206,17 @@ func (h *Host) startAutoNATParts(cfg AutoNATConfig) error {
 		if scfg.Log == nil {
 			scfg.Log = h.log.With("component", "autonat-server")
 		}
+		if scfg.Tracer == nil {
+			scfg.Tracer = h.cfg.metrics.AutoNATv2()
+		}
 		an.server = autonatv2.NewServer(natServerHost{d}, scfg)
 		v1cfg := cfg.ServerV1
 		v1cfg.PublicPrefixes = append(slices.Clone(v1cfg.PublicPrefixes), h.cfg.publicPrefixes...)
 		if v1cfg.Log == nil {
 			v1cfg.Log = h.log.With("component", "autonat-v1")
+		}
+		if v1cfg.Tracer == nil {
+			v1cfg.Tracer = h.cfg.metrics.AutoNATv1()
 		}
 		an.v1 = autonatv1.New(natV1Host{d}, v1cfg)
 		if err := h.SetStreamHandler(autonatv2.DialRequestID, an.server.HandleDialRequest); err != nil {
@@ -226,6 +232,9 @@ func (h *Host) startAutoNATParts(cfg AutoNATConfig) error {
 	ccfg := cfg.Client
 	if ccfg.Log == nil {
 		ccfg.Log = h.log.With("component", "autonat-client")
+	}
+	if ccfg.Tracer == nil {
+		ccfg.Tracer = h.cfg.metrics.AutoNATv2()
 	}
 	an.client = autonatv2.NewClient(h, ccfg)
 	if err := h.SetStreamHandler(autonatv2.DialBackID, an.client.HandleDialBack); err != nil {
@@ -247,6 +256,9 @@ func (h *Host) startAutoNATParts(cfg AutoNATConfig) error {
 	}
 	if rcfg.Log == nil {
 		rcfg.Log = h.log.With("component", "reachability")
+	}
+	if rcfg.Tracer == nil {
+		rcfg.Tracer = h.cfg.metrics.Reachability()
 	}
 	an.reach = reachability.New(natProber{h}, rcfg)
 	h.wg.Add(1)
@@ -312,6 +324,7 @@ func (h *Host) addrsLoop() {
 		}
 		observed = now
 		h.addrsChanged()
+		h.traceAdvertised()
 		var timerC <-chan time.Time
 		if next := h.an.obs.NextExpiry(); !next.IsZero() {
 			timer = time.NewTimer(max(time.Until(next), 0) + time.Millisecond)

@@ -140,6 +140,9 @@ func (h *Host) startHolePunching() error {
 	if cfg.Log == nil {
 		cfg.Log = h.log.With("component", "holepunch")
 	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = h.cfg.metrics.HolePunch()
+	}
 	h.hp = holepunch.New(hpHost{h}, cfg)
 	return h.SetStreamHandler(holepunch.ID, h.hp.HandleStream, AllowLimitedConns())
 }

@@ -89,6 +89,8 @@ type Host struct {
 	cm    *connmgr.Manager        // nil: no connection manager
 	lim   *limits.Manager         // nil: NoLimits
 	rtts  *dialrank.RTTs          // the dialer's RTT estimates; pings add theirs
+	// dialFails are the last dials that connected nowhere (Status).
+	dialFails *dialFailures
 	// refusals rate-limits the log lines of streams refused by limits.
 	refusals logs.Limiter
 
@@ -132,7 +134,7 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, r
 		identified: make(map[peer.ID]*identifyCall),
 		connCount:  make(map[peer.ID]int),
 		pushNow:    make(chan struct{}, 1),
-		bus:        event.NewBus(),
+		bus:        event.NewTracedBus(cfg.metrics.EventBus()),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(1)
@@ -144,6 +146,9 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, r
 		c := *cfg.connMgr
 		if c.Log == nil {
 			c.Log = cfg.log.With("component", "connmgr")
+		}
+		if c.Tracer == nil {
+			c.Tracer = cfg.metrics.ConnMgr()
 		}
 		h.cm = connmgr.New(c)
 		h.wg.Add(1)

@@ -27,7 +27,7 @@ func TestImportLayers(t *testing.T) {
 			return 2
 		case p == "swarm":
 			return 3
-		case p == "metrics":
+		case p == "metrics", p == "otelbridge":
 			return 4
 		case p == "", p == "daemon":
 			return 5

@@ -19,6 +19,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/limits"
 	"github.com/tachyon-p2p/tachyon/metrics"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
+	"github.com/tachyon-p2p/tachyon/otelbridge"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/holepunch"
 	"github.com/tachyon-p2p/tachyon/protocol/relay"
@@ -81,6 +82,7 @@ type config struct {
 	noLimits        bool
 	promReg         prometheus.Registerer   // nil: no metrics
 	metrics         *metrics.Metrics        // built by New from promReg; nil-safe
+	otel            *otelbridge.Tracer      // OpenTelemetryTracing; nil: no spans
 	rm              network.ResourceManager // built by New from the above
 	noPortReuse     bool                    // TCP dials from ephemeral ports (the dial-back dialer)
 	publicPrefixes  []netip.Prefix
@@ -328,10 +330,11 @@ func DialTimeout(d time.Duration) Option {
 // DialTrace calls f with the record of every dial the host makes once it
 // ended: the addresses ranked and skipped (and why), when each attempt
 // started and how it ended. f runs on the dialing goroutine and must not
-// block. For debugging and for tests that count dials.
+// block. For debugging and for tests that count dials. Several DialTrace
+// options (and OpenTelemetryTracing) are all called, in order.
 func DialTrace(f func(*dialrank.Trace)) Option {
 	return func(c *config) error {
-		c.dialTrace = f
+		c.dialTrace = teeDialTrace(c.dialTrace, f)
 		return nil
 	}
 }
@@ -371,3 +374,8 @@ func PrometheusRegisterer(r prometheus.Registerer) Option {
 		return nil
 	}
 }
+
+// Metrics returns the host's collectors (PrometheusRegisterer), nil when
+// metrics are off. Commands use it to hand their own protocol runs (perf,
+// the daemon's control requests) the tracers the host's packages use.
+func (h *Host) Metrics() *metrics.Metrics { return h.cfg.metrics }

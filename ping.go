@@ -107,7 +107,7 @@ func (ps *pingStream) ping(ctx context.Context, h *Host, p peer.ID, timeout time
 		ps.s = s
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	rtt, err := ping.Once(pctx, ps.s)
+	rtt, err := ping.OnceTraced(pctx, ps.s, h.cfg.metrics.Ping())
 	cancel()
 	if c := ps.s.Conn(); err == nil && h.rtts != nil && !c.ConnState().Limited {
 		// The dialer paces its attempts by the RTTs it knows.

@@ -88,7 +88,11 @@ func (h *Host) startRelayService() error {
 	if h.cfg.relayService == nil {
 		return nil
 	}
-	h.relaySvc = relay.New(h, *h.cfg.relayService, h.log.With("component", "relay"))
+	cfg := *h.cfg.relayService
+	if cfg.Tracer == nil {
+		cfg.Tracer = h.cfg.metrics.RelayService()
+	}
+	h.relaySvc = relay.New(h, cfg, h.log.With("component", "relay"))
 	return h.SetStreamHandler(circuit.HopID, h.relaySvc.HandleHop)
 }
 
@@ -125,6 +129,7 @@ func (h *Host) startRelayClient() error {
 		Want:     h.cfg.relayReservations,
 		OnChange: h.reservationsChanged,
 		Log:      h.log.With("component", "relay-client"),
+		Tracer:   h.cfg.metrics.RelayClient(),
 	})
 	h.rsv.SetActive(h.cfg.reachability != network.ReachabilityPublic)
 	h.wg.Add(1)
@@ -161,6 +166,7 @@ func (h *Host) reservationsChanged() {
 		}
 	}
 	h.addrsChanged()
+	h.traceAdvertised()
 }
 
 // RelayReservations lists the relay reservations the host holds now

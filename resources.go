@@ -94,6 +94,9 @@ func newResources(cfg config) (network.ResourceManager, *limits.Manager, error) 
 		if cfg.limits != nil {
 			lc = *cfg.limits
 		}
+		if lc.Tracer == nil {
+			lc.Tracer = cfg.metrics.Limits()
+		}
 		m, err := limits.New(lc, cfg.log.With("component", "limits"))
 		if err != nil {
 			return nil, nil, err

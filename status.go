@@ -2,7 +2,6 @@ package tachyon
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +99,7 @@ func (h *Host) Status() Status {
 		ListenAddrs:     addrStrings(h.Addrs()),
 		AdvertisedAddrs: addrStrings(h.AdvertisedAddrs()),
 		Peers:           []PeerStatus{},
-		DialFailures:    dialFailuresOf(h).list(),
+		DialFailures:    h.dialFails.list(),
 	}
 	byPeer := map[peer.ID]*PeerStatus{}
 	var order []peer.ID
@@ -131,12 +130,6 @@ func (h *Host) Status() Status {
 	return st
 }
 
-// streamProtocols is what a connection manager that counts the open
-// streams of each connection per protocol offers.
-type streamProtocols interface {
-	StreamProtocols(c network.Conn) map[protocol.ID]int
-}
-
 // connStatus describes c as of now.
 func (h *Host) connStatus(c network.Conn, now time.Time) ConnStatus {
 	state := c.ConnState()
@@ -161,9 +154,9 @@ func (h *Host) connStatus(c network.Conn, now time.Time) ConnStatus {
 		}
 	}
 	// The connection manager counts the protocols of the streams the host
-	// negotiated; the counting is its own, so it is asked, not duplicated.
-	if sp, ok := any(h.cm).(streamProtocols); ok && h.cm != nil {
-		for id, n := range sp.StreamProtocols(c) {
+	// negotiated (when there is one); it is asked, not duplicated.
+	if h.cm != nil {
+		for id, n := range h.cm.StreamProtocols(c) {
 			if cs.StreamsByProtocol == nil {
 				cs.StreamsByProtocol = map[string]int{}
 			}
@@ -265,32 +258,4 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// failureRings holds each host's dial failures while the host is open.
-var failureRings struct {
-	mu sync.Mutex
-	m  map[*Host]*dialFailures
-}
-
-// keepDialFailures attaches f to h until h closes.
-func keepDialFailures(h *Host, f *dialFailures) {
-	failureRings.mu.Lock()
-	if failureRings.m == nil {
-		failureRings.m = map[*Host]*dialFailures{}
-	}
-	failureRings.m[h] = f
-	failureRings.mu.Unlock()
-	context.AfterFunc(h.ctx, func() {
-		failureRings.mu.Lock()
-		delete(failureRings.m, h)
-		failureRings.mu.Unlock()
-	})
-}
-
-// dialFailuresOf returns h's ring, or nil once h has closed.
-func dialFailuresOf(h *Host) *dialFailures {
-	failureRings.mu.Lock()
-	defer failureRings.mu.Unlock()
-	return failureRings.m[h]
 }

@@ -77,16 +77,17 @@ func New(opts ...Option) (_ *Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: peer ID of identity: %w", err)
 	}
-	rm, lim, err := newResources(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("tachyon: limits: %w", err)
-	}
-	cfg.rm = rm
+	// Metrics first: the limits report their refusals to them.
 	if cfg.promReg != nil {
 		if cfg.metrics, err = metrics.New(cfg.promReg); err != nil {
 			return nil, fmt.Errorf("tachyon: %w", err)
 		}
 	}
+	rm, lim, err := newResources(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tachyon: limits: %w", err)
+	}
+	cfg.rm = rm
 	if lim != nil && cfg.handshakeTimout == 0 {
 		cfg.handshakeTimout = lim.Config().HandshakeTimeout
 	}
@@ -131,7 +132,7 @@ func New(opts ...Option) (_ *Host, err error) {
 	h.labels = labels
 	h.lim = lim
 	h.rtts = rtts
-	keepDialFailures(h, fails)
+	h.dialFails = fails
 	h.relayed = rt
 	h.webrtc = pw
 	defer func() {
@@ -235,7 +236,7 @@ func newUpgrader(cfg config, security []protocol.ID) (*upgrader.Upgrader, error)
 		}
 	}
 	return &upgrader.Upgrader{Security: secs, Muxers: muxers, Transport: "tcp", HandshakeTimeout: cfg.handshakeTimout, Resources: cfg.rm,
-		Tracer: cfg.metrics.Upgrader()}, nil
+		Tracer: cfg.upgraderTracer()}, nil
 }
 
 // newTransports builds the chosen transports. Transports hold no resources
@@ -277,17 +278,17 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// the OS allows it (SharedUDPPort).
 	var udp *udpmux.Mux
 	if on(QUIC) || on(WebTransport) {
-		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux")})
+		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux"), Tracer: cfg.metrics.UDPMux()})
 	}
 	if on(QUIC) {
-		qt, err := quic.New(cfg.key, udp, &quic.Config{Resources: cfg.rm, Log: component(cfg, QUIC)})
+		qt, err := quic.New(cfg.key, udp, &quic.Config{Resources: cfg.rm, Log: component(cfg, QUIC), Tracer: cfg.metrics.QUIC()})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: quic: %w", err)
 		}
 		out = append(out, qt)
 	}
 	if on(WebTransport) {
-		wt, err := webtransport.New(cfg.key, udp, &webtransport.Config{Resources: cfg.rm, Log: component(cfg, WebTransport)})
+		wt, err := webtransport.New(cfg.key, udp, &webtransport.Config{Resources: cfg.rm, Log: component(cfg, WebTransport), Tracer: cfg.metrics.WebTransport()})
 		if err != nil {
 			return nil, fmt.Errorf("tachyon: webtransport: %w", err)
 		}
@@ -301,7 +302,7 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 				return nil, fmt.Errorf("tachyon: webrtc certificate: %w", err)
 			}
 		}
-		wrtcCfg := webrtc.Config{Resources: cfg.rm, Log: component(cfg, WebRTCDirect)}
+		wrtcCfg := webrtc.Config{Resources: cfg.rm, Log: component(cfg, WebRTCDirect), Tracer: cfg.metrics.WebRTCDirect()}
 		if udp != nil && udpmux.SharesNonQUIC {
 			wrtcCfg.ListenPacket = udp.ListenNonQUIC
 		}
@@ -322,6 +323,7 @@ func component(cfg config, t TransportID) *slog.Logger {
 // startServices serves identify and ping.
 func (h *Host) startServices() error {
 	h.ids = identify.NewService(idHost{h}, h.cfg.userAgent)
+	h.ids.Tracer = h.cfg.metrics.Identify()
 	for _, s := range []struct {
 		id      protocol.ID
 		handler StreamHandler

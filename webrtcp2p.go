@@ -52,6 +52,7 @@ func newPrivateWebRTC(cfg config) (*webrtc.PrivateTransport, error) {
 		ICEAddrFilter: cfg.iceFilter,
 		Resources:     cfg.rm,
 		Log:           component(cfg, WebRTC),
+		Tracer:        cfg.metrics.WebRTC(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tachyon: webrtc: %w", err)

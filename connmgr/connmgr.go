@@ -41,6 +41,14 @@ type Config struct {
 	SilencePeriod time.Duration
 	// Log receives one line per trim (Info). Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about every trim.
+	Tracer Tracer
+}
+
+// Tracer is told how many connections each trim closed (only trims that
+// closed some). It must not block.
+type Tracer interface {
+	Trimmed(n int)
 }
 
 // Defaults.
@@ -177,6 +185,22 @@ func (m *Manager) StreamOpened(c network.Conn, proto protocol.ID) {
 		ci.protos = make(map[protocol.ID]int)
 	}
 	ci.protos[proto]++
+}
+
+// StreamProtocols returns the negotiated streams open on c, per protocol
+// (a copy; nil when c is not tracked or has none).
+func (m *Manager) StreamProtocols(c network.Conn) map[protocol.ID]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ci := m.conns[c]
+	if ci == nil || len(ci.protos) == 0 {
+		return nil
+	}
+	out := make(map[protocol.ID]int, len(ci.protos))
+	for p, n := range ci.protos {
+		out[p] = n
+	}
+	return out
 }
 
 // StreamClosed undoes StreamOpened.
@@ -327,6 +351,9 @@ func (m *Manager) TrimOpenConns(ctx context.Context) int {
 		closed++
 	}
 	if closed > 0 {
+		if t := m.cfg.Tracer; t != nil {
+			t.Trimmed(closed)
+		}
 		m.cfg.Log.Info("connection manager trimmed connections", "closed", closed, "low", m.cfg.Low, "high", m.cfg.High)
 	}
 	return closed

@@ -73,6 +73,18 @@ type Config struct {
 	// OperationTimeout bounds CONNECT, STREAM_OPEN and handler dial-backs
 	// when the request names no timeout. Default: 60s.
 	OperationTimeout time.Duration
+	// Tracer, if set, is told about every request.
+	Tracer Tracer
+}
+
+// Tracer is told about every control request once answered: its type
+// (identify, connect, stream_open, stream_handler, list_peers,
+// disconnect, one of the unsupported dht, connmanager, pubsub,
+// peerstore, or unknown; malformed for a request that could not be read)
+// and the error it was refused with, nil when it succeeded. It must not
+// block.
+type Tracer interface {
+	Request(typ string, err error)
 }
 
 // Serve answers control requests from ln for h until ctx ends, then closes
@@ -116,6 +128,7 @@ type server struct {
 
 	requestTimeout time.Duration
 	opTimeout      time.Duration
+	tracer         Tracer
 
 	// ctx ends at shutdown; operations and dial-backs run under it.
 	ctx    context.Context
@@ -136,6 +149,7 @@ func newServer(h Host, cfg *Config) *server {
 		h:              h,
 		log:            cfg.Logger,
 		requestTimeout: cfg.RequestTimeout,
+		tracer:         cfg.Tracer,
 		opTimeout:      cfg.OperationTimeout,
 		conns:          make(map[net.Conn]struct{}),
 		handlers:       make(map[protocol.ID]ma.Multiaddr),
@@ -224,7 +238,9 @@ func (s *server) serveConn(c net.Conn) {
 		if errors.Is(err, io.EOF) {
 			return // the client left without asking anything
 		}
-		s.refuse(c, fmt.Errorf("reading request from %s: %w", c.RemoteAddr(), err))
+		err = fmt.Errorf("reading request from %s: %w", c.RemoteAddr(), err)
+		s.trace("malformed", err)
+		s.refuse(c, err)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -247,8 +263,15 @@ func (s *server) serveConn(c net.Conn) {
 	default:
 		err = fmt.Errorf("unknown request type %d", uint64(req.typ))
 	}
+	s.trace(req.typ.label(), err)
 	if err != nil {
 		s.refuse(c, err)
+	}
+}
+
+func (s *server) trace(typ string, err error) {
+	if t := s.tracer; t != nil {
+		t.Request(typ, err)
 	}
 }
 

@@ -48,6 +48,33 @@ const (
 	reqPeerstore     reqType = 9
 )
 
+// label names t for a Tracer, from a fixed set.
+func (t reqType) label() string {
+	switch t {
+	case reqIdentify:
+		return "identify"
+	case reqConnect:
+		return "connect"
+	case reqStreamOpen:
+		return "stream_open"
+	case reqStreamHandler:
+		return "stream_handler"
+	case reqDHT:
+		return "dht"
+	case reqListPeers:
+		return "list_peers"
+	case reqConnManager:
+		return "connmanager"
+	case reqDisconnect:
+		return "disconnect"
+	case reqPubsub:
+		return "pubsub"
+	case reqPeerstore:
+		return "peerstore"
+	}
+	return "unknown"
+}
+
 func (t reqType) String() string {
 	switch t {
 	case reqIdentify:

@@ -17,10 +17,21 @@ type Bus struct {
 	subs    []*sub
 	closed  bool
 	dropped atomic.Uint64
+	tracer  Tracer
+}
+
+// Tracer is told about every delivery missed by a full subscription, with
+// the name of the event's type ("EvtPeerIdentified"). It must not block.
+type Tracer interface {
+	Dropped(event string)
 }
 
 // NewBus returns an empty bus.
 func NewBus() *Bus { return &Bus{} }
+
+// NewTracedBus returns an empty bus that tells t (when not nil) about the
+// events it drops.
+func NewTracedBus(t Tracer) *Bus { return &Bus{tracer: t} }
 
 // sub is one subscription, typed or not.
 type sub struct {
@@ -43,6 +54,9 @@ func (b *Bus) Emit(evt any) {
 		if s.wants(t) && !s.offer(evt) {
 			s.dropped.Add(1)
 			b.dropped.Add(1)
+			if b.tracer != nil {
+				b.tracer.Dropped(t.Name())
+			}
 		}
 	}
 }

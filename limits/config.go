@@ -90,6 +90,18 @@ type Config struct {
 	// (127.0.0.0/8 and ::1/128), as in go-libp2p: tests and local tools
 	// open many connections from one loopback address.
 	NoIPLimits []netip.Prefix
+
+	// Tracer, if set, is told about every refusal.
+	Tracer Tracer
+}
+
+// Tracer is told about refusals: the scope of the limit reached (node,
+// peer, ip, subnet, conn, protocol, peer_protocol) and what ran out
+// (connections, inbound_connections, handshakes, streams, stream_rate,
+// memory, penalty). Both come from those small fixed sets. It must not
+// block.
+type Tracer interface {
+	Refused(scope, resource string)
 }
 
 // Rate is a token bucket: PerSecond new streams on average, Burst at once.

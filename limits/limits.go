@@ -728,24 +728,26 @@ const (
 	numKinds
 )
 
-var kinds = [numKinds]struct{ limit, option, unit string }{
-	kConns:              {"connections", "Conns", ""},
-	kConnsInbound:       {"inbound connections", "ConnsInbound", ""},
-	kConnsPerPeer:       {"connections per peer", "ConnsPerPeer", ""},
-	kConnsPerIP:         {"connections per IP", "ConnsPerIP", ""},
-	kConnsPerSubnet:     {"connections per subnet", "", ""},
-	kHandshakes:         {"inbound handshakes", "Handshakes", ""},
-	kHandshakesPerIP:    {"inbound handshakes per IP", "HandshakesPerIP", ""},
-	kStreams:            {"streams", "Streams", ""},
-	kStreamsPerConn:     {"inbound streams per connection", "StreamsPerConn", ""},
-	kStreamsPerProtocol: {"streams per protocol", "", ""},
-	kRate:               {"inbound stream rate", "", "streams/s"},
-	kMemory:             {"memory", "Memory", "bytes"},
-	kMemoryPerPeer:      {"memory per peer", "MemoryPerPeer", "bytes"},
-	kMemoryPerConn:      {"memory per connection", "MemoryPerConn", "bytes"},
-	kMemoryPerIP:        {"memory per IP", "MemoryPerIP", "bytes"},
-	kConnStreamRate:     {"inbound stream rate per connection", "ConnStreamRate", "streams/s"},
-	kPenalty:            {"abuse penalty", "AbusePenalty", "ms"},
+// kinds describes each limit: its name, the Config field that raises it,
+// its unit, and the scope and resource a Tracer is told.
+var kinds = [numKinds]struct{ limit, option, unit, scope, resource string }{
+	kConns:              {"connections", "Conns", "", "node", "connections"},
+	kConnsInbound:       {"inbound connections", "ConnsInbound", "", "node", "inbound_connections"},
+	kConnsPerPeer:       {"connections per peer", "ConnsPerPeer", "", "peer", "connections"},
+	kConnsPerIP:         {"connections per IP", "ConnsPerIP", "", "ip", "connections"},
+	kConnsPerSubnet:     {"connections per subnet", "", "", "subnet", "connections"},
+	kHandshakes:         {"inbound handshakes", "Handshakes", "", "node", "handshakes"},
+	kHandshakesPerIP:    {"inbound handshakes per IP", "HandshakesPerIP", "", "ip", "handshakes"},
+	kStreams:            {"streams", "Streams", "", "node", "streams"},
+	kStreamsPerConn:     {"inbound streams per connection", "StreamsPerConn", "", "conn", "streams"},
+	kStreamsPerProtocol: {"streams per protocol", "", "", "protocol", "streams"},
+	kRate:               {"inbound stream rate", "", "streams/s", "peer_protocol", "stream_rate"},
+	kMemory:             {"memory", "Memory", "bytes", "node", "memory"},
+	kMemoryPerPeer:      {"memory per peer", "MemoryPerPeer", "bytes", "peer", "memory"},
+	kMemoryPerConn:      {"memory per connection", "MemoryPerConn", "bytes", "conn", "memory"},
+	kMemoryPerIP:        {"memory per IP", "MemoryPerIP", "bytes", "ip", "memory"},
+	kConnStreamRate:     {"inbound stream rate per connection", "ConnStreamRate", "streams/s", "conn", "stream_rate"},
+	kPenalty:            {"abuse penalty", "AbusePenalty", "ms", "ip", "penalty"},
 }
 
 // limitErr builds a refusal; option overrides the kind's own (for the
@@ -768,9 +770,12 @@ func (l *limitErr) Error() string { return l.e.Error() }
 
 // refused logs a refusal (Warn, so that `tachyon node` shows it at its
 // default level), at most once a second per kind of limit, and returns its
-// *LimitError.
+// *LimitError, after telling the Tracer.
 func (m *Manager) refused(err error) error {
 	l := err.(*limitErr)
+	if t := m.cfg.Tracer; t != nil {
+		t.Refused(kinds[l.k].scope, kinds[l.k].resource)
+	}
 	if ok, held := m.logged[l.k].Allow(time.Second); ok {
 		e := l.e
 		m.log.Warn("resource limit reached", "limit", e.Limit, "scope", e.Scope, "value", e.Value, "in_use", e.Current,

@@ -151,6 +151,17 @@ type Config struct {
 	Now func() time.Time
 	// Log, if set, gets a debug line for every probe that failed.
 	Log *slog.Logger
+	// Tracer, if set, is told about verdict changes and counts.
+	Tracer Tracer
+}
+
+// Tracer is told what the Manager decides, from the goroutine that
+// changed it; it must not block. Changed comes with every verdict change
+// (as OnChange does); Addrs with the number of candidates of each verdict
+// whenever it may have changed.
+type Tracer interface {
+	Changed(from, to Verdict)
+	Addrs(public, private, unknown int)
 }
 
 func (c Config) withDefaults() Config {
@@ -486,6 +497,21 @@ func grow(d, lo, hi time.Duration) time.Duration {
 	return min(2*d, hi)
 }
 
+// verdicts is the number of candidates of each verdict.
+func (s *state) verdicts() (public, private, unknown int) {
+	for _, e := range s.addrs {
+		switch e.verdict {
+		case Public:
+			public++
+		case Private:
+			private++
+		default:
+			unknown++
+		}
+	}
+	return public, private, unknown
+}
+
 func (s *state) table() []AddrState {
 	out := make([]AddrState, 0, len(s.addrs))
 	for _, e := range s.addrs {
@@ -534,7 +560,11 @@ func (m *Manager) wake() {
 func (m *Manager) SetAddrs(addrs []ma.Multiaddr) {
 	m.mu.Lock()
 	m.st.setAddrs(m.cfg.Now(), addrs)
+	pub, priv, unk := m.st.verdicts()
 	m.mu.Unlock()
+	if t := m.cfg.Tracer; t != nil {
+		t.Addrs(pub, priv, unk)
+	}
 	m.wake()
 }
 
@@ -613,7 +643,15 @@ func (m *Manager) Run(ctx context.Context) {
 			}
 			m.mu.Lock()
 			ch := m.st.result(m.cfg.Now(), d.j.key, d.j.server, d.o)
+			var pub, priv, unk int
+			if ch != nil {
+				pub, priv, unk = m.st.verdicts()
+			}
 			m.mu.Unlock()
+			if t := m.cfg.Tracer; t != nil && ch != nil {
+				t.Changed(ch.From, ch.To)
+				t.Addrs(pub, priv, unk)
+			}
 			if ch != nil && m.cfg.OnChange != nil {
 				m.cfg.OnChange(*ch)
 			}

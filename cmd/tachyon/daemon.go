@@ -13,6 +13,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -40,6 +41,7 @@ type daemonFlags struct {
 	dhtServer     bool
 	pubsub        bool
 	pubsubRouter  string
+	metricsAddr   string
 	logLevel      logLevel
 }
 
@@ -56,6 +58,7 @@ func parseDaemonFlags(args []string) (*daemonFlags, error) {
 	fs.StringVar(&f.muxer, "muxer", "yamux", "stream muxer: yamux")
 	fs.StringVar(&f.id, "id", "", "identity key file (libp2p protobuf PrivateKey)")
 	fs.BoolVar(&f.relay, "relay", false, "act as a circuit relay v2 relay (hop), with go-libp2p's default limits")
+	fs.StringVar(&f.metricsAddr, "metricsAddr", "", "serve Prometheus metrics (/metrics) and the status page (/) on this HOST:PORT")
 	fs.BoolVar(&f.dht, "dht", false, "run the DHT (unsupported)")
 	fs.BoolVar(&f.dhtClient, "dhtClient", false, "run the DHT in client mode (unsupported)")
 	fs.BoolVar(&f.dhtServer, "dhtServer", false, "run the DHT in server mode (unsupported)")
@@ -143,11 +146,28 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("-listen %q: %w", f.listen, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel.Level}))
+	var reg *prometheus.Registry
+	if f.metricsAddr != "" {
+		reg = newMetricsRegistry()
+		opts = append(opts, tachyon.PrometheusRegisterer(reg))
+	}
 	h, err := tachyon.New(append(opts, tachyon.Logger(log))...)
 	if err != nil {
 		return listenHint(err)
 	}
 	defer h.Close()
+	if reg != nil {
+		addr, err := metricsListenAddr(f.metricsAddr)
+		if err != nil {
+			return usagef("-metricsAddr %q: %w", f.metricsAddr, err)
+		}
+		// Its URLs go to stderr: stdout is the control protocol's banner.
+		stop, err := serveStatus(ctx, addr, h, reg, stderr, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, bound, err := listenControl(ctl)
 	if err != nil {
 		return err
@@ -160,7 +180,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	io.WriteString(stdout, b.String())
 	// Failed requests are logged at debug: their ERROR goes to a client
 	// (a test suite) that may not show it.
-	cfg := &daemon.Config{Logger: log.With("component", "daemon")}
+	cfg := &daemon.Config{Logger: log.With("component", "daemon"), Tracer: h.Metrics().Daemon()}
 	if err := daemon.Serve(ctx, ln, daemon.TachyonHost(h), cfg); err != nil {
 		return err
 	}

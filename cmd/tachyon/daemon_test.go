@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -233,4 +235,41 @@ func TestDaemonRelay(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
+}
+
+// TestDaemonMetrics: with -metricsAddr the daemon serves its node's
+// metrics, and control requests are counted by type.
+func TestDaemonMetrics(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctl, _, stop := startDaemon(t, "-listen=/ip4/127.0.0.1/tcp/0", "-hostAddrs=/ip4/127.0.0.1/tcp/0", "-metricsAddr="+addr)
+	identify(t, ctl)
+	identify(t, ctl)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping the daemon's metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `tachyon_daemon_requests_total{result="success",type="identify"} 2`; !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %q:\n%s", want, grepLines(string(body), "tachyon_daemon"))
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -50,6 +50,7 @@ var commands = []command{
 	{"punch", "RELAY/p2p-circuit/p2p/PEER [flags]", "connect through a relay, wait for the hole-punched direct connection, time an echo over it (JSON)", cmdPunch},
 	{"perf", "--server-address ADDR [flags]  |  tachyon perf --run-server [flags]", "libp2p perf client or server (test-plans perf contract)", cmdPerf},
 	{"demo", "[flags]", "connect two in-process nodes over every transport and security protocol", cmdDemo},
+	{"transport-interop", "", "one side of the libp2p test-plans transport-interop contract, configured by the environment", cmdTransportInterop},
 	{"daemon", "[-listen MADDR] [p2pd flags]", "serve the p2pd control protocol (go-libp2p-daemon interop)", cmdDaemon},
 	{"version", "", "print the tachyon and Go versions", cmdVersion},
 }

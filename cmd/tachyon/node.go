@@ -198,7 +198,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stopReport := reportReachability(h, stdout)
 	defer stopReport()
 	if *servePerf {
-		h.SetStreamHandler(perf.ID, perf.Handle)
+		h.SetStreamHandler(perf.ID, (&perf.Server{Tracer: h.Metrics().Perf()}).Handle)
 	}
 	if *echo {
 		h.SetStreamHandler(echoProtocol, serveEcho)

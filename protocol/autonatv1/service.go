@@ -66,6 +66,8 @@ type Config struct {
 	// handled it; it must not block.
 	OnEvent func(Event)
 	Log     *slog.Logger
+	// Tracer, if set, is told the result of every request.
+	Tracer Tracer
 }
 
 func (c Config) withDefaults() Config {
@@ -89,6 +91,32 @@ func (c Config) withDefaults() Config {
 	}
 	c.PublicPrefixes = slices.Clone(c.PublicPrefixes)
 	return c
+}
+
+// Tracer is told how every request served ended, as a word from a small
+// fixed set: "ok" (dialed back), "dial_error", "refused"
+// (E_DIAL_REFUSED), "bad_request", "internal_error", or "error" (no answer
+// sent). It must not block.
+type Tracer interface {
+	ServerRequest(result string)
+}
+
+// result is e's word for Tracer.ServerRequest.
+func result(e *Event) string {
+	if !e.Answered {
+		return "error"
+	}
+	switch e.Status {
+	case StatusOK:
+		return "ok"
+	case StatusDialError:
+		return "dial_error"
+	case StatusDialRefused:
+		return "refused"
+	case StatusBadRequest:
+		return "bad_request"
+	}
+	return "internal_error"
 }
 
 // Event reports one request.
@@ -213,6 +241,9 @@ func (s *Service) HandleStream(st network.Stream) {
 	e.Err, e.Took = err, time.Since(start)
 	s.log.Debug("autonat v1 request", "peer", e.Peer, "remote", e.Remote, "answered", e.Answered, "status", e.Status,
 		"text", e.Text, "addrs", e.Addrs, "addr", e.Addr, "took", e.Took, "err", e.Err)
+	if t := s.cfg.Tracer; t != nil {
+		t.ServerRequest(result(&e))
+	}
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)
 	}

@@ -53,6 +53,8 @@ type ClientConfig struct {
 	DialBackGrace time.Duration
 	// Log gets debug lines about dial-backs.
 	Log *slog.Logger
+	// Tracer, if set, is told the result of every Check.
+	Tracer Tracer
 }
 
 // Verdict is what a Check tells about the address tested.
@@ -166,6 +168,27 @@ func (c *Client) Close() error {
 // ErrTooMuchDialData when the server said or did so, or the stream's
 // error; the Result is filled as far as the exchange went.
 func (c *Client) Check(ctx context.Context, server peer.ID, addrs []ma.Multiaddr) (Result, error) {
+	res, err := c.check(ctx, server, addrs)
+	if t := c.cfg.Tracer; t != nil {
+		t.ClientCheck(clientResult(res, err))
+	}
+	return res, err
+}
+
+// clientResult is a Check's word for Tracer.ClientCheck.
+func clientResult(res Result, err error) string {
+	switch {
+	case errors.Is(err, ErrDialRefused):
+		return "refused"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	case err != nil:
+		return "error"
+	}
+	return res.Verdict.String()
+}
+
+func (c *Client) check(ctx context.Context, server peer.ID, addrs []ma.Multiaddr) (Result, error) {
 	res := Result{Server: server, AddrIdx: -1}
 	fail := func(err error) (Result, error) {
 		return res, fmt.Errorf("%w (server %s)", err, server)

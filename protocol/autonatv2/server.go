@@ -89,6 +89,42 @@ type ServerConfig struct {
 	OnEvent func(ServerEvent)
 	// Log gets a debug line per request.
 	Log *slog.Logger
+	// Tracer, if set, is told the result of every request served.
+	Tracer Tracer
+}
+
+// Tracer is told how AutoNAT v2 exchanges ended, as a word from a small
+// fixed set. It must not block.
+//
+// ServerRequest, for a request we served: "ok" (dialed back; the
+// requester got its nonce), "dial_error", "dial_back_error",
+// "refused" (E_DIAL_REFUSED: no address we would dial), "rejected"
+// (E_REQUEST_REJECTED), "internal_error", or "error" (no answer sent).
+//
+// ClientCheck, for a Check: "reachable", "unreachable", "unknown" (the
+// verdicts), "refused", "rejected", or "error" (any other failure).
+type Tracer interface {
+	ServerRequest(result string)
+	ClientCheck(result string)
+}
+
+// serverResult is e's word for Tracer.ServerRequest.
+func serverResult(e *ServerEvent) string {
+	switch {
+	case !e.Responded || e.Err != nil:
+		return "error"
+	case e.Status == StatusRequestRejected:
+		return "rejected"
+	case e.Status == StatusDialRefused:
+		return "refused"
+	case e.Status != StatusOK:
+		return "internal_error"
+	case e.DialStatus == DialStatusOK:
+		return "ok"
+	case e.DialStatus == DialStatusDialBackError:
+		return "dial_back_error"
+	}
+	return "dial_error"
 }
 
 // ServerEvent reports one request.
@@ -194,6 +230,9 @@ func (s *Server) HandleDialRequest(st network.Stream) {
 	s.log.Debug("autonatv2 dial request", "peer", e.Peer, "observed", e.Observed, "addr", e.Addr,
 		"responded", e.Responded, "status", e.Status, "dial_status", e.DialStatus, "dial_data", e.DialData,
 		"reason", e.Reason, "dial_err", e.DialErr, "err", e.Err, "took", e.Took)
+	if t := s.cfg.Tracer; t != nil {
+		t.ServerRequest(serverResult(&e))
+	}
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)
 	}

@@ -66,6 +66,16 @@ type Config struct {
 	// that made it; it must not block.
 	OnEvent func(Event)
 	Log     *slog.Logger
+	// Tracer, if set, is told about every attempt.
+	Tracer Tracer
+}
+
+// Tracer is told about every attempt as it ends: our side, the transport
+// of the direct connection (empty on failure), the failure's reason (one
+// of the Reason constants; empty on success) and how long it took. It
+// must not block.
+type Tracer interface {
+	Attempt(side Side, transport, reason string, took time.Duration)
 }
 
 // Side says which role a peer played.
@@ -209,6 +219,13 @@ func (s *Service) emit(e Event) {
 	} else {
 		s.log.Info("hole punch failed", "peer", e.Peer, "side", e.Side, "attempt", e.Attempt, "reason", e.Reason,
 			"addrs", e.Addrs, "rtt", e.RTT, "took", e.Took, "err", e.Err)
+	}
+	if t := s.cfg.Tracer; t != nil {
+		if e.Success {
+			t.Attempt(e.Side, e.Transport, "", e.Took)
+		} else {
+			t.Attempt(e.Side, "", e.Reason, e.Took)
+		}
 	}
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)

@@ -42,10 +42,35 @@ type Result struct {
 	Record *record.PeerRecord
 }
 
+// Direction says whether a message was sent or received.
+type Direction uint8
+
+const (
+	Sent Direction = iota
+	Received
+)
+
+// Kind tells an identify answer from a push.
+type Kind uint8
+
+const (
+	KindIdentify Kind = iota
+	KindPush
+)
+
+// Tracer is told about every identify message exchanged, after the
+// exchange ended (err nil: it went through). It must not block.
+type Tracer interface {
+	Message(dir Direction, kind Kind, err error)
+}
+
 // Service answers identify requests and pushes, and identifies peers.
 type Service struct {
 	host  Host
 	agent string
+	// Tracer, if set before the service is used, is told about every
+	// message.
+	Tracer Tracer
 
 	mu sync.Mutex // guards the cached signed record
 	// The record is re-signed only when the address list changes, with a
@@ -65,7 +90,9 @@ func NewService(h Host, agentVersion string) *Service {
 // Handle answers an inbound /ipfs/id/1.0.0 stream and closes it.
 func (s *Service) Handle(st network.Stream) {
 	_ = st.SetDeadline(time.Now().Add(StreamTimeout))
-	if err := Write(st, s.message(st.RemoteMultiaddr())); err != nil {
+	err := Write(st, s.message(st.RemoteMultiaddr()))
+	s.trace(Sent, KindIdentify, err)
+	if err != nil {
 		_ = st.Reset()
 		return
 	}
@@ -73,12 +100,20 @@ func (s *Service) Handle(st network.Stream) {
 	_ = st.Close()
 }
 
+func (s *Service) trace(dir Direction, kind Kind, err error) {
+	if t := s.Tracer; t != nil {
+		t.Message(dir, kind, err)
+	}
+}
+
 // Push sends our current identify message on a negotiated
 // /ipfs/id/push/1.0.0 stream and closes it.
 func (s *Service) Push(ctx context.Context, st network.Stream) error {
 	stop := deadlineOnCancel(ctx, st)
 	defer stop()
-	if err := Write(st, s.message(st.RemoteMultiaddr())); err != nil {
+	err := Write(st, s.message(st.RemoteMultiaddr()))
+	s.trace(Sent, KindPush, err)
+	if err != nil {
 		_ = st.Reset()
 		return fmt.Errorf("identify: pushing to %s: %w", st.RemotePeer(), err)
 	}
@@ -92,6 +127,7 @@ func (s *Service) Identify(ctx context.Context, st network.Stream) (*Result, err
 	stop := deadlineOnCancel(ctx, st)
 	defer stop()
 	res, err := s.receive(st)
+	s.trace(Received, KindIdentify, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
@@ -105,6 +141,7 @@ func (s *Service) Identify(ctx context.Context, st network.Stream) (*Result, err
 func (s *Service) HandlePush(st network.Stream) (*Result, error) {
 	_ = st.SetDeadline(time.Now().Add(StreamTimeout))
 	res, err := s.receive(st)
+	s.trace(Received, KindPush, err)
 	if err != nil {
 		return nil, fmt.Errorf("identify: push from %s: %w", st.RemotePeer(), err)
 	}

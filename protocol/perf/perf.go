@@ -75,34 +75,59 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, BufferSize); return 
 // the client's upload to EOF, then sends that many bytes and closes. It
 // resets the stream on any failure, and when the client stops an Unlimited
 // download.
-func Handle(s network.Stream) {
-	if err := serve(s); err != nil {
+func Handle(s network.Stream) { handle(s, nil) }
+
+// Tracer is told about every perf run that ended, on either side: the
+// bytes sent and received (the size header excluded) and its error, nil
+// for a run that went through. It must not block.
+type Tracer interface {
+	Run(sent, received uint64, err error)
+}
+
+// Server serves perf streams like Handle, telling Tracer (when not nil)
+// about each.
+type Server struct {
+	Tracer Tracer
+}
+
+// Handle serves one perf stream; see the package's Handle.
+func (srv *Server) Handle(s network.Stream) { handle(s, srv.Tracer) }
+
+func handle(s Stream, t Tracer) {
+	in, out, err := serve(s)
+	if t != nil {
+		t.Run(out, in, err)
+	}
+	if err != nil {
 		s.Reset()
 		return
 	}
 	s.Close()
 }
 
-// serve is Handle without the final close or reset.
-func serve(s Stream) error {
+// serve is Handle without the final close or reset. It returns the bytes
+// received and sent.
+func serve(s Stream) (in, out uint64, err error) {
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
 
 	if _, err := io.ReadFull(s, buf[:8]); err != nil {
-		return fmt.Errorf("perf: reading the requested size: %w", err)
+		return 0, 0, fmt.Errorf("perf: reading the requested size: %w", err)
 	}
 	want := binary.BigEndian.Uint64(buf[:8])
 	// The spec forbids sending while the upload is still coming: drain
 	// first, then send.
-	if _, err := drain(s, buf, nil); err != nil {
-		return fmt.Errorf("perf: reading the upload: %w", err)
+	in, err = drain(s, buf, nil)
+	if err != nil {
+		return in, 0, fmt.Errorf("perf: reading the upload: %w", err)
 	}
 	clear(buf)
-	if _, err := send(s, buf, want, nil); err != nil {
-		return fmt.Errorf("perf: sending %d bytes: %w", want, err)
+	out, err = send(s, buf, want, nil)
+	if err != nil {
+		return in, out, fmt.Errorf("perf: sending %d bytes: %w", want, err)
 	}
-	return nil
+	return in, out, nil
 }
 
 // drain reads s to EOF through buf, counting into n (when not nil), and
@@ -184,6 +209,15 @@ func (r Result) Total() time.Duration { return r.UploadTime + r.DownloadTime }
 // When ctx ends Run resets s; otherwise it closes s.
 func Run(ctx context.Context, s Stream, upload, download uint64, progress func(Progress)) (Result, error) {
 	return run(ctx, s, upload, download, progress, ProgressInterval)
+}
+
+// RunTraced is Run, telling t (when not nil) about the run when it ends.
+func RunTraced(ctx context.Context, s Stream, upload, download uint64, progress func(Progress), t Tracer) (Result, error) {
+	res, err := run(ctx, s, upload, download, progress, ProgressInterval)
+	if t != nil {
+		t.Run(res.Upload, res.Download, err)
+	}
+	return res, err
 }
 
 func run(ctx context.Context, s Stream, upload, download uint64, progress func(Progress), interval time.Duration) (Result, error) {

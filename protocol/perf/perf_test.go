@@ -68,7 +68,7 @@ func pair(t *testing.T) (client, server *pipeStream) {
 func goServe(s Stream) (wait func() error) {
 	done := make(chan error, 1)
 	go func() {
-		err := serve(s)
+		_, _, err := serve(s)
 		if err != nil {
 			s.Reset()
 		} else {

@@ -164,6 +164,21 @@ func Once(ctx context.Context, s Stream) (time.Duration, error) {
 	return rtt, err
 }
 
+// Tracer is told the outcome of pings sent with OnceTraced: the round trip
+// when err is nil. It must not block.
+type Tracer interface {
+	Ping(rtt time.Duration, err error)
+}
+
+// OnceTraced is Once, telling t (when not nil) the outcome.
+func OnceTraced(ctx context.Context, s Stream, t Tracer) (time.Duration, error) {
+	rtt, err := Once(ctx, s)
+	if t != nil {
+		t.Ping(rtt, err)
+	}
+	return rtt, err
+}
+
 func roundTrip(s Stream, sent, got []byte) (time.Duration, error) {
 	start := time.Now()
 	if _, err := s.Write(sent); err != nil {

@@ -21,27 +21,28 @@ var errClosed = errors.New("relay: service closed")
 func (s *Service) connect(hop network.Stream, msg *circuit.HopMessage) {
 	src := hop.RemotePeer()
 	if isRelayed(remoteAddr(hop)) {
-		s.refuse(hop, circuit.StatusPermissionDenied, "CONNECT over a relayed connection")
+		s.refuse(hop, ReqConnect, circuit.StatusPermissionDenied, "CONNECT over a relayed connection")
 		return
 	}
 	if msg.Peer == nil || msg.Peer.ID == "" {
-		s.refuse(hop, circuit.StatusMalformedMessage, "CONNECT without a target peer")
+		s.refuse(hop, ReqConnect, circuit.StatusMalformedMessage, "CONNECT without a target peer")
 		return
 	}
 	dst := msg.Peer.ID
 
 	status, why := s.admit(src, dst)
 	if status != circuit.StatusOK {
-		s.refuse(hop, status, why, "target", dst)
+		s.refuse(hop, ReqConnect, status, why, "target", dst)
 		return
 	}
 	defer s.release(src, dst)
 
 	stop, err := s.openStop(src, dst)
 	if err != nil {
-		s.refuse(hop, circuit.StatusConnectionFailed, "STOP exchange failed", "target", dst, "err", err)
+		s.refuse(hop, ReqConnect, circuit.StatusConnectionFailed, "STOP exchange failed", "target", dst, "err", err)
 		return
 	}
+	s.traceRequest(ReqConnect, circuit.StatusOK)
 	ok := &circuit.HopMessage{Type: circuit.HopStatus, Status: circuit.StatusOK, Limit: s.limitMsg()}
 	if err := s.write(hop, ok); err != nil {
 		s.log.Debug("relay: answering CONNECT", "src", src, "dst", dst, "err", err)
@@ -187,6 +188,9 @@ func (s *Service) splice(hop, stop network.Stream, src, dst peer.ID) {
 	}
 	s.circuits[c] = struct{}{}
 	s.opened++
+	if t := s.cfg.Tracer; t != nil {
+		t.Circuits(len(s.circuits))
+	}
 	s.wg.Add(2)
 	s.mu.Unlock()
 	s.log.Debug("relay: circuit open", "src", src, "dst", dst)
@@ -225,6 +229,10 @@ func (s *Service) splice(hop, stop network.Stream, src, dst peer.ID) {
 
 	s.mu.Lock()
 	delete(s.circuits, c)
+	if t := s.cfg.Tracer; t != nil {
+		t.Circuits(len(s.circuits))
+		t.CircuitClosed(time.Since(c.start))
+	}
 	switch c.reason {
 	case endDataLimit:
 		s.dataResets++
@@ -256,6 +264,9 @@ func (s *Service) pipe(c *relayedConn, from, to network.Stream, d int) {
 				n += int64(nw)
 				c.n[d].Add(int64(nw))
 				s.bytes.Add(uint64(nw))
+				if t := s.cfg.Tracer; t != nil {
+					t.BytesRelayed(nw)
+				}
 				if werr != nil {
 					c.abort(endError)
 					return

@@ -92,6 +92,36 @@ type Config struct {
 	// Limit applies to every circuit; nil means DefaultLimitDuration and
 	// DefaultLimitData. &Limit{} relays without limits and sends no Limit.
 	Limit *Limit
+	// Tracer, if set, is told about requests, reservations and circuits.
+	Tracer Tracer
+}
+
+// Request is the kind of a hop request, as a Tracer is told.
+type Request uint8
+
+const (
+	ReqReserve Request = iota
+	ReqConnect
+	// ReqOther is a request that is neither: unreadable, or of a type the
+	// relay does not serve.
+	ReqOther
+)
+
+// Tracer is told what the service does. Its methods are called with the
+// service's lock held at times, so they must be quick and must not call
+// back into the service.
+type Tracer interface {
+	// Request: a hop request was answered with status (StatusOK for
+	// an accepted reservation or circuit).
+	Request(req Request, status circuit.Status)
+	// Reservations: n reservations are held now.
+	Reservations(n int)
+	// Circuits: n circuits are spliced now.
+	Circuits(n int)
+	// CircuitClosed: a spliced circuit ended after d.
+	CircuitClosed(d time.Duration)
+	// BytesRelayed: n bytes crossed a circuit, either way.
+	BytesRelayed(n int)
 }
 
 // DefaultConfig returns go-libp2p's defaults, every field filled in.
@@ -237,6 +267,7 @@ func (s *Service) Close() error {
 		c.abort(endClosed)
 	}
 	clear(s.rsvp)
+	s.reservationsChangedLocked()
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
@@ -248,6 +279,9 @@ func (s *Service) PeerDisconnected(p peer.ID) {
 	s.mu.Lock()
 	_, ok := s.rsvp[p]
 	delete(s.rsvp, p)
+	if ok {
+		s.reservationsChangedLocked()
+	}
 	s.mu.Unlock()
 	if ok {
 		s.log.Debug("relay: reservation dropped: peer disconnected", "peer", p)
@@ -294,7 +328,7 @@ func (s *Service) HandleHop(st network.Stream) {
 			_ = st.Reset()
 			return
 		}
-		s.refuse(st, circuit.StatusMalformedMessage, "reading the request", "err", err)
+		s.refuse(st, ReqOther, circuit.StatusMalformedMessage, "reading the request", "err", err)
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
@@ -305,9 +339,9 @@ func (s *Service) HandleHop(st network.Stream) {
 	case circuit.HopConnect:
 		s.connect(st, msg)
 	case circuit.HopStatus:
-		s.refuse(st, circuit.StatusUnexpectedMessage, "STATUS sent to the relay")
+		s.refuse(st, ReqOther, circuit.StatusUnexpectedMessage, "STATUS sent to the relay")
 	default:
-		s.refuse(st, circuit.StatusMalformedMessage, "unknown message type", "type", msg.Type)
+		s.refuse(st, ReqOther, circuit.StatusMalformedMessage, "unknown message type", "type", msg.Type)
 	}
 }
 
@@ -347,7 +381,7 @@ func (s *Service) reserve(st network.Stream) {
 	p := st.RemotePeer()
 	raddr := remoteAddr(st)
 	if isRelayed(raddr) {
-		s.refuse(st, circuit.StatusPermissionDenied, "reservation over a relayed connection")
+		s.refuse(st, ReqReserve, circuit.StatusPermissionDenied, "reservation over a relayed connection")
 		return
 	}
 	now := time.Now()
@@ -361,7 +395,7 @@ func (s *Service) reserve(st network.Stream) {
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		s.refuse(st, circuit.StatusPermissionDenied, "relay closed")
+		s.refuse(st, ReqReserve, circuit.StatusPermissionDenied, "relay closed")
 		return
 	case !refresh && len(s.rsvp) >= s.cfg.MaxReservations:
 		why = "too many reservations"
@@ -369,12 +403,14 @@ func (s *Service) reserve(st network.Stream) {
 		why = "too many reservations from the IP"
 	default:
 		s.rsvp[p] = reservation{expire: expire, ip: ip}
+		s.reservationsChangedLocked()
 	}
 	s.mu.Unlock()
 	if why != "" {
-		s.refuse(st, reservationRefused, why, "ip", ip)
+		s.refuse(st, ReqReserve, reservationRefused, why, "ip", ip)
 		return
 	}
+	s.traceRequest(ReqReserve, circuit.StatusOK)
 
 	m := &circuit.HopMessage{
 		Type:        circuit.HopStatus,
@@ -408,10 +444,14 @@ func (s *Service) reservationsFromLocked(ip netip.Addr, p peer.ID) int {
 // holds at most MaxReservations entries, so a sweep on each use is cheap
 // and needs no timer.
 func (s *Service) expireLocked(now time.Time) {
+	n := len(s.rsvp)
 	for p, r := range s.rsvp {
 		if !now.Before(r.expire) {
 			delete(s.rsvp, p)
 		}
+	}
+	if len(s.rsvp) != n {
+		s.reservationsChangedLocked()
 	}
 }
 
@@ -474,11 +514,26 @@ func (s *Service) limitMsg() *circuit.Limit {
 	return &m
 }
 
+func (s *Service) traceRequest(req Request, status circuit.Status) {
+	if t := s.cfg.Tracer; t != nil {
+		t.Request(req, status)
+	}
+}
+
+// reservationsChangedLocked tells the tracer how many reservations are
+// held after a change.
+func (s *Service) reservationsChangedLocked() {
+	if t := s.cfg.Tracer; t != nil {
+		t.Reservations(len(s.rsvp))
+	}
+}
+
 // refuse answers st with a non-OK status and closes it.
-func (s *Service) refuse(st network.Stream, status circuit.Status, why string, attrs ...any) {
+func (s *Service) refuse(st network.Stream, req Request, status circuit.Status, why string, attrs ...any) {
 	s.mu.Lock()
 	s.refused[status]++
 	s.mu.Unlock()
+	s.traceRequest(req, status)
 	s.log.Debug("relay: refused", append([]any{"peer", st.RemotePeer(), "status", status, "why", why}, attrs...)...)
 	if err := s.write(st, &circuit.HopMessage{Type: circuit.HopStatus, Status: status}); err != nil {
 		_ = st.Reset()

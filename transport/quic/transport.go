@@ -45,6 +45,21 @@ type Config struct {
 	// handshakes that fail are logged by the udpmux.Mux (its Config.Log).
 	// Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about outbound handshakes and hole punches
+	// (udpmux traces inbound ones).
+	Tracer Tracer
+}
+
+// Tracer is told when one of our handshakes starts (delta 1) and ends
+// (delta -1), for dials and hole punches. It must not block.
+type Tracer interface {
+	Handshakes(delta int)
+}
+
+// traceHandshake tells the tracer a handshake started and returns what
+// tells it the handshake ended.
+func (t *Transport) traceHandshake() (end func()) {
+	return udpmux.TraceHandshake(t.cfg.Tracer)
 }
 
 // Transport is the QUIC v1 transport. It is safe for concurrent use.
@@ -129,7 +144,9 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 		// answer it with an ICMP error while our punched dial gets in.
 		stopProbe = probeUnreachable(raddr, refused)
 	}
+	end := t.traceHandshake()
 	qc, err := t.mux.Dial(ctx, raddr, conf)
+	end()
 	stopProbe()
 	if err != nil {
 		return nil, dialError(ctx, addr, time.Since(start), err)
@@ -177,7 +194,9 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 		_, id, err := peerOf(qc)
 		return err == nil && id == p
 	}
+	end := t.traceHandshake()
 	qc, err := t.mux.HolePunch(ctx, ap, udpmux.ALPNLibp2p, claim)
+	end()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("quic: hole punch to %s for %s: no connection from the peer within %s: %w",

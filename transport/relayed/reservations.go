@@ -2,6 +2,7 @@ package relayed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -150,6 +151,18 @@ type ReservationsConfig struct {
 	// reservations (and so CircuitAddrs) changed.
 	OnChange func()
 	Log      *slog.Logger
+	// Tracer, if set, is told about reservation requests and the count
+	// held.
+	Tracer Tracer
+}
+
+// Tracer is told, from the Run goroutine, about every reservation request
+// as it ends (status: the relay's answer; StatusUnused when none came) and
+// about the number of reservations held when it changes. It must not
+// block.
+type Tracer interface {
+	ReservationRequest(status circuit.Status)
+	Reservations(n int)
 }
 
 // Reservations keeps up to Want reservations on relays of a static list,
@@ -307,8 +320,8 @@ func (r *Reservations) step(ctx context.Context, refresh map[peer.ID]time.Time) 
 	}
 	r.mu.Unlock()
 	if !active {
-		if changed && r.cfg.OnChange != nil {
-			r.cfg.OnChange()
+		if changed {
+			r.changed()
 		}
 		return next
 	}
@@ -340,6 +353,9 @@ func (r *Reservations) step(ctx context.Context, refresh map[peer.ID]time.Time) 
 		rctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 		rv, err := Reserve(rctx, r.h, r.local, relay)
 		cancel()
+		if t := r.cfg.Tracer; t != nil {
+			t.ReservationRequest(statusOf(err))
+		}
 		now = time.Now()
 		r.mu.Lock()
 		if err != nil {
@@ -384,8 +400,35 @@ func (r *Reservations) step(ctx context.Context, refresh map[peer.ID]time.Time) 
 			r.log.Debug("relay reservation refreshed", "relay", relay.ID, "expires", rv.Expire.UTC().Format(time.RFC3339))
 		}
 	}
-	if changed && r.cfg.OnChange != nil {
-		r.cfg.OnChange()
+	if changed {
+		r.changed()
 	}
 	return next
+}
+
+// changed tells the tracer and OnChange that the reservations held
+// changed.
+func (r *Reservations) changed() {
+	if t := r.cfg.Tracer; t != nil {
+		r.mu.Lock()
+		n := len(r.held)
+		r.mu.Unlock()
+		t.Reservations(n)
+	}
+	if r.cfg.OnChange != nil {
+		r.cfg.OnChange()
+	}
+}
+
+// statusOf is the relay's answer that Reserve's err reports: StatusOK for
+// no error, StatusUnused when the relay did not answer.
+func statusOf(err error) circuit.Status {
+	var se *circuit.StatusError
+	switch {
+	case err == nil:
+		return circuit.StatusOK
+	case errors.As(err, &se):
+		return se.Status
+	}
+	return circuit.StatusUnused
 }

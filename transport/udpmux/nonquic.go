@@ -64,6 +64,7 @@ func (m *Mux) ListenNonQUIC(laddr netip.AddrPort) (net.PacketConn, error) {
 	_ = udp.SetWriteBuffer(viewReadBuffer)
 	c := &nonQUICConn{UDPConn: udp, s: s}
 	s.nonQUIC = c
+	s.retraceLocked()
 	return c, nil
 }
 

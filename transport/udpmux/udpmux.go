@@ -90,6 +90,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,95 @@ type Config struct {
 	// most once a second) and accept loops that stop on an error (Warn).
 	// Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about sockets and inbound handshakes.
+	Tracer Tracer
+}
+
+// Tracer is told, with the Mux's lock held at times (so it must be quick
+// and must not call back into the Mux), what the sockets do:
+//
+//   - Socket: a socket's users changed, from one set to another, each
+//     named by Users ("" before the socket was bound and after it closed);
+//   - InboundHandshake: an inbound handshake for alpn, whose consumer is
+//     known, started (delta 1) or ended, completed or not (delta -1).
+type Tracer interface {
+	Socket(from, to string)
+	InboundHandshake(alpn string, delta int)
+}
+
+// HandshakeTracer is the Tracer of the transports over udpmux (QUIC,
+// WebTransport): told when one of their handshakes starts (delta 1) and
+// ends (delta -1).
+type HandshakeTracer interface {
+	Handshakes(delta int)
+}
+
+// TraceHandshake tells t (when not nil) that a handshake started and
+// returns what tells it the handshake ended.
+func TraceHandshake(t HandshakeTracer) (end func()) {
+	if t == nil {
+		return func() {}
+	}
+	t.Handshakes(1)
+	return func() { t.Handshakes(-1) }
+}
+
+// Users names who shares a socket: the transports of its consumers joined
+// by "+" in the order quic-v1, webtransport, webrtc-direct, other (an ALPN
+// of no libp2p transport); "none" when only dials use it.
+func Users(quicV1, webTransport, nonQUIC, other bool) string {
+	i := 0
+	for b, on := range [...]bool{quicV1, webTransport, nonQUIC, other} {
+		if on {
+			i |= 1 << b
+		}
+	}
+	return userNames[i]
+}
+
+// userNames holds every value of Users, so that naming a socket allocates
+// nothing.
+var userNames = func() (names [16]string) {
+	parts := [...]string{"quic-v1", "webtransport", "webrtc-direct", "other"}
+	for i := range names {
+		var n []string
+		for b, p := range parts {
+			if i&(1<<b) != 0 {
+				n = append(n, p)
+			}
+		}
+		names[i] = strings.Join(n, "+")
+	}
+	names[0] = "none"
+	return names
+}()
+
+// retraceLocked tells the tracer when s's users changed since it was last
+// told; a dead socket has none.
+func (s *socket) retraceLocked() {
+	t := s.m.cfg.Tracer
+	if t == nil {
+		return
+	}
+	users := ""
+	if !s.dead {
+		var quicV1, wt, other bool
+		for alpn := range s.consumers {
+			switch alpn {
+			case ALPNLibp2p:
+				quicV1 = true
+			case ALPNH3:
+				wt = true
+			default:
+				other = true
+			}
+		}
+		users = Users(quicV1, wt, s.nonQUIC != nil, other)
+	}
+	if users != s.users {
+		t.Socket(s.users, users)
+		s.users = users
+	}
 }
 
 // Mux hands out shared UDP sockets. It is safe for concurrent use.
@@ -220,6 +310,7 @@ type socket struct {
 	conns     int                      // open connections using this socket
 	listening bool                     // created by a listen call (has a fixed local port)
 	dead      bool
+	users     string // as the Tracer was last told
 }
 
 // Listener receives the connections of one ALPN on one socket.
@@ -269,6 +360,7 @@ func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early 
 	tc.GetConfigForClient = nil // only the socket-level callback is consulted
 	l := &Listener{s: s, alpn: alpn, early: early, tls: tc, queue: make(chan *quic.Conn, m.cfg.AcceptQueue), closed: make(chan struct{})}
 	s.consumers[alpn] = l
+	s.retraceLocked()
 	if s.loopDone == nil {
 		if err := s.startLocked(); err != nil {
 			delete(s.consumers, alpn)
@@ -354,6 +446,7 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort, listening bool) (*socket, er
 		VerifySourceAddress: func(net.Addr) bool { return s.inflight.Load() > int64(m.cfg.MaxHandshakes/2) },
 	}
 	m.sockets[s] = struct{}{}
+	s.retraceLocked()
 	return s, nil
 }
 
@@ -475,6 +568,9 @@ func (s *socket) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 			c.CloseWithError(0, "no listener or accept queue full")
 			continue
 		}
+		if t := s.m.cfg.Tracer; t != nil {
+			t.InboundHandshake(l.alpn, 1)
+		}
 		go s.awaitHandshake(c, l)
 	}
 }
@@ -484,6 +580,9 @@ func (s *socket) acceptLoop(ln *quic.EarlyListener, done chan struct{}) {
 // handshake completes or c dies (quic-go kills it after the handshake
 // timeout at the latest).
 func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
+	if t := s.m.cfg.Tracer; t != nil {
+		defer t.InboundHandshake(l.alpn, -1)
+	}
 	select {
 	case <-c.HandshakeComplete():
 	case <-c.Context().Done():
@@ -555,10 +654,12 @@ func (s *socket) trackLocked(c *quic.Conn) {
 // more; the caller must then call s.close after unlocking m.mu.
 func (m *Mux) releaseLocked(s *socket) bool {
 	if len(s.consumers) > 0 || s.nonQUIC != nil || s.conns > 0 || s.dead {
+		s.retraceLocked() // a consumer may have left
 		return false
 	}
 	s.dead = true
 	delete(m.sockets, s)
+	s.retraceLocked()
 	return true
 }
 

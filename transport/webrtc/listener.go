@@ -181,7 +181,9 @@ func (l *listener) admit(cand muxCandidate) (handshakeDone, release func(), err 
 func (l *listener) handle(cand muxCandidate, handshakeDone, release func()) {
 	defer l.wg.Done()
 	ctx, cancel := context.WithTimeout(l.ctx, l.t.cfg.HandshakeTimeout)
+	end := traceHandshake(l.t.cfg.Tracer)
 	c, err := l.setup(ctx, cand)
+	end()
 	cancel()
 	handshakeDone()
 	if err != nil {
@@ -239,6 +241,7 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	}
 	hs, err := ps.handshakeStream(ctx)
 	if err != nil {
+		traceICE(l.t.cfg.Tracer, ps.pc)
 		return nil, err
 	}
 	dialerFP, err := ps.remoteFingerprint()

@@ -82,6 +82,9 @@ type PrivateConfig struct {
 	// Log receives failed sessions (Debug) and refusals over the limits
 	// (Info, at most once a second). Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about sessions in progress and ICE
+	// failures.
+	Tracer Tracer
 }
 
 // PrivateTransport dials and listens on /webrtc addresses. It implements
@@ -425,6 +428,7 @@ func (t *PrivateTransport) admit(p peer.ID) (*privateListener, func(), error) {
 // (DirOutbound) or the answerer, and returns the connection, admitted by
 // the resource manager. On failure s is reset and nothing is left behind.
 func (t *PrivateTransport) runSession(ctx context.Context, s network.Stream, dir network.Direction) (_ *Conn, err error) {
+	defer traceHandshake(t.cfg.Tracer)()
 	remote := s.Conn().RemotePeer()
 	remoteKey := s.Conn().RemotePublicKey()
 	if remoteKey == nil {
@@ -459,6 +463,7 @@ func (t *PrivateTransport) runSession(ctx context.Context, s network.Stream, dir
 		return nil, err
 	}
 	if err := ss.waitConnected(ctx); err != nil {
+		traceICE(t.cfg.Tracer, c.pc)
 		return nil, iceFailure(c.pc, err)
 	}
 	if err := ss.checkFingerprint(); err != nil {

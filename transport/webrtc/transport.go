@@ -64,6 +64,40 @@ type Config struct {
 	// failed (Debug), attempts dropped over MaxInFlight (Info, at most once
 	// a second) and sockets that stop on a read error (Warn). Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about handshakes and ICE failures.
+	Tracer Tracer
+}
+
+// Tracer is told when a handshake (a dial, or an inbound connection from
+// its first STUN packet or signalling stream to its end) starts (delta 1)
+// and ends (delta -1), and about every handshake that failed before ICE
+// connected. It must not block.
+type Tracer interface {
+	Handshakes(delta int)
+	ICEFailed()
+}
+
+// traceHandshake tells tr (when not nil) a handshake started and returns
+// what tells it the handshake ended.
+func traceHandshake(tr Tracer) (end func()) {
+	if tr == nil {
+		return func() {}
+	}
+	tr.Handshakes(1)
+	return func() { tr.Handshakes(-1) }
+}
+
+// traceICE tells tr (when not nil) about a failed handshake whose ICE did
+// not connect.
+func traceICE(tr Tracer, pc *pion.PeerConnection) {
+	if tr == nil {
+		return
+	}
+	switch pc.ICEConnectionState() {
+	case pion.ICEConnectionStateConnected, pion.ICEConnectionStateCompleted:
+		return
+	}
+	tr.ICEFailed()
 }
 
 // Transport dials and listens on WebRTC-direct addresses.
@@ -279,7 +313,9 @@ func (p *peerSetup) remoteFingerprint() ([]byte, error) { return remoteCertFinge
 
 // Dial connects to the listener at addr, which must prove it is p.
 func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (network.TransportConn, error) {
+	end := traceHandshake(t.cfg.Tracer)
 	c, err := t.dial(ctx, addr, p)
+	end()
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: dial %s: %w", addr, err)
 	}
@@ -364,6 +400,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	}
 	hs, err := ps.handshakeStream(ctx)
 	if err != nil {
+		traceICE(t.cfg.Tracer, ps.pc)
 		return nil, err
 	}
 	remoteFP, err := ps.remoteFingerprint()

@@ -144,13 +144,16 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
+	end := l.t.traceHandshake()
 	sess, err := l.server.Upgrade(w, r)
 	if err != nil {
+		end()
 		log.Debug("inbound session refused: WebTransport upgrade failed", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "err", err)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	c, err := l.handshake(sess, qc)
+	end()
 	if err != nil {
 		if l.ctx.Err() == nil {
 			log.Debug("inbound session failed", "addr", l.ul.Addr(), "remote", r.RemoteAddr, "err", err)

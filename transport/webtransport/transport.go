@@ -63,6 +63,22 @@ type Config struct {
 	// Debug) and accept loops that stop on an error (Warn). QUIC handshakes
 	// that fail are logged by the udpmux.Mux. Nil discards.
 	Log *slog.Logger
+	// Tracer, if set, is told about handshakes: dials, and inbound
+	// sessions from the WebTransport upgrade to the end of Noise (udpmux
+	// traces the QUIC handshake before it).
+	Tracer Tracer
+}
+
+// Tracer is told when one of our handshakes starts (delta 1) and ends
+// (delta -1), for the WebTransport session and its Noise handshake. It must not block.
+type Tracer interface {
+	Handshakes(delta int)
+}
+
+// traceHandshake tells the tracer a handshake started and returns what
+// tells it the handshake ended.
+func (t *Transport) traceHandshake() (end func()) {
+	return udpmux.TraceHandshake(t.cfg.Tracer)
 }
 
 // Transport is the WebTransport transport. It is safe for concurrent use.
@@ -133,7 +149,9 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
+	end := t.traceHandshake()
 	c, err := t.dial(ctx, ap, hashes, p)
+	end()
 	if err != nil {
 		return nil, fmt.Errorf("webtransport: dial %s at %s: %w", p, addr, err)
 	}

@@ -28,41 +28,48 @@ const dialWarmup = 3
 // Both sides connect with Connect and then NewStream, as a user would;
 // go-libp2p's NewStream waits for identify to finish on a new connection.
 func firstReply(ctx context.Context, su setup, srv endpoint) (time.Duration, error) {
+	d, _, err := firstReplyCPU(ctx, su, srv)
+	return d, err
+}
+
+// firstReplyCPU is firstReply, also returning the process CPU time spent
+// while the clock ran (both ends, and whatever else ran in the process).
+func firstReplyCPU(ctx context.Context, su setup, srv endpoint) (time.Duration, time.Duration, error) {
 	server := srv.ref()
 	c, err := newHost(su.client, su.sec, false)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	if err := c.connect(ctx, server); err != nil {
-		return 0, fmt.Errorf("%v: connect: %w", su, err)
+		return 0, 0, fmt.Errorf("%v: connect: %w", su, err)
 	}
 	s, err := c.newStream(ctx, server, echoProto)
 	if err != nil {
-		return 0, fmt.Errorf("%v: new stream: %w", su, err)
+		return 0, 0, fmt.Errorf("%v: new stream: %w", su, err)
 	}
 	b := []byte{42}
 	if _, err := s.Write(b); err != nil {
-		return 0, fmt.Errorf("%v: write: %w", su, err)
+		return 0, 0, fmt.Errorf("%v: write: %w", su, err)
 	}
 	if _, err := io.ReadFull(s, b); err != nil {
-		return 0, fmt.Errorf("%v: read reply: %w", su, err)
+		return 0, 0, fmt.Errorf("%v: read reply: %w", su, err)
 	}
 	if su.client == implTachyon && slowTachyon > 0 {
 		spin(time.Duration(slowTachyon * float64(time.Since(start)))) // injected regression, see inject.go
 	}
-	d := time.Since(start)
+	d, cpu := time.Since(start), cpuTime()-cpu0
 	s.Close()
 	// Close only once identify has finished both ways: tachyon's yamux
 	// hangs in SetReadDeadline on a stream whose session has shut down
 	// (deadline.stop leaves a stopped timer that set then waits on), and
 	// closing mid-identify triggers that. Not timed.
 	waitIdentified(ctx, c, srv)
-	return d, nil
+	return d, cpu, nil
 }
 
 func waitIdentified(ctx context.Context, a, b endpoint) {

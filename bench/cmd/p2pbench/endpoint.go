@@ -21,6 +21,7 @@ import (
 	gwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
 	gwebtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tachyon-p2p/tachyon"
 	"github.com/tachyon-p2p/tachyon/core/network"
@@ -31,7 +32,10 @@ import (
 // Implementation and security names, as they appear in the tables.
 const (
 	implTachyon = "tachyon"
-	implGo      = "go-libp2p"
+	// implTachyonMetrics is tachyon with metrics on (each host registers
+	// its collectors with a registry of its own), for -metrics-overhead.
+	implTachyonMetrics = "tachyon+metrics"
+	implGo             = "go-libp2p"
 
 	secNoise = "Noise"
 	secTLS   = "TLS"
@@ -117,6 +121,8 @@ func newHost(impl, sec string, listen bool) (endpoint, error) {
 	switch impl {
 	case implTachyon:
 		return newTachyonHost(sec, listen)
+	case implTachyonMetrics:
+		return newTachyonHost(sec, listen, tachyon.PrometheusRegisterer(prometheus.NewRegistry()))
 	case implGo:
 		return newGoHost(sec, listen)
 	}
@@ -131,8 +137,8 @@ type tachyonHost struct {
 	suffix string
 }
 
-func newTachyonHost(sec string, listen bool) (*tachyonHost, error) {
-	var opts []tachyon.Option
+func newTachyonHost(sec string, listen bool, extra ...tachyon.Option) (*tachyonHost, error) {
+	opts := append([]tachyon.Option(nil), extra...)
 	listenAddr, suffix := loopbackListen, ""
 	switch sec {
 	case secNoise:

@@ -132,26 +132,8 @@ func newGateRig(ctx context.Context) (*gateRig, error) {
 // run made whole runs differ by up to 16 %, a new one per round lets the
 // median over rounds average such states out.
 func (g *gateRig) reconnect(ctx context.Context) error {
-	for k, s := range g.servers {
-		if old := g.clients[k]; old != nil {
-			old.close()
-		}
-		c, err := newHost(k.impl, k.sec, false)
-		if err != nil {
-			delete(g.clients, k)
-			return err
-		}
-		g.clients[k] = c
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = c.connect(cctx, s.ref())
-		if err == nil {
-			// Closing a tachyon host mid-identify can hang (see firstReply).
-			waitIdentified(cctx, c, s)
-		}
-		cancel()
-		if err != nil {
-			return fmt.Errorf("gate: %s/%s: connect: %w", k.impl, k.sec, err)
-		}
+	if err := reconnectClients(ctx, g.servers, g.clients); err != nil {
+		return fmt.Errorf("gate: %w", err)
 	}
 	for kind, s := range g.https {
 		if old := g.ups[kind]; old != nil {
@@ -163,6 +145,33 @@ func (g *gateRig) reconnect(ctx context.Context) error {
 			return err
 		}
 		g.ups[kind] = u
+	}
+	return nil
+}
+
+// reconnectClients replaces the client of every server with a new host
+// connected to it, identify done, closing the old one.
+func reconnectClients(ctx context.Context, servers, clients map[serverKey]endpoint) error {
+	for k, s := range servers {
+		if old := clients[k]; old != nil {
+			old.close()
+		}
+		c, err := newHost(k.impl, k.sec, false)
+		if err != nil {
+			delete(clients, k)
+			return err
+		}
+		clients[k] = c
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = c.connect(cctx, s.ref())
+		if err == nil {
+			// Closing a tachyon host mid-identify can hang (see firstReply).
+			waitIdentified(cctx, c, s)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s/%s: connect: %w", k.impl, k.sec, err)
+		}
 	}
 	return nil
 }

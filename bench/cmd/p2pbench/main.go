@@ -101,6 +101,8 @@ func main() {
 	writeBase := flag.String("write-baseline", "", "measure the ratios in short runs and write them as the baseline `file`")
 	idleOnly := flag.Bool("idle", false, "measure only the idle connections (with -quick: fewer), results on stderr")
 	gateRounds := flag.Int("gate-rounds", defaultGateRounds, "rounds per batch of -check or -write-baseline")
+	overhead := flag.Bool("metrics-overhead", false, "measure tachyon with metrics off and on (interleaved rounds, GOMAXPROCS=1) and print the cost per row")
+	overheadRounds := flag.Int("overhead-rounds", 60, "rounds of -metrics-overhead")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -133,6 +135,15 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if *overhead {
+		if *profDir != "" {
+			if err := os.MkdirAll(*profDir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "p2pbench: profile dir:", err)
+				os.Exit(1)
+			}
+		}
+		os.Exit(metricsOverhead(*overheadRounds, *profDir))
 	}
 	if *check != "" || *writeBase != "" {
 		os.Exit(gate(*check, *writeBase, *gateRounds))
