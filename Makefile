@@ -2,13 +2,16 @@
 # when run as root on Debian, else says what to install), format and
 # go.mod checks, vet, race-enabled unit and integration tests (interop with
 # go-libp2p, js-libp2p and Chromium, the conformance peer), the bench
-# module's own tests, then short fuzz runs of every listed target.
+# module's own tests, the transport-interop slice (interop/matrix: tachyon
+# HEAD and a pinned old commit, go-libp2p v0.51, v0.45, v0.36, js-libp2p 3.x;
+# its results go to a temporary file, COMPATIBILITY.md is left alone), then
+# short fuzz runs of every listed target.
 GO ?= go
 FUZZTIME ?= 5s
 
 .PHONY: test setup check vet unit fuzz fuzz-long demo bench bench-check soak holepunch autonat dialing webrtcnat
 
-test: setup check vet unit fuzz
+test: setup check vet unit interop-ci fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -116,7 +119,10 @@ webrtcnat:
 MATRIX_COMPAT ?= COMPATIBILITY.md
 MATRIX_CACHE ?= $(HOME)/.cache/tachyon-interop-matrix
 MATRIX_RESULTS ?=
-.PHONY: interop-slice interop-full
+.PHONY: interop-slice interop-full interop-ci
+interop-ci:
+	$(MAKE) interop-slice MATRIX_COMPAT= MATRIX_RESULTS=$${TMPDIR:-/tmp}/tachyon-interop-slice.json
+
 interop-slice:
 	$(GO) run ./interop/matrix -set slice -cache $(MATRIX_CACHE) -compat "$(MATRIX_COMPAT)" -results "$(MATRIX_RESULTS)"
 

@@ -5,19 +5,21 @@
 # Debian's Chromium for the browser interop tests (never a browser download
 # by a test tool), Node.js with npm for js-libp2p, and Debian's Prometheus
 # for the dashboard tests (test/dashboards; without its recommended node
-# exporter and disk tools, which the tests do not use). It then downloads the
+# exporter and disk tools, which the tests do not use) and redis-server for
+# the transport-interop contract (cmd/tachyon, interop/matrix). It then downloads the
 # Go modules of the three modules here and the Go toolchain of the fuzz runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A pkg=([ip]=iproute2 [ethtool]=ethtool [nft]=nftables [tcpdump]=tcpdump
-	[unshare]=util-linux [chromium]=chromium [node]=nodejs [npm]=npm [prometheus]=prometheus)
+	[unshare]=util-linux [chromium]=chromium [node]=nodejs [npm]=npm [prometheus]=prometheus
+	[redis-server]=redis-server)
 missing=()
-for tool in ip ethtool nft tcpdump unshare chromium node npm prometheus; do
+for tool in ip ethtool nft tcpdump unshare chromium node npm prometheus redis-server; do
 	command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
 # Installed without their recommended packages.
-norec=(prometheus)
+norec=(prometheus redis-server)
 root=false
 [ "$(id -u)" = 0 ] && root=true
 if [ "${#missing[@]}" -gt 0 ]; then
