@@ -1,6 +1,6 @@
 package main
 
-// -metrics-overhead: what turning metrics on costs tachyon (issue 17's goal
+// -metrics-overhead: what turning metrics on costs tachyon (the goal
 // is under 2 % on each row). The same stack runs with metrics off
 // (implTachyon) and on (implTachyonMetrics: both ends register their
 // collectors, as two nodes with metrics would) in one process, with the
