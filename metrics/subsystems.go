@@ -168,6 +168,17 @@ func newSubsystemMetrics() *subsystemMetrics {
 	s.relayService = &relayServiceTracer{s}
 	s.relayClient = &relayClientTracer{s}
 	s.holePunch = &holePunchTracer{s}
+	// The attempt series exist from the start, at zero: one born at its
+	// first increment shows no increase to rate(), and a success ratio
+	// over a window would read 0/0.
+	for _, side := range []string{"initiator", "responder"} {
+		for _, tr := range []string{"tcp", "quic-v1"} {
+			s.holePunchAttempts.WithLabelValues(side, tr, "success")
+		}
+		for _, o := range []string{"no_own_addrs", "no_peer_addrs", "protocol_error", "timeout", "dial_error", "not_supported", "no_stream", "already_direct"} {
+			s.holePunchAttempts.WithLabelValues(side, "none", o)
+		}
+	}
 	s.autonatV2 = &autonatV2Tracer{s.autonatRequests}
 	s.autonatV1 = &autonatV1Tracer{s.autonatRequests}
 	s.reachability = &reachabilityTracer{s}
