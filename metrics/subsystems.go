@@ -179,6 +179,8 @@ func newSubsystemMetrics() *subsystemMetrics {
 			s.holePunchAttempts.WithLabelValues(side, "none", o)
 		}
 	}
+	s.holePunchDuration.WithLabelValues("success")
+	s.holePunchDuration.WithLabelValues("failure")
 	s.autonatV2 = &autonatV2Tracer{s.autonatRequests}
 	s.autonatV1 = &autonatV1Tracer{s.autonatRequests}
 	s.reachability = &reachabilityTracer{s}
