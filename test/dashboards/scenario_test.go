@@ -300,7 +300,7 @@ func newScenario(t *testing.T, r, a, b *node) *scenario {
 // round runs the scenario once; the second round repeats the first but
 // for what happens once (the reservation, the reachability verdict).
 func (sc *scenario) round(ctx context.Context, t *testing.T, n int) {
-	r, a, b := sc.r, sc.a, sc.b
+	r, a := sc.r, sc.a
 	// A to R over each transport in turn; each connection carries pings
 	// and an echo stream, then closes (connection lifetimes).
 	for _, tc := range []struct{ prefix, suffix string }{
@@ -381,28 +381,20 @@ func (sc *scenario) round(ctx context.Context, t *testing.T, n int) {
 	}
 
 	// A reaches B through R (B's reservation), B punches through to A.
-	circuit := waitRelayAddr(ctx, t, b.Host)
-	a.Peerstore().ClearAddrs(b.ID())
-	a.Peerstore().AddAddrs(b.ID(), []ma.Multiaddr{circuit}, time.Hour)
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
-		t.Fatalf("A to B through R: %v", err)
-	}
-	if err := a.Ping(ctx, b.ID(), 2, 0, 10*time.Second, nil); err != nil {
-		t.Fatalf("ping through R: %v", err)
-	}
-	if err := echoOnce(network.WithAllowLimitedConn(ctx, "test"), a.Host, b.ID(), 16<<10); err != nil {
-		t.Fatalf("echo through R: %v", err)
-	}
-	select {
-	case e := <-sc.punched.Out():
-		t.Logf("round %d: hole punch attempt %d: success %v, transport %q, reason %q", n, e.Attempt, e.Success, e.Transport, e.Reason)
-	case <-ctx.Done():
-		t.Fatalf("no hole punch attempt by B: %v", ctx.Err())
-	}
-	// End the circuit (its duration is observed) and the direct
-	// connection: the next round starts over.
-	if err := a.ClosePeer(b.ID()); err != nil {
-		t.Fatalf("closing A-B: %v", err)
+	// The first round must; the second tries for 30 s and says why not
+	// (the hole-punch series exist from the start, so the panels have
+	// their rates from the first round alone).
+	if n == 1 {
+		if err := sc.relayAndPunch(ctx, t, n); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		err := sc.relayAndPunch(rctx, t, n)
+		rcancel()
+		if err != nil {
+			t.Logf("round %d, relayed connection and hole punch (best effort): %v", n, err)
+		}
 	}
 
 	if n > 1 {
@@ -488,20 +480,52 @@ func closedTCPAddr(t *testing.T) ma.Multiaddr {
 	return ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
 }
 
-// waitRelayAddr waits for h's address through its relay.
-func waitRelayAddr(ctx context.Context, t *testing.T, h *tachyon.Host) ma.Multiaddr {
-	t.Helper()
+// relayAddr waits for h's address through its relay.
+func relayAddr(ctx context.Context, h *tachyon.Host) (ma.Multiaddr, error) {
 	for {
 		addrs := h.Addrs()
 		if i := slices.IndexFunc(addrs, swarm.IsRelayAddr); i >= 0 {
-			return addrs[i]
+			return addrs[i], nil
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no relay reservation: %v", ctx.Err())
+			return nil, fmt.Errorf("no relay reservation: %w", ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// relayAndPunch connects A to B through R, pings and echoes over the
+// relayed connection, waits for B's hole punch, then closes A-B.
+func (sc *scenario) relayAndPunch(ctx context.Context, t *testing.T, n int) error {
+	a, b := sc.a, sc.b
+	circuit, err := relayAddr(ctx, b.Host)
+	if err != nil {
+		return err
+	}
+	a.Peerstore().ClearAddrs(b.ID())
+	a.Peerstore().AddAddrs(b.ID(), []ma.Multiaddr{circuit}, time.Hour)
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID()}); err != nil {
+		return fmt.Errorf("A to B through R: %w", err)
+	}
+	if err := a.Ping(ctx, b.ID(), 2, 0, 10*time.Second, nil); err != nil {
+		return fmt.Errorf("ping through R: %w", err)
+	}
+	if err := echoOnce(network.WithAllowLimitedConn(ctx, "test"), a.Host, b.ID(), 16<<10); err != nil {
+		return fmt.Errorf("echo through R: %w", err)
+	}
+	select {
+	case e := <-sc.punched.Out():
+		t.Logf("round %d: hole punch attempt %d: success %v, transport %q, reason %q", n, e.Attempt, e.Success, e.Transport, e.Reason)
+	case <-ctx.Done():
+		return fmt.Errorf("no hole punch attempt by B: %w", ctx.Err())
+	}
+	// End the circuit (its duration is observed) and the direct
+	// connection: the next round starts over.
+	if err := a.ClosePeer(b.ID()); err != nil {
+		return fmt.Errorf("closing A-B: %w", err)
+	}
+	return nil
 }
 
 // serveDaemon serves the p2pd control protocol for h on a loopback port
