@@ -254,24 +254,6 @@ func attemptOutcome(o dialrank.Outcome) string {
 	return "error"
 }
 
-// handshakeResult is the result label of a handshake that ended with err.
-func handshakeResult(err error) string {
-	if errors.Is(err, upgrader.ErrRefused) {
-		return "refused" // by our resource manager
-	}
-	switch dialrank.Classify(err) {
-	case dialrank.Connected:
-		return "success"
-	case dialrank.PeerMismatch:
-		return "peer_id_mismatch"
-	case dialrank.Timeout:
-		return "timeout"
-	case dialrank.Cancelled:
-		return "canceled"
-	}
-	return "error"
-}
-
 // DialAttemptEnded implements swarm.Tracer.
 func (c *connMetrics) DialAttemptEnded(a swarm.DialAttempt) {
 	tpt, out := dialTransport(a.Transport), attemptOutcome(a.Outcome)
@@ -353,7 +335,7 @@ func (c *connMetrics) BlackHoleChanged(cl dialrank.Class, v dialrank.Verdict) {
 // HandshakeDone implements upgrader.Tracer.
 func (c *connMetrics) HandshakeDone(h upgrader.Handshake) {
 	c.handshake.WithLabelValues(dirLabel(h.Dir), h.Transport, protoLabel(h.Security), protoLabel(h.Muxer),
-		boolLabel(h.EarlyMuxer), handshakeResult(h.Err)).Observe(h.Took.Seconds())
+		boolLabel(h.EarlyMuxer), h.Result()).Observe(h.Took.Seconds())
 }
 
 // streamKey names one protoMeter.

@@ -2,14 +2,12 @@ package otelbridge
 
 import (
 	"context"
-	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
-	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/upgrader"
 )
 
@@ -52,7 +50,7 @@ func (t *Tracer) HandshakeDone(h upgrader.Handshake) {
 		AttrDirection.String(dir),
 		AttrConnTransport.String(h.Transport),
 		AttrEarlyMuxer.Bool(h.EarlyMuxer),
-		AttrResult.String(handshakeResult(h.Err)),
+		AttrResult.String(h.Result()),
 	)
 	if h.Security != "" {
 		span.SetAttributes(AttrSecurity.String(string(h.Security)))
@@ -71,23 +69,4 @@ func (t *Tracer) HandshakeDone(h upgrader.Handshake) {
 		span.SetStatus(codes.Error, h.Err.Error())
 	}
 	span.End(trace.WithTimestamp(end))
-}
-
-// handshakeResult names how an upgrade ended, with the values of the
-// result label of tachyon_handshake_duration_seconds.
-func handshakeResult(err error) string {
-	if errors.Is(err, upgrader.ErrRefused) {
-		return "refused"
-	}
-	switch dialrank.Classify(err) {
-	case dialrank.Connected:
-		return "success"
-	case dialrank.PeerMismatch:
-		return "peer_id_mismatch"
-	case dialrank.Timeout:
-		return "timeout"
-	case dialrank.Cancelled:
-		return "canceled"
-	}
-	return "error"
 }

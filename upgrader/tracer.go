@@ -1,6 +1,7 @@
 package upgrader
 
 import (
+	"errors"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -8,6 +9,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/dialrank"
 )
 
 // Tracer hears of every upgrade, for metrics and trace spans. Nil
@@ -32,4 +34,24 @@ type Handshake struct {
 	Start      time.Time
 	Took       time.Duration
 	Err        error // nil: upgraded
+}
+
+// Result names how the upgrade ended, for metric labels and span
+// attributes: success, refused (by our resource manager), peer_id_mismatch,
+// timeout, canceled or error.
+func (h Handshake) Result() string {
+	if errors.Is(h.Err, ErrRefused) {
+		return "refused"
+	}
+	switch dialrank.Classify(h.Err) {
+	case dialrank.Connected:
+		return "success"
+	case dialrank.PeerMismatch:
+		return "peer_id_mismatch"
+	case dialrank.Timeout:
+		return "timeout"
+	case dialrank.Cancelled:
+		return "canceled"
+	}
+	return "error"
 }
