@@ -565,6 +565,9 @@ var errNoVerdict = errors.New("no verdict")
 
 func (p natProber) Probe(ctx context.Context, server peer.ID, addr ma.Multiaddr) (reachability.Outcome, error) {
 	res, err := p.h.an.client.Check(ctx, server, []ma.Multiaddr{addr})
+	if errors.Is(err, autonatv2.ErrRejected) || errors.Is(err, autonatv2.ErrInternal) {
+		return reachability.Busy, err
+	}
 	if err != nil {
 		return reachability.Inconclusive, err
 	}

@@ -27,6 +27,13 @@
 //     since the last Recheck): one asked again would repeat itself. When
 //     no server gives a conclusive answer, or none is left to ask, it is
 //     retried after RetryMin, doubling up to RetryMax.
+//   - A server runs at most Config.PerServer of our probes at once. One
+//     that answers Busy (rate limits) is asked nothing for BusyMin,
+//     doubling up to BusyMax while it stays busy; one whose probe of an
+//     address taught nothing is not asked about that address again for
+//     RetryMin, doubling up to RetryMax. Without these, a probe that fails
+//     at once frees its slot for the same server, which is asked again
+//     every round trip and spends its rate limit on nothing.
 //   - A decided address is re-checked by one server after RecheckMin,
 //     doubling up to RecheckMax while the answers agree.
 //   - Recheck (a network change, a new observed address) makes every
@@ -81,6 +88,10 @@ const (
 	Reached
 	// Unreached: the server tried the address and its dial failed.
 	Unreached
+	// Busy: the server would not serve the request now (rate limits, too
+	// many requests at once, an internal error). Nothing is learned about
+	// the address, and the server is left alone for a while.
+	Busy
 )
 
 func (o Outcome) String() string {
@@ -89,6 +100,8 @@ func (o Outcome) String() string {
 		return "reached"
 	case Unreached:
 		return "unreached"
+	case Busy:
+		return "busy"
 	}
 	return "inconclusive"
 }
@@ -133,6 +146,15 @@ type Config struct {
 	Parallel int
 	// MaxInflight bounds all probes at once (default 8).
 	MaxInflight int
+	// PerServer bounds the probes one server runs for us at once (default
+	// 2: AutoNAT v2 servers, go-libp2p's and ours, reject a peer's third
+	// concurrent request).
+	PerServer int
+	// BusyMin and BusyMax bound how long a server that answered Busy is
+	// not asked anything (defaults 5 s and 1 min, doubling while it stays
+	// busy): a rate-limited server asked again at once only spends the
+	// limit further.
+	BusyMin, BusyMax time.Duration
 	// RetryMin and RetryMax bound the wait after probes that taught
 	// nothing (defaults 2 s and 1 min).
 	RetryMin, RetryMax time.Duration
@@ -179,6 +201,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 8
 	}
+	if c.PerServer <= 0 {
+		c.PerServer = 2
+	}
+	def(&c.BusyMin, 5*time.Second)
+	def(&c.BusyMax, time.Minute)
 	def(&c.RetryMin, 2*time.Second)
 	def(&c.RetryMax, time.Minute)
 	def(&c.RecheckMin, 5*time.Minute)
@@ -196,7 +223,8 @@ type Prober interface {
 	// Servers lists the peers that can be asked now (connected, speaking
 	// the AutoNAT protocol).
 	Servers() []peer.ID
-	// Probe asks server to dial addr back. Errors count as Inconclusive.
+	// Probe asks server to dial addr back. Errors count as Inconclusive,
+	// or Busy when the outcome returned with them is Busy.
 	Probe(ctx context.Context, server peer.ID, addr ma.Multiaddr) (Outcome, error)
 }
 
@@ -211,7 +239,12 @@ type entry struct {
 	urgent   bool          // probe like an undecided address (a dissent, a recheck)
 	inflight map[peer.ID]bool
 	asked    map[peer.ID]time.Time
-	changed  bool // evidence since the last schedule
+	// failed holds the servers whose last probe of this address taught
+	// nothing: they are not asked about it again before the cool-down
+	// (RetryMin, doubling up to RetryMax), or a server that refuses the
+	// address would be asked once per round trip while others probe it.
+	failed  map[peer.ID]cooldown
+	changed bool // evidence since the last schedule
 	// epoch counts Rechecks; heard is the epoch of each server's latest
 	// conclusive answer. An answer from an earlier epoch may be out of
 	// date (the network changed), so its server is asked again.
@@ -232,10 +265,26 @@ type state struct {
 	cfg      Config
 	addrs    map[string]*entry
 	inflight int
+	// perServer counts the probes in flight at each server.
+	perServer map[peer.ID]int
+	// busy holds the servers that answered Busy: they are not asked
+	// anything until the cool-down ends.
+	busy map[peer.ID]cooldown
+}
+
+// cooldown is a wait after an answer that taught nothing.
+type cooldown struct {
+	until time.Time
+	wait  time.Duration // the wait last set, doubled by the next one
+}
+
+func (c cooldown) next(now time.Time, lo, hi time.Duration) cooldown {
+	w := grow(c.wait, lo, hi)
+	return cooldown{until: now.Add(w), wait: w}
 }
 
 func newState(cfg Config) *state {
-	return &state{cfg: cfg, addrs: map[string]*entry{}}
+	return &state{cfg: cfg, addrs: map[string]*entry{}, perServer: map[peer.ID]int{}, busy: map[peer.ID]cooldown{}}
 }
 
 // setAddrs makes addrs the candidates: new ones start unknown and due,
@@ -246,14 +295,25 @@ func (s *state) setAddrs(now time.Time, addrs []ma.Multiaddr) {
 		k := string(a.Bytes())
 		keep[k] = true
 		if s.addrs[k] == nil {
-			s.addrs[k] = &entry{addr: a, since: now, next: now, inflight: map[peer.ID]bool{}, asked: map[peer.ID]time.Time{}, heard: map[peer.ID]int{}}
+			s.addrs[k] = &entry{addr: a, since: now, next: now, inflight: map[peer.ID]bool{}, asked: map[peer.ID]time.Time{},
+				failed: map[peer.ID]cooldown{}, heard: map[peer.ID]int{}}
 		}
 	}
 	for k, e := range s.addrs {
 		if !keep[k] {
-			s.inflight -= len(e.inflight)
+			for srv := range e.inflight {
+				s.release(srv)
+			}
 			delete(s.addrs, k)
 		}
+	}
+}
+
+// release ends the accounting of one probe at srv.
+func (s *state) release(srv peer.ID) {
+	s.inflight--
+	if s.perServer[srv]--; s.perServer[srv] <= 0 {
+		delete(s.perServer, srv)
 	}
 }
 
@@ -284,6 +344,12 @@ func (s *state) undecided(e *entry) bool { return e.verdict == Unknown || e.urge
 // due returns the probes to start now and when to look again (zero: only
 // when something happens).
 func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Time) {
+	for p, c := range s.busy {
+		// Forgotten once it could have doubled no further anyway.
+		if now.Sub(c.until) > s.cfg.BusyMax {
+			delete(s.busy, p)
+		}
+	}
 	keys := make([]string, 0, len(s.addrs))
 	for k := range s.addrs {
 		keys = append(keys, k)
@@ -320,13 +386,16 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 		// the timer by whichever server was asked longest ago.
 		freshOnly := len(e.inflight) > 0 || s.undecided(e)
 		started := 0
-		for _, srv := range s.pick(e, servers, want-len(e.inflight), freshOnly) {
+		picked, full, free := s.pick(now, e, servers, want-len(e.inflight), freshOnly)
+		for _, srv := range picked {
 			if s.inflight >= s.cfg.MaxInflight {
+				full = true
 				break
 			}
 			e.inflight[srv] = true
 			e.asked[srv] = now
 			s.inflight++
+			s.perServer[srv]++
 			started++
 			jobs = append(jobs, job{addr: e.addr, key: k, server: srv})
 		}
@@ -335,6 +404,16 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 			e.next = time.Time{} // results reschedule
 		case started == 0 && len(servers) == 0:
 			e.next = time.Time{} // serversChanged reschedules
+		case started == 0 && full:
+			// A server that could answer is busy with our other probes:
+			// the next result frees it.
+			e.next = time.Time{}
+		case started == 0 && !free.IsZero():
+			// A server that could answer is cooling down: ask it then.
+			e.next = free
+			if wake.IsZero() || e.next.Before(wake) {
+				wake = e.next
+			}
 		case started == 0:
 			// Every server is busy with it, has answered already, or the
 			// probe budget is spent: wait for a new server
@@ -349,22 +428,42 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 	return jobs, wake
 }
 
-// pick chooses up to n servers for e: not already probing it, those whose
-// answer is not counted first, then the least recently asked; with
-// freshOnly, only those not counted.
-func (s *state) pick(e *entry, servers []peer.ID, n int, freshOnly bool) []peer.ID {
+// pick chooses up to n servers for e: not already probing it, not cooling
+// down (busy, or failed on e), those whose answer is not counted first,
+// then the least recently asked; with freshOnly, only those not counted.
+// full says a server was left out only because it runs PerServer probes
+// already; free is the earliest end of a cool-down that left one out.
+func (s *state) pick(now time.Time, e *entry, servers []peer.ID, n int, freshOnly bool) (picked []peer.ID, full bool, free time.Time) {
 	if n <= 0 {
-		return nil
+		return nil, false, time.Time{}
 	}
 	counted := map[peer.ID]bool{}
 	for _, r := range e.evidence {
 		counted[r.Server] = e.heard[r.Server] == e.epoch
 	}
+	coolUntil := func(p peer.ID) time.Time {
+		u := s.busy[p].until
+		if f := e.failed[p].until; f.After(u) {
+			u = f
+		}
+		return u
+	}
 	var cands []peer.ID
 	for _, p := range servers {
-		if !e.inflight[p] && !slices.Contains(cands, p) && !(freshOnly && counted[p]) {
-			cands = append(cands, p)
+		if e.inflight[p] || slices.Contains(cands, p) || (freshOnly && counted[p]) {
+			continue
 		}
+		if u := coolUntil(p); u.After(now) {
+			if free.IsZero() || u.Before(free) {
+				free = u
+			}
+			continue
+		}
+		if s.perServer[p] >= s.cfg.PerServer {
+			full = true
+			continue
+		}
+		cands = append(cands, p)
 	}
 	sort.SliceStable(cands, func(i, j int) bool {
 		ci, cj := counted[cands[i]], counted[cands[j]]
@@ -376,7 +475,7 @@ func (s *state) pick(e *entry, servers []peer.ID, n int, freshOnly bool) []peer.
 	if len(cands) > n {
 		cands = cands[:n]
 	}
-	return cands
+	return cands, full, free
 }
 
 // expire forgets evidence older than EvidenceTTL.
@@ -391,9 +490,18 @@ func (s *state) result(now time.Time, key string, server peer.ID, o Outcome) *Ch
 		return nil // forgotten meanwhile
 	}
 	delete(e.inflight, server)
-	s.inflight--
+	s.release(server)
 	s.expire(now, e)
-	if o == Inconclusive {
+	switch o {
+	case Busy:
+		s.busy[server] = s.busy[server].next(now, s.cfg.BusyMin, s.cfg.BusyMax)
+	case Inconclusive:
+		e.failed[server] = e.failed[server].next(now, s.cfg.RetryMin, s.cfg.RetryMax)
+	default:
+		delete(s.busy, server)
+		delete(e.failed, server)
+	}
+	if o == Inconclusive || o == Busy {
 		if len(e.inflight) == 0 {
 			s.schedule(now, e, false)
 		}
@@ -671,7 +779,9 @@ func (m *Manager) probe(ctx context.Context, j job) {
 	o, err := m.prober.Probe(pctx, j.server, j.addr)
 	cancel()
 	if err != nil {
-		o = Inconclusive
+		if o != Busy {
+			o = Inconclusive
+		}
 		err = fmt.Errorf("reachability: probing %s with %s: %w", j.addr, j.server, err)
 	}
 	select {

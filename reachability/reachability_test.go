@@ -39,10 +39,16 @@ type sim struct {
 	answer  func(server peer.ID, addr ma.Multiaddr) Outcome
 	changes []Change
 	probes  map[string]int // per address, probes run
+	// byServer counts the probes each server got; maxAtOnce is the most
+	// one server ran at once.
+	byServer  map[peer.ID]int
+	maxAtOnce int
+	// latencyOf, if set, is each server's answer time (else run's).
+	latencyOf func(peer.ID) time.Duration
 }
 
 func newSim(t *testing.T, cfg Config, nServers int, answer func(peer.ID, ma.Multiaddr) Outcome) *sim {
-	return &sim{t: t, st: newState(cfg.withDefaults()), now: time.Unix(1e6, 0), servers: servers(t, nServers), answer: answer, probes: map[string]int{}}
+	return &sim{t: t, st: newState(cfg.withDefaults()), now: time.Unix(1e6, 0), servers: servers(t, nServers), answer: answer, probes: map[string]int{}, byServer: map[peer.ID]int{}}
 }
 
 // run advances the clock by d, running the probes that fall due; each
@@ -60,8 +66,18 @@ func (s *sim) run(d, latency time.Duration) {
 		}
 		jobs, wake := s.st.due(s.now, s.servers)
 		for _, j := range jobs {
-			inflight = append(inflight, pending{j, s.now.Add(latency)})
+			lat := latency
+			if s.latencyOf != nil {
+				lat = s.latencyOf(j.server)
+			}
+			inflight = append(inflight, pending{j, s.now.Add(lat)})
 			s.probes[j.addr.String()]++
+			s.byServer[j.server]++
+		}
+		atOnce := map[peer.ID]int{}
+		for _, p := range inflight {
+			atOnce[p.j.server]++
+			s.maxAtOnce = max(s.maxAtOnce, atOnce[p.j.server])
 		}
 		// The next event: a probe's answer or a wake-up.
 		next := end
@@ -414,4 +430,78 @@ func TestNoReaskWhileWaiting(t *testing.T) {
 	if n := s.probes[addrTCP.String()]; n != 4 {
 		t.Fatalf("after a recheck: %d probes, want 4", n)
 	}
+}
+
+// TestServerSparedWhenBusy: a server is never given more than PerServer
+// probes at once, one that answers Busy is left alone for a cool-down that
+// doubles, and one whose probe of an address failed is not asked about it
+// again while the others still probe it. Before these rules a fast
+// failing answer freed the slot for the same server at once: a tachyon
+// client sent go-libp2p servers a request per round trip, spent their
+// per-peer rate limit in seconds, and a verdict took 17 s instead of 1.
+func TestServerSparedWhenBusy(t *testing.T) {
+	addrs := []ma.Multiaddr{addrTCP, addrQUIC, ma.StringCast("/ip6/2001:db8::5/tcp/4001"), ma.StringCast("/ip6/2001:db8::5/udp/4001/quic-v1")}
+	t.Run("per-server cap", func(t *testing.T) {
+		s := newSim(t, Config{}, 3, always(Reached))
+		s.st.setAddrs(s.now, addrs)
+		s.run(time.Second, 100*time.Millisecond)
+		if s.maxAtOnce != 2 {
+			t.Errorf("a server ran %d probes at once, want at most (and at some point) 2", s.maxAtOnce)
+		}
+		for _, a := range addrs {
+			if v := s.verdict(a); v != Public {
+				t.Errorf("%s: %v after 1 s, want public", a, v)
+			}
+		}
+	})
+	t.Run("busy server", func(t *testing.T) {
+		var s *sim
+		s = newSim(t, Config{}, 3, func(p peer.ID, _ ma.Multiaddr) Outcome {
+			if p == s.servers[0] {
+				return Busy
+			}
+			return Reached
+		})
+		s.latencyOf = func(p peer.ID) time.Duration {
+			if p == s.servers[0] {
+				return 10 * time.Millisecond // rejected at once
+			}
+			return 300 * time.Millisecond
+		}
+		s.st.setAddrs(s.now, addrs)
+		s.run(time.Minute, 0)
+		// Asked at 0, then after cool-downs of 5, 10, 20 s: at most 4 times
+		// in the minute (once per cool-down, for one address each time).
+		if n := s.byServer[s.servers[0]]; n < 2 || n > 4 {
+			t.Errorf("the busy server got %d requests in a minute, want 2-4", n)
+		}
+		for _, a := range addrs {
+			if v := s.verdict(a); v != Public {
+				t.Errorf("%s: %v, want public from the two other servers", a, v)
+			}
+		}
+	})
+	t.Run("failed on an address", func(t *testing.T) {
+		var s *sim
+		s = newSim(t, Config{}, 3, func(p peer.ID, _ ma.Multiaddr) Outcome {
+			if p == s.servers[0] {
+				return Inconclusive // e.g. refuses to dial it
+			}
+			return Unreached
+		})
+		s.latencyOf = func(p peer.ID) time.Duration {
+			if p == s.servers[0] {
+				return 10 * time.Millisecond
+			}
+			return 2 * time.Second // dial-back timeouts
+		}
+		s.st.setAddrs(s.now, addrs[:1])
+		s.run(2500*time.Millisecond, 0)
+		if n := s.byServer[s.servers[0]]; n != 1 {
+			t.Errorf("the server that failed on the address was asked %d times while the others probed it, want 1", n)
+		}
+		if v := s.verdict(addrs[0]); v != Private {
+			t.Errorf("verdict %v, want private from the two other servers", v)
+		}
+	})
 }
