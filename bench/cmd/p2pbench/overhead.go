@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -230,9 +231,10 @@ const (
 func overheadMarkdown(pool []overheadRound, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d rounds (after %d dropped), GOMAXPROCS=%d, %v, load average at the end %s; "+
-		"costs: medians of the per-round costs, positive = slower (wall) or more CPU with metrics; [interquartile range]\n\n",
+		"costs: medians of the per-round costs, positive = slower (wall) or more CPU with metrics, [95 %% confidence interval of the median]; "+
+		"goal: CPU cost under 2 %% at 95 %% confidence\n\n",
 		len(pool), gateWarmup, gateProcs, took.Round(time.Second), loadAvg())
-	b.WriteString("| row | off | on | wall cost | CPU off | CPU on | CPU cost |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| row | off | on | wall cost | CPU off | CPU on | CPU cost | goal |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 	if len(pool) == 0 {
 		return b.String()
 	}
@@ -245,19 +247,49 @@ func overheadMarkdown(pool []overheadRound, took time.Duration) string {
 				off, on, cost = append(off, f.off), append(on, f.on), append(cost, f.cost())
 				cpuOff, cpuOn, cpuCost = append(cpuOff, f.cpuOff), append(cpuOn, f.cpuOn), append(cpuCost, f.cpuCost())
 			}
-			fmt.Fprintf(&b, "| %s | %.3g | %.3g | %s | %.3g | %.3g | %s |\n",
-				row, median(off), median(on), costCell(cost), median(cpuOff), median(cpuOn), costCell(cpuCost))
+			fmt.Fprintf(&b, "| %s | %.3g | %.3g | %s | %.3g | %.3g | %s | %s |\n",
+				row, median(off), median(on), costCell(cost), median(cpuOff), median(cpuOn), costCell(cpuCost), goalCell(cpuCost))
 		}
 	}
 	return b.String()
 }
 
-// costCell prints the median of xs and its interquartile range.
+// costCell prints the median of xs and its 95 % confidence interval.
 func costCell(xs []float64) string {
+	m, lo, hi := medianCI(xs)
+	return fmt.Sprintf("%+.1f %% [%+.1f, %+.1f]", m, lo, hi)
+}
+
+// medianCI is the median of xs and a distribution-free 95 % confidence
+// interval for it: the order statistics n/2 -+ 0.98 sqrt(n) (the normal
+// approximation of the binomial), so no assumption about how the shared
+// machine spreads the rounds. With fewer than 6 values the interval is the
+// whole range.
+func medianCI(xs []float64) (m, lo, hi float64) {
+	if len(xs) == 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
 	xs = slices.Sorted(slices.Values(xs))
 	n := len(xs)
-	return fmt.Sprintf("%+.1f %% [%+.0f, %+.0f]", median(xs), xs[n/4], xs[3*n/4])
+	k := int(math.Floor(float64(n)/2 - 0.98*math.Sqrt(float64(n))))
+	k = max(k, 0)
+	return median(xs), xs[k], xs[n-1-k]
 }
+
+// goalCell says whether cost stays under the 2 % goal at 95 % confidence.
+func goalCell(xs []float64) string {
+	_, lo, hi := medianCI(xs)
+	switch {
+	case hi < overheadGoal:
+		return "met"
+	case lo > overheadGoal:
+		return "missed"
+	}
+	return "unresolved"
+}
+
+// overheadGoal is the cost metrics may add, in %.
+const overheadGoal = 2.0
 
 // loadAvg is the 1-minute load average, or "?".
 func loadAvg() string {

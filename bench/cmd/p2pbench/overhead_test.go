@@ -36,3 +36,37 @@ func TestMetricsOverheadRound(t *testing.T) {
 		}
 	}
 }
+
+// TestMedianCI: the interval widens with the spread and narrows with the
+// number of rounds, and the goal column follows it.
+func TestMedianCI(t *testing.T) {
+	seq := func(n int, f func(i int) float64) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		xs     []float64
+		lo, hi float64 // bounds the interval must lie within
+		goal   string
+	}{
+		{"tight around 0.5", seq(100, func(i int) float64 { return 0.5 + float64(i%11-5)*0.1 }), 0, 1, "met"},
+		{"wide around 0.5", seq(100, func(i int) float64 { return 0.5 + float64(i%11-5)*2 }), -4, 5, "unresolved"},
+		{"clearly over", seq(100, func(i int) float64 { return 5 + float64(i%11-5)*0.5 }), 3, 7, "missed"},
+		{"few values", []float64{1, 2, 3}, 1, 3, "unresolved"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, lo, hi := medianCI(tc.xs)
+			if !(lo <= m && m <= hi) || lo < tc.lo || hi > tc.hi {
+				t.Errorf("median %v, interval [%v, %v]; want inside [%v, %v]", m, lo, hi, tc.lo, tc.hi)
+			}
+			if g := goalCell(tc.xs); g != tc.goal {
+				t.Errorf("goal %q, want %q", g, tc.goal)
+			}
+		})
+	}
+}
