@@ -27,7 +27,9 @@
 //     since the last Recheck): one asked again would repeat itself. When
 //     no server gives a conclusive answer, or none is left to ask, it is
 //     retried after RetryMin, doubling up to RetryMax.
-//   - A server runs at most Config.PerServer of our probes at once. One
+//   - A server runs at most Config.PerServer of our probes at once; the
+//     slots go first to every undecided address's Confirmations probes,
+//     then to extra ones, each to the least loaded server. One
 //     that answers Busy (rate limits) is asked nothing for BusyMin,
 //     doubling up to BusyMax while it stays busy; one whose probe of an
 //     address taught nothing is not asked about that address again for
@@ -366,6 +368,15 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 		}
 		return keys[i] < keys[j]
 	})
+	type cand struct {
+		k         string
+		e         *entry
+		freshOnly bool
+		started   int
+		full      bool
+		free      time.Time
+	}
+	var ds []*cand
 	for _, k := range keys {
 		e := s.addrs[k]
 		s.expire(now, e)
@@ -375,46 +386,64 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 			}
 			continue
 		}
-		want := 1
-		if s.undecided(e) {
-			want = s.cfg.Parallel
-		}
 		// An undecided address is asked only of servers whose answer is
 		// not counted (since the last Recheck): asking one again would
 		// repeat what it said, spend its rate limit and delay the servers
 		// that can still tell something. Decided ones are re-checked on
 		// the timer by whichever server was asked longest ago.
-		freshOnly := len(e.inflight) > 0 || s.undecided(e)
-		started := 0
-		picked, full, free := s.pick(now, e, servers, want-len(e.inflight), freshOnly)
-		for _, srv := range picked {
-			if s.inflight >= s.cfg.MaxInflight {
-				full = true
-				break
+		ds = append(ds, &cand{k: k, e: e, freshOnly: len(e.inflight) > 0 || s.undecided(e)})
+	}
+	// Two passes: first every undecided address gets the Confirmations
+	// probes a verdict needs, then the rest up to Parallel. With servers
+	// capped at PerServer, one address's third probe would otherwise hold
+	// the slot another address needs for its first.
+	for pass := range 2 {
+		for _, d := range ds {
+			e := d.e
+			want := 1
+			if s.undecided(e) {
+				want = s.cfg.Parallel
+				if pass == 0 {
+					want = min(want, s.cfg.Confirmations)
+				}
 			}
-			e.inflight[srv] = true
-			e.asked[srv] = now
-			s.inflight++
-			s.perServer[srv]++
-			started++
-			jobs = append(jobs, job{addr: e.addr, key: k, server: srv})
+			picked, full, free := s.pick(now, e, servers, want-len(e.inflight), d.freshOnly)
+			d.full = d.full || full
+			if !free.IsZero() && (d.free.IsZero() || free.Before(d.free)) {
+				d.free = free
+			}
+			for _, srv := range picked {
+				if s.inflight >= s.cfg.MaxInflight {
+					d.full = true
+					break
+				}
+				e.inflight[srv] = true
+				e.asked[srv] = now
+				s.inflight++
+				s.perServer[srv]++
+				d.started++
+				jobs = append(jobs, job{addr: e.addr, key: d.k, server: srv})
+			}
 		}
+	}
+	for _, d := range ds {
+		e := d.e
 		switch {
 		case len(e.inflight) > 0:
 			e.next = time.Time{} // results reschedule
-		case started == 0 && len(servers) == 0:
+		case d.started == 0 && len(servers) == 0:
 			e.next = time.Time{} // serversChanged reschedules
-		case started == 0 && full:
+		case d.started == 0 && d.full:
 			// A server that could answer is busy with our other probes:
 			// the next result frees it.
 			e.next = time.Time{}
-		case started == 0 && !free.IsZero():
+		case d.started == 0 && !d.free.IsZero():
 			// A server that could answer is cooling down: ask it then.
-			e.next = free
+			e.next = d.free
 			if wake.IsZero() || e.next.Before(wake) {
 				wake = e.next
 			}
-		case started == 0:
+		case d.started == 0:
 			// Every server is busy with it, has answered already, or the
 			// probe budget is spent: wait for a new server
 			// (ServersChanged), evidence to expire or the budget.
@@ -430,7 +459,8 @@ func (s *state) due(now time.Time, servers []peer.ID) (jobs []job, wake time.Tim
 
 // pick chooses up to n servers for e: not already probing it, not cooling
 // down (busy, or failed on e), those whose answer is not counted first,
-// then the least recently asked; with freshOnly, only those not counted.
+// then the least loaded, then the least recently asked; with freshOnly,
+// only those not counted.
 // full says a server was left out only because it runs PerServer probes
 // already; free is the earliest end of a cool-down that left one out.
 func (s *state) pick(now time.Time, e *entry, servers []peer.ID, n int, freshOnly bool) (picked []peer.ID, full bool, free time.Time) {
@@ -469,6 +499,10 @@ func (s *state) pick(now time.Time, e *entry, servers []peer.ID, n int, freshOnl
 		ci, cj := counted[cands[i]], counted[cands[j]]
 		if ci != cj {
 			return !ci
+		}
+		// The least loaded server, so that every address finds one.
+		if li, lj := s.perServer[cands[i]], s.perServer[cands[j]]; li != lj {
+			return li < lj
 		}
 		return e.asked[cands[i]].Before(e.asked[cands[j]])
 	})

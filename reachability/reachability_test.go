@@ -43,8 +43,9 @@ type sim struct {
 	// one server ran at once.
 	byServer  map[peer.ID]int
 	maxAtOnce int
-	// latencyOf, if set, is each server's answer time (else run's).
-	latencyOf func(peer.ID) time.Duration
+	// latencyOf, if set, is each server's answer time for an address
+	// (else run's).
+	latencyOf func(peer.ID, ma.Multiaddr) time.Duration
 }
 
 func newSim(t *testing.T, cfg Config, nServers int, answer func(peer.ID, ma.Multiaddr) Outcome) *sim {
@@ -68,7 +69,7 @@ func (s *sim) run(d, latency time.Duration) {
 		for _, j := range jobs {
 			lat := latency
 			if s.latencyOf != nil {
-				lat = s.latencyOf(j.server)
+				lat = s.latencyOf(j.server, j.addr)
 			}
 			inflight = append(inflight, pending{j, s.now.Add(lat)})
 			s.probes[j.addr.String()]++
@@ -454,6 +455,38 @@ func TestServerSparedWhenBusy(t *testing.T) {
 			}
 		}
 	})
+	t.Run("slow answers do not hold every slot", func(t *testing.T) {
+		// The IPv4 addresses are private (dial-backs time out after 3 s),
+		// the IPv6 ones public (answered in 300 ms): every verdict is in
+		// once the slow probes end, not one slow round later.
+		ip4 := func(a ma.Multiaddr) bool { _, err := a.ValueForProtocol(ma.P_IP4); return err == nil }
+		s := newSim(t, Config{}, 3, func(_ peer.ID, a ma.Multiaddr) Outcome {
+			if ip4(a) {
+				return Unreached
+			}
+			return Reached
+		})
+		s.latencyOf = func(_ peer.ID, a ma.Multiaddr) time.Duration {
+			if ip4(a) {
+				return 3 * time.Second
+			}
+			return 300 * time.Millisecond
+		}
+		s.st.setAddrs(s.now, addrs)
+		s.run(3050*time.Millisecond, 0)
+		for _, a := range addrs {
+			want := Public
+			if ip4(a) {
+				want = Private
+			}
+			if v := s.verdict(a); v != want {
+				t.Errorf("%s: %v after 3.05 s, want %v", a, v, want)
+			}
+		}
+		if s.maxAtOnce > 2 {
+			t.Errorf("a server ran %d probes at once, want at most 2", s.maxAtOnce)
+		}
+	})
 	t.Run("busy server", func(t *testing.T) {
 		var s *sim
 		s = newSim(t, Config{}, 3, func(p peer.ID, _ ma.Multiaddr) Outcome {
@@ -462,7 +495,7 @@ func TestServerSparedWhenBusy(t *testing.T) {
 			}
 			return Reached
 		})
-		s.latencyOf = func(p peer.ID) time.Duration {
+		s.latencyOf = func(p peer.ID, _ ma.Multiaddr) time.Duration {
 			if p == s.servers[0] {
 				return 10 * time.Millisecond // rejected at once
 			}
@@ -489,7 +522,7 @@ func TestServerSparedWhenBusy(t *testing.T) {
 			}
 			return Unreached
 		})
-		s.latencyOf = func(p peer.ID) time.Duration {
+		s.latencyOf = func(p peer.ID, _ ma.Multiaddr) time.Duration {
 			if p == s.servers[0] {
 				return 10 * time.Millisecond
 			}
