@@ -33,6 +33,7 @@ type Conn struct {
 	raddr      ma.Multiaddr
 	dir        network.Direction
 	scope      network.ConnScope // nil without a ResourceManager
+	handshake  time.Duration     // inbound: see HandshakeDuration
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -116,6 +117,14 @@ func (c *Conn) RemoteMultiaddr() ma.Multiaddr { return c.raddr }
 
 // Direction tells who dialed.
 func (c *Conn) Direction() network.Direction { return c.dir }
+
+// HandshakeDuration (swarm.HandshakeTimer) is, for an inbound
+// connection, how long its QUIC handshake took: from the client's first
+// Initial packet until the handshake completed with the client's
+// certificate verified (udpmux.HandshakeDuration). It is 0 for an
+// outbound connection, dialed or hole punched, whose dial attempt times
+// it.
+func (c *Conn) HandshakeDuration() time.Duration { return c.handshake }
 
 // QUIC returns the underlying quic-go connection.
 func (c *Conn) QUIC() *quic.Conn { return c.qc }

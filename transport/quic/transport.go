@@ -330,6 +330,7 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 			qc.CloseWithError(0, "")
 			continue
 		}
+		c.handshake, _ = udpmux.HandshakeDuration(qc) // recorded before udpmux handed qc over
 		if err := l.t.admit(c); err != nil {
 			if ok, held := l.refusals.Allow(time.Second); ok {
 				l.t.cfg.Log.Debug("inbound connection refused", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err, "refused_unlogged", held)

@@ -486,11 +486,41 @@ func (s *socket) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 type handshakeKey struct{}
 
 // handshakeSlot is released once per connection: when its handshake
-// completes or when it dies, whichever comes first.
+// completes or when it dies, whichever comes first. It also times the
+// handshake (HandshakeStart, HandshakeDuration).
 type handshakeSlot struct {
-	once sync.Once
-	s    *socket
-	done func() // the ResourceManager's, if any
+	once  sync.Once
+	s     *socket
+	done  func()       // the ResourceManager's, if any
+	start time.Time    // set before quic-go sees the slot; read-only after
+	took  atomic.Int64 // nanoseconds from start to completion; 0 until then
+}
+
+// HandshakeStart reports when the server handshake of c, a connection a
+// Mux accepted (for a Listen or ListenEarly consumer, or a hole punch),
+// started: when quic-go created the connection for the client's first
+// Initial packet (after a Retry, the Initial that returned the token). ok
+// is false for a connection the Mux dialed.
+func HandshakeStart(c *quic.Conn) (start time.Time, ok bool) {
+	slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot)
+	if !ok {
+		return time.Time{}, false
+	}
+	return slot.start, true
+}
+
+// HandshakeDuration reports how long the server handshake of c took, from
+// HandshakeStart until the Mux saw it complete (the client's Finished, and
+// with it the client's certificate when the consumer asks for one,
+// verified). ok is false for a connection the Mux dialed and, for a
+// ListenEarly consumer, while the handshake is still in progress.
+func HandshakeDuration(c *quic.Conn) (took time.Duration, ok bool) {
+	slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot)
+	if !ok {
+		return 0, false
+	}
+	ns := slot.took.Load()
+	return time.Duration(ns), ns > 0
 }
 
 func (h *handshakeSlot) release() {
@@ -513,7 +543,7 @@ func (s *socket) connContext(ctx context.Context, ci *quic.ClientInfo) (context.
 		}
 		return nil, errors.New("udpmux: too many handshakes in flight")
 	}
-	slot := &handshakeSlot{s: s}
+	slot := &handshakeSlot{s: s, start: time.Now()}
 	if rm := s.m.cfg.Resources; rm != nil {
 		var ip netip.Addr
 		if ua, ok := ci.RemoteAddr.(*net.UDPAddr); ok {
@@ -600,6 +630,7 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 		return
 	}
 	if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
+		slot.took.Store(max(int64(time.Since(slot.start)), 1))
 		slot.release()
 	}
 	if l.early {

@@ -45,6 +45,7 @@ type Conn struct {
 	local, remote peer.ID
 	remoteKey     crypto.PubKey
 	laddr, raddr  ma.Multiaddr
+	handshake     time.Duration // inbound WebRTC-direct: see HandshakeDuration
 
 	incoming chan *stream
 	streams  sync.WaitGroup // reader goroutines and inbound channels waiting for admitted
@@ -363,6 +364,15 @@ func (c *Conn) RemotePublicKey() crypto.PubKey { return c.remoteKey }
 func (c *Conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
 func (c *Conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
 func (c *Conn) Direction() network.Direction   { return c.dir }
+
+// HandshakeDuration (swarm.HandshakeTimer) is, for an inbound
+// WebRTC-direct connection, everything the listener waited for: from the
+// STUN binding request that started the attempt (the first with its
+// ufrag) through ICE, DTLS and SCTP to the end of the Noise handshake. It
+// is 0 for an outbound connection, whose dial attempt times it, and for a
+// /webrtc one.
+func (c *Conn) HandshakeDuration() time.Duration { return c.handshake }
+
 func (c *Conn) ConnState() network.ConnState {
 	if c.private {
 		return network.ConnState{Transport: "webrtc"}

@@ -263,9 +263,11 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 		_ = hs.Reset()
 		return nil, err
 	}
+	took := time.Since(cand.seen)
 	remoteKey := sc.RemotePublicKey()
 	_ = hs.Close()
 	c := ps.conn
+	c.handshake = took
 	c.local, c.remoteKey = l.t.local, remoteKey
 	c.remote, err = peerIDFromKey(remoteKey)
 	if err != nil {

@@ -39,6 +39,7 @@ type udpMux struct {
 type muxCandidate struct {
 	creds iceCredentials
 	addr  *net.UDPAddr
+	seen  time.Time // when its first binding request arrived
 }
 
 const (
@@ -144,7 +145,7 @@ func (m *udpMux) route(bp *[]byte, n int, from *net.UDPAddr) bool {
 	c = m.byUfrag[creds.serverUfrag]
 	if c == nil {
 		select {
-		case m.pending <- muxCandidate{creds: creds, addr: from}:
+		case m.pending <- muxCandidate{creds: creds, addr: from, seen: time.Now()}:
 		default:
 			m.mu.Unlock()
 			return false // too many attempts in flight

@@ -29,6 +29,7 @@ type Conn struct {
 	raddr      ma.Multiaddr
 	dir        network.Direction
 	scope      network.ConnScope // nil without a ResourceManager
+	handshake  time.Duration     // inbound: see HandshakeDuration
 }
 
 var _ network.TransportConn = (*Conn)(nil)
@@ -99,6 +100,14 @@ func (c *Conn) RemoteMultiaddr() ma.Multiaddr { return c.raddr }
 
 // Direction tells who dialed.
 func (c *Conn) Direction() network.Direction { return c.dir }
+
+// HandshakeDuration (swarm.HandshakeTimer) is, for an inbound
+// connection, everything the server waited for: from the client's first
+// QUIC Initial packet (udpmux.HandshakeStart) through the QUIC handshake,
+// HTTP/3 SETTINGS and the CONNECT request, to the end of the Noise
+// handshake on the session's first stream. It is 0 for an outbound
+// connection, whose dial attempt times it.
+func (c *Conn) HandshakeDuration() time.Duration { return c.handshake }
 
 // Stream is one WebTransport bidirectional stream.
 type Stream struct {

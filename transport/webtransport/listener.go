@@ -203,7 +203,11 @@ func (l *Listener) handshake(sess *wt.Session, qc *quic.Conn) (*Conn, error) {
 		return nil, fmt.Errorf("webtransport: Noise handshake with %s: %w", sess.RemoteAddr(), err)
 	}
 	sc.Close()
-	return newConn(sess, qc, l.t.localID, sc.RemotePeer(), sc.RemotePublicKey(), network.DirInbound), nil
+	c := newConn(sess, qc, l.t.localID, sc.RemotePeer(), sc.RemotePublicKey(), network.DirInbound)
+	if start, ok := udpmux.HandshakeStart(qc); ok {
+		c.handshake = time.Since(start)
+	}
+	return c, nil
 }
 
 // responder returns the Noise transport announcing the current certificate

@@ -354,3 +354,38 @@ func RunDeadline(t *testing.T, dc, ac network.TransportConn) {
 		t.Fatalf("deadline fired after %v", el)
 	}
 }
+
+// HandshakeTimer is swarm.HandshakeTimer, which this package cannot
+// import.
+type HandshakeTimer interface {
+	HandshakeDuration() time.Duration
+}
+
+// RunHandshakeDuration connects d to l and checks what the two ends
+// report as their handshake's duration: the accepted end a duration above
+// 0 and no longer than the wall time around dial and accept, the dialed
+// end 0 (its dial attempt is what times it).
+func RunHandshakeDuration(t *testing.T, d Peer, l network.Listener, lid peer.ID) {
+	t.Helper()
+	begin := time.Now()
+	dc, ac := Connect(t, d, l, lid)
+	wall := time.Since(begin)
+	for _, c := range []struct {
+		end  string
+		conn network.TransportConn
+		out  bool
+	}{{"accepted", ac, false}, {"dialed", dc, true}} {
+		ht, ok := c.conn.(HandshakeTimer)
+		if !ok {
+			t.Errorf("the %s %T has no HandshakeDuration", c.end, c.conn)
+			continue
+		}
+		took := ht.HandshakeDuration()
+		switch {
+		case c.out && took != 0:
+			t.Errorf("the dialed connection's HandshakeDuration = %v, want 0", took)
+		case !c.out && (took <= 0 || took > wall):
+			t.Errorf("the accepted connection's HandshakeDuration = %v, want above 0 and at most the wall time %v", took, wall)
+		}
+	}
+}
