@@ -301,11 +301,11 @@ func (s *state) setAddrs(now time.Time, addrs []ma.Multiaddr) {
 				failed: map[peer.ID]cooldown{}, heard: map[peer.ID]int{}}
 		}
 	}
-	for k, e := range s.addrs {
+	for k := range s.addrs {
 		if !keep[k] {
-			for srv := range e.inflight {
-				s.release(srv)
-			}
+			// Its probes in flight stay counted until they end: the
+			// servers still run them, and a new probe in their slot
+			// would be rejected as one too many.
 			delete(s.addrs, k)
 		}
 	}
@@ -521,7 +521,8 @@ func (s *state) expire(now time.Time, e *entry) {
 func (s *state) result(now time.Time, key string, server peer.ID, o Outcome) *Change {
 	e := s.addrs[key]
 	if e == nil || !e.inflight[server] {
-		return nil // forgotten meanwhile
+		s.release(server) // forgotten meanwhile
+		return nil
 	}
 	delete(e.inflight, server)
 	s.release(server)

@@ -292,7 +292,8 @@ func TestEvidenceExpires(t *testing.T) {
 }
 
 // TestForgottenAddress: results for an address no longer a candidate are
-// dropped, and its probes no longer count against MaxInflight.
+// dropped, and its probes count against MaxInflight and PerServer until
+// they end (the servers still run them).
 func TestForgottenAddress(t *testing.T) {
 	st := newState(Config{MaxInflight: 2}.withDefaults())
 	now := time.Unix(1e6, 0)
@@ -303,11 +304,22 @@ func TestForgottenAddress(t *testing.T) {
 		t.Fatalf("%d probes, want MaxInflight 2", len(jobs))
 	}
 	st.setAddrs(now, []ma.Multiaddr{addrQUIC})
-	if ch := st.result(now, jobs[0].key, jobs[0].server, Reached); ch != nil {
-		t.Fatalf("change %+v for a forgotten address", ch)
+	if more, _ := st.due(now, srv); len(more) != 0 {
+		t.Fatalf("probes %v while the forgotten address's two still run", more)
 	}
-	if jobs, _ = st.due(now, srv); len(jobs) != 2 || !jobs[0].addr.Equal(addrQUIC) {
-		t.Fatalf("probes %v, want 2 for the new address", jobs)
+	var started []job
+	for _, j := range jobs {
+		if ch := st.result(now, j.key, j.server, Reached); ch != nil {
+			t.Fatalf("change %+v for a forgotten address", ch)
+		}
+		more, _ := st.due(now, srv)
+		started = append(started, more...)
+	}
+	if len(started) != 2 || !started[0].addr.Equal(addrQUIC) || !started[1].addr.Equal(addrQUIC) {
+		t.Fatalf("probes %v, want 2 for the new address as the old ones ended", started)
+	}
+	if st.inflight != 2 {
+		t.Fatalf("%d probes counted in flight, want 2", st.inflight)
 	}
 }
 
