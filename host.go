@@ -577,6 +577,7 @@ func connInfo(c *swarm.Conn) event.ConnInfo {
 // on a peer's first connection. Events are emitted under h.mu so that those
 // of one peer keep their order.
 func (h *Host) connected(c *swarm.Conn) {
+	h.traceInboundHandshake(c)
 	p := c.RemotePeer()
 	if h.cm != nil {
 		h.cm.Connected(c)

@@ -5,8 +5,10 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/dialrank"
 	"github.com/tachyon-p2p/tachyon/otelbridge"
+	"github.com/tachyon-p2p/tachyon/swarm"
 	"github.com/tachyon-p2p/tachyon/upgrader"
 )
 
@@ -16,7 +18,9 @@ import (
 // "tachyon.dial.attempt" per address tried (transport, address, outcome,
 // error), built with their real times once the dial ended, and a span
 // "tachyon.handshake" per upgrade of a TCP, WebSocket or relayed
-// connection, inbound and outbound (security, muxer, early muxer, result).
+// connection, inbound and outbound (security, muxer, early muxer, result),
+// and per inbound QUIC, WebTransport or WebRTC-direct connection (timed by
+// its transport; their outbound handshakes are the attempts' spans).
 // docs/metrics.md lists the attributes.
 //
 // DialTrace options keep receiving the traces, before or after this one.
@@ -68,4 +72,23 @@ type teeUpgrader [2]upgrader.Tracer
 func (t teeUpgrader) HandshakeDone(h upgrader.Handshake) {
 	t[0].HandshakeDone(h)
 	t[1].HandshakeDone(h)
+}
+
+// traceInboundHandshake gives the spans an inbound connection of a
+// transport that secures itself: the upgrader never sees those, so only
+// the transport's own timing tells when the handshake started.
+func (h *Host) traceInboundHandshake(c *swarm.Conn) {
+	if h.cfg.otel == nil || c.Direction() != network.DirInbound {
+		return
+	}
+	st := c.ConnState()
+	took := c.HandshakeDuration()
+	if took <= 0 || !swarm.SelfSecured(st.Transport) {
+		return
+	}
+	h.cfg.otel.HandshakeDone(upgrader.Handshake{
+		Dir: network.DirInbound, Transport: st.Transport, Security: st.Security, Muxer: st.Muxer,
+		EarlyMuxer: st.EarlyMuxer, Peer: c.RemotePeer(), RemoteAddr: c.RemoteMultiaddr(),
+		Start: c.Opened().Add(-took), Took: took,
+	})
 }

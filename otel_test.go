@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
@@ -282,6 +283,53 @@ func TestUpgraderTracer(t *testing.T) {
 				if n != 1 {
 					t.Errorf("tachyon_handshake_duration_seconds: %d observations, want 1", n)
 				}
+			}
+		})
+	}
+}
+
+// TestOpenTelemetryInboundSelfSecured: the listener of a QUIC, WebTransport
+// or WebRTC-direct connection gets a server handshake span, timed by the
+// transport, though no upgrader ran.
+func TestOpenTelemetryInboundSelfSecured(t *testing.T) {
+	leakcheck.Check(t)
+	for _, tc := range []struct{ transport, listen string }{
+		{"quic-v1", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		{"webtransport", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"},
+		{"webrtc-direct", "/ip4/127.0.0.1/udp/0/webrtc-direct"},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			exp := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+			defer tp.Shutdown(context.Background())
+			server := testHost(t, ListenAddrStrings(tc.listen), OpenTelemetryTracing(tp), NoAutoNAT())
+			client := testHost(t, NoAutoNAT())
+			before := time.Now()
+			if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			var hs []tracetest.SpanStub
+			deadline := time.Now().Add(5 * time.Second) // the listener's side may trail the dialer's
+			for len(hs) == 0 && time.Now().Before(deadline) {
+				for _, s := range exp.GetSpans() {
+					if s.Name == otelbridge.SpanHandshake {
+						hs = append(hs, s)
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if len(hs) != 1 {
+				t.Fatalf("%d handshake spans, want 1", len(hs))
+			}
+			s := hs[0]
+			if s.SpanKind != trace.SpanKindServer || spanAttr(s.Attributes, otelbridge.AttrConnTransport).AsString() != tc.transport ||
+				spanAttr(s.Attributes, otelbridge.AttrPeer).AsString() != client.ID().String() {
+				t.Errorf("span kind %v, attributes %v; want a server span of %s with the client's peer ID", s.SpanKind, s.Attributes, tc.transport)
+			}
+			if s.StartTime.Before(before) || !s.EndTime.After(s.StartTime) {
+				t.Errorf("span %v..%v, dial started %v", s.StartTime, s.EndTime, before)
 			}
 		})
 	}

@@ -131,10 +131,19 @@ func (c *Conn) info() ConnInfo {
 		ID: c.id, Peer: c.tc.RemotePeer(), Dir: c.tc.Direction(), State: st,
 		IPVersion: IPVersion(c.tc.RemoteMultiaddr()), Opened: c.opened,
 	}
-	if ht, ok := c.tc.(HandshakeTimer); ok {
-		ci.Handshake = ht.HandshakeDuration()
-	}
+	ci.Handshake = c.HandshakeDuration()
 	return ci
+}
+
+// HandshakeDuration is how long the handshake of an inbound connection of a
+// self-securing transport (QUIC, WebTransport, WebRTC-direct) took, as the
+// transport timed it; 0 for other connections (the upgrader times those,
+// and a dial attempt its own outbound connection).
+func (c *Conn) HandshakeDuration() time.Duration {
+	if ht, ok := c.tc.(HandshakeTimer); ok {
+		return ht.HandshakeDuration()
+	}
+	return 0
 }
 
 // traceDial reports a finished dial to the tracer: its skipped addresses,
