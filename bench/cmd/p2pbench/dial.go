@@ -72,11 +72,12 @@ func firstReplyCPU(ctx context.Context, su setup, srv endpoint) (time.Duration, 
 	return d, cpu, nil
 }
 
+// waitIdentified returns once identify has finished both ways between a
+// and b (errors are ctx's, or the connection's end, which the caller's
+// next step reports).
 func waitIdentified(ctx context.Context, a, b endpoint) {
-	ra, rb := a.ref(), b.ref()
-	for ctx.Err() == nil && !(a.identified(rb) && b.identified(ra)) {
-		time.Sleep(time.Millisecond)
-	}
+	a.waitIdentified(ctx, b.ref())
+	b.waitIdentified(ctx, a.ref())
 }
 
 // runDials measures n first replies for every setup. The setups take

@@ -14,6 +14,7 @@ import (
 	gprotocol "github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	gyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	gidentify "github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	gnoise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	gtls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	gquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -108,9 +109,11 @@ type endpoint interface {
 	connect(ctx context.Context, p peerRef) error
 	newStream(ctx context.Context, p peerRef, proto string) (stream, error)
 	handle(proto string, h func(stream)) error
-	// identified reports whether identify with p has finished (its agent
-	// version is known).
-	identified(p peerRef) bool
+	// waitIdentified returns once identify with p has finished on the
+	// connections to it, woken by the implementation's own signal: a
+	// polling loop would add its tick to every connection of the
+	// handshake-rate rows.
+	waitIdentified(ctx context.Context, p peerRef) error
 	numConns() int
 	close() error
 }
@@ -221,13 +224,13 @@ func (t *tachyonHost) handle(proto string, h func(stream)) error {
 	return t.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { h(s) })
 }
 
-func (t *tachyonHost) identified(p peerRef) bool {
+func (t *tachyonHost) waitIdentified(ctx context.Context, p peerRef) error {
 	id, err := peer.Decode(p.id)
 	if err != nil {
-		return false
+		return err
 	}
-	agent, _ := t.h.Peerstore().Agent(id)
-	return agent != ""
+	_, err = t.h.IdentifyWait(ctx, id)
+	return err
 }
 
 func (t *tachyonHost) numConns() int { return len(t.h.Network().Conns()) }
@@ -306,13 +309,23 @@ func (g *goHost) handle(proto string, h func(stream)) error {
 	return nil
 }
 
-func (g *goHost) identified(p peerRef) bool {
+func (g *goHost) waitIdentified(ctx context.Context, p peerRef) error {
 	id, err := gpeer.Decode(p.id)
 	if err != nil {
-		return false
+		return err
 	}
-	v, err := g.h.Peerstore().Get(id, "AgentVersion")
-	return err == nil && v != nil
+	ids, ok := g.h.(interface{ IDService() gidentify.IDService })
+	if !ok {
+		return fmt.Errorf("go-libp2p host %T has no identify service", g.h)
+	}
+	for _, c := range g.h.Network().ConnsToPeer(id) {
+		select {
+		case <-ids.IDService().IdentifyWait(c):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 func (g *goHost) numConns() int { return len(g.h.Network().Conns()) }
