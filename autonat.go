@@ -367,7 +367,14 @@ func (h *Host) candidates() []ma.Multiaddr {
 		add(a)
 	}
 	observed := h.an.obs.Addrs(h.swarm.ListenAddrs())
+	moved := h.movedFrom()
 	for _, a := range observed {
+		// An observation outlives its connection for a while; once the
+		// NAT moved, the old address would stay a candidate (and, being
+		// confirmed, advertised) until dial-backs to it time out.
+		if ip, ok := ipOf(a); ok && moved(ip) {
+			continue
+		}
 		add(a)
 	}
 	// A node reaches its peers over whichever transport a dial picked, so
@@ -421,6 +428,24 @@ func (h *Host) outsideIPs() []ma.Component {
 		}
 	}
 	return out
+}
+
+// movedFrom returns a test for outside IPs we moved away from: only closed
+// connections vouch for it, while an open one reports another IP of its
+// family that enough observer groups agree on (the rule outsideIPs applies
+// to its guesses).
+func (h *Host) movedFrom() func(netip.Addr) bool {
+	groups, live := h.observedIPGroups(false)
+	need := min(h.an.threshold, guessGroups)
+	liveFamily := map[bool]bool{}
+	for ip, g := range groups {
+		if live[ip] && len(g) >= need {
+			liveFamily[ip.Is4()] = true
+		}
+	}
+	return func(ip netip.Addr) bool {
+		return !live[ip] && liveFamily[ip.Is4()]
+	}
 }
 
 // observedIPGroups returns, per outside IP that peers report for us, the

@@ -178,6 +178,32 @@ func TestCandidatesFromObservedIP(t *testing.T) {
 	}
 	check(got, want)
 
+	// The NAT moved: the connections that saw 11.1.1.9 closed (their
+	// observations linger), two open ones see 11.1.1.10, one per socket
+	// (too few for the TCP socket to drop its old endpoint itself). Only
+	// the new IP is a candidate: the old one would stay advertised until
+	// dial-backs to it timed out.
+	for i := range 2 {
+		h.an.obs.ConnClosed(uint64(1000 + i))
+	}
+	check(h.candidates(), want) // closed, but nothing else seen yet
+	for i, o := range []struct {
+		local    ma.Multiaddr
+		observed string
+		observer string
+	}{
+		{tcpL, "/ip4/11.1.1.10/tcp/" + tcpPort, "/ip4/198.51.3.1/tcp/4001"},
+		{quicL, "/ip4/11.1.1.10/udp/" + quicPort + "/quic-v1", "/ip4/198.51.4.1/udp/4001/quic-v1"},
+	} {
+		if err := h.an.obs.Record(obsaddr.Observation{
+			Local: o.local, Observed: ma.StringCast(o.observed), Observer: ma.StringCast(o.observer),
+			Peer: peer.ID(fmt.Sprint("observer", 10+i)), ConnID: uint64(1010 + i), Dir: network.DirOutbound,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(h.candidates(), []string{"/ip4/11.1.1.10/tcp/" + tcpPort, "/ip4/11.1.1.10/udp/" + quicPort + "/quic-v1"})
+
 	// One observer per socket, two in all: no socket has enough, the IP
 	// has, so both listeners get their guess.
 	h2 := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), Transports(TCP, QUIC),
