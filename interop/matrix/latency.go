@@ -411,6 +411,22 @@ func (r *latencyResults) markdown() string {
 	b.WriteString("Handshake + 1 RTT in ms as the dialer reports it: **median** (min) of the passing samples. The four cells of a row run one at a time, interleaved, ")
 	b.WriteString("so load that comes and goes lands on both sides. ▲ tachyon slower, ▼ faster: the medians differ by more than the larger interquartile range of the two sides ")
 	b.WriteString("(at least 1 ms); `known`[n] an accepted exception (`interop/matrix/latency-known.txt`); `–` not measured, [n] says why.\n\n")
+	// The sign of each seat's difference, beyond the margin or not: one
+	// seat's noise is no evidence, but most seats leaning one way is.
+	n := map[string]int{}
+	for _, s := range r.Seats {
+		switch {
+		case s.Status == "n/a" || s.Verdict == "incomplete":
+		case s.Diff > 0:
+			n["higher"]++
+			n[s.Verdict]++
+		default:
+			n["lower"]++
+			n[s.Verdict]++
+		}
+	}
+	fmt.Fprintf(&b, "Of %d seats compared, tachyon's median is lower in %d and higher in %d; beyond the noise margin it is slower in %d and faster in %d.\n\n",
+		n["lower"]+n["higher"], n["lower"], n["higher"], n["slower"], n["faster"])
 	b.WriteString("| variant | peer | tachyon dials peer | go v0.51 dials peer | peer dials tachyon | peer dials go v0.51 |\n|---|---|---|---|---|---|\n")
 	var notes []string
 	note := func(reason string) int {

@@ -158,6 +158,7 @@ func TestLatencyMarkdownAndMerge(t *testing.T) {
 	md := r.markdown()
 	for _, want := range []string{
 		"5 rounds, load average 1.0 1.0 1.0 → 2.0 1.5 1.0",
+		"Of 3 seats compared, tachyon's median is lower in 1 and higher in 2; beyond the noise margin it is slower in 2 and faster in 1.",
 		"| tcp/noise/yamux | js-3 | **30.0** (29.0) ▲ | **20.0** (19.0) | **10.0** (10.0) ▼ (1 failed[1]) | **20.0** (19.0) |",
 		"| ws/noise/yamux | js-3 |  |  | **30.0** (29.0) ▲ known[2] | **20.0** (19.0) |",
 		"| quic-v1 | js-3 | –[3] | –[3] | –[3] | –[3] |",
