@@ -128,3 +128,13 @@ interop-slice:
 
 interop-full:
 	$(GO) run ./interop/matrix -set full -cache $(MATRIX_CACHE) -compat "$(MATRIX_COMPAT)" -results "$(MATRIX_RESULTS)"
+
+# Latency: tachyon vs go-libp2p v0.51 in every seat against the slice's other
+# peers, cells one at a time, MATRIX_REPEAT interleaved rounds; writes
+# interop/matrix/latency-slice.json and COMPATIBILITY.md's latency table,
+# fails if tachyon is slower beyond the samples' noise in a seat that
+# interop/matrix/latency-known.txt does not accept. Run it on a quiet machine.
+MATRIX_REPEAT ?= 7
+.PHONY: interop-latency
+interop-latency:
+	$(GO) run ./interop/matrix -latency -set slice -repeat $(MATRIX_REPEAT) -cache $(MATRIX_CACHE) -compat "$(MATRIX_COMPAT)" -results "$(MATRIX_RESULTS)"

@@ -52,6 +52,10 @@ type options struct {
 	buildOff bool
 	rejudge  bool
 	merge    string
+	// -latency: tachyon vs go v0.51, seat by seat (latency.go)
+	latency      bool
+	repeat       int
+	latencyKnown string
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -71,6 +75,9 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.BoolVar(&o.buildOff, "build-only", false, "build every implementation of the set, run nothing")
 	fs.StringVar(&o.merge, "merge", "", "with -rejudge: first put the cells of this results `file` (a partial run's) in place of the same cells")
 	fs.BoolVar(&o.rejudge, "rejudge", false, "run nothing: judge the -results file's cells again against -known and rewrite it and the tables")
+	fs.BoolVar(&o.latency, "latency", false, "measure latency instead: tachyon vs "+latencyRef+" in each seat against each other implementation, cells one at a time, -repeat rounds (-only then matches \"variant peer\")")
+	fs.IntVar(&o.repeat, "repeat", 7, "with -latency: rounds of each variant and peer's four cells")
+	fs.StringVar(&o.latencyKnown, "latency-known", "", "with -latency: accepted slower seats `file` (default interop/matrix/latency-known.txt)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -92,6 +99,15 @@ func run(ctx context.Context, args []string) (int, error) {
 	e := &env{repo: strings.TrimSpace(string(repo)), cache: o.cache}
 	if o.results == "" {
 		o.results = filepath.Join(e.repo, "interop/matrix", "results-"+o.set+".json")
+		if o.latency {
+			o.results = filepath.Join(e.repo, "interop/matrix", "latency-"+o.set+".json")
+		}
+	}
+	if o.latencyKnown == "" {
+		o.latencyKnown = filepath.Join(e.repo, "interop/matrix/latency-known.txt")
+	}
+	if o.latency && o.repeat < minSamples {
+		return 2, fmt.Errorf("-repeat %d: the comparison needs at least %d samples a side", o.repeat, minSamples)
 	}
 	if o.known == "" {
 		o.known = filepath.Join(e.repo, "interop/matrix/known.txt")
@@ -104,6 +120,9 @@ func run(ctx context.Context, args []string) (int, error) {
 	f.Close()
 	if err != nil {
 		return 2, err
+	}
+	if o.rejudge && o.latency {
+		return rejudgeLatency(o)
 	}
 	if o.rejudge {
 		b, err := os.ReadFile(o.results)
@@ -197,6 +216,9 @@ func run(ctx context.Context, args []string) (int, error) {
 		return 1, err
 	}
 
+	if o.latency {
+		return latencyMain(ctx, o, r, impls, failedBuilds, ks, only, started)
+	}
 	res := results{Set: o.set, Date: started.UTC().Format("2006-01-02 15:04 UTC"), Go: runtime.Version()}
 	for _, im := range impls {
 		res.Impls = append(res.Impls, implInfo{Name: im.Name, Version: im.Version, BuildError: failedBuilds[im.Name]})

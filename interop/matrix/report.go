@@ -186,54 +186,12 @@ func knownReason(s string) string {
 // latencyRef is the go-libp2p version tachyon's latency is compared with.
 const latencyRef = "go-v0.51.0"
 
-// latency compares tachyon (HEAD) with go-libp2p v0.51 in the same seat
-// against the same peer: handshake + 1 RTT in ms, one sample each. A
-// tachyon cell slower than go's is marked ▲.
+// latency points to the latency comparison: one sample per cell, taken
+// while the machine does other work, cannot say which side is slower, so
+// the matrix shows its numbers in the grids only and -latency measures.
 func (r *results) latency() string {
-	find := func(d, l string, v variant) *cell {
-		for i := range r.Cells {
-			c := &r.Cells[i]
-			if c.Dialer == d && c.Listener == l && c.variant() == v && c.Status == "pass" {
-				return c
-			}
-		}
-		return nil
-	}
-	ms := func(c *cell) string {
-		if c == nil {
-			return "–"
-		}
-		return fmt.Sprintf("%.1f", c.Handshake)
-	}
-	pair := func(t, g *cell) string {
-		if t != nil && g != nil && t.Handshake > g.Handshake {
-			return ms(t) + " ▲ | " + ms(g)
-		}
-		return ms(t) + " | " + ms(g)
-	}
-	var b strings.Builder
-	b.WriteString("\n**Latency: tachyon vs go-libp2p v0.51** in the same seat against the same peer (handshake + 1 RTT, ms, one sample per cell; ▲ tachyon slower)\n\n")
-	b.WriteString("| variant | peer | tachyon dials peer | go v0.51 dials peer | peer dials tachyon | peer dials go v0.51 |\n|---|---|---|---|---|---|\n")
-	rows := 0
-	for _, v := range variants {
-		for _, im := range r.Impls {
-			p := im.Name
-			if p == "tachyon" || p == latencyRef {
-				continue
-			}
-			td, gd := find("tachyon", p, v), find(latencyRef, p, v)
-			tl, gl := find(p, "tachyon", v), find(p, latencyRef, v)
-			if td == nil && gd == nil && tl == nil && gl == nil {
-				continue
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", v, p, pair(td, gd), pair(tl, gl))
-			rows++
-		}
-	}
-	if rows == 0 {
-		return ""
-	}
-	return b.String()
+	return "\nLatency: the grids show one sample per cell; tachyon vs go-libp2p v0.51 seat by seat, with repeats and a noise margin, is the latency table " +
+		"(`go run ./interop/matrix -latency`, `make interop-latency`).\n"
 }
 
 // writeSection replaces the text between the set's markers in

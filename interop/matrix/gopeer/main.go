@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -140,6 +142,12 @@ func run() error {
 		return fmt.Errorf("listener address %q: %w", reply[1], err)
 	}
 	start := time.Now()
+	if os.Getenv("matrix_trace") != "" {
+		// Not the contract: where the dialer's time goes, for the latency
+		// analysis (README, "Latency"). Connect below then finds the
+		// connection and identify done.
+		traceDial(ctx, h, *ai, start)
+	}
 	if err := h.Connect(ctx, *ai); err != nil {
 		return fmt.Errorf("connecting to %s: %w", target, err)
 	}
@@ -254,4 +262,26 @@ func (rc *redisConn) read() ([]string, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unexpected redis reply %q", line)
+}
+
+// traceDial dials like Connect does, in steps, and prints how long the
+// connection (transport, security, muxer) and then the listener's identify
+// took: go-libp2p's Connect waits for identify, so a listener slow to
+// answer it is slower in the contract's handshake + 1 RTT.
+func traceDial(ctx context.Context, h host.Host, ai peer.AddrInfo, start time.Time) {
+	h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+	c, err := h.Network().DialPeer(ctx, ai.ID)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trace: dial:", err)
+		return
+	}
+	conn := time.Since(start)
+	if ids, ok := h.(interface{ IDService() identify.IDService }); ok {
+		select {
+		case <-ids.IDService().IdentifyWait(c):
+		case <-ctx.Done():
+		}
+	}
+	fmt.Fprintf(os.Stderr, "trace: conn %.3f ms identify %.3f ms\n",
+		float64(conn.Microseconds())/1000, float64((time.Since(start)-conn).Microseconds())/1000)
 }
