@@ -107,6 +107,12 @@ func main() {
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
 	}
+	if code, ok := perfToolChild(); ok {
+		os.Exit(code)
+	}
+	if *perfTool {
+		os.Exit(perfToolMain(*perfToolRounds, *perfToolSize))
+	}
 	if *wanOnly {
 		p := quickParams
 		if !*quick {
