@@ -29,6 +29,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -65,6 +66,7 @@ func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	upload := fl.Uint64("upload-bytes", 0, "`N` bytes to upload")
 	download := fl.Uint64("download-bytes", 0, "`N` bytes to download")
 	security := fl.String("security", "", "noise or tls (default: offer both, TLS first)")
+	cpuProfile := fl.String("cpu-profile", "", "write a CPU profile of this process to `FILE` (go tool pprof reads it)")
 	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
@@ -83,6 +85,13 @@ func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fl.Visit(func(f *flag.Flag) { transportSet = transportSet || f.Name == "transport" })
 	if !transportSet {
 		*transport = "" // from the address; tcp for HOST:PORT
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	opts := []tachyon.Option{logLvl.option(stderr)}
 	switch *security {
@@ -374,4 +383,20 @@ func resolveListen(ctx context.Context, a ma.Multiaddr) (ma.Multiaddr, error) {
 		return nil, fmt.Errorf("%s resolves to no address", a)
 	}
 	return r[0], nil
+}
+
+// startCPUProfile profiles the process into file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
