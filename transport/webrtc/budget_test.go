@@ -63,6 +63,7 @@ func TestSendBudgetStaysUnderPionBuffer(t *testing.T) {
 			go func() {
 				defer readers.Done()
 				defer st.Close()
+				st.SetReadDeadline(time.Now().Add(time.Minute))
 				var got bytes.Buffer
 				buf := make([]byte, 8<<10)
 				for {
@@ -114,6 +115,7 @@ func TestSendBudgetStaysUnderPionBuffer(t *testing.T) {
 				return
 			}
 			defer st.Close()
+			st.SetWriteDeadline(time.Now().Add(time.Minute))
 			if _, err := st.Write(payload); err != nil {
 				errs <- fmt.Errorf("write: %w", err)
 				return
