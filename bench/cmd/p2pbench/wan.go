@@ -245,7 +245,7 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 	}
 	res := make(map[string][]float64)
 	for rep := range reps {
-		logf("wan: run %d of %d, %d MiB each, RTT %v", rep+1, reps, size/mib, n.RTT(cliHost, srvHost))
+		logf("wan: run %d of %d, %d MiB each (WebRTC-direct less, see wanSizes), RTT %v", rep+1, reps, size/mib, n.RTT(cliHost, srvHost))
 		for _, st := range stacks {
 			timed, warm := wanSizes(st, size)
 			cmd := cliHost.Command(ctx, exe, "-wan-client", st, "-wan-peer", addrs[st], "-wan-size", strconv.FormatInt(timed, 10), "-wan-warm", strconv.FormatInt(warm, 10))
