@@ -27,11 +27,15 @@ import (
 // agent drops packets once 1 MB waits for DTLS and SCTP on the receiving
 // side, and every loss halves SCTP's congestion window; kept under that
 // (packets add ~10% to the data), a receiver that lags on a busy machine
-// loses nothing. It caps a stream at 768 KiB per round trip (12 MiB/s at
-// 63 ms).
+// loses nothing. pion's buffers there are constants and drop rather than
+// push back, so nothing larger is safe (TestSendBudgetStaysUnderPionBuffer).
+// It caps a stream at 768 KiB per round trip (12 MiB/s at 63 ms); the
+// writer resumes at sendLowWater, close to it, so that a stream keeps
+// 640-768 KiB in flight rather than an average near 512 (a low mark of
+// 256 KiB cost a third of the rate on a 63 ms path).
 const (
 	sendHighWater = 768 << 10
-	sendLowWater  = 256 << 10
+	sendLowWater  = 640 << 10
 	recvQueueMax  = 1 << 20
 	// finAckTimeout bounds the wait for FIN_ACK after our FIN; rust-libp2p
 	// never sends one.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,9 @@ var (
 	wanIP     = flag.String("wan-ip", "", "internal: listen IP of -wan-serve")
 	wanPeer   = flag.String("wan-peer", "", "internal: JSON address printed by -wan-serve")
 	wanSize   = flag.Int64("wan-size", 0, "internal: bytes per upload of -wan-client")
+	wanWarm   = flag.Int64("wan-warm", 16<<20, "internal: bytes of -wan-client's untimed warm-up upload")
 	wanOnly   = flag.Bool("wan", false, "measure only the upload over the emulated 63 ms link (with -quick: small sizes)")
+	wanSelect = flag.String("wan-stacks", "", "measure only these comma-separated `stacks` over the emulated link (impl/sec or an HTTP kind, e.g. tachyon/WebRTC-direct)")
 )
 
 // wanStacks are the measured stacks, as "impl/sec" or an HTTP kind.
@@ -44,6 +47,21 @@ var wanStacks = []string{
 	httpH1,
 	implTachyon + "/" + secQUIC, implGo + "/" + secQUIC,
 	httpH3,
+	implTachyon + "/" + secWebRTC, implGo + "/" + secWebRTC,
+}
+
+// selectedWANStacks is wanStacks, or those -wan-stacks names.
+func selectedWANStacks() []string {
+	if *wanSelect == "" {
+		return wanStacks
+	}
+	var out []string
+	for _, st := range wanStacks {
+		if slices.Contains(strings.Split(*wanSelect, ","), st) {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // wanAddr is what -wan-serve prints.
@@ -65,7 +83,7 @@ func wanChild() (code int, ok bool) {
 		}
 		return 0, true
 	case *wanClient != "":
-		r, err := wanClientMain(*wanClient, *wanPeer, *wanSize)
+		r, err := wanClientMain(*wanClient, *wanPeer, *wanSize, *wanWarm)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "p2pbench -wan-client:", err)
 			return 1, true
@@ -80,6 +98,7 @@ func wanServeMain(stack, ip string) error {
 	listenIP = ip
 	loopbackListen = "/ip4/" + ip + "/tcp/0"
 	loopbackListenQUIC = "/ip4/" + ip + "/udp/0/quic-v1"
+	loopbackListenRTC = "/ip4/" + ip + "/udp/0/webrtc-direct"
 	var a wanAddr
 	if isHTTP(stack) {
 		s, err := newHTTPServer(stack)
@@ -107,16 +126,16 @@ func wanServeMain(stack, ip string) error {
 	select {} // until the parent kills us
 }
 
-// wanClientMain connects, warms the path up with an untimed upload (slow
-// start, ARP), then times one upload of size bytes on a new stream.
-func wanClientMain(stack, peer string, size int64) (float64, error) {
+// wanClientMain connects, warms the path up with an untimed upload of warm
+// bytes (slow start, ARP), then times one upload of size bytes on a new
+// stream.
+func wanClientMain(stack, peer string, size, warm int64) (float64, error) {
 	var a wanAddr
 	if err := json.Unmarshal([]byte(peer), &a); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const warm = 16 << 20
 	if isHTTP(stack) {
 		u, err := (&httpServer{kind: stack, url: a.URL}).uploader(ctx)
 		if err != nil {
@@ -149,6 +168,21 @@ func wanClientMain(stack, peer string, size int64) (float64, error) {
 		return 0, fmt.Errorf("warm-up: %w", err)
 	}
 	return uploadOnce(ctx, c, ref, size)
+}
+
+// wanSizes returns the timed and warm-up bytes of stack st in a run where
+// the others move size after a 16 MiB warm-up. WebRTC-direct moves less:
+// go-libp2p's keeps a fixed few tens of KiB in flight (0.3 MiB/s at 63 ms,
+// whatever the size, so 1/16 of it and a 1 MiB warm-up give its steady
+// rate in half a minute), tachyon's half of size after the same warm-up.
+func wanSizes(st string, size int64) (timed, warm int64) {
+	switch st {
+	case implGo + "/" + secWebRTC:
+		return size / 16, 1 << 20
+	case implTachyon + "/" + secWebRTC:
+		return size / 2, 16 << 20
+	}
+	return size, 16 << 20
 }
 
 // wanResult is the WAN upload of one stack.
@@ -188,7 +222,11 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 		}
 	}()
 	addrs := make(map[string]string)
-	for _, st := range wanStacks {
+	stacks := selectedWANStacks()
+	if len(stacks) == 0 {
+		return nil, fmt.Errorf("wan: -wan-stacks %q names none of %s", *wanSelect, strings.Join(wanStacks, ", "))
+	}
+	for _, st := range stacks {
 		cmd := srvHost.Command(ctx, exe, "-wan-serve", st, "-wan-ip", srvHost.IPv4().String())
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
@@ -207,9 +245,10 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 	}
 	res := make(map[string][]float64)
 	for rep := range reps {
-		logf("wan: run %d of %d, %d MiB each, RTT %v", rep+1, reps, size/mib, n.RTT(cliHost, srvHost))
-		for _, st := range wanStacks {
-			cmd := cliHost.Command(ctx, exe, "-wan-client", st, "-wan-peer", addrs[st], "-wan-size", strconv.FormatInt(size, 10))
+		logf("wan: run %d of %d, %d MiB each (WebRTC-direct less, see wanSizes), RTT %v", rep+1, reps, size/mib, n.RTT(cliHost, srvHost))
+		for _, st := range stacks {
+			timed, warm := wanSizes(st, size)
+			cmd := cliHost.Command(ctx, exe, "-wan-client", st, "-wan-peer", addrs[st], "-wan-size", strconv.FormatInt(timed, 10), "-wan-warm", strconv.FormatInt(warm, 10))
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
 			if err != nil {
@@ -226,5 +265,15 @@ func runWAN(ctx context.Context, size int64, reps int) (map[string][]float64, er
 			res[st] = append(res[st], r)
 		}
 	}
+	var row strings.Builder
+	wanRTCRow(res, func(f string, a ...any) { fmt.Fprintf(&row, f, a...) })
+	logf("wan: %s", strings.TrimSpace(row.String()))
 	return res, nil
+}
+
+// wanRTCRow writes WebRTC-direct's row of the WAN table, which has no HTTP
+// baseline of its kind. The wan map's slices are sorted in place.
+func wanRTCRow(wan map[string][]float64, w func(string, ...any)) {
+	t, g := median(wan[implTachyon+"/"+secWebRTC]), median(wan[implGo+"/"+secWebRTC])
+	w("| %s | %.1f | %.1f | %s | none | n/a |\n", secWebRTC, t, g, ratio(t, g))
 }
