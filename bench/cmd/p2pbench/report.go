@@ -317,7 +317,7 @@ func (r *results) wanMarkdown(w func(string, ...any)) {
 	}
 	l := wanLink
 	w("\n### Upload over an emulated 63 ms RTT link\n\n")
-	w("Two testbed hosts (network namespaces, `docs/testbed.md`), each on an emulated link of %v one way and %.0f Mbit/s; the path crosses both links, so %v RTT; the server is a p2pbench child process in one host, the client another in the other. One connection, an untimed 16 MiB warm-up upload, then %d MiB on one new stream, timed to the acknowledgement; median of %d runs, stacks in turns. The emulator runs in the parent process and needs most of the 2 shared cores at this rate, so the absolute figures are capped by the machine; compare the ratios. TCP socket buffers are the kernel defaults of the namespace.\n\n", l.Delay, float64(l.Rate)/1e6, 4*l.Delay, r.p.wanSize/mib, r.p.wanReps)
+	w("Two testbed hosts (network namespaces, `docs/testbed.md`), each on an emulated link of %v one way and %.0f Mbit/s; the path crosses both links, so %v RTT; the server is a p2pbench child process in one host, the client another in the other. One connection, an untimed 16 MiB warm-up upload, then %d MiB on one new stream (WebRTC-direct: half of that; go-libp2p's WebRTC-direct a sixteenth after a 1 MiB warm-up, since it moves well under 1 MiB/s), timed to the acknowledgement; median of %d runs, stacks in turns. The emulator runs in the parent process and needs most of the 2 shared cores at this rate, so the absolute figures are capped by the machine; compare the ratios. TCP socket buffers are the kernel defaults of the namespace.\n\n", l.Delay, float64(l.Rate)/1e6, 4*l.Delay, r.p.wanSize/mib, r.p.wanReps)
 	w("| stack | tachyon (MiB/s) | go-libp2p (MiB/s) | tachyon / go-libp2p | HTTP (MiB/s) | tachyon / HTTP |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, sec := range upSecs {
 		t, g := median(r.wan[implTachyon+"/"+sec]), median(r.wan[implGo+"/"+sec])
@@ -328,6 +328,7 @@ func (r *results) wanMarkdown(w func(string, ...any)) {
 		h := median(r.wan[kind])
 		w("| %s | %.1f | %.1f | %s | %s %.1f | %s |\n", sec, t, g, ratio(t, g), kind, h, ratio(t, h))
 	}
+	wanRTCRow(r.wan, w)
 	w("\nEvery run (MiB/s):\n\n")
 	for _, st := range wanStacks {
 		parts := make([]string, len(r.wan[st]))
