@@ -107,6 +107,16 @@ func main() {
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
 	}
+	if code, ok := inboundChild(); ok {
+		os.Exit(code)
+	}
+	if *inboundN > 0 {
+		if err := runInbound(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *wanOnly {
 		p := quickParams
 		if !*quick {
