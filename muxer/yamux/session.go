@@ -12,7 +12,8 @@
 //     then its own frame, in one conn.Write. When the reader queues a control
 //     frame and nobody holds wsem, it starts a short-lived flusher goroutine.
 //   - Keepalive is a timer, not a goroutine. An idle session therefore costs
-//     one goroutine and a few KiB.
+//     one goroutine and about a KiB: it holds no read buffer while blocked
+//     (frameReader).
 //   - Receive windows start at 256 KiB and double (up to MaxStreamWindow)
 //     when a whole window is consumed within four round trips, as go-yamux
 //     does; the round trip comes from pings.
@@ -31,7 +32,6 @@
 package yamux
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +47,9 @@ import (
 )
 
 const (
-	// readBufSize is the read buffer: headers and small frames are served
-	// from it, large payloads are read past it straight into stream buffers.
+	// readBufSize is the read buffer of a burst (see frameReader): headers
+	// and small frames are served from it, large payloads are read past it
+	// straight into stream buffers.
 	readBufSize = 4096
 	// maxCtrlQueue bounds queued control frames; a peer that makes us
 	// queue more (pings while not reading) gets the session closed.
@@ -64,7 +65,7 @@ type Session struct {
 	conn   net.Conn
 	cfg    Config
 	client bool
-	br     *bufio.Reader
+	br     frameReader
 
 	// wsem is a one-slot semaphore owning writes to conn; a channel rather
 	// than a mutex so waiting for it can honour contexts and deadlines.
@@ -135,7 +136,7 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		cfg:       cfg.withDefaults(),
 		scope:     scope,
 		client:    isClient,
-		br:        bufio.NewReaderSize(c, readBufSize),
+		br:        frameReader{conn: c},
 		wsem:      make(chan struct{}, 1),
 		streams:   make(map[uint32]*Stream),
 		nextID:    2,
@@ -600,6 +601,7 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 func (s *Session) readLoop() {
 	defer s.wg.Done()
 	err := s.recvLoop()
+	s.br.release()
 	if errors.Is(err, ErrProtocol) {
 		s.mu.Lock()
 		s.localGoAway = true
