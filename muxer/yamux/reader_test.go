@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 )
 
 // chunkReader returns at most n bytes per Read, like a socket or a secure
@@ -86,5 +88,46 @@ func TestFrameReaderShortEnd(t *testing.T) {
 		if b, err := f.Peek(headerSize); !errors.Is(err, io.EOF) {
 			t.Errorf("%d bytes: Peek = %d bytes, %v; want io.EOF", n, len(b), err)
 		}
+	}
+}
+
+// TestIdleSessionHoldsNothing checks that a session whose streams and
+// pings have all finished keeps no stream or ping map, which thousands of
+// idle inbound connections would otherwise each hold (the read buffer is
+// TestFrameReader's).
+func TestIdleSessionHoldsNothing(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := sessionPair(t, false, nil, nil)
+	for range 3 {
+		st, err := c.Open(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Write(make([]byte, 10000)); err != nil {
+			t.Fatal(err)
+		}
+		st.CloseWrite()
+		rs, err := s.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rs); err != nil {
+			t.Fatal(err)
+		}
+		rs.CloseWrite()
+		if _, err := io.Copy(io.Discard, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return c.NumStreams() == 0 && s.NumStreams() == 0 })
+	for _, sess := range []*Session{c, s} {
+		waitFor(t, func() bool {
+			sess.mu.Lock()
+			defer sess.mu.Unlock()
+			return sess.streams == nil && sess.pings == nil
+		})
 	}
 }
