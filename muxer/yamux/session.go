@@ -12,7 +12,8 @@
 //     then its own frame, in one conn.Write. When the reader queues a control
 //     frame and nobody holds wsem, it starts a short-lived flusher goroutine.
 //   - Keepalive is a timer, not a goroutine. An idle session therefore costs
-//     one goroutine and a few KiB.
+//     one goroutine and about a KiB: it holds no read buffer while blocked
+//     (frameReader).
 //   - Receive windows start at 256 KiB and double (up to MaxStreamWindow)
 //     when a whole window is consumed within four round trips, as go-yamux
 //     does; the round trip comes from pings.
@@ -31,7 +32,6 @@
 package yamux
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +47,9 @@ import (
 )
 
 const (
-	// readBufSize is the read buffer: headers and small frames are served
-	// from it, large payloads are read past it straight into stream buffers.
+	// readBufSize is the read buffer of a burst (see frameReader): headers
+	// and small frames are served from it, large payloads are read past it
+	// straight into stream buffers.
 	readBufSize = 4096
 	// maxCtrlQueue bounds queued control frames; a peer that makes us
 	// queue more (pings while not reading) gets the session closed.
@@ -64,7 +65,7 @@ type Session struct {
 	conn   net.Conn
 	cfg    Config
 	client bool
-	br     *bufio.Reader
+	br     frameReader
 
 	// wsem is a one-slot semaphore owning writes to conn; a channel rather
 	// than a mutex so waiting for it can honour contexts and deadlines.
@@ -85,7 +86,7 @@ type Session struct {
 	scopeEnded bool
 
 	mu      sync.Mutex
-	streams map[uint32]*Stream
+	streams map[uint32]*Stream // nil while there are none
 	nextID  uint64
 	inbound int // streams the peer opened that are still open
 	unacked int // streams we opened that the peer has not acknowledged
@@ -98,7 +99,7 @@ type Session struct {
 	// refusalWindow is abusive (see refuseForLimit).
 	refused      int
 	refusedSince time.Time
-	pings        map[uint32]*pendingPing
+	pings        map[uint32]*pendingPing // nil while none is outstanding
 	pingID       uint32
 	kaPing       uint32 // ID of the outstanding keepalive ping
 	kaPending    bool
@@ -135,9 +136,8 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		cfg:       cfg.withDefaults(),
 		scope:     scope,
 		client:    isClient,
-		br:        bufio.NewReaderSize(c, readBufSize),
+		br:        frameReader{conn: c},
 		wsem:      make(chan struct{}, 1),
-		streams:   make(map[uint32]*Stream),
 		nextID:    2,
 		acceptCh:  make(chan struct{}, 1),
 		backlogCh: make(chan struct{}, 1),
@@ -228,7 +228,7 @@ func (s *Session) open(ctx context.Context, done func()) (*Stream, error) {
 	st := newStream(s, id, false)
 	st.scopeDone = done
 	st.unacked = true
-	s.streams[id] = st
+	s.addStreamLocked(st)
 	s.unacked++
 	if s.unacked < s.cfg.MaxAckBacklog {
 		signal(s.backlogCh) // let the next waiter in
@@ -303,7 +303,7 @@ func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
 		return p.rtt, nil
 	case <-ctx.Done():
 		s.mu.Lock()
-		delete(s.pings, id)
+		s.deletePingLocked(id)
 		s.mu.Unlock()
 		return 0, fmt.Errorf("yamux: waiting for ping reply: %w", ctx.Err())
 	case <-s.done:
@@ -600,6 +600,7 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 func (s *Session) readLoop() {
 	defer s.wg.Done()
 	err := s.recvLoop()
+	s.br.release()
 	if errors.Is(err, ErrProtocol) {
 		s.mu.Lock()
 		s.localGoAway = true
@@ -609,7 +610,7 @@ func (s *Session) readLoop() {
 	s.shutdown(err)
 	s.mu.Lock()
 	streams := s.streams
-	s.streams = map[uint32]*Stream{}
+	s.streams = nil
 	var dones []func()
 	for _, st := range streams {
 		if st.scopeDone != nil {
@@ -695,7 +696,7 @@ func (s *Session) handleStreamFrame(h header) error {
 		}
 		st = newStream(s, h.stream, true)
 		st.scopeDone = done
-		s.streams[h.stream] = st
+		s.addStreamLocked(st)
 		s.inbound++
 		st.queued = true
 		s.acceptQ = append(s.acceptQ, st)
@@ -844,7 +845,7 @@ func (s *Session) handlePing(h header) {
 	now := time.Now()
 	s.mu.Lock()
 	p := s.pings[h.length]
-	delete(s.pings, h.length)
+	s.deletePingLocked(h.length)
 	if s.kaPending && h.length == s.kaPing {
 		s.kaPending = false
 	}
@@ -870,12 +871,32 @@ func (s *Session) handleGoAway(h header) error {
 	return nil
 }
 
+// addStreamLocked registers st; the map exists only while streams do.
+func (s *Session) addStreamLocked(st *Stream) {
+	if s.streams == nil {
+		s.streams = make(map[uint32]*Stream)
+	}
+	s.streams[st.id] = st
+}
+
+// deletePingLocked forgets ping id; the map exists only while pings are
+// outstanding.
+func (s *Session) deletePingLocked(id uint32) {
+	delete(s.pings, id)
+	if len(s.pings) == 0 {
+		s.pings = nil
+	}
+}
+
 // removeStream forgets a stream that is finished in both directions.
 func (s *Session) removeStream(st *Stream) {
 	var done func()
 	s.mu.Lock()
 	if s.streams[st.id] == st {
 		delete(s.streams, st.id)
+		if len(s.streams) == 0 {
+			s.streams = nil // an emptied map keeps its groups; idle sessions hold none
+		}
 		if st.inbound {
 			s.inbound--
 		}

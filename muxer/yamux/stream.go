@@ -267,7 +267,7 @@ func (st *Stream) receive(n uint32) error {
 			st.resetForLimit(refused)
 			return nil
 		}
-		if _, err := io.ReadFull(s.br, b); err != nil {
+		if _, err := io.ReadFull(&s.br, b); err != nil {
 			putBuf(b)
 			return fmt.Errorf("yamux: reading frame payload: %w", err)
 		}

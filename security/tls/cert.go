@@ -85,6 +85,31 @@ func newCertificate(host crypto.PrivKey) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: certKey, Leaf: leaf}, nil
 }
 
+// extensionOf decodes cert's one libp2p extension.
+func extensionOf(cert *x509.Certificate) (signedKey, error) {
+	var value []byte
+	for _, ext := range cert.Extensions {
+		if ext.Id.Equal(extensionOID) {
+			if value != nil {
+				return signedKey{}, errors.New("tls: duplicate libp2p extension")
+			}
+			value = ext.Value
+		}
+	}
+	if value == nil {
+		return signedKey{}, errors.New("tls: certificate has no libp2p public key extension")
+	}
+	var sk signedKey
+	rest, err := asn1.Unmarshal(value, &sk)
+	if err != nil {
+		return signedKey{}, fmt.Errorf("tls: decoding libp2p extension: %w", err)
+	}
+	if len(rest) != 0 {
+		return signedKey{}, errors.New("tls: trailing bytes after libp2p extension")
+	}
+	return sk, nil
+}
+
 // PubKeyFromCertChain checks a peer's certificate chain the way tls/tls.md
 // requires and returns the host key it authenticates:
 //   - exactly one certificate;
@@ -107,25 +132,9 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
 		return nil, fmt.Errorf("tls: certificate self-signature: %w", err)
 	}
-	var value []byte
-	for _, ext := range cert.Extensions {
-		if ext.Id.Equal(extensionOID) {
-			if value != nil {
-				return nil, errors.New("tls: duplicate libp2p extension")
-			}
-			value = ext.Value
-		}
-	}
-	if value == nil {
-		return nil, errors.New("tls: certificate has no libp2p public key extension")
-	}
-	var sk signedKey
-	rest, err := asn1.Unmarshal(value, &sk)
+	sk, err := extensionOf(cert)
 	if err != nil {
-		return nil, fmt.Errorf("tls: decoding libp2p extension: %w", err)
-	}
-	if len(rest) != 0 {
-		return nil, errors.New("tls: trailing bytes after libp2p extension")
+		return nil, err
 	}
 	pub, err := crypto.UnmarshalPublicKey(sk.PublicKey)
 	if err != nil {
@@ -138,14 +147,21 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	return pub, nil
 }
 
-// pubKeyFromRawCerts parses the raw chain a TLS peer sent and checks it.
-func pubKeyFromRawCerts(raw [][]byte) (crypto.PubKey, error) {
-	if len(raw) != 1 {
-		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(raw))
+// HostKey returns the host key in the libp2p extension of a chain that has
+// passed PubKeyFromCertChain already (a handshake with a config of this
+// package checks it in VerifyConnection), without checking its signatures
+// again.
+func HostKey(chain []*x509.Certificate) (crypto.PubKey, error) {
+	if len(chain) != 1 {
+		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
 	}
-	cert, err := x509.ParseCertificate(raw[0])
+	sk, err := extensionOf(chain[0])
 	if err != nil {
-		return nil, fmt.Errorf("tls: parsing certificate: %w", err)
+		return nil, err
 	}
-	return PubKeyFromCertChain([]*x509.Certificate{cert})
+	pub, err := crypto.UnmarshalPublicKey(sk.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls: decoding host key in extension: %w", err)
+	}
+	return pub, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -378,5 +379,24 @@ func FuzzCertificate(f *testing.F) {
 		if _, err := peer.IDFromPublicKey(pub); err != nil {
 			t.Fatal(err)
 		}
+		// What passed the checks, HostKey reads back unchanged.
+		cert, _ := x509.ParseCertificate(der)
+		hk, err := HostKey([]*x509.Certificate{cert})
+		if err != nil || !hk.Equal(pub) {
+			t.Fatalf("HostKey after a passed check = %v, %v; want the checked key", hk, err)
+		}
 	})
+}
+
+// pubKeyFromRawCerts parses a raw chain as a TLS peer sends it and checks
+// it as the handshake's verifier does.
+func pubKeyFromRawCerts(raw [][]byte) (crypto.PubKey, error) {
+	if len(raw) != 1 {
+		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(raw))
+	}
+	cert, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return nil, fmt.Errorf("tls: parsing certificate: %w", err)
+	}
+	return PubKeyFromCertChain([]*x509.Certificate{cert})
 }

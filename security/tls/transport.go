@@ -7,7 +7,6 @@ package tls
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -51,6 +50,7 @@ type Transport struct {
 	mu      sync.Mutex
 	cert    tls.Certificate
 	certAge time.Time
+	anyPeer *tls.Config // server config for cert accepting any peer, shared; never modified
 }
 
 var _ network.SecureTransport = (*Transport)(nil)
@@ -72,7 +72,7 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 		t.alpn = append(t.alpn, string(m))
 	}
 	t.alpn = append(t.alpn, alpnLibp2p)
-	if _, err := t.certificate(); err != nil {
+	if _, _, err := t.certificate(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -85,96 +85,110 @@ func (t *Transport) ID() protocol.ID { return ID }
 func (t *Transport) LocalPeer() peer.ID { return t.localID }
 
 // certificate returns the current certificate, replacing it once it is
-// older than certLifetime.
-func (t *Transport) certificate() (*tls.Certificate, error) {
+// older than certLifetime, and the server config shared by the inbound
+// handshakes that accept any peer.
+func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.cert.Leaf == nil || time.Since(t.certAge) > certLifetime {
 		cert, err := newCertificate(t.key)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		t.cert, t.certAge = cert, time.Now()
+		t.anyPeer = t.newServerConfig(&cert, "")
 	}
 	c := t.cert
-	return &c, nil
+	return &c, t.anyPeer, nil
 }
 
 // ClientConfig returns a TLS 1.3 config for dialling remote: it presents our
 // certificate, sends no SNI, offers ALPN [muxers..., "libp2p"] and accepts
 // only a certificate that authenticates remote (any peer when remote is
-// empty). After the handshake, PubKeyFromCertChain on PeerCertificates
-// yields the remote host key.
+// empty). After the handshake, HostKey on PeerCertificates yields the
+// remote host key.
 func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
-	return t.clientConfig(remote, nil)
+	cert, _, err := t.certificate()
+	if err != nil {
+		return nil, err
+	}
+	return t.clientConfig(cert, remote), nil
 }
 
 // ServerConfig returns a TLS 1.3 config for accepting: it requires a client
 // certificate, verifies it as tls.md says, and answers ALPN with the
-// client's first muxer that we support, or "libp2p".
+// client's first muxer that we support, or "libp2p". After the handshake,
+// HostKey on PeerCertificates yields the remote host key.
 func (t *Transport) ServerConfig() (*tls.Config, error) {
-	return t.serverConfig("", nil)
+	_, cfg, err := t.certificate()
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Clone(), nil
 }
 
-// verifier returns a VerifyPeerCertificate callback checking the chain and,
-// when remote is set, the peer ID; it reports the key to onKey.
-func verifier(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) func([][]byte, [][]*x509.Certificate) error {
-	return func(raw [][]byte, _ [][]*x509.Certificate) error {
-		pub, err := pubKeyFromRawCerts(raw)
+// verifier returns a VerifyConnection callback checking the peer's chain
+// as tls.md says and, when remote is set, its peer ID. It uses the
+// certificates crypto/tls has parsed already (VerifyPeerCertificate would
+// hand over raw ones to parse a second time), and keeps nothing: the key
+// is read again from the verified certificate after the handshake
+// (HostKey), so one config can serve every connection.
+func verifier(remote peer.ID) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		pub, err := PubKeyFromCertChain(cs.PeerCertificates)
 		if err != nil {
 			return err
+		}
+		if remote == "" {
+			return nil
 		}
 		id, err := peer.IDFromPublicKey(pub)
 		if err != nil {
 			return fmt.Errorf("tls: deriving peer ID: %w", err)
 		}
-		if remote != "" && id != remote {
+		if id != remote {
 			return &network.PeerIDMismatchError{Expected: remote, Actual: id}
-		}
-		if onKey != nil {
-			onKey(pub, id)
 		}
 		return nil
 	}
 }
 
-func (t *Transport) clientConfig(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) (*tls.Config, error) {
-	cert, err := t.certificate()
-	if err != nil {
-		return nil, err
-	}
+func (t *Transport) clientConfig(cert *tls.Certificate, remote peer.ID) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
-		InsecureSkipVerify:     true, // the libp2p checks run in VerifyPeerCertificate
-		VerifyPeerCertificate:  verifier(remote, onKey),
+		InsecureSkipVerify:     true, // the libp2p checks run in VerifyConnection
+		VerifyConnection:       verifier(remote),
 		GetClientCertificate:   func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
 		NextProtos:             t.alpn,
 		SessionTicketsDisabled: true,
-	}, nil
+	}
 }
 
-func (t *Transport) serverConfig(remote peer.ID, onKey func(crypto.PubKey, peer.ID)) (*tls.Config, error) {
-	cert, err := t.certificate()
-	if err != nil {
-		return nil, err
-	}
+// newServerConfig builds a server config for cert accepting remote (any
+// peer if empty). crypto/tls picks ALPN in server order; the spec wants the
+// client's, so GetConfigForClient answers with a config whose NextProtos
+// is our pick alone: one prepared per possible pick, shared by all
+// handshakes rather than cloned for each.
+func (t *Transport) newServerConfig(cert *tls.Certificate, remote peer.ID) *tls.Config {
 	base := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		ClientAuth:             tls.RequireAnyClientCert,
-		VerifyPeerCertificate:  verifier(remote, onKey),
+		VerifyConnection:       verifier(remote),
 		Certificates:           []tls.Certificate{*cert},
 		NextProtos:             t.alpn,
 		SessionTicketsDisabled: true,
 	}
-	cfg := base.Clone()
-	// crypto/tls picks ALPN in server order; the spec wants the client's
-	// order, so narrow NextProtos to our pick for each ClientHello.
-	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	byPick := make(map[string]*tls.Config, len(t.alpn))
+	for _, p := range t.alpn {
 		c := base.Clone()
-		c.NextProtos = []string{t.pickALPN(hello.SupportedProtos)}
-		return c, nil
+		c.NextProtos = []string{p}
+		byPick[p] = c
 	}
-	return cfg, nil
+	cfg := base.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		return byPick[t.pickALPN(hello.SupportedProtos)], nil
+	}
+	return cfg
 }
 
 // pickALPN returns the client's first muxer we support, else "libp2p".
@@ -190,13 +204,16 @@ func (t *Transport) pickALPN(offered []string) string {
 // SecureInbound runs the handshake as the TLS server. When remote is not
 // empty the client must prove it is that peer.
 func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
-	c := &Conn{localPeer: t.localID}
-	cfg, err := t.serverConfig(remote, c.setRemote)
+	cert, cfg, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
 	}
-	return c.handshake(ctx, tls.Server(insecure, cfg), insecure, remote)
+	if remote != "" {
+		cfg = t.newServerConfig(cert, remote)
+	}
+	c := &Conn{localPeer: t.localID}
+	return c.handshake(ctx, tls.Server(insecure, cfg), insecure)
 }
 
 // SecureOutbound runs the handshake as the TLS client and fails unless the
@@ -206,13 +223,13 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remot
 		insecure.Close()
 		return nil, errors.New("tls: outbound handshake needs the remote peer ID")
 	}
-	c := &Conn{localPeer: t.localID}
-	cfg, err := t.clientConfig(remote, c.setRemote)
+	cert, _, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
 	}
-	return c.handshake(ctx, tls.Client(insecure, cfg), insecure, remote)
+	c := &Conn{localPeer: t.localID}
+	return c.handshake(ctx, tls.Client(insecure, t.clientConfig(cert, remote)), insecure)
 }
 
 // Conn is a TLS-secured connection. It implements network.SecureConn; the
@@ -228,12 +245,10 @@ type Conn struct {
 
 var _ network.SecureConn = (*Conn)(nil)
 
-func (c *Conn) setRemote(pub crypto.PubKey, id peer.ID) { c.remoteKey, c.remotePeer = pub, id }
-
 // handshake drives the TLS handshake under ctx: its deadline applies to the
 // raw connection and cancelling it aborts the handshake. Any failure closes
 // the connection.
-func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote peer.ID) (*Conn, error) {
+func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn, error) {
 	fail := func(err error) (*Conn, error) {
 		raw.Close()
 		return nil, &handshakeError{err: err}
@@ -261,12 +276,19 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn, remote
 			return fail(err)
 		}
 	}
-	if c.remoteKey == nil {
-		return fail(errors.New("peer certificate was not verified"))
+	// The verifier checked this very chain during the handshake.
+	st := tc.ConnectionState()
+	pub, err := HostKey(st.PeerCertificates)
+	if err != nil {
+		return fail(err)
 	}
+	if c.remotePeer, err = peer.IDFromPublicKey(pub); err != nil {
+		return fail(fmt.Errorf("deriving peer ID: %w", err))
+	}
+	c.remoteKey = pub
 	c.Conn = tc
 	c.state.Security = ID
-	if p := tc.ConnectionState().NegotiatedProtocol; p != alpnLibp2p {
+	if p := st.NegotiatedProtocol; p != alpnLibp2p {
 		c.state.Muxer = protocol.ID(p)
 	}
 	return c, nil

@@ -114,6 +114,9 @@ type endpoint interface {
 	// polling loop would add its tick to every connection of the
 	// handshake-rate rows.
 	waitIdentified(ctx context.Context, p peerRef) error
+	// identified reports whether identify with p has finished (its agent
+	// version is known), for loops that also watch the connection.
+	identified(p peerRef) bool
 	numConns() int
 	close() error
 }
@@ -224,6 +227,15 @@ func (t *tachyonHost) handle(proto string, h func(stream)) error {
 	return t.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { h(s) })
 }
 
+func (t *tachyonHost) identified(p peerRef) bool {
+	id, err := peer.Decode(p.id)
+	if err != nil {
+		return false
+	}
+	agent, _ := t.h.Peerstore().Agent(id)
+	return agent != ""
+}
+
 func (t *tachyonHost) waitIdentified(ctx context.Context, p peerRef) error {
 	id, err := peer.Decode(p.id)
 	if err != nil {
@@ -307,6 +319,15 @@ func (g *goHost) handle(proto string, h func(stream)) error {
 		h(s)
 	})
 	return nil
+}
+
+func (g *goHost) identified(p peerRef) bool {
+	id, err := gpeer.Decode(p.id)
+	if err != nil {
+		return false
+	}
+	v, err := g.h.Peerstore().Get(id, "AgentVersion")
+	return err == nil && v != nil
 }
 
 func (g *goHost) waitIdentified(ctx context.Context, p peerRef) error {

@@ -113,6 +113,16 @@ func main() {
 	if *perfTool {
 		os.Exit(perfToolMain(*perfToolRounds, *perfToolSize))
 	}
+	if code, ok := inboundChild(); ok {
+		os.Exit(code)
+	}
+	if *inboundN > 0 {
+		if err := runInbound(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *wanOnly {
 		p := quickParams
 		if !*quick {

@@ -1,0 +1,665 @@
+package main
+
+// The listener side of many idle inbound connections (issue 19, goals 2
+// and 6). Unlike idle.go, which keeps both ends in this process, every
+// party is a child process (p2pbench itself, hidden flags): one listener,
+// a tachyon host built as `tachyon node` builds it or a default go-libp2p
+// host, and a few client processes of go-libp2p hosts, one connection
+// each. The parent reads the listener's VmRSS and CPU time from /proc, so
+// the figures are the listener's alone.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	gconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/limits"
+)
+
+var (
+	inboundN       = flag.Int("inbound", 0, "measure only the listener side of `N` idle inbound connections from go-libp2p client processes, tachyon against go-libp2p; a Markdown table on stdout")
+	inboundStacks  = flag.String("inbound-stacks", "TLS,Noise,QUIC", "comma-separated `stacks` of -inbound (TLS, Noise, QUIC)")
+	inboundImpls   = flag.String("inbound-impls", implTachyon+","+implGo, "comma-separated listeners of -inbound")
+	inboundClients = flag.Int("inbound-clients", 4, "client processes of -inbound, each holding N/k connections")
+	inboundRounds  = flag.Int("inbound-rounds", 1, "rounds of -inbound (the listeners take turns in each; medians are reported)")
+	inboundIdle    = flag.Duration("inbound-idle", 10*time.Second, "idle window of -inbound over which idle CPU is measured")
+	inboundProfile = flag.String("inbound-profile", "", "write each listener's CPU profile of the accepts and heap and goroutine profiles of the idle connections into `dir`")
+
+	inboundListen = flag.String("inbound-listen", "", "internal: listen as `impl/sec`, print the address and obey commands on stdin")
+	inboundMax    = flag.Int("inbound-max", 0, "internal: connections the -inbound-listen listener must admit")
+	inboundDial   = flag.String("inbound-dial", "", "internal: connect -inbound-conns go-libp2p hosts over `sec` to -wan-peer once told to")
+	inboundConns  = flag.Int("inbound-conns", 0, "internal: connections of -inbound-dial")
+)
+
+// inboundTimeout bounds one listener's whole measurement.
+const inboundTimeout = 15 * time.Minute
+
+// inboundResult is what one listener spent on its inbound connections.
+type inboundResult struct {
+	conns      int
+	rss        float64       // VmRSS bytes per connection (after GC in the listener)
+	heap       float64       // HeapInuse bytes per connection
+	stack      float64       // StackInuse bytes per connection
+	goroutines float64       // per connection
+	acceptCPU  time.Duration // listener CPU per connection, first dial to all identified
+	idleCPU    float64       // listener CPU µs per second per connection while idle
+	accept     time.Duration // wall time, first dial to all identified
+	load       string        // 1-minute load average at the start
+	redials    int           // connections lost before identify and dialled again
+}
+
+// inboundChild runs the hidden listener and client modes; ok is false if
+// neither was asked for.
+func inboundChild() (code int, ok bool) {
+	var err error
+	switch {
+	case *inboundListen != "":
+		err = inboundListenMain(*inboundListen, *inboundMax)
+	case *inboundDial != "":
+		err = inboundDialMain(*inboundDial, *wanPeer, *inboundConns)
+	default:
+		return 0, false
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pbench inbound child:", err)
+		return 1, true
+	}
+	return 0, true
+}
+
+// raiseNoFile lifts the soft open-file limit to the hard one (Go does this
+// at start-up too; explicit, since 10 000 sockets depend on it).
+func raiseNoFile() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+// inboundListenAddr is the listen address of stack sec and the suffix that
+// picks it out of a tachyon host's addresses.
+func inboundListenAddr(sec string) (addr, suffix string, err error) {
+	switch sec {
+	case secTLS, secNoise:
+		return loopbackListen, "/tcp/", nil
+	case secQUIC:
+		return loopbackListenQUIC, "/quic-v1", nil
+	}
+	return "", "", fmt.Errorf("inbound: unknown stack %q (want %s, %s or %s)", sec, secTLS, secNoise, secQUIC)
+}
+
+// newInboundListener builds the listener of impl: tachyon with the
+// defaults of `tachyon node` (every security protocol, identify, ping,
+// AutoNAT server, relay client, hole punching, limits), go-libp2p with
+// libp2p.New's defaults. Both listen on sec's address only, and neither
+// has a connection manager, which would trim the idle connections past
+// its high watermark (192 in both). go-libp2p's resource manager gets
+// infinite limits (its autoscaled default admits 256 inbound connections
+// on this machine); tachyon's limits are raised only beyond their
+// defaults (2304 inbound).
+func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
+	addr, suffix, err := inboundListenAddr(sec)
+	if err != nil {
+		return nil, err
+	}
+	switch impl {
+	case implTachyon:
+		opts := []tachyon.Option{tachyon.ListenAddrStrings(addr), tachyon.NoConnManager()}
+		if maxConns > 2000 {
+			opts = append(opts, tachyon.Limits(limits.Config{Conns: 2 * maxConns, ConnsInbound: 2 * maxConns}))
+		}
+		h, err := tachyon.New(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("tachyon listener: %w", err)
+		}
+		return &tachyonHost{h: h, suffix: suffix}, nil
+	case implGo:
+		rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+		if err != nil {
+			return nil, fmt.Errorf("go-libp2p resource manager: %w", err)
+		}
+		h, err := libp2p.New(libp2p.ListenAddrStrings(addr), libp2p.ResourceManager(rm), libp2p.ConnectionManager(gconnmgr.NullConnMgr{}))
+		if err != nil {
+			return nil, fmt.Errorf("go-libp2p listener: %w", err)
+		}
+		return &goHost{h}, nil
+	}
+	return nil, fmt.Errorf("inbound: unknown implementation %q", impl)
+}
+
+// identifiedConns counts the connections whose peer has finished identify.
+func (t *tachyonHost) identifiedConns() int {
+	n := 0
+	for _, c := range t.h.Network().Conns() {
+		if agent, _ := t.h.Peerstore().Agent(c.RemotePeer()); agent != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *goHost) identifiedConns() int {
+	n := 0
+	for _, c := range g.h.Network().Conns() {
+		if v, err := g.h.Peerstore().Get(c.RemotePeer(), "AgentVersion"); err == nil && v != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// inboundListenMain serves one listener: it prints its address as JSON,
+// then answers one line per command line on stdin until stdin closes:
+//
+//	gc               collect, return free memory to the OS; reply "goroutines heapInuse stackInuse"
+//	wait N           reply "ok" once N connections are up and identified (at most 2 minutes)
+//	cpu-start PATH   start the CPU profiler into PATH; cpu-stop stops it
+//	heap PATH        write a heap profile of live objects (after gc)
+//	goroutine PATH   write a goroutine profile
+func inboundListenMain(stack string, maxConns int) error {
+	raiseNoFile()
+	if *inboundProfile != "" {
+		// Finer heap samples: the default (512 KiB) leaves a few hundred
+		// samples for 1000 connections. Costs some accept CPU.
+		runtime.MemProfileRate = 4096
+	}
+	impl, sec, _ := strings.Cut(stack, "/")
+	h, err := newInboundListener(impl, sec, maxConns)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	counter, ok := h.(interface{ identifiedConns() int })
+	if !ok {
+		return fmt.Errorf("inbound: %s cannot count identified connections", impl)
+	}
+	r := h.ref()
+	a := wanAddr{ID: r.id}
+	for _, m := range r.addrs {
+		a.Addrs = append(a.Addrs, m.String())
+	}
+	b, _ := json.Marshal(a)
+	fmt.Printf("%s\n", b)
+	var cpuOut *os.File
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		var reply string
+		var err error
+		switch cmd {
+		case "gc":
+			runtime.GC()
+			debug.FreeOSMemory()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			reply = fmt.Sprintf("%d %d %d", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse)
+		case "wait":
+			n, _ := strconv.Atoi(arg)
+			deadline := time.Now().Add(2 * time.Minute)
+			// Connections first (cheap), identify only at the tail.
+			for h.numConns() < n || counter.identifiedConns() < n {
+				if time.Now().After(deadline) {
+					err = fmt.Errorf("%d of %d connections identified after 2 minutes", counter.identifiedConns(), n)
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			reply = "ok"
+		case "cpu-start":
+			if cpuOut, err = os.Create(arg); err == nil {
+				err = pprof.StartCPUProfile(cpuOut)
+			}
+			reply = "ok"
+		case "cpu-stop":
+			pprof.StopCPUProfile()
+			if cpuOut != nil {
+				err = cpuOut.Close()
+			}
+			reply = "ok"
+		case "heap":
+			err, reply = writeHeapProfile(arg), "ok"
+		case "goroutine":
+			err, reply = writeProfile("goroutine", arg), "ok"
+		default:
+			err = fmt.Errorf("unknown command %q", cmd)
+		}
+		if err != nil {
+			reply = "ERR " + err.Error()
+		}
+		fmt.Println(reply)
+	}
+	return in.Err()
+}
+
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	return f.Close()
+}
+
+// inboundDialMain builds n go-libp2p client hosts, prints READY, and on a
+// line on stdin connects them all to peer, waits until each has identified
+// it, prints DONE and holds the connections until stdin closes.
+func inboundDialMain(sec, peer string, n int) error {
+	raiseNoFile()
+	ref, err := parseWanAddr(peer)
+	if err != nil {
+		return err
+	}
+	hosts := make([]endpoint, 0, n)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, h := range hosts {
+			wg.Go(func() { h.close() })
+		}
+		wg.Wait()
+	}()
+	for range n {
+		h, err := newGoHost(sec, false)
+		if err != nil {
+			return err
+		}
+		hosts = append(hosts, h)
+	}
+	fmt.Println("READY")
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting for the start: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), inboundTimeout)
+	defer cancel()
+	if err := connectAll(ctx, hosts, ref); err != nil {
+		return err
+	}
+	// A connection lost before identify finished (seen with go-libp2p
+	// over QUIC at 1000 connections) is dialled again, and counted.
+	redials := 0
+	for _, h := range hosts {
+		deadline := time.Now().Add(30 * time.Second)
+		for !h.identified(ref) {
+			switch {
+			case time.Now().After(deadline):
+				return fmt.Errorf("identify with the listener unfinished after 30 s (%d connections)", h.numConns())
+			case h.numConns() == 0:
+				redials++
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				err := h.connect(cctx, ref)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("redial: %w", err)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	fmt.Println("DONE", redials)
+	_, err = io.Copy(io.Discard, in)
+	return err
+}
+
+func parseWanAddr(s string) (peerRef, error) {
+	var a wanAddr
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		return peerRef{}, fmt.Errorf("peer address %q: %w", s, err)
+	}
+	ref := peerRef{id: a.ID}
+	for _, s := range a.Addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return peerRef{}, fmt.Errorf("peer address %q: %w", s, err)
+		}
+		ref.addrs = append(ref.addrs, m)
+	}
+	return ref, nil
+}
+
+// child is a p2pbench child process spoken to in lines.
+type child struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+func startChild(ctx context.Context, args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %v: %w", args, err)
+	}
+	return &child{cmd: cmd, in: in, out: bufio.NewReader(out)}, nil
+}
+
+// line reads the child's next line; the context of startChild bounds it
+// (a killed child closes its stdout).
+func (c *child) line() (string, error) {
+	s, err := c.out.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("child %s: %w", c.cmd.Args[1:3], err)
+	}
+	s = strings.TrimSpace(s)
+	if e, ok := strings.CutPrefix(s, "ERR "); ok {
+		return "", fmt.Errorf("child %s: %s", c.cmd.Args[1:3], e)
+	}
+	return s, nil
+}
+
+func (c *child) ask(cmd string) (string, error) {
+	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
+		return "", fmt.Errorf("child %s: %w", c.cmd.Args[1:3], err)
+	}
+	return c.line()
+}
+
+// stop closes the child's stdin, which ends it, and reaps it.
+func (c *child) stop() {
+	c.in.Close()
+	c.cmd.Wait()
+}
+
+// procUsage is a process's VmRSS in bytes and user plus system CPU time.
+func procUsage(pid int) (rss uint64, cpu time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			rss = kb << 10
+		}
+	}
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name may hold spaces: fields start after its ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64) // field 14, utime
+	st, _ := strconv.ParseUint(f[12], 10, 64) // field 15, stime
+	const clkTck = 100                        // USER_HZ on Linux
+	return rss, time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+// gcStats asks the listener to collect and returns its goroutines, heap
+// and stack in use.
+func gcStats(l *child) (g, heap, stack float64, err error) {
+	s, err := l.ask("gc")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if _, err := fmt.Sscan(s, &g, &heap, &stack); err != nil {
+		return 0, 0, 0, fmt.Errorf("listener gc reply %q: %w", s, err)
+	}
+	return g, heap, stack, nil
+}
+
+// measureInbound measures one listener of impl on sec with n connections
+// from k client processes.
+func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.Duration, profDir string) (inboundResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, inboundTimeout)
+	defer cancel()
+	res := inboundResult{conns: n, load: loadAvg()}
+	args := []string{"-inbound-listen", impl + "/" + sec, "-inbound-max", strconv.Itoa(n)}
+	if profDir != "" {
+		args = append(args, "-inbound-profile", profDir)
+	}
+	l, err := startChild(ctx, args...)
+	if err != nil {
+		return res, err
+	}
+	defer l.stop()
+	addr, err := l.line()
+	if err != nil {
+		return res, err
+	}
+	pid := l.cmd.Process.Pid
+	var clients []*child
+	defer func() {
+		for _, c := range clients {
+			c.stop()
+		}
+	}()
+	for i := range k {
+		m := n/k + min(1, max(0, n%k-i)) // spread the remainder
+		c, err := startChild(ctx, "-inbound-dial", sec, "-wan-peer", addr, "-inbound-conns", strconv.Itoa(m))
+		if err != nil {
+			return res, err
+		}
+		clients = append(clients, c)
+	}
+	for _, c := range clients {
+		if _, err := c.line(); err != nil { // READY
+			return res, err
+		}
+	}
+	time.Sleep(settle)
+	g0, heap0, stack0, err := gcStats(l)
+	if err != nil {
+		return res, err
+	}
+	rss0, cpu0, err := procUsage(pid)
+	if err != nil {
+		return res, err
+	}
+	name := func(kind string) string {
+		return filepath.Join(profDir, fmt.Sprintf("inbound-%s-%s-%d.%s.pprof", impl, sec, n, kind))
+	}
+	if profDir != "" {
+		if _, err := l.ask("cpu-start " + name("cpu")); err != nil {
+			return res, err
+		}
+	}
+
+	t0 := time.Now()
+	for _, c := range clients {
+		if _, err := fmt.Fprintln(c.in, "GO"); err != nil {
+			return res, fmt.Errorf("start clients: %w", err)
+		}
+	}
+	for _, c := range clients {
+		s, err := c.line() // DONE redials
+		if err != nil {
+			return res, err
+		}
+		var r int
+		fmt.Sscanf(s, "DONE %d", &r)
+		res.redials += r
+	}
+	if _, err := l.ask("wait " + strconv.Itoa(n)); err != nil {
+		return res, err
+	}
+	res.accept = time.Since(t0)
+	_, cpu1, err := procUsage(pid)
+	if err != nil {
+		return res, err
+	}
+	res.acceptCPU = (cpu1 - cpu0) / time.Duration(n)
+	if profDir != "" {
+		if _, err := l.ask("cpu-stop"); err != nil {
+			return res, err
+		}
+	}
+
+	// Idle: after the first identify pushes and timers have settled.
+	time.Sleep(2 * settle)
+	_, cpu2, err := procUsage(pid)
+	if err != nil {
+		return res, err
+	}
+	time.Sleep(idle)
+	_, cpu3, err := procUsage(pid)
+	if err != nil {
+		return res, err
+	}
+	res.idleCPU = float64((cpu3-cpu2)/time.Microsecond) / idle.Seconds() / float64(n)
+
+	g1, heap1, stack1, err := gcStats(l)
+	if err != nil {
+		return res, err
+	}
+	rss1, _, err := procUsage(pid)
+	if err != nil {
+		return res, err
+	}
+	if profDir != "" {
+		for _, kind := range []string{"heap", "goroutine"} {
+			if _, err := l.ask(kind + " " + name(kind)); err != nil {
+				return res, err
+			}
+		}
+	}
+	per := float64(n)
+	res.rss = (float64(rss1) - float64(rss0)) / per
+	res.heap = (heap1 - heap0) / per
+	res.stack = (stack1 - stack0) / per
+	res.goroutines = (g1 - g0) / per
+	return res, nil
+}
+
+type inboundKey struct{ impl, sec string }
+
+// runInbound measures every stack of -inbound-stacks, both listeners in
+// turns, and prints the table.
+func runInbound(ctx context.Context) error {
+	n, k := *inboundN, max(1, *inboundClients)
+	if *inboundProfile != "" {
+		if err := os.MkdirAll(*inboundProfile, 0o755); err != nil {
+			return fmt.Errorf("profile dir: %w", err)
+		}
+	}
+	var stacks []string
+	for s := range strings.SplitSeq(*inboundStacks, ",") {
+		s = strings.TrimSpace(s)
+		if _, _, err := inboundListenAddr(s); err != nil {
+			return err
+		}
+		stacks = append(stacks, s)
+	}
+	listeners := strings.Split(*inboundImpls, ",")
+	out := make(map[inboundKey][]inboundResult)
+	for round := range max(1, *inboundRounds) {
+		for _, sec := range stacks {
+			for _, impl := range listeners {
+				logf("inbound: round %d, %s/%s x %d from %d processes (load %s)", round+1, impl, sec, n, k, loadAvg())
+				prof := ""
+				if round == 0 {
+					prof = *inboundProfile
+				}
+				r, err := measureInbound(ctx, impl, sec, n, k, *inboundIdle, prof)
+				if err != nil {
+					return fmt.Errorf("inbound %s/%s: %w", impl, sec, err)
+				}
+				logf("inbound: %s/%s: %.1f KiB RSS, %.1f KiB heap, %.2f goroutines, %s ms accept CPU, %.1f µs/s idle CPU per conn; all in %v, %d redials",
+					impl, sec, r.rss/1024, r.heap/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Round(time.Millisecond), r.redials)
+				out[inboundKey{impl, sec}] = append(out[inboundKey{impl, sec}], r)
+				time.Sleep(settle)
+			}
+		}
+	}
+	fmt.Print(inboundMarkdown(stacks, out))
+	return nil
+}
+
+// inboundMedian is the median of each figure over the rounds.
+func inboundMedian(rs []inboundResult) inboundResult {
+	med := func(f func(inboundResult) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		return median(xs)
+	}
+	loads := make([]string, len(rs))
+	for i, r := range rs {
+		loads[i] = r.load
+	}
+	return inboundResult{
+		conns:      rs[0].conns,
+		rss:        med(func(r inboundResult) float64 { return r.rss }),
+		heap:       med(func(r inboundResult) float64 { return r.heap }),
+		stack:      med(func(r inboundResult) float64 { return r.stack }),
+		goroutines: med(func(r inboundResult) float64 { return r.goroutines }),
+		acceptCPU:  time.Duration(med(func(r inboundResult) float64 { return float64(r.acceptCPU) })),
+		idleCPU:    med(func(r inboundResult) float64 { return r.idleCPU }),
+		accept:     time.Duration(med(func(r inboundResult) float64 { return float64(r.accept) })),
+		load:       strings.Join(slices.Compact(loads), "; "),
+	}
+}
+
+func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult) string {
+	var b strings.Builder
+	rounds := 0
+	for _, rs := range out {
+		rounds = len(rs)
+	}
+	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d go-libp2p v0.51 client processes, median of %d round(s); per connection unless noted.\n\n",
+		*inboundN, max(1, *inboundClients), rounds)
+	b.WriteString("| stack | listener | RSS KiB | heap KiB | stack KiB | goroutines | accept CPU ms | idle CPU µs/s | accept all s | load avg |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, sec := range stacks {
+		var rs [2]inboundResult
+		both := true
+		for i, impl := range impls {
+			if len(out[inboundKey{impl, sec}]) == 0 {
+				both = false
+				continue
+			}
+			r := inboundMedian(out[inboundKey{impl, sec}])
+			rs[i] = r
+			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
+				sec, impl, r.rss/1024, r.heap/1024, r.stack/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Seconds(), r.load)
+		}
+		if !both {
+			continue
+		}
+		t, g := rs[0], rs[1]
+		fmt.Fprintf(&b, "| %s | tachyon / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec,
+			ratio(t.rss, g.rss), ratio(t.heap, g.heap), ratio(t.stack, g.stack), ratio(t.goroutines, g.goroutines),
+			ratio(float64(t.acceptCPU), float64(g.acceptCPU)), ratio(t.idleCPU, g.idleCPU), ratio(t.accept.Seconds(), g.accept.Seconds()))
+	}
+	return b.String()
+}
