@@ -28,19 +28,24 @@ const dialWarmup = 3
 // Both sides connect with Connect and then NewStream, as a user would;
 // go-libp2p's NewStream waits for identify to finish on a new connection.
 func firstReply(ctx context.Context, su setup, srv endpoint) (time.Duration, error) {
-	d, _, err := firstReplyCPU(ctx, su, srv)
+	d, _, err := firstReplyCPU(ctx, su, srv, nil)
 	return d, err
 }
 
 // firstReplyCPU is firstReply, also returning the process CPU time spent
 // while the clock ran (both ends, and whatever else ran in the process).
-func firstReplyCPU(ctx context.Context, su setup, srv endpoint) (time.Duration, time.Duration, error) {
+// With client set, that running host dials instead of a fresh one, and
+// drops the connection afterwards (hangUp).
+func firstReplyCPU(ctx context.Context, su setup, srv, client endpoint) (time.Duration, time.Duration, error) {
 	server := srv.ref()
-	c, err := newHost(su.client, su.sec, false)
-	if err != nil {
-		return 0, 0, err
+	c := client
+	if c == nil {
+		var err error
+		if c, err = newHost(su.client, su.sec, false); err != nil {
+			return 0, 0, err
+		}
+		defer c.close()
 	}
-	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
@@ -69,7 +74,28 @@ func firstReplyCPU(ctx context.Context, su setup, srv endpoint) (time.Duration, 
 	// (deadline.stop leaves a stopped timer that set then waits on), and
 	// closing mid-identify triggers that. Not timed.
 	waitIdentified(ctx, c, srv)
+	if client != nil {
+		if err := hangUp(ctx, c, srv); err != nil {
+			return 0, 0, fmt.Errorf("%v: %w", su, err)
+		}
+	}
 	return d, cpu, nil
+}
+
+// hangUp closes c's connections to srv and waits until srv has dropped
+// its side too, so that the next connection of a running client host is
+// new at both ends (identify runs again). Not timed.
+func hangUp(ctx context.Context, c, srv endpoint) error {
+	if err := c.disconnect(srv.ref()); err != nil {
+		return fmt.Errorf("hanging up: %w", err)
+	}
+	for srv.connectedTo(c.ref()) || c.connectedTo(srv.ref()) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("hanging up: %w", ctx.Err())
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	return nil
 }
 
 // waitIdentified returns once identify has finished both ways between a

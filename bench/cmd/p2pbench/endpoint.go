@@ -117,6 +117,10 @@ type endpoint interface {
 	// identified reports whether identify with p has finished (its agent
 	// version is known), for loops that also watch the connection.
 	identified(p peerRef) bool
+	// disconnect closes every connection to p; connectedTo says whether
+	// one is still open.
+	disconnect(p peerRef) error
+	connectedTo(p peerRef) bool
 	numConns() int
 	close() error
 }
@@ -236,6 +240,19 @@ func (t *tachyonHost) identified(p peerRef) bool {
 	return agent != ""
 }
 
+func (t *tachyonHost) disconnect(p peerRef) error {
+	id, err := peer.Decode(p.id)
+	if err != nil {
+		return err
+	}
+	return t.h.Network().ClosePeer(id)
+}
+
+func (t *tachyonHost) connectedTo(p peerRef) bool {
+	id, err := peer.Decode(p.id)
+	return err == nil && len(t.h.Network().ConnsToPeer(id)) > 0
+}
+
 func (t *tachyonHost) waitIdentified(ctx context.Context, p peerRef) error {
 	id, err := peer.Decode(p.id)
 	if err != nil {
@@ -328,6 +345,19 @@ func (g *goHost) identified(p peerRef) bool {
 	}
 	v, err := g.h.Peerstore().Get(id, "AgentVersion")
 	return err == nil && v != nil
+}
+
+func (g *goHost) disconnect(p peerRef) error {
+	id, err := gpeer.Decode(p.id)
+	if err != nil {
+		return err
+	}
+	return g.h.Network().ClosePeer(id)
+}
+
+func (g *goHost) connectedTo(p peerRef) bool {
+	id, err := gpeer.Decode(p.id)
+	return err == nil && len(g.h.Network().ConnsToPeer(id)) > 0
 }
 
 func (g *goHost) waitIdentified(ctx context.Context, p peerRef) error {

@@ -78,12 +78,38 @@ func handshake(ctx context.Context, c, srv endpoint) error {
 // in batches before a phase and closed after it, outside the clock and the
 // CPU count, so a connection's cost is the dial, both handshakes, the echo
 // and identify, both ends together (they share this process).
-func measureHandshakes(ctx context.Context, impl, sec string, srv endpoint, conc int, d time.Duration) (hsResult, error) {
+//
+// With client set (one dialer), that running host makes the connections
+// instead, each dropped at both ends before the next (hangUp, outside the
+// clock and the CPU count).
+func measureHandshakes(ctx context.Context, impl, sec string, srv, client endpoint, conc int, d time.Duration) (hsResult, error) {
 	perWorker := 8
 	if conc == 1 {
 		perWorker = 32
 	}
 	var r hsResult
+	if client != nil {
+		for r.wall < d {
+			for range perWorker {
+				c0, t0 := cpuTime(), time.Now()
+				if err := handshake(ctx, client, srv); err != nil {
+					return r, fmt.Errorf("handshakes %s/%s, running client: %w", impl, sec, err)
+				}
+				r.wall += time.Since(t0)
+				r.cpu += cpuTime() - c0
+				r.conns++
+				hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := hangUp(hctx, client, srv)
+				cancel()
+				if err != nil {
+					return r, err
+				}
+			}
+		}
+		r.perSec = float64(r.conns) / r.wall.Seconds()
+		r.cpuPerConn = r.cpu / time.Duration(r.conns)
+		return r, nil
+	}
 	for r.wall < d {
 		hosts := make([]endpoint, conc*perWorker)
 		for i := range hosts {
@@ -137,7 +163,7 @@ func runHandshakes(ctx context.Context, res *results, servers map[serverKey]endp
 		for _, sec := range upSecs {
 			for _, impl := range impls {
 				logf("handshakes: %s/%s, %d dialers, %v", impl, sec, conc, res.p.hsTime)
-				r, err := measureHandshakes(ctx, impl, sec, servers[serverKey{impl, sec}], conc, res.p.hsTime)
+				r, err := measureHandshakes(ctx, impl, sec, servers[serverKey{impl, sec}], nil, conc, res.p.hsTime)
 				if err != nil {
 					return err
 				}

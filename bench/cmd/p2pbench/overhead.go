@@ -69,6 +69,14 @@ type overheadRound map[string]overheadFig
 
 type overheadRig struct {
 	servers map[serverKey]endpoint
+	// dialers are running client hosts of each member and stack, which
+	// make the first-reply and handshake rows' connections (each dropped
+	// at both ends before the next): a node with metrics on creates its
+	// collectors once (metrics.New) and each label combination's series
+	// at its first use; a fresh host per connection would put that
+	// per-process cost on the connection measured.
+	dialers map[serverKey]endpoint
+	// clients hold the upload connections.
 	clients map[serverKey]endpoint
 }
 
@@ -79,11 +87,14 @@ func (g *overheadRig) close() {
 	for _, s := range g.servers {
 		s.close()
 	}
+	for _, d := range g.dialers {
+		d.close()
+	}
 }
 
 // newOverheadRig starts a serving host of each member and stack.
 func newOverheadRig() (*overheadRig, error) {
-	g := &overheadRig{servers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
+	g := &overheadRig{servers: make(map[serverKey]endpoint), dialers: make(map[serverKey]endpoint), clients: make(map[serverKey]endpoint)}
 	for _, impl := range overheadMembers {
 		for _, sec := range overheadSecs {
 			s, err := newHost(impl, sec, true)
@@ -96,6 +107,12 @@ func newOverheadRig() (*overheadRig, error) {
 				g.close()
 				return nil, err
 			}
+			d, err := newHost(impl, sec, false)
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.dialers[serverKey{impl, sec}] = d
 		}
 	}
 	return g, nil
@@ -116,7 +133,7 @@ func (g *overheadRig) round(ctx context.Context, n int) (overheadRound, error) {
 		for i := range overheadDials {
 			for j := range ms {
 				k := turn(i, j)
-				d, cpu, err := firstReplyCPU(ctx, setup{ms[k], ms[k], sec}, g.servers[serverKey{ms[k], sec}])
+				d, cpu, err := firstReplyCPU(ctx, setup{ms[k], ms[k], sec}, g.servers[serverKey{ms[k], sec}], g.dialers[serverKey{ms[k], sec}])
 				if err != nil {
 					return nil, err
 				}
@@ -133,7 +150,7 @@ func (g *overheadRig) round(ctx context.Context, n int) (overheadRound, error) {
 		hs := make([]hsResult, len(ms))
 		for j := range ms {
 			k := turn(0, j)
-			r, err := measureHandshakes(ctx, ms[k], sec, g.servers[serverKey{ms[k], sec}], 1, time.Nanosecond)
+			r, err := measureHandshakes(ctx, ms[k], sec, g.servers[serverKey{ms[k], sec}], g.dialers[serverKey{ms[k], sec}], 1, time.Nanosecond)
 			if err != nil {
 				return nil, err
 			}
