@@ -82,6 +82,59 @@ type connMetrics struct {
 
 	mu     sync.RWMutex
 	meters map[streamKey]*protoMeter
+
+	// The children each event needs, resolved once per label set.
+	connSeries    *memo[connKey, *connSeries]
+	hsSeries      *memo[hsKey, prometheus.Observer]
+	attemptSeries *memo[attemptKey, *attemptSeries]
+	dialSeries    *memo[string, *dialSeries]
+	skipSeries    *memo[dialrank.Reason, prometheus.Counter]
+}
+
+// connKey is what a connection's labels come from.
+type connKey struct {
+	dir             network.Direction
+	transport       string
+	security, muxer protocol.ID
+	early           bool
+	ipVersion       int
+}
+
+func connKeyOf(ci swarm.ConnInfo) connKey {
+	st := ci.State
+	return connKey{ci.Dir, st.Transport, st.Security, st.Muxer, st.EarlyMuxer, ci.IPVersion}
+}
+
+// connSeries are one connection label set's children.
+type connSeries struct {
+	opened, closed prometheus.Counter
+	duration       prometheus.Observer
+	open           prometheus.Gauge
+}
+
+// hsKey is what a handshake's labels come from.
+type hsKey struct {
+	dir             string
+	transport       string
+	security, muxer string
+	early           bool
+	result          string
+}
+
+type attemptKey struct {
+	transport dialrank.Transport
+	ipVersion int
+	outcome   dialrank.Outcome
+}
+
+type attemptSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+type dialSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 var (
@@ -126,6 +179,32 @@ func newConnMetrics() *connMetrics {
 	for cl := dialrank.UDP4; cl <= dialrank.TCP6; cl++ {
 		c.blackHole.WithLabelValues(cl.String()).Set(0)
 	}
+	c.connSeries = newMemo(func(k connKey) *connSeries {
+		lv := []string{dirLabel(k.dir), k.transport, protoLabel(k.security), protoLabel(k.muxer), boolLabel(k.early), ipLabel(k.ipVersion)}
+		return &connSeries{
+			opened:   c.connsOpened.WithLabelValues(lv...),
+			closed:   c.connsClosed.WithLabelValues(lv...),
+			duration: c.connDuration.WithLabelValues(lv...),
+			open:     c.conns.WithLabelValues(lv[0], k.transport),
+		}
+	})
+	c.hsSeries = newMemo(func(k hsKey) prometheus.Observer {
+		return c.handshake.WithLabelValues(k.dir, k.transport, k.security, k.muxer, boolLabel(k.early), k.result)
+	})
+	c.attemptSeries = newMemo(func(k attemptKey) *attemptSeries {
+		tpt, ip, out := dialTransport(k.transport), ipLabel(k.ipVersion), attemptOutcome(k.outcome)
+		return &attemptSeries{count: c.attempts.WithLabelValues(tpt, ip, out), duration: c.attemptDuration.WithLabelValues(tpt, ip, out)}
+	})
+	c.dialSeries = newMemo(func(out string) *dialSeries {
+		return &dialSeries{count: c.dials.WithLabelValues(out), duration: c.dialDuration.WithLabelValues(out)}
+	})
+	c.skipSeries = newMemo(func(r dialrank.Reason) prometheus.Counter {
+		l, ok := skipLabels[r]
+		if !ok {
+			l = "other"
+		}
+		return c.skipped.WithLabelValues(l)
+	})
 	return c
 }
 
@@ -173,32 +252,27 @@ func boolLabel(b bool) string {
 	return "false"
 }
 
-func (c *connMetrics) connLabelValues(ci swarm.ConnInfo) []string {
-	st := ci.State
-	return []string{dirLabel(ci.Dir), st.Transport, protoLabel(st.Security), protoLabel(st.Muxer),
-		boolLabel(st.EarlyMuxer), ipLabel(ci.IPVersion)}
-}
-
 // ConnOpened implements swarm.Tracer.
 func (c *connMetrics) ConnOpened(ci swarm.ConnInfo) {
-	c.connsOpened.WithLabelValues(c.connLabelValues(ci)...).Inc()
-	c.conns.WithLabelValues(dirLabel(ci.Dir), ci.State.Transport).Inc()
+	cs := c.connSeries.get(connKeyOf(ci))
+	cs.opened.Inc()
+	cs.open.Inc()
 	// Inbound connections of transports without the upgrader: their
 	// handshake time comes from the transport (outbound ones are timed by
 	// their dial attempt).
 	if ci.Dir == network.DirInbound && ci.Handshake > 0 && swarm.SelfSecured(ci.State.Transport) {
 		st := ci.State
-		c.handshake.WithLabelValues(dirLabel(ci.Dir), st.Transport, protoLabel(st.Security), protoLabel(st.Muxer),
-			boolLabel(st.EarlyMuxer), "success").Observe(ci.Handshake.Seconds())
+		c.hsSeries.get(hsKey{dirLabel(ci.Dir), st.Transport, protoLabel(st.Security), protoLabel(st.Muxer),
+			st.EarlyMuxer, "success"}).Observe(ci.Handshake.Seconds())
 	}
 }
 
 // ConnClosed implements swarm.Tracer.
 func (c *connMetrics) ConnClosed(ci swarm.ConnInfo, open time.Duration) {
-	lv := c.connLabelValues(ci)
-	c.connsClosed.WithLabelValues(lv...).Inc()
-	c.connDuration.WithLabelValues(lv...).Observe(open.Seconds())
-	c.conns.WithLabelValues(dirLabel(ci.Dir), ci.State.Transport).Dec()
+	cs := c.connSeries.get(connKeyOf(ci))
+	cs.closed.Inc()
+	cs.duration.Observe(open.Seconds())
+	cs.open.Dec()
 }
 
 // dialTransport names a dial's transport as its connections' ConnState
@@ -256,10 +330,9 @@ func attemptOutcome(o dialrank.Outcome) string {
 
 // DialAttemptEnded implements swarm.Tracer.
 func (c *connMetrics) DialAttemptEnded(a swarm.DialAttempt) {
-	tpt, out := dialTransport(a.Transport), attemptOutcome(a.Outcome)
-	ip := ipLabel(a.IPVersion)
-	c.attempts.WithLabelValues(tpt, ip, out).Inc()
-	c.attemptDuration.WithLabelValues(tpt, ip, out).Observe(a.Took.Seconds())
+	as := c.attemptSeries.get(attemptKey{a.Transport, a.IPVersion, a.Outcome})
+	as.count.Inc()
+	as.duration.Observe(a.Took.Seconds())
 	if !a.SelfSecured {
 		return // the upgrader reports the handshake
 	}
@@ -278,7 +351,7 @@ func (c *connMetrics) DialAttemptEnded(a swarm.DialAttempt) {
 	default:
 		return
 	}
-	c.handshake.WithLabelValues("outbound", tpt, selfSecurity(a.Transport), labelNone, "false", res).Observe(a.Took.Seconds())
+	c.hsSeries.get(hsKey{"outbound", dialTransport(a.Transport), selfSecurity(a.Transport), labelNone, false, res}).Observe(a.Took.Seconds())
 }
 
 // dialOutcome is the outcome label of a whole dial.
@@ -296,9 +369,9 @@ func dialOutcome(err error) string {
 
 // DialEnded implements swarm.Tracer.
 func (c *connMetrics) DialEnded(d swarm.DialEnd) {
-	out := dialOutcome(d.Err)
-	c.dials.WithLabelValues(out).Inc()
-	c.dialDuration.WithLabelValues(out).Observe(d.Took.Seconds())
+	ds := c.dialSeries.get(dialOutcome(d.Err))
+	ds.count.Inc()
+	ds.duration.Observe(d.Took.Seconds())
 	c.attemptsPerDial.Observe(float64(d.Attempts))
 }
 
@@ -316,11 +389,7 @@ var skipLabels = map[dialrank.Reason]string{
 
 // AddrSkipped implements swarm.Tracer.
 func (c *connMetrics) AddrSkipped(r dialrank.Reason) {
-	l, ok := skipLabels[r]
-	if !ok {
-		l = "other"
-	}
-	c.skipped.WithLabelValues(l).Inc()
+	c.skipSeries.get(r).Inc()
 }
 
 // BlackHoleChanged implements swarm.Tracer.
@@ -334,8 +403,8 @@ func (c *connMetrics) BlackHoleChanged(cl dialrank.Class, v dialrank.Verdict) {
 
 // HandshakeDone implements upgrader.Tracer.
 func (c *connMetrics) HandshakeDone(h upgrader.Handshake) {
-	c.handshake.WithLabelValues(dirLabel(h.Dir), h.Transport, protoLabel(h.Security), protoLabel(h.Muxer),
-		boolLabel(h.EarlyMuxer), h.Result()).Observe(h.Took.Seconds())
+	c.hsSeries.get(hsKey{dirLabel(h.Dir), h.Transport, protoLabel(h.Security), protoLabel(h.Muxer),
+		h.EarlyMuxer, h.Result()}).Observe(h.Took.Seconds())
 }
 
 // streamKey names one protoMeter.
