@@ -258,3 +258,27 @@ func TestNewTwice(t *testing.T) {
 		t.Fatal("the first Metrics' dials are not gathered after a failed New")
 	}
 }
+
+// BenchmarkConnectionEvents is what the connection metrics cost one
+// outbound TCP connection on its dialing side: the dial's attempt, the
+// dial, the upgrade, one skipped address, open and close.
+func BenchmarkConnectionEvents(b *testing.B) {
+	m, err := New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := m.conn
+	ci := swarm.ConnInfo{Dir: network.DirOutbound, IPVersion: 4,
+		State: network.ConnState{Transport: "tcp", Security: "/noise", Muxer: "/yamux/1.0.0", EarlyMuxer: true}}
+	hs := upgrader.Handshake{Dir: network.DirOutbound, Transport: "tcp", Security: "/noise", Muxer: "/yamux/1.0.0", EarlyMuxer: true, Took: time.Millisecond}
+	at := swarm.DialAttempt{Transport: dialrank.TCPNoise, IPVersion: 4, Outcome: dialrank.Connected, Took: time.Millisecond}
+	b.ReportAllocs()
+	for range b.N {
+		c.AddrSkipped(dialrank.SameSocket)
+		c.HandshakeDone(hs)
+		c.DialAttemptEnded(at)
+		c.DialEnded(swarm.DialEnd{Took: time.Millisecond, Attempts: 1})
+		c.ConnOpened(ci)
+		c.ConnClosed(ci, time.Second)
+	}
+}
