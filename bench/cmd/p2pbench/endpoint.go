@@ -36,6 +36,10 @@ const (
 	// implTachyonMetrics is tachyon with metrics on (each host registers
 	// its collectors with a registry of its own), for -metrics-overhead.
 	implTachyonMetrics = "tachyon+metrics"
+	// implTachyonAA is tachyon with metrics off under another name: the
+	// second member of an A/A run of -metrics-overhead, which measures
+	// how far two identical sides differ in this set-up.
+	implTachyonAA = "tachyon (A/A)"
 	implGo             = "go-libp2p"
 
 	secNoise = "Noise"
@@ -130,6 +134,8 @@ type endpoint interface {
 func newHost(impl, sec string, listen bool) (endpoint, error) {
 	switch impl {
 	case implTachyon:
+		return newTachyonHost(sec, listen)
+	case implTachyonAA:
 		return newTachyonHost(sec, listen)
 	case implTachyonMetrics:
 		return newTachyonHost(sec, listen, tachyon.PrometheusRegisterer(prometheus.NewRegistry()))

@@ -103,6 +103,7 @@ func main() {
 	gateRounds := flag.Int("gate-rounds", defaultGateRounds, "rounds per batch of -check or -write-baseline")
 	overhead := flag.Bool("metrics-overhead", false, "measure tachyon with metrics off and on (interleaved rounds, GOMAXPROCS=1) and print the cost per row")
 	overheadRounds := flag.Int("overhead-rounds", 60, "rounds of -metrics-overhead")
+	overheadAA := flag.Bool("overhead-aa", false, "with -metrics-overhead: both sides with metrics off (an A/A run: the set-up's own bias)")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -158,6 +159,9 @@ func main() {
 				fmt.Fprintln(os.Stderr, "p2pbench: profile dir:", err)
 				os.Exit(1)
 			}
+		}
+		if *overheadAA {
+			overheadMembers = []string{implTachyon, implTachyonAA}
 		}
 		os.Exit(metricsOverhead(*overheadRounds, *profDir))
 	}
