@@ -40,7 +40,7 @@ const (
 	// second member of an A/A run of -metrics-overhead, which measures
 	// how far two identical sides differ in this set-up.
 	implTachyonAA = "tachyon (A/A)"
-	implGo             = "go-libp2p"
+	implGo        = "go-libp2p"
 
 	secNoise = "Noise"
 	secTLS   = "TLS"
