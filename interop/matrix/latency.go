@@ -331,17 +331,8 @@ func finishLatency(res *latencyResults, o options, lks []known) (int, error) {
 		judgeSeat(&res.Seats[i], lks)
 		n[res.Seats[i].Status]++
 	}
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
+	if err := writeResults(o, res, "latency-"+res.Set, res.markdown); err != nil {
 		return 1, err
-	}
-	if err := os.WriteFile(o.results, append(b, '\n'), 0o644); err != nil {
-		return 1, err
-	}
-	if o.compat != "" {
-		if err := writeSection(o.compat, "latency-"+res.Set, res.markdown()); err != nil {
-			return 1, err
-		}
 	}
 	fmt.Fprintf(os.Stderr, "%d seats ok, %d slower, %d known-slower, %d unexpected-not-slower, %d incomplete, %d n/a in %.0f s; results in %s\n",
 		n["ok"], n["slower"], n["known-slower"], n["unexpected-not-slower"], n["incomplete"], n["n/a"], res.Seconds, o.results)
@@ -428,14 +419,8 @@ func (r *latencyResults) markdown() string {
 	fmt.Fprintf(&b, "Of %d seats compared, tachyon's median is lower in %d and higher in %d; beyond the noise margin it is slower in %d and faster in %d.\n\n",
 		n["lower"]+n["higher"], n["lower"], n["higher"], n["slower"], n["faster"])
 	b.WriteString("| variant | peer | tachyon dials peer | go v0.51 dials peer | peer dials tachyon | peer dials go v0.51 |\n|---|---|---|---|---|---|\n")
-	var notes []string
-	note := func(reason string) int {
-		if i := slices.Index(notes, reason); i >= 0 {
-			return i + 1
-		}
-		notes = append(notes, reason)
-		return len(notes)
-	}
+	var notes noteList
+	note := notes.ref
 	pair := func(s *seat) string {
 		if s == nil {
 			return " | "
@@ -484,11 +469,6 @@ func (r *latencyResults) markdown() string {
 		d, l := seats[row[0]+" "+row[1]+" "+roleDials], seats[row[0]+" "+row[1]+" "+roleListens]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row[0], row[1], pair(d), pair(l))
 	}
-	if len(notes) > 0 {
-		b.WriteString("\nNotes:\n")
-		for i, s := range notes {
-			fmt.Fprintf(&b, "%d. %s\n", i+1, strings.ReplaceAll(s, "|", "\\|"))
-		}
-	}
+	notes.write(&b)
 	return b.String()
 }

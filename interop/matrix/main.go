@@ -265,20 +265,27 @@ func run(ctx context.Context, args []string) (int, error) {
 	return finish(&res, o, r.logs)
 }
 
+// writeResults writes res as JSON to o.results and, with o.compat set,
+// markdown() as COMPATIBILITY.md's section.
+func writeResults(o options, res any, section string, markdown func() string) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.results, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if o.compat != "" {
+		return writeSection(o.compat, section, markdown())
+	}
+	return nil
+}
+
 // finish writes the results and the tables and says whether the run
 // failed.
 func finish(res *results, o options, logs string) (int, error) {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
+	if err := writeResults(o, res, res.Set, res.markdown); err != nil {
 		return 1, err
-	}
-	if err := os.WriteFile(o.results, append(b, '\n'), 0o644); err != nil {
-		return 1, err
-	}
-	if o.compat != "" {
-		if err := writeSection(o.compat, res.Set, res.markdown()); err != nil {
-			return 1, err
-		}
 	}
 	n := res.counts()
 	fmt.Fprintf(os.Stderr, "%d pass, %d fail, %d known, %d unexpected-pass, %d n/a in %.0f s; results in %s\n",

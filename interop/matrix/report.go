@@ -106,14 +106,8 @@ func (r *results) markdown() string {
 	}
 	b.WriteString("\nCells: `✓ ms` passed (handshake + 1 RTT in ms, one sample), `known` an expected failure, ")
 	b.WriteString("`FAIL` an unexpected failure, `PASS?` a listed incompatibility that passed, `–` not applicable; [n] is the note with the reason.\n")
-	var notes []string
-	note := func(reason string) int {
-		if i := slices.Index(notes, reason); i >= 0 {
-			return i + 1
-		}
-		notes = append(notes, reason)
-		return len(notes)
-	}
+	var notes noteList
+	note := notes.ref
 	names := make([]string, len(r.Impls))
 	for i, im := range r.Impls {
 		names[i] = im.Name
@@ -164,12 +158,7 @@ func (r *results) markdown() string {
 			b.WriteString("\n")
 		}
 	}
-	if len(notes) > 0 {
-		b.WriteString("\nNotes:\n")
-		for i, s := range notes {
-			fmt.Fprintf(&b, "%d. %s\n", i+1, strings.ReplaceAll(s, "|", "\\|"))
-		}
-	}
+	notes.write(&b)
 	b.WriteString(r.latency())
 	return b.String()
 }
@@ -209,4 +198,28 @@ func writeSection(file, set, body string) error {
 	}
 	s = s[:i+len(begin)] + body + s[j:]
 	return os.WriteFile(file, []byte(s), 0o644)
+}
+
+// noteList numbers the reasons a table cites, each once, in order of
+// first citation.
+type noteList []string
+
+// ref returns reason's note number, adding it if new.
+func (n *noteList) ref(reason string) int {
+	if i := slices.Index(*n, reason); i >= 0 {
+		return i + 1
+	}
+	*n = append(*n, reason)
+	return len(*n)
+}
+
+// write appends the numbered notes, if any.
+func (n noteList) write(b *strings.Builder) {
+	if len(n) == 0 {
+		return
+	}
+	b.WriteString("\nNotes:\n")
+	for i, s := range n {
+		fmt.Fprintf(b, "%d. %s\n", i+1, strings.ReplaceAll(s, "|", "\\|"))
+	}
 }
