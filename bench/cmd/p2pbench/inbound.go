@@ -1,7 +1,7 @@
 package main
 
-// The listener side of many idle inbound connections (issue 19, goals 2
-// and 6). Unlike idle.go, which keeps both ends in this process, every
+// The listener side of many idle inbound connections (up to 10 000).
+// Unlike idle.go, which keeps both ends in this process, every
 // party is a child process (p2pbench itself, hidden flags): one listener,
 // a tachyon host built as `tachyon node` builds it or a default go-libp2p
 // host, and a few client processes of go-libp2p hosts, one connection
