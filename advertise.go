@@ -111,9 +111,3 @@ func (h *Host) advertisedTo(remote ma.Multiaddr) []ma.Multiaddr {
 // private or loopback addresses.
 func (h *Host) AdvertisedAddrs() []ma.Multiaddr { return h.advertisedTo(nil) }
 
-// traceAdvertised tells the metrics, if on, what the host advertises.
-func (h *Host) traceAdvertised() {
-	if t := h.cfg.metrics.Advertised(); t != nil {
-		t.Advertised(h.AdvertisedAddrs())
-	}
-}

@@ -324,7 +324,6 @@ func (h *Host) addrsLoop() {
 		}
 		observed = now
 		h.addrsChanged()
-		h.traceAdvertised()
 		var timerC <-chan time.Time
 		if next := h.an.obs.NextExpiry(); !next.IsZero() {
 			timer = time.NewTimer(max(time.Until(next), 0) + time.Millisecond)

@@ -112,6 +112,7 @@ type Host struct {
 	an             *autoNAT                 // observed addresses, reachability, AutoNAT servers
 	webrtc         *webrtc.PrivateTransport // nil: no /webrtc
 	advertised     []ma.Multiaddr           // AdvertisedAddrs last announced; under mu
+	advTraced      bool                     // the metrics have seen an advertised set; under mu
 	labels         *protoLabels             // the protocols stream metrics name
 }
 
@@ -319,6 +320,13 @@ func (h *Host) addrsChanged() {
 	}
 	if advChanged {
 		h.bus.Emit(event.EvtAdvertisedAddrsUpdated{Current: slices.Clone(adv)})
+	}
+	// The gauges follow the set (under mu, so two updates cannot land
+	// out of order); the first update sets them even when nothing is
+	// advertised yet, so a scrape shows zeros, not no series.
+	if t := h.cfg.metrics.Advertised(); t != nil && (advChanged || !h.advTraced) {
+		t.Advertised(adv)
+		h.advTraced = true
 	}
 	h.mu.Unlock()
 	if advChanged || len(added)+len(removed) > 0 {

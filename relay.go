@@ -166,7 +166,6 @@ func (h *Host) reservationsChanged() {
 		}
 	}
 	h.addrsChanged()
-	h.traceAdvertised()
 }
 
 // RelayReservations lists the relay reservations the host holds now

@@ -183,8 +183,8 @@ func newSubsystemMetrics() *subsystemMetrics {
 	s.holePunchDuration.WithLabelValues("failure")
 	s.autonatV2 = &autonatV2Tracer{s.autonatRequests}
 	s.autonatV1 = &autonatV1Tracer{s.autonatRequests}
-	s.reachability = &reachabilityTracer{s}
-	s.advertisedT = &advertisedTracer{s.advertised}
+	s.reachability = newReachabilityTracer(s)
+	s.advertisedT = newAdvertisedTracer(s.advertised)
 	s.limits = &limitsTracer{s.limitsRefusals}
 	s.connmgr = &connmgrTracer{s.connmgrTrimmed}
 	s.events = newEventTracer(s.eventDrops)
@@ -603,31 +603,55 @@ type autonatV1Tracer struct{ v *prometheus.CounterVec }
 
 func (t *autonatV1Tracer) ServerRequest(res string) { t.v.WithLabelValues("v1", "server", res).Inc() }
 
-type reachabilityTracer struct{ s *subsystemMetrics }
+// reachabilityTracer holds the address-count gauges resolved once: Addrs
+// runs at every address update, which a busy node has per connection.
+type reachabilityTracer struct {
+	s                        *subsystemMetrics
+	public, private, unknown prometheus.Gauge
+}
+
+func newReachabilityTracer(s *subsystemMetrics) *reachabilityTracer {
+	return &reachabilityTracer{s: s,
+		public:  s.reachAddrs.WithLabelValues("public"),
+		private: s.reachAddrs.WithLabelValues("private"),
+		unknown: s.reachAddrs.WithLabelValues("unknown"),
+	}
+}
 
 func (t *reachabilityTracer) Changed(from, to reachability.Verdict) {
 	t.s.reachChanges.WithLabelValues(from.String(), to.String()).Inc()
 }
 
 func (t *reachabilityTracer) Addrs(public, private, unknown int) {
-	t.s.reachAddrs.WithLabelValues("public").Set(float64(public))
-	t.s.reachAddrs.WithLabelValues("private").Set(float64(private))
-	t.s.reachAddrs.WithLabelValues("unknown").Set(float64(unknown))
+	t.public.Set(float64(public))
+	t.private.Set(float64(private))
+	t.unknown.Set(float64(unknown))
 }
 
 // advertisedTransports are the labels of tachyon_advertised_addresses;
 // every one is set at each update, to 0 when none is advertised.
 var advertisedTransports = [...]string{"tcp", "ws", "wss", "quic-v1", "webtransport", "webrtc-direct", "webrtc", "p2p-circuit", "other"}
 
-type advertisedTracer struct{ g *prometheus.GaugeVec }
+// advertisedTracer holds one gauge per transport label, resolved once.
+type advertisedTracer struct {
+	g [len(advertisedTransports)]prometheus.Gauge
+}
+
+func newAdvertisedTracer(v *prometheus.GaugeVec) *advertisedTracer {
+	t := &advertisedTracer{}
+	for i, l := range advertisedTransports {
+		t.g[i] = v.WithLabelValues(l)
+	}
+	return t
+}
 
 func (t *advertisedTracer) Advertised(addrs []ma.Multiaddr) {
 	var n [len(advertisedTransports)]int
 	for _, a := range addrs {
 		n[addrTransport(a)]++
 	}
-	for i, l := range advertisedTransports {
-		t.g.WithLabelValues(l).Set(float64(n[i]))
+	for i, g := range t.g {
+		g.Set(float64(n[i]))
 	}
 }
 

@@ -104,6 +104,7 @@ func main() {
 	overhead := flag.Bool("metrics-overhead", false, "measure tachyon with metrics off and on (interleaved rounds, GOMAXPROCS=1) and print the cost per row")
 	overheadRounds := flag.Int("overhead-rounds", 60, "rounds of -metrics-overhead")
 	overheadAA := flag.Bool("overhead-aa", false, "with -metrics-overhead: both sides with metrics off (an A/A run: the set-up's own bias)")
+	attribution := flag.Duration("overhead-attribution", 0, "profile each -metrics-overhead row for this long per member and print the metrics code's share of the CPU instead of the A/B rounds (with -profile, each window's profile is kept there)")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -162,6 +163,9 @@ func main() {
 		}
 		if *overheadAA {
 			overheadMembers = []string{implTachyon, implTachyonAA}
+		}
+		if *attribution > 0 {
+			os.Exit(metricsAttribution(*attribution, *profDir))
 		}
 		os.Exit(metricsOverhead(*overheadRounds, *profDir))
 	}

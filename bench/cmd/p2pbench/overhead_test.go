@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"maps"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 // TestMetricsOverheadRound runs one round of -metrics-overhead and checks
@@ -68,5 +72,78 @@ func TestMedianCI(t *testing.T) {
 				t.Errorf("goal %q, want %q", g, tc.goal)
 			}
 		})
+	}
+}
+
+// TestClassify: a sample counts as metrics when any frame, inlined ones
+// included, is the metrics code, and is booked under the outermost one.
+func TestClassify(t *testing.T) {
+	fn := func(name string) *profile.Function { return &profile.Function{Name: name} }
+	loc := func(names ...string) *profile.Location { // innermost first, as pprof stores inlined lines
+		l := &profile.Location{}
+		for _, n := range names {
+			l.Line = append(l.Line, profile.Line{Function: fn(n)})
+		}
+		return l
+	}
+	p := &profile.Profile{Sample: []*profile.Sample{
+		// leaf first: counter.Inc called by connMetrics.ConnOpened called by the swarm
+		{Value: []int64{3, 0}, Location: []*profile.Location{
+			loc("github.com/prometheus/client_golang/prometheus.(*counter).Inc"),
+			loc("github.com/tachyon-p2p/tachyon/metrics.(*connMetrics).ConnOpened"),
+			loc("github.com/tachyon-p2p/tachyon/swarm.(*Swarm).addConn"),
+		}},
+		// the metrics frame inlined into the swarm's location
+		{Value: []int64{2, 0}, Location: []*profile.Location{
+			loc("sync/atomic.(*Int64).Add", "github.com/tachyon-p2p/tachyon/metrics.(*protoMeter).AddBytes", "github.com/tachyon-p2p/tachyon/swarm.(*Stream).Write"),
+		}},
+		{Value: []int64{1, 0}, Location: []*profile.Location{
+			loc("github.com/tachyon-p2p/tachyon.(*protoLabels).StreamOpened"),
+		}},
+		{Value: []int64{4, 0}, Location: []*profile.Location{loc("runtime.scanobject"), loc("runtime.gcBgMarkWorker")}},
+		// not metrics: a package whose name merely starts alike
+		{Value: []int64{10, 0}, Location: []*profile.Location{loc("github.com/tachyon-p2p/tachyon/metricsx.F"), loc("crypto/aes.encrypt")}},
+	}}
+	entries := make(map[string]int64)
+	all, m, gc := classify(p, entries)
+	if all != 20 || m != 6 || gc != 4 {
+		t.Errorf("classify = %d samples, %d metrics, %d gc; want 20, 6, 4", all, m, gc)
+	}
+	want := map[string]int64{
+		"github.com/tachyon-p2p/tachyon/metrics.(*connMetrics).ConnOpened": 3,
+		"github.com/tachyon-p2p/tachyon/metrics.(*protoMeter).AddBytes":    2,
+		"github.com/tachyon-p2p/tachyon.(*protoLabels).StreamOpened":       1,
+	}
+	if !maps.Equal(entries, want) {
+		t.Errorf("entries = %v, want %v", entries, want)
+	}
+}
+
+// TestWilsonAndEstimate: the interval holds the share, narrows with the
+// samples, and the estimate adds the collector's work for extra bytes.
+func TestWilsonAndEstimate(t *testing.T) {
+	for _, c := range []struct{ k, n int64 }{{0, 100}, {10, 1000}, {100, 10000}, {500, 500}} {
+		lo, hi := wilson(c.k, c.n)
+		p := float64(c.k) / float64(c.n)
+		if lo > p || hi < p || lo < 0 || hi > 1 {
+			t.Errorf("wilson(%d, %d) = [%v, %v] does not hold %v", c.k, c.n, lo, hi, p)
+		}
+	}
+	_, hiSmall := wilson(10, 1000)
+	_, hiLarge := wilson(100, 10000)
+	if hiLarge >= hiSmall {
+		t.Errorf("upper bound %v with 10x the samples, %v before: want narrower", hiLarge, hiSmall)
+	}
+	a := attribution{
+		off: window{ops: 100, samples: 10000, gc: 1000, allocBytes: 100 * 1000},
+		on:  window{ops: 100, samples: 10000, metrics: 100, allocBytes: 100 * 1100},
+	}
+	point, upper := a.estimate()
+	// 1 % of the samples: 1/99 of the rest; 10 % GC x 10 % more bytes: 1 %
+	if want := 100 * (0.01/0.99 + 0.1*0.1); math.Abs(point-want) > 1e-9 {
+		t.Errorf("estimate %v, want %v", point, want)
+	}
+	if upper <= point {
+		t.Errorf("upper bound %v not above the point %v", upper, point)
 	}
 }
