@@ -110,4 +110,3 @@ func (h *Host) advertisedTo(remote ma.Multiaddr) []ma.Multiaddr {
 // addresses. Peers on its LAN, or on the same machine, are also told its
 // private or loopback addresses.
 func (h *Host) AdvertisedAddrs() []ma.Multiaddr { return h.advertisedTo(nil) }
-
