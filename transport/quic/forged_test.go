@@ -239,14 +239,27 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 		return
 	}
 
-	ended := forgedDial(ctx, udp, laddr, cert)
-	// The handshake is over either way; whatever B made of it is in got
-	// once its accept or punch ends.
+	dialed := make(chan error, 1)
+	go func() { dialed <- forgedDial(ctx, udp, laddr, cert) }()
+	var ended error
+	select {
+	case r := <-got:
+		cancel()
+		<-dialed
+		if r.err == nil {
+			r.c.Close()
+			t.Fatalf("the client presenting a %s certificate was taken as %s", f, r.c.RemotePeer())
+		}
+		t.Fatalf("waiting for a connection: %v", r.err)
+	case ended = <-dialed:
+	}
+	// The handshake is over; whatever B made of it is in got once its
+	// accept or punch ends.
 	l.Close()
 	cancel()
 	if r := <-got; r.err == nil {
 		r.c.Close()
-		t.Fatalf("%s: the client presenting a %s certificate was taken as %s", path, f, r.c.RemotePeer())
+		t.Fatalf("the client presenting a %s certificate was taken as %s", f, r.c.RemotePeer())
 	}
 	if !alertClose(ended, true) {
 		t.Fatalf("the forged client's connection was not refused in the TLS handshake: %v", ended)
