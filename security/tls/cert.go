@@ -118,8 +118,8 @@ func extensionOf(cert *x509.Certificate) (signedKey, error) {
 //   - it carries the libp2p extension (critical or not), whose signature by
 //     the host key over "libp2p-tls-handshake:" || SPKI verifies.
 //
-// Use it on tls.ConnectionState.PeerCertificates after a handshake driven by
-// a config from this package (QUIC does this).
+// The configs of this package run it in VerifyConnection, so after their
+// handshake HostKey reads the key without checking it again.
 func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if len(chain) != 1 {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))

@@ -220,10 +220,21 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 }
 
 // peerOf reads the host key and peer ID of a handshaken connection from
-// the peer's certificate chain.
+// the peer's certificate. It does not check the certificate again: every
+// libp2p QUIC handshake runs with a config of security/tls (ClientConfig
+// for dials, ServerConfig for the listener's socket, which hole punches
+// share), whose VerifyConnection has checked it as tls.md says, or the
+// handshake failed (forged_test.go). The ALPN tells such a connection from
+// one of another consumer of the socket (WebTransport's h3).
 func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	st := qc.ConnectionState().TLS
-	pub, err := tls.PubKeyFromCertChain(st.PeerCertificates)
+	if !st.HandshakeComplete {
+		return nil, "", errors.New("reading peer certificate: the TLS handshake is not complete, so it is not verified")
+	}
+	if st.NegotiatedProtocol != udpmux.ALPNLibp2p {
+		return nil, "", fmt.Errorf("reading peer certificate: ALPN %q is not libp2p's, so the certificate was not verified as a libp2p one", st.NegotiatedProtocol)
+	}
+	pub, err := tls.HostKey(st.PeerCertificates)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading peer certificate: %w", err)
 	}
@@ -234,8 +245,8 @@ func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	return pub, id, nil
 }
 
-// newConn authenticates the peer of a handshaken connection from its
-// certificate chain.
+// newConn sets up a handshaken connection with the peer its verified
+// certificate authenticates.
 func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error) {
 	pub, id, err := peerOf(qc)
 	if err != nil {
