@@ -249,7 +249,8 @@ func (g *overheadRig) attribute(ctx context.Context, d time.Duration, profDir st
 					a.on = w
 				}
 			}
-			logf("attribution: %s: metrics %d of %d samples; by call: %s", a.row, a.on.metrics, a.on.samples, topEntries(a.on.entries, 6))
+			logf("attribution: %s: metrics %d of %d samples (%.0f per CPU second); by call: %s", a.row, a.on.metrics, a.on.samples,
+				float64(a.on.samples)/a.on.cpu.Seconds(), topEntries(a.on.entries, 6))
 			out = append(out, a)
 		}
 	}
