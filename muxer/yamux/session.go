@@ -94,6 +94,14 @@ type Session struct {
 	// before Accept (the peer reset it) leaves it at once, so a peer that
 	// opens and resets streams faster than we accept them queues nothing.
 	acceptQ []*Stream
+	// onAccept and onEnded, once HandleInbound set them, take inbound
+	// streams instead of acceptQ and hear of the session's end; handMu
+	// keeps accept calls from overlapping and orders them before onEnded.
+	// readerDone is set, under both locks, once the reader no longer
+	// delivers streams.
+	onAccept   func(network.MuxedStream)
+	onEnded    func(error)
+	readerDone bool
 	// refused counts the SYNs refused for a limit since refusedSince; a
 	// peer that makes us refuse more than MaxRefusedStreams within
 	// refusalWindow is abusive (see refuseForLimit).
@@ -113,6 +121,7 @@ type Session struct {
 	done      chan struct{} // closed on shutdown
 	keepalive *time.Timer
 	wg        sync.WaitGroup // the reader and flusher goroutines
+	handMu    sync.Mutex     // see onAccept
 }
 
 type pendingPing struct {
@@ -276,6 +285,10 @@ func (s *Session) Accept() (*Stream, error) {
 			err := s.closeErr
 			s.mu.Unlock()
 			return nil, err
+		}
+		if s.onAccept != nil {
+			s.mu.Unlock()
+			return nil, errHandedOver
 		}
 		s.mu.Unlock()
 		select {
@@ -598,7 +611,6 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 // ---- reading ----
 
 func (s *Session) readLoop() {
-	defer s.wg.Done()
 	err := s.recvLoop()
 	s.br.release()
 	if errors.Is(err, ErrProtocol) {
@@ -626,6 +638,12 @@ func (s *Session) readLoop() {
 		done()
 	}
 	s.endScope()
+	ended, err := s.stopHandOver()
+	// Done before ended, which may Close the session: Close waits for wg.
+	s.wg.Done()
+	if ended != nil {
+		ended(err)
+	}
 }
 
 func (s *Session) recvLoop() error {
@@ -660,6 +678,7 @@ func (s *Session) recvLoop() error {
 }
 
 func (s *Session) handleStreamFrame(h header) error {
+	var fresh *Stream // a new inbound stream for onAccept
 	s.mu.Lock()
 	st := s.streams[h.stream]
 	if h.flags&flagSYN != 0 {
@@ -699,8 +718,12 @@ func (s *Session) handleStreamFrame(h header) error {
 		s.addStreamLocked(st)
 		s.inbound++
 		st.queued = true
-		s.acceptQ = append(s.acceptQ, st)
-		signal(s.acceptCh)
+		if s.onAccept != nil {
+			fresh = st
+		} else {
+			s.acceptQ = append(s.acceptQ, st)
+			signal(s.acceptCh)
+		}
 	}
 	if h.flags&flagACK != 0 && st != nil && st.unacked {
 		st.unacked = false
@@ -727,6 +750,11 @@ func (s *Session) handleStreamFrame(h header) error {
 		st.remoteReset()
 	} else if h.flags&flagFIN != 0 {
 		st.remoteFIN()
+	}
+	if fresh != nil {
+		// After the frame, so that its data awaits the stream's reader
+		// and a stream it reset is not handed over.
+		s.handOver(fresh)
 	}
 	return nil
 }
