@@ -36,8 +36,8 @@ func (s *Session) HandleInbound(accept func(network.MuxedStream), ended func(err
 	for _, st := range waiting {
 		st.queued = false
 	}
-	s.mu.Unlock()
 	signal(s.acceptCh) // an Accept waiting now returns errHandedOver
+	s.mu.Unlock()
 	for _, st := range waiting {
 		s.queueACK(st)
 		accept(st)

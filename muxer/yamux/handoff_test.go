@@ -58,6 +58,12 @@ func TestHandleInbound(t *testing.T) {
 	if _, err := s.Accept(); !errors.Is(err, errHandedOver) {
 		t.Fatalf("Accept after HandleInbound = %v, want errHandedOver", err)
 	}
+	s.mu.Lock()
+	made := s.acceptCh != nil
+	s.mu.Unlock()
+	if made {
+		t.Fatal("a session whose streams are handed over made the channel Accept waits on")
+	}
 
 	// Stream 3 ends in its SYN's burst; stream 5 is live.
 	var burst []byte

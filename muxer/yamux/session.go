@@ -97,11 +97,8 @@ type Session struct {
 	// onAccept and onEnded, once HandleInbound set them, take inbound
 	// streams instead of acceptQ and hear of the session's end; handMu
 	// keeps accept calls from overlapping and orders them before onEnded.
-	// readerDone is set, under both locks, once the reader no longer
-	// delivers streams.
-	onAccept   func(network.MuxedStream)
-	onEnded    func(error)
-	readerDone bool
+	onAccept func(network.MuxedStream)
+	onEnded  func(error)
 	// refused counts the SYNs refused for a limit since refusedSince; a
 	// peer that makes us refuse more than MaxRefusedStreams within
 	// refusalWindow is abusive (see refuseForLimit).
@@ -114,9 +111,14 @@ type Session struct {
 	localGoAway  bool // Close began: refuse new streams
 	remoteGoAway bool
 	closed       bool
-	closeErr     error
+	// readerDone is set, under handMu and mu, once the reader no longer
+	// hands streams over (see onAccept).
+	readerDone bool
+	closeErr   error
 
-	acceptCh  chan struct{} // signalled when acceptQ grows
+	// acceptCh is signalled when acceptQ grows. Made by the first Accept
+	// that waits: a session whose streams are handed over has none.
+	acceptCh  chan struct{}
 	backlogCh chan struct{} // signalled when unacked drops
 	done      chan struct{} // closed on shutdown
 	keepalive *time.Timer
@@ -148,7 +150,6 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		br:        frameReader{conn: c},
 		wsem:      make(chan struct{}, 1),
 		nextID:    2,
-		acceptCh:  make(chan struct{}, 1),
 		backlogCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -263,7 +264,8 @@ func (s *Session) AcceptStream() (network.MuxedStream, error) {
 }
 
 // Accept waits for the peer to open a stream and acknowledges it, granting
-// the configured window. It returns an error once the session is closed.
+// the configured window. It returns an error once the session is closed,
+// and at once when streams go to a HandleInbound function.
 func (s *Session) Accept() (*Stream, error) {
 	for {
 		s.mu.Lock()
@@ -290,9 +292,13 @@ func (s *Session) Accept() (*Stream, error) {
 			s.mu.Unlock()
 			return nil, errHandedOver
 		}
+		if s.acceptCh == nil {
+			s.acceptCh = make(chan struct{}, 1)
+		}
+		grew := s.acceptCh
 		s.mu.Unlock()
 		select {
-		case <-s.acceptCh:
+		case <-grew:
 		case <-s.done:
 		}
 	}
