@@ -535,6 +535,17 @@ func (m *Manager) active() map[sock][]netip.AddrPort {
 	return res
 }
 
+// anyActive reports whether an endpoint has enough groups behind it to be
+// activated. m.mu is held.
+func (m *Manager) anyActive() bool {
+	for _, n := range m.groups {
+		if n >= m.cfg.ActivationThreshold {
+			return true
+		}
+	}
+	return false
+}
+
 // Addrs maps the activated outside endpoints onto listen: for each listener
 // (wildcard IPs allowed), each activated endpoint of a local socket on its
 // port (and IP unless a wildcard) gives the endpoint's IP and port followed
@@ -546,6 +557,11 @@ func (m *Manager) Addrs(listen []ma.Multiaddr) []ma.Multiaddr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expire(m.cfg.Now())
+	if !m.anyActive() {
+		// The common answer, and every identify asks: active's frame,
+		// with its maps on the stack, would grow the caller's stack.
+		return nil
+	}
 	act := m.active()
 	if len(act) == 0 {
 		return nil
