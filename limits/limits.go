@@ -75,9 +75,16 @@ type penalty struct {
 var _ network.ResourceManager = (*Manager)(nil)
 
 type peerState struct {
-	conns   int // guarded by Manager.mu
-	mem     atomic.Int64
-	buckets map[protocol.ID]*bucket // guarded by Manager.mu
+	conns int // guarded by Manager.mu
+	mem   atomic.Int64
+	// The rate buckets, guarded by Manager.mu: the first protocol's
+	// inline, the others in a map. Nearly every peer opens streams of one
+	// protocol only (identify), and a map for one bucket costs about 250
+	// bytes per connected peer.
+	firstProto protocol.ID
+	first      bucket
+	hasFirst   bool
+	buckets    map[protocol.ID]*bucket
 }
 
 type ipState struct {
@@ -666,21 +673,39 @@ func subnetOf(a netip.Addr) netip.Prefix {
 
 // bucketLocked returns the peer's bucket for proto. Manager.mu is held.
 func (ps *peerState) bucketLocked(proto protocol.ID) *bucket {
-	if ps.buckets == nil {
-		ps.buckets = make(map[protocol.ID]*bucket)
+	if !ps.hasFirst {
+		ps.hasFirst, ps.firstProto = true, proto
+	}
+	if proto == ps.firstProto {
+		return &ps.first
 	}
 	b := ps.buckets[proto]
 	if b == nil {
-		if len(ps.buckets) >= maxBuckets-1 {
+		if 1+len(ps.buckets) >= maxBuckets-1 {
 			proto = "" // the shared overflow bucket
+			if proto == ps.firstProto {
+				return &ps.first
+			}
 			if b = ps.buckets[proto]; b != nil {
 				return b
 			}
+		}
+		if ps.buckets == nil {
+			ps.buckets = make(map[protocol.ID]*bucket)
 		}
 		b = &bucket{}
 		ps.buckets[proto] = b
 	}
 	return b
+}
+
+// numBuckets is how many buckets the peer holds. Manager.mu is held.
+func (ps *peerState) numBuckets() int {
+	n := len(ps.buckets)
+	if ps.hasFirst {
+		n++
+	}
+	return n
 }
 
 // bucket is a token bucket; it starts full.

@@ -652,7 +652,7 @@ func TestPeerStateBounded(t *testing.T) {
 		}
 	}
 	m.mu.Lock()
-	buckets := len(m.peers["a"].buckets)
+	buckets := m.peers["a"].numBuckets()
 	m.mu.Unlock()
 	if buckets > maxBuckets {
 		t.Fatalf("%d buckets for one peer", buckets)
@@ -661,6 +661,33 @@ func TestPeerStateBounded(t *testing.T) {
 		t.Fatalf("%d admitted, want %d (one per bucket, the overflow one shared)", admitted, maxBuckets)
 	}
 	s.Close()
+}
+
+// TestOneProtocolNoMap: a peer that opens streams of one protocol only,
+// as most do (identify), keeps its bucket inline, without a map.
+func TestOneProtocolNoMap(t *testing.T) {
+	cfg := unlimited()
+	cfg.InboundStreamRate = Rate{PerSecond: 100, Burst: 100}
+	m := newTest(t, cfg)
+	s, err := m.OpenConn(in, "a", ma.StringCast("/ip4/10.0.0.1/tcp/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 3 {
+		done, err := m.OpenProtocolStream(in, "a", "/id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+	}
+	m.mu.Lock()
+	ps := m.peers["a"]
+	n, inMap := ps.numBuckets(), ps.buckets != nil
+	m.mu.Unlock()
+	if n != 1 || inMap {
+		t.Fatalf("%d buckets, map allocated %v; want 1, inline", n, inMap)
+	}
 }
 
 // TestConcurrent hammers one manager from many goroutines (run it with

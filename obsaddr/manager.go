@@ -48,7 +48,6 @@ package obsaddr
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -91,17 +90,20 @@ const (
 	dependentMinEndpoints = 3
 )
 
-// Why Record ignored an observation.
+// Why Record ignored an observation. Record returns them as they are, not
+// wrapped with the observation's addresses: it runs for every identified
+// connection, and formatting multiaddrs per refusal showed in a listener's
+// profile. The caller holds the observation if it wants to log it.
 var (
-	ErrRelayed      = errors.New("relayed connection")
-	ErrLocalAddr    = errors.New("local address is not IP and TCP/UDP port")
-	ErrObserved     = errors.New("observed address is not IP and TCP/UDP port")
-	ErrNotUsable    = errors.New("observed address is loopback, unspecified, multicast, NAT64 or port 0")
-	ErrMismatch     = errors.New("observed address has another IP family or transport than the local one")
-	ErrObserver     = errors.New("observer address has no IP")
-	ErrNotListening = errors.New("local port is not a listening port")
-	ErrConnClosed   = errors.New("connection already closed")
-	ErrFull         = errors.New("caps reached and the observation is the least supported")
+	ErrRelayed      = errors.New("obsaddr: observation ignored: relayed connection")
+	ErrLocalAddr    = errors.New("obsaddr: observation ignored: local address is not IP and TCP/UDP port")
+	ErrObserved     = errors.New("obsaddr: observation ignored: observed address is not IP and TCP/UDP port")
+	ErrNotUsable    = errors.New("obsaddr: observation ignored: observed address is loopback, unspecified, multicast, NAT64 or port 0")
+	ErrMismatch     = errors.New("obsaddr: observation ignored: observed address has another IP family or transport than the local one")
+	ErrObserver     = errors.New("obsaddr: observation ignored: observer address has no IP")
+	ErrNotListening = errors.New("obsaddr: observation ignored: local port is not a listening port")
+	ErrConnClosed   = errors.New("obsaddr: observation ignored: its connection already closed")
+	ErrFull         = errors.New("obsaddr: observation ignored: caps reached and the observation is the least supported")
 )
 
 // Config tunes a Manager; the zero value takes the defaults.
@@ -220,13 +222,13 @@ func New(cfg Config) *Manager {
 
 // Record takes one observation. A connection holds one report: a new
 // observed address on the same connection replaces its previous one. The
-// error says why an observation was ignored (errors.Is the Err values);
+// error, one of the Err values, says why an observation was ignored;
 // nothing changes then, except with ErrFull, where the connection's previous
 // report is withdrawn all the same.
 func (m *Manager) Record(o Observation) error {
 	k, err := m.check(o)
 	if err != nil {
-		return fmt.Errorf("observation of %s by %s (%s): %w", o.Observed, o.Peer, o.Observer, err)
+		return err
 	}
 
 	m.mu.Lock()
@@ -236,7 +238,7 @@ func (m *Manager) Record(o Observation) error {
 
 	if c, ok := m.conns[o.ConnID]; ok {
 		if !c.closed.IsZero() {
-			return fmt.Errorf("observation of %s by %s on connection %d: %w", o.Observed, o.Peer, o.ConnID, ErrConnClosed)
+			return ErrConnClosed
 		}
 		if c.r.key == k {
 			m.touch(c.r, c, o, now)
@@ -256,7 +258,7 @@ func (m *Manager) Record(o Observation) error {
 		m.groups[endpointOf(r)]++
 		m.capAll(k.local)
 		if m.reports[k] != r {
-			return fmt.Errorf("observation of %s by %s: %w", o.Observed, o.Peer, ErrFull)
+			return ErrFull
 		}
 	}
 	c := &connRef{id: o.ConnID, r: r}
@@ -533,6 +535,17 @@ func (m *Manager) active() map[sock][]netip.AddrPort {
 	return res
 }
 
+// anyActive reports whether an endpoint has enough groups behind it to be
+// activated. m.mu is held.
+func (m *Manager) anyActive() bool {
+	for _, n := range m.groups {
+		if n >= m.cfg.ActivationThreshold {
+			return true
+		}
+	}
+	return false
+}
+
 // Addrs maps the activated outside endpoints onto listen: for each listener
 // (wildcard IPs allowed), each activated endpoint of a local socket on its
 // port (and IP unless a wildcard) gives the endpoint's IP and port followed
@@ -544,6 +557,11 @@ func (m *Manager) Addrs(listen []ma.Multiaddr) []ma.Multiaddr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expire(m.cfg.Now())
+	if !m.anyActive() {
+		// The common answer, and every identify asks: active's frame,
+		// with its maps on the stack, would grow the caller's stack.
+		return nil
+	}
 	act := m.active()
 	if len(act) == 0 {
 		return nil

@@ -71,7 +71,7 @@ func (c *Conn) IsClosed() bool { return c.closed.Load() || c.tc.IsClosed() }
 
 // Close closes the connection and every stream on it. The swarm's lists
 // (Peers, Conns, ConnsToPeer) leave it out from now on; notifiees hear of
-// it shortly after, from the connection's own goroutine.
+// it shortly after, when the muxer reports the end.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
 	c.closeOnce.Do(func() { c.closeErr = c.tc.Close() })
@@ -118,34 +118,48 @@ func (c *Conn) endMeters() {
 	}
 }
 
-// acceptStreams runs for the life of the connection and hands every inbound
-// stream to the swarm's handler in a goroutine of its own.
+// acceptStreams runs for the life of a connection whose muxer cannot hand
+// inbound streams over itself (network.InboundStreams), waiting for them.
 func (c *Conn) acceptStreams() {
+	for {
+		ms, err := c.tc.AcceptStream()
+		if err != nil {
+			c.ended(err)
+			return
+		}
+		c.inbound(ms)
+	}
+}
+
+// inbound hands a stream the peer opened to the swarm's handler, in a
+// goroutine of its own: with network.InboundStreams it runs on the
+// muxer's reader, which must not block.
+func (c *Conn) inbound(ms network.MuxedStream) {
+	st := c.wrap(ms, network.DirInbound)
+	c.s.wg.Add(1) // the connection's own count is held until ended
+	go func() {
+		defer c.s.wg.Done()
+		h := c.s.handler.Load()
+		if h == nil {
+			st.Reset()
+			return
+		}
+		(*h)(st)
+		st.finish()
+	}()
+}
+
+// ended runs once when the connection ended, after the last inbound call:
+// it closes the connection and takes it out of the swarm, which stops
+// waiting for it.
+func (c *Conn) ended(err error) {
 	defer c.s.wg.Done()
 	defer c.s.removeConn(c)
 	defer c.endMeters()
 	defer c.Close()
-	for {
-		ms, err := c.tc.AcceptStream()
-		if err != nil {
-			if !c.closed.Load() { // not closed on this side
-				c.s.cfg.Log.Debug("connection ended", "peer", c.RemotePeer(), "remote", c.RemoteMultiaddr(),
-					"transport", c.tc.ConnState().Transport, "err", err)
-			}
-			return
-		}
-		st := c.wrap(ms, network.DirInbound)
-		h := c.s.handler.Load()
-		if h == nil {
-			st.Reset()
-			continue
-		}
-		c.s.wg.Add(1)
-		go func() {
-			defer c.s.wg.Done()
-			(*h)(st)
-			st.finish()
-		}()
+	if !c.closed.Load() { // not closed on this side
+		c.s.cfg.Log.Debug("connection ended", "peer", c.RemotePeer(), "remote", c.RemoteMultiaddr(),
+			"transport", c.tc.ConnState().Transport, "err", err)
 	}
 }
 

@@ -4,8 +4,10 @@
 // ones.
 //
 // Goroutines: one per listener (accepting upgraded conns), one per connection
-// (accepting streams), one per inbound stream while its handler runs. All are
-// owned by the Swarm and stopped by Close.
+// accepting streams unless its muxer hands them over itself
+// (network.InboundStreams: yamux does), one per inbound stream while its
+// handler runs. All are owned by the Swarm and stopped by Close; a
+// connection's muxer reports its end, and Close waits for that too.
 package swarm
 
 import (
@@ -344,8 +346,8 @@ func (s *Swarm) acceptConns(l network.Listener) {
 	}
 }
 
-// addConn registers an upgraded connection and starts its stream loop,
-// unless the gater refuses it (the caller closes tc on error).
+// addConn registers an upgraded connection and has its inbound streams
+// handed over (or starts its stream loop), unless the gater refuses it (the caller closes tc on error).
 func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	p := tc.RemotePeer()
 	if g := s.cfg.Gater; g != nil && !g.InterceptSecured(tc.Direction(), p, tc.LocalMultiaddr(), tc.RemoteMultiaddr()) {
@@ -379,7 +381,11 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 		t.ConnOpened(c.info())
 	}
 	s.notify(func(n Notifiee) { n.Connected(c) })
-	go c.acceptStreams()
+	// A muxer that hands inbound streams over spares the connection a
+	// goroutine waiting in AcceptStream.
+	if h, ok := tc.(network.InboundStreams); !ok || !h.HandleInbound(c.inbound, c.ended) {
+		go c.acceptStreams()
+	}
 	return c, nil
 }
 

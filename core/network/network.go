@@ -117,6 +117,26 @@ type MuxedConn interface {
 	IsClosed() bool
 }
 
+// InboundStreams is implemented by a MuxedConn that can hand the streams
+// the peer opens to a function itself, from the goroutine that already
+// reads the connection: its owner then keeps no goroutine blocked in
+// AcceptStream for the connection's life. A connection wrapping a
+// MuxedConn may implement it by forwarding.
+type InboundStreams interface {
+	// HandleInbound makes the connection pass each stream the peer opens
+	// to accept, and then, once the connection ended and after the last
+	// accept returned, call ended once with the reason. accept runs on the
+	// connection's reading goroutine: it must not block, and so must hand
+	// the stream to a goroutine before using it; accept calls never
+	// overlap. ended may close the connection.
+	//
+	// HandleInbound reports false, changing nothing, when the connection
+	// cannot do this (it already ended, a wrapped muxer lacks it, or it was
+	// called before): the caller then uses AcceptStream. Once it reported
+	// true, AcceptStream fails.
+	HandleInbound(accept func(MuxedStream), ended func(error)) bool
+}
+
 // Multiplexer turns a secured connection into a MuxedConn.
 type Multiplexer interface {
 	ID() protocol.ID

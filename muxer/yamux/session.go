@@ -94,6 +94,11 @@ type Session struct {
 	// before Accept (the peer reset it) leaves it at once, so a peer that
 	// opens and resets streams faster than we accept them queues nothing.
 	acceptQ []*Stream
+	// onAccept and onEnded, once HandleInbound set them, take inbound
+	// streams instead of acceptQ and hear of the session's end; handMu
+	// keeps accept calls from overlapping and orders them before onEnded.
+	onAccept func(network.MuxedStream)
+	onEnded  func(error)
 	// refused counts the SYNs refused for a limit since refusedSince; a
 	// peer that makes us refuse more than MaxRefusedStreams within
 	// refusalWindow is abusive (see refuseForLimit).
@@ -106,13 +111,19 @@ type Session struct {
 	localGoAway  bool // Close began: refuse new streams
 	remoteGoAway bool
 	closed       bool
-	closeErr     error
+	// readerDone is set, under handMu and mu, once the reader no longer
+	// hands streams over (see onAccept).
+	readerDone bool
+	closeErr   error
 
-	acceptCh  chan struct{} // signalled when acceptQ grows
+	// acceptCh is signalled when acceptQ grows. Made by the first Accept
+	// that waits: a session whose streams are handed over has none.
+	acceptCh  chan struct{}
 	backlogCh chan struct{} // signalled when unacked drops
 	done      chan struct{} // closed on shutdown
 	keepalive *time.Timer
 	wg        sync.WaitGroup // the reader and flusher goroutines
+	handMu    sync.Mutex     // see onAccept
 }
 
 type pendingPing struct {
@@ -139,7 +150,6 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		br:        frameReader{conn: c},
 		wsem:      make(chan struct{}, 1),
 		nextID:    2,
-		acceptCh:  make(chan struct{}, 1),
 		backlogCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -254,7 +264,8 @@ func (s *Session) AcceptStream() (network.MuxedStream, error) {
 }
 
 // Accept waits for the peer to open a stream and acknowledges it, granting
-// the configured window. It returns an error once the session is closed.
+// the configured window. It returns an error once the session is closed,
+// and at once when streams go to a HandleInbound function.
 func (s *Session) Accept() (*Stream, error) {
 	for {
 		s.mu.Lock()
@@ -277,9 +288,17 @@ func (s *Session) Accept() (*Stream, error) {
 			s.mu.Unlock()
 			return nil, err
 		}
+		if s.onAccept != nil {
+			s.mu.Unlock()
+			return nil, errHandedOver
+		}
+		if s.acceptCh == nil {
+			s.acceptCh = make(chan struct{}, 1)
+		}
+		grew := s.acceptCh
 		s.mu.Unlock()
 		select {
-		case <-s.acceptCh:
+		case <-grew:
 		case <-s.done:
 		}
 	}
@@ -598,7 +617,6 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 // ---- reading ----
 
 func (s *Session) readLoop() {
-	defer s.wg.Done()
 	err := s.recvLoop()
 	s.br.release()
 	if errors.Is(err, ErrProtocol) {
@@ -626,6 +644,12 @@ func (s *Session) readLoop() {
 		done()
 	}
 	s.endScope()
+	ended, err := s.stopHandOver()
+	// Done before ended, which may Close the session: Close waits for wg.
+	s.wg.Done()
+	if ended != nil {
+		ended(err)
+	}
 }
 
 func (s *Session) recvLoop() error {
@@ -660,6 +684,7 @@ func (s *Session) recvLoop() error {
 }
 
 func (s *Session) handleStreamFrame(h header) error {
+	var fresh *Stream // a new inbound stream for onAccept
 	s.mu.Lock()
 	st := s.streams[h.stream]
 	if h.flags&flagSYN != 0 {
@@ -699,8 +724,12 @@ func (s *Session) handleStreamFrame(h header) error {
 		s.addStreamLocked(st)
 		s.inbound++
 		st.queued = true
-		s.acceptQ = append(s.acceptQ, st)
-		signal(s.acceptCh)
+		if s.onAccept != nil {
+			fresh = st
+		} else {
+			s.acceptQ = append(s.acceptQ, st)
+			signal(s.acceptCh)
+		}
 	}
 	if h.flags&flagACK != 0 && st != nil && st.unacked {
 		st.unacked = false
@@ -727,6 +756,11 @@ func (s *Session) handleStreamFrame(h header) error {
 		st.remoteReset()
 	} else if h.flags&flagFIN != 0 {
 		st.remoteFIN()
+	}
+	if fresh != nil {
+		// After the frame, so that its data awaits the stream's reader
+		// and a stream it reset is not handed over.
+		s.handOver(fresh)
 	}
 	return nil
 }
