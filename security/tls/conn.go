@@ -112,3 +112,30 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// WriteBuffers writes the buffers in order, each in records of its own,
+// with one write to the raw connection (for up to maxBatch bytes): a
+// yamux frame header and its payload leave together without being joined
+// by a copy first.
+func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
+	if c.batch != nil {
+		c.batch.begin()
+	}
+	n := 0
+	var err error
+	for _, p := range bufs {
+		var k int
+		k, err = c.Conn.Write(p)
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	if c.batch != nil {
+		if ferr := c.batch.end(); ferr != nil && err == nil {
+			// Records crypto/tls counts as written did not all leave.
+			return 0, ferr
+		}
+	}
+	return n, err
+}

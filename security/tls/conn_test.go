@@ -38,17 +38,23 @@ func TestWriteGathersRecords(t *testing.T) {
 				t.Fatalf("handshake: %v / %v", cr.err, sr.err)
 			}
 			defer closeBoth(cr.conn, sr.conn)
-			for _, tc := range []struct{ size, maxWrites int }{
-				{1, 1},
-				{64 << 10, 1}, // four full records and a small one
-				{300000, 5},   // 19 records
+			for _, tc := range []struct{ size, maxWrites, split int }{
+				{1, 1, 0},
+				{64 << 10, 1, 0}, // four full records and a small one
+				{300000, 5, 0},   // 19 records
+				{12 + 64<<10, 1, 12},
 			} {
 				data := make([]byte, tc.size)
 				rand.Read(data)
 				before := ca.writes.Load()
 				errc := make(chan error, 1)
 				go func() {
-					_, err := cr.conn.Write(data)
+					var err error
+					if tc.split > 0 {
+						_, err = cr.conn.(*Conn).WriteBuffers([][]byte{data[:tc.split], data[tc.split:]})
+					} else {
+						_, err = cr.conn.Write(data)
+					}
 					errc <- err
 				}()
 				got := make([]byte, len(data))
