@@ -3,6 +3,7 @@ package tls
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // maxBatch bounds the records gathered for one write to the raw
@@ -24,6 +25,9 @@ const tlsRecordOverhead = 5 + 1 + 16
 type batchConn struct {
 	net.Conn
 
+	// active counts the Conn.Writes in progress, gathered writes
+	// included; Close reads it without mu, which a stuck write holds.
+	active   atomic.Int32
 	mu       sync.Mutex
 	batchers int     // Conn.Writes in progress; guarded by mu
 	buf      *[]byte // records not written yet; pooled, nil when empty
@@ -34,6 +38,7 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch); retu
 
 // begin starts gathering writes.
 func (b *batchConn) begin() {
+	b.active.Add(1)
 	b.mu.Lock()
 	b.batchers++
 	b.mu.Unlock()
@@ -43,6 +48,7 @@ func (b *batchConn) begin() {
 // left in progress. It returns the error of any gathered write, which the
 // writer of the records may not have seen.
 func (b *batchConn) end() error {
+	defer b.active.Add(-1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batchers--
@@ -138,4 +144,16 @@ func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Close closes the connection. crypto/tls skips its close_notify when a
+// Write is in progress, since that alert could wait behind the write for
+// a peer that does not read; gathered records leave after crypto/tls's
+// Write returned, so a write in progress is told here, by closing the raw
+// connection first (the alert then fails at once).
+func (c *Conn) Close() error {
+	if c.batch != nil && c.batch.active.Load() > 0 {
+		_ = c.batch.Conn.Close()
+	}
+	return c.Conn.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 )
@@ -89,5 +90,56 @@ func TestWriteErrorSticks(t *testing.T) {
 	}
 	if _, err := cr.conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("second write: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestCloseDuringStuckWrite checks that Close ends a Write whose gathered
+// records wait for a peer that does not read, as crypto/tls does for its
+// own writes, instead of queueing its close_notify behind them.
+func TestCloseDuringStuckWrite(t *testing.T) {
+	cli := newTransport(t, newKey(t, crypto.Ed25519), nil)
+	srv := newTransport(t, newKey(t, crypto.Ed25519), nil)
+	a, b := tcpPair(t)
+	cr, sr := handshakePair(t, cli, srv, a, b, srv.LocalPeer())
+	if cr.err != nil || sr.err != nil {
+		t.Fatalf("handshake: %v / %v", cr.err, sr.err)
+	}
+	defer sr.conn.Close() // never read: the socket buffers fill up
+	conn := cr.conn.(*Conn)
+	errc := make(chan error, 1)
+	go func() {
+		// Small enough to be flushed after crypto/tls's Write returned.
+		buf := make([]byte, 60<<10)
+		for {
+			if _, err := conn.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	// Wait until a Write is stuck in its flush, holding mu.
+	for held := 0; held < 20; {
+		if conn.batch.mu.TryLock() {
+			conn.batch.mu.Unlock()
+			held = 0
+		} else {
+			held++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() {
+		conn.Close()
+		close(closed)
+	}()
+	// crypto/tls gives its close_notify 5 s to be written: a Close that
+	// queued it behind the stuck write would take that long.
+	select {
+	case <-closed:
+	case <-time.After(4 * time.Second):
+		t.Fatal("Close waited behind the stuck write")
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("the stuck Write returned no error")
 	}
 }
