@@ -17,10 +17,10 @@ const tlsRecordOverhead = 5 + 1 + 16
 
 // batchConn sits between crypto/tls and the raw connection. crypto/tls
 // writes each record (at most 16 KiB of plaintext) with a write call of its
-// own: on TCP with Nagle off, a segment and a system call per 16 KiB, each
-// costing both ends (and, on loopback, the reader's wake-up) about as much
-// as sealing the record. While a Conn.Write runs, the records are gathered
-// and leave in one write instead. Outside of Conn.Write (the handshake,
+// own: on TCP with Nagle off, a system call and a segment per 16 KiB,
+// which both ends pay for (and, on loopback, a wake-up of the reader). While
+// a Conn.Write runs, the records are gathered and leave in one write
+// instead. Outside of Conn.Write (the handshake,
 // alerts, close_notify) writes go straight through.
 type batchConn struct {
 	net.Conn
