@@ -39,8 +39,11 @@ type Config struct {
 	// negative disables.
 	WriteTimeout time.Duration
 	// MaxFrameSize caps the payload of the data frames this side sends.
-	// Default 64 KiB (what go-yamux and js-yamux send); capped at 1 MiB,
-	// the largest frame rust-yamux accepts.
+	// Default 256 KiB, the spec's initial window: go-yamux and js-yamux
+	// send 64 KiB, but the receiver hands each frame to the reading
+	// goroutine with a wake-up, and a wake-up per 64 KiB cost as much CPU
+	// as the copy of the data. Peers take any frame the window allows.
+	// Capped at 1 MiB, the largest frame rust-yamux accepts.
 	MaxFrameSize uint32
 	// Logger receives debug records of streams refused or reset for lack
 	// of resources (at most one a second). Nil discards them.
@@ -54,7 +57,7 @@ const (
 	defaultMaxAckBacklog      = 256
 	defaultMaxRefusedStreams  = 256
 	defaultWriteTimeout       = 10 * time.Second
-	defaultMaxFrameSize       = 64 << 10
+	defaultMaxFrameSize       = 256 << 10
 	maxMaxFrameSize           = 1 << 20
 )
 

@@ -63,6 +63,7 @@ var _ network.MuxedConn = (*Session)(nil)
 // Session is a yamux connection carrying many streams.
 type Session struct {
 	conn   net.Conn
+	bw     buffersWriter // conn, if it is one
 	cfg    Config
 	client bool
 	br     frameReader
@@ -71,6 +72,10 @@ type Session struct {
 	// than a mutex so waiting for it can honour contexts and deadlines.
 	wsem         chan struct{}
 	lastDeadline time.Time // when the conn write deadline was last pushed; guarded by wsem
+	// whdr and wbufs hold a frame's header (and control frames) and the
+	// buffers handed to bw, without allocating per frame; guarded by wsem.
+	whdr  [16 * headerSize]byte
+	wbufs [2][]byte
 
 	ctrlMu      sync.Mutex
 	ctrl        []byte // encoded control frames waiting for a writer
@@ -154,6 +159,7 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		done:      make(chan struct{}),
 	}
 	s.log = logs.Or(s.cfg.Logger)
+	s.bw, _ = c.(buffersWriter)
 	if isClient {
 		s.nextID = 1
 	}
@@ -575,15 +581,7 @@ func (s *Session) flushControlHeld() error {
 // writeHeld writes b to the connection. wsem is held. Any failure is fatal
 // to the session: a frame may have been cut in half.
 func (s *Session) writeHeld(b []byte) error {
-	if s.cfg.WriteTimeout > 0 {
-		// Push the deadline forward only every half timeout: each write
-		// still gets at least WriteTimeout/2, without a syscall per frame.
-		now := time.Now()
-		if now.Sub(s.lastDeadline) > s.cfg.WriteTimeout/2 {
-			_ = s.conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
-			s.lastDeadline = now
-		}
-	}
+	s.pushWriteDeadline()
 	if _, err := s.conn.Write(b); err != nil {
 		err = fmt.Errorf("yamux: writing to connection: %w", err)
 		s.shutdown(err)
@@ -592,7 +590,44 @@ func (s *Session) writeHeld(b []byte) error {
 	return nil
 }
 
+// writeHeldBuffers is writeHeld for a buffersWriter connection.
+func (s *Session) writeHeldBuffers(bufs [][]byte) error {
+	s.pushWriteDeadline()
+	if _, err := s.bw.WriteBuffers(bufs); err != nil {
+		err = fmt.Errorf("yamux: writing to connection: %w", err)
+		s.shutdown(err)
+		return err
+	}
+	return nil
+}
+
+// pushWriteDeadline moves the connection's write deadline forward, only
+// every half WriteTimeout: each write still gets at least WriteTimeout/2,
+// without a system call per frame. wsem is held.
+func (s *Session) pushWriteDeadline() {
+	if s.cfg.WriteTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(s.lastDeadline) > s.cfg.WriteTimeout/2 {
+		_ = s.conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
+		s.lastDeadline = now
+	}
+}
+
 var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// buffersWriter is a connection that writes several buffers in one go
+// more cheaply than one buffer they were copied into: security/tls.Conn
+// seals each in records of its own and writes them with one system call.
+type buffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int, error)
+}
+
+// minVectorPayload is the payload from which a data frame goes to a
+// buffersWriter as header and payload, not joined by a copy: below it the
+// copy costs less than a record of its own for the header.
+const minVectorPayload = 4 << 10
 
 // writeData sends one data frame for stream id, preceded by any queued
 // control frames, in a single write.
@@ -600,16 +635,28 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 	if err := s.acquire(cancel); err != nil {
 		return err
 	}
-	bp := writeBufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	if s.ctrlPending.Load() {
-		b = s.takeControl(b)
+	var err error
+	if s.bw != nil && len(p) >= minVectorPayload {
+		b := s.whdr[:0]
+		if s.ctrlPending.Load() {
+			b = s.takeControl(b)
+		}
+		b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
+		s.wbufs = [2][]byte{b, p}
+		err = s.writeHeldBuffers(s.wbufs[:])
+		s.wbufs = [2][]byte{} // the payload is the caller's
+	} else {
+		bp := writeBufPool.Get().(*[]byte)
+		b := (*bp)[:0]
+		if s.ctrlPending.Load() {
+			b = s.takeControl(b)
+		}
+		b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
+		b = append(b, p...)
+		err = s.writeHeld(b)
+		*bp = b[:0]
+		writeBufPool.Put(bp)
 	}
-	b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
-	b = append(b, p...)
-	err := s.writeHeld(b)
-	*bp = b[:0]
-	writeBufPool.Put(bp)
 	s.release()
 	return err
 }

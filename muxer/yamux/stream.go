@@ -151,22 +151,29 @@ func (st *Stream) Buffered() int {
 
 // copyOutLocked moves buffered data into p.
 func (st *Stream) copyOutLocked(p []byte) int {
-	n, freed := 0, 0
-	for n < len(p) && len(st.recv) > 0 {
-		b := st.recv[0]
+	n, freed, done := 0, 0, 0
+	for n < len(p) && done < len(st.recv) {
+		b := st.recv[done]
 		c := copy(p[n:], b[st.recvOff:])
 		n += c
 		st.recvOff += c
 		if st.recvOff == len(b) {
 			freed += cap(b)
 			putBuf(b)
-			st.recv[0] = nil
-			st.recv = st.recv[1:]
+			done++
 			st.recvOff = 0
 		}
 	}
-	if len(st.recv) == 0 {
-		st.recv = nil
+	if done > 0 {
+		// Shift the rest down rather than reslicing, so that a stream
+		// read as fast as it receives reuses one small array instead
+		// of allocating one per frame.
+		k := copy(st.recv, st.recv[done:])
+		clear(st.recv[k:])
+		st.recv = st.recv[:k]
+		if k == 0 && cap(st.recv) > 8 {
+			st.recv = nil // do not keep a burst's worth of array
+		}
 	}
 	st.buffered -= uint32(n)
 	if freed > 0 {

@@ -212,8 +212,8 @@ func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote
 	if remote != "" {
 		cfg = t.newServerConfig(cert, remote)
 	}
-	c := &Conn{localPeer: t.localID}
-	return c.handshake(ctx, tls.Server(insecure, cfg), insecure)
+	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}}
+	return c.handshake(ctx, tls.Server(c.batch, cfg), insecure)
 }
 
 // SecureOutbound runs the handshake as the TLS client and fails unless the
@@ -228,15 +228,16 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remot
 		insecure.Close()
 		return nil, err
 	}
-	c := &Conn{localPeer: t.localID}
-	return c.handshake(ctx, tls.Client(insecure, t.clientConfig(cert, remote)), insecure)
+	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}}
+	return c.handshake(ctx, tls.Client(c.batch, t.clientConfig(cert, remote)), insecure)
 }
 
 // Conn is a TLS-secured connection. It implements network.SecureConn; the
-// embedded *tls.Conn gives Read, Write, Close, CloseWrite (close_notify),
-// deadlines and ConnectionState.
+// embedded *tls.Conn gives Read, Close, CloseWrite (close_notify),
+// deadlines and ConnectionState; Write gathers records (see batchConn).
 type Conn struct {
 	*tls.Conn
+	batch      *batchConn // under Conn; nil: crypto/tls writes each record itself
 	localPeer  peer.ID
 	remotePeer peer.ID
 	remoteKey  crypto.PubKey
