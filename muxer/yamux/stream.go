@@ -87,12 +87,7 @@ func (st *Stream) StreamID() uint32 { return st.id }
 
 // sendACK acknowledges an inbound stream, granting the configured window.
 func (st *Stream) sendACK() {
-	st.mu.Lock()
-	delta := st.recvWindow - initialWindow
-	st.recvAvail += delta
-	st.epoch = time.Now()
-	st.mu.Unlock()
-	st.sess.queueControl(header{typ: typeWindowUpdate, flags: flagACK, stream: st.id, length: delta})
+	st.sess.queueACK(st)
 	st.sess.tryFlush()
 }
 
