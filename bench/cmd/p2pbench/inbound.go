@@ -732,7 +732,10 @@ func runInbound(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Dir(*inboundChart), 0o755); err != nil {
 			return fmt.Errorf("chart dir: %w", err)
 		}
-		title := fmt.Sprintf("Listener RSS with idle inbound connections from go-libp2p v0.51 clients (%d rounds' median)", max(1, *inboundRounds))
+		title := "Listener RSS against idle inbound connections (go-libp2p v0.51 clients)"
+		if r := *inboundRounds; r > 1 {
+			title += fmt.Sprintf(", median of %d rounds", r)
+		}
 		if err := drawLines(*inboundChart, title, "connections", "RSS MiB", chartPanels(stacks, out)); err != nil {
 			return err
 		}

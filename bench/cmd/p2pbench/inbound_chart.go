@@ -83,7 +83,7 @@ func drawLines(path, title, xLabel, yLabel string, panels []linePanel) error {
 		ytop = 1
 	}
 
-	img := image.NewRGBA(image.Rect(0, 0, panelW*len(panels), header+panelH))
+	img := image.NewRGBA(image.Rect(0, 0, max(panelW*len(panels), 7*len(title)+16), header+panelH))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	text := func(x, y int, s string) {
 		d := font.Drawer{Dst: img, Src: image.Black, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
