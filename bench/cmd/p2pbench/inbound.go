@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,7 @@ var (
 	inboundProfile = flag.String("inbound-profile", "", "write each listener's CPU profile of the accepts and heap and goroutine profiles of the idle connections into `dir`")
 	inboundSteps   = flag.String("inbound-steps", "", "comma-separated connection `counts` at which -inbound samples the listener's RSS and heap, ending at N (default: 0 and N)")
 	inboundChart   = flag.String("inbound-chart", "", "write a PNG chart of the listener's RSS against the -inbound-steps counts to `file`")
+	inboundLog     = flag.String("inbound-log", "", "log `level` (debug, info, warn) of a tachyon listener of -inbound, on stderr: why it refuses or drops connections")
 	inboundMinFree = flag.Int("inbound-min-free", 2048, "stop -inbound, killing its children, once the machine's available memory falls below `MiB`")
 
 	inboundListen = flag.String("inbound-listen", "", "internal: listen as `impl/sec`, print the address and obey commands on stdin")
@@ -75,6 +77,7 @@ type inboundResult struct {
 	load       string        // 1-minute load average at the start
 	redials    int           // connections lost before identify and dialled again
 	steps      []inboundSample
+	failed     string // why the measurement stopped early, if it did
 }
 
 // inboundChild runs the hidden listener and client modes; ok is false if
@@ -135,6 +138,13 @@ func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
 	switch impl {
 	case implTachyon:
 		opts := []tachyon.Option{tachyon.ListenAddrStrings(addr), tachyon.NoConnManager()}
+		if *inboundLog != "" {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*inboundLog)); err != nil {
+				return nil, fmt.Errorf("inbound log level: %w", err)
+			}
+			opts = append(opts, tachyon.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
+		}
 		if maxConns > 2000 {
 			opts = append(opts, tachyon.Limits(limits.Config{Conns: 2 * maxConns, ConnsInbound: 2 * maxConns}))
 		}
@@ -526,6 +536,9 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 	n := steps[len(steps)-1]
 	res := inboundResult{conns: n, load: loadAvg()}
 	args := []string{"-inbound-listen", impl + "/" + sec, "-inbound-max", strconv.Itoa(n)}
+	if *inboundLog != "" {
+		args = append(args, "-inbound-log", *inboundLog)
+	}
 	if profDir != "" {
 		args = append(args, "-inbound-profile", profDir)
 	}
@@ -578,32 +591,37 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 	var acceptCPU time.Duration
 	for si, target := range steps[1:] {
 		prev := steps[si]
+		// The samples so far stay in res: a listener that fails a step
+		// still has its staircase up to there.
+		stepErr := func(err error) error {
+			return fmt.Errorf("going from %d to %d connections: %w", prev, target, err)
+		}
 		_, cpu0, err := procUsage(pid)
 		if err != nil {
-			return res, err
+			return res, stepErr(err)
 		}
 		t0 := time.Now()
 		for i, c := range clients {
 			if _, err := fmt.Fprintf(c.in, "GO %d\n", clientShare(target, k, i)-clientShare(prev, k, i)); err != nil {
-				return res, fmt.Errorf("start clients: %w", err)
+				return res, stepErr(fmt.Errorf("start clients: %w", err))
 			}
 		}
 		for _, c := range clients {
 			s, err := c.line() // DONE redials
 			if err != nil {
-				return res, err
+				return res, stepErr(err)
 			}
 			var r int
 			fmt.Sscanf(s, "DONE %d", &r)
 			res.redials += r
 		}
 		if _, err := l.ask("wait " + strconv.Itoa(target)); err != nil {
-			return res, err
+			return res, stepErr(err)
 		}
 		res.accept += time.Since(t0)
 		_, cpu1, err := procUsage(pid)
 		if err != nil {
-			return res, err
+			return res, stepErr(err)
 		}
 		acceptCPU += cpu1 - cpu0
 		if target == n {
@@ -612,7 +630,7 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 		time.Sleep(settle)
 		s, err := sampleListener(l, target)
 		if err != nil {
-			return res, err
+			return res, stepErr(err)
 		}
 		res.steps = append(res.steps, s)
 		logf("inbound: %s/%s at %d: %.1f MiB RSS, %.1f MiB heap (available memory %s)", impl, sec, target, s.rss/(1<<20), s.heap/(1<<20), availMiB())
@@ -712,10 +730,22 @@ func runInbound(ctx context.Context) error {
 				}
 				r, err := measureInbound(ctx, impl, sec, steps, k, *inboundIdle, prof)
 				if cause := context.Cause(ctx); cause != nil {
-					return cause
+					// Out of memory: what was measured so far is still
+					// worth a table.
+					if len(out) > 0 {
+						fmt.Print(inboundMarkdown(stacks, out, k, *inboundIdle))
+						fmt.Print(stepsMarkdown(stacks, out))
+					}
+					return fmt.Errorf("inbound %s/%s: %w", impl, sec, cause)
 				}
 				if err != nil {
-					return fmt.Errorf("inbound %s/%s: %w", impl, sec, err)
+					// One listener failing is a result: its staircase up
+					// to there and why, and the others still run.
+					logf("inbound: %s/%s FAILED: %v", impl, sec, err)
+					r.failed = err.Error()
+					out[inboundKey{impl, sec}] = append(out[inboundKey{impl, sec}], r)
+					time.Sleep(settle)
+					continue
 				}
 				logf("inbound: %s/%s: %.1f KiB RSS, %.1f KiB heap, %.2f goroutines, %s ms accept CPU, %.1f µs/s idle CPU per conn; all in %v, %d redials",
 					impl, sec, r.rss/1024, r.heap/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Round(time.Millisecond), r.redials)
@@ -781,15 +811,23 @@ func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, client
 		n, clients, idle, rounds)
 	b.WriteString("| stack | listener | RSS KiB | heap KiB | stack KiB | goroutines | accept CPU ms | idle CPU µs/s | accept all s | load avg |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	var notes []string
 	for _, sec := range stacks {
 		var rs [2]inboundResult
 		both := true
 		for i, impl := range impls {
-			if len(out[inboundKey{impl, sec}]) == 0 {
+			ok, failed := splitFailed(out[inboundKey{impl, sec}])
+			for _, f := range failed {
+				notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", impl, sec, f.load, f.failed))
+			}
+			if len(ok) == 0 {
 				both = false
+				if len(failed) > 0 {
+					fmt.Fprintf(&b, "| %s | %s | failed |%s %s |\n", sec, impl, strings.Repeat(" – |", 6), failed[0].load)
+				}
 				continue
 			}
-			r := inboundMedian(out[inboundKey{impl, sec}])
+			r := inboundMedian(ok)
 			rs[i] = r
 			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
 				sec, impl, r.rss/1024, r.heap/1024, r.stack/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Seconds(), r.load)
@@ -801,6 +839,12 @@ func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, client
 		fmt.Fprintf(&b, "| %s | tachyon / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec,
 			ratio(t.rss, g.rss), ratio(t.heap, g.heap), ratio(t.stack, g.stack), ratio(t.goroutines, g.goroutines),
 			ratio(float64(t.acceptCPU), float64(g.acceptCPU)), ratio(t.idleCPU, g.idleCPU), ratio(t.accept.Seconds(), g.accept.Seconds()))
+	}
+	for _, note := range notes {
+		fmt.Fprintf(&b, "\n- %s", note)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n")
 	}
 	return b.String()
 }

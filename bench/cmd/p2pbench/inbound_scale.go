@@ -210,46 +210,65 @@ func watchMemory(ctx context.Context, floor uint64) (wctx context.Context, stop 
 	}
 }
 
-// medianSteps is the median of each step's figures over rounds; every
-// round has the same steps.
+// medianSteps is the median of each step's figures over rounds; a round
+// that failed part-way has fewer steps, and its first ones still count.
 func medianSteps(rounds [][]inboundSample) []inboundSample {
-	if len(rounds) == 0 {
-		return nil
-	}
-	out := make([]inboundSample, len(rounds[0]))
-	for i := range out {
+	var out []inboundSample
+	for i := 0; ; i++ {
+		var at []inboundSample
+		for _, r := range rounds {
+			if i < len(r) {
+				at = append(at, r[i])
+			}
+		}
+		if len(at) == 0 {
+			return out
+		}
 		med := func(f func(inboundSample) float64) float64 {
-			var xs []float64
-			for _, r := range rounds {
-				if i < len(r) {
-					xs = append(xs, f(r[i]))
-				}
+			xs := make([]float64, len(at))
+			for j, s := range at {
+				xs[j] = f(s)
 			}
 			return median(xs)
 		}
-		out[i] = inboundSample{
-			conns:      rounds[0][i].conns,
+		out = append(out, inboundSample{
+			conns:      at[0].conns,
 			rss:        med(func(s inboundSample) float64 { return s.rss }),
 			heap:       med(func(s inboundSample) float64 { return s.heap }),
 			stack:      med(func(s inboundSample) float64 { return s.stack }),
 			goroutines: med(func(s inboundSample) float64 { return s.goroutines }),
+		})
+	}
+}
+
+// splitFailed separates the rounds that measured everything from those
+// that stopped early.
+func splitFailed(rs []inboundResult) (ok, failed []inboundResult) {
+	for _, r := range rs {
+		if r.failed != "" {
+			failed = append(failed, r)
+		} else {
+			ok = append(ok, r)
 		}
 	}
-	return out
+	return ok, failed
 }
 
 // stepsMarkdown is two tables of the staircase, the listener's RSS and
 // its heap in MiB at each connection count, rows per stack and listener,
 // with tachyon / go-libp2p of the connections' share (the figure minus
-// the one at 0) at the last step.
+// the one at 0) at the last step. A listener that failed part-way has
+// "–" for the steps it did not reach and its share up to its last one.
 func stepsMarkdown(stacks []string, out map[inboundKey][]inboundResult) string {
 	var steps []int
 	for _, rs := range out {
-		for _, s := range rs[0].steps {
-			steps = append(steps, s.conns)
+		for _, st := range medianSteps(stepsOf(rs)) {
+			if !slices.Contains(steps, st.conns) {
+				steps = append(steps, st.conns)
+			}
 		}
-		break
 	}
+	slices.Sort(steps)
 	if len(steps) < 2 {
 		return ""
 	}
@@ -271,17 +290,30 @@ func stepsMarkdown(stacks []string, out map[inboundKey][]inboundResult) string {
 			both := true
 			for i, impl := range impls {
 				rs := out[inboundKey{impl, sec}]
-				if len(rs) == 0 {
+				ss := medianSteps(stepsOf(rs))
+				if len(ss) < 2 {
 					both = false
 					continue
 				}
-				ss := medianSteps(stepsOf(rs))
 				fmt.Fprintf(&b, "| %s | %s |", sec, impl)
+				at := make(map[int]float64)
 				for _, s := range ss {
-					fmt.Fprintf(&b, " %.1f |", m.f(s)/(1<<20))
+					at[s.conns] = m.f(s)
+				}
+				for _, n := range steps {
+					if v, ok := at[n]; ok {
+						fmt.Fprintf(&b, " %.1f |", v/(1<<20))
+					} else {
+						b.WriteString(" – |")
+					}
 				}
 				first, last := ss[0], ss[len(ss)-1]
 				per[i] = (m.f(last) - m.f(first)) / float64(last.conns-first.conns)
+				if last.conns != steps[len(steps)-1] {
+					both = false
+					fmt.Fprintf(&b, " %.1f (to %d) |\n", per[i]/1024, last.conns)
+					continue
+				}
 				fmt.Fprintf(&b, " %.1f |\n", per[i]/1024)
 			}
 			if both {
