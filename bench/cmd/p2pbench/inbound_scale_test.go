@@ -241,3 +241,52 @@ func TestDrawLines(t *testing.T) {
 		t.Error("drawLines without panels: no error")
 	}
 }
+
+// TestFailedListener: a listener that failed part-way keeps its steps in
+// the staircase ("–" beyond them, its share up to its last step, no
+// ratio), and the main table says it failed and why.
+func TestFailedListener(t *testing.T) {
+	out := stairResults()
+	k := inboundKey{implTachyon, secNoise}
+	r := out[k][0]
+	r.steps = r.steps[:2] // reached 1000 of 2000
+	r.failed = "going from 1000 to 2000 connections: dial timeout"
+	r.load = "3.5"
+	out[k] = []inboundResult{r}
+
+	md := stepsMarkdown([]string{secNoise}, out)
+	for _, want := range []string{
+		"| Noise | tachyon | 20.0 | 39.5 | – | 20.0 (to 1000) |",
+		"| Noise | go-libp2p | 30.0 | 69.1 | 108.1 | 40.0 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("steps markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "tachyon / go-libp2p") {
+		t.Errorf("a ratio against a listener that failed:\n%s", md)
+	}
+
+	main := inboundMarkdown([]string{secNoise}, out, 4, 30*time.Second)
+	for _, want := range []string{
+		"| Noise | tachyon | failed | – | – | – | – | – | – | 3.5 |",
+		"- tachyon/Noise failed (load 3.5): going from 1000 to 2000 connections: dial timeout",
+	} {
+		if !strings.Contains(main, want) {
+			t.Errorf("table lacks %q:\n%s", want, main)
+		}
+	}
+	if strings.Contains(main, "tachyon / go-libp2p") {
+		t.Errorf("a ratio against a listener that failed:\n%s", main)
+	}
+
+	// Over rounds, the failed round's first steps count with the others.
+	ss := medianSteps([][]inboundSample{
+		{{conns: 0, rss: 1}, {conns: 10, rss: 5}},
+		{{conns: 0, rss: 3}, {conns: 10, rss: 7}, {conns: 20, rss: 9}},
+	})
+	want := []inboundSample{{conns: 0, rss: 2}, {conns: 10, rss: 6}, {conns: 20, rss: 9}}
+	if !slices.Equal(ss, want) {
+		t.Errorf("medianSteps of a short and a full round = %+v, want %+v", ss, want)
+	}
+}
