@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -288,5 +291,28 @@ func TestFailedListener(t *testing.T) {
 	want := []inboundSample{{conns: 0, rss: 2}, {conns: 10, rss: 6}, {conns: 20, rss: 9}}
 	if !slices.Equal(ss, want) {
 		t.Errorf("medianSteps of a short and a full round = %+v, want %+v", ss, want)
+	}
+}
+
+// TestWatchMemory: a floor above any machine's memory stops the run with
+// a cause that says so; a floor of 0 never does, and stop ends the watch.
+func TestWatchMemory(t *testing.T) {
+	if _, err := memAvailable(); err != nil {
+		t.Skipf("no /proc/meminfo: %v", err)
+	}
+	ctx, stop := watchMemory(context.Background(), math.MaxUint64)
+	<-ctx.Done()
+	if cause := context.Cause(ctx); cause == nil || !strings.Contains(cause.Error(), "available memory") {
+		t.Errorf("cause %v, want the memory floor", cause)
+	}
+	stop()
+
+	ctx, stop = watchMemory(context.Background(), 0)
+	if ctx.Err() != nil {
+		t.Fatalf("cancelled at once: %v", context.Cause(ctx))
+	}
+	stop()
+	if !errors.Is(context.Cause(ctx), context.Canceled) {
+		t.Errorf("after stop: cause %v, want context.Canceled", context.Cause(ctx))
 	}
 }
