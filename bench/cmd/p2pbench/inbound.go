@@ -196,6 +196,7 @@ func (g *goHost) identifiedConns() int {
 //	cpu-start PATH   start the CPU profiler into PATH; cpu-stop stops it
 //	heap PATH        write a heap profile of live objects (after gc)
 //	goroutine PATH   write a goroutine profile
+//	stacks PATH      write the goroutines' stacks as text, alike ones counted once
 func inboundListenMain(stack string, maxConns int) error {
 	raiseNoFile()
 	if *inboundProfile != "" {
@@ -260,6 +261,8 @@ func inboundListenMain(stack string, maxConns int) error {
 			err, reply = writeHeapProfile(arg), "ok"
 		case "goroutine":
 			err, reply = writeProfile("goroutine", arg), "ok"
+		case "stacks":
+			err, reply = writeStacks(arg), "ok"
 		default:
 			err = fmt.Errorf("unknown command %q", cmd)
 		}
@@ -269,6 +272,18 @@ func inboundListenMain(stack string, maxConns int) error {
 		fmt.Println(reply)
 	}
 	return in.Err()
+}
+
+func writeStacks(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("stacks: %w", err)
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(f, 1); err != nil {
+		f.Close()
+		return fmt.Errorf("stacks: %w", err)
+	}
+	return f.Close()
 }
 
 func writeProfile(name, path string) error {
@@ -594,7 +609,13 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 		// The samples so far stay in res: a listener that fails a step
 		// still has its staircase up to there.
 		stepErr := func(err error) error {
-			return fmt.Errorf("going from %d to %d connections: %w", prev, target, err)
+			err = fmt.Errorf("going from %d to %d connections: %w", prev, target, err)
+			// Where the listener stands, for whoever looks into it.
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("p2pbench-inbound-%s-%s-stacks.txt", impl, sec))
+			if _, serr := l.ask("stacks " + path); serr == nil {
+				err = fmt.Errorf("%w (the listener's goroutines: %s)", err, path)
+			}
+			return err
 		}
 		_, cpu0, err := procUsage(pid)
 		if err != nil {
