@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +42,14 @@ var (
 	inboundN       = flag.Int("inbound", 0, "measure only the listener side of `N` idle inbound connections from go-libp2p client processes, tachyon against go-libp2p; a Markdown table on stdout")
 	inboundStacks  = flag.String("inbound-stacks", "TLS,Noise,QUIC", "comma-separated `stacks` of -inbound (TLS, Noise, QUIC)")
 	inboundImpls   = flag.String("inbound-impls", implTachyon+","+implGo, "comma-separated listeners of -inbound")
-	inboundClients = flag.Int("inbound-clients", 4, "client processes of -inbound, each holding N/k connections")
+	inboundClients = flag.Int("inbound-clients", 0, "client processes of -inbound, each holding N/k connections (0: one per 2500 connections, at least 4)")
 	inboundRounds  = flag.Int("inbound-rounds", 1, "rounds of -inbound (the listeners take turns in each; medians are reported)")
-	inboundIdle    = flag.Duration("inbound-idle", 10*time.Second, "idle window of -inbound over which idle CPU is measured")
+	inboundIdle    = flag.Duration("inbound-idle", 30*time.Second, "idle window of -inbound over which idle CPU is measured (30 s holds one yamux keepalive period and two of QUIC)")
 	inboundProfile = flag.String("inbound-profile", "", "write each listener's CPU profile of the accepts and heap and goroutine profiles of the idle connections into `dir`")
+	inboundSteps   = flag.String("inbound-steps", "", "comma-separated connection `counts` at which -inbound samples the listener's RSS and heap, ending at N (default: 0 and N)")
+	inboundChart   = flag.String("inbound-chart", "", "write a PNG chart of the listener's RSS against the -inbound-steps counts to `file`")
+	inboundLog     = flag.String("inbound-log", "", "log `level` (debug, info, warn) of a tachyon listener of -inbound, on stderr: why it refuses or drops connections")
+	inboundMinFree = flag.Int("inbound-min-free", 2048, "stop -inbound, killing its children, once the machine's available memory falls below `MiB`")
 
 	inboundListen = flag.String("inbound-listen", "", "internal: listen as `impl/sec`, print the address and obey commands on stdin")
 	inboundMax    = flag.Int("inbound-max", 0, "internal: connections the -inbound-listen listener must admit")
@@ -52,8 +57,12 @@ var (
 	inboundConns  = flag.Int("inbound-conns", 0, "internal: connections of -inbound-dial")
 )
 
-// inboundTimeout bounds one listener's whole measurement.
-const inboundTimeout = 15 * time.Minute
+// inboundTimeout bounds one listener's whole measurement, and
+// inboundStepTimeout the listener's wait for one step's connections.
+const (
+	inboundTimeout     = 15 * time.Minute
+	inboundStepTimeout = 5 * time.Minute
+)
 
 // inboundResult is what one listener spent on its inbound connections.
 type inboundResult struct {
@@ -67,6 +76,8 @@ type inboundResult struct {
 	accept     time.Duration // wall time, first dial to all identified
 	load       string        // 1-minute load average at the start
 	redials    int           // connections lost before identify and dialled again
+	steps      []inboundSample
+	failed     string // why the measurement stopped early, if it did
 }
 
 // inboundChild runs the hidden listener and client modes; ok is false if
@@ -127,6 +138,13 @@ func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
 	switch impl {
 	case implTachyon:
 		opts := []tachyon.Option{tachyon.ListenAddrStrings(addr), tachyon.NoConnManager()}
+		if *inboundLog != "" {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*inboundLog)); err != nil {
+				return nil, fmt.Errorf("inbound log level: %w", err)
+			}
+			opts = append(opts, tachyon.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
+		}
 		if maxConns > 2000 {
 			opts = append(opts, tachyon.Limits(limits.Config{Conns: 2 * maxConns, ConnsInbound: 2 * maxConns}))
 		}
@@ -174,10 +192,11 @@ func (g *goHost) identifiedConns() int {
 // then answers one line per command line on stdin until stdin closes:
 //
 //	gc               collect, return free memory to the OS; reply "goroutines heapInuse stackInuse"
-//	wait N           reply "ok" once N connections are up and identified (at most 2 minutes)
+//	wait N           reply "ok" once N connections are up and identified (at most inboundStepTimeout)
 //	cpu-start PATH   start the CPU profiler into PATH; cpu-stop stops it
 //	heap PATH        write a heap profile of live objects (after gc)
 //	goroutine PATH   write a goroutine profile
+//	stacks PATH      write the goroutines' stacks as text, alike ones counted once
 func inboundListenMain(stack string, maxConns int) error {
 	raiseNoFile()
 	if *inboundProfile != "" {
@@ -217,11 +236,11 @@ func inboundListenMain(stack string, maxConns int) error {
 			reply = fmt.Sprintf("%d %d %d", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse)
 		case "wait":
 			n, _ := strconv.Atoi(arg)
-			deadline := time.Now().Add(2 * time.Minute)
+			deadline := time.Now().Add(inboundStepTimeout)
 			// Connections first (cheap), identify only at the tail.
 			for h.numConns() < n || counter.identifiedConns() < n {
 				if time.Now().After(deadline) {
-					err = fmt.Errorf("%d of %d connections identified after 2 minutes", counter.identifiedConns(), n)
+					err = fmt.Errorf("%d of %d connections identified after %v", counter.identifiedConns(), n, inboundStepTimeout)
 					break
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -242,6 +261,8 @@ func inboundListenMain(stack string, maxConns int) error {
 			err, reply = writeHeapProfile(arg), "ok"
 		case "goroutine":
 			err, reply = writeProfile("goroutine", arg), "ok"
+		case "stacks":
+			err, reply = writeStacks(arg), "ok"
 		default:
 			err = fmt.Errorf("unknown command %q", cmd)
 		}
@@ -251,6 +272,18 @@ func inboundListenMain(stack string, maxConns int) error {
 		fmt.Println(reply)
 	}
 	return in.Err()
+}
+
+func writeStacks(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("stacks: %w", err)
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(f, 1); err != nil {
+		f.Close()
+		return fmt.Errorf("stacks: %w", err)
+	}
+	return f.Close()
 }
 
 func writeProfile(name, path string) error {
@@ -265,9 +298,13 @@ func writeProfile(name, path string) error {
 	return f.Close()
 }
 
-// inboundDialMain builds n go-libp2p client hosts, prints READY, and on a
-// line on stdin connects them all to peer, waits until each has identified
-// it, prints DONE and holds the connections until stdin closes.
+// inboundDialMain builds n go-libp2p client hosts, prints READY, and then
+// obeys one command a line on stdin until stdin closes:
+//
+//	GO M    connect the next M hosts (all that are left without M) to peer,
+//	        wait until each has identified it, reply "DONE redials"
+//
+// It holds the connections until stdin closes.
 func inboundDialMain(sec, peer string, n int) error {
 	raiseNoFile()
 	ref, err := parseWanAddr(peer)
@@ -283,46 +320,64 @@ func inboundDialMain(sec, peer string, n int) error {
 		wg.Wait()
 	}()
 	for range n {
-		h, err := newGoHost(sec, false)
+		h, err := newInboundClient(sec)
 		if err != nil {
 			return err
 		}
 		hosts = append(hosts, h)
 	}
 	fmt.Println("READY")
-	in := bufio.NewReader(os.Stdin)
-	if _, err := in.ReadString('\n'); err != nil {
-		return fmt.Errorf("waiting for the start: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), inboundTimeout)
 	defer cancel()
-	if err := connectAll(ctx, hosts, ref); err != nil {
-		return err
+	in := bufio.NewScanner(os.Stdin)
+	next := 0
+	for in.Scan() {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(in.Text()), " ")
+		if cmd != "GO" {
+			return fmt.Errorf("unknown command %q", in.Text())
+		}
+		m := len(hosts) - next
+		if arg != "" {
+			if m, err = strconv.Atoi(arg); err != nil || m < 0 || next+m > len(hosts) {
+				return fmt.Errorf("GO %q: want a count up to the %d hosts left", arg, len(hosts)-next)
+			}
+		}
+		redials, err := dialIdentified(ctx, hosts[next:next+m], ref)
+		if err != nil {
+			return err
+		}
+		next += m
+		fmt.Println("DONE", redials)
 	}
-	// A connection lost before identify finished (seen with go-libp2p
-	// over QUIC at 1000 connections) is dialled again, and counted.
-	redials := 0
+	return in.Err()
+}
+
+// dialIdentified connects hosts to ref and waits until each has
+// identified it. A connection lost before identify finished (seen with
+// go-libp2p over QUIC at 1000 connections) is dialled again, and counted.
+func dialIdentified(ctx context.Context, hosts []endpoint, ref peerRef) (redials int, err error) {
+	if err := connectAll(ctx, hosts, ref); err != nil {
+		return 0, err
+	}
 	for _, h := range hosts {
 		deadline := time.Now().Add(30 * time.Second)
 		for !h.identified(ref) {
 			switch {
 			case time.Now().After(deadline):
-				return fmt.Errorf("identify with the listener unfinished after 30 s (%d connections)", h.numConns())
+				return redials, fmt.Errorf("identify with the listener unfinished after 30 s (%d connections)", h.numConns())
 			case h.numConns() == 0:
 				redials++
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				err := h.connect(cctx, ref)
 				cancel()
 				if err != nil {
-					return fmt.Errorf("redial: %w", err)
+					return redials, fmt.Errorf("redial: %w", err)
 				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	fmt.Println("DONE", redials)
-	_, err = io.Copy(io.Discard, in)
-	return err
+	return redials, nil
 }
 
 func parseWanAddr(s string) (peerRef, error) {
@@ -402,26 +457,61 @@ func procUsage(pid int) (rss uint64, cpu time.Duration, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			rss = kb << 10
-		}
+	if rss, err = parseVmRSS(string(b)); err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
 	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err
 	}
-	// The command name may hold spaces: fields start after its ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	if cpu, err = parseStatCPU(string(b)); err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	ut, _ := strconv.ParseUint(f[11], 10, 64) // field 14, utime
-	st, _ := strconv.ParseUint(f[12], 10, 64) // field 15, stime
-	const clkTck = 100                        // USER_HZ on Linux
-	return rss, time.Duration(ut+st) * time.Second / clkTck, nil
+	return rss, cpu, nil
+}
+
+// parseVmRSS reads VmRSS, in bytes, from /proc/PID/status's text.
+func parseVmRSS(status string) (uint64, error) {
+	for line := range strings.Lines(status) {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("VmRSS line %q", strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmRSS: %w", err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+// parseStatCPU reads utime plus stime from /proc/PID/stat's text.
+func parseStatCPU(stat string) (time.Duration, error) {
+	// The command name may hold spaces and parentheses: fields start
+	// after its last ')'.
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no command name")
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%d fields", len(f))
+	}
+	ut, err := strconv.ParseUint(f[11], 10, 64) // field 14, utime
+	if err != nil {
+		return 0, fmt.Errorf("utime: %w", err)
+	}
+	st, err := strconv.ParseUint(f[12], 10, 64) // field 15, stime
+	if err != nil {
+		return 0, fmt.Errorf("stime: %w", err)
+	}
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
 // gcStats asks the listener to collect and returns its goroutines, heap
@@ -437,13 +527,33 @@ func gcStats(l *child) (g, heap, stack float64, err error) {
 	return g, heap, stack, nil
 }
 
-// measureInbound measures one listener of impl on sec with n connections
-// from k client processes.
-func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.Duration, profDir string) (inboundResult, error) {
+// sampleListener collects in the listener and reads its figures at
+// conns connections.
+func sampleListener(l *child, conns int) (inboundSample, error) {
+	g, heap, stack, err := gcStats(l)
+	if err != nil {
+		return inboundSample{}, err
+	}
+	rss, _, err := procUsage(l.cmd.Process.Pid)
+	if err != nil {
+		return inboundSample{}, err
+	}
+	return inboundSample{conns: conns, rss: float64(rss), heap: heap, stack: stack, goroutines: g}, nil
+}
+
+// measureInbound measures one listener of impl on sec, its connections
+// added in steps (ascending, from 0; the last is the total) by k client
+// processes. The listener is sampled at each step once every connection
+// of it is identified; idle CPU is measured at the last.
+func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, idle time.Duration, profDir string) (inboundResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, inboundTimeout)
 	defer cancel()
+	n := steps[len(steps)-1]
 	res := inboundResult{conns: n, load: loadAvg()}
 	args := []string{"-inbound-listen", impl + "/" + sec, "-inbound-max", strconv.Itoa(n)}
+	if *inboundLog != "" {
+		args = append(args, "-inbound-log", *inboundLog)
+	}
 	if profDir != "" {
 		args = append(args, "-inbound-profile", profDir)
 	}
@@ -464,8 +574,7 @@ func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.D
 		}
 	}()
 	for i := range k {
-		m := n/k + min(1, max(0, n%k-i)) // spread the remainder
-		c, err := startChild(ctx, "-inbound-dial", sec, "-wan-peer", addr, "-inbound-conns", strconv.Itoa(m))
+		c, err := startChild(ctx, "-inbound-dial", sec, "-wan-peer", addr, "-inbound-conns", strconv.Itoa(clientShare(n, k, i)))
 		if err != nil {
 			return res, err
 		}
@@ -477,14 +586,11 @@ func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.D
 		}
 	}
 	time.Sleep(settle)
-	g0, heap0, stack0, err := gcStats(l)
+	s0, err := sampleListener(l, 0)
 	if err != nil {
 		return res, err
 	}
-	rss0, cpu0, err := procUsage(pid)
-	if err != nil {
-		return res, err
-	}
+	res.steps = append(res.steps, s0)
 	name := func(kind string) string {
 		return filepath.Join(profDir, fmt.Sprintf("inbound-%s-%s-%d.%s.pprof", impl, sec, n, kind))
 	}
@@ -494,30 +600,63 @@ func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.D
 		}
 	}
 
-	t0 := time.Now()
-	for _, c := range clients {
-		if _, err := fmt.Fprintln(c.in, "GO"); err != nil {
-			return res, fmt.Errorf("start clients: %w", err)
+	// Each step: every client dials its share of the new connections at
+	// once; the clock and the listener's CPU run from the first dial until
+	// the listener has identified them all.
+	var acceptCPU time.Duration
+	for si, target := range steps[1:] {
+		prev := steps[si]
+		// The samples so far stay in res: a listener that fails a step
+		// still has its staircase up to there.
+		stepErr := func(err error) error {
+			err = fmt.Errorf("going from %d to %d connections: %w", prev, target, err)
+			// Where the listener stands, for whoever looks into it.
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("p2pbench-inbound-%s-%s-stacks.txt", impl, sec))
+			if _, serr := l.ask("stacks " + path); serr == nil {
+				err = fmt.Errorf("%w (the listener's goroutines: %s)", err, path)
+			}
+			return err
 		}
-	}
-	for _, c := range clients {
-		s, err := c.line() // DONE redials
+		_, cpu0, err := procUsage(pid)
 		if err != nil {
-			return res, err
+			return res, stepErr(err)
 		}
-		var r int
-		fmt.Sscanf(s, "DONE %d", &r)
-		res.redials += r
+		t0 := time.Now()
+		for i, c := range clients {
+			if _, err := fmt.Fprintf(c.in, "GO %d\n", clientShare(target, k, i)-clientShare(prev, k, i)); err != nil {
+				return res, stepErr(fmt.Errorf("start clients: %w", err))
+			}
+		}
+		for _, c := range clients {
+			s, err := c.line() // DONE redials
+			if err != nil {
+				return res, stepErr(err)
+			}
+			var r int
+			fmt.Sscanf(s, "DONE %d", &r)
+			res.redials += r
+		}
+		if _, err := l.ask("wait " + strconv.Itoa(target)); err != nil {
+			return res, stepErr(err)
+		}
+		res.accept += time.Since(t0)
+		_, cpu1, err := procUsage(pid)
+		if err != nil {
+			return res, stepErr(err)
+		}
+		acceptCPU += cpu1 - cpu0
+		if target == n {
+			break
+		}
+		time.Sleep(settle)
+		s, err := sampleListener(l, target)
+		if err != nil {
+			return res, stepErr(err)
+		}
+		res.steps = append(res.steps, s)
+		logf("inbound: %s/%s at %d: %.1f MiB RSS, %.1f MiB heap (available memory %s)", impl, sec, target, s.rss/(1<<20), s.heap/(1<<20), availMiB())
 	}
-	if _, err := l.ask("wait " + strconv.Itoa(n)); err != nil {
-		return res, err
-	}
-	res.accept = time.Since(t0)
-	_, cpu1, err := procUsage(pid)
-	if err != nil {
-		return res, err
-	}
-	res.acceptCPU = (cpu1 - cpu0) / time.Duration(n)
+	res.acceptCPU = acceptCPU / time.Duration(n)
 	if profDir != "" {
 		if _, err := l.ask("cpu-stop"); err != nil {
 			return res, err
@@ -530,21 +669,23 @@ func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.D
 	if err != nil {
 		return res, err
 	}
-	time.Sleep(idle)
+	select {
+	case <-time.After(idle):
+	case <-ctx.Done():
+		return res, context.Cause(ctx)
+	}
 	_, cpu3, err := procUsage(pid)
 	if err != nil {
 		return res, err
 	}
 	res.idleCPU = float64((cpu3-cpu2)/time.Microsecond) / idle.Seconds() / float64(n)
 
-	g1, heap1, stack1, err := gcStats(l)
+	s1, err := sampleListener(l, n)
 	if err != nil {
 		return res, err
 	}
-	rss1, _, err := procUsage(pid)
-	if err != nil {
-		return res, err
-	}
+	res.steps = append(res.steps, s1)
+	logf("inbound: %s/%s at %d: %.1f MiB RSS, %.1f MiB heap (available memory %s)", impl, sec, n, s1.rss/(1<<20), s1.heap/(1<<20), availMiB())
 	if profDir != "" {
 		for _, kind := range []string{"heap", "goroutine"} {
 			if _, err := l.ask(kind + " " + name(kind)); err != nil {
@@ -553,19 +694,36 @@ func measureInbound(ctx context.Context, impl, sec string, n, k int, idle time.D
 		}
 	}
 	per := float64(n)
-	res.rss = (float64(rss1) - float64(rss0)) / per
-	res.heap = (heap1 - heap0) / per
-	res.stack = (stack1 - stack0) / per
-	res.goroutines = (g1 - g0) / per
+	res.rss = (s1.rss - s0.rss) / per
+	res.heap = (s1.heap - s0.heap) / per
+	res.stack = (s1.stack - s0.stack) / per
+	res.goroutines = (s1.goroutines - s0.goroutines) / per
 	return res, nil
+}
+
+// availMiB is the machine's available memory for the log, or "?".
+func availMiB() string {
+	a, err := memAvailable()
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%d MiB", a>>20)
 }
 
 type inboundKey struct{ impl, sec string }
 
 // runInbound measures every stack of -inbound-stacks, both listeners in
-// turns, and prints the table.
+// turns, prints the tables and draws the chart.
 func runInbound(ctx context.Context) error {
-	n, k := *inboundN, max(1, *inboundClients)
+	n := *inboundN
+	k := inboundClientCount(*inboundClients, n)
+	steps, err := parseSteps(*inboundSteps, n)
+	if err != nil {
+		return err
+	}
+	if err := checkNoFile(n); err != nil {
+		return err
+	}
 	if *inboundProfile != "" {
 		if err := os.MkdirAll(*inboundProfile, 0o755); err != nil {
 			return fmt.Errorf("profile dir: %w", err)
@@ -579,19 +737,36 @@ func runInbound(ctx context.Context) error {
 		}
 		stacks = append(stacks, s)
 	}
+	ctx, stop := watchMemory(ctx, uint64(*inboundMinFree)<<20)
+	defer stop()
 	listeners := strings.Split(*inboundImpls, ",")
 	out := make(map[inboundKey][]inboundResult)
 	for round := range max(1, *inboundRounds) {
 		for _, sec := range stacks {
 			for _, impl := range listeners {
-				logf("inbound: round %d, %s/%s x %d from %d processes (load %s)", round+1, impl, sec, n, k, loadAvg())
+				logf("inbound: round %d, %s/%s x %d in steps %v from %d processes (load %s, available memory %s)", round+1, impl, sec, n, steps[1:], k, loadAvg(), availMiB())
 				prof := ""
 				if round == 0 {
 					prof = *inboundProfile
 				}
-				r, err := measureInbound(ctx, impl, sec, n, k, *inboundIdle, prof)
+				r, err := measureInbound(ctx, impl, sec, steps, k, *inboundIdle, prof)
+				if cause := context.Cause(ctx); cause != nil {
+					// Out of memory: what was measured so far is still
+					// worth a table.
+					if len(out) > 0 {
+						fmt.Print(inboundMarkdown(stacks, out, k, *inboundIdle))
+						fmt.Print(stepsMarkdown(stacks, out))
+					}
+					return fmt.Errorf("inbound %s/%s: %w", impl, sec, cause)
+				}
 				if err != nil {
-					return fmt.Errorf("inbound %s/%s: %w", impl, sec, err)
+					// One listener failing is a result: its staircase up
+					// to there and why, and the others still run.
+					logf("inbound: %s/%s FAILED: %v", impl, sec, err)
+					r.failed = err.Error()
+					out[inboundKey{impl, sec}] = append(out[inboundKey{impl, sec}], r)
+					time.Sleep(settle)
+					continue
 				}
 				logf("inbound: %s/%s: %.1f KiB RSS, %.1f KiB heap, %.2f goroutines, %s ms accept CPU, %.1f µs/s idle CPU per conn; all in %v, %d redials",
 					impl, sec, r.rss/1024, r.heap/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Round(time.Millisecond), r.redials)
@@ -600,7 +775,22 @@ func runInbound(ctx context.Context) error {
 			}
 		}
 	}
-	fmt.Print(inboundMarkdown(stacks, out))
+	fmt.Print(inboundMarkdown(stacks, out, k, *inboundIdle))
+	if len(steps) > 2 {
+		fmt.Print(stepsMarkdown(stacks, out))
+	}
+	if *inboundChart != "" {
+		if err := os.MkdirAll(filepath.Dir(*inboundChart), 0o755); err != nil {
+			return fmt.Errorf("chart dir: %w", err)
+		}
+		title := "Listener RSS against idle inbound connections (go-libp2p v0.51 clients)"
+		if r := *inboundRounds; r > 1 {
+			title += fmt.Sprintf(", median of %d rounds", r)
+		}
+		if err := drawLines(*inboundChart, title, "connections", "RSS MiB", chartPanels(stacks, out)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -627,28 +817,38 @@ func inboundMedian(rs []inboundResult) inboundResult {
 		idleCPU:    med(func(r inboundResult) float64 { return r.idleCPU }),
 		accept:     time.Duration(med(func(r inboundResult) float64 { return float64(r.accept) })),
 		load:       strings.Join(slices.Compact(loads), "; "),
+		redials:    int(med(func(r inboundResult) float64 { return float64(r.redials) })),
+		steps:      medianSteps(stepsOf(rs)),
 	}
 }
 
-func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult) string {
+func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, clients int, idle time.Duration) string {
 	var b strings.Builder
-	rounds := 0
+	rounds, n := 0, 0
 	for _, rs := range out {
-		rounds = len(rs)
+		rounds, n = len(rs), rs[0].conns
 	}
-	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d go-libp2p v0.51 client processes, median of %d round(s); per connection unless noted.\n\n",
-		*inboundN, max(1, *inboundClients), rounds)
+	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d go-libp2p v0.51 client processes, idle CPU over %v, median of %d round(s); per connection unless noted.\n\n",
+		n, clients, idle, rounds)
 	b.WriteString("| stack | listener | RSS KiB | heap KiB | stack KiB | goroutines | accept CPU ms | idle CPU µs/s | accept all s | load avg |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	var notes []string
 	for _, sec := range stacks {
 		var rs [2]inboundResult
 		both := true
 		for i, impl := range impls {
-			if len(out[inboundKey{impl, sec}]) == 0 {
+			ok, failed := splitFailed(out[inboundKey{impl, sec}])
+			for _, f := range failed {
+				notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", impl, sec, f.load, f.failed))
+			}
+			if len(ok) == 0 {
 				both = false
+				if len(failed) > 0 {
+					fmt.Fprintf(&b, "| %s | %s | failed |%s %s |\n", sec, impl, strings.Repeat(" – |", 6), failed[0].load)
+				}
 				continue
 			}
-			r := inboundMedian(out[inboundKey{impl, sec}])
+			r := inboundMedian(ok)
 			rs[i] = r
 			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
 				sec, impl, r.rss/1024, r.heap/1024, r.stack/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Seconds(), r.load)
@@ -660,6 +860,12 @@ func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult) string
 		fmt.Fprintf(&b, "| %s | tachyon / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec,
 			ratio(t.rss, g.rss), ratio(t.heap, g.heap), ratio(t.stack, g.stack), ratio(t.goroutines, g.goroutines),
 			ratio(float64(t.acceptCPU), float64(g.acceptCPU)), ratio(t.idleCPU, g.idleCPU), ratio(t.accept.Seconds(), g.accept.Seconds()))
+	}
+	for _, note := range notes {
+		fmt.Fprintf(&b, "\n- %s", note)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -20,9 +20,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestInbound runs the whole -inbound measurement, small, against both
-// listeners over TCP+Noise and QUIC: the children start, every connection
-// is identified on both sides, and the figures are plausible.
+// TestInbound runs the whole -inbound measurement, small and in two
+// steps, against both listeners over TCP+Noise and QUIC: the children
+// start, every connection is identified on both sides, each step is
+// sampled, and the figures are plausible.
 func TestInbound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes and 40 go-libp2p hosts")
@@ -34,7 +35,7 @@ func TestInbound(t *testing.T) {
 		for _, impl := range impls {
 			t.Run(impl+"/"+sec, func(t *testing.T) {
 				dir := t.TempDir()
-				r, err := measureInbound(ctx, impl, sec, n, k, 100*time.Millisecond, dir)
+				r, err := measureInbound(ctx, impl, sec, []int{0, n / 2, n}, k, 100*time.Millisecond, dir)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -46,6 +47,17 @@ func TestInbound(t *testing.T) {
 				}
 				if r.conns != n || r.goroutines < 1 || r.heap <= 0 || r.acceptCPU <= 0 || r.accept <= 0 {
 					t.Errorf("implausible result %+v", r)
+				}
+				if len(r.steps) != 3 || r.steps[0].conns != 0 || r.steps[1].conns != n/2 || r.steps[2].conns != n {
+					t.Fatalf("steps %+v, want samples at 0, %d and %d connections", r.steps, n/2, n)
+				}
+				for _, s := range r.steps {
+					if s.rss <= 0 || s.heap <= 0 || s.goroutines < 1 {
+						t.Errorf("implausible sample %+v", s)
+					}
+				}
+				if r.steps[2].goroutines <= r.steps[0].goroutines {
+					t.Errorf("goroutines %v at %d connections, %v at 0", r.steps[2].goroutines, n, r.steps[0].goroutines)
 				}
 			})
 		}
