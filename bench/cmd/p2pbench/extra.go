@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ func handshake(ctx context.Context, c, srv endpoint) error {
 	server := srv.ref()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	defer trace.StartRegion(ctx, "handshake").End() // for -hs-trace
 	if err := c.connect(ctx, server); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

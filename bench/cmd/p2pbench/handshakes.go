@@ -23,7 +23,7 @@ var (
 	hsStacks = flag.String("hs-stacks", strings.Join(upSecs, ","), "comma-separated `stacks` of -handshakes")
 	hsConcF  = flag.String("hs-dialers", "1,16", "comma-separated dialer counts of -handshakes")
 	hsPhases = flag.Bool("hs-phases", false, "with -handshakes: instead of the rates, time the phases of single-dialer connections (connect, stream, echo, identify at each end)")
-	hsTrace  = flag.String("hs-trace", "", "with -hs-phases: write a runtime trace of the timed connections into `file`")
+	hsTrace  = flag.String("hs-trace", "", "with -handshakes: write a runtime trace into `file` (each row a trace task, each connection a region)")
 )
 
 // hsRow is one row of -handshakes.
@@ -73,7 +73,7 @@ func handshakesMain() int {
 	if *hsPhases {
 		err = handshakePhases(ctx, servers, secs, *hsTrace)
 	} else {
-		err = handshakeRounds(ctx, servers, secs, concs)
+		err = handshakeRounds(ctx, servers, secs, concs, *hsTrace)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pbench:", err)
@@ -84,8 +84,15 @@ func handshakesMain() int {
 
 // handshakeRounds measures every row *hsRounds times, the rows and both
 // implementations taking turns, and prints the medians.
-func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs []string, concs []int) error {
+func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs []string, concs []int, traceFile string) error {
 	load0 := loadAvg()
+	if traceFile != "" {
+		stop, err := startTrace(traceFile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var rows []hsRow
 	for _, conc := range concs {
 		for _, sec := range secs {
@@ -104,7 +111,9 @@ func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs [
 				if r < 0 {
 					d = *hsPer / 5 // warm-up, dropped
 				}
-				res, err := measureHandshakes(ctx, impl, row.sec, servers[serverKey{impl, row.sec}], nil, row.conc, d)
+				tctx, task := trace.NewTask(ctx, fmt.Sprintf("handshake %s/%s x%d", impl, row.sec, row.conc))
+				res, err := measureHandshakes(tctx, impl, row.sec, servers[serverKey{impl, row.sec}], nil, row.conc, d)
+				task.End()
 				if err != nil {
 					return err
 				}
@@ -151,15 +160,11 @@ var hsPhaseNames = []string{"connect", "new stream", "echo", "client identified"
 func handshakePhases(ctx context.Context, servers map[serverKey]endpoint, secs []string, traceFile string) error {
 	const n = 200
 	if traceFile != "" {
-		f, err := os.Create(traceFile)
+		stop, err := startTrace(traceFile)
 		if err != nil {
-			return fmt.Errorf("trace file: %w", err)
+			return err
 		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return fmt.Errorf("starting the trace: %w", err)
-		}
-		defer trace.Stop()
+		defer stop()
 	}
 	fmt.Printf("Phases of %d single-dialer connections per stack, load %s: median / p90 in µs.\n\n", n, loadAvg())
 	fmt.Printf("| impl | stack | %s | total | CPU s per wall s |\n|---|---|%s---:|---:|\n", strings.Join(hsPhaseNames, " | "), strings.Repeat("---:|", len(hsPhaseNames)))
@@ -207,6 +212,19 @@ func handshakePhases(ctx context.Context, servers map[serverKey]endpoint, secs [
 		}
 	}
 	return nil
+}
+
+// startTrace starts a runtime trace into file; stop ends it.
+func startTrace(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("trace file: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the trace: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
