@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"runtime/trace"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ var (
 	hsStacks = flag.String("hs-stacks", strings.Join(upSecs, ","), "comma-separated `stacks` of -handshakes")
 	hsConcF  = flag.String("hs-dialers", "1,16", "comma-separated dialer counts of -handshakes")
 	hsPhases = flag.Bool("hs-phases", false, "with -handshakes: instead of the rates, time the phases of single-dialer connections (connect, stream, echo, identify at each end)")
+	hsProf   = flag.String("hs-cpuprofile", "", "with -handshakes: write a CPU profile of the rounds into `file`")
 	hsTrace  = flag.String("hs-trace", "", "with -handshakes: write a runtime trace into `file` (each row a trace task, each connection a region)")
 )
 
@@ -92,6 +94,17 @@ func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs [
 			return err
 		}
 		defer stop()
+	}
+	if *hsProf != "" {
+		f, err := os.Create(*hsProf)
+		if err != nil {
+			return fmt.Errorf("profile file: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var rows []hsRow
 	for _, conc := range concs {
