@@ -19,20 +19,14 @@ import (
 )
 
 var (
-	hsRounds = flag.Int("hs-rounds", 5, "rounds of -handshakes (the rows take turns in each; medians are reported)")
-	hsPer    = flag.Duration("hs-time", 500*time.Millisecond, "timed handshakes per row and round of -handshakes")
-	hsStacks = flag.String("hs-stacks", strings.Join(upSecs, ","), "comma-separated `stacks` of -handshakes")
-	hsConcF  = flag.String("hs-dialers", "1,16", "comma-separated dialer counts of -handshakes")
-	hsPhases = flag.Bool("hs-phases", false, "with -handshakes: instead of the rates, time the phases of single-dialer connections (connect, stream, echo, identify at each end)")
-	hsProf   = flag.String("hs-cpuprofile", "", "with -handshakes: write a CPU profile of the rounds into `file`")
-	hsTrace  = flag.String("hs-trace", "", "with -handshakes: write a runtime trace into `file` (each row a trace task, each connection a region)")
+	hsRoundsF = flag.Int("hs-rounds", 5, "rounds of -handshakes (the rows take turns in each; medians are reported)")
+	hsPer     = flag.Duration("hs-time", 500*time.Millisecond, "timed handshakes per row and round of -handshakes")
+	hsStacks  = flag.String("hs-stacks", strings.Join(upSecs, ","), "comma-separated `stacks` of -handshakes")
+	hsConcF   = flag.String("hs-dialers", "1,16", "comma-separated dialer counts of -handshakes")
+	hsPhases  = flag.Bool("hs-phases", false, "with -handshakes: instead of the rates, time the phases of single-dialer connections (connect, stream, echo, identify at each end)")
+	hsProf    = flag.String("hs-cpuprofile", "", "with -handshakes: write a CPU profile of the rounds into `file`")
+	hsTrace   = flag.String("hs-trace", "", "with -handshakes: write a runtime trace into `file` (each row a trace task, each connection a region)")
 )
-
-// hsRow is one row of -handshakes.
-type hsRow struct {
-	sec  string
-	conc int
-}
 
 // handshakesMain runs -handshakes and returns the exit code.
 func handshakesMain() int {
@@ -84,7 +78,7 @@ func handshakesMain() int {
 	return 0
 }
 
-// handshakeRounds measures every row *hsRounds times, the rows and both
+// handshakeRounds measures every row *hsRoundsF times, the rows and both
 // implementations taking turns, and prints the medians.
 func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs []string, concs []int, traceFile string) error {
 	load0 := loadAvg()
@@ -112,34 +106,11 @@ func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs [
 			rows = append(rows, hsRow{sec, conc})
 		}
 	}
-	got := make(map[hsKey][]hsResult)
-	order := slices.Clone(impls)
-	for r := -1; r < *hsRounds; r++ {
-		for _, row := range rows {
-			// Alternate which implementation goes first, so that neither
-			// always follows the other's closed hosts.
-			slices.Reverse(order)
-			for _, impl := range order {
-				d := *hsPer
-				if r < 0 {
-					d = *hsPer / 5 // warm-up, dropped
-				}
-				tctx, task := trace.NewTask(ctx, fmt.Sprintf("handshake %s/%s x%d", impl, row.sec, row.conc))
-				res, err := measureHandshakes(tctx, impl, row.sec, servers[serverKey{impl, row.sec}], nil, row.conc, d)
-				task.End()
-				if err != nil {
-					return err
-				}
-				if r >= 0 {
-					k := hsKey{impl, row.sec, row.conc}
-					got[k] = append(got[k], res)
-				}
-				time.Sleep(100 * time.Millisecond) // let closed hosts wind down
-			}
-		}
-		if r >= 0 {
-			logf("handshakes: round %d of %d done, load %s", r+1, *hsRounds, loadAvg())
-		}
+	got, err := hsRounds(ctx, servers, rows, *hsRoundsF, *hsPer, func(r int) {
+		logf("handshakes: round %d of %d done, load %s", r+1, *hsRoundsF, loadAvg())
+	})
+	if err != nil {
+		return err
 	}
 	med := func(k hsKey, f func(hsResult) float64) float64 {
 		xs := make([]float64, len(got[k]))
@@ -151,13 +122,22 @@ func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs [
 	rate := func(x hsResult) float64 { return x.perSec }
 	cpuMs := func(x hsResult) float64 { return ms1(x.cpuPerConn) }
 	busy := func(x hsResult) float64 { return x.cpu.Seconds() / x.wall.Seconds() }
-	fmt.Printf("Handshake rate: medians of %d rounds of %v per row, rows interleaved; load average %s at the start, %s at the end.\n\n", *hsRounds, *hsPer, load0, loadAvg())
+	fmt.Printf("Handshake rate: medians of %d rounds of %v per row, rows interleaved; load average %s at the start, %s at the end.\n\n", *hsRoundsF, *hsPer, load0, loadAvg())
 	fmt.Printf("| dialers | stack | tachyon (/s) | go-libp2p (/s) | ratio | CPU ms/conn tachyon | go-libp2p | CPU s per wall s tachyon | go-libp2p |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range rows {
 		t, g := hsKey{implTachyon, row.sec, row.conc}, hsKey{implGo, row.sec, row.conc}
 		fmt.Printf("| %d | %s | %.0f | %.0f | %s | %.2f | %.2f | %.2f | %.2f |\n", row.conc, row.sec,
 			med(t, rate), med(g, rate), ratio(med(t, rate), med(g, rate)),
 			med(t, cpuMs), med(g, cpuMs), med(t, busy), med(g, busy))
+	}
+	fmt.Printf("\nEvery round's ratio (tachyon / go-libp2p handshakes/s):\n\n")
+	for _, row := range rows {
+		t, g := got[hsKey{implTachyon, row.sec, row.conc}], got[hsKey{implGo, row.sec, row.conc}]
+		var parts []string
+		for i := range min(len(t), len(g)) {
+			parts = append(parts, ratio(t[i].perSec, g[i].perSec))
+		}
+		fmt.Printf("- %d dialer(s), %s: %s\n", row.conc, row.sec, strings.Join(parts, ", "))
 	}
 	return nil
 }
