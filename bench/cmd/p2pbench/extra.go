@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/trace"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -54,6 +56,7 @@ func handshake(ctx context.Context, c, srv endpoint) error {
 	server := srv.ref()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	defer trace.StartRegion(ctx, "handshake").End() // for -hs-trace
 	if err := c.connect(ctx, server); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -155,24 +158,82 @@ func measureHandshakes(ctx context.Context, impl, sec string, srv, client endpoi
 	return r, nil
 }
 
-// runHandshakes measures every stack of upSecs for both implementations;
-// the stacks take turns for each concurrency.
+// hsFullRounds is the number of interleaved rounds runHandshakes splits
+// each row's timed phases into, so that a change of the machine's load
+// falls on both implementations alike.
+const hsFullRounds = 3
+
+// runHandshakes measures every stack of upSecs for both implementations
+// (interleaved rounds, see hsRounds); a row's result is the sum of its
+// rounds.
 func runHandshakes(ctx context.Context, res *results, servers map[serverKey]endpoint) error {
-	res.hs = make(map[hsKey]hsResult)
+	var rows []hsRow
 	for _, conc := range hsConcs {
 		for _, sec := range upSecs {
-			for _, impl := range impls {
-				logf("handshakes: %s/%s, %d dialers, %v", impl, sec, conc, res.p.hsTime)
-				r, err := measureHandshakes(ctx, impl, sec, servers[serverKey{impl, sec}], nil, conc, res.p.hsTime)
-				if err != nil {
-					return err
-				}
-				res.hs[hsKey{impl, sec, conc}] = r
-				time.Sleep(200 * time.Millisecond) // let closed hosts wind down
-			}
+			rows = append(rows, hsRow{sec, conc})
 		}
 	}
+	got, err := hsRounds(ctx, servers, rows, hsFullRounds, res.p.hsTime/hsFullRounds, func(r int) {
+		logf("handshakes: round %d of %d done", r+1, hsFullRounds)
+	})
+	if err != nil {
+		return err
+	}
+	res.hs = make(map[hsKey]hsResult)
+	for k, rs := range got {
+		var sum hsResult
+		for _, r := range rs {
+			sum.conns += r.conns
+			sum.wall += r.wall
+			sum.cpu += r.cpu
+		}
+		sum.perSec = float64(sum.conns) / sum.wall.Seconds()
+		sum.cpuPerConn = sum.cpu / time.Duration(sum.conns)
+		res.hs[k] = sum
+	}
 	return nil
+}
+
+// hsRow is one row of the handshake rate: a stack and a number of dialers.
+type hsRow struct {
+	sec  string
+	conc int
+}
+
+// hsRounds measures every row of both implementations for per in each of
+// rounds rounds, after a short warm-up round that is dropped. The rows and
+// implementations take turns, and which implementation goes first
+// alternates, so that neither always follows the other's closed hosts.
+// Every row of a trace (-hs-trace) is a task, every connection a region.
+func hsRounds(ctx context.Context, servers map[serverKey]endpoint, rows []hsRow, rounds int, per time.Duration, done func(round int)) (map[hsKey][]hsResult, error) {
+	got := make(map[hsKey][]hsResult)
+	order := slices.Clone(impls)
+	for r := -1; r < rounds; r++ {
+		for _, row := range rows {
+			slices.Reverse(order)
+			for _, impl := range order {
+				d := per
+				if r < 0 {
+					d = per / 5
+				}
+				tctx, task := trace.NewTask(ctx, fmt.Sprintf("handshake %s/%s x%d", impl, row.sec, row.conc))
+				res, err := measureHandshakes(tctx, impl, row.sec, servers[serverKey{impl, row.sec}], nil, row.conc, d)
+				task.End()
+				if err != nil {
+					return nil, err
+				}
+				if r >= 0 {
+					k := hsKey{impl, row.sec, row.conc}
+					got[k] = append(got[k], res)
+				}
+				time.Sleep(100 * time.Millisecond) // let closed hosts wind down
+			}
+		}
+		if r >= 0 && done != nil {
+			done(r)
+		}
+	}
+	return got, nil
 }
 
 // parallelUpload sends size bytes split over n new streams of the existing

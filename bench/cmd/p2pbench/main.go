@@ -105,6 +105,7 @@ func main() {
 	overheadRounds := flag.Int("overhead-rounds", 60, "rounds of -metrics-overhead")
 	overheadAA := flag.Bool("overhead-aa", false, "with -metrics-overhead: both sides with metrics off (an A/A run: the set-up's own bias)")
 	attribution := flag.Duration("overhead-attribution", 0, "profile each -metrics-overhead row for this long per member and print the metrics code's share of the CPU instead of the A/B rounds (with -profile, each window's profile is kept there)")
+	handshakes := flag.Bool("handshakes", false, "measure only the handshake-rate rows (interleaved rounds, medians; see -hs-rounds, -hs-time, -hs-stacks, -hs-dialers, -hs-phases)")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -140,6 +141,10 @@ func main() {
 		res.wanMarkdown(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) })
 		fmt.Print(b.String())
 		return
+	}
+
+	if *handshakes {
+		os.Exit(handshakesMain())
 	}
 
 	if *idleOnly {
