@@ -407,10 +407,3 @@ func (c *conn) ConnState() network.ConnState   { return c.state }
 func (c *conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
 func (c *conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
 func (c *conn) Direction() network.Direction   { return c.dir }
-
-// HandleInbound hands inbound streams over if the muxer can (see
-// network.InboundStreams).
-func (c *conn) HandleInbound(accept func(network.MuxedStream), ended func(error)) bool {
-	h, ok := c.MuxedConn.(network.InboundStreams)
-	return ok && h.HandleInbound(accept, ended)
-}
