@@ -63,15 +63,7 @@ func drawBars(path, title, unit string, bars []bar) error {
 		draw.Draw(img, image.Rect(labelW, y+3, labelW+n, y+rowH-3), &image.Uniform{c}, image.Point{}, draw.Src)
 		text(labelW+n+6, y+14, fmt.Sprintf("%.2f %s", b.value, unit))
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("chart: %w", err)
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("chart %s: %w", path, err)
-	}
-	return f.Close()
+	return writePNG(path, img)
 }
 
 // chartFiles are the charts' names under the charts directory.
@@ -128,4 +120,17 @@ func (r *results) drawCharts(dir string) error {
 		}
 	}
 	return drawBars(filepath.Join(dir, chartMemory), "RSS per idle connection, both ends, KiB (lower is better)", "KiB", mem)
+}
+
+// writePNG encodes img into the file at path.
+func writePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -273,19 +273,29 @@ func (t *tachyonHost) close() error  { return t.h.Close() }
 
 type goHost struct{ h ghost.Host }
 
+// goStack is go-libp2p's transport, security and muxer options for the
+// TCP+Noise, TCP+TLS and QUIC stacks, nil for any other.
+func goStack(sec string) []libp2p.Option {
+	switch sec {
+	case secNoise:
+		return []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gnoise.ID, gnoise.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
+	case secTLS:
+		return []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gtls.ID, gtls.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
+	case secQUIC:
+		return []libp2p.Option{libp2p.Transport(gquic.NewTransport)}
+	}
+	return nil
+}
+
 // newGoHost builds a go-libp2p host with only TCP, one security protocol
 // and yamux. The resource manager gets infinite limits and the connection
 // manager is the null one, so neither caps the idle-connection benchmark.
 func newGoHost(sec string, listen bool) (*goHost, error) {
 	listenAddr := loopbackListen
-	var stack []libp2p.Option
+	stack := goStack(sec)
 	switch sec {
-	case secNoise:
-		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gnoise.ID, gnoise.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
-	case secTLS:
-		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gtls.ID, gtls.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
+	case secNoise, secTLS:
 	case secQUIC:
-		stack = []libp2p.Option{libp2p.Transport(gquic.NewTransport)}
 		listenAddr = loopbackListenQUIC
 	case secWT:
 		stack = []libp2p.Option{libp2p.Transport(gwebtransport.New)}

@@ -9,9 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
 	"math"
-	"os"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -143,15 +141,7 @@ func drawLines(path, title, xLabel, yLabel string, panels []linePanel) error {
 		}
 	}
 
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("chart: %w", err)
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("chart %s: %w", path, err)
-	}
-	return f.Close()
+	return writePNG(path, img)
 }
 
 func lineColor(impl string) color.RGBA {

@@ -19,11 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	gconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
 	gnetwork "github.com/libp2p/go-libp2p/core/network"
-	gyamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	gnoise "github.com/libp2p/go-libp2p/p2p/security/noise"
-	gtls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	gquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	gtcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
 // inboundPerClient is how many connections one client process holds at
@@ -106,15 +101,8 @@ func inboundClientCount(asked, n int) int {
 // probe would be work on one side only). What the listener sees of it is
 // the same as before: the handshake and identify.
 func newInboundClient(sec string) (*goHost, error) {
-	var stack []libp2p.Option
-	switch sec {
-	case secNoise:
-		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gnoise.ID, gnoise.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
-	case secTLS:
-		stack = []libp2p.Option{libp2p.Transport(gtcp.NewTCPTransport), libp2p.Security(gtls.ID, gtls.New), libp2p.Muxer(gyamux.ID, gyamux.DefaultTransport)}
-	case secQUIC:
-		stack = []libp2p.Option{libp2p.Transport(gquic.NewTransport)}
-	default:
+	stack := goStack(sec)
+	if stack == nil {
 		return nil, fmt.Errorf("inbound client: unknown stack %q", sec)
 	}
 	h, err := libp2p.New(append(stack,
