@@ -31,6 +31,9 @@ type Conn struct {
 	// connection even for streams nobody closed.
 	smu     sync.Mutex
 	metered map[*Stream]struct{}
+	// hand is tc when it hands inbound streams over (set before the first
+	// one, never changed after): they are released to it (see release).
+	hand network.InboundStreams
 }
 
 // ID is unique among the swarm's connections.
@@ -139,6 +142,7 @@ func (c *Conn) inbound(ms network.MuxedStream) {
 	c.s.wg.Add(1) // the connection's own count is held until ended
 	go func() {
 		defer c.s.wg.Done()
+		defer st.release()
 		h := c.s.handler.Load()
 		if h == nil {
 			st.Reset()
@@ -147,6 +151,16 @@ func (c *Conn) inbound(ms network.MuxedStream) {
 		(*h)(st)
 		st.finish()
 	}()
+}
+
+// release tells a muxer that hands streams over that this inbound stream
+// no longer counts against its bound of streams being negotiated (see
+// network.InboundStreams): once its protocol is set, or its handler
+// returned. The muxer ignores second calls.
+func (s *Stream) release() {
+	if h := s.conn.hand; h != nil && s.dir == network.DirInbound {
+		h.ReleaseInbound(s.MuxedStream)
+	}
 }
 
 // ended runs once when the connection ended, after the last inbound call:
@@ -211,6 +225,7 @@ func (s *Stream) SetProtocol(p protocol.ID) {
 		}
 		s.mmu.Unlock()
 	}
+	s.release()
 }
 
 func (s *Stream) LocalPeer() peer.ID            { return s.conn.LocalPeer() }

@@ -383,7 +383,13 @@ func (s *Swarm) addConn(tc network.TransportConn) (*Conn, error) {
 	s.notify(func(n Notifiee) { n.Connected(c) })
 	// A muxer that hands inbound streams over spares the connection a
 	// goroutine waiting in AcceptStream.
-	if h, ok := tc.(network.InboundStreams); !ok || !h.HandleInbound(c.inbound, c.ended) {
+	if h, ok := tc.(network.InboundStreams); ok {
+		c.hand = h
+		if !h.HandleInbound(c.inbound, c.ended) {
+			c.hand = nil // no stream was handed over
+			go c.acceptStreams()
+		}
+	} else {
 		go c.acceptStreams()
 	}
 	return c, nil

@@ -407,3 +407,16 @@ func (c *conn) ConnState() network.ConnState   { return c.state }
 func (c *conn) LocalMultiaddr() ma.Multiaddr   { return c.laddr }
 func (c *conn) RemoteMultiaddr() ma.Multiaddr  { return c.raddr }
 func (c *conn) Direction() network.Direction   { return c.dir }
+
+// HandleInbound and ReleaseInbound hand inbound streams over if the muxer
+// can (see network.InboundStreams).
+func (c *conn) HandleInbound(accept func(network.MuxedStream), ended func(error)) bool {
+	h, ok := c.MuxedConn.(network.InboundStreams)
+	return ok && h.HandleInbound(accept, ended)
+}
+
+func (c *conn) ReleaseInbound(ms network.MuxedStream) {
+	if h, ok := c.MuxedConn.(network.InboundStreams); ok {
+		h.ReleaseInbound(ms)
+	}
+}

@@ -134,7 +134,16 @@ type InboundStreams interface {
 	// cannot do this (it already ended, a wrapped muxer lacks it, or it was
 	// called before): the caller then uses AcceptStream. Once it reported
 	// true, AcceptStream fails.
+	//
+	// The connection hands over a bounded number of streams that the owner
+	// has not released yet; the rest wait, as for AcceptStream, and a
+	// stream the peer resets while waiting is never handed over. So the
+	// owner calls ReleaseInbound once per stream, when the stream no longer
+	// needs to count (the swarm: its protocol is negotiated, or its handler
+	// returned); this may hand a waiting stream over, to accept, on the
+	// calling goroutine.
 	HandleInbound(accept func(MuxedStream), ended func(error)) bool
+	ReleaseInbound(MuxedStream)
 }
 
 // Multiplexer turns a secured connection into a MuxedConn.

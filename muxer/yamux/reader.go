@@ -35,6 +35,9 @@ func (f *frameReader) Peek(n int) ([]byte, error) {
 	return f.buf[f.r : f.r+n], nil
 }
 
+// buffered is how many bytes are read and not consumed yet.
+func (f *frameReader) buffered() int { return f.w - f.r }
+
 // Discard consumes the next n bytes.
 func (f *frameReader) Discard(n int) (int, error) {
 	d := 0

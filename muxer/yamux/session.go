@@ -102,8 +102,12 @@ type Session struct {
 	// onAccept and onEnded, once HandleInbound set them, take inbound
 	// streams instead of acceptQ and hear of the session's end; handMu
 	// keeps accept calls from overlapping and orders them before onEnded.
+	// out counts the streams handed over and not released; beyond maxOut
+	// new streams wait in acceptQ (see ReleaseInbound).
 	onAccept func(network.MuxedStream)
 	onEnded  func(error)
+	out      int
+	fresh    []*Stream // new streams to hand over; the reader's alone
 	// refused counts the SYNs refused for a limit since refusedSince; a
 	// peer that makes us refuse more than MaxRefusedStreams within
 	// refusalWindow is abusive (see refuseForLimit).
@@ -275,6 +279,10 @@ func (s *Session) AcceptStream() (network.MuxedStream, error) {
 func (s *Session) Accept() (*Stream, error) {
 	for {
 		s.mu.Lock()
+		if s.onAccept != nil { // acceptQ holds streams waiting to be handed over
+			s.mu.Unlock()
+			return nil, errHandedOver
+		}
 		if len(s.acceptQ) > 0 {
 			st := s.acceptQ[0]
 			s.acceptQ[0] = nil
@@ -293,10 +301,6 @@ func (s *Session) Accept() (*Stream, error) {
 			err := s.closeErr
 			s.mu.Unlock()
 			return nil, err
-		}
-		if s.onAccept != nil {
-			s.mu.Unlock()
-			return nil, errHandedOver
 		}
 		if s.acceptCh == nil {
 			s.acceptCh = make(chan struct{}, 1)
@@ -701,6 +705,9 @@ func (s *Session) readLoop() {
 
 func (s *Session) recvLoop() error {
 	for {
+		if len(s.fresh) > 0 && s.br.buffered() < headerSize {
+			s.handOverFresh() // before waiting for the network
+		}
 		b, err := s.br.Peek(headerSize)
 		if err != nil {
 			if s.IsClosed() {
@@ -714,6 +721,9 @@ func (s *Session) recvLoop() error {
 		h, err := parseHeader(b)
 		if err != nil {
 			return err
+		}
+		if len(s.fresh) > 0 && h.typ == typeData && s.br.buffered() < headerSize+int(h.length) {
+			s.handOverFresh() // before waiting for the rest of the payload
 		}
 		_, _ = s.br.Discard(headerSize)
 		switch h.typ {
@@ -771,8 +781,10 @@ func (s *Session) handleStreamFrame(h header) error {
 		s.addStreamLocked(st)
 		s.inbound++
 		st.queued = true
-		if s.onAccept != nil {
+		if s.onAccept != nil && s.out < maxOut {
 			fresh = st
+			st.out = true
+			s.out++
 		} else {
 			s.acceptQ = append(s.acceptQ, st)
 			signal(s.acceptCh)
@@ -805,9 +817,10 @@ func (s *Session) handleStreamFrame(h header) error {
 		st.remoteFIN()
 	}
 	if fresh != nil {
-		// After the frame, so that its data awaits the stream's reader
-		// and a stream it reset is not handed over.
-		s.handOver(fresh)
+		// Handed over once the reader has parsed what it holds, so that
+		// the SYN's data awaits the stream's reader and a stream that the
+		// same burst reset is not handed over (see handOverFresh).
+		s.fresh = append(s.fresh, fresh)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ type Stream struct {
 	inbound bool
 	unacked bool // outbound and not yet acknowledged; guarded by sess.mu
 	queued  bool // inbound and in the session's acceptQ; guarded by sess.mu
+	out     bool // handed over and not released yet (see ReleaseInbound); guarded by sess.mu
 	// scopeDone releases the stream from the session's scope; guarded by
 	// sess.mu, called by whoever removes the stream from the session.
 	scopeDone func()
@@ -127,6 +128,12 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		st.mu.Unlock()
+		// A handed-over stream's ACK waits for its first frame (see
+		// handOver); a reader about to wait sends it, so the peer hears
+		// of the stream even from a handler that only reads.
+		if st.sess.ctrlPending.Load() {
+			st.sess.tryFlush()
+		}
 		select {
 		case <-st.readCh:
 		case <-st.readDL.wait():
