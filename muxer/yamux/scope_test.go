@@ -475,3 +475,60 @@ func TestRefusalFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestScopeGrowthLeavesBaseWindows: streams that grow their windows leave
+// the budget room for the base windows of the others, so many fast streams
+// on one connection never trip a reset for data within their windows.
+// Writes of 100 KiB make frames that pool buffers round up.
+func TestScopeGrowthLeavesBaseWindows(t *testing.T) {
+	leakcheck.Check(t)
+	const n, per = 64, 2 << 20
+	for _, wsize := range []int{64 << 10, 100 << 10} {
+		t.Run(fmt.Sprint(wsize>>10, "KiB"), func(t *testing.T) {
+			m, scope := testLimits(t, func(c *limits.Config) { c.MemoryPerConn = 32 << 20 })
+			a, b := tcpPair(t)
+			client := NewSession(a, true, nil)
+			server := NewSessionScope(b, false, nil, scope)
+			defer client.Close()
+			defer server.Close()
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st, err := client.Open(ctxT(t))
+					if err != nil {
+						errs <- err
+						return
+					}
+					buf := make([]byte, wsize)
+					for left := per; left > 0; left -= len(buf) {
+						if _, err := st.Write(buf[:min(left, len(buf))]); err != nil {
+							errs <- fmt.Errorf("write: %w", err)
+							return
+						}
+					}
+					st.Close()
+				}()
+			}
+			for _, st := range acceptN(t, server, n) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got, err := io.Copy(io.Discard, struct{ io.Reader }{st})
+					if err != nil || got != per {
+						errs <- fmt.Errorf("stream %d: read %d bytes: %w", st.id, got, err)
+					}
+					st.Close()
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			waitFor(t, func() bool { return m.Stat().Memory == 0 })
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
@@ -49,6 +50,10 @@ type Stream struct {
 	// never less than held, and the whole window once it grew past
 	// initialWindow, while the stream can receive.
 	held, reserved int64
+	// growWanted: Read found the window used up within four round trips
+	// and the session has a scope; the reader goroutine grows it before
+	// the stream's next frame (growWindow).
+	growWanted atomic.Bool
 
 	readCh  chan struct{} // signalled on data, FIN, RST
 	writeCh chan struct{} // signalled on window updates, RST
@@ -199,14 +204,24 @@ func (st *Stream) creditLocked(grow bool) uint32 {
 	}
 	now := time.Now()
 	if rtt := time.Duration(st.sess.rtt.Load()); grow && rtt > 0 && now.Sub(st.epoch) < 4*rtt {
-		if w := uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow))); w > st.recvWindow && st.reserveWindowLocked(w) {
-			st.recvWindow = w
+		if w := st.grownLocked(); w > st.recvWindow {
+			if st.sess.scope == nil {
+				st.recvWindow = w
+			} else {
+				st.growWanted.Store(true)
+			}
 		}
 	}
 	st.epoch = now
 	delta := st.recvWindow - st.recvAvail - st.buffered - st.incoming
 	st.recvAvail += delta
 	return delta
+}
+
+// grownLocked is the window growth would give: twice the current one, up
+// to MaxStreamWindow.
+func (st *Stream) grownLocked() uint32 {
+	return uint32(min(2*uint64(st.recvWindow), uint64(st.sess.cfg.MaxStreamWindow)))
 }
 
 // receive reads a data frame's payload from the session into the stream.
@@ -216,6 +231,9 @@ func (st *Stream) receive(n uint32) error {
 		return nil
 	}
 	s := st.sess
+	if st.growWanted.Load() {
+		st.growWindow()
+	}
 	st.mu.Lock()
 	if avail := st.recvAvail; n > avail {
 		st.mu.Unlock()
@@ -343,21 +361,45 @@ func (st *Stream) trimLocked() {
 	}
 }
 
-// reserveWindowLocked reserves a window grown to w before it is offered,
-// and reports whether it may be.
-func (st *Stream) reserveWindowLocked(w uint32) bool {
-	if st.sess.scope == nil {
-		return true
+// baseHold is the most a stream that has not grown its window can come to
+// hold in buffers: its 256 KiB of data in pool buffers up to twice the size
+// of each frame.
+const baseHold = 2 * initialWindow
+
+// growWindow grows the window that Read asked to grow (creditLocked) and
+// offers the peer the difference. It runs on the reader goroutine before
+// the stream's next frame. A grown window is reserved whole, and only if
+// the scope could also still hold the base window of every other stream of
+// the session: those streams are promised 256 KiB without a reservation
+// and charge it as their data arrives, so a window grown into their room
+// would get them reset for data the peer was allowed to send.
+//
+// The check reserves that room for a moment and gives it back. On this
+// goroutine it cannot make the scope refuse one of this session's
+// buffers, which are charged here too.
+func (st *Stream) growWindow() {
+	st.growWanted.Store(false)
+	room := int64(max(st.sess.NumStreams()-1, 0)) * baseHold
+	st.mu.Lock()
+	w := st.grownLocked()
+	if w <= st.recvWindow || st.remoteFin || st.reset || st.readClosed {
+		st.mu.Unlock()
+		return
 	}
-	need := int64(w) - st.reserved
-	if need <= 0 {
-		return true
+	if need := int64(w) - st.reserved; need > 0 {
+		if st.sess.reserve(need+room) != nil {
+			st.mu.Unlock()
+			return // the scope logged the refusal; the window stays
+		}
+		st.sess.unreserve(room)
+		st.reserved += need
 	}
-	if st.sess.reserve(need) != nil {
-		return false // the scope logged the refusal; the window stays
-	}
-	st.reserved += need
-	return true
+	delta := w - st.recvWindow
+	st.recvWindow = w
+	st.recvAvail += delta
+	st.mu.Unlock()
+	st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
+	st.sess.spawnFlush()
 }
 
 // resetForLimit resets the stream, and tells the peer, because its data

@@ -247,14 +247,23 @@ func New(cfg *Config) *Mux {
 		m.cfg.AcceptQueue = 32
 	}
 	m.log = logs.Or(m.cfg.Log)
-	// The values go-libp2p uses (quicreuse), so both ends agree on limits.
+	// The values go-libp2p uses (quicreuse), so both ends agree on limits,
+	// but for the larger initial stream window, which only this side's
+	// receiving uses.
 	// Allow0RTT stays false: the early listener must never read data a
 	// client sent before the handshake completed (see the package doc).
 	m.quicConf = &quic.Config{
-		Versions:                         []quic.Version{quic.Version1},
-		HandshakeIdleTimeout:             m.cfg.HandshakeTimeout,
-		MaxIncomingStreams:               256,
-		MaxIncomingUniStreams:            5, // HTTP/3 control and QPACK streams
+		Versions:              []quic.Version{quic.Version1},
+		HandshakeIdleTimeout:  m.cfg.HandshakeTimeout,
+		MaxIncomingStreams:    256,
+		MaxIncomingUniStreams: 5, // HTTP/3 control and QPACK streams
+		// A new stream may carry 4 MiB before its window has to grow:
+		// quic-go's default, 512 KiB, holds a stream on a 63 ms path to
+		// 8 MiB/s for the first round trips while auto-tuning doubles it.
+		// What the peer may send in all stays bounded by the connection
+		// window (initially quic-go's 768 KiB), whose growth the scope
+		// reserves, so this promises no unreserved memory.
+		InitialStreamReceiveWindow:       4 << 20,
 		MaxStreamReceiveWindow:           10 << 20,
 		MaxConnectionReceiveWindow:       15 << 20,
 		KeepAlivePeriod:                  15 * time.Second,

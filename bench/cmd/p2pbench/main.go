@@ -106,6 +106,7 @@ func main() {
 	overheadAA := flag.Bool("overhead-aa", false, "with -metrics-overhead: both sides with metrics off (an A/A run: the set-up's own bias)")
 	attribution := flag.Duration("overhead-attribution", 0, "profile each -metrics-overhead row for this long per member and print the metrics code's share of the CPU instead of the A/B rounds (with -profile, each window's profile is kept there)")
 	handshakes := flag.Bool("handshakes", false, "measure only the handshake-rate rows (interleaved rounds, medians; see -hs-rounds, -hs-time, -hs-stacks, -hs-dialers, -hs-phases)")
+	streamsOnly := flag.Bool("streams", false, "measure only the parallel-stream rows (interleaved rounds, medians; see -st-rounds, -st-size, -st-stacks, -st-counts, -st-profile)")
 	flag.Parse()
 	if code, ok := wanChild(); ok {
 		os.Exit(code)
@@ -145,6 +146,9 @@ func main() {
 
 	if *handshakes {
 		os.Exit(handshakesMain())
+	}
+	if *streamsOnly {
+		os.Exit(streamsMain())
 	}
 
 	if *idleOnly {
