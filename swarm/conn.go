@@ -158,7 +158,10 @@ func (c *Conn) inbound(ms network.MuxedStream) {
 // network.InboundStreams): once its protocol is set, or its handler
 // returned. The muxer ignores second calls.
 func (s *Stream) release() {
-	if h := s.conn.hand; h != nil && s.dir == network.DirInbound {
+	if s.dir != network.DirInbound {
+		return // outbound streams may come before hand is set
+	}
+	if h := s.conn.hand; h != nil {
 		h.ReleaseInbound(s.MuxedStream)
 	}
 }

@@ -452,10 +452,9 @@ func rstFlood(ctx context.Context, e *env) string {
 }
 
 func pingFlood(ctx context.Context, e *env) string {
-	var n uint32
+	var n atomic.Uint32 // the 4 connections' writers share it
 	return flood(ctx, e, 4, false, func(*uint32) []byte {
-		n++
-		return yframe(yPing, fSYN, 0, n, nil)
+		return yframe(yPing, fSYN, 0, n.Add(1), nil)
 	})
 }
 
