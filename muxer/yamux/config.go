@@ -18,8 +18,9 @@ type Config struct {
 	// when the reader consumes a whole window within a few round trips.
 	// Default 16 MiB; never below InitialStreamWindow.
 	MaxStreamWindow uint32
-	// KeepAliveInterval is how often an idle-or-not session pings the peer;
-	// a ping still unanswered at the next tick closes the session.
+	// KeepAliveInterval is how often an idle-or-not session pings the peer,
+	// unless a frame from the peer arrived within the interval; a ping
+	// still unanswered at the next tick closes the session.
 	// Default 30 s; negative disables keepalive.
 	KeepAliveInterval time.Duration
 	// MaxIncomingStreams bounds the streams the peer may have open at once;

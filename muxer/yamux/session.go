@@ -82,6 +82,8 @@ type Session struct {
 	ctrlPending atomic.Bool
 
 	rtt atomic.Int64 // last measured round trip, ns; 0 until known
+	// heard: a frame arrived since the last keepalive tick (keepaliveTick)
+	heard atomic.Bool
 
 	log   *slog.Logger
 	scope network.ConnScope // nil: no limits
@@ -455,6 +457,16 @@ func (s *Session) keepaliveTick() {
 		s.shutdown(ErrKeepAliveTimeout)
 		return
 	}
+	if s.heard.Swap(false) {
+		// A frame came within the interval: the peer is alive, and a
+		// ping would only prove it again. Between two keepalive-running
+		// peers (go-yamux pings every 30 s too) this halves the pings,
+		// most of what an idle connection costs; the peer's own pings
+		// get our pongs, which keep a NAT mapping warm.
+		s.keepalive.Reset(s.cfg.KeepAliveInterval)
+		s.mu.Unlock()
+		return
+	}
 	id := s.newPingLocked(nil)
 	s.kaPing, s.kaPending = id, true
 	// Re-armed under s.mu: shutdown stops the timer under it, so a tick
@@ -726,6 +738,9 @@ func (s *Session) recvLoop() error {
 			s.handOverFresh() // before waiting for the rest of the payload
 		}
 		_, _ = s.br.Discard(headerSize)
+		if !s.heard.Load() {
+			s.heard.Store(true)
+		}
 		switch h.typ {
 		case typeData, typeWindowUpdate:
 			err = s.handleStreamFrame(h)

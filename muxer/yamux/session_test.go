@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -567,4 +568,62 @@ func TestLargeTransfer(t *testing.T) {
 		t.Errorf("receive window stayed at %d: auto-tuning did not grow it", r.window)
 	}
 	t.Logf("receive window grew to %d", r.window)
+}
+
+// TestKeepAliveQuietWhileHeard: a session that hears from its peer within
+// each interval sends no keepalive pings; once the peer falls silent it
+// pings again.
+func TestKeepAliveQuietWhileHeard(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	defer b.Close()
+	const interval = 100 * time.Millisecond
+	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
+	defer s.Close()
+	var wmu sync.Mutex
+	write := func(h header) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		b.Write(appendHeader(nil, h))
+	}
+	var pings atomic.Int32
+	go func() { // counts the session's pings and answers them
+		r := bufio.NewReader(b)
+		var hb [headerSize]byte
+		for {
+			if _, err := io.ReadFull(r, hb[:]); err != nil {
+				return
+			}
+			if h, _ := parseHeader(hb[:]); h.typ == typePing && h.flags&flagSYN != 0 {
+				pings.Add(1)
+				go write(header{typ: typePing, flags: flagACK, length: h.length})
+			}
+		}
+	}()
+	for pings.Load() == 0 { // the RTT ping at the start
+		runtime.Gosched()
+	}
+	time.Sleep(interval / 2)
+	start := pings.Load()
+	// Chatter: a frame every interval/10 for 10 intervals (pinging at
+	// every tick would be 10 pings).
+	for range 100 {
+		write(header{typ: typePing, flags: flagACK, length: 999}) // answers nothing: ignored
+		time.Sleep(interval / 10)
+	}
+	// One tick may have seen the quiet start, one a sleep stretched by load.
+	if n := pings.Load() - start; n > 2 {
+		t.Fatalf("%d keepalive pings while the peer was heard every %v", n, interval/10)
+	}
+	quiet := pings.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for pings.Load() == quiet {
+		if time.Now().After(deadline) {
+			t.Fatal("no keepalive ping after the peer fell silent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.IsClosed() {
+		t.Fatalf("session closed: %v", s.Err())
+	}
 }
