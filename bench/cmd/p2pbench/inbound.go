@@ -45,7 +45,7 @@ var (
 	inboundClients = flag.Int("inbound-clients", 0, "client processes of -inbound, each holding N/k connections (0: one per 2500 connections, at least 4)")
 	inboundRounds  = flag.Int("inbound-rounds", 1, "rounds of -inbound (the listeners take turns in each; medians are reported)")
 	inboundIdle    = flag.Duration("inbound-idle", 30*time.Second, "idle window of -inbound over which idle CPU is measured (30 s holds one yamux keepalive period and two of QUIC)")
-	inboundProfile = flag.String("inbound-profile", "", "write each listener's CPU profile of the accepts and heap and goroutine profiles of the idle connections into `dir`")
+	inboundProfile = flag.String("inbound-profile", "", "write each listener's CPU profiles of the accepts and of the idle window, and heap and goroutine profiles of the idle connections, into `dir`")
 	inboundSteps   = flag.String("inbound-steps", "", "comma-separated connection `counts` at which -inbound samples the listener's RSS and heap, ending at N (default: 0 and N)")
 	inboundChart   = flag.String("inbound-chart", "", "write a PNG chart of the listener's RSS against the -inbound-steps counts to `file`")
 	inboundLog     = flag.String("inbound-log", "", "log `level` (debug, info, warn) of a tachyon listener of -inbound, on stderr: why it refuses or drops connections")
@@ -665,6 +665,11 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 
 	// Idle: after the first identify pushes and timers have settled.
 	time.Sleep(2 * settle)
+	if profDir != "" {
+		if _, err := l.ask("cpu-start " + name("idle-cpu")); err != nil {
+			return res, err
+		}
+	}
 	_, cpu2, err := procUsage(pid)
 	if err != nil {
 		return res, err
@@ -677,6 +682,11 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 	_, cpu3, err := procUsage(pid)
 	if err != nil {
 		return res, err
+	}
+	if profDir != "" {
+		if _, err := l.ask("cpu-stop"); err != nil {
+			return res, err
+		}
 	}
 	res.idleCPU = float64((cpu3-cpu2)/time.Microsecond) / idle.Seconds() / float64(n)
 
