@@ -149,3 +149,68 @@ func TestReadAheadError(t *testing.T) {
 		t.Fatalf("read after the error: %d, %v", n, err)
 	}
 }
+
+// TestReadAheadDeadlineAndClose checks that after reads ahead a blocked
+// Read still ends at its deadline and leaves no buffer held, and that the
+// peer's close_notify after a burst reads as io.EOF after all of the data.
+func TestReadAheadDeadlineAndClose(t *testing.T) {
+	cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
+	a, b := tcpPair(t)
+	if err := b.(*net.TCPConn).SetReadBuffer(2 << 20); err != nil {
+		t.Fatal(err)
+	}
+	cr, sr := handshakePair(t, cli, srv, a, b, srv.LocalPeer())
+	if cr.err != nil || sr.err != nil {
+		t.Fatalf("handshake: %v / %v", cr.err, sr.err)
+	}
+	defer sr.conn.Close()
+
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cr.conn.Write(data)
+		errc <- err
+	}()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(sr.conn, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data corrupted")
+	}
+	if err := sr.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	var ne net.Error
+	if _, err := sr.conn.Read(got); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	if sr.conn.(*Conn).batch.rd.buf != nil {
+		t.Error("read-ahead buffer held by a read that waited")
+	}
+	// crypto/tls fails every read after a timeout: the close_notify is
+	// read on a second pair.
+	cr.conn.Close()
+
+	a, b = tcpPair(t)
+	cr, sr = handshakePair(t, cli, srv, a, b, srv.LocalPeer())
+	if cr.err != nil || sr.err != nil {
+		t.Fatalf("handshake: %v / %v", cr.err, sr.err)
+	}
+	defer sr.conn.Close()
+	go func() {
+		cr.conn.Write(data)
+		cr.conn.Close()
+	}()
+	all, err := io.ReadAll(sr.conn)
+	if err != nil {
+		t.Fatalf("reading to close_notify: %v", err)
+	}
+	if !bytes.Equal(all, data) {
+		t.Fatalf("read %d bytes before close_notify, not the %d written", len(all), len(data))
+	}
+}
