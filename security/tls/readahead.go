@@ -16,22 +16,30 @@ const readAheadSize = 256 << 10
 
 var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 
-// readAhead is the read half of batchConn: once the handshake is done, a
-// read that the kernel says will not wait (SIOCINQ, through netbuf) and
-// that is larger than crypto/tls's buffer goes to a pooled buffer of
-// readAheadSize, and crypto/tls's next reads are served from it. The
-// buffer is held only while it has unread bytes, and never across a read
-// that could wait, so an idle connection keeps none. A read that could
-// wait goes straight to the raw connection into crypto/tls's buffer, as
-// without read-ahead: deadlines, Close and errors reach it as before.
+// readAhead is the read half of batchConn: once the handshake is done,
+// when a read filled its buffer (so more may be waiting) and the kernel says
+// (SIOCINQ, through netbuf) it holds more than crypto/tls's buffer has room
+// for, the next read goes to a pooled buffer of readAheadSize, and
+// crypto/tls's reads after it are served from that. The buffer is held only
+// while it has unread bytes, and only for reads that find bytes waiting, so
+// an idle connection keeps none. Any other read goes straight to the raw
+// connection into crypto/tls's buffer, as without read-ahead: deadlines,
+// Close and errors reach it as before.
+//
+// The kernel is asked before each such read rather than trusted for a
+// burst: a connection under us may count more than its Read returns (a
+// WebSocket counts its frame headers). One that counts only control
+// frames could still make a read ahead wait, holding the buffer until data
+// or an error comes.
 //
 // crypto/tls reads under its input lock, so there is one reader at a time.
 type readAhead struct {
-	on     bool    // set after the handshake
-	buf    *[]byte // read, not yet returned; pooled, nil when empty
-	lo, hi int     // the unread bytes are (*buf)[lo:hi]
-	err    error   // returned once buf is drained
-	queued int     // bytes the kernel holds that are not read yet, at least
+	on   bool    // set after the handshake
+	full bool    // the last read filled its buffer
+	buf  *[]byte // read, not yet returned; pooled, nil when empty
+	lo   int     // the unread bytes are (*buf)[lo:hi]
+	hi   int
+	err  error // returned once buf is drained
 }
 
 // Read is called by crypto/tls.
@@ -49,14 +57,14 @@ func (b *batchConn) Read(p []byte) (int, error) {
 		r.err = nil
 		return n, err
 	}
-	if !r.on || r.queued <= len(p) || len(p) >= readAheadSize {
+	if !r.on || !r.full || len(p) >= readAheadSize || netbuf.Buffered(b.Conn) <= len(p) {
 		n, err := b.Conn.Read(p)
-		b.readDone(n, len(p), err)
+		r.full = n == len(p) && err == nil
 		return n, err
 	}
 	buf := readAheadPool.Get().(*[]byte)
 	n, err := b.Conn.Read(*buf)
-	b.readDone(n, len(*buf), err)
+	r.full = n == len(*buf) && err == nil
 	k := copy(p, (*buf)[:n])
 	if k == n {
 		readAheadPool.Put(buf)
@@ -64,18 +72,4 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	}
 	r.buf, r.lo, r.hi, r.err = buf, k, n, err
 	return k, nil
-}
-
-// readDone accounts for a read of n bytes into a buffer of size. A read
-// that filled its buffer suggests more is waiting: the kernel is asked how
-// much, once per burst rather than once per read.
-func (b *batchConn) readDone(n, size int, err error) {
-	r := &b.rd
-	if !r.on {
-		return
-	}
-	r.queued = max(r.queued-n, 0)
-	if r.queued == 0 && n == size && err == nil {
-		r.queued = netbuf.Buffered(b.Conn)
-	}
 }
