@@ -15,7 +15,8 @@ const maxBatch = 4*(16<<10+tlsRecordOverhead) + 1<<10
 // 5-byte header, the content-type byte and the 16-byte AEAD tag.
 const tlsRecordOverhead = 5 + 1 + 16
 
-// batchConn sits between crypto/tls and the raw connection. crypto/tls
+// batchConn sits between crypto/tls and the raw connection (its reads:
+// see readAhead). crypto/tls
 // writes each record (at most 16 KiB of plaintext) with a write call of its
 // own: on TCP with Nagle off, a system call and a segment per 16 KiB,
 // which both ends pay for (and, on loopback, a wake-up of the reader). While
@@ -32,6 +33,8 @@ type batchConn struct {
 	batchers int     // Conn.Writes in progress; guarded by mu
 	buf      *[]byte // records not written yet; pooled, nil when empty
 	err      error   // the first failed write: the stream is cut from there on
+
+	rd readAhead // the read side; crypto/tls's reader only
 }
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch); return &b }}

@@ -288,6 +288,8 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn
 	}
 	c.remoteKey = pub
 	c.Conn = tc
+	// Not before: the handshake reads as crypto/tls asks, byte for byte.
+	c.batch.rd.on = true
 	c.state.Security = ID
 	if p := st.NegotiatedProtocol; p != alpnLibp2p {
 		c.state.Muxer = protocol.ID(p)
