@@ -327,6 +327,9 @@ func (c *peekConn) Buffered() int {
 	return c.n + netbuf.Buffered(c.Conn)
 }
 
+// BufferedExact is that of the connection under it.
+func (c *peekConn) BufferedExact() bool { return netbuf.Exact(c.Conn) }
+
 // CloseWrite passes half-closes through to TCP.
 func (c *peekConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

@@ -26,3 +26,23 @@ func Queued(c any) (n int, ok bool) {
 	}
 	return kernelQueued(c)
 }
+
+// Exacter is implemented by a Bufferer whose count may not be exact: a
+// WebSocket counts frame headers and control frames, which its Read never
+// returns, so a Read may still wait although the count says bytes are
+// there. Wrappers that add to another connection's count forward it.
+type Exacter interface {
+	BufferedExact() bool
+}
+
+// Exact reports whether a Read of up to Buffered(c) bytes returns without
+// waiting for the network: c counts exactly (its own count unless it says
+// otherwise, or the kernel's for a socket). Reading ahead on that count is
+// safe only then.
+func Exact(c any) bool {
+	if e, ok := c.(Exacter); ok {
+		return e.BufferedExact()
+	}
+	_, ok := Queued(c)
+	return ok
+}

@@ -51,3 +51,34 @@ func TestBuffered(t *testing.T) {
 		t.Fatalf("Buffered after 5 bytes arrived = %d, want %d", got, want)
 	}
 }
+
+type inexact struct{ counted }
+
+func (inexact) BufferedExact() bool { return false }
+
+// wrapped adds to another connection's count, forwarding its exactness.
+type wrapped struct{ inner any }
+
+func (w wrapped) Buffered() int       { return 1 + Buffered(w.inner) }
+func (w wrapped) BufferedExact() bool { return Exact(w.inner) }
+
+func TestExact(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	for _, c := range []struct {
+		name string
+		c    any
+		want bool
+	}{
+		{"own count", counted(3), true},
+		{"own count, says inexact", inexact{3}, false},
+		{"wrapper of an inexact one", wrapped{inexact{3}}, false},
+		{"wrapper of an exact one", wrapped{counted(3)}, true},
+		{"pipe: cannot tell", a, false},
+	} {
+		if got := Exact(c.c); got != c.want {
+			t.Errorf("%s: Exact = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -28,10 +28,9 @@ var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize)
 // Close and errors reach it as before.
 //
 // The kernel is asked before each such read rather than trusted for a
-// burst: a connection under us may count more than its Read returns (a
-// WebSocket counts its frame headers). One that counts only control
-// frames could still make a read ahead wait, holding the buffer until data
-// or an error comes.
+// burst. Read-ahead is on only over a connection that counts exactly
+// (netbuf.Exact): a WebSocket counts frame headers and control frames, so
+// a read ahead could wait there holding the buffer.
 //
 // crypto/tls reads under its input lock, so there is one reader at a time.
 type readAhead struct {

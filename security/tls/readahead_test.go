@@ -214,3 +214,30 @@ func TestReadAheadDeadlineAndClose(t *testing.T) {
 		t.Fatalf("read %d bytes before close_notify, not the %d written", len(all), len(data))
 	}
 }
+
+// inexactConn counts more than its Read may return, like a WebSocket.
+type inexactConn struct{ readCountingConn }
+
+func (c *inexactConn) BufferedExact() bool { return false }
+
+// TestReadAheadOnlyOverExactCounts: over a connection whose count may
+// include bytes Read never returns, there is no read-ahead (it could wait
+// holding its buffer); over TCP there is.
+func TestReadAheadOnlyOverExactCounts(t *testing.T) {
+	for _, exact := range []bool{true, false} {
+		cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
+		a, b := tcpPair(t)
+		var rb net.Conn = &readCountingConn{Conn: b}
+		if !exact {
+			rb = &inexactConn{readCountingConn{Conn: b}}
+		}
+		cr, sr := handshakePair(t, cli, srv, a, rb, srv.LocalPeer())
+		if cr.err != nil || sr.err != nil {
+			t.Fatalf("handshake: %v / %v", cr.err, sr.err)
+		}
+		if on := sr.conn.(*Conn).batch.rd.on; on != exact {
+			t.Errorf("exact count %v: read-ahead on = %v", exact, on)
+		}
+		closeBoth(cr.conn, sr.conn)
+	}
+}

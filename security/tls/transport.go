@@ -19,6 +19,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/netbuf"
 )
 
 // ID is the multistream-select protocol id of libp2p TLS.
@@ -289,7 +290,10 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn
 	c.remoteKey = pub
 	c.Conn = tc
 	// Not before: the handshake reads as crypto/tls asks, byte for byte.
-	c.batch.rd.on = true
+	// Only on a connection that counts exactly: over one that does not (a
+	// WebSocket), a read ahead could wait holding its buffer, and a peer
+	// sending control frames could make every connection hold one.
+	c.batch.rd.on = netbuf.Exact(raw)
 	c.state.Security = ID
 	if p := st.NegotiatedProtocol; p != alpnLibp2p {
 		c.state.Muxer = protocol.ID(p)

@@ -482,6 +482,9 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 // Buffered counts the replayed bytes and what the socket holds.
 func (c *peekedConn) Buffered() int { return len(c.head) + netbuf.Buffered(c.Conn) }
 
+// BufferedExact is that of the socket under it.
+func (c *peekedConn) BufferedExact() bool { return netbuf.Exact(c.Conn) }
+
 // CloseWrite passes half-closes through to TCP.
 func (c *peekedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

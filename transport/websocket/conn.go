@@ -62,6 +62,10 @@ func (c *Conn) Buffered() int {
 	return c.br.Buffered() + netbuf.Buffered(c.raw)
 }
 
+// BufferedExact is false: Buffered counts frame headers and control
+// frames, which Read never returns (see netbuf.Exacter).
+func (c *Conn) BufferedExact() bool { return false }
+
 // Read reads payload bytes of data frames.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
