@@ -440,8 +440,14 @@ func TestConnect(t *testing.T) {
 	if !noDial {
 		t.Error("STOP was opened without network.WithNoDial")
 	}
-	if st := hs.svc.Stat(); st.Circuits != 1 || st.CircuitsOpened != 1 {
-		t.Errorf("Stat: %+v, want 1 circuit", st)
+	// The dialer hears OK before the service counts the circuit (splice
+	// runs after the answer), so the count may come a moment later.
+	deadline := time.Now().Add(testTimeout)
+	for st := hs.svc.Stat(); st.Circuits != 1 || st.CircuitsOpened != 1; st = hs.svc.Stat() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stat: %+v, want 1 circuit", st)
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// Dialer -> target, then half-close: the target reads EOF while it can
