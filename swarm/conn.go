@@ -156,12 +156,14 @@ func (c *Conn) inbound(ms network.MuxedStream) {
 // release tells a muxer that hands streams over that this inbound stream
 // no longer counts against its bound of streams being negotiated (see
 // network.InboundStreams): once its protocol is set, or its handler
-// returned. The muxer ignores second calls.
+// returned.
 func (s *Stream) release() {
 	if s.dir != network.DirInbound {
 		return // outbound streams may come before hand is set
 	}
-	if h := s.conn.hand; h != nil {
+	// Once, so that the handler's end after SetProtocol takes none of the
+	// muxer's locks, which its reader also takes.
+	if h := s.conn.hand; h != nil && !s.released.Swap(true) {
 		h.ReleaseInbound(s.MuxedStream)
 	}
 }
@@ -190,6 +192,7 @@ type Stream struct {
 	ended    atomic.Bool // Close or Reset was called
 	onDone   func()      // set once before use by SetOnDone; run at most once
 	ahead    []byte      // read by ReadAhead, returned first by Read
+	released atomic.Bool // release ran: the muxer heard of it once
 	// meter gets the stream's byte counts once SetProtocol opened it
 	// (Config.Streams). in is Read's alone and out Write's alone, so
 	// neither needs an atomic; mmu orders SetProtocol's write of meter with

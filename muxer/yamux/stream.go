@@ -134,7 +134,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		st.mu.Unlock()
 		// A handed-over stream's ACK waits for its first frame (see
-		// handOver); a reader about to wait sends it, so the peer hears
+		// handOverFresh); a reader about to wait sends it, so the peer hears
 		// of the stream even from a handler that only reads.
 		if st.sess.ctrlPending.Load() {
 			st.sess.tryFlush()

@@ -112,13 +112,7 @@ func handshakeRounds(ctx context.Context, servers map[serverKey]endpoint, secs [
 	if err != nil {
 		return err
 	}
-	med := func(k hsKey, f func(hsResult) float64) float64 {
-		xs := make([]float64, len(got[k]))
-		for i, x := range got[k] {
-			xs[i] = f(x)
-		}
-		return median(xs)
-	}
+	med := func(k hsKey, f func(hsResult) float64) float64 { return medianBy(got[k], f) }
 	rate := func(x hsResult) float64 { return x.perSec }
 	cpuMs := func(x hsResult) float64 { return ms1(x.cpuPerConn) }
 	busy := func(x hsResult) float64 { return x.cpu.Seconds() / x.wall.Seconds() }

@@ -806,13 +806,7 @@ func runInbound(ctx context.Context) error {
 
 // inboundMedian is the median of each figure over the rounds.
 func inboundMedian(rs []inboundResult) inboundResult {
-	med := func(f func(inboundResult) float64) float64 {
-		xs := make([]float64, len(rs))
-		for i, r := range rs {
-			xs[i] = f(r)
-		}
-		return median(xs)
-	}
+	med := func(f func(inboundResult) float64) float64 { return medianBy(rs, f) }
 	loads := make([]string, len(rs))
 	for i, r := range rs {
 		loads[i] = r.load

@@ -212,13 +212,7 @@ func medianSteps(rounds [][]inboundSample) []inboundSample {
 		if len(at) == 0 {
 			return out
 		}
-		med := func(f func(inboundSample) float64) float64 {
-			xs := make([]float64, len(at))
-			for j, s := range at {
-				xs[j] = f(s)
-			}
-			return median(xs)
-		}
+		med := func(f func(inboundSample) float64) float64 { return medianBy(at, f) }
 		out = append(out, inboundSample{
 			conns:      at[0].conns,
 			rss:        med(func(s inboundSample) float64 { return s.rss }),

@@ -455,6 +455,15 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "p2pbench: "+format+"\n", args...)
 }
 
+// medianBy is the median of f over rs.
+func medianBy[T any](rs []T, f func(T) float64) float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return median(xs)
+}
+
 // median of xs; xs is sorted in place.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {

@@ -100,13 +100,7 @@ func streamsMain() int {
 		fmt.Fprintln(os.Stderr, "p2pbench:", err)
 		return 1
 	}
-	med := func(k stKey, f func(stResult) float64) float64 {
-		xs := make([]float64, len(got[k]))
-		for i, x := range got[k] {
-			xs[i] = f(x)
-		}
-		return median(xs)
-	}
+	med := func(k stKey, f func(stResult) float64) float64 { return medianBy(got[k], f) }
 	rateOf := func(x stResult) float64 { return x.mibps }
 	cpuOf := func(x stResult) float64 { return x.cpuPerGiB }
 	fmt.Printf("Parallel streams on one connection: %d MiB split over the streams, medians of %d rounds, rows interleaved; load average %s at the start, %s at the end.\n\n", *stSize/mib, *stRoundsF, load0, loadAvg())
