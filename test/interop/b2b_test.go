@@ -272,11 +272,50 @@ func b2bReexec(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	t.Logf("in the network namespace (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
 	if err != nil {
-		t.Fatalf("TestB2B in the network namespace: %v", err)
+		// Repeated last and short: CI logs keep the head and tail of a
+		// long output, and the rows' own logs are long.
+		t.Fatalf("TestB2B in the network namespace: %v; what the failed rows said:\n%s", err, b2bFailures(out))
 	}
 	if !bytes.Contains(out, []byte("--- PASS: TestB2B")) {
 		t.Fatal("TestB2B in the network namespace did not pass")
 	}
+}
+
+// b2bFailures picks from the namespace run's verbose output the checks'
+// messages of each failed row: its section's test-log lines, without the
+// bulky ones (the dial result's JSON, the dial steps, the endpoints' logs),
+// each cut to 600 bytes.
+func b2bFailures(out []byte) string {
+	failed := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, row, ok := strings.Cut(line, "--- FAIL: TestB2B/"); ok {
+			failed[strings.Fields(row)[0]] = true
+		}
+	}
+	var b strings.Builder
+	row := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, r, ok := strings.Cut(line, "=== RUN   TestB2B/"); ok {
+			row = strings.TrimSpace(r)
+			continue
+		}
+		msg := strings.TrimSpace(line)
+		if !failed[row] || !strings.HasPrefix(msg, "b2b_test.go:") {
+			continue
+		}
+		if strings.Contains(msg, "dial result:") || strings.Contains(msg, "dial steps") ||
+			strings.Contains(msg, ") log:") {
+			continue
+		}
+		if len(msg) > 600 {
+			msg = msg[:600] + "..."
+		}
+		fmt.Fprintf(&b, "%s: %s\n", row, msg)
+	}
+	if b.Len() == 0 {
+		return "(no row failed a check: see the output above)"
+	}
+	return b.String()
 }
 
 // b2bNpm reinstalls the npm packages of a node_modules made before the
@@ -654,4 +693,27 @@ func (p *b2bProc) Close() string {
 		return fmt.Sprintf("%s(exit: %v)\n", p.stderr.String(), err)
 	}
 	return p.stderr.String()
+}
+
+func TestB2BFailures(t *testing.T) {
+	out := strings.Join([]string{
+		"=== RUN   TestB2B",
+		"=== RUN   TestB2B/a-b-via-tachyon",
+		`    b2b_test.go:360: dial result: {"peer":"x"}`,
+		"    b2b_test.go:400: listener: 2 connected peer connections, want 1",
+		"=== RUN   TestB2B/c-d-via-tachyon",
+		"    b2b_test.go:401: a message of a row that passed",
+		"    b2b_test.go:300: dialer (node) log:",
+		"--- FAIL: TestB2B (3.00s)",
+		"    --- FAIL: TestB2B/a-b-via-tachyon (1.00s)",
+		"    --- PASS: TestB2B/c-d-via-tachyon (1.00s)",
+	}, "\n")
+	got := b2bFailures([]byte(out))
+	want := "a-b-via-tachyon: b2b_test.go:400: listener: 2 connected peer connections, want 1\n"
+	if got != want {
+		t.Errorf("b2bFailures = %q, want %q", got, want)
+	}
+	if got := b2bFailures([]byte("--- FAIL: TestB2B (3.00s)\n")); !strings.Contains(got, "no row failed") {
+		t.Errorf("b2bFailures without failed rows = %q", got)
+	}
 }
