@@ -74,6 +74,7 @@ func (r resources) OpenConn(dir network.Direction, p peer.ID, remote ma.Multiadd
 type noScope struct{}
 
 func (noScope) ReserveMemory(int) error                      { return nil }
+func (noScope) ReserveMemoryLeaving(int, int) error          { return nil }
 func (noScope) ReleaseMemory(int)                            {}
 func (noScope) OpenStream(network.Direction) (func(), error) { return func() {}, nil }
 func (noScope) Close()                                       {}

@@ -413,21 +413,29 @@ func (s *connScope) Abuse(reason error) {
 
 // ReserveMemory reserves n bytes against the connection's, its address's,
 // its peer's and the node's budgets, all or nothing.
-func (s *connScope) ReserveMemory(n int) error {
+func (s *connScope) ReserveMemory(n int) error { return s.reserveMemory(n, 0) }
+
+// ReserveMemoryLeaving reserves n bytes only if spare more would still fit
+// in each of those budgets.
+func (s *connScope) ReserveMemoryLeaving(n, spare int) error {
+	return s.reserveMemory(n, max(spare, 0))
+}
+
+func (s *connScope) reserveMemory(n, spare int) error {
 	if n <= 0 {
 		return nil
 	}
-	m, n64 := s.m, int64(n)
+	m, n64, spare64 := s.m, int64(n), int64(spare)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errScopeClosed
 	}
 	var err error
-	if lim := m.cfg.MemoryPerConn; !s.allowed && lim >= 0 && s.mem+n64 > lim {
+	if lim := m.cfg.MemoryPerConn; !s.allowed && lim >= 0 && s.mem+n64+spare64 > lim {
 		err = m.limitErr(kMemoryPerConn, s.name(), "", lim, s.mem)
 	} else {
-		err = s.reserveShared(n64)
+		err = s.reserveShared(n64, spare64)
 	}
 	if err == nil {
 		s.mem += n64
@@ -440,23 +448,23 @@ func (s *connScope) ReserveMemory(n int) error {
 }
 
 // reserveShared takes n bytes from the address's, the peer's and the
-// node's budgets, or none of them. A concurrent reservation may be
-// refused while a failed one rolls back: a refusal then is early, never
-// late.
-func (s *connScope) reserveShared(n int64) error {
+// node's budgets, or none of them, if each keeps spare bytes free. A
+// concurrent reservation may be refused while a failed one rolls back: a
+// refusal then is early, never late.
+func (s *connScope) reserveShared(n, spare int64) error {
 	m := s.m
 	if s.ip != nil {
-		if cur, ok := tryAdd(&s.ip.mem, n, m.cfg.MemoryPerIP); !ok {
+		if cur, ok := tryAdd(&s.ip.mem, n, lessSpare(m.cfg.MemoryPerIP, spare)); !ok {
 			return m.limitErr(kMemoryPerIP, s.addr.String(), "", m.cfg.MemoryPerIP, cur)
 		}
 	}
 	if s.peer != nil {
-		if cur, ok := tryAdd(&s.peer.mem, n, m.cfg.MemoryPerPeer); !ok {
+		if cur, ok := tryAdd(&s.peer.mem, n, lessSpare(m.cfg.MemoryPerPeer, spare)); !ok {
 			s.ipAdd(-n)
 			return m.limitErr(kMemoryPerPeer, s.p.String(), "", m.cfg.MemoryPerPeer, cur)
 		}
 	}
-	limit := m.cfg.Memory
+	limit := lessSpare(m.cfg.Memory, spare)
 	if s.allowed {
 		limit = -1
 	}
@@ -592,6 +600,15 @@ func over(cur, limit int) bool { return limit >= 0 && cur >= limit }
 
 // tryAdd adds n to c unless that would exceed limit (negative: none); it
 // returns the value it found.
+// lessSpare is the limit a reservation that must leave spare bytes free
+// is held to; a negative limit (none) stays none.
+func lessSpare(limit, spare int64) int64 {
+	if limit < 0 {
+		return limit
+	}
+	return max(limit-spare, 0)
+}
+
 func tryAdd(c *atomic.Int64, n, limit int64) (int64, bool) {
 	if limit < 0 {
 		return c.Add(n) - n, true

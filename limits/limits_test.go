@@ -1104,3 +1104,60 @@ func TestAbuseLog(t *testing.T) {
 	}
 	buf.WaitLine(t, time.Second, "resource limit reached", `limit="abuse penalty"`, "scope=10.1.0.2", "raise=limits.Config.AbusePenalty")
 }
+
+// TestReserveMemoryLeaving: a reservation that must leave spare bytes free
+// in every budget is refused when it would not, holds nothing when
+// refused, and never holds the spare.
+func TestReserveMemoryLeaving(t *testing.T) {
+	const KiB = 1 << 10
+	for _, tt := range []struct {
+		name   string
+		cfg    func(*Config)
+		peer   peer.ID
+		addr   string
+		option string // the refusing limit; "" for never refused
+	}{
+		{"per conn", func(c *Config) { c.MemoryPerConn = 64 * KiB }, "a", "/ip4/10.0.0.1/tcp/1", "MemoryPerConn"},
+		{"per IP", func(c *Config) { c.MemoryPerIP = 64 * KiB }, "a", "/ip4/10.0.0.1/tcp/1", "MemoryPerIP"},
+		{"per peer", func(c *Config) { c.MemoryPerPeer = 64 * KiB }, "a", "/ip4/10.0.0.1/tcp/1", "MemoryPerPeer"},
+		{"node", func(c *Config) { c.Memory = 64 * KiB }, "a", "/ip4/10.0.0.1/tcp/1", "Memory"},
+		{"allowed peer", func(c *Config) {
+			c.Memory, c.MemoryPerConn, c.AllowPeers = 64*KiB, 64*KiB, []peer.ID{"a"}
+		}, "a", "/ip4/10.0.0.1/tcp/1", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := unlimited()
+			tt.cfg(&cfg)
+			m := newTest(t, cfg)
+			s, err := m.OpenConn(in, tt.peer, ma.StringCast(tt.addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.ReserveMemoryLeaving(16*KiB, 48*KiB); err != nil {
+				t.Fatalf("16 KiB leaving 48 KiB of 64: %v", err)
+			}
+			if got := m.Stat().Memory; got != 16*KiB {
+				t.Fatalf("%d bytes reserved, want 16 KiB (the spare is not held)", got)
+			}
+			err = s.ReserveMemoryLeaving(16*KiB, 32*KiB+1)
+			if tt.option == "" {
+				if err != nil {
+					t.Fatalf("allowed peer refused: %v", err)
+				}
+				return
+			}
+			var le *LimitError
+			if !errors.As(err, &le) || le.Option != tt.option {
+				t.Fatalf("16 more KiB leaving 32 KiB + 1 of the 48 left: %v, want a refusal by %s", err, tt.option)
+			}
+			if got := m.Stat().Memory; got != 16*KiB {
+				t.Fatalf("a refused reservation left %d bytes reserved, want 16 KiB", got)
+			}
+			// The room the spare asked for is still there for others.
+			if err := s.ReserveMemory(48 * KiB); err != nil {
+				t.Fatalf("the 48 KiB left: %v", err)
+			}
+		})
+	}
+}

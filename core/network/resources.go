@@ -37,6 +37,12 @@ type ConnScope interface {
 	// and the node's memory budgets before the muxer buffers or promises
 	// them (a window grown past its initial size).
 	ReserveMemory(n int) error
+	// ReserveMemoryLeaving reserves n bytes like ReserveMemory, but only
+	// if spare more bytes would still fit in every budget afterwards;
+	// spare is not reserved. A muxer growing one stream's window uses it
+	// to leave room for what its other streams were promised, without
+	// holding that room even for a moment.
+	ReserveMemoryLeaving(n, spare int) error
 	// ReleaseMemory returns n bytes reserved earlier.
 	ReleaseMemory(n int)
 	// OpenStream admits one more stream on the connection; done is called

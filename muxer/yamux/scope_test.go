@@ -289,6 +289,17 @@ func (f *fakeScope) ReserveMemory(n int) error {
 	return nil
 }
 
+func (f *fakeScope) ReserveMemoryLeaving(n, spare int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note("ReserveMemoryLeaving")
+	if f.limit > 0 && f.mem+int64(n+spare) > f.limit {
+		return errors.New("fake limit")
+	}
+	f.mem += int64(n)
+	return nil
+}
+
 func (f *fakeScope) ReleaseMemory(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -94,6 +94,9 @@ type Session struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream // nil while there are none
+	// nstreams is len(streams), for NumStreams without s.mu (a Read
+	// growing its window asks it under the stream's lock).
+	nstreams atomic.Int32
 	nextID  uint64
 	inbound int // streams the peer opened that are still open
 	unacked int // streams we opened that the peer has not acknowledged
@@ -381,11 +384,7 @@ func (s *Session) Err() error {
 }
 
 // NumStreams is the number of streams currently open.
-func (s *Session) NumStreams() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.streams)
-}
+func (s *Session) NumStreams() int { return int(s.nstreams.Load()) }
 
 // shutdown closes the session with err without sending anything. It never
 // waits, so any goroutine of the session may call it.
@@ -692,6 +691,7 @@ func (s *Session) readLoop() {
 	s.mu.Lock()
 	streams := s.streams
 	s.streams = nil
+	s.nstreams.Store(0)
 	var dones []func()
 	for _, st := range streams {
 		if st.scopeDone != nil {
@@ -986,6 +986,7 @@ func (s *Session) addStreamLocked(st *Stream) {
 		s.streams = make(map[uint32]*Stream)
 	}
 	s.streams[st.id] = st
+	s.nstreams.Store(int32(len(s.streams)))
 }
 
 // deletePingLocked forgets ping id; the map exists only while pings are
@@ -1003,6 +1004,7 @@ func (s *Session) removeStream(st *Stream) {
 	s.mu.Lock()
 	if s.streams[st.id] == st {
 		delete(s.streams, st.id)
+		s.nstreams.Store(int32(len(s.streams)))
 		if len(s.streams) == 0 {
 			s.streams = nil // an emptied map keeps its groups; idle sessions hold none
 		}
@@ -1076,6 +1078,17 @@ func (s *Session) reserve(n int64) error {
 		return ErrSessionClosed
 	}
 	return s.scope.ReserveMemory(int(n))
+}
+
+// reserveLeaving reserves n bytes only if spare more would still fit; the
+// scope must be set.
+func (s *Session) reserveLeaving(n, spare int64) error {
+	s.scopeMu.RLock()
+	defer s.scopeMu.RUnlock()
+	if s.scopeEnded {
+		return ErrSessionClosed
+	}
+	return s.scope.ReserveMemoryLeaving(int(n), int(spare))
 }
 
 // unreserve returns n bytes to the scope, which must be set.

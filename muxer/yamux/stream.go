@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
@@ -50,10 +49,6 @@ type Stream struct {
 	// never less than held, and the whole window once it grew past
 	// initialWindow, while the stream can receive.
 	held, reserved int64
-	// growWanted: Read found the window used up within four round trips
-	// and the session has a scope; the reader goroutine grows it before
-	// the stream's next frame (growWindow).
-	growWanted atomic.Bool
 
 	readCh  chan struct{} // signalled on data, FIN, RST
 	writeCh chan struct{} // signalled on window updates, RST
@@ -204,12 +199,8 @@ func (st *Stream) creditLocked(grow bool) uint32 {
 	}
 	now := time.Now()
 	if rtt := time.Duration(st.sess.rtt.Load()); grow && rtt > 0 && now.Sub(st.epoch) < 4*rtt {
-		if w := st.grownLocked(); w > st.recvWindow {
-			if st.sess.scope == nil {
-				st.recvWindow = w
-			} else {
-				st.growWanted.Store(true)
-			}
+		if w := st.grownLocked(); w > st.recvWindow && st.reserveGrowthLocked(w) {
+			st.recvWindow = w
 		}
 	}
 	st.epoch = now
@@ -231,9 +222,6 @@ func (st *Stream) receive(n uint32) error {
 		return nil
 	}
 	s := st.sess
-	if st.growWanted.Load() {
-		st.growWindow()
-	}
 	st.mu.Lock()
 	if avail := st.recvAvail; n > avail {
 		st.mu.Unlock()
@@ -366,40 +354,28 @@ func (st *Stream) trimLocked() {
 // of each frame.
 const baseHold = 2 * initialWindow
 
-// growWindow grows the window that Read asked to grow (creditLocked) and
-// offers the peer the difference. It runs on the reader goroutine before
-// the stream's next frame. A grown window is reserved whole, and only if
-// the scope could also still hold the base window of every other stream of
-// the session: those streams are promised 256 KiB without a reservation
-// and charge it as their data arrives, so a window grown into their room
-// would get them reset for data the peer was allowed to send.
-//
-// The check reserves that room for a moment and gives it back. On this
-// goroutine it cannot make the scope refuse one of this session's
-// buffers, which are charged here too.
-func (st *Stream) growWindow() {
-	st.growWanted.Store(false)
+// reserveGrowthLocked reserves a window grown to w before it is offered,
+// and reports whether it may be. A grown window is reserved whole, and
+// only if the scope could also still hold the base window of every other
+// stream of the session: those streams are promised 256 KiB without a
+// reservation and charge it as their data arrives, so a window grown into
+// their room would get them reset for data the peer was allowed to send.
+// The scope checks that room without holding it, so the check cannot make
+// it refuse a buffer the reader charges meanwhile.
+func (st *Stream) reserveGrowthLocked(w uint32) bool {
+	if st.sess.scope == nil {
+		return true
+	}
+	need := int64(w) - st.reserved
+	if need <= 0 {
+		return true
+	}
 	room := int64(max(st.sess.NumStreams()-1, 0)) * baseHold
-	st.mu.Lock()
-	w := st.grownLocked()
-	if w <= st.recvWindow || st.remoteFin || st.reset || st.readClosed {
-		st.mu.Unlock()
-		return
+	if st.sess.reserveLeaving(need, room) != nil {
+		return false // the scope logged the refusal; the window stays
 	}
-	if need := int64(w) - st.reserved; need > 0 {
-		if st.sess.reserve(need+room) != nil {
-			st.mu.Unlock()
-			return // the scope logged the refusal; the window stays
-		}
-		st.sess.unreserve(room)
-		st.reserved += need
-	}
-	delta := w - st.recvWindow
-	st.recvWindow = w
-	st.recvAvail += delta
-	st.mu.Unlock()
-	st.sess.queueControl(header{typ: typeWindowUpdate, stream: st.id, length: delta})
-	st.sess.spawnFlush()
+	st.reserved += need
+	return true
 }
 
 // resetForLimit resets the stream, and tells the peer, because its data

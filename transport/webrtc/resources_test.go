@@ -117,6 +117,17 @@ func (s *testScope) ReserveMemory(n int) error {
 	return nil
 }
 
+func (s *testScope) ReserveMemoryLeaving(n, spare int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m.memory > 0 && s.mem+n+spare > s.m.memory {
+		return fmt.Errorf("%w: memory %d+%d leaving %d over %d", errRefused, s.mem, n, spare, s.m.memory)
+	}
+	s.mem += n
+	s.maxMem = max(s.maxMem, s.mem)
+	return nil
+}
+
 func (s *testScope) ReleaseMemory(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

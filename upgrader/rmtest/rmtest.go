@@ -174,6 +174,20 @@ func (s *Scope) ReserveMemory(n int) error {
 	return nil
 }
 
+// ReserveMemoryLeaving implements network.ConnScope.
+func (s *Scope) ReserveMemoryLeaving(n, spare int) error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.closed {
+		return &LimitError{"memory of a closed connection", 0}
+	}
+	if s.m.MemoryPerConn > 0 && s.mem+n+spare > s.m.MemoryPerConn {
+		return &LimitError{"memory per connection", s.m.MemoryPerConn}
+	}
+	s.mem += n
+	return nil
+}
+
 // ReleaseMemory implements network.ConnScope.
 func (s *Scope) ReleaseMemory(n int) {
 	s.m.mu.Lock()
