@@ -97,9 +97,9 @@ type Session struct {
 	// nstreams is len(streams), for NumStreams without s.mu (a Read
 	// growing its window asks it under the stream's lock).
 	nstreams atomic.Int32
-	nextID  uint64
-	inbound int // streams the peer opened that are still open
-	unacked int // streams we opened that the peer has not acknowledged
+	nextID   uint64
+	inbound  int // streams the peer opened that are still open
+	unacked  int // streams we opened that the peer has not acknowledged
 	// acceptQ holds inbound streams not yet accepted; a stream that ends
 	// before Accept (the peer reset it) leaves it at once, so a peer that
 	// opens and resets streams faster than we accept them queues nothing.
