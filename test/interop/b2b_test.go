@@ -167,6 +167,10 @@ type b2bResult struct {
 	Pairs              []b2bPath         `json:"pairs"`
 	Conns              []b2bConn         `json:"conns"`
 	PeerConnections    []json.RawMessage `json:"peerConnections"`
+	// Retried is the first attempt's error when the dialer dialed twice
+	// because a peer connection of its first dial ended before it
+	// connected (a fault of the js WebRTC stacks, see b2b-peer.js).
+	Retried string `json:"retried"`
 }
 
 // b2bReport is what the listener saw.
@@ -294,28 +298,42 @@ func b2bFailures(out []byte) string {
 	}
 	var b strings.Builder
 	row := ""
+	more := 0 // continuation lines of the last message still to keep
 	for _, line := range strings.Split(string(out), "\n") {
 		if _, r, ok := strings.Cut(line, "=== RUN   TestB2B/"); ok {
-			row = strings.TrimSpace(r)
+			row, more = strings.TrimSpace(r), 0
 			continue
 		}
 		msg := strings.TrimSpace(line)
-		if !failed[row] || !strings.HasPrefix(msg, "b2b_test.go:") {
+		if !failed[row] || msg == "" || strings.HasPrefix(msg, "--- ") {
 			continue
 		}
+		if !strings.HasPrefix(msg, "b2b_test.go:") {
+			if more > 0 && !strings.HasPrefix(msg, "at ") { // not a JS stack frame
+				more--
+				fmt.Fprintf(&b, "%s:     %s\n", row, cut600(msg))
+			}
+			continue
+		}
+		more = 0
 		if strings.Contains(msg, "dial result:") || strings.Contains(msg, "dial steps") ||
 			strings.Contains(msg, ") log:") {
 			continue
 		}
-		if len(msg) > 600 {
-			msg = msg[:600] + "..."
-		}
-		fmt.Fprintf(&b, "%s: %s\n", row, msg)
+		more = 6
+		fmt.Fprintf(&b, "%s: %s\n", row, cut600(msg))
 	}
 	if b.Len() == 0 {
 		return "(no row failed a check: see the output above)"
 	}
 	return b.String()
+}
+
+func cut600(s string) string {
+	if len(s) > 600 {
+		return s[:600] + "..."
+	}
+	return s
 }
 
 // b2bNpm reinstalls the npm packages of a node_modules made before the
@@ -398,7 +416,14 @@ func runB2BPair(t *testing.T, p b2bPair) {
 	b, _ := json.Marshal(res)
 	t.Logf("dial result: %s", b)
 	if !res.Connected {
-		t.Fatalf("dial %s: %s\npeer connections: %s", l.WebRTC, res.Error, res.PeerConnections)
+		t.Fatalf("dial %s: %s\npeer connections: %s\nlistener's peer connections: %s",
+			l.WebRTC, res.Error, res.PeerConnections, rep.PeerConnections)
+	}
+	maxRelayed := uint64(b2bRelayedMax)
+	if res.Retried != "" {
+		// Two signalling exchanges over the one circuit.
+		t.Logf("%s: the dialer dialed twice; the first attempt: %s", p.name(), res.Retried)
+		maxRelayed *= 2
 	}
 	b2bCheckResult(t, res, l.Peer)
 	if res.Peer != d.Peer {
@@ -408,8 +433,8 @@ func runB2BPair(t *testing.T, p b2bPair) {
 	if circuits != 1 {
 		t.Errorf("relay opened %d circuits during the dial, want 1 (the signalling one)", circuits)
 	}
-	if relayed > b2bRelayedMax {
-		t.Errorf("relay carried %d bytes during the dial, want at most %d (signalling only)", relayed, b2bRelayedMax)
+	if relayed > maxRelayed {
+		t.Errorf("relay carried %d bytes during the dial, want at most %d (signalling only)", relayed, maxRelayed)
 	}
 	t.Logf("%s: relayed connection up -> direct /webrtc connection %.1f ms -> first echo reply over it %.1f ms "+
 		"(whole dial %.1f ms; pings %v ms; 1 MiB echoed in %.0f ms; relay carried %d bytes in %d circuit)",
@@ -567,6 +592,8 @@ type b2bProc struct {
 func (p *b2bProc) start(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b2bRowLimit)
 	cmd := jsCommand(ctx, p.dir, p.name, append(append([]string(nil), p.args...), args...)...)
+	// DEBUG (e.g. libp2p:webrtc*) passes through: js-libp2p's logs go to
+	// stderr, which the test prints for a failed row.
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stderr = &p.stderr
 	stdin, err := cmd.StdinPipe()
@@ -701,6 +728,8 @@ func TestB2BFailures(t *testing.T) {
 		"=== RUN   TestB2B/a-b-via-tachyon",
 		`    b2b_test.go:360: dial result: {"peer":"x"}`,
 		"    b2b_test.go:400: listener: 2 connected peer connections, want 1",
+		"        peer connections: [closed]",
+		"            at new DOMException (node:internal)",
 		"=== RUN   TestB2B/c-d-via-tachyon",
 		"    b2b_test.go:401: a message of a row that passed",
 		"    b2b_test.go:300: dialer (node) log:",
@@ -709,7 +738,8 @@ func TestB2BFailures(t *testing.T) {
 		"    --- PASS: TestB2B/c-d-via-tachyon (1.00s)",
 	}, "\n")
 	got := b2bFailures([]byte(out))
-	want := "a-b-via-tachyon: b2b_test.go:400: listener: 2 connected peer connections, want 1\n"
+	want := "a-b-via-tachyon: b2b_test.go:400: listener: 2 connected peer connections, want 1\n" +
+		"a-b-via-tachyon:     peer connections: [closed]\n"
 	if got != want {
 		t.Errorf("b2bFailures = %q, want %q", got, want)
 	}

@@ -24,9 +24,29 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
   const pcs = []
   const proto = RTCPeerConnectionClass.prototype
   const setRemote = proto.setRemoteDescription
+  const close = proto.close
   proto.setRemoteDescription = function (...args) {
-    if (!pcs.includes(this)) pcs.push(this)
+    if (!pcs.includes(this)) {
+      pcs.push(this)
+      // The states a failed dial went through, with times: its stats are
+      // gone once it is closed.
+      this.b2bEvents = [`${now().toFixed(0)} remote description`]
+      const note = what => this.b2bEvents.push(`${now().toFixed(0)} ${what}`)
+      let connected = false
+      this.addEventListener('connectionstatechange', () => {
+        const state = this.connectionState
+        note(`connection ${state}`)
+        connected ||= state === 'connected'
+        if (!connected && (state === 'closed' || state === 'failed')) pcs.onEarlyEnd?.(this)
+      })
+      this.addEventListener('iceconnectionstatechange', () => note(`ice ${this.iceConnectionState}`))
+      this.addEventListener('icegatheringstatechange', () => note(`gathering ${this.iceGatheringState}`))
+    }
     return setRemote.apply(this, args)
+  }
+  proto.close = function (...args) {
+    this.b2bEvents?.push(`${now().toFixed(0)} close() called: ${new Error().stack?.split('\n').slice(2, 5).map(l => l.trim()).join(' < ')}`)
+    return close.apply(this, args)
   }
   return pcs
 }
@@ -69,7 +89,7 @@ async function selectedPairs (pcs) {
 async function pcStates (pcs) {
   const out = []
   for (const pc of pcs) {
-    const d = { connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, signaling: pc.signalingState, pairs: [] }
+    const d = { connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, signaling: pc.signalingState, events: pc.b2bEvents, pairs: [] }
     try {
       const stats = await pc.getStats()
       const cand = id => {
@@ -146,6 +166,27 @@ export async function listenerReport (peer, pcs) {
   }
 }
 
+// dialOnce dials target within 20 s, and gives up at once, with an error
+// whose earlyEnd is set, when a peer connection made for this dial ends
+// (closed or failed) before it ever connected.
+async function dialOnce (node, target, pcs, onProgress) {
+  const early = new AbortController()
+  const before = pcs.length
+  pcs.onEarlyEnd = pc => {
+    if (pcs.indexOf(pc) < before) return
+    const err = new Error(`a peer connection of the dial ended before it connected: ${pc.b2bEvents.join('; ')}`)
+    err.earlyEnd = true
+    early.abort(err)
+  }
+  try {
+    return await node.dial(multiaddr(target), { signal: AbortSignal.any([AbortSignal.timeout(20000), early.signal]), onProgress })
+  } catch (err) {
+    throw early.signal.aborted ? early.signal.reason : err
+  } finally {
+    pcs.onEarlyEnd = null
+  }
+}
+
 // dial dials target (<relay>/p2p-circuit/webrtc/p2p/<peer>) and runs the
 // checks over the connection it gets: a first small echo (timed from the
 // moment the relayed connection to the target opened), 3 pings and 1 MiB
@@ -162,7 +203,20 @@ export async function dial (peer, target, pcs) {
   const onProgress = e => progress.push(`${(now() - t0).toFixed(1)} ${e.type}${typeof e.detail === 'string' ? ' ' + e.detail : ''}`)
   let conn
   try {
-    conn = await node.dial(multiaddr(target), { signal: AbortSignal.timeout(20000), onProgress })
+    try {
+      conn = await dialOnce(node, target, pcs, onProgress)
+    } catch (err) {
+      if (!err.earlyEnd) throw err
+      // A known fault of the js WebRTC stacks, not of the relay: under
+      // load node-datachannel's peer connection has been seen to close
+      // itself a few ms after the answer was set, before ICE connected,
+      // and js-libp2p then waits out the dial's timeout instead of
+      // failing. Dial once more over the same relayed connection; the
+      // result says it happened (retried), and a second fault fails.
+      r.retried = errString(err)
+      progress.push(`${(now() - t0).toFixed(1)} retry after: ${err.message}`)
+      conn = await dialOnce(node, target, pcs, onProgress)
+    }
   } catch (err) {
     r.error = errString(err)
     r.conns = node.getConnections().map(describe)
