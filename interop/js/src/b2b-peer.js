@@ -30,7 +30,7 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
       pcs.push(this)
       // The states a failed dial went through, with times: its stats are
       // gone once it is closed.
-      this.b2bEvents = [`${now().toFixed(0)} remote description`]
+      this.b2bEvents = [...(this.b2bEvents ?? []), `${now().toFixed(0)} remote description`]
       const note = what => this.b2bEvents.push(`${now().toFixed(0)} ${what}`)
       let connected = false
       this.addEventListener('connectionstatechange', () => {
@@ -43,6 +43,18 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
       this.addEventListener('icegatheringstatechange', () => note(`gathering ${this.iceGatheringState}`))
     }
     return setRemote.apply(this, args)
+  }
+  // The data channels' opens and closes too: js-libp2p's dialer waits for
+  // its init channel to open and then to close before the dial returns.
+  const createDataChannel = proto.createDataChannel
+  proto.createDataChannel = function (label, ...rest) {
+    const dc = createDataChannel.call(this, label, ...rest)
+    const events = this.b2bEvents ??= []
+    const note = what => events.push(`${now().toFixed(0)} channel ${JSON.stringify(label)} ${what}`)
+    note('created')
+    dc.addEventListener('open', () => note(`open (id ${dc.id})`))
+    dc.addEventListener('close', () => note('close'))
+    return dc
   }
   proto.close = function (...args) {
     this.b2bEvents?.push(`${now().toFixed(0)} close() called: ${new Error().stack?.split('\n').slice(2, 5).map(l => l.trim()).join(' < ')}`)
