@@ -419,19 +419,21 @@ func runB2BPair(t *testing.T, p b2bPair) {
 		t.Fatalf("dial %s: %s\npeer connections: %s\nlistener's peer connections: %s",
 			l.WebRTC, res.Error, res.PeerConnections, rep.PeerConnections)
 	}
-	maxRelayed := uint64(b2bRelayedMax)
+	maxRelayed, maxCircuits, maxPaths := uint64(b2bRelayedMax), uint64(1), 1
 	if res.Retried != "" {
-		// Two signalling exchanges over the one circuit.
+		// Two signalling exchanges; over a second circuit if the listener
+		// closed the first relayed connection meanwhile (tachyon does, 3 s
+		// after a direct connection is up, and the first attempt's was).
 		t.Logf("%s: the dialer dialed twice; the first attempt: %s", p.name(), res.Retried)
-		maxRelayed *= 2
+		maxRelayed, maxCircuits, maxPaths = 2*maxRelayed, 2, 2
 	}
 	b2bCheckResult(t, res, l.Peer)
 	if res.Peer != d.Peer {
 		t.Errorf("dialer says it is %s, started as %s", res.Peer, d.Peer)
 	}
-	b2bCheckReport(t, rep, d.Peer)
-	if circuits != 1 {
-		t.Errorf("relay opened %d circuits during the dial, want 1 (the signalling one)", circuits)
+	b2bCheckReport(t, rep, d.Peer, maxPaths)
+	if circuits < 1 || circuits > maxCircuits {
+		t.Errorf("relay opened %d circuits during the dial, want 1 (the signalling one; 2 if it dialed twice)", circuits)
 	}
 	if relayed > maxRelayed {
 		t.Errorf("relay carried %d bytes during the dial, want at most %d (signalling only)", relayed, maxRelayed)
@@ -457,7 +459,7 @@ func b2bCheckResult(t *testing.T, res b2bResult, listenerPeer string) {
 	if !strings.Contains(res.RelayedAddr, "/p2p-circuit/p2p/"+listenerPeer) || !res.RelayedLimited {
 		t.Errorf("signalling connection %q (limited %v), want a limited circuit to %s", res.RelayedAddr, res.RelayedLimited, listenerPeer)
 	}
-	b2bCheckPath(t, "dialer", res.Pairs)
+	b2bCheckPath(t, "dialer", res.Pairs, 1)
 	if res.FirstEchoError != "" {
 		t.Errorf("first echo: %s", res.FirstEchoError)
 	}
@@ -473,36 +475,38 @@ func b2bCheckResult(t *testing.T, res b2bResult, listenerPeer string) {
 	}
 }
 
-// b2bCheckPath wants exactly one connected peer connection whose selected
-// ICE pair is on the namespace's address, from a host candidate to a host
-// or peer-reflexive one (prflx: the peer's checks arrived before its
+// b2bCheckPath wants one connected peer connection (up to max: a listener
+// may still count the abandoned one of a dial that was retried) whose
+// selected ICE pair is on the namespace's address, from a host candidate to
+// a host or peer-reflexive one (prflx: the peer's checks arrived before its
 // candidate did, which the trickle over the relay makes common).
-func b2bCheckPath(t *testing.T, side string, pairs []b2bPath) {
+func b2bCheckPath(t *testing.T, side string, pairs []b2bPath, max int) {
 	t.Helper()
-	if len(pairs) != 1 {
+	if len(pairs) < 1 || len(pairs) > max {
 		t.Errorf("%s: %d connected peer connections %+v, want 1", side, len(pairs), pairs)
 		return
 	}
-	p := pairs[0]
-	if p.Local.Type == "addr" {
-		// A tachyon endpoint: the path as the connection's addresses show
-		// it, candidate types unknown.
-		if p.Local.Address != b2bVethIP || p.Remote.Address != b2bVethIP {
-			t.Errorf("%s: ICE path %s -> %s, want %s at both ends", side, p.Local, p.Remote, b2bVethIP)
+	for _, p := range pairs {
+		if p.Local.Type == "addr" {
+			// A tachyon endpoint: the path as the connection's addresses
+			// show it, candidate types unknown.
+			if p.Local.Address != b2bVethIP || p.Remote.Address != b2bVethIP {
+				t.Errorf("%s: ICE path %s -> %s, want %s at both ends", side, p.Local, p.Remote, b2bVethIP)
+			}
+			continue
 		}
-		return
-	}
-	// Chromium redacts the address of a peer-reflexive remote candidate.
-	remoteOK := p.Remote.Type == "host" && p.Remote.Address == b2bVethIP ||
-		p.Remote.Type == "prflx" && (p.Remote.Address == b2bVethIP || p.Remote.Address == "")
-	if p.Error != "" || p.Local.Type != "host" || p.Local.Address != b2bVethIP || !remoteOK {
-		t.Errorf("%s: selected ICE pair %s -> %s (%s), want host %s to host or prflx %s", side, p.Local, p.Remote, p.Error, b2bVethIP, b2bVethIP)
+		// Chromium redacts the address of a peer-reflexive remote candidate.
+		remoteOK := p.Remote.Type == "host" && p.Remote.Address == b2bVethIP ||
+			p.Remote.Type == "prflx" && (p.Remote.Address == b2bVethIP || p.Remote.Address == "")
+		if p.Error != "" || p.Local.Type != "host" || p.Local.Address != b2bVethIP || !remoteOK {
+			t.Errorf("%s: selected ICE pair %s -> %s (%s), want host %s to host or prflx %s", side, p.Local, p.Remote, p.Error, b2bVethIP, b2bVethIP)
+		}
 	}
 }
 
 // b2bCheckReport checks the listener's side: it accepted a direct /webrtc
 // connection from the dialer and echoed the 1 MiB.
-func b2bCheckReport(t *testing.T, rep b2bReport, dialerPeer string) {
+func b2bCheckReport(t *testing.T, rep b2bReport, dialerPeer string, maxPaths int) {
 	t.Helper()
 	var direct bool
 	for _, c := range rep.Opened {
@@ -515,7 +519,7 @@ func b2bCheckReport(t *testing.T, rep b2bReport, dialerPeer string) {
 	if !direct {
 		t.Errorf("listener opened %+v, want an inbound /webrtc/p2p/%s connection, direct and unlimited", rep.Opened, dialerPeer)
 	}
-	b2bCheckPath(t, "listener", rep.Pairs)
+	b2bCheckPath(t, "listener", rep.Pairs, maxPaths)
 	var big bool
 	for _, e := range rep.Echoed {
 		big = big || (e.Bytes == jsEchoSize && e.Error == "")

@@ -36,8 +36,17 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
       this.addEventListener('connectionstatechange', () => {
         const state = this.connectionState
         note(`connection ${state}`)
+        if (state === 'connected' && !connected) {
+          // js-libp2p's dialer next waits for its init channel to open;
+          // normally a few ms.
+          setTimeout(() => {
+            if (this.b2bInit != null && !this.b2bInit.b2bOpened && this.connectionState === 'connected') {
+              pcs.onEarlyEnd?.(this, 'its init data channel did not open within 3 s of connecting')
+            }
+          }, 3000)
+        }
         connected ||= state === 'connected'
-        if (!connected && (state === 'closed' || state === 'failed')) pcs.onEarlyEnd?.(this)
+        if (!connected && (state === 'closed' || state === 'failed')) pcs.onEarlyEnd?.(this, 'it ended before it connected')
       })
       this.addEventListener('iceconnectionstatechange', () => note(`ice ${this.iceConnectionState}`))
       this.addEventListener('icegatheringstatechange', () => note(`gathering ${this.iceGatheringState}`))
@@ -52,7 +61,8 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
     const events = this.b2bEvents ??= []
     const note = what => events.push(`${now().toFixed(0)} channel ${JSON.stringify(label)} ${what}`)
     note('created')
-    dc.addEventListener('open', () => note(`open (id ${dc.id})`))
+    if (label === 'init') this.b2bInit = dc
+    dc.addEventListener('open', () => { dc.b2bOpened = true; note(`open (id ${dc.id})`) })
     dc.addEventListener('close', () => note('close'))
     return dc
   }
@@ -180,13 +190,14 @@ export async function listenerReport (peer, pcs) {
 
 // dialOnce dials target within 20 s, and gives up at once, with an error
 // whose earlyEnd is set, when a peer connection made for this dial ends
-// (closed or failed) before it ever connected.
+// (closed or failed) before it ever connected, or connected but its init
+// data channel did not open within 3 s.
 async function dialOnce (node, target, pcs, onProgress) {
   const early = new AbortController()
   const before = pcs.length
-  pcs.onEarlyEnd = pc => {
+  pcs.onEarlyEnd = (pc, what) => {
     if (pcs.indexOf(pc) < before) return
-    const err = new Error(`a peer connection of the dial ended before it connected: ${pc.b2bEvents.join('; ')}`)
+    const err = new Error(`a peer connection of the dial failed, ${what}: ${pc.b2bEvents.join('; ')}`)
     err.earlyEnd = true
     early.abort(err)
   }
@@ -219,12 +230,13 @@ export async function dial (peer, target, pcs) {
       conn = await dialOnce(node, target, pcs, onProgress)
     } catch (err) {
       if (!err.earlyEnd) throw err
-      // A known fault of the js WebRTC stacks, not of the relay: under
-      // load node-datachannel's peer connection has been seen to close
-      // itself a few ms after the answer was set, before ICE connected,
-      // and js-libp2p then waits out the dial's timeout instead of
-      // failing. Dial once more over the same relayed connection; the
-      // result says it happened (retried), and a second fault fails.
+      // Known faults seen under load, not of the relay: node-datachannel's
+      // peer connection closing itself a few ms after the answer was set,
+      // before ICE connected (js-libp2p then waits out the dial's timeout
+      // instead of failing), and a Chromium dialer's connected peer
+      // connection whose init data channel never opened. Dial once more
+      // over the same relayed connection; the result says it happened
+      // (retried), and a second fault fails.
       r.retried = errString(err)
       progress.push(`${(now() - t0).toFixed(1)} retry after: ${err.message}`)
       conn = await dialOnce(node, target, pcs, onProgress)
