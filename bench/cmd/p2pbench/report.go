@@ -264,7 +264,7 @@ func writeSection(path, section string) error {
 // connection, CPU per GiB uploaded, parallel-stream throughput.
 func (r *results) extrasMarkdown(w func(string, ...any)) {
 	w("\n### Handshake rate, CPU cost, parallel streams\n\n")
-	w("Same run. tachyon / go-libp2p: above 1 is better for rates and throughput, below 1 for CPU. CPU figures are process CPU, **both ends of the connection together** (client and server share this process). The HTTP columns are filled where the same measurement exists for HTTP (TCP stacks: HTTPS/1.1; QUIC: HTTP/3).\n\n")
+	w("Same run. tachyon / go-libp2p: above 1 is better for rates and throughput, below 1 for CPU. CPU figures are process CPU, **both ends of the connection together** (client and server share this process). The HTTP columns are filled where the same measurement exists for HTTP (TCP stacks: HTTPS/1.1; QUIC: HTTP/3). These rows come from one pass of each; `-handshakes` and `-streams` (sections below, when present) measure the handshake and parallel-stream rows in interleaved rounds and take medians: where they differ, they are the better figures.\n\n")
 	w("| metric | stack | tachyon | go-libp2p | tachyon / go-libp2p | HTTP | tachyon / HTTP |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, conc := range hsConcs {
 		for _, sec := range upSecs {
