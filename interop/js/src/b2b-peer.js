@@ -40,7 +40,10 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
           // js-libp2p's dialer next waits for its init channel to open;
           // normally a few ms.
           setTimeout(() => {
-            if (this.b2bInit != null && !this.b2bInit.b2bOpened && this.connectionState === 'connected') {
+            const init = this.b2bInit
+            if (init == null || init.b2bOpened) return
+            note(`init channel not open 3 s after connecting (channel ${init.readyState}, connection ${this.connectionState}, dialing ${pcs.onEarlyEnd != null})`)
+            if (this.connectionState === 'connected') {
               pcs.onEarlyEnd?.(this, 'its init data channel did not open within 3 s of connecting')
             }
           }, 3000)
