@@ -30,22 +30,24 @@ export function trackPeerConnections (RTCPeerConnectionClass) {
       pcs.push(this)
       // The states a failed dial went through, with times: its stats are
       // gone once it is closed.
-      this.b2bEvents = [...(this.b2bEvents ?? []), `${now().toFixed(0)} remote description`]
+      // One array per peer connection: createDataChannel (before this, on
+      // the dialer) may have made it, and its channels write to it.
+      this.b2bEvents ??= []
       const note = what => this.b2bEvents.push(`${now().toFixed(0)} ${what}`)
+      note('remote description')
       let connected = false
       this.addEventListener('connectionstatechange', () => {
         const state = this.connectionState
         note(`connection ${state}`)
-        if (state === 'connected' && !connected) {
-          // js-libp2p's dialer next waits for its init channel to open;
-          // normally a few ms.
+        if (state === 'connected' && !connected && this.b2bInit != null) {
+          // A dialer's: js-libp2p next waits for its init channel to open,
+          // closes it, waits for it to close and closes the signalling
+          // stream; normally all within 100 ms.
           setTimeout(() => {
+            if (pcs.onEarlyEnd == null || this.connectionState !== 'connected') return // the dial returned
             const init = this.b2bInit
-            if (init == null || init.b2bOpened) return
-            note(`init channel not open 3 s after connecting (channel ${init.readyState}, connection ${this.connectionState}, dialing ${pcs.onEarlyEnd != null})`)
-            if (this.connectionState === 'connected') {
-              pcs.onEarlyEnd?.(this, 'its init data channel did not open within 3 s of connecting')
-            }
+            note(`dial still waiting 3 s after connecting (init channel ${init.readyState}, opened ${init.b2bOpened === true})`)
+            pcs.onEarlyEnd(this, `connected 3 s ago and the dial has not returned (init channel ${init.readyState}, opened ${init.b2bOpened === true})`)
           }, 3000)
         }
         connected ||= state === 'connected'
@@ -193,8 +195,8 @@ export async function listenerReport (peer, pcs) {
 
 // dialOnce dials target within 20 s, and gives up at once, with an error
 // whose earlyEnd is set, when a peer connection made for this dial ends
-// (closed or failed) before it ever connected, or connected but its init
-// data channel did not open within 3 s.
+// (closed or failed) before it ever connected, or connected and the dial
+// has not returned 3 s later.
 async function dialOnce (node, target, pcs, onProgress) {
   const early = new AbortController()
   const before = pcs.length
@@ -236,8 +238,8 @@ export async function dial (peer, target, pcs) {
       // Known faults seen under load, not of the relay: node-datachannel's
       // peer connection closing itself a few ms after the answer was set,
       // before ICE connected (js-libp2p then waits out the dial's timeout
-      // instead of failing), and a Chromium dialer's connected peer
-      // connection whose init data channel never opened. Dial once more
+      // instead of failing), and a dial stuck after its peer connection
+      // connected, on js-libp2p's init data channel. Dial once more
       // over the same relayed connection; the result says it happened
       // (retried), and a second fault fails.
       r.retried = errString(err)
