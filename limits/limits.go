@@ -598,8 +598,6 @@ func (s *connScope) Close() {
 // none.
 func over(cur, limit int) bool { return limit >= 0 && cur >= limit }
 
-// tryAdd adds n to c unless that would exceed limit (negative: none); it
-// returns the value it found.
 // lessSpare is the limit a reservation that must leave spare bytes free
 // is held to; a negative limit (none) stays none.
 func lessSpare(limit, spare int64) int64 {
@@ -609,6 +607,8 @@ func lessSpare(limit, spare int64) int64 {
 	return max(limit-spare, 0)
 }
 
+// tryAdd adds n to c unless that would exceed limit (negative: none); it
+// returns the value it found.
 func tryAdd(c *atomic.Int64, n, limit int64) (int64, bool) {
 	if limit < 0 {
 		return c.Add(n) - n, true

@@ -106,16 +106,7 @@ type testScope struct {
 	badRelease, badDone int // releases below zero, done called twice
 }
 
-func (s *testScope) ReserveMemory(n int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m.memory > 0 && s.mem+n > s.m.memory {
-		return fmt.Errorf("%w: memory %d+%d over %d", errRefused, s.mem, n, s.m.memory)
-	}
-	s.mem += n
-	s.maxMem = max(s.maxMem, s.mem)
-	return nil
-}
+func (s *testScope) ReserveMemory(n int) error { return s.ReserveMemoryLeaving(n, 0) }
 
 func (s *testScope) ReserveMemoryLeaving(n, spare int) error {
 	s.mu.Lock()

@@ -161,18 +161,7 @@ type Scope struct {
 }
 
 // ReserveMemory implements network.ConnScope.
-func (s *Scope) ReserveMemory(n int) error {
-	s.m.mu.Lock()
-	defer s.m.mu.Unlock()
-	if s.closed {
-		return &LimitError{"memory of a closed connection", 0}
-	}
-	if s.m.MemoryPerConn > 0 && s.mem+n > s.m.MemoryPerConn {
-		return &LimitError{"memory per connection", s.m.MemoryPerConn}
-	}
-	s.mem += n
-	return nil
-}
+func (s *Scope) ReserveMemory(n int) error { return s.ReserveMemoryLeaving(n, 0) }
 
 // ReserveMemoryLeaving implements network.ConnScope.
 func (s *Scope) ReserveMemoryLeaving(n, spare int) error {
