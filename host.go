@@ -53,6 +53,15 @@ type handlerEntry struct {
 	fn StreamHandler
 	// limited: the handler also serves streams on limited connections.
 	limited bool
+	// answers: the handler writes before it reads (identify), so the
+	// multistream echo can wait for its answer and share its frame.
+	answers bool
+}
+
+// answersAtOnce marks a handler that writes its answer as soon as it has
+// the stream, before reading anything.
+func answersAtOnce() HandlerOption {
+	return func(e *handlerEntry) { e.answers = true }
 }
 
 // HandlerOption changes how SetStreamHandler serves a protocol.
@@ -392,7 +401,21 @@ func (h *Host) handleStream(s *swarm.Stream) {
 		if s.Conn().ConnState().Limited {
 			allow = func(e handlerEntry) bool { return e.limited }
 		}
-		id, handler, err = h.mux.NegotiateWhere(s, allow)
+		var echo []byte
+		id, handler, echo, err = h.mux.NegotiateDeferred(s, allow)
+		if err == nil {
+			// The echo goes with the handler's first write when the dialer
+			// cannot be waiting for it: it sent data behind its proposal
+			// (optimistic negotiation), or the handler answers at once.
+			// The stream sends it by itself before a Read would wait.
+			if s.Buffered() > 0 || handler.answers {
+				s.DeferWrite(echo)
+			} else {
+				// A failed write is not the negotiation's failure: the
+				// dialer may have sent its data and closed its side.
+				_, _ = s.Write(echo)
+			}
+		}
 	}
 	if err != nil {
 		h.log.Debug("inbound stream negotiation failed", "peer", s.RemotePeer(), "err", err)

@@ -10,7 +10,6 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/event"
-	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/peerstore"
 	"github.com/tachyon-p2p/tachyon/protocol/identify"
 	"github.com/tachyon-p2p/tachyon/swarm"
@@ -50,12 +49,11 @@ func (h *Host) runIdentify(ctx context.Context, c *swarm.Conn) (*identify.Result
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
-	if err := mss.SelectProto(s, identify.ID); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("tachyon: identify with %s: %w", c.RemotePeer(), err)
-	}
-	s.SetProtocol(identify.ID)
-	return h.ids.Identify(ctx, s)
+	// Negotiated lazily: Identify half-closes before it reads, so the
+	// proposal and the FIN leave in one frame, and the answer comes with
+	// the peer's message. A peer without identify answers "na", which
+	// Identify's read reports.
+	return h.ids.Identify(ctx, newLazyStream(s, identify.ID))
 }
 
 // identifiedEvent reports r as the peerstore kept it (within its caps on

@@ -25,6 +25,7 @@ func newLazyStream(s *swarm.Stream, proto protocol.ID) *lazyStream {
 
 func (s *lazyStream) Read(p []byte) (int, error)        { return s.lc.Read(p) }
 func (s *lazyStream) Write(p []byte) (int, error)       { return s.lc.Write(p) }
+func (s *lazyStream) WriteFinal(p []byte) (int, error)  { return s.lc.WriteFinal(p) }
 func (s *lazyStream) Close() error                      { return s.lc.Close() }
 func (s *lazyStream) CloseWrite() error                 { return s.lc.CloseWrite() }
 func (s *lazyStream) CloseRead() error                  { return s.lc.CloseRead() }

@@ -327,12 +327,13 @@ func (h *Host) startServices() error {
 	for _, s := range []struct {
 		id      protocol.ID
 		handler StreamHandler
+		opts    []HandlerOption
 	}{
-		{identify.ID, h.ids.Handle},
-		{identify.PushID, h.handlePush},
-		{ping.ID, new(ping.Listener).Handle},
+		{identify.ID, h.ids.Handle, []HandlerOption{AllowLimitedConns(), answersAtOnce()}},
+		{identify.PushID, h.handlePush, []HandlerOption{AllowLimitedConns()}},
+		{ping.ID, new(ping.Listener).Handle, []HandlerOption{AllowLimitedConns()}},
 	} {
-		if err := h.SetStreamHandler(s.id, s.handler, AllowLimitedConns()); err != nil {
+		if err := h.SetStreamHandler(s.id, s.handler, s.opts...); err != nil {
 			return err
 		}
 	}

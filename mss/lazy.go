@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/varint"
 )
@@ -94,7 +95,7 @@ func (c *LazyConn) Write(p []byte) (int, error) {
 			// rest, which may need that Read to make progress (see
 			// writeHandshake).
 			head := p[:min(len(p), firstChunk)]
-			n, err := c.writeHandshake(head)
+			n, err := c.writeHandshake(head, false)
 			c.wrote.Store(true)
 			c.wmu.Unlock()
 			if err != nil || len(head) == len(p) {
@@ -108,25 +109,59 @@ func (c *LazyConn) Write(p []byte) (int, error) {
 	return c.rwc.Write(p)
 }
 
+// WriteFinal writes p and half-closes (see network.FinalWriter); on the
+// first write the header and proposal ride in the same frame as p and the
+// half-close.
+func (c *LazyConn) WriteFinal(p []byte) (int, error) {
+	if err := c.failed(); err != nil {
+		return 0, err
+	}
+	if !c.wrote.Load() {
+		if len(p) > firstChunk {
+			n, err := c.Write(p)
+			if err != nil {
+				return n, err
+			}
+			return n, c.CloseWrite()
+		}
+		c.wmu.Lock()
+		if !c.sent.Load() {
+			n, err := c.writeHandshake(p, true)
+			c.wrote.Store(true)
+			c.wmu.Unlock()
+			return n, err
+		}
+		c.wmu.Unlock()
+	}
+	return network.WriteFinal(c.rwc, p)
+}
+
 // firstChunk bounds the data that rides in the handshake's write, so a
 // large first Write is not copied whole into a new buffer.
 const firstChunk = 64 << 10
 
-// writeHandshake writes header, proposal and p in one write. c.wmu is held.
+// writeHandshake writes header, proposal and p in one write, and with final
+// half-closes in the same step (network.WriteFinal). c.wmu is held.
 //
 // sent is set before writing: from then on the proposal is on its way ahead
 // of any data, so a concurrent first Read may go and wait for the answer.
 // Waiting for a large write instead deadlocks when it exceeds the
 // flow-control window and the listener echoes: its replies fill our receive
 // window while nobody reads them.
-func (c *LazyConn) writeHandshake(p []byte) (int, error) {
+func (c *LazyConn) writeHandshake(p []byte, final bool) (int, error) {
 	buf := make([]byte, 0, len(headerMsg)+varint.MaxLen+len(c.proto)+1+len(p))
 	buf = append(buf, headerMsg...)
 	buf = appendToken(buf, c.proto)
 	hs := len(buf)
 	buf = append(buf, p...)
 	c.sent.Store(true) // even if the write fails: never send the handshake twice
-	n, err := c.rwc.Write(buf)
+	var n int
+	var err error
+	if final {
+		n, err = network.WriteFinal(c.rwc, buf)
+	} else {
+		n, err = c.rwc.Write(buf)
+	}
 	if err != nil {
 		return max(0, n-hs), fmt.Errorf("mss: sending the header and proposal %q: %w", c.proto, err)
 	}
@@ -143,7 +178,7 @@ func (c *LazyConn) flush() error {
 	if c.sent.Load() {
 		return nil
 	}
-	_, err := c.writeHandshake(nil)
+	_, err := c.writeHandshake(nil, false)
 	return err
 }
 
@@ -193,7 +228,7 @@ func (c *LazyConn) finish(readAnswer bool) error {
 		}
 		var err error
 		if !c.sent.Load() {
-			_, err = c.writeHandshake(nil)
+			_, err = c.writeHandshake(nil, false)
 		}
 		c.wmu.Unlock()
 		if err != nil && !readAnswer {
@@ -227,6 +262,16 @@ func (c *LazyConn) CloseWrite() error {
 	cw, ok := c.rwc.(interface{ CloseWrite() error })
 	if !ok {
 		return c.unsupported("CloseWrite")
+	}
+	if !c.sent.Load() && c.wmu.TryLock() {
+		if !c.sent.Load() {
+			// Nothing written yet: the proposal and the half-close go in
+			// one frame where the stream can.
+			_, err := c.writeHandshake(nil, true)
+			c.wmu.Unlock()
+			return err
+		}
+		c.wmu.Unlock()
 	}
 	if err := c.finish(false); err != nil {
 		return err

@@ -347,3 +347,77 @@ func TestLazyCloseBounded(t *testing.T) {
 		t.Fatalf("Close took %v against a silent listener", d)
 	}
 }
+
+// finalRec records a stream's writes, marking the ones that half-closed
+// (network.FinalWriter), as a yamux stream would send them in one frame.
+type finalRec struct {
+	io.Reader
+	writes []string
+	closed int // CloseWrite calls
+}
+
+func (f *finalRec) Write(p []byte) (int, error) {
+	f.writes = append(f.writes, string(p))
+	return len(p), nil
+}
+
+func (f *finalRec) WriteFinal(p []byte) (int, error) {
+	f.writes = append(f.writes, string(p)+"|FIN")
+	return len(p), nil
+}
+
+func (f *finalRec) CloseWrite() error { f.closed++; return nil }
+func (f *finalRec) Close() error      { return nil }
+
+// TestLazyFinal checks that a half-close before anything was written sends
+// the header, proposal and FIN in one final write, as does WriteFinal with
+// the data, and that after a first write they go as usual.
+func TestLazyFinal(t *testing.T) {
+	hs := string(cat(headerMsg, tok("/p")))
+	for _, tc := range []struct {
+		name   string
+		do     func(c *LazyConn) error
+		writes []string
+		closed int
+	}{
+		{"CloseWrite first", func(c *LazyConn) error { return c.CloseWrite() }, []string{hs + "|FIN"}, 0},
+		{"WriteFinal first", func(c *LazyConn) error { _, err := c.WriteFinal([]byte("req")); return err },
+			[]string{hs + "req|FIN"}, 0},
+		{"Write then WriteFinal", func(c *LazyConn) error {
+			if _, err := c.Write([]byte("a")); err != nil {
+				return err
+			}
+			_, err := c.WriteFinal([]byte("b"))
+			return err
+		}, []string{hs + "a", "b|FIN"}, 0},
+		{"Write then CloseWrite", func(c *LazyConn) error {
+			if _, err := c.Write([]byte("a")); err != nil {
+				return err
+			}
+			return c.CloseWrite()
+		}, []string{hs + "a"}, 1},
+		{"large WriteFinal first", func(c *LazyConn) error {
+			_, err := c.WriteFinal(make([]byte, firstChunk+1))
+			return err
+		}, []string{hs + string(make([]byte, firstChunk)), "\x00"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &finalRec{Reader: bytes.NewReader(nil)}
+			c := NewLazy(rec, "/p")
+			if err := tc.do(c); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.writes) != len(tc.writes) {
+				t.Fatalf("%d writes %.80q, want %d %.80q", len(rec.writes), rec.writes, len(tc.writes), tc.writes)
+			}
+			for i := range rec.writes {
+				if rec.writes[i] != tc.writes[i] {
+					t.Fatalf("write %d = %.80q, want %.80q", i, rec.writes[i], tc.writes[i])
+				}
+			}
+			if rec.closed != tc.closed {
+				t.Fatalf("%d CloseWrite calls, want %d", rec.closed, tc.closed)
+			}
+		})
+	}
+}

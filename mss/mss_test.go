@@ -641,3 +641,32 @@ func BenchmarkNegotiate(b *testing.B) {
 		}
 	}
 }
+
+// TestNegotiateDeferred checks that the final answer is returned, not
+// written, while the answers before it ("na", the header when the dialer
+// waited for it) are written as usual.
+func TestNegotiateDeferred(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		written []byte
+		echo    []byte
+	}{
+		{"pipelined", cat(headerMsg, tok("/b"), []byte("data")), nil, cat(headerMsg, tok("/b"))},
+		{"na first", cat(headerMsg, tok("/z"), tok("/a")), cat(headerMsg, naMsg), tok("/a")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &script{in: bytes.NewReader(tc.in)}
+			id, _, echo, err := mux(t, "/a", "/b").NegotiateDeferred(s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := protocol.ID(bytes.TrimSuffix(tc.echo[len(tc.echo)-3:], []byte("\n"))); id != want {
+				t.Fatalf("id %q, want %q", id, want)
+			}
+			if !bytes.Equal(s.out.Bytes(), tc.written) || !bytes.Equal(echo, tc.echo) {
+				t.Fatalf("wrote %q and deferred %q; want %q and %q", s.out.Bytes(), echo, tc.written, tc.echo)
+			}
+		})
+	}
+}

@@ -86,38 +86,51 @@ func (m *Mux[H]) Negotiate(rw io.ReadWriter) (protocol.ID, H, error) {
 // when allow is nil); the others are answered "na" like unknown ids. A host
 // uses it to serve only some protocols on a limited connection.
 func (m *Mux[H]) NegotiateWhere(rw io.ReadWriter, allow func(H) bool) (protocol.ID, H, error) {
+	id, h, echo, err := m.NegotiateDeferred(rw, allow)
+	if err == nil {
+		// A failed write of the echo is not an error here: the dialer
+		// may have sent its data and closed its side, and that data is
+		// still for the handler to read. Its own writes will fail.
+		_, _ = rw.Write(echo)
+	}
+	return id, h, err
+}
+
+// NegotiateDeferred is NegotiateWhere that returns the final answer (the
+// echo, with the header when it had not been sent) instead of writing it,
+// so that the caller can send it together with the handler's first bytes.
+// The caller must send it before anything else it writes on rw, and before
+// it waits for more from the dialer: a dialer that waits for the echo
+// sends nothing until then.
+func (m *Mux[H]) NegotiateDeferred(rw io.ReadWriter, allow func(H) bool) (protocol.ID, H, []byte, error) {
 	var zero H
 	if err := readHeader(rw); err != nil {
-		return "", zero, err
+		return "", zero, nil, err
 	}
 	out := make([]byte, 0, 128)
 	if netbuf.Buffered(rw) > 0 {
 		out = append(out, headerMsg...) // joins the first answer
 	} else if _, err := rw.Write(headerMsg); err != nil {
-		return "", zero, fmt.Errorf("mss: sending the header: %w", err)
+		return "", zero, nil, fmt.Errorf("mss: sending the header: %w", err)
 	}
 	for range MaxRounds {
 		tok, err := readToken(rw)
 		if err != nil {
-			return "", zero, fmt.Errorf("mss: reading a proposal: %w", err)
+			return "", zero, nil, fmt.Errorf("mss: reading a proposal: %w", err)
 		}
 		if string(tok) == ls {
 			out = m.appendList(out)
 		} else if h, ok := m.lookup(tok); ok && (allow == nil || allow(h)) {
-			// A failed write of the echo is not an error here: the dialer
-			// may have sent its data and closed its side, and that data is
-			// still for the handler to read. Its own writes will fail.
-			_, _ = rw.Write(appendToken(out, tok))
-			return protocol.ID(tok), h, nil
+			return protocol.ID(tok), h, appendToken(out, tok), nil
 		} else {
 			out = append(out, naMsg...)
 		}
 		if _, err := rw.Write(out); err != nil {
-			return "", zero, fmt.Errorf("mss: answering %.64q: %w", tok, err)
+			return "", zero, nil, fmt.Errorf("mss: answering %.64q: %w", tok, err)
 		}
 		out = out[:0]
 	}
-	return "", zero, fmt.Errorf("mss: dialer made %d proposals without agreement: %w", MaxRounds, ErrNotSupported)
+	return "", zero, nil, fmt.Errorf("mss: dialer made %d proposals without agreement: %w", MaxRounds, ErrNotSupported)
 }
 
 // appendList appends the answer to "ls": one message holding each id as its

@@ -201,6 +201,12 @@ type Stream struct {
 	in, out   uint64
 	mmu       sync.Mutex
 	meterDone bool // done ran: SetProtocol opens no meter any more
+	// pending is what DeferWrite holds back for the next write; pmu is
+	// held while it is written, and hasPending is cleared only after, so
+	// a write that sees it clear cannot overtake it.
+	pending    []byte
+	hasPending atomic.Bool
+	pmu        sync.Mutex
 }
 
 var _ network.Stream = (*Stream)(nil)
@@ -248,6 +254,12 @@ func (s *Stream) Read(p []byte) (int, error) {
 		s.countIn(n, nil)
 		return n, nil
 	}
+	if s.hasPending.Load() && s.Buffered() == 0 {
+		// About to wait for the peer, who may be waiting for what we hold.
+		if _, _, err := s.writePending(nil, false, true); err != nil {
+			return 0, err
+		}
+	}
 	n, err := s.MuxedStream.Read(p)
 	s.countIn(n, err)
 	return n, err
@@ -263,13 +275,82 @@ func (s *Stream) countIn(n int, err error) {
 	}
 }
 
+// DeferWrite holds b back to go out ahead of the stream's next write, in
+// the same frame when it is small, or by itself when a Read is about to wait
+// or the stream is closed; a Reset drops it. The host defers a multistream
+// echo this way so that it rides with the handler's answer. Call it before
+// the stream is in use by another goroutine.
+func (s *Stream) DeferWrite(b []byte) {
+	s.pending = b
+	s.hasPending.Store(true)
+}
+
+// maxJoined bounds the write that a deferred prefix is copied in front of;
+// a larger one goes after the prefix, in a write of its own.
+const maxJoined = 16 << 10
+
+// writePending writes what DeferWrite held, joined with p unless alone or p
+// is large (with final, as the stream's last data and the half-close). ok
+// means p was dealt with (written, or the write failed): n and err are the
+// caller's answer. Otherwise p is still the caller's to write: nothing was
+// held any more, or the held bytes went out alone.
+func (s *Stream) writePending(p []byte, final, alone bool) (n int, ok bool, err error) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if !s.hasPending.Load() {
+		return 0, false, nil
+	}
+	pre := s.pending
+	joined := !alone && len(p) <= maxJoined
+	buf := pre
+	if joined {
+		buf = append(pre[:len(pre):len(pre)], p...)
+	}
+	var m int
+	if final && (joined || len(p) == 0) {
+		m, err = network.WriteFinal(s.MuxedStream, buf)
+	} else {
+		m, err = s.MuxedStream.Write(buf)
+	}
+	s.out += uint64(m)
+	s.pending = nil
+	s.hasPending.Store(false)
+	if !joined {
+		return 0, err != nil, err
+	}
+	return max(0, m-len(pre)), true, err
+}
+
 // Write writes to the muxer, counting the bytes for the meter.
 func (s *Stream) Write(p []byte) (int, error) {
+	if s.hasPending.Load() {
+		if n, ok, err := s.writePending(p, false, false); ok {
+			if s.meter != nil && (s.out >= meterFlush || err != nil) {
+				s.flushOut()
+			}
+			return n, err
+		}
+	}
 	n, err := s.MuxedStream.Write(p)
 	s.out += uint64(n)
 	if s.meter != nil && (s.out >= meterFlush || err != nil) {
 		s.flushOut()
 	}
+	return n, err
+}
+
+// WriteFinal writes p and half-closes the stream, in one frame when the
+// muxer can (see network.FinalWriter).
+func (s *Stream) WriteFinal(p []byte) (int, error) {
+	if s.hasPending.Load() {
+		if n, ok, err := s.writePending(p, true, false); ok {
+			s.flushOut()
+			return n, err
+		}
+	}
+	n, err := network.WriteFinal(s.MuxedStream, p)
+	s.out += uint64(n)
+	s.flushOut()
 	return n, err
 }
 
@@ -376,6 +457,9 @@ func (s *Stream) finish() {
 
 // Close closes both directions of the stream.
 func (s *Stream) Close() error {
+	if s.hasPending.Load() {
+		_, _, _ = s.writePending(nil, true, false)
+	}
 	s.flushOut()
 	s.done()
 	return s.MuxedStream.Close()
@@ -384,12 +468,19 @@ func (s *Stream) Close() error {
 // CloseWrite half-closes the stream: the peer reads EOF after what was
 // written.
 func (s *Stream) CloseWrite() error {
+	if s.hasPending.Load() {
+		if _, ok, err := s.writePending(nil, true, false); ok {
+			s.flushOut()
+			return err
+		}
+	}
 	s.flushOut()
 	return s.MuxedStream.CloseWrite()
 }
 
-// Reset aborts the stream.
+// Reset aborts the stream; what DeferWrite held is dropped.
 func (s *Stream) Reset() error {
+	s.hasPending.Store(false)
 	s.done()
 	return s.MuxedStream.Reset()
 }

@@ -220,8 +220,8 @@ func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.err} }
 // and its round trip. On the server, the first byte tells the three cases
 // apart on the same port: a multistream header starts with its length 0x13,
 // a TLS record with 0x16 (handshake), a Noise first message with the high
-// byte of its 16-bit length, 0x00. The returned conn replays the peeked
-// byte.
+// byte of its 16-bit length, 0x00. The returned conn replays what was
+// read ahead.
 func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiaddr) (network.SecureTransport, net.Conn, error) {
 	if client {
 		if id := NamedSecurity(raddr); id != "" {
@@ -235,11 +235,12 @@ func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiad
 		for i, s := range u.Security {
 			ids[i] = s.ID()
 		}
-		id, err := mss.SelectOneOf(raw, ids...)
+		pc := &peekConn{Conn: raw}
+		id, err := mss.SelectOneOf(pc, ids...)
 		if err != nil {
 			return nil, raw, err
 		}
-		return u.security(id), raw, nil
+		return u.security(id), pc.settled(), nil
 	}
 	pc := &peekConn{Conn: raw}
 	first, err := pc.peek()
@@ -258,14 +259,14 @@ func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiad
 		if s == nil {
 			return nil, raw, fmt.Errorf("peer started %s directly, which is not configured", direct)
 		}
-		return s, pc, nil
+		return s, pc.settled(), nil
 	}
 	var m mss.Mux[network.SecureTransport]
 	for _, s := range u.Security {
 		m.AddHandler(s.ID(), s)
 	}
 	_, s, err := m.Negotiate(pc)
-	return s, pc, err
+	return s, pc.settled(), err
 }
 
 // Security protocol ids that can be named in a multiaddr.
@@ -289,46 +290,84 @@ func NamedSecurity(a ma.Multiaddr) protocol.ID {
 	return ""
 }
 
-// peekConn replays bytes read ahead of the handshake.
+// peekConn reads ahead of the security handshake: while the security
+// protocol is being picked, each read takes whatever the socket holds (up
+// to 256 bytes) in one system call, rather than one per multistream length
+// prefix and token, and bytes read past the negotiation are replayed to the
+// handshake. It never waits for more than the caller asked for: a read with
+// bytes held returns them alone.
 type peekConn struct {
 	net.Conn
-	buf [1]byte
-	n   int // buffered bytes not yet returned
+	ahead [256]byte
+	held  []byte // read, not yet returned
+	done  bool   // negotiation over: reads with nothing held go straight through
 }
 
+// peek returns the first byte without consuming it.
 func (c *peekConn) peek() (byte, error) {
-	for {
-		n, err := c.Conn.Read(c.buf[:])
-		if n == 1 {
-			c.n = 1
-			return c.buf[0], nil
-		}
-		if err != nil {
+	for len(c.held) == 0 {
+		if err := c.fill(); err != nil {
 			return 0, err
 		}
 	}
+	return c.held[0], nil
+}
+
+func (c *peekConn) fill() error {
+	n, err := c.Conn.Read(c.ahead[:])
+	c.held = c.ahead[:n]
+	if n > 0 {
+		return nil
+	}
+	return err
 }
 
 func (c *peekConn) Read(p []byte) (int, error) {
-	if c.n > 0 && len(p) > 0 {
-		// Return the replayed byte alone: reading more could block on a
-		// peer that has sent nothing else yet.
-		p[0] = c.buf[0]
-		c.n = 0
-		return 1, nil
+	if len(c.held) == 0 && len(p) > 0 {
+		if c.done {
+			return c.Conn.Read(p)
+		}
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
 	}
-	return c.Conn.Read(p)
+	n := copy(p, c.held)
+	c.held = c.held[n:]
+	return n, nil
 }
 
-// Buffered reports the replayed byte and what the kernel holds for the
+// ReadByte lets the multistream reader take length prefixes from the held
+// bytes.
+func (c *peekConn) ReadByte() (byte, error) {
+	b, err := c.peek()
+	if err == nil {
+		c.held = c.held[1:]
+	}
+	return b, err
+}
+
+// settled ends the negotiation: the handshake gets the bare connection
+// when nothing read ahead is left for it.
+func (c *peekConn) settled() net.Conn {
+	c.done = true
+	if len(c.held) == 0 {
+		return c.Conn
+	}
+	return c
+}
+
+// Buffered reports the held bytes and what the kernel holds for the
 // socket, so that a multistream listener can tell a pipelined proposal
 // from a dialer waiting for its header.
 func (c *peekConn) Buffered() int {
-	return c.n + netbuf.Buffered(c.Conn)
+	if len(c.held) > 0 {
+		return len(c.held)
+	}
+	return netbuf.Buffered(c.Conn)
 }
 
-// BufferedExact is that of the connection under it.
-func (c *peekConn) BufferedExact() bool { return netbuf.Exact(c.Conn) }
+// BufferedExact: held bytes are exact, else it is the connection's.
+func (c *peekConn) BufferedExact() bool { return len(c.held) > 0 || netbuf.Exact(c.Conn) }
 
 // CloseWrite passes half-closes through to TCP.
 func (c *peekConn) CloseWrite() error {

@@ -105,6 +105,31 @@ type MuxedStream interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// FinalWriter is a stream that can send its last data and its half-close
+// together: a yamux stream puts the FIN flag on the last data frame, which
+// saves a frame and, most of the time, a system call and a packet on each
+// end. Request-response protocols write their one message this way.
+type FinalWriter interface {
+	// WriteFinal writes p and then half-closes like CloseWrite.
+	WriteFinal(p []byte) (int, error)
+}
+
+// WriteFinal writes p to w and half-closes it: in one step when w is a
+// FinalWriter, else Write then CloseWrite (when w has one).
+func WriteFinal(w io.Writer, p []byte) (int, error) {
+	if fw, ok := w.(FinalWriter); ok {
+		return fw.WriteFinal(p)
+	}
+	n, err := w.Write(p)
+	if err != nil {
+		return n, err
+	}
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
+		err = cw.CloseWrite()
+	}
+	return n, err
+}
+
 // MuxedConn is a connection carrying many streams.
 type MuxedConn interface {
 	// OpenStream opens a new stream. It never waits for the peer to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -353,5 +354,80 @@ func TestResetBeforeAccept(t *testing.T) {
 	s.mu.Unlock()
 	if queued != 0 || open != 1 || s.IsClosed() {
 		t.Fatalf("%d streams queued, %d open, session closed %v (%v); want 0, 1, open", queued, open, s.IsClosed(), s.Err())
+	}
+}
+
+// TestWriteFinal checks that WriteFinal puts the FIN on the last data frame
+// (the frames before it carry none), that the stream takes no more writes,
+// and that a stream the peer had closed ends once WriteFinal's FIN is out.
+func TestWriteFinal(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		size     int
+		frames   int
+		peerDone bool // the peer half-closed first
+	}{
+		{"one frame", 300, 1, false},
+		{"three frames", 2*4096 + 10, 3, false},
+		{"peer closed first", 5, 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			a, b := net.Pipe()
+			raw := newRawPeer(t, b)
+			c := NewSession(a, true, &Config{MaxFrameSize: 4096})
+			defer c.Close()
+			st, err := c.Open(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, _, _ := raw.next(); h.flags != flagSYN {
+				t.Fatalf("first frame %v, want the SYN", h)
+			}
+			if tt.peerDone {
+				raw.write(header{typ: typeWindowUpdate, flags: flagACK | flagFIN, stream: 1}, nil)
+				waitFor(t, func() bool { _, err := st.Read(make([]byte, 1)); return err == io.EOF })
+			}
+			msg := bytes.Repeat([]byte{7}, tt.size)
+			done := make(chan error, 1)
+			go func() {
+				n, err := st.WriteFinal(msg)
+				if err == nil && n != len(msg) {
+					err = fmt.Errorf("wrote %d of %d", n, len(msg))
+				}
+				done <- err
+			}()
+			var got []byte
+			for i := range tt.frames {
+				h, _, payload := raw.next()
+				fin := h.flags&flagFIN != 0
+				if h.typ != typeData || h.stream != 1 || fin != (i == tt.frames-1) {
+					t.Fatalf("frame %d of %d: %+v", i+1, tt.frames, h)
+				}
+				got = append(got, payload...)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("got %d bytes, want %d", len(got), len(msg))
+			}
+			if _, err := st.Write([]byte("x")); !errors.Is(err, ErrStreamClosed) {
+				t.Fatalf("write after WriteFinal: %v", err)
+			}
+			if err := st.CloseWrite(); err != nil {
+				t.Fatalf("CloseWrite after WriteFinal: %v", err)
+			}
+			if tt.peerDone {
+				waitFor(t, func() bool { return c.NumStreams() == 0 })
+			} else if c.NumStreams() != 1 {
+				t.Fatalf("%d streams, want the half-open one", c.NumStreams())
+			}
+			select {
+			case f := <-raw.frames:
+				t.Fatalf("unexpected frame after the FIN: %+v", f.h)
+			case <-time.After(50 * time.Millisecond):
+			}
+		})
 	}
 }

@@ -462,6 +462,20 @@ func (st *Stream) addSendWindow(delta uint32) error {
 // Write sends p, split into frames of at most MaxFrameSize and waiting for
 // window as needed.
 func (st *Stream) Write(p []byte) (int, error) {
+	return st.write(p, false)
+}
+
+// WriteFinal writes p and half-closes the stream with the FIN flag on the
+// last data frame, one frame instead of two (see network.FinalWriter).
+func (st *Stream) WriteFinal(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, st.CloseWrite()
+	}
+	return st.write(p, true)
+}
+
+// write is Write; with fin, the last frame also half-closes the stream.
+func (st *Stream) write(p []byte, fin bool) (int, error) {
 	s := st.sess
 	written := 0
 	for written < len(p) {
@@ -497,14 +511,34 @@ func (st *Stream) Write(p []byte) (int, error) {
 		}
 		n := uint32(min(len(p)-written, int(st.sendWindow), int(s.cfg.MaxFrameSize)))
 		st.sendWindow -= n
+		var flags uint16
+		last := fin && written+int(n) == len(p)
+		if last {
+			// Set before the frame leaves, as CloseWrite does, so that no
+			// other Write slips in behind the FIN.
+			st.localFin = true
+			flags = flagFIN
+		}
 		st.mu.Unlock()
-		if err := s.writeData(st.id, 0, p[written:written+int(n)], st.writeDL.wait()); err != nil {
+		if err := s.writeData(st.id, flags, p[written:written+int(n)], st.writeDL.wait()); err != nil {
 			st.mu.Lock()
 			st.sendWindow += n
+			if last {
+				st.localFin = false // the FIN did not leave
+			}
 			st.mu.Unlock()
 			return written, err
 		}
 		written += int(n)
+		if last {
+			st.mu.Lock()
+			done := st.remoteFin
+			st.mu.Unlock()
+			signal(st.writeCh)
+			if done {
+				st.finish()
+			}
+		}
 	}
 	return written, nil
 }

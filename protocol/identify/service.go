@@ -90,13 +90,12 @@ func NewService(h Host, agentVersion string) *Service {
 // Handle answers an inbound /ipfs/id/1.0.0 stream and closes it.
 func (s *Service) Handle(st network.Stream) {
 	_ = st.SetDeadline(time.Now().Add(StreamTimeout))
-	err := Write(st, s.message(st.RemoteMultiaddr()))
+	err := WriteFinal(st, s.message(st.RemoteMultiaddr()))
 	s.trace(Sent, KindIdentify, err)
 	if err != nil {
 		_ = st.Reset()
 		return
 	}
-	_ = st.CloseWrite()
 	_ = st.Close()
 }
 
@@ -111,13 +110,12 @@ func (s *Service) trace(dir Direction, kind Kind, err error) {
 func (s *Service) Push(ctx context.Context, st network.Stream) error {
 	stop := deadlineOnCancel(ctx, st)
 	defer stop()
-	err := Write(st, s.message(st.RemoteMultiaddr()))
+	err := WriteFinal(st, s.message(st.RemoteMultiaddr()))
 	s.trace(Sent, KindPush, err)
 	if err != nil {
 		_ = st.Reset()
 		return fmt.Errorf("identify: pushing to %s: %w", st.RemotePeer(), err)
 	}
-	_ = st.CloseWrite()
 	return st.Close()
 }
 

@@ -19,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/lp"
 	"github.com/tachyon-p2p/tachyon/internal/pb"
@@ -214,6 +215,15 @@ func Unmarshal(b []byte) (*Message, error) {
 // Write sends m as one length-prefixed message.
 func Write(w io.Writer, m *Message) error {
 	if err := lp.WriteMsg(w, m.Marshal()); err != nil {
+		return fmt.Errorf("identify: writing message: %w", err)
+	}
+	return nil
+}
+
+// WriteFinal writes m as the stream's last message and half-closes it, in
+// one frame where the stream can (network.FinalWriter).
+func WriteFinal(w io.Writer, m *Message) error {
+	if _, err := network.WriteFinal(w, lp.Append(nil, m.Marshal())); err != nil {
 		return fmt.Errorf("identify: writing message: %w", err)
 	}
 	return nil

@@ -1,0 +1,106 @@
+package swarm
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tachyon-p2p/tachyon/core/network"
+)
+
+// opStream records the writes and closes a Stream makes on its muxer
+// stream, as "w:<bytes>", "fin:<bytes>" (WriteFinal), "cw", "close",
+// "reset"; it holds in bytes to read.
+type opStream struct {
+	network.MuxedStream
+	mu  sync.Mutex
+	ops []string
+	in  *bytes.Reader
+}
+
+func (o *opStream) rec(op string) {
+	o.mu.Lock()
+	o.ops = append(o.ops, op)
+	o.mu.Unlock()
+}
+
+func (o *opStream) Write(p []byte) (int, error)      { o.rec("w:" + string(p)); return len(p), nil }
+func (o *opStream) WriteFinal(p []byte) (int, error) { o.rec("fin:" + string(p)); return len(p), nil }
+func (o *opStream) CloseWrite() error                { o.rec("cw"); return nil }
+func (o *opStream) Close() error                     { o.rec("close"); return nil }
+func (o *opStream) Reset() error                     { o.rec("reset"); return nil }
+func (o *opStream) Buffered() int                    { return o.in.Len() }
+func (o *opStream) Read(p []byte) (int, error) {
+	o.rec("read")
+	return o.in.Read(p)
+}
+
+// TestDeferWrite checks where deferred bytes (a multistream echo) go: in
+// front of the first write in the same write, with the half-close when the
+// stream is closed first, alone before a Read that would wait, nowhere after
+// a Reset; and a write too large to copy goes after them, in its own write.
+func TestDeferWrite(t *testing.T) {
+	big := strings.Repeat("x", maxJoined+1)
+	for _, tc := range []struct {
+		name string
+		in   string
+		do   func(s *Stream)
+		ops  []string
+	}{
+		{"joined with the answer", "", func(s *Stream) { s.Write([]byte("answer")); s.Write([]byte("more")) },
+			[]string{"w:ECHOanswer", "w:more"}},
+		{"with the final answer", "", func(s *Stream) { s.WriteFinal([]byte("answer")) },
+			[]string{"fin:ECHOanswer"}},
+		{"read of held data first", "request", func(s *Stream) {
+			s.Read(make([]byte, 7))
+			s.Write([]byte("reply"))
+		}, []string{"read", "w:ECHOreply"}},
+		{"read that would wait", "", func(s *Stream) { s.Read(make([]byte, 1)) },
+			[]string{"w:ECHO", "read"}},
+		{"closed without writing", "", func(s *Stream) { s.Close() },
+			[]string{"fin:ECHO", "close"}},
+		{"half-closed without writing", "", func(s *Stream) { s.CloseWrite() },
+			[]string{"fin:ECHO"}},
+		{"reset", "", func(s *Stream) { s.Reset(); s.Close() },
+			[]string{"reset", "close"}},
+		{"large write", "", func(s *Stream) { s.Write([]byte(big)) },
+			[]string{"w:ECHO", "w:" + big}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &opStream{in: bytes.NewReader([]byte(tc.in))}
+			s := testConn(Config{}).wrap(o, network.DirInbound)
+			s.DeferWrite([]byte("ECHO"))
+			tc.do(s)
+			if strings.Join(o.ops, " ") != strings.Join(tc.ops, " ") {
+				t.Fatalf("ops %.100q, want %.100q", o.ops, tc.ops)
+			}
+		})
+	}
+}
+
+// TestDeferWriteConcurrent: a Read that flushes the deferred bytes and a
+// Write on another goroutine never put the written data first, nor send
+// the deferred bytes twice (run with -race).
+func TestDeferWriteConcurrent(t *testing.T) {
+	for range 200 {
+		o := &opStream{in: bytes.NewReader(nil)}
+		s := testConn(Config{}).wrap(o, network.DirInbound)
+		s.DeferWrite([]byte("ECHO"))
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.Read(make([]byte, 1)) }()
+		go func() { defer wg.Done(); s.Write([]byte("data")) }()
+		wg.Wait()
+		var w []string
+		for _, op := range o.ops {
+			if op != "read" {
+				w = append(w, op)
+			}
+		}
+		got := strings.Join(w, " ")
+		if got != "w:ECHOdata" && got != "w:ECHO w:data" {
+			t.Fatalf("writes %q", w)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package upgrader
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countConn counts the reads made on a connection.
+type countConn struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+// TestSecurityNegotiationReads checks that multistream-select for the
+// security protocol costs one read per batch of tokens the peer sent on
+// each side, not one per length prefix and token, that bytes read past the
+// negotiation reach the handshake, and that with none left over the
+// handshake gets the bare connection.
+func TestSecurityNegotiationReads(t *testing.T) {
+	hs := []byte("\x13/multistream/1.0.0\n\x07/noise\n")
+	for _, tc := range []struct {
+		name  string
+		extra string // what the peer sends right behind its tokens
+	}{
+		{"nothing behind", ""},
+		{"handshake behind", "first handshake bytes"},
+	} {
+		t.Run("listener, "+tc.name, func(t *testing.T) {
+			u, _ := newUpgrader(t, TLSID, NoiseID)
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			a.SetDeadline(time.Now().Add(5 * time.Second))
+			b.SetDeadline(time.Now().Add(5 * time.Second))
+			raw := &countConn{Conn: b}
+			go func() {
+				a.Write(append(append([]byte(nil), hs...), tc.extra...))
+				io.Copy(io.Discard, a)
+			}()
+			sec, conn, err := u.negotiateSecurity(raw, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sec.ID() != NoiseID {
+				t.Fatalf("picked %s", sec.ID())
+			}
+			if n := raw.reads.Load(); n != 1 {
+				t.Fatalf("%d reads for the dialer's tokens, want 1", n)
+			}
+			checkRest(t, conn, raw, tc.extra)
+		})
+		t.Run("dialer, "+tc.name, func(t *testing.T) {
+			u, _ := newUpgrader(t, NoiseID)
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			a.SetDeadline(time.Now().Add(5 * time.Second))
+			b.SetDeadline(time.Now().Add(5 * time.Second))
+			raw := &countConn{Conn: a}
+			go func() {
+				got := make([]byte, len(hs))
+				if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, hs) {
+					return
+				}
+				b.Write(append(append([]byte(nil), hs...), tc.extra...))
+			}()
+			sec, conn, err := u.negotiateSecurity(raw, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sec.ID() != NoiseID {
+				t.Fatalf("picked %s", sec.ID())
+			}
+			if n := raw.reads.Load(); n != 1 {
+				t.Fatalf("%d reads for the listener's answer, want 1", n)
+			}
+			checkRest(t, conn, raw, tc.extra)
+		})
+	}
+}
+
+func checkRest(t *testing.T, conn net.Conn, raw *countConn, extra string) {
+	t.Helper()
+	if extra == "" {
+		if conn != net.Conn(raw) {
+			t.Fatalf("handshake gets %T, want the bare connection", conn)
+		}
+		return
+	}
+	got := make([]byte, len(extra))
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != extra {
+		t.Fatalf("handshake read %q, %v; want %q", got, err, extra)
+	}
+}
