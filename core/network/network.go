@@ -106,9 +106,10 @@ type MuxedStream interface {
 }
 
 // FinalWriter is a stream that can send its last data and its half-close
-// together: a yamux stream puts the FIN flag on the last data frame, which
-// saves a frame and, most of the time, a system call and a packet on each
-// end. Request-response protocols write their one message this way.
+// together: a yamux stream sends the FIN in the same write as the last data
+// frame, which saves a system call and, most of the time, a packet and a
+// wake-up on each end. Request-response protocols write their one message
+// this way.
 type FinalWriter interface {
 	// WriteFinal writes p and then half-closes like CloseWrite.
 	WriteFinal(p []byte) (int, error)

@@ -116,15 +116,24 @@ func TestWireSYN(t *testing.T) {
 			raw := newRawPeer(t, b)
 			c := NewSession(a, true, &Config{InitialStreamWindow: tt.window})
 			defer c.Close()
+			// The session's first ping is out and answered: nothing else
+			// is on its way to flush what Open queues.
+			waitFor(t, func() bool { return c.rtt.Load() != 0 })
 			st, err := c.Open(ctxT(t))
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The SYN waits for the stream's first frame.
+			select {
+			case f := <-raw.frames:
+				t.Fatalf("frame %+v before the first write", f.h)
+			case <-time.After(50 * time.Millisecond):
+			}
+			go st.Write([]byte("hi"))
 			_, hb, _ := raw.next()
 			if !bytes.Equal(hb, tt.want) {
 				t.Fatalf("SYN = % x, want % x", hb, tt.want)
 			}
-			go st.Write([]byte("hi"))
 			h, _, payload := raw.next()
 			if h != (header{typ: typeData, stream: 1, length: 2}) || string(payload) != "hi" {
 				t.Fatalf("data frame %v %q", h, payload)
@@ -357,9 +366,42 @@ func TestResetBeforeAccept(t *testing.T) {
 	}
 }
 
-// TestWriteFinal checks that WriteFinal puts the FIN on the last data frame
-// (the frames before it carry none), that the stream takes no more writes,
-// and that a stream the peer had closed ends once WriteFinal's FIN is out.
+// frameLog is a connection that records the frames of each Write.
+type frameLog struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]header
+}
+
+func (w *frameLog) Write(p []byte) (int, error) {
+	var hs []header
+	for b := p; len(b) >= headerSize; {
+		h, err := parseHeader(b)
+		if err != nil {
+			break
+		}
+		b = b[headerSize:]
+		if h.typ == typeData {
+			b = b[min(int(h.length), len(b)):]
+		}
+		hs = append(hs, h)
+	}
+	w.mu.Lock()
+	w.writes = append(w.writes, hs)
+	w.mu.Unlock()
+	return w.Conn.Write(p)
+}
+
+func (w *frameLog) last() []header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes[len(w.writes)-1]
+}
+
+// TestWriteFinal checks that WriteFinal sends the FIN as a WindowUpdate in
+// the same write as the last data frame (never as a flag on it: see
+// writeData), that the stream takes no more writes, and that a stream the
+// peer had closed ends once the FIN is out.
 func TestWriteFinal(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -369,22 +411,33 @@ func TestWriteFinal(t *testing.T) {
 	}{
 		{"one frame", 300, 1, false},
 		{"three frames", 2*4096 + 10, 3, false},
+		{"vectored", 5000, 1, false},
 		{"peer closed first", 5, 1, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			a, b := net.Pipe()
 			raw := newRawPeer(t, b)
-			c := NewSession(a, true, &Config{MaxFrameSize: 4096})
+			wl := &frameLog{Conn: a}
+			var conn net.Conn = wl
+			if tt.name == "vectored" {
+				conn = &vecFrameLog{wl}
+			}
+			c := NewSession(conn, true, &Config{MaxFrameSize: 8192})
+			if tt.frames > 1 {
+				c.cfg.MaxFrameSize = 4096
+			}
 			defer c.Close()
 			st, err := c.Open(ctxT(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h, _, _ := raw.next(); h.flags != flagSYN {
-				t.Fatalf("first frame %v, want the SYN", h)
-			}
 			if tt.peerDone {
+				st.Write([]byte("x"))
+				if h, _, _ := raw.next(); h.flags != flagSYN {
+					t.Fatalf("first frame %v, want the SYN", h)
+				}
+				raw.next()
 				raw.write(header{typ: typeWindowUpdate, flags: flagACK | flagFIN, stream: 1}, nil)
 				waitFor(t, func() bool { _, err := st.Read(make([]byte, 1)); return err == io.EOF })
 			}
@@ -398,16 +451,25 @@ func TestWriteFinal(t *testing.T) {
 				done <- err
 			}()
 			var got []byte
-			for i := range tt.frames {
+			for i := 0; i < tt.frames; {
 				h, _, payload := raw.next()
-				fin := h.flags&flagFIN != 0
-				if h.typ != typeData || h.stream != 1 || fin != (i == tt.frames-1) {
+				if h.flags&flagSYN != 0 && h.typ == typeWindowUpdate {
+					continue
+				}
+				if h.typ != typeData || h.stream != 1 || h.flags != 0 {
 					t.Fatalf("frame %d of %d: %+v", i+1, tt.frames, h)
 				}
 				got = append(got, payload...)
+				i++
+			}
+			if h, _, _ := raw.next(); h != (header{typ: typeWindowUpdate, flags: flagFIN, stream: 1}) {
+				t.Fatalf("after the data: %+v, want the FIN", h)
 			}
 			if err := <-done; err != nil {
 				t.Fatal(err)
+			}
+			if w := wl.last(); len(w) < 2 || w[len(w)-2].typ != typeData || w[len(w)-1].flags != flagFIN {
+				t.Fatalf("last write carried %+v, want the last data frame and the FIN", w)
 			}
 			if !bytes.Equal(got, msg) {
 				t.Fatalf("got %d bytes, want %d", len(got), len(msg))
@@ -430,4 +492,16 @@ func TestWriteFinal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// vecFrameLog is a frameLog that takes several buffers in one write, as
+// security/tls.Conn does.
+type vecFrameLog struct{ *frameLog }
+
+func (v *vecFrameLog) WriteBuffers(bufs [][]byte) (int, error) {
+	var b []byte
+	for _, p := range bufs {
+		b = append(b, p...)
+	}
+	return v.Write(b)
 }

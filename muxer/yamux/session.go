@@ -75,7 +75,8 @@ type Session struct {
 	// whdr and wbufs hold a frame's header (and control frames) and the
 	// buffers handed to bw, without allocating per frame; guarded by wsem.
 	whdr  [16 * headerSize]byte
-	wbufs [2][]byte
+	wfin  [headerSize]byte
+	wbufs [3][]byte
 
 	ctrlMu      sync.Mutex
 	ctrl        []byte // encoded control frames waiting for a writer
@@ -197,9 +198,11 @@ func (s *Session) OpenStream(ctx context.Context) (network.MuxedStream, error) {
 	return st, nil
 }
 
-// Open opens a new stream. It sends the SYN (a WindowUpdate carrying any
-// window beyond 256 KiB) but never waits for the ACK: js-yamux acknowledges
-// lazily. It waits only while MaxAckBacklog streams are unacknowledged.
+// Open opens a new stream. Its SYN (a WindowUpdate carrying any window
+// beyond 256 KiB) is queued to leave in the same write as the stream's first
+// frame, or before a Read on it waits, so that opening costs no write of its
+// own. Open never waits for the ACK (js-yamux acknowledges lazily), only
+// while MaxAckBacklog streams are unacknowledged.
 func (s *Session) Open(ctx context.Context) (*Stream, error) {
 	var done func()
 	if s.scope != nil {
@@ -236,6 +239,7 @@ func (s *Session) open(ctx context.Context, done func()) (*Stream, error) {
 			break
 		}
 		s.mu.Unlock()
+		s.tryFlush() // the peer cannot acknowledge SYNs still queued
 		select {
 		case <-s.backlogCh:
 		case <-ctx.Done():
@@ -258,14 +262,14 @@ func (s *Session) open(ctx context.Context, done func()) (*Stream, error) {
 	if s.unacked < s.cfg.MaxAckBacklog {
 		signal(s.backlogCh) // let the next waiter in
 	}
-	// Queue the SYN under s.mu so SYNs leave in stream-ID order.
+	// Queue the SYN under s.mu so SYNs leave in stream-ID order. It is not
+	// flushed here: the opener's first write takes it along (see Open).
 	over := s.appendControl(header{typ: typeWindowUpdate, flags: flagSYN, stream: id, length: st.recvWindow - initialWindow})
 	s.mu.Unlock()
 	if over {
 		s.shutdown(errCtrlOverflow)
 		return nil, s.Err()
 	}
-	s.tryFlush()
 	return st, nil
 }
 
@@ -645,8 +649,16 @@ type buffersWriter interface {
 const minVectorPayload = 4 << 10
 
 // writeData sends one data frame for stream id, preceded by any queued
-// control frames, in a single write.
-func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan struct{}) error {
+// control frames and, with fin, followed by the stream's FIN, in a single
+// write.
+//
+// The FIN is a WindowUpdate of its own, never a flag on the data frame:
+// js-libp2p (3.x) closes a stream's readable end when a frame with data and
+// FIN arrives, and then fails to hand back the bytes its multistream-select
+// read past the echo ("Cannot push data onto a stream that is closed"), so
+// an answer and its FIN in one frame break every js dialer's negotiation.
+// In one write with the data they still cost no system call of their own.
+func (s *Session) writeData(id uint32, p []byte, fin bool, cancel <-chan struct{}) error {
 	if err := s.acquire(cancel); err != nil {
 		return err
 	}
@@ -656,18 +668,26 @@ func (s *Session) writeData(id uint32, flags uint16, p []byte, cancel <-chan str
 		if s.ctrlPending.Load() {
 			b = s.takeControl(b)
 		}
-		b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
-		s.wbufs = [2][]byte{b, p}
-		err = s.writeHeldBuffers(s.wbufs[:])
-		s.wbufs = [2][]byte{} // the payload is the caller's
+		b = appendHeader(b, header{typ: typeData, stream: id, length: uint32(len(p))})
+		s.wbufs = [3][]byte{b, p}
+		bufs := s.wbufs[:2]
+		if fin {
+			s.wbufs[2] = appendHeader(s.wfin[:0], header{typ: typeWindowUpdate, flags: flagFIN, stream: id})
+			bufs = s.wbufs[:3]
+		}
+		err = s.writeHeldBuffers(bufs)
+		s.wbufs = [3][]byte{} // the payload is the caller's
 	} else {
 		bp := writeBufPool.Get().(*[]byte)
 		b := (*bp)[:0]
 		if s.ctrlPending.Load() {
 			b = s.takeControl(b)
 		}
-		b = appendHeader(b, header{typ: typeData, flags: flags, stream: id, length: uint32(len(p))})
+		b = appendHeader(b, header{typ: typeData, stream: id, length: uint32(len(p))})
 		b = append(b, p...)
+		if fin {
+			b = appendHeader(b, header{typ: typeWindowUpdate, flags: flagFIN, stream: id})
+		}
 		err = s.writeHeld(b)
 		*bp = b[:0]
 		writeBufPool.Put(bp)

@@ -627,3 +627,26 @@ func TestKeepAliveQuietWhileHeard(t *testing.T) {
 		t.Fatalf("session closed: %v", s.Err())
 	}
 }
+
+// TestBacklogFlushesSYNs: streams opened and never written keep their SYNs
+// queued (see Open); an Open that must wait for acknowledgements sends
+// them, or it would wait for ever.
+func TestBacklogFlushesSYNs(t *testing.T) {
+	leakcheck.Check(t)
+	c, s := sessionPair(t, true, &Config{MaxAckBacklog: 2}, nil)
+	go func() {
+		for {
+			if _, err := s.Accept(); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.Open(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Open %d: %v", i+1, err)
+		}
+	}
+}

@@ -465,8 +465,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 	return st.write(p, false)
 }
 
-// WriteFinal writes p and half-closes the stream with the FIN flag on the
-// last data frame, one frame instead of two (see network.FinalWriter).
+// WriteFinal writes p and half-closes the stream, the FIN in the same write
+// as the last data frame (see network.FinalWriter and writeData).
 func (st *Stream) WriteFinal(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, st.CloseWrite()
@@ -511,16 +511,14 @@ func (st *Stream) write(p []byte, fin bool) (int, error) {
 		}
 		n := uint32(min(len(p)-written, int(st.sendWindow), int(s.cfg.MaxFrameSize)))
 		st.sendWindow -= n
-		var flags uint16
 		last := fin && written+int(n) == len(p)
 		if last {
 			// Set before the frame leaves, as CloseWrite does, so that no
 			// other Write slips in behind the FIN.
 			st.localFin = true
-			flags = flagFIN
 		}
 		st.mu.Unlock()
-		if err := s.writeData(st.id, flags, p[written:written+int(n)], st.writeDL.wait()); err != nil {
+		if err := s.writeData(st.id, p[written:written+int(n)], last, st.writeDL.wait()); err != nil {
 			st.mu.Lock()
 			st.sendWindow += n
 			if last {
