@@ -206,7 +206,7 @@ func (m *PortMux) Listen(network, address string, k Kind) (*Listener, error) {
 	if reuse {
 		nl, err = listenShared(network, address)
 	} else {
-		lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+		lc := net.ListenConfig{KeepAliveConfig: keepAlive}
 		nl, err = lc.Listen(context.Background(), network, address)
 	}
 	if err != nil {

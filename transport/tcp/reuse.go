@@ -40,7 +40,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 )
@@ -56,7 +55,7 @@ var bindMu sync.Mutex
 func listenShared(nw, address string) (net.Listener, error) {
 	bindMu.Lock()
 	defer bindMu.Unlock()
-	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
 	var last error
 	for range 5 {
 		probe, err := lc.Listen(context.Background(), nw, address)

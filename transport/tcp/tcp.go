@@ -133,7 +133,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
-	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAliveConfig: keepAlive}
 	var raw net.Conn
 	if t.cfg.NoPortReuse {
 		raw, err = d.DialContext(ctx, nw, host)
@@ -151,6 +151,11 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	// ctx carries the simultaneous-open role to the upgrader.
 	return t.up.Upgrade(ctx, raw, network2dir(true), p, laddr, addr)
 }
+
+// keepAlive is the TCP keepalive of every connection: probes after 30 s of
+// silence, then every 15 s. The probe count is left to the kernel (9 on
+// Linux, what Go would set), one setsockopt less per connection.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: -1}
 
 func network2dir(outbound bool) network.Direction {
 	if outbound {
