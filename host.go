@@ -53,13 +53,19 @@ type handlerEntry struct {
 	fn StreamHandler
 	// limited: the handler also serves streams on limited connections.
 	limited bool
-	// answers: the handler writes before it reads (identify), so the
-	// multistream echo can wait for its answer and share its frame.
+	// answers: the handler answers at once (see answersAtOnce), so the
+	// multistream echo can wait for its answer and share its write.
 	answers bool
 }
 
-// answersAtOnce marks a handler that writes its answer as soon as it has
-// the stream, before reading anything.
+// answersAtOnce marks a handler whose first write follows at once: it
+// writes before reading (identify), or answers what the dialer sent with
+// its proposal as soon as it has read it (ping). Only for such handlers
+// does the echo wait for the answer: a dialer may wait for the echo before
+// anything else (eager negotiation), or when it closes (optimistic dialers
+// complete the handshake on close), and a handler that reads a request and
+// works on it for long would hold that dialer up. A Read that would wait
+// sends the echo first in any case.
 func answersAtOnce() HandlerOption {
 	return func(e *handlerEntry) { e.answers = true }
 }
@@ -404,11 +410,9 @@ func (h *Host) handleStream(s *swarm.Stream) {
 		var echo []byte
 		id, handler, echo, err = h.mux.NegotiateDeferred(s, allow)
 		if err == nil {
-			// The echo goes with the handler's first write when the dialer
-			// cannot be waiting for it: it sent data behind its proposal
-			// (optimistic negotiation), or the handler answers at once.
-			// The stream sends it by itself before a Read would wait.
-			if s.Buffered() > 0 || handler.answers {
+			// The echo goes with the answer of a handler that answers at
+			// once; the stream sends it by itself before a Read waits.
+			if handler.answers {
 				s.DeferWrite(echo)
 			} else {
 				// A failed write is not the negotiation's failure: the

@@ -331,7 +331,7 @@ func (h *Host) startServices() error {
 	}{
 		{identify.ID, h.ids.Handle, []HandlerOption{AllowLimitedConns(), answersAtOnce()}},
 		{identify.PushID, h.handlePush, []HandlerOption{AllowLimitedConns()}},
-		{ping.ID, new(ping.Listener).Handle, []HandlerOption{AllowLimitedConns()}},
+		{ping.ID, new(ping.Listener).Handle, []HandlerOption{AllowLimitedConns(), answersAtOnce()}},
 	} {
 		if err := h.SetStreamHandler(s.id, s.handler, s.opts...); err != nil {
 			return err

@@ -256,9 +256,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 	if s.hasPending.Load() && s.Buffered() == 0 {
 		// About to wait for the peer, who may be waiting for what we hold.
-		if _, _, err := s.writePending(nil, false, true); err != nil {
-			return 0, err
-		}
+		// A failed write does not stop the read: the peer may have sent
+		// its data and gone, and that data is still ours to read; the
+		// muxer reports a reset or a closed session by itself.
+		_, _, _ = s.writePending(nil, false, true)
 	}
 	n, err := s.MuxedStream.Read(p)
 	s.countIn(n, err)
@@ -313,8 +314,19 @@ func (s *Stream) writePending(p []byte, final, alone bool) (n int, ok bool, err 
 		m, err = s.MuxedStream.Write(buf)
 	}
 	s.out += uint64(m)
-	s.pending = nil
-	s.hasPending.Store(false)
+	switch {
+	case m >= len(pre):
+		s.pending = nil
+		s.hasPending.Store(false)
+	case m > 0:
+		// Part of the held bytes left: whatever is written next would be
+		// read as the rest of them.
+		s.pending = nil
+		s.hasPending.Store(false)
+		_ = s.MuxedStream.Reset()
+	}
+	// Nothing left (a deadline passed before the write began): the bytes
+	// stay held, so that a later write still sends them first.
 	if !joined {
 		return 0, err != nil, err
 	}
@@ -469,10 +481,12 @@ func (s *Stream) Close() error {
 // written.
 func (s *Stream) CloseWrite() error {
 	if s.hasPending.Load() {
-		if _, ok, err := s.writePending(nil, true, false); ok {
+		if _, ok, err := s.writePending(nil, true, false); ok && err == nil {
 			s.flushOut()
-			return err
+			return nil
 		}
+		// Nothing held any more, or the write failed: half-close all the
+		// same, as asked.
 	}
 	s.flushOut()
 	return s.MuxedStream.CloseWrite()

@@ -116,7 +116,8 @@ type FinalWriter interface {
 }
 
 // WriteFinal writes p to w and half-closes it: in one step when w is a
-// FinalWriter, else Write then CloseWrite (when w has one).
+// FinalWriter, else Write then CloseWrite. A w that can do neither gets p
+// written and an error matching errors.ErrUnsupported.
 func WriteFinal(w io.Writer, p []byte) (int, error) {
 	if fw, ok := w.(FinalWriter); ok {
 		return fw.WriteFinal(p)
@@ -125,10 +126,11 @@ func WriteFinal(w io.Writer, p []byte) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	if cw, ok := w.(interface{ CloseWrite() error }); ok {
-		err = cw.CloseWrite()
+	cw, ok := w.(interface{ CloseWrite() error })
+	if !ok {
+		return n, fmt.Errorf("network: %T cannot half-close: %w", w, errors.ErrUnsupported)
 	}
-	return n, err
+	return n, cw.CloseWrite()
 }
 
 // MuxedConn is a connection carrying many streams.

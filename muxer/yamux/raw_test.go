@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -504,4 +505,35 @@ func (v *vecFrameLog) WriteBuffers(bufs [][]byte) (int, error) {
 		b = append(b, p...)
 	}
 	return v.Write(b)
+}
+
+// TestWriteFinalFailed: a WriteFinal whose data could not leave (its write
+// deadline passed while another writer held the connection) still
+// half-closes the stream, as documented.
+func TestWriteFinalFailed(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	raw := newRawPeer(t, b)
+	c := NewSession(a, true, nil)
+	defer c.Close()
+	waitFor(t, func() bool { return c.rtt.Load() != 0 })
+	st, err := c.Open(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.wsem <- struct{}{} // another writer holds the connection
+	st.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := st.WriteFinal([]byte("lost")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WriteFinal = %v, want the deadline", err)
+	}
+	c.release()
+	if h, _, _ := raw.next(); h.flags != flagSYN {
+		t.Fatalf("first frame %+v, want the SYN", h)
+	}
+	if h, _, _ := raw.next(); h != (header{typ: typeWindowUpdate, flags: flagFIN, stream: 1}) {
+		t.Fatalf("then %+v, want the FIN", h)
+	}
+	if _, err := st.Write([]byte("x")); !errors.Is(err, ErrStreamClosed) {
+		t.Fatalf("write after a failed WriteFinal: %v", err)
+	}
 }

@@ -466,7 +466,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 }
 
 // WriteFinal writes p and half-closes the stream, the FIN in the same write
-// as the last data frame (see network.FinalWriter and writeData).
+// as the last data frame (see network.FinalWriter and writeData). The
+// stream is half-closed even when the write fails.
 func (st *Stream) WriteFinal(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, st.CloseWrite()
@@ -518,17 +519,22 @@ func (st *Stream) write(p []byte, fin bool) (int, error) {
 			st.localFin = true
 		}
 		st.mu.Unlock()
-		if err := s.writeData(st.id, p[written:written+int(n)], last, st.writeDL.wait()); err != nil {
+		err := s.writeData(st.id, p[written:written+int(n)], last, st.writeDL.wait())
+		if err != nil {
 			st.mu.Lock()
 			st.sendWindow += n
-			if last {
-				st.localFin = false // the FIN did not leave
-			}
 			st.mu.Unlock()
-			return written, err
+		} else {
+			written += int(n)
 		}
-		written += int(n)
 		if last {
+			if err != nil {
+				// The stream is half-closed all the same, as CloseWrite
+				// would leave it; taking localFin back could let a FIN
+				// that arrived meanwhile end the stream under a writer.
+				s.queueControl(header{typ: typeWindowUpdate, flags: flagFIN, stream: st.id})
+				s.tryFlush()
+			}
 			st.mu.Lock()
 			done := st.remoteFin
 			st.mu.Unlock()
@@ -536,6 +542,9 @@ func (st *Stream) write(p []byte, fin bool) (int, error) {
 			if done {
 				st.finish()
 			}
+		}
+		if err != nil {
+			return written, err
 		}
 	}
 	return written, nil
