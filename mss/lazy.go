@@ -263,18 +263,17 @@ func (c *LazyConn) CloseWrite() error {
 	if !ok {
 		return c.unsupported("CloseWrite")
 	}
+	// Like finish(false), but the proposal and the half-close go in one
+	// frame where the stream can. wmu held by a first Write means the
+	// proposal is on its way (every holder sets sent), as after a failed
+	// TryLock in finish.
 	if !c.sent.Load() && c.wmu.TryLock() {
 		if !c.sent.Load() {
-			// Nothing written yet: the proposal and the half-close go in
-			// one frame where the stream can.
 			_, err := c.writeHandshake(nil, true)
 			c.wmu.Unlock()
 			return err
 		}
 		c.wmu.Unlock()
-	}
-	if err := c.finish(false); err != nil {
-		return err
 	}
 	return cw.CloseWrite()
 }

@@ -34,57 +34,42 @@ func TestSecurityNegotiationReads(t *testing.T) {
 		{"nothing behind", ""},
 		{"handshake behind", "first handshake bytes"},
 	} {
-		t.Run("listener, "+tc.name, func(t *testing.T) {
-			u, _ := newUpgrader(t, TLSID, NoiseID)
-			a, b := net.Pipe()
-			defer a.Close()
-			defer b.Close()
-			a.SetDeadline(time.Now().Add(5 * time.Second))
-			b.SetDeadline(time.Now().Add(5 * time.Second))
-			raw := &countConn{Conn: b}
-			go func() {
-				a.Write(append(append([]byte(nil), hs...), tc.extra...))
-				io.Copy(io.Discard, a)
-			}()
-			sec, conn, err := u.negotiateSecurity(raw, false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sec.ID() != NoiseID {
-				t.Fatalf("picked %s", sec.ID())
-			}
-			if n := raw.reads.Load(); n != 1 {
-				t.Fatalf("%d reads for the dialer's tokens, want 1", n)
-			}
-			checkRest(t, conn, raw, tc.extra)
-		})
-		t.Run("dialer, "+tc.name, func(t *testing.T) {
-			u, _ := newUpgrader(t, NoiseID)
-			a, b := net.Pipe()
-			defer a.Close()
-			defer b.Close()
-			a.SetDeadline(time.Now().Add(5 * time.Second))
-			b.SetDeadline(time.Now().Add(5 * time.Second))
-			raw := &countConn{Conn: a}
-			go func() {
-				got := make([]byte, len(hs))
-				if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, hs) {
-					return
+		for _, client := range []bool{false, true} {
+			side := map[bool]string{false: "listener", true: "dialer"}[client]
+			t.Run(side+", "+tc.name, func(t *testing.T) {
+				u, _ := newUpgrader(t, TLSID, NoiseID)
+				if client {
+					u, _ = newUpgrader(t, NoiseID)
 				}
-				b.Write(append(append([]byte(nil), hs...), tc.extra...))
-			}()
-			sec, conn, err := u.negotiateSecurity(raw, true, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sec.ID() != NoiseID {
-				t.Fatalf("picked %s", sec.ID())
-			}
-			if n := raw.reads.Load(); n != 1 {
-				t.Fatalf("%d reads for the listener's answer, want 1", n)
-			}
-			checkRest(t, conn, raw, tc.extra)
-		})
+				ours, peer := net.Pipe()
+				defer ours.Close()
+				defer peer.Close()
+				ours.SetDeadline(time.Now().Add(5 * time.Second))
+				peer.SetDeadline(time.Now().Add(5 * time.Second))
+				raw := &countConn{Conn: ours}
+				go func() {
+					if client { // a listener reads the proposal, then answers
+						got := make([]byte, len(hs))
+						if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, hs) {
+							return
+						}
+					}
+					peer.Write(append(append([]byte(nil), hs...), tc.extra...))
+					io.Copy(io.Discard, peer)
+				}()
+				sec, conn, err := u.negotiateSecurity(raw, client, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sec.ID() != NoiseID {
+					t.Fatalf("picked %s", sec.ID())
+				}
+				if n := raw.reads.Load(); n != 1 {
+					t.Fatalf("%d reads for the peer's tokens, want 1", n)
+				}
+				checkRest(t, conn, raw, tc.extra)
+			})
+		}
 	}
 }
 
