@@ -250,13 +250,22 @@ func TestDaemonMetrics(t *testing.T) {
 	ctl, _, stop := startDaemon(t, "-listen=/ip4/127.0.0.1/tcp/0", "-hostAddrs=/ip4/127.0.0.1/tcp/0", "-metricsAddr="+addr)
 	identify(t, ctl)
 	identify(t, ctl)
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("scraping the daemon's metrics: %v", err)
+	// The daemon counts a request once it has answered it, so the client
+	// can read the answer before the count moves: scrape until it does.
+	want := `tachyon_daemon_requests_total{result="success",type="identify"} 2`
+	var body []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatalf("scraping the daemon's metrics: %v", err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), want) || time.Now().After(deadline) {
+			break
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `tachyon_daemon_requests_total{result="success",type="identify"} 2`; !strings.Contains(string(body), want) {
+	if !strings.Contains(string(body), want) {
 		t.Errorf("metrics lack %q:\n%s", want, grepLines(string(body), "tachyon_daemon"))
 	}
 	if code := stop(); code != 0 {
