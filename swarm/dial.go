@@ -299,10 +299,14 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 	// The resolutions are the swarm's goroutines (Close waits for them) but
 	// not this dial's: a winning dial does not wait for them, it cancels
 	// them, and they leave their result in the buffer, which holds one
-	// per name the dial may ever resolve.
-	resolved := make(chan resolution, maxResolutions)
+	// per name the dial may ever resolve. It is made with the first name:
+	// most dials have none, and until then a nil channel never fires.
+	var resolved chan resolution
 	resolving, resolutions := 0, 0
 	resolveAll := func(names []ma.Multiaddr) {
+		if len(names) > 0 && resolved == nil {
+			resolved = make(chan resolution, maxResolutions)
+		}
 		for _, a := range names {
 			if resolutions == maxResolutions {
 				s.cfg.Log.Debug("too many names to resolve", "peer", p, "addr", a)
@@ -312,10 +316,11 @@ func (s *Swarm) dialAddrs(ctx context.Context, p peer.ID, direct bool, more <-ch
 			resolving++
 			resolutions++
 			s.wg.Add(1)
+			ch := resolved
 			go func() {
 				defer s.wg.Done()
 				rs, err := s.resolveAddr(ctx, a, p)
-				resolved <- resolution{a, rs, err}
+				ch <- resolution{a, rs, err}
 			}()
 		}
 	}

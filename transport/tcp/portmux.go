@@ -318,9 +318,29 @@ func (s *socket) acceptLoop() {
 			s.refusals.refused(s.key.addr, c, err)
 			continue
 		}
+		pc := &peekedConn{Conn: c, done: done}
+		if l := s.soleMSS(); l != nil {
+			// Nothing to sniff: hand c over here when the listener is
+			// waiting for it, saving a goroutine per connection.
+			select {
+			case l.conns <- pc:
+				continue
+			default:
+			}
+		}
 		s.wg.Add(1)
-		go s.route(&peekedConn{Conn: c, done: done})
+		go s.route(pc)
 	}
+}
+
+// soleMSS is the multistream listener when it is the socket's only one.
+func (s *socket) soleMSS() *Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) != 1 {
+		return nil
+	}
+	return s.listeners[KindMultistream]
 }
 
 // route classifies c and hands it to the listener of its kind. Closing c
@@ -328,13 +348,8 @@ func (s *socket) acceptLoop() {
 func (s *socket) route(c *peekedConn) {
 	defer s.wg.Done()
 
-	s.mu.Lock()
-	_, onlyMSS := s.listeners[KindMultistream]
-	onlyMSS = onlyMSS && len(s.listeners) == 1
-	s.mu.Unlock()
-
 	k := KindMultistream
-	if !onlyMSS {
+	if s.soleMSS() == nil {
 		var err error
 		k, c.head, err = s.sniff(c.Conn)
 		if err != nil {
