@@ -77,6 +77,55 @@ func TestDialClosedPort(t *testing.T) {
 	waitSockets(t, mux, 0)
 }
 
+// TestDialPortClosesDuringDial: the port takes the probe's first datagram
+// and closes before its next one; that one's ICMP error fails the dial,
+// well before its timeout.
+func TestDialPortClosesDuringDial(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the closed-port probe reads ICMP errors on Unix only")
+	}
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "/ip4/127.0.0.1/udp/" + strconv.Itoa(silent.LocalAddr().(*net.UDPAddr).Port) + "/quic-v1"
+	// Closed once the first datagram (the probe's or quic-go's Initial)
+	// arrived, which is before the probe's second send at 200 ms.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		var b [2048]byte
+		silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+		silent.ReadFrom(b[:])
+		silent.Close()
+	}()
+	defer func() { silent.Close(); <-closed }()
+	mux := udpmux.New(nil)
+	k, _ := crypto.GenerateEd25519Key(nil)
+	tr, err := quic.New(k, mux, &quic.Config{DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = tr.Dial(ctx, ma.StringCast(addr), otherPeer(t))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("dial to a port that closed succeeded")
+	}
+	t.Logf("after %v: %v", took, err)
+	if took > 5*time.Second {
+		t.Errorf("dial took %v, want it to fail at a later probe's ICMP error", took)
+	}
+	if !errors.Is(err, quic.ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("error %v does not match ErrUnreachable and ECONNREFUSED", err)
+	}
+	waitSockets(t, mux, 0)
+}
+
 // TestDialSilentPort: a port that takes datagrams and never answers. The
 // dial ends at its timeout and says so, with the address.
 func TestDialSilentPort(t *testing.T) {

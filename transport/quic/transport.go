@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -406,7 +407,7 @@ var probeSchedule = []time.Duration{0, 200 * time.Millisecond, time.Second, 3 * 
 // shared socket). So a connected socket of its own sends raddr a 1-byte
 // datagram, 0x40: a QUIC short header too short to hold a connection ID,
 // which QUIC stacks drop unanswered. If the host answers "port
-// unreachable", the next read on the socket fails with ECONNREFUSED, and
+// unreachable", the next send or read on the socket fails with ECONNREFUSED, and
 // the probe cancels the dial with it as the cause. No answer, or any other
 // outcome, changes nothing. (A NAT that refuses datagrams from unknown
 // sources could refuse the probe, so a hole-punching dial skips it.)
@@ -417,41 +418,47 @@ func probeUnreachable(raddr netip.AddrPort, refused context.CancelCauseFunc) (st
 	if err != nil {
 		return func() {} // no probe; the dial reports what is wrong
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { // sender
-		defer wg.Done()
+	exited := make(chan struct{})
+	// One goroutine sends on schedule and reads in between, the read
+	// deadline being the next send's time. A pending ICMP error is
+	// reported to whichever call comes first, a send or a read, so both
+	// are checked.
+	go func() {
+		defer close(exited)
 		start := time.Now()
-		for _, at := range probeSchedule {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Until(start.Add(at))):
-			}
-			c.Write([]byte{0x40})
-		}
-	}()
-	go func() { // reader: an answer is ignored; an ICMP error ends the dial
-		defer wg.Done()
 		var b [64]byte
-		for {
-			_, err := c.Read(b[:])
-			if err == nil {
-				continue
+		for i := range probeSchedule {
+			if _, err := c.Write([]byte{0x40}); err != nil {
+				if isUnreachable(err) {
+					refused(&probeError{err})
+				}
+				return // closed by stop, or an error that says nothing
 			}
-			if isUnreachable(err) {
-				refused(&probeError{err})
+			var next time.Time // none after the last send
+			if i+1 < len(probeSchedule) {
+				next = start.Add(probeSchedule[i+1])
 			}
-			return // closed by stop, or an error that says nothing
+			c.SetReadDeadline(next)
+			for {
+				_, err := c.Read(b[:])
+				if err == nil {
+					continue // an answer is ignored
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break // time to send again
+				}
+				if isUnreachable(err) {
+					refused(&probeError{err})
+				}
+				return
+			}
 		}
 	}()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			close(done)
 			c.Close()
-			wg.Wait()
+			<-exited
 		})
 	}
 }
