@@ -1,6 +1,7 @@
 package tachyon
 
 import (
+	"io"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
@@ -35,3 +36,7 @@ func (s *lazyStream) SetReadDeadline(t time.Time) error { return s.lc.SetReadDea
 func (s *lazyStream) SetWriteDeadline(t time.Time) error {
 	return s.lc.SetWriteDeadline(t)
 }
+
+// WriteTo replaces the embedded stream's (io.Copy would take that one and
+// read past the negotiation).
+func (s *lazyStream) WriteTo(w io.Writer) (int64, error) { return swarm.CopyStream(w, s.lc) }

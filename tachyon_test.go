@@ -439,3 +439,54 @@ func echoOnce(ctx context.Context, h *Host, p peer.ID, n int) error {
 	}
 	return nil
 }
+
+// TestStreamCopy: io.Copy from a stream, on either end, yields the stream's
+// data and nothing of its protocol negotiation, whichever of the stream
+// types a host hands out (the lazily negotiated one of NewStream, the
+// eagerly negotiated one, the handler's).
+func TestStreamCopy(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := testHost(t, ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	client := testHost(t)
+	// The handler echoes with io.Copy (through the stream's WriteTo).
+	server.SetStreamHandler(echoID, echo)
+	if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 100<<10)
+	rand.Read(data)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"lazy", ctx},
+		{"eager", network.WithEagerNegotiation(ctx)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := client.NewStream(tc.ctx, server.ID(), echoID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			errc := make(chan error, 1)
+			go func() {
+				_, err := s.Write(data)
+				if err == nil {
+					err = s.CloseWrite()
+				}
+				errc <- err
+			}()
+			var got bytes.Buffer
+			// A plain Writer, so that io.Copy asks the stream (WriteTo).
+			n, err := io.Copy(struct{ io.Writer }{&got}, s)
+			if werr := <-errc; werr != nil {
+				t.Fatalf("writing: %v", werr)
+			}
+			if err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("io.Copy from the stream: %d bytes (want %d, equal %v), %v", n, len(data), bytes.Equal(got.Bytes(), data), err)
+			}
+		})
+	}
+}

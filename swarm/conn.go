@@ -270,19 +270,27 @@ func (s *Stream) Read(p []byte) (int, error) {
 // copyBufLen is io.Copy's own buffer size.
 const copyBufLen = 32 << 10
 
-// copyBufs holds WriteTo's buffers.
+// copyBufs holds CopyStream's buffers.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufLen); return &b }}
 
 // WriteTo copies the stream to w until EOF. It makes io.Copy from a stream
 // (echo, proxy and relay handlers) take a pooled buffer, where io.Copy would
 // allocate 32 KiB per call: more than a connection's whole set-up allocates.
-func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+//
+// A type that embeds *Stream and reads differently (the host's lazily
+// negotiated stream) must define its own WriteTo: this one would be
+// promoted and read past its Read.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) { return CopyStream(w, s) }
+
+// CopyStream copies r to w until EOF through a pooled buffer: io.Copy
+// without its 32 KiB allocation, for a stream's WriteTo.
+func CopyStream(w io.Writer, r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	var total int64
 	for {
-		n, err := s.Read(buf)
+		n, err := r.Read(buf)
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
