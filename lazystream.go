@@ -11,9 +11,11 @@ import (
 )
 
 // lazyStream is a swarm stream whose protocol negotiation rides along with
-// its first write (see mss.LazyConn).
+// its first write (see mss.LazyConn). It embeds the stream as a
+// network.Stream, not a *swarm.Stream, so that none of the swarm stream's
+// other methods (WriteTo, Buffered, DeferWrite) is promoted to bypass lc.
 type lazyStream struct {
-	*swarm.Stream
+	network.Stream
 	lc *mss.LazyConn
 }
 
