@@ -40,6 +40,11 @@ func TestStatus(t *testing.T) {
 		if _, err := c.IdentifyWait(ctx, server.ID()); err != nil {
 			t.Fatal(err)
 		}
+		// The server's identify of the client, which records its agent,
+		// runs on its own.
+		if _, err := server.IdentifyWait(ctx, c.ID()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tcpClient.Ping(ctx, server.ID(), 2, 0, 5*time.Second, nil); err != nil {
 		t.Fatal(err)

@@ -230,8 +230,10 @@ func (s *Service) splice(hop, stop network.Stream, src, dst peer.ID) {
 	s.mu.Lock()
 	delete(s.circuits, c)
 	if t := s.cfg.Tracer; t != nil {
-		t.Circuits(len(s.circuits))
+		// The duration first: a gauge at 0 then says every circuit is
+		// fully accounted for.
 		t.CircuitClosed(time.Since(c.start))
+		t.Circuits(len(s.circuits))
 	}
 	switch c.reason {
 	case endDataLimit:
