@@ -263,7 +263,11 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 		s.answer(ctx, st, e, &DialResponse{Status: StatusRequestRejected}, reason)
 		return
 	}
-	defer s.lim.done(p)
+	// The slot is freed before the answer goes out: a client that sends
+	// its next request as soon as it reads this answer is not refused as
+	// concurrent with it.
+	release := sync.OnceFunc(func() { s.lim.done(p) })
+	defer release()
 
 	m, err := ReadMessage(st)
 	if err != nil {
@@ -277,6 +281,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 	}
 	idx, addr := s.choose(p, req.Addrs)
 	if addr == nil {
+		release()
 		s.answer(ctx, st, e, &DialResponse{Status: StatusDialRefused}, ReasonNoDialableAddrs)
 		return
 	}
@@ -284,6 +289,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 
 	if !sameIP(e.Observed, addr) {
 		if !s.lim.admitDialData(s.now(), s.cfg.DialDataRPM) {
+			release()
 			s.answer(ctx, st, e, &DialResponse{Status: StatusRequestRejected}, ReasonDialDataRate)
 			return
 		}
@@ -295,6 +301,7 @@ func (s *Server) serve(st network.Stream, e *ServerEvent) {
 	}
 
 	e.DialStatus, e.DialErr = s.dialBack(ctx, p, addr, req.Nonce)
+	release()
 	if s.ctx.Err() != nil {
 		s.abort(st, e, ErrClosed)
 		return
