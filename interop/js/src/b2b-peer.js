@@ -194,8 +194,7 @@ export async function listenerReport (peer, pcs) {
 }
 
 // maxDialAttempts bounds the dials of one dial call that faults of the js
-// WebRTC stacks may take (see dial): two faults in a row were seen on a
-// loaded machine.
+// WebRTC stacks may take (see dial): under load a retry can fault too.
 const maxDialAttempts = 3
 
 // dialOnce dials target within 20 s, and gives up at once, with an error
