@@ -39,6 +39,6 @@ func (s *lazyStream) SetWriteDeadline(t time.Time) error {
 	return s.lc.SetWriteDeadline(t)
 }
 
-// WriteTo replaces the embedded stream's (io.Copy would take that one and
-// read past the negotiation).
+// WriteTo gives io.Copy from a lazy stream the swarm stream's pooled
+// buffer, read through the lazy negotiation.
 func (s *lazyStream) WriteTo(w io.Writer) (int64, error) { return swarm.CopyStream(w, s.lc) }

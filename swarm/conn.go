@@ -277,9 +277,8 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufLen); return
 // (echo, proxy and relay handlers) take a pooled buffer, where io.Copy would
 // allocate 32 KiB per call: more than a connection's whole set-up allocates.
 //
-// A type that embeds *Stream and reads differently (the host's lazily
-// negotiated stream) must define its own WriteTo: this one would be
-// promoted and read past its Read.
+// A type that embedded *Stream and read differently would get this WriteTo
+// promoted, reading past its own Read: wrap a Stream as a network.Stream.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) { return CopyStream(w, s) }
 
 // CopyStream copies r to w until EOF through a pooled buffer: io.Copy

@@ -392,6 +392,53 @@ type probeError struct{ err error }
 func (e *probeError) Error() string { return e.err.Error() }
 func (e *probeError) Unwrap() error { return e.err }
 
+// probeConn is what runProbe needs of its connected UDP socket.
+type probeConn interface {
+	Write([]byte) (int, error)
+	Read([]byte) (int, error)
+	SetReadDeadline(time.Time) error
+}
+
+// runProbe sends on schedule and reads in between, the read deadline being
+// the next send's time, until the socket is closed, the schedule is done
+// and a read fails, or an ICMP error comes back, which it reports to
+// refused. The kernel hands a pending ICMP error to whichever call comes
+// first, a send or a read, so both are checked. Another failure of a send
+// (a full buffer, a local firewall) is tried again at the next send.
+func runProbe(c probeConn, schedule []time.Duration, refused context.CancelCauseFunc) {
+	start := time.Now()
+	var b [64]byte
+	for i := range schedule {
+		if _, err := c.Write([]byte{0x40}); err != nil {
+			if isUnreachable(err) {
+				refused(&probeError{err})
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return // stopped
+			}
+		}
+		var next time.Time // none after the last send
+		if i+1 < len(schedule) {
+			next = start.Add(schedule[i+1])
+		}
+		c.SetReadDeadline(next)
+		for {
+			_, err := c.Read(b[:])
+			if err == nil {
+				continue // an answer is ignored
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break // time to send again
+			}
+			if isUnreachable(err) {
+				refused(&probeError{err})
+			}
+			return // stopped, or an error that says nothing
+		}
+	}
+}
+
 // probeSchedule is when the probe sends, from the start of the dial: a
 // lost datagram or ICMP message, or ICMP rate limiting, gets a few more
 // chances.
@@ -407,9 +454,9 @@ var probeSchedule = []time.Duration{0, 200 * time.Millisecond, time.Second, 3 * 
 // shared socket). So a connected socket of its own sends raddr a 1-byte
 // datagram, 0x40: a QUIC short header too short to hold a connection ID,
 // which QUIC stacks drop unanswered. If the host answers "port
-// unreachable", the next send or read on the socket fails with ECONNREFUSED, and
-// the probe cancels the dial with it as the cause. No answer, or any other
-// outcome, changes nothing. (A NAT that refuses datagrams from unknown
+// unreachable", the next send or read on the socket fails with
+// ECONNREFUSED, and the probe cancels the dial with it as the cause. No
+// answer, or any other outcome, changes nothing. (A NAT that refuses datagrams from unknown
 // sources could refuse the probe, so a hole-punching dial skips it.)
 //
 // stop ends the probe and waits for its goroutine.
@@ -419,40 +466,9 @@ func probeUnreachable(raddr netip.AddrPort, refused context.CancelCauseFunc) (st
 		return func() {} // no probe; the dial reports what is wrong
 	}
 	exited := make(chan struct{})
-	// One goroutine sends on schedule and reads in between, the read
-	// deadline being the next send's time. A pending ICMP error is
-	// reported to whichever call comes first, a send or a read, so both
-	// are checked.
 	go func() {
 		defer close(exited)
-		start := time.Now()
-		var b [64]byte
-		for i := range probeSchedule {
-			if _, err := c.Write([]byte{0x40}); err != nil {
-				if isUnreachable(err) {
-					refused(&probeError{err})
-				}
-				return // closed by stop, or an error that says nothing
-			}
-			var next time.Time // none after the last send
-			if i+1 < len(probeSchedule) {
-				next = start.Add(probeSchedule[i+1])
-			}
-			c.SetReadDeadline(next)
-			for {
-				_, err := c.Read(b[:])
-				if err == nil {
-					continue // an answer is ignored
-				}
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					break // time to send again
-				}
-				if isUnreachable(err) {
-					refused(&probeError{err})
-				}
-				return
-			}
-		}
+		runProbe(c, probeSchedule, refused)
 	}()
 	var once sync.Once
 	return func() {
