@@ -361,11 +361,12 @@ func (h *Host) candidates() []ma.Multiaddr {
 			out = append(out, a)
 		}
 	}
-	listen := h.listenAddrs()
+	raw := h.swarm.ListenAddrs()
+	listen := expandListen(raw)
 	for _, a := range listen {
 		add(a)
 	}
-	observed := h.an.obs.Addrs(h.swarm.ListenAddrs())
+	observed := h.an.obs.Addrs(raw)
 	moved := h.movedFrom()
 	for _, a := range observed {
 		// An observation outlives its connection for a while; once the

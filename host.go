@@ -219,11 +219,12 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 // Addrs returns the addresses the host listens on, with unspecified IPs
 // (0.0.0.0, ::) replaced by the machine's interface addresses.
 func (h *Host) Addrs() []ma.Multiaddr {
-	out := h.webrtcAddrs(h.listenAddrs())
+	raw := h.swarm.ListenAddrs()
+	out := h.webrtcAddrs(expandListen(raw))
 	if h.an != nil {
 		// The outside addresses of our NAT that enough peers agree on, and
 		// those AutoNAT confirmed (some were guessed from others' IP).
-		extra := h.an.obs.Addrs(h.swarm.ListenAddrs())
+		extra := h.an.obs.Addrs(raw)
 		if h.an.reach != nil {
 			extra = append(extra, h.an.reach.Addrs(reachability.Public)...)
 		}
@@ -238,9 +239,13 @@ func (h *Host) Addrs() []ma.Multiaddr {
 
 // listenAddrs are the addresses the host listens on, unspecified IPs
 // expanded to the interfaces' addresses.
-func (h *Host) listenAddrs() []ma.Multiaddr {
+func (h *Host) listenAddrs() []ma.Multiaddr { return expandListen(h.swarm.ListenAddrs()) }
+
+// expandListen is listenAddrs for the swarm's listen addresses raw, for a
+// caller that needs raw too (one call to the swarm instead of two).
+func expandListen(raw []ma.Multiaddr) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, a := range h.swarm.ListenAddrs() {
+	for _, a := range raw {
 		if isCircuitListen(a) {
 			continue
 		}
