@@ -40,90 +40,73 @@ func otherPeer(t *testing.T) peer.ID {
 	return id
 }
 
-// TestDialClosedPort: the host answers a datagram to a closed port with
-// ICMP port unreachable, and the dial fails at once, naming the address,
-// instead of waiting for its timeout.
-func TestDialClosedPort(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("the closed-port probe reads ICMP errors on Unix only")
-	}
-	leakcheck.Check(t)
-	tt.CheckQUICGoroutines(t)
-	mux := udpmux.New(nil)
-	k, _ := crypto.GenerateEd25519Key(nil)
-	tr, err := quic.New(k, mux, &quic.Config{DialTimeout: 10 * time.Second})
+// closingUDPPort returns a loopback UDP port that takes the first datagram
+// (the probe's or quic-go's Initial) and closes then, before the probe's
+// second send at 200 ms.
+func closingUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := closedUDPPort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err = tr.Dial(ctx, ma.StringCast(addr), otherPeer(t))
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("dial to a closed port succeeded")
-	}
-	t.Logf("after %v: %v", took, err)
-	if took > 5*time.Second {
-		t.Errorf("dial took %v, want a fast failure", took)
-	}
-	if !errors.Is(err, quic.ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("error %v does not match ErrUnreachable and ECONNREFUSED", err)
-	}
-	if !strings.Contains(err.Error(), addr) {
-		t.Errorf("error %q does not name %s", err, addr)
-	}
-	waitSockets(t, mux, 0)
-}
-
-// TestDialPortClosesDuringDial: the port takes the probe's first datagram
-// and closes before its next one; that one's ICMP error fails the dial,
-// well before its timeout.
-func TestDialPortClosesDuringDial(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("the closed-port probe reads ICMP errors on Unix only")
-	}
-	leakcheck.Check(t)
-	tt.CheckQUICGoroutines(t)
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "/ip4/127.0.0.1/udp/" + strconv.Itoa(silent.LocalAddr().(*net.UDPAddr).Port) + "/quic-v1"
-	// Closed once the first datagram (the probe's or quic-go's Initial)
-	// arrived, which is before the probe's second send at 200 ms.
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		var b [2048]byte
-		silent.SetReadDeadline(time.Now().Add(10 * time.Second))
-		silent.ReadFrom(b[:])
-		silent.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.ReadFrom(b[:])
+		c.Close()
 	}()
-	defer func() { silent.Close(); <-closed }()
-	mux := udpmux.New(nil)
-	k, _ := crypto.GenerateEd25519Key(nil)
-	tr, err := quic.New(k, mux, &quic.Config{DialTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { c.Close(); <-closed })
+	return "/ip4/127.0.0.1/udp/" + strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port) + "/quic-v1"
+}
+
+// TestDialClosedPort: the host answers a datagram to a closed port with
+// ICMP port unreachable, and the dial fails at once, naming the address,
+// instead of waiting for its timeout; also when the port closes during the
+// dial, at a later probe's ICMP error.
+func TestDialClosedPort(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the closed-port probe reads ICMP errors on Unix only")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err = tr.Dial(ctx, ma.StringCast(addr), otherPeer(t))
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("dial to a port that closed succeeded")
+	for _, tc := range []struct {
+		name string
+		port func(t *testing.T) string
+	}{
+		{"closed", closedUDPPort},
+		{"closes during the dial", closingUDPPort},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			tt.CheckQUICGoroutines(t)
+			mux := udpmux.New(nil)
+			k, _ := crypto.GenerateEd25519Key(nil)
+			tr, err := quic.New(k, mux, &quic.Config{DialTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := tc.port(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err = tr.Dial(ctx, ma.StringCast(addr), otherPeer(t))
+			took := time.Since(start)
+			if err == nil {
+				t.Fatalf("dial to a port that is %s succeeded", tc.name)
+			}
+			t.Logf("after %v: %v", took, err)
+			if took > 5*time.Second {
+				t.Errorf("dial took %v, want a fast failure", took)
+			}
+			if !errors.Is(err, quic.ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("error %v does not match ErrUnreachable and ECONNREFUSED", err)
+			}
+			if !strings.Contains(err.Error(), addr) {
+				t.Errorf("error %q does not name %s", err, addr)
+			}
+			waitSockets(t, mux, 0)
+		})
 	}
-	t.Logf("after %v: %v", took, err)
-	if took > 5*time.Second {
-		t.Errorf("dial took %v, want it to fail at a later probe's ICMP error", took)
-	}
-	if !errors.Is(err, quic.ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("error %v does not match ErrUnreachable and ECONNREFUSED", err)
-	}
-	waitSockets(t, mux, 0)
 }
 
 // TestDialSilentPort: a port that takes datagrams and never answers. The
