@@ -222,14 +222,7 @@ func echoProto(ctx context.Context, h *Host, p peer.ID, proto protocol.ID, n int
 		return err
 	}
 	defer s.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := s.Write(make([]byte, n))
-		if err == nil {
-			err = s.CloseWrite()
-		}
-		errc <- err
-	}()
+	errc := sendAll(s, make([]byte, n))
 	got, err := io.Copy(io.Discard, s)
 	if werr := <-errc; werr != nil {
 		return fmt.Errorf("writing: %w", werr)

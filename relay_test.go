@@ -136,14 +136,7 @@ func TestRelayedConnection(t *testing.T) {
 }
 
 func echoRoundTrip(s network.Stream, msg []byte) error {
-	errc := make(chan error, 1)
-	go func() {
-		_, err := s.Write(msg)
-		if err == nil {
-			err = s.CloseWrite()
-		}
-		errc <- err
-	}()
+	errc := sendAll(s, msg)
 	got, err := io.ReadAll(s)
 	if werr := <-errc; werr != nil {
 		return werr

@@ -415,6 +415,20 @@ func TestNamedSecurityAddrs(t *testing.T) {
 	}
 }
 
+// sendAll writes data to s and half-closes it on a goroutine of its own,
+// so that the caller can read meanwhile; the channel gets the outcome.
+func sendAll(s network.Stream, data []byte) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Write(data)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		errc <- err
+	}()
+	return errc
+}
+
 // echoOnce sends n random bytes to p's echo handler on a new stream and
 // checks that they come back.
 func echoOnce(ctx context.Context, h *Host, p peer.ID, n int) error {
@@ -425,14 +439,7 @@ func echoOnce(ctx context.Context, h *Host, p peer.ID, n int) error {
 	defer s.Close()
 	data := make([]byte, n)
 	rand.Read(data)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := s.Write(data)
-		if err == nil {
-			err = s.CloseWrite()
-		}
-		errc <- err
-	}()
+	errc := sendAll(s, data)
 	got, err := io.ReadAll(s)
 	if werr := <-errc; werr != nil {
 		return fmt.Errorf("writing: %w", werr)
@@ -476,14 +483,7 @@ func TestStreamCopy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			errc := make(chan error, 1)
-			go func() {
-				_, err := s.Write(data)
-				if err == nil {
-					err = s.CloseWrite()
-				}
-				errc <- err
-			}()
+			errc := sendAll(s, data)
 			var got bytes.Buffer
 			// A plain Writer, so that io.Copy asks the stream (WriteTo).
 			n, err := io.Copy(struct{ io.Writer }{&got}, s)
