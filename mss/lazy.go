@@ -204,15 +204,7 @@ func (c *LazyConn) readAnswerLocked() {
 	// A failed write does not stop us: the listener may have answered and
 	// closed before our write landed, and its answer is still readable.
 	_ = c.flush()
-	err := readHeader(c.rwc)
-	if err == nil {
-		var ok bool
-		ok, err = readAnswer(c.rwc, c.proto)
-		if err == nil && !ok {
-			err = &NotSupportedError{Protocols: []protocol.ID{c.proto}}
-		}
-	}
-	c.rerr = err
+	c.rerr = readFinalAnswer(c.rwc, true, []protocol.ID{c.proto})
 	c.answered.Store(true)
 }
 

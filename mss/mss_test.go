@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +192,64 @@ func TestDialerWrites(t *testing.T) {
 			}
 			if rest, _ := io.ReadAll(s.in); string(rest) != "rest" {
 				t.Errorf("dialer consumed bytes past the echo: left %q", rest)
+			}
+		})
+	}
+}
+
+// TestSelectOptimistic: the last proposal is handed back unsent, with what
+// must precede the caller's first bytes; ReadAnswer reads the listener's
+// header and answer to it and nothing behind them.
+func TestSelectOptimistic(t *testing.T) {
+	ab := []protocol.ID{"/a", "/b"}
+	for _, tc := range []struct {
+		name    string
+		protos  []protocol.ID
+		reply   []byte // the listener's bytes; "rest" follows them
+		want    protocol.ID
+		writes  [][]byte // made before SelectOptimistic returns
+		pending []byte   // nil: an earlier proposal was accepted
+		is      error    // ReadAnswer's error
+	}{
+		{"only, accepted", ab[:1], cat(headerMsg, tok("/a")), "/a", nil, cat(headerMsg, tok("/a")), nil},
+		{"only, refused", ab[:1], cat(headerMsg, naMsg), "/a", nil, cat(headerMsg, tok("/a")), ErrNotSupported},
+		{"only, wrong header", ab[:1], cat(tok("/multistream/2.0.0"), tok("/a")), "/a", nil, cat(headerMsg, tok("/a")), ErrMalformed},
+		{"only, wrong echo", ab[:1], cat(headerMsg, tok("/b")), "/a", nil, cat(headerMsg, tok("/a")), ErrMalformed},
+		{"first accepted", ab, cat(headerMsg, tok("/a")), "/a", [][]byte{cat(headerMsg, tok("/a"))}, nil, nil},
+		{"last accepted", ab, cat(headerMsg, naMsg, tok("/b")), "/b", [][]byte{cat(headerMsg, tok("/a"))}, tok("/b"), nil},
+		{"last refused", ab, cat(headerMsg, naMsg, naMsg), "/b", [][]byte{cat(headerMsg, tok("/a"))}, tok("/b"), ErrNotSupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &script{in: bytes.NewReader(append(tc.reply, "rest"...))}
+			rec := &recorder{ReadWriter: s}
+			got, pending, err := SelectOptimistic(rec, tc.protos...)
+			if err != nil || got != tc.want {
+				t.Fatalf("SelectOptimistic = %q, %v; want %q", got, err, tc.want)
+			}
+			if w := rec.chunks(); !slices.EqualFunc(w, tc.writes, bytes.Equal) {
+				t.Fatalf("writes %q, want %q", w, tc.writes)
+			}
+			if (pending == nil) != (tc.pending == nil) {
+				t.Fatalf("pending %v, want %q", pending, tc.pending)
+			}
+			if pending != nil {
+				if !bytes.Equal(pending.Bytes(), tc.pending) || pending.Protocol() != tc.want {
+					t.Fatalf("pending %q for %q, want %q for %q", pending.Bytes(), pending.Protocol(), tc.pending, tc.want)
+				}
+				err := pending.ReadAnswer(s)
+				if !errors.Is(err, tc.is) {
+					t.Fatalf("ReadAnswer = %v, want %v", err, tc.is)
+				}
+				var ns *NotSupportedError
+				if errors.As(err, &ns) && !slices.Equal(ns.Protocols, tc.protos) {
+					t.Errorf("refusal lists %q, want every proposal %q", ns.Protocols, tc.protos)
+				}
+				if err != nil {
+					return
+				}
+			}
+			if rest, _ := io.ReadAll(s.in); string(rest) != "rest" {
+				t.Errorf("dialer consumed bytes past the answer: left %q", rest)
 			}
 		})
 	}

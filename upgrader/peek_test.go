@@ -39,7 +39,9 @@ func TestSecurityNegotiationReads(t *testing.T) {
 			t.Run(side+", "+tc.name, func(t *testing.T) {
 				u, _ := newUpgrader(t, TLSID, NoiseID)
 				if client {
-					u, _ = newUpgrader(t, NoiseID)
+					// Noise first: proposed and answered before the
+					// handshake (the last proposal would be optimistic).
+					u, _ = newUpgrader(t, NoiseID, TLSID)
 				}
 				ours, peer := net.Pipe()
 				defer ours.Close()

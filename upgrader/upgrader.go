@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -217,11 +219,21 @@ func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.err} }
 
 // negotiateSecurity picks the security protocol. A client dialing an
 // address that names it (/tcp/P/tls, /tcp/P/noise) skips multistream-select
-// and its round trip. On the server, the first byte tells the three cases
-// apart on the same port: a multistream header starts with its length 0x13,
-// a TLS record with 0x16 (handshake), a Noise first message with the high
-// byte of its 16-bit length, 0x00. The returned conn replays what was
-// read ahead.
+// and its round trip. Otherwise the client proposes its protocols in order
+// and its last proposal (its only one, with one configured) optimistically:
+// that proposal goes out with the handshake's first message and its answer
+// is read before the handshake's first read, so it costs no round trip. A
+// refusal of the last proposal ends the connection anyway, which is what
+// makes the optimism safe; the handshake then fails with the
+// *mss.NotSupportedError.
+//
+// On the server, the first byte tells the three cases apart on the same
+// port: a multistream header starts with its length 0x13, a TLS record with
+// 0x16 (handshake), a Noise first message with the high byte of its 16-bit
+// length, 0x00. When the client's first handshake bytes came with its
+// proposal (it did not wait for the answer), the answer goes out with the
+// handshake's first message. The returned conn replays what was read
+// ahead.
 func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiaddr) (network.SecureTransport, net.Conn, error) {
 	if client {
 		if id := NamedSecurity(raddr); id != "" {
@@ -236,9 +248,13 @@ func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiad
 			ids[i] = s.ID()
 		}
 		pc := &peekConn{Conn: raw}
-		id, err := mss.SelectOneOf(pc, ids...)
+		id, pending, err := mss.SelectOptimistic(pc, ids...)
 		if err != nil {
 			return nil, raw, err
+		}
+		if pending != nil {
+			pc.answer = pending
+			pc.send(pending.Bytes())
 		}
 		return u.security(id), pc.settled(), nil
 	}
@@ -265,8 +281,18 @@ func (u *Upgrader) negotiateSecurity(raw net.Conn, client bool, raddr ma.Multiad
 	for _, s := range u.Security {
 		m.AddHandler(s.ID(), s)
 	}
-	_, s, err := m.Negotiate(pc)
-	return s, pc.settled(), err
+	_, s, echo, err := m.NegotiateDeferred(pc, nil)
+	if err != nil {
+		return nil, raw, err
+	}
+	if len(pc.held) > 0 {
+		// The client sent handshake bytes behind its proposal: it is not
+		// waiting for the echo.
+		pc.send(echo)
+	} else if _, err := raw.Write(echo); err != nil {
+		return nil, raw, fmt.Errorf("mss: answering %s: %w", s.ID(), err)
+	}
+	return s, pc.settled(), nil
 }
 
 // Security protocol ids that can be named in a multiaddr.
@@ -296,11 +322,24 @@ func NamedSecurity(a ma.Multiaddr) protocol.ID {
 // prefix and token, and bytes read past the negotiation are replayed to the
 // handshake. It never waits for more than the caller asked for: a read with
 // bytes held returns them alone.
+//
+// It also carries what is left of the negotiation into the handshake:
+// unsent goes out in the same write as the handshake's first bytes, and a
+// client's optimistic proposal has its answer read before the handshake's
+// first read. Both are over when the handshake is. A handshake may read
+// and write from two goroutines (plaintext does): the read side's fields
+// belong to the reader, unsent is under wmu.
 type peekConn struct {
 	net.Conn
-	ahead [256]byte
-	held  []byte // read, not yet returned
-	done  bool   // negotiation over: reads with nothing held go straight through
+	ahead  [256]byte
+	held   []byte       // read, not yet returned
+	done   bool         // negotiation over: reads with nothing held go straight through
+	answer *mss.Pending // a proposal whose answer is still to be read
+	rerr   error        // why the optimistic proposal failed
+
+	wmu     sync.Mutex
+	unsent  []byte      // negotiation bytes to send with the first write
+	sending atomic.Bool // unsent is not empty
 }
 
 // peek returns the first byte without consuming it.
@@ -323,6 +362,11 @@ func (c *peekConn) fill() error {
 }
 
 func (c *peekConn) Read(p []byte) (int, error) {
+	if c.answer != nil || c.rerr != nil {
+		if err := c.readAnswer(); err != nil {
+			return 0, err
+		}
+	}
 	if len(c.held) == 0 && len(p) > 0 {
 		if c.done {
 			return c.Conn.Read(p)
@@ -336,9 +380,68 @@ func (c *peekConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readAnswer reads the answer to the optimistic proposal, sending the
+// proposal first if the handshake reads before it writes. A refusal or a
+// malformed answer fails this and every later read.
+func (c *peekConn) readAnswer() error {
+	if c.rerr != nil {
+		return c.rerr
+	}
+	pending := c.answer
+	c.answer = nil
+	if c.sending.Load() {
+		if _, err := c.Write(nil); err != nil {
+			c.rerr = err
+			return err
+		}
+	}
+	done := c.done
+	c.done = false // the answer's tokens are read ahead too
+	err := pending.ReadAnswer(c)
+	c.done = done
+	if err != nil {
+		c.rerr = fmt.Errorf("negotiating security: %w", err)
+		return c.rerr
+	}
+	return nil
+}
+
+// send has b go out ahead of (and with) the first bytes written.
+func (c *peekConn) send(b []byte) {
+	c.wmu.Lock()
+	c.unsent = b
+	c.sending.Store(true)
+	c.wmu.Unlock()
+}
+
+// Write sends what is left of the negotiation with the first bytes written.
+func (c *peekConn) Write(p []byte) (int, error) {
+	if !c.sending.Load() {
+		return c.Conn.Write(p)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	head := c.unsent
+	if head == nil {
+		return c.Conn.Write(p)
+	}
+	c.unsent = nil
+	c.sending.Store(false)
+	n, err := c.Conn.Write(append(head[:len(head):len(head)], p...))
+	if err != nil {
+		return max(0, n-len(head)), fmt.Errorf("sending the multistream answer or proposal: %w", err)
+	}
+	return len(p), nil
+}
+
 // ReadByte lets the multistream reader take length prefixes from the held
 // bytes.
 func (c *peekConn) ReadByte() (byte, error) {
+	if c.answer != nil || c.rerr != nil {
+		if err := c.readAnswer(); err != nil {
+			return 0, err
+		}
+	}
 	b, err := c.peek()
 	if err == nil {
 		c.held = c.held[1:]
@@ -350,7 +453,7 @@ func (c *peekConn) ReadByte() (byte, error) {
 // when nothing read ahead is left for it.
 func (c *peekConn) settled() net.Conn {
 	c.done = true
-	if len(c.held) == 0 {
+	if len(c.held) == 0 && !c.sending.Load() && c.answer == nil {
 		return c.Conn
 	}
 	return c
@@ -360,6 +463,9 @@ func (c *peekConn) settled() net.Conn {
 // socket, so that a multistream listener can tell a pipelined proposal
 // from a dialer waiting for its header.
 func (c *peekConn) Buffered() int {
+	if c.answer != nil {
+		return 0 // what is there starts with the answer, not handshake bytes
+	}
 	if len(c.held) > 0 {
 		return len(c.held)
 	}

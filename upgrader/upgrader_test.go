@@ -1,8 +1,12 @@
 package upgrader
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +17,10 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/mss"
 	"github.com/tachyon-p2p/tachyon/muxer/yamux"
 	"github.com/tachyon-p2p/tachyon/security/noise"
+	"github.com/tachyon-p2p/tachyon/security/plaintext"
 	tlssec "github.com/tachyon-p2p/tachyon/security/tls"
 )
 
@@ -34,6 +40,12 @@ func newUpgrader(t *testing.T, secs ...protocol.ID) (*Upgrader, peer.ID) {
 			u.Security = append(u.Security, n)
 		case TLSID:
 			tr, err := tlssec.New(k, &tlssec.Config{Muxers: muxers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Security = append(u.Security, tr)
+		case plaintext.ID:
+			tr, err := plaintext.New(k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,6 +90,12 @@ func TestUpgradePaths(t *testing.T) {
 	}{
 		{"mss picks tls", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1", TLSID, false},
 		{"mss falls back to noise", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID}, "/ip4/127.0.0.1/tcp/1", NoiseID, false},
+		{"only noise, optimistic", []protocol.ID{NoiseID}, []protocol.ID{TLSID, NoiseID}, "/ip4/127.0.0.1/tcp/1", NoiseID, false},
+		{"only tls, optimistic", []protocol.ID{TLSID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1", TLSID, false},
+		// Reads its first message's length with ReadByte, while another
+		// goroutine writes.
+		{"only plaintext, optimistic", []protocol.ID{plaintext.ID}, []protocol.ID{NoiseID, plaintext.ID}, "/ip4/127.0.0.1/tcp/1", plaintext.ID, false},
+		{"only tls, refused", []protocol.ID{TLSID}, []protocol.ID{NoiseID}, "/ip4/127.0.0.1/tcp/1", "", true},
 		{"address names tls", []protocol.ID{NoiseID, TLSID}, []protocol.ID{NoiseID, TLSID}, "/ip4/127.0.0.1/tcp/1/tls", TLSID, false},
 		{"address names noise", []protocol.ID{TLSID, NoiseID}, []protocol.ID{TLSID, NoiseID}, "/ip4/127.0.0.1/tcp/1/noise", NoiseID, false},
 		{"named but server lacks it", []protocol.ID{TLSID, NoiseID}, []protocol.ID{NoiseID}, "/ip4/127.0.0.1/tcp/1/tls", "", true},
@@ -180,4 +198,96 @@ func FuzzInboundFirstBytes(f *testing.F) {
 			t.Fatal("garbage upgraded")
 		}
 	})
+}
+
+// writeLog records the writes made on a connection.
+type writeLog struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *writeLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, bytes.Clone(p))
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *writeLog) log() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.writes)
+}
+
+// TestOptimisticSecurity: a client with one security protocol, dialing an
+// address that does not name it, sends the multistream header, its proposal
+// and the handshake's first message in one write, and the server its header
+// and echo with its first handshake message: the negotiation costs no round
+// trip and no write of its own. A refused proposal fails the client's
+// upgrade with mss.ErrNotSupported, without waiting for a timeout.
+func TestOptimisticSecurity(t *testing.T) {
+	hello := func(id protocol.ID) []byte {
+		return append([]byte("\x13/multistream/1.0.0\n"), append([]byte{byte(len(id) + 1)}, id+"\n"...)...)
+	}
+	for _, tc := range []struct {
+		name           string
+		client, server []protocol.ID
+		refused        bool
+	}{
+		{"noise", []protocol.ID{NoiseID}, []protocol.ID{TLSID, NoiseID}, false},
+		{"tls", []protocol.ID{TLSID}, []protocol.ID{NoiseID, TLSID}, false},
+		{"refused", []protocol.ID{TLSID}, []protocol.ID{NoiseID}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cu, _ := newUpgrader(t, tc.client...)
+			su, sid := newUpgrader(t, tc.server...)
+			craw, sraw := tcpPair(t)
+			cc, sc := &writeLog{Conn: craw}, &writeLog{Conn: sraw}
+			addr := ma.StringCast("/ip4/127.0.0.1/tcp/1")
+			srv := make(chan error, 1)
+			go func() {
+				c, err := su.Upgrade(ctx, sc, network.DirInbound, "", addr, addr)
+				if err == nil {
+					c.Close()
+				}
+				srv <- err
+			}()
+			start := time.Now()
+			c, err := cu.Upgrade(ctx, cc, network.DirOutbound, sid, addr, addr)
+			if tc.refused {
+				if !errors.Is(err, mss.ErrNotSupported) {
+					t.Fatalf("upgrade = %v, want ErrNotSupported", err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("the refusal took %v", d)
+				}
+				if err := <-srv; err == nil {
+					t.Error("server upgrade succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := <-srv; err != nil {
+				t.Fatal(err)
+			}
+			want := hello(tc.client[0])
+			for side, w := range map[string][][]byte{"client": cc.log(), "server": sc.log()} {
+				if len(w) == 0 || !bytes.HasPrefix(w[0], want) || len(w[0]) == len(want) {
+					t.Errorf("%s's first write %q, want %q and its first handshake message", side, w[0], want)
+				}
+				for i, b := range w[1:] {
+					if bytes.Contains(b, []byte("/multistream/")) {
+						t.Errorf("%s's write %d carries multistream tokens: %q", side, i+1, b)
+					}
+				}
+			}
+		})
+	}
 }

@@ -94,14 +94,10 @@ func cmdPerf(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer stop()
 	}
 	opts := []tachyon.Option{logLvl.option(stderr)}
-	switch *security {
-	case "":
-	case "noise":
-		opts = append(opts, tachyon.Security(tachyon.Noise))
-	case "tls":
-		opts = append(opts, tachyon.Security(tachyon.TLS))
-	default:
-		return usagef("--security %q: want noise or tls", *security)
+	if sec, err := securityOption(*security); err != nil {
+		return err
+	} else if sec != nil {
+		opts = append(opts, sec)
 	}
 	if *server {
 		return perfServer(ctx, *addr, opts, stdout, stderr)
@@ -399,4 +395,18 @@ func startCPUProfile(file string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// securityOption turns a --security flag into the host option: "" keeps the
+// default (both, TLS first), "noise" or "tls" offers that one alone.
+func securityOption(name string) (tachyon.Option, error) {
+	switch name {
+	case "":
+		return nil, nil
+	case "noise":
+		return tachyon.Security(tachyon.Noise), nil
+	case "tls":
+		return tachyon.Security(tachyon.TLS), nil
+	}
+	return nil, usagef("--security %q: want noise or tls", name)
 }

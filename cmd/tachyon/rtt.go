@@ -27,6 +27,7 @@ func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fl := flag.NewFlagSet("rtt", flag.ContinueOnError)
 	n := fl.Int("n", 10, "`N` iterations, each with a new host")
 	timeout := fl.Duration("timeout", 30*time.Second, "limit for each iteration")
+	security := fl.String("security", "", "noise or tls: offer only that one (default: both, TLS first)")
 	verbose := fl.Bool("v", false, "print each iteration's steps (connected, stream, written, echoed) to stderr")
 	logLvl := addLogLevel(fl)
 	pos, err := parseInterspersed(fl, args)
@@ -46,7 +47,12 @@ func cmdRTT(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ai.Addrs, err = resolveAddrs(ctx, ai.Addrs); err != nil {
 		return err
 	}
-	r := rttRun{ai: ai, shown: pos[0], timeout: *timeout, logOpt: logLvl.option(stderr)}
+	r := rttRun{ai: ai, shown: pos[0], timeout: *timeout, opts: []tachyon.Option{logLvl.option(stderr)}}
+	if sec, err := securityOption(*security); err != nil {
+		return err
+	} else if sec != nil {
+		r.opts = append(r.opts, sec)
+	}
 	if *verbose { // each iteration's steps on stderr
 		r.trace = stderr
 	}
@@ -76,8 +82,8 @@ type rttRun struct {
 	ai      peer.AddrInfo // resolved
 	shown   string        // as given
 	timeout time.Duration
-	logOpt  tachyon.Option
-	trace   io.Writer // nil: no -v
+	opts    []tachyon.Option // logging, security
+	trace   io.Writer        // nil: no -v
 }
 
 // once makes a fresh host (new identity, no listeners) and times Connect +
@@ -85,7 +91,7 @@ type rttRun struct {
 func (r *rttRun) once(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	h, err := tachyon.New(tachyon.DialTimeout(r.timeout), r.logOpt)
+	h, err := tachyon.New(append([]tachyon.Option{tachyon.DialTimeout(r.timeout)}, r.opts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("start host: %w", err)
 	}
