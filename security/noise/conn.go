@@ -45,6 +45,9 @@ const (
 	// It holds a frame of up to smallBufLen-frameHdr-tagLen plaintext bytes,
 	// enough for muxer control frames.
 	smallBufLen = 256
+	// smallWriteLen is the buffer of a write that fits one small frame
+	// (control frames, handshake-sized messages, requests).
+	smallWriteLen = 2048
 )
 
 var (
@@ -54,6 +57,9 @@ var (
 	// waits there, so a peer that announces 64 KiB and sends 100 bytes
 	// pins a quarter of what a burst buffer would cost.
 	framePool = sync.Pool{New: func() any { b := make([]byte, frameHdr+maxFrame); return &b }}
+	// smallWritePool serves small writes: the collector empties pools, and
+	// refilling writePool for a 12-byte write would allocate 256 KiB.
+	smallWritePool = sync.Pool{New: func() any { b := make([]byte, smallWriteLen); return &b }}
 )
 
 // Conn is a Noise-secured connection. It implements network.SecureConn.
@@ -285,14 +291,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	bp := writePool.Get().(*[]byte)
-	defer writePool.Put(bp)
+	pool := &writePool
+	if frameHdr+len(p)+tagLen <= smallWriteLen {
+		pool = &smallWritePool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	written := 0
 	for len(p) > 0 {
 		off, batch := 0, 0
-		for len(p) > batch && off+frameHdr+maxFrame <= len(buf) {
+		// Each frame is sealed where it goes: as many as the buffer holds
+		// (the small buffer holds all of a small write).
+		for len(p) > batch {
 			chunk := min(len(p)-batch, maxPlain)
+			if off+frameHdr+chunk+tagLen > len(buf) {
+				break
+			}
 			sealed, err := c.send.encrypt(buf[off+frameHdr:off+frameHdr], nil, p[batch:batch+chunk])
 			if err != nil {
 				c.werr = fmt.Errorf("noise: writing to %s: %w", c.remotePeer, err)

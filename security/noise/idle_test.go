@@ -1,6 +1,7 @@
 package noise
 
 import (
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -147,5 +148,48 @@ func TestFramesPerRead(t *testing.T) {
 	}
 	if rc.rbuf != nil || rc.pooled != nil || rc.plain != nil {
 		t.Fatal("read buffer kept after everything was read")
+	}
+}
+
+// TestSmallWriteBuffer: a write that fits one small frame takes a small
+// pooled buffer, so that after a collection emptied the pools it does not
+// allocate a 256 KiB batch buffer; writes at and past the limit arrive
+// intact.
+func TestSmallWriteBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := securedPair(t, tcpPair)
+	defer a.Close()
+	defer b.Close()
+	limit := smallWriteLen - frameHdr - tagLen
+	for _, n := range []int{1, limit, limit + 1, maxPlain, 4*maxPlain + 1} {
+		exchange(t, a, b, n)
+	}
+	// Bytes allocated by a write made right after the pools were emptied.
+	allocated := func(n int) uint64 {
+		p := make([]byte, n)
+		got := make([]byte, n)
+		var total uint64
+		const rounds = 5
+		for range rounds {
+			runtime.GC()
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := a.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			total += after.TotalAlloc - before.TotalAlloc
+			if _, err := io.ReadFull(b, got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return total / rounds
+	}
+	if big := allocated(limit + 1); big < writeBufLen {
+		t.Fatalf("a write past the limit allocated %d bytes after a collection, want the %d-byte batch buffer (the measure is broken)", big, writeBufLen)
+	}
+	if small := allocated(12); small > 2*smallWriteLen {
+		t.Errorf("a 12-byte write allocated %d bytes after a collection, want at most %d", small, 2*smallWriteLen)
 	}
 }
