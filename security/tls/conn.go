@@ -31,6 +31,7 @@ type batchConn struct {
 	active   atomic.Int32
 	mu       sync.Mutex
 	batchers int     // Conn.Writes in progress; guarded by mu
+	planned  int     // their plaintext bytes; guarded by mu
 	buf      *[]byte // records not written yet; pooled, nil when empty
 	err      error   // the first failed write: the stream is cut from there on
 
@@ -39,22 +40,34 @@ type batchConn struct {
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch); return &b }}
 
-// begin starts gathering writes.
-func (b *batchConn) begin() {
+// smallBatch is the buffer of writes of at most smallPlain bytes, room
+// for dozens of records' overhead: the collector empties pools, and
+// refilling batchPool for a 12-byte write would allocate 66 KiB.
+const (
+	smallBatch = 2 << 10
+	smallPlain = 1 << 10
+)
+
+var smallBatchPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBatch); return &b }}
+
+// begin starts gathering the records of a write of n plaintext bytes.
+func (b *batchConn) begin(n int) {
 	b.active.Add(1)
 	b.mu.Lock()
 	b.batchers++
+	b.planned += n
 	b.mu.Unlock()
 }
 
 // end writes what was gathered and stops gathering once no Conn.Write is
 // left in progress. It returns the error of any gathered write, which the
 // writer of the records may not have seen.
-func (b *batchConn) end() error {
+func (b *batchConn) end(n int) error {
 	defer b.active.Add(-1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batchers--
+	b.planned -= n
 	b.flushLocked()
 	return b.err
 }
@@ -70,7 +83,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.batchers == 0 {
 		return b.writeLocked(p)
 	}
-	if b.buf != nil && len(*b.buf)+len(p) > maxBatch {
+	if b.buf != nil && len(*b.buf)+len(p) > cap(*b.buf) {
 		if b.flushLocked(); b.err != nil {
 			return 0, b.err
 		}
@@ -79,7 +92,11 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		return b.writeLocked(p)
 	}
 	if b.buf == nil {
-		b.buf = batchPool.Get().(*[]byte)
+		if b.planned <= smallPlain && len(p) <= smallBatch {
+			b.buf = smallBatchPool.Get().(*[]byte)
+		} else {
+			b.buf = batchPool.Get().(*[]byte)
+		}
 	}
 	*b.buf = append(*b.buf, p...)
 	return len(p), nil
@@ -95,7 +112,11 @@ func (b *batchConn) flushLocked() {
 		_, _ = b.writeLocked(*b.buf)
 	}
 	*b.buf = (*b.buf)[:0]
-	batchPool.Put(b.buf)
+	if cap(*b.buf) == smallBatch {
+		smallBatchPool.Put(b.buf)
+	} else {
+		batchPool.Put(b.buf)
+	}
 	b.buf = nil
 }
 
@@ -113,9 +134,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.batch == nil {
 		return c.Conn.Write(p)
 	}
-	c.batch.begin()
+	c.batch.begin(len(p))
 	n, err := c.Conn.Write(p)
-	if ferr := c.batch.end(); ferr != nil && err == nil {
+	if ferr := c.batch.end(len(p)); ferr != nil && err == nil {
 		// Records crypto/tls counts as written did not all leave.
 		return 0, ferr
 	}
@@ -127,8 +148,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 // yamux frame header and its payload leave together without being joined
 // by a copy first.
 func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
+	total := 0
+	for _, p := range bufs {
+		total += len(p)
+	}
 	if c.batch != nil {
-		c.batch.begin()
+		c.batch.begin(total)
 	}
 	n := 0
 	var err error
@@ -141,7 +166,7 @@ func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
 		}
 	}
 	if c.batch != nil {
-		if ferr := c.batch.end(); ferr != nil && err == nil {
+		if ferr := c.batch.end(total); ferr != nil && err == nil {
 			// Records crypto/tls counts as written did not all leave.
 			return 0, ferr
 		}

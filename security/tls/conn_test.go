@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ func TestWriteGathersRecords(t *testing.T) {
 			defer closeBoth(cr.conn, sr.conn)
 			for _, tc := range []struct{ size, maxWrites, split int }{
 				{1, 1, 0},
+				{smallPlain, 1, 0},     // the small batch buffer
+				{smallPlain + 1, 1, 0}, // the large one
+				{1000, 1, 12},
 				{64 << 10, 1, 0}, // four full records and a small one
 				{300000, 5, 0},   // 19 records
 				{12 + 64<<10, 1, 12},
@@ -141,5 +145,46 @@ func TestCloseDuringStuckWrite(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Fatal("the stuck Write returned no error")
+	}
+}
+
+// TestSmallWriteBuffer: a write of at most smallPlain bytes gathers its
+// records in a small pooled buffer, so that after a collection emptied the
+// pools it does not allocate a 66 KiB batch buffer.
+func TestSmallWriteBuffer(t *testing.T) {
+	cli := newTransport(t, newKey(t, crypto.Ed25519), nil)
+	srv := newTransport(t, newKey(t, crypto.Ed25519), nil)
+	a, b := tcpPair(t)
+	cr, sr := handshakePair(t, cli, srv, a, b, srv.LocalPeer())
+	if cr.err != nil || sr.err != nil {
+		t.Fatalf("handshake: %v / %v", cr.err, sr.err)
+	}
+	defer closeBoth(cr.conn, sr.conn)
+	// Bytes allocated by a write made right after the pools were emptied.
+	allocated := func(n int) uint64 {
+		p, got := make([]byte, n), make([]byte, n)
+		var total uint64
+		const rounds = 5
+		for range rounds {
+			runtime.GC()
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := cr.conn.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			total += after.TotalAlloc - before.TotalAlloc
+			if _, err := io.ReadFull(sr.conn, got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return total / rounds
+	}
+	if big := allocated(smallPlain + 1); big < maxBatch {
+		t.Fatalf("a write past the limit allocated %d bytes after a collection, want the %d-byte batch buffer (the measure is broken)", big, maxBatch)
+	}
+	if small := allocated(12); small > 2*smallBatch {
+		t.Errorf("a 12-byte write allocated %d bytes after a collection, want at most %d", small, 2*smallBatch)
 	}
 }
