@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/internal/memcheck"
 )
 
 // idleHeapPerConn opens pairs secured connections with newPair, moves a few
@@ -166,25 +167,15 @@ func TestSmallWriteBuffer(t *testing.T) {
 	}
 	// Bytes allocated by a write made right after the pools were emptied.
 	allocated := func(n int) uint64 {
-		p := make([]byte, n)
-		got := make([]byte, n)
-		var total uint64
-		const rounds = 5
-		for range rounds {
-			runtime.GC()
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
+		p, got := make([]byte, n), make([]byte, n)
+		return memcheck.AllocatedAfterGC(5, func() {
 			if _, err := a.Write(p); err != nil {
 				t.Fatal(err)
 			}
-			runtime.ReadMemStats(&after)
-			total += after.TotalAlloc - before.TotalAlloc
 			if _, err := io.ReadFull(b, got); err != nil {
 				t.Fatal(err)
 			}
-		}
-		return total / rounds
+		})
 	}
 	if big := allocated(limit + 1); big < writeBufLen {
 		t.Fatalf("a write past the limit allocated %d bytes after a collection, want the %d-byte batch buffer (the measure is broken)", big, writeBufLen)

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/internal/memcheck"
 )
 
 // countingConn counts the writes that reach the raw connection.
@@ -163,23 +163,14 @@ func TestSmallWriteBuffer(t *testing.T) {
 	// Bytes allocated by a write made right after the pools were emptied.
 	allocated := func(n int) uint64 {
 		p, got := make([]byte, n), make([]byte, n)
-		var total uint64
-		const rounds = 5
-		for range rounds {
-			runtime.GC()
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
+		return memcheck.AllocatedAfterGC(5, func() {
 			if _, err := cr.conn.Write(p); err != nil {
 				t.Fatal(err)
 			}
-			runtime.ReadMemStats(&after)
-			total += after.TotalAlloc - before.TotalAlloc
 			if _, err := io.ReadFull(sr.conn, got); err != nil {
 				t.Fatal(err)
 			}
-		}
-		return total / rounds
+		})
 	}
 	if big := allocated(smallPlain + 1); big < maxBatch {
 		t.Fatalf("a write past the limit allocated %d bytes after a collection, want the %d-byte batch buffer (the measure is broken)", big, maxBatch)
