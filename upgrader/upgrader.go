@@ -406,6 +406,12 @@ func (c *peekConn) readAnswer() error {
 	return nil
 }
 
+// joinBufLen fits a TLS client's or server's first flight behind the
+// multistream tokens (a post-quantum key share makes it ~1.5-3 KiB).
+const joinBufLen = 8 << 10
+
+var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, joinBufLen); return &b }}
+
 // send has b go out ahead of (and with) the first bytes written.
 func (c *peekConn) send(b []byte) {
 	c.wmu.Lock()
@@ -427,7 +433,14 @@ func (c *peekConn) Write(p []byte) (int, error) {
 	}
 	c.unsent = nil
 	c.sending.Store(false)
-	n, err := c.Conn.Write(append(head[:len(head):len(head)], p...))
+	// Joined in a pooled buffer: a TLS first flight is a few KiB.
+	bp := joinPool.Get().(*[]byte)
+	joined := append(append((*bp)[:0], head...), p...)
+	n, err := c.Conn.Write(joined)
+	if cap(joined) == joinBufLen {
+		*bp = joined[:0]
+		joinPool.Put(bp)
+	}
 	if err != nil {
 		return max(0, n-len(head)), fmt.Errorf("sending the multistream answer or proposal: %w", err)
 	}
