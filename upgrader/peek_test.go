@@ -2,6 +2,7 @@ package upgrader
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"sync/atomic"
@@ -86,5 +87,48 @@ func checkRest(t *testing.T, conn net.Conn, raw *countConn, extra string) {
 	got := make([]byte, len(extra))
 	if _, err := io.ReadFull(conn, got); err != nil || string(got) != extra {
 		t.Fatalf("handshake read %q, %v; want %q", got, err, extra)
+	}
+}
+
+// TestOptimisticProposalReads: a dialer with one security protocol writes
+// nothing during negotiation; its header and proposal lead the handshake's
+// first write, and the listener's header, answer and first handshake bytes
+// cost its handshake one read, which gets the handshake bytes alone.
+func TestOptimisticProposalReads(t *testing.T) {
+	hs := []byte("\x13/multistream/1.0.0\n\x07/noise\n")
+	u, _ := newUpgrader(t, NoiseID)
+	ours, peer := net.Pipe()
+	defer ours.Close()
+	defer peer.Close()
+	ours.SetDeadline(time.Now().Add(5 * time.Second))
+	peer.SetDeadline(time.Now().Add(5 * time.Second))
+	raw := &countConn{Conn: ours}
+	sec, conn, err := u.negotiateSecurity(raw, true, nil)
+	if err != nil || sec.ID() != NoiseID {
+		t.Fatalf("negotiateSecurity = %v, %v", sec, err)
+	}
+	first := []byte("first handshake message")
+	peerErr := make(chan error, 1)
+	go func() {
+		got := make([]byte, len(hs)+len(first))
+		if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, append(hs, first...)) {
+			peerErr <- fmt.Errorf("listener read %q, %v", got, err)
+			return
+		}
+		_, err := peer.Write(append(append([]byte(nil), hs...), "reply"...))
+		peerErr <- err
+	}()
+	if _, err := conn.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 5)
+	if _, err := io.ReadFull(conn, reply); err != nil || string(reply) != "reply" {
+		t.Fatalf("handshake read %q, %v", reply, err)
+	}
+	if err := <-peerErr; err != nil {
+		t.Fatal(err)
+	}
+	if n := raw.reads.Load(); n != 1 {
+		t.Errorf("%d reads for the answer and the reply, want 1", n)
 	}
 }

@@ -429,10 +429,16 @@ func (c *peekConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	head := c.unsent
 	if head == nil {
+		if len(p) == 0 {
+			return 0, nil // a flush that found the bytes already sent
+		}
 		return c.Conn.Write(p)
 	}
 	c.unsent = nil
-	c.sending.Store(false)
+	// Cleared only once the bytes are out (deferred calls run before the
+	// unlock): a concurrent writer that saw it cleared would bypass wmu
+	// and could get ahead of them.
+	defer c.sending.Store(false)
 	// Joined in a pooled buffer: a TLS first flight is a few KiB.
 	bp := joinPool.Get().(*[]byte)
 	joined := append(append((*bp)[:0], head...), p...)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -237,7 +239,12 @@ func TestOptimisticSecurity(t *testing.T) {
 	}{
 		{"noise", []protocol.ID{NoiseID}, []protocol.ID{TLSID, NoiseID}, false},
 		{"tls", []protocol.ID{TLSID}, []protocol.ID{NoiseID, TLSID}, false},
-		{"refused", []protocol.ID{TLSID}, []protocol.ID{NoiseID}, true},
+		{"tls refused", []protocol.ID{TLSID}, []protocol.ID{NoiseID}, true},
+		{"noise refused", []protocol.ID{NoiseID}, []protocol.ID{TLSID}, true},
+		// Writes its first message from another goroutine while the
+		// answer is read.
+		{"plaintext refused", []protocol.ID{plaintext.ID}, []protocol.ID{TLSID}, true},
+		{"first and last refused", []protocol.ID{TLSID, NoiseID}, []protocol.ID{plaintext.ID}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -279,7 +286,11 @@ func TestOptimisticSecurity(t *testing.T) {
 			}
 			want := hello(tc.client[0])
 			for side, w := range map[string][][]byte{"client": cc.log(), "server": sc.log()} {
-				if len(w) == 0 || !bytes.HasPrefix(w[0], want) || len(w[0]) == len(want) {
+				if len(w) == 0 {
+					t.Errorf("%s wrote nothing", side)
+					continue
+				}
+				if !bytes.HasPrefix(w[0], want) || len(w[0]) == len(want) {
 					t.Errorf("%s's first write %q, want %q and its first handshake message", side, w[0], want)
 				}
 				for i, b := range w[1:] {
@@ -287,6 +298,57 @@ func TestOptimisticSecurity(t *testing.T) {
 						t.Errorf("%s's write %d carries multistream tokens: %q", side, i+1, b)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestOptimisticAnswerSplit: a listener that sends its header and answer
+// one byte per write, slowly, behind the dialer's first handshake message
+// (as a strict peer may): the dialer's handshake reads the answer in
+// pieces and goes on.
+func TestOptimisticAnswerSplit(t *testing.T) {
+	for _, sec := range []protocol.ID{NoiseID, TLSID, plaintext.ID} {
+		t.Run(string(sec), func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cu, _ := newUpgrader(t, sec)
+			su, sid := newUpgrader(t, sec)
+			craw, sraw := tcpPair(t)
+			defer sraw.Close()
+			answer := append([]byte("\x13/multistream/1.0.0\n"), append([]byte{byte(len(sec) + 1)}, sec+"\n"...)...)
+			srv := make(chan error, 1)
+			go func() {
+				got := make([]byte, len(answer))
+				if _, err := io.ReadFull(sraw, got); err != nil || !bytes.Equal(got, answer) {
+					srv <- fmt.Errorf("the dialer's header and proposal: %q, %v", got, err)
+					return
+				}
+				for _, b := range answer {
+					if _, err := sraw.Write([]byte{b}); err != nil {
+						srv <- err
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				c, err := su.security(sec).SecureInbound(ctx, sraw, "")
+				if err == nil {
+					c.Close()
+				}
+				srv <- err
+			}()
+			sc, conn, err := cu.negotiateSecurity(craw, true, ma.StringCast("/ip4/127.0.0.1/tcp/1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := sc.SecureOutbound(ctx, conn, sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if err := <-srv; err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
