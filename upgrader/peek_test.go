@@ -21,13 +21,24 @@ func (c *countConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// countedPipe returns both ends of a net.Pipe, ours counting its reads,
+// with a deadline so that a broken test fails instead of hanging; both are
+// closed when the test ends.
+func countedPipe(t *testing.T) (*countConn, net.Conn) {
+	ours, peer := net.Pipe()
+	t.Cleanup(func() { ours.Close(); peer.Close() })
+	ours.SetDeadline(time.Now().Add(5 * time.Second))
+	peer.SetDeadline(time.Now().Add(5 * time.Second))
+	return &countConn{Conn: ours}, peer
+}
+
 // TestSecurityNegotiationReads checks that multistream-select for the
 // security protocol costs one read per batch of tokens the peer sent on
 // each side, not one per length prefix and token, that bytes read past the
 // negotiation reach the handshake, and that with none left over the
 // handshake gets the bare connection.
 func TestSecurityNegotiationReads(t *testing.T) {
-	hs := []byte("\x13/multistream/1.0.0\n\x07/noise\n")
+	hs := mssHello(NoiseID)
 	for _, tc := range []struct {
 		name  string
 		extra string // what the peer sends right behind its tokens
@@ -44,12 +55,7 @@ func TestSecurityNegotiationReads(t *testing.T) {
 					// handshake (the last proposal would be optimistic).
 					u, _ = newUpgrader(t, NoiseID, TLSID)
 				}
-				ours, peer := net.Pipe()
-				defer ours.Close()
-				defer peer.Close()
-				ours.SetDeadline(time.Now().Add(5 * time.Second))
-				peer.SetDeadline(time.Now().Add(5 * time.Second))
-				raw := &countConn{Conn: ours}
+				raw, peer := countedPipe(t)
 				go func() {
 					if client { // a listener reads the proposal, then answers
 						got := make([]byte, len(hs))
@@ -95,14 +101,9 @@ func checkRest(t *testing.T, conn net.Conn, raw *countConn, extra string) {
 // first write, and the listener's header, answer and first handshake bytes
 // cost its handshake one read, which gets the handshake bytes alone.
 func TestOptimisticProposalReads(t *testing.T) {
-	hs := []byte("\x13/multistream/1.0.0\n\x07/noise\n")
+	hs := mssHello(NoiseID)
 	u, _ := newUpgrader(t, NoiseID)
-	ours, peer := net.Pipe()
-	defer ours.Close()
-	defer peer.Close()
-	ours.SetDeadline(time.Now().Add(5 * time.Second))
-	peer.SetDeadline(time.Now().Add(5 * time.Second))
-	raw := &countConn{Conn: ours}
+	raw, peer := countedPipe(t)
 	sec, conn, err := u.negotiateSecurity(raw, true, nil)
 	if err != nil || sec.ID() != NoiseID {
 		t.Fatalf("negotiateSecurity = %v, %v", sec, err)

@@ -54,14 +54,7 @@ func TestTracer(t *testing.T) {
 			cu.Tracer, su.Tracer = ct, st
 			cc, sc := tcpPair(t)
 			addr := ma.StringCast("/ip4/127.0.0.1/tcp/1")
-			srv := make(chan error, 1)
-			go func() {
-				c, err := su.Upgrade(ctx, sc, network.DirInbound, "", addr, addr)
-				if err == nil {
-					c.Close()
-				}
-				srv <- err
-			}()
+			srv := upgradeInbound(ctx, su, sc, addr)
 			dial := sid
 			if tc.dialWrong {
 				dial = stranger

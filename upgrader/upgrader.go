@@ -362,10 +362,8 @@ func (c *peekConn) fill() error {
 }
 
 func (c *peekConn) Read(p []byte) (int, error) {
-	if c.answer != nil || c.rerr != nil {
-		if err := c.readAnswer(); err != nil {
-			return 0, err
-		}
+	if err := c.readAnswer(); err != nil {
+		return 0, err
 	}
 	if len(c.held) == 0 && len(p) > 0 {
 		if c.done {
@@ -380,11 +378,11 @@ func (c *peekConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readAnswer reads the answer to the optimistic proposal, sending the
-// proposal first if the handshake reads before it writes. A refusal or a
-// malformed answer fails this and every later read.
+// readAnswer reads the answer to the optimistic proposal, if one is still
+// to be read, sending the proposal first if the handshake reads before it
+// writes. A refusal or a malformed answer fails this and every later read.
 func (c *peekConn) readAnswer() error {
-	if c.rerr != nil {
+	if c.answer == nil || c.rerr != nil {
 		return c.rerr
 	}
 	pending := c.answer
@@ -456,10 +454,8 @@ func (c *peekConn) Write(p []byte) (int, error) {
 // ReadByte lets the multistream reader take length prefixes from the held
 // bytes.
 func (c *peekConn) ReadByte() (byte, error) {
-	if c.answer != nil || c.rerr != nil {
-		if err := c.readAnswer(); err != nil {
-			return 0, err
-		}
+	if err := c.readAnswer(); err != nil {
+		return 0, err
 	}
 	b, err := c.peek()
 	if err == nil {

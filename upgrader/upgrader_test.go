@@ -81,6 +81,25 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
+// mssHello is a multistream header followed by a proposal (or echo) of id.
+func mssHello(id protocol.ID) []byte {
+	return append([]byte("\x13/multistream/1.0.0\n"), append([]byte{byte(len(id) + 1)}, id+"\n"...)...)
+}
+
+// upgradeInbound runs u's inbound upgrade of c in the background, closes
+// the connection it yields and reports the upgrade's error.
+func upgradeInbound(ctx context.Context, u *Upgrader, c net.Conn, addr ma.Multiaddr) <-chan error {
+	srv := make(chan error, 1)
+	go func() {
+		tc, err := u.Upgrade(ctx, c, network.DirInbound, "", addr, addr)
+		if err == nil {
+			tc.Close()
+		}
+		srv <- err
+	}()
+	return srv
+}
+
 func TestUpgradePaths(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -229,9 +248,6 @@ func (c *writeLog) log() [][]byte {
 // trip and no write of its own. A refused proposal fails the client's
 // upgrade with mss.ErrNotSupported, without waiting for a timeout.
 func TestOptimisticSecurity(t *testing.T) {
-	hello := func(id protocol.ID) []byte {
-		return append([]byte("\x13/multistream/1.0.0\n"), append([]byte{byte(len(id) + 1)}, id+"\n"...)...)
-	}
 	for _, tc := range []struct {
 		name           string
 		client, server []protocol.ID
@@ -255,14 +271,7 @@ func TestOptimisticSecurity(t *testing.T) {
 			craw, sraw := tcpPair(t)
 			cc, sc := &writeLog{Conn: craw}, &writeLog{Conn: sraw}
 			addr := ma.StringCast("/ip4/127.0.0.1/tcp/1")
-			srv := make(chan error, 1)
-			go func() {
-				c, err := su.Upgrade(ctx, sc, network.DirInbound, "", addr, addr)
-				if err == nil {
-					c.Close()
-				}
-				srv <- err
-			}()
+			srv := upgradeInbound(ctx, su, sc, addr)
 			start := time.Now()
 			c, err := cu.Upgrade(ctx, cc, network.DirOutbound, sid, addr, addr)
 			if tc.refused {
@@ -284,7 +293,7 @@ func TestOptimisticSecurity(t *testing.T) {
 			if err := <-srv; err != nil {
 				t.Fatal(err)
 			}
-			want := hello(tc.client[0])
+			want := mssHello(tc.client[0])
 			for side, w := range map[string][][]byte{"client": cc.log(), "server": sc.log()} {
 				if len(w) == 0 {
 					t.Errorf("%s wrote nothing", side)
@@ -317,7 +326,7 @@ func TestOptimisticAnswerSplit(t *testing.T) {
 			su, sid := newUpgrader(t, sec)
 			craw, sraw := tcpPair(t)
 			defer sraw.Close()
-			answer := append([]byte("\x13/multistream/1.0.0\n"), append([]byte{byte(len(sec) + 1)}, sec+"\n"...)...)
+			answer := mssHello(sec)
 			srv := make(chan error, 1)
 			go func() {
 				got := make([]byte, len(answer))
