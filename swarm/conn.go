@@ -195,11 +195,14 @@ type Stream struct {
 	ahead    []byte      // read by ReadAhead, returned first by Read
 	released atomic.Bool // release ran: the muxer heard of it once
 	// meter gets the stream's byte counts once SetProtocol opened it
-	// (Config.Streams). in is Read's alone and out Write's alone, so
-	// neither needs an atomic; mmu orders SetProtocol's write of meter with
-	// done's read, which may come from another goroutine (a Reset).
+	// (Config.Streams). in is Read's alone; out is atomic because Close
+	// (which flushes it) may run while another goroutine writes, as a
+	// net.Conn allows (a TLS session closing its raw stream during a
+	// write). mmu orders SetProtocol's write of meter with done's read,
+	// which may come from another goroutine (a Reset).
 	meter     StreamMeter
-	in, out   uint64
+	in        uint64
+	out       atomic.Uint64
 	mmu       sync.Mutex
 	meterDone bool // done ran: SetProtocol opens no meter any more
 	// pending is what DeferWrite holds back for the next write; pmu is
@@ -356,7 +359,7 @@ func (s *Stream) writePending(p []byte, final, alone bool) (n int, ok bool, err 
 	} else {
 		m, err = s.MuxedStream.Write(buf)
 	}
-	s.out += uint64(m)
+	s.out.Add(uint64(m))
 	switch {
 	case m >= len(pre):
 		s.pending = nil
@@ -380,15 +383,15 @@ func (s *Stream) writePending(p []byte, final, alone bool) (n int, ok bool, err 
 func (s *Stream) Write(p []byte) (int, error) {
 	if s.hasPending.Load() {
 		if n, ok, err := s.writePending(p, false, false); ok {
-			if s.meter != nil && (s.out >= meterFlush || err != nil) {
+			if s.meter != nil && (s.out.Load() >= meterFlush || err != nil) {
 				s.flushOut()
 			}
 			return n, err
 		}
 	}
 	n, err := s.MuxedStream.Write(p)
-	s.out += uint64(n)
-	if s.meter != nil && (s.out >= meterFlush || err != nil) {
+	out := s.out.Add(uint64(n))
+	if s.meter != nil && (out >= meterFlush || err != nil) {
 		s.flushOut()
 	}
 	return n, err
@@ -404,20 +407,22 @@ func (s *Stream) WriteFinal(p []byte) (int, error) {
 		}
 	}
 	n, err := network.WriteFinal(s.MuxedStream, p)
-	s.out += uint64(n)
+	s.out.Add(uint64(n))
 	s.flushOut()
 	return n, err
 }
 
 // flushOut hands the bytes written to the meter. Write calls it, and so
-// do Close and CloseWrite: the writer's own calls, ordered after its
-// Writes as with a net.Conn. Bytes are thus counted every 64 KiB, when a
+// do Close and CloseWrite (which may run while another goroutine writes:
+// the swap counts each byte once). Bytes are thus counted every 64 KiB, when a
 // Read or Write fails (EOF included), and on Close and CloseWrite; those
 // of a reader that stopped before EOF, or written before a Reset, are not.
 func (s *Stream) flushOut() {
-	if s.meter != nil && s.out > 0 {
-		s.meter.AddBytes(0, s.out)
-		s.out = 0
+	if s.meter == nil {
+		return
+	}
+	if out := s.out.Swap(0); out > 0 {
+		s.meter.AddBytes(0, out)
 	}
 }
 
