@@ -118,7 +118,8 @@ type attempt struct {
 
 type cellResult struct {
 	attempts []attempt
-	err      error // the cell could not run (B or relay did not start)
+	err      error    // the cell could not run (B or relay did not start)
+	bLog     []string // B's last output lines when an attempt failed
 }
 
 func (r *cellResult) successes() int {
@@ -364,6 +365,12 @@ func runCell(t *testing.T, ctx context.Context, c *cell, bins map[impl]string, r
 		}
 		res.attempts = append(res.attempts, a)
 	}
+	if res.successes() < len(res.attempts) {
+		res.bLog = b.linesCopy()
+		if n := len(res.bLog); n > 40 {
+			res.bLog = res.bLog[n-40:]
+		}
+	}
 	return res
 }
 
@@ -563,11 +570,15 @@ func check(t *testing.T, cells []*cell, results map[*cell]*cellResult, rtt time.
 		}
 		if c.pair.punchable() && tr.successes() != len(tr.attempts) {
 			var why []string
-			for _, a := range tr.attempts {
+			for i, a := range tr.attempts {
 				if !a.ok {
 					why = append(why, a.reason)
+					// What A printed and B logged about A: without them a
+					// failure in CI cannot be told from a broken NAT.
+					t.Logf("%s #%d failed:\n  A: %s\n  B: %s", tc, i+1, a.raw, strings.Join(a.bLines, "\n     "))
 				}
 			}
+			t.Logf("%s: B's last lines:\n  %s", tc, strings.Join(tr.bLog, "\n  "))
 			t.Errorf("%s: %d/%d hole punches succeeded, want all: %s", tc, tr.successes(), len(tr.attempts), strings.Join(why, "; "))
 		}
 		if !c.pair.punchable() {
