@@ -83,6 +83,7 @@ type pair struct {
 	a, b side
 	ha   *testbed.Host
 	hb   *testbed.Host
+	nats []*testbed.NAT // the NATs of A and B, if any
 }
 
 // punchable: can a hole punch work here at all? Not through a symmetric
@@ -120,6 +121,7 @@ type cellResult struct {
 	attempts []attempt
 	err      error    // the cell could not run (B or relay did not start)
 	bLog     []string // B's last output lines when an attempt failed
+	natLog   []string // the NATs' connection tracking entries then
 }
 
 func (r *cellResult) successes() int {
@@ -213,6 +215,7 @@ func TestHolePunch(t *testing.T) {
 				t.Fatal(err)
 			}
 			core = append(core, prefix24(nat.IPv4()))
+			p.nats = append(p.nats, nat)
 			h, err := nat.AddHost(name, testbed.LinkConfig{})
 			if err != nil {
 				t.Fatal(err)
@@ -370,8 +373,31 @@ func runCell(t *testing.T, ctx context.Context, c *cell, bins map[impl]string, r
 		if n := len(res.bLog); n > 40 {
 			res.bLog = res.bLog[n-40:]
 		}
+		res.natLog = conntrack(ctx, c.pair.nats)
 	}
 	return res
+}
+
+// conntrack returns the connection tracking entries of the NATs (their
+// mappings), for a failed punch: a mapping that took another outside port
+// than the inside one shows up there.
+func conntrack(ctx context.Context, nats []*testbed.NAT) []string {
+	var out []string
+	for _, r := range nats {
+		b, err := exec.CommandContext(ctx, "ip", "netns", "exec", r.Namespace(), "cat", "/proc/net/nf_conntrack").CombinedOutput()
+		if err != nil {
+			out = append(out, fmt.Sprintf("NAT %s: reading its connection tracking: %v", r.Name(), err))
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		for _, l := range lines {
+			out = append(out, "NAT "+r.Name()+": "+strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return out
 }
 
 // punchLine is the JSON line both A commands print.
@@ -579,6 +605,7 @@ func check(t *testing.T, cells []*cell, results map[*cell]*cellResult, rtt time.
 				}
 			}
 			t.Logf("%s: B's last lines:\n  %s", tc, strings.Join(tr.bLog, "\n  "))
+			t.Logf("%s: connection tracking of the NATs:\n  %s", tc, strings.Join(tr.natLog, "\n  "))
 			t.Errorf("%s: %d/%d hole punches succeeded, want all: %s", tc, tr.successes(), len(tr.attempts), strings.Join(why, "; "))
 		}
 		if !c.pair.punchable() {
