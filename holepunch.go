@@ -304,5 +304,45 @@ func (x hpHost) DirectConn(p peer.ID) network.Conn {
 func (x hpHost) PeerAddrs(p peer.ID) []ma.Multiaddr { return x.h.ps.Addrs(p) }
 
 func (x hpHost) OwnAddrs() []ma.Multiaddr {
-	return append(x.h.Addrs(), x.h.ObservedAddrs()...)
+	observed := x.h.ObservedAddrs()
+	own := append(x.h.Addrs(), observed...)
+	return appendPredicted(own, observed, x.h.swarm.ListenAddrs())
+}
+
+// appendPredicted adds to own, for every observed address whose port is
+// none of our listen ports of its form, the observed IP with each such
+// listen port: what DCUtR calls a predicted address. A NAT that keeps the
+// inside port whenever it can (Linux masquerade, most home routers) gives
+// a connection to a new destination, such as the hole punch, our listen
+// port outside, even when the connection that was observed got another
+// port because that one mapping was taken (a stale mapping of an earlier
+// connection to the same server); the observed port alone would send the
+// peer where no packet of ours goes. Both are dialed at once, so a wrong
+// guess costs one dial that fails.
+func appendPredicted(own, observed, listen []ma.Multiaddr) []ma.Multiaddr {
+	for _, o := range observed {
+		if len(o) < 2 || (o[0].Code() != ma.P_IP4 && o[0].Code() != ma.P_IP6) {
+			continue
+		}
+		var ports []*ma.Component
+		for _, l := range listen {
+			if len(l) != len(o) || l[0].Code() != o[0].Code() || l[1].Code() != o[1].Code() ||
+				!ma.Multiaddr(l[2:]).Equal(o[2:]) || l[1].Value() == "0" {
+				continue
+			}
+			if l[1].Value() == o[1].Value() {
+				ports = nil // the observed port is ours: nothing to predict
+				break
+			}
+			ports = append(ports, &l[1])
+		}
+		for _, port := range ports {
+			a := slices.Clone(o)
+			a[1] = *port
+			if !slices.ContainsFunc(own, a.Equal) {
+				own = append(own, a)
+			}
+		}
+	}
+	return own
 }

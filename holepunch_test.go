@@ -1,6 +1,7 @@
 package tachyon
 
 import (
+	"slices"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -70,4 +71,50 @@ func multiaddrs(t *testing.T, ss []string) []ma.Multiaddr {
 		out[i] = a
 	}
 	return out
+}
+
+// TestPredictedAddrs: an observed address whose port is none of our
+// listen ports of its form adds the observed IP with each such listen
+// port (the port a port-keeping NAT gives the hole punch), once; an
+// observed address on one of our ports, or of a form we do not listen
+// on, adds nothing.
+func TestPredictedAddrs(t *testing.T) {
+	listen := []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4002/quic-v1", "/ip4/0.0.0.0/udp/4002/quic-v1/webtransport",
+		"/ip6/::/tcp/4003", "/ip4/127.0.0.1/tcp/0"}
+	for _, tc := range []struct {
+		name     string
+		observed []string
+		want     []string // added to own, in order
+	}{
+		{"port kept", []string{"/ip4/198.51.100.1/tcp/4001", "/ip4/198.51.100.1/udp/4002/quic-v1"}, nil},
+		{"tcp port changed", []string{"/ip4/198.51.100.1/tcp/58076"}, []string{"/ip4/198.51.100.1/tcp/4001"}},
+		{"quic port changed", []string{"/ip4/198.51.100.1/udp/61000/quic-v1"}, []string{"/ip4/198.51.100.1/udp/4002/quic-v1"}},
+		{"ipv6", []string{"/ip6/2001:db8::1/tcp/5000"}, []string{"/ip6/2001:db8::1/tcp/4003"}},
+		{"no listener of that form", []string{"/ip4/198.51.100.1/udp/61000/quic-v1/webtransport/certhash/uEiAkH5a4DPGKUuOBjYw0CgwjvcJCJMD2K_1aluKR_tpevQ",
+			"/ip4/198.51.100.1/udp/7000/webrtc-direct"}, nil},
+		{"two observed ports, one prediction", []string{"/ip4/198.51.100.1/tcp/58076", "/ip4/198.51.100.1/tcp/58077"}, []string{"/ip4/198.51.100.1/tcp/4001"}},
+		{"already among ours", []string{"/ip4/198.51.100.9/tcp/58076"}, nil},
+		{"not an IP", []string{"/dns4/example.com/tcp/58076"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			own := []ma.Multiaddr{ma.StringCast("/ip4/10.0.0.2/tcp/4001"), ma.StringCast("/ip4/198.51.100.9/tcp/4001")}
+			var observed []ma.Multiaddr
+			for _, s := range tc.observed {
+				observed = append(observed, ma.StringCast(s))
+			}
+			own = append(own, observed...)
+			var ls []ma.Multiaddr
+			for _, s := range listen {
+				ls = append(ls, ma.StringCast(s))
+			}
+			got := appendPredicted(own, observed, ls)
+			var added []string
+			for _, a := range got[2+len(observed):] {
+				added = append(added, a.String())
+			}
+			if !slices.Equal(added, tc.want) {
+				t.Errorf("added %q, want %q", added, tc.want)
+			}
+		})
+	}
 }
