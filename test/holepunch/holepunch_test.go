@@ -283,6 +283,9 @@ func TestHolePunch(t *testing.T) {
 			}
 			if full > 0 {
 				n = full
+				if p.b == eimMoved {
+					n = min(full, 5) // go-libp2p's rounds fail here, 15 s each
+				}
 			}
 			cells = append(cells,
 				&cell{pair: p, transport: tpt, a: tachyonImpl, b: tachyonImpl, relay: tachyonImpl, attempts: n},
