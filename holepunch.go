@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
@@ -326,8 +327,9 @@ func appendPredicted(own, observed, listen []ma.Multiaddr) []ma.Multiaddr {
 		}
 		var ports []*ma.Component
 		for _, l := range listen {
+			// A listener on loopback sends nothing outside.
 			if len(l) != len(o) || l[0].Code() != o[0].Code() || l[1].Code() != o[1].Code() ||
-				!ma.Multiaddr(l[2:]).Equal(o[2:]) || l[1].Value() == "0" {
+				!ma.Multiaddr(l[2:]).Equal(o[2:]) || l[1].Value() == "0" || manet.IsIPLoopback(l) {
 				continue
 			}
 			if l[1].Value() == o[1].Value() {

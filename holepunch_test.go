@@ -80,7 +80,7 @@ func multiaddrs(t *testing.T, ss []string) []ma.Multiaddr {
 // on, adds nothing.
 func TestPredictedAddrs(t *testing.T) {
 	listen := []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4002/quic-v1", "/ip4/0.0.0.0/udp/4002/quic-v1/webtransport",
-		"/ip6/::/tcp/4003", "/ip4/127.0.0.1/tcp/0"}
+		"/ip6/::/tcp/4003", "/ip4/127.0.0.1/tcp/9000"}
 	for _, tc := range []struct {
 		name     string
 		observed []string
