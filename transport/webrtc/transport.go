@@ -276,6 +276,21 @@ func (p *peerSetup) waitSCTP(ctx context.Context) error {
 	return nil
 }
 
+// closeHandshake ends our half of the Noise channel after the handshake
+// and leaves the channel to close when the peer has finished its half (its
+// FIN, and its FIN_ACK for ours), not at once. Closing the channel resets
+// its SCTP stream; a peer that is still writing its own FIN then can send
+// it behind the reset (libdatachannel, js-libp2p in Node, queues a write
+// that raced the reset and sends it once the reset completes). Ours, pion,
+// takes such data for a new stream on the id, and its accept loop ends on
+// a stream whose first message is not a DCEP open: no further stream of
+// the connection could be accepted. A peer that never finishes its half
+// gets the old behaviour after drainWait.
+func closeHandshake(hs *stream) {
+	_ = hs.CloseWrite()
+	time.AfterFunc(drainWait(), func() { _ = hs.CloseRead() })
+}
+
 // handshakeStream waits for the connection and its handshake channel.
 func (p *peerSetup) handshakeStream(ctx context.Context) (*stream, error) {
 	select {
@@ -419,7 +434,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	if err != nil {
 		return nil, err
 	}
-	_ = hs.Close()
+	closeHandshake(hs)
 
 	c := ps.conn
 	c.local, c.remote, c.remoteKey = t.local, sc.RemotePeer(), sc.RemotePublicKey()
