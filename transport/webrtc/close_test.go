@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	pion "github.com/pion/webrtc/v4"
+
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/internal/logs"
 )
@@ -144,3 +146,31 @@ func TestMuxKeepsNewestWhenFull(t *testing.T) {
 
 func head(s []string) []string { return s[:min(2, len(s))] }
 func tail(s []string) []string { return s[max(0, len(s)-2):] }
+
+// TestHandshakeChannelWaitsForPeer: after Noise, a side leaves the
+// handshake channel open until the peer has finished its half. Here the
+// dialer half-closes 300 ms late; its channel must still be open then, not
+// reset by the listener as soon as the dialer acknowledged the listener's
+// FIN. (A peer whose late FIN raced that reset, js-libp2p in Node, sent it
+// behind the reset, and pion took it for a new stream whose first message
+// is not a DCEP open, ending its accept loop.)
+func TestHandshakeChannelWaitsForPeer(t *testing.T) {
+	leakcheck.Check(t)
+	open := make(chan bool, 1)
+	testBeforeHandshakeClose = func(listener bool, hs *stream) {
+		if listener {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+		hs.mu.Lock()
+		closed := hs.closed
+		hs.mu.Unlock()
+		open <- !closed && hs.dc.ReadyState() == pion.DataChannelStateOpen
+	}
+	defer func() { testBeforeHandshakeClose = nil }()
+	c, s := pair(t)
+	if !<-open {
+		t.Fatal("the dialer's handshake channel was closed before the dialer finished its half")
+	}
+	echoOnce(t, c, s)
+}

@@ -265,7 +265,7 @@ func (l *listener) setup(ctx context.Context, cand muxCandidate) (_ *Conn, err e
 	}
 	took := time.Since(cand.seen)
 	remoteKey := sc.RemotePublicKey()
-	closeHandshake(hs)
+	closeHandshake(hs, true)
 	c := ps.conn
 	c.handshake = took
 	c.local, c.remoteKey = l.t.local, remoteKey

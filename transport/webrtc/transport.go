@@ -286,10 +286,17 @@ func (p *peerSetup) waitSCTP(ctx context.Context) error {
 // a stream whose first message is not a DCEP open: no further stream of
 // the connection could be accepted. A peer that never finishes its half
 // gets the old behaviour after drainWait.
-func closeHandshake(hs *stream) {
+func closeHandshake(hs *stream, listener bool) {
+	if h := testBeforeHandshakeClose; h != nil {
+		h(listener, hs)
+	}
 	_ = hs.CloseWrite()
 	time.AfterFunc(drainWait(), func() { _ = hs.CloseRead() })
 }
+
+// testBeforeHandshakeClose, set by a test, runs before a side half-closes
+// its handshake channel.
+var testBeforeHandshakeClose func(listener bool, hs *stream)
 
 // handshakeStream waits for the connection and its handshake channel.
 func (p *peerSetup) handshakeStream(ctx context.Context) (*stream, error) {
@@ -434,7 +441,7 @@ func (t *Transport) dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (_ *
 	if err != nil {
 		return nil, err
 	}
-	closeHandshake(hs)
+	closeHandshake(hs, false)
 
 	c := ps.conn
 	c.local, c.remote, c.remoteKey = t.local, sc.RemotePeer(), sc.RemotePublicKey()
