@@ -67,10 +67,16 @@ func acceptLog(t *testing.T, h *Host, port int) <-chan net.Addr {
 }
 
 // udpArrives sends a datagram from c to to and reports whether dst reads
-// one within a short time.
-func udpArrives(c net.PacketConn, to netip.AddrPort, dst net.PacketConn) bool {
+// one within wait: short where it must not arrive, long where it must (a
+// busy machine may take a while to run the reader).
+const (
+	notArrivedWait = 300 * time.Millisecond
+	arriveWait     = 3 * time.Second
+)
+
+func udpArrives(c net.PacketConn, to netip.AddrPort, dst net.PacketConn, wait time.Duration) bool {
 	c.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(to))
-	dst.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	dst.SetReadDeadline(time.Now().Add(wait))
 	_, _, err := dst.ReadFrom(make([]byte, 100))
 	return err == nil
 }
@@ -109,7 +115,7 @@ func TestForward(t *testing.T) {
 		pc := must(pub.ListenPacket(ctx, "udp4", ":0"))
 		defer pc.Close()
 		for _, port := range []uint16{4001, 5001} {
-			if udpArrives(pc, netip.AddrPortFrom(nat.IPv4(), port), ua) {
+			if udpArrives(pc, netip.AddrPortFrom(nat.IPv4(), port), ua, notArrivedWait) {
 				t.Errorf("unsolicited UDP to %v:%d reached %s", nat.IPv4(), port, a.Name())
 			}
 		}
@@ -157,19 +163,19 @@ func TestChangeOutsideAddress(t *testing.T) {
 
 	// Flushing conntrack alone kills a mapping.
 	m0 := mapping()
-	if !udpArrives(ps, m0, ua) {
+	if !udpArrives(ps, m0, ua, arriveWait) {
 		t.Fatalf("no reply through the mapping %v", m0)
 	}
 	if err := runIn(nat.ns.fd, flushConntrack); err != nil {
 		t.Fatal(err)
 	}
-	if udpArrives(ps, m0, ua) {
+	if udpArrives(ps, m0, ua, notArrivedWait) {
 		t.Errorf("the mapping %v survived flushing conntrack", m0)
 	}
 
 	old4, old6 := nat.IPv4(), nat.IPv6()
 	m := mapping()
-	if m.Addr() != old4 || !udpArrives(ps, m, ua) {
+	if m.Addr() != old4 || !udpArrives(ps, m, ua, arriveWait) {
 		t.Fatalf("before the change: mapping %v (want on %v) or reply through it failed", m, old4)
 	}
 	new4, err := nat.ChangeOutsideAddress()
@@ -179,7 +185,7 @@ func TestChangeOutsideAddress(t *testing.T) {
 	if new4 == old4 || nat.IPv4() != new4 || nat.IPv6() == old6 {
 		t.Fatalf("after the change: returned %v, IPv4() %v, IPv6() %v; old %v %v", new4, nat.IPv4(), nat.IPv6(), old4, old6)
 	}
-	if udpArrives(ps, m, ua) {
+	if udpArrives(ps, m, ua, notArrivedWait) {
 		t.Errorf("the old mapping %v still reaches %s", m, a.Name())
 	}
 	if m2 := mapping(); m2.Addr() != new4 {
