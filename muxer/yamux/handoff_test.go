@@ -185,12 +185,6 @@ func TestHandOverACKRidesReply(t *testing.T) {
 	defer s.Close()
 	accepted := make(chan network.MuxedStream, 1)
 	s.HandleInbound(func(ms network.MuxedStream) { accepted <- ms }, func(error) {})
-	for s.rtt.Load() == 0 { // the session's first ping is out and answered
-		runtime.Gosched()
-	}
-	wl.mu.Lock()
-	wl.writes = nil
-	wl.mu.Unlock()
 	raw.write(header{typ: typeData, flags: flagSYN, stream: 1, length: 4}, []byte("ping"))
 	st := <-accepted
 	buf := make([]byte, 4)
@@ -204,7 +198,9 @@ func TestHandOverACKRidesReply(t *testing.T) {
 	raw.next()
 	wl.mu.Lock()
 	defer wl.mu.Unlock()
-	want := appendHeader(nil, header{typ: typeWindowUpdate, flags: flagACK, stream: 1})
+	// The session's first ping joins its first write too.
+	want := appendHeader(nil, header{typ: typePing, flags: flagSYN, length: 1})
+	want = appendHeader(want, header{typ: typeWindowUpdate, flags: flagACK, stream: 1})
 	want = appendHeader(want, header{typ: typeData, stream: 1, length: 4})
 	want = append(want, "pong"...)
 	if len(wl.writes) != 1 || !bytes.Equal(wl.writes[0], want) {
@@ -323,9 +319,7 @@ func TestHandOverBeforeWaiting(t *testing.T) {
 	s.HandleInbound(func(ms network.MuxedStream) { accepted <- ms }, func(error) {})
 	// The raw peer's pong to the session's first ping must not land inside
 	// the frame split below.
-	for s.rtt.Load() == 0 {
-		runtime.Gosched()
-	}
+	pingsAnswered(t, s)
 	var burst []byte
 	burst = appendHeader(burst, header{typ: typeWindowUpdate, flags: flagSYN, stream: 1})
 	burst = appendHeader(burst, header{typ: typeData, flags: flagSYN, stream: 3, length: 100})
@@ -346,5 +340,61 @@ func TestHandOverBeforeWaiting(t *testing.T) {
 	}
 	if st := <-accepted; st.(*Stream).StreamID() != 3 {
 		t.Fatalf("stream %d handed over, want 3", st.(*Stream).StreamID())
+	}
+}
+
+// pingsAnswered makes s send its first ping (with one of its own) and waits
+// until the peer answered every ping: nothing from the peer is on its way.
+func pingsAnswered(t *testing.T, s *Session) {
+	t.Helper()
+	if _, err := s.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.pings) == 0
+	})
+}
+
+// TestFirstPingJoinsFirstWrite: a new session writes nothing by itself; its
+// first ping leaves with its first write, and the round trip it measures is
+// timed from then, not from the session's start.
+func TestFirstPingJoinsFirstWrite(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	raw := newRawPeer(t, b)
+	wl := &writeLog{Conn: a}
+	c := NewSession(wl, true, nil)
+	defer c.Close()
+	const idle = 300 * time.Millisecond
+	time.Sleep(idle)
+	wl.mu.Lock()
+	n := len(wl.writes)
+	wl.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d writes from a session nobody used", n)
+	}
+	st, err := c.Open(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	raw.next() // the SYN
+	raw.next() // the data
+	waitFor(t, func() bool { return c.rtt.Load() != 0 })
+	want := appendHeader(nil, header{typ: typePing, flags: flagSYN, length: 1})
+	want = appendHeader(want, header{typ: typeWindowUpdate, flags: flagSYN, stream: 1})
+	want = appendHeader(want, header{typ: typeData, stream: 1, length: 2})
+	want = append(want, "hi"...)
+	wl.mu.Lock()
+	if len(wl.writes) != 1 || !bytes.Equal(wl.writes[0], want) {
+		t.Errorf("writes %x, want one: %x", wl.writes, want)
+	}
+	wl.mu.Unlock()
+	if rtt := time.Duration(c.rtt.Load()); rtt >= idle {
+		t.Errorf("first round trip %v: timed from the session's start, not from when the ping left", rtt)
 	}
 }

@@ -117,14 +117,12 @@ func TestWireSYN(t *testing.T) {
 			raw := newRawPeer(t, b)
 			c := NewSession(a, true, &Config{InitialStreamWindow: tt.window})
 			defer c.Close()
-			// The session's first ping is out and answered: nothing else
-			// is on its way to flush what Open queues.
-			waitFor(t, func() bool { return c.rtt.Load() != 0 })
 			st, err := c.Open(ctxT(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The SYN waits for the stream's first frame.
+			// The SYN (and the session's first ping) wait for the
+			// stream's first frame.
 			select {
 			case f := <-raw.frames:
 				t.Fatalf("frame %+v before the first write", f.h)
@@ -516,7 +514,6 @@ func TestWriteFinalFailed(t *testing.T) {
 	raw := newRawPeer(t, b)
 	c := NewSession(a, true, nil)
 	defer c.Close()
-	waitFor(t, func() bool { return c.rtt.Load() != 0 })
 	st, err := c.Open(ctxT(t))
 	if err != nil {
 		t.Fatal(err)

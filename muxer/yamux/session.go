@@ -83,6 +83,13 @@ type Session struct {
 	ctrlPending atomic.Bool
 
 	rtt atomic.Int64 // last measured round trip, ns; 0 until known
+	// start is the origin of the session's clock (pendingPing.sent).
+	start time.Time
+	// first is the ping that measures the round trip at the start. It
+	// waits for the session's first write and joins it; firstOut is set
+	// when a writer takes it, which stamps its departure.
+	first    *pendingPing
+	firstOut atomic.Bool
 	// heard: a frame arrived since the last keepalive tick (keepaliveTick)
 	heard atomic.Bool
 
@@ -142,7 +149,7 @@ type Session struct {
 }
 
 type pendingPing struct {
-	sent time.Time
+	sent atomic.Int64  // when it left, on the session's clock
 	done chan struct{} // nil for internal pings
 	rtt  time.Duration
 }
@@ -167,6 +174,7 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		nextID:    2,
 		backlogCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		start:     time.Now(),
 	}
 	s.log = logs.Or(s.cfg.Logger)
 	s.bw, _ = c.(buffersWriter)
@@ -174,8 +182,13 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		s.nextID = 1
 	}
 	// Measure the round trip once at the start: window auto-tuning needs it.
+	// The ping is not flushed here but leaves with the session's first
+	// write (a stream's first frame, an ACK, a window update, a keepalive),
+	// which a new libp2p connection makes at once: measuring costs no
+	// write, and the peer no read, of its own.
+	s.first = &pendingPing{}
 	s.mu.Lock()
-	id := s.newPingLocked(nil)
+	id := s.newPingLocked(s.first)
 	if s.cfg.KeepAliveInterval > 0 {
 		// Armed before the reader starts, which may shut the session down
 		// at once, and under s.mu, which the tick and shutdown also take.
@@ -185,7 +198,6 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 	s.wg.Add(1)
 	go s.readLoop()
 	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
-	s.spawnFlush()
 	return s
 }
 
@@ -444,7 +456,7 @@ func (s *Session) newPingLocked(p *pendingPing) uint32 {
 		s.pings = make(map[uint32]*pendingPing)
 	}
 	s.pingID++
-	p.sent = time.Now()
+	p.sent.Store(s.clock())
 	s.pings[s.pingID] = p
 	return s.pingID
 }
@@ -584,8 +596,15 @@ func (s *Session) takeControl(b []byte) []byte {
 	}
 	s.ctrlPending.Store(false)
 	s.ctrlMu.Unlock()
+	// The first control frames taken include the first ping: it leaves now.
+	if !s.firstOut.Load() && s.firstOut.CompareAndSwap(false, true) {
+		s.first.sent.Store(s.clock())
+	}
 	return b
 }
+
+// clock is the time since the session started, monotonic.
+func (s *Session) clock() int64 { return int64(time.Since(s.start)) }
 
 // flushControlHeld writes the queued control frames. wsem is held.
 func (s *Session) flushControlHeld() error {
@@ -971,7 +990,7 @@ func (s *Session) handlePing(h header) {
 	if h.flags&flagACK == 0 {
 		return
 	}
-	now := time.Now()
+	now := s.clock()
 	s.mu.Lock()
 	p := s.pings[h.length]
 	s.deletePingLocked(h.length)
@@ -982,7 +1001,7 @@ func (s *Session) handlePing(h header) {
 	if p == nil {
 		return
 	}
-	p.rtt = now.Sub(p.sent)
+	p.rtt = time.Duration(now - p.sent.Load())
 	s.rtt.Store(int64(p.rtt))
 	if p.done != nil {
 		close(p.done)

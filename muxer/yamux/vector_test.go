@@ -55,8 +55,8 @@ func TestWriteBuffers(t *testing.T) {
 	if _, err := st.Write(small); err != nil {
 		t.Fatal(err)
 	}
-	// The SYN leaves with the stream's first frame (or earlier, with the
-	// session's first ping, if Open queued it before that went out).
+	// The SYN leaves with the stream's first frame (after the session's
+	// first ping, which the raw peer answers and does not list).
 	h, _, _ := peer.next()
 	if h.typ != typeWindowUpdate || h.flags != flagSYN {
 		t.Fatalf("first frame %v, want the SYN", h)
