@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,19 +67,33 @@ func acceptLog(t *testing.T, h *Host, port int) <-chan net.Addr {
 	return seen
 }
 
-// udpArrives sends a datagram from c to to and reports whether dst reads
-// one within wait: short where it must not arrive, long where it must (a
-// busy machine may take a while to run the reader).
+// Waits of udpArrives: short where the datagram must not arrive, long where
+// it must (a busy machine may take a while to run the reader).
 const (
 	notArrivedWait = 300 * time.Millisecond
 	arriveWait     = 3 * time.Second
 )
 
+var udpSeq atomic.Uint64
+
+// udpArrives sends a datagram from c to to and reports whether dst reads
+// it within wait. Each datagram is numbered and only this one counts: one
+// that a "must not arrive" check let through late stays in dst's buffer
+// and must not pass the next check.
 func udpArrives(c net.PacketConn, to netip.AddrPort, dst net.PacketConn, wait time.Duration) bool {
-	c.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(to))
+	msg := fmt.Sprintf("hello %d", udpSeq.Add(1))
+	c.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(to))
 	dst.SetReadDeadline(time.Now().Add(wait))
-	_, _, err := dst.ReadFrom(make([]byte, 100))
-	return err == nil
+	buf := make([]byte, 100)
+	for {
+		n, _, err := dst.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == msg {
+			return true
+		}
+	}
 }
 
 func TestForward(t *testing.T) {

@@ -314,11 +314,12 @@ func TestLoss(t *testing.T) {
 		buf := make([]byte, 100)
 		k := 0
 		for {
-			idle := 500 * time.Millisecond
 			if sending.Load() {
-				idle = 20 * time.Second
+				rc.SetReadDeadline(time.Now().Add(20 * time.Second))
 			}
-			rc.SetReadDeadline(time.Now().Add(idle))
+			if !sending.Load() { // also when the sender finished just now
+				rc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			}
 			if _, _, err := rc.ReadFrom(buf); err != nil {
 				got <- k
 				return
@@ -329,7 +330,7 @@ func TestLoss(t *testing.T) {
 	for i := range sent {
 		c.Write(make([]byte, 64))
 		if i%20 == 19 {
-			time.Sleep(time.Millisecond) // stay below socket buffer sizes
+			time.Sleep(time.Millisecond) // pace the sender (and the emulator)
 		}
 	}
 	sending.Store(false)

@@ -398,3 +398,20 @@ func TestFirstPingJoinsFirstWrite(t *testing.T) {
 		t.Errorf("first round trip %v: timed from the session's start, not from when the ping left", rtt)
 	}
 }
+
+// TestCloseUnusedSendsGoAwayOnly: a session closed before its first write
+// drops its first ping, whose answer would reach a closed connection.
+func TestCloseUnusedSendsGoAwayOnly(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	newRawPeer(t, b)
+	wl := &writeLog{Conn: a}
+	c := NewSession(wl, true, nil)
+	c.Close()
+	want := appendHeader(nil, header{typ: typeGoAway, length: GoAwayNormal})
+	wl.mu.Lock()
+	defer wl.mu.Unlock()
+	if len(wl.writes) != 1 || !bytes.Equal(wl.writes[0], want) {
+		t.Fatalf("writes %x, want one: %x", wl.writes, want)
+	}
+}

@@ -87,9 +87,10 @@ type Session struct {
 	start time.Time
 	// first is the ping that measures the round trip at the start. It
 	// waits for the session's first write and joins it; firstOut is set
-	// when a writer takes it, which stamps its departure.
+	// when a writer takes it, which stamps its departure (guarded by
+	// ctrlMu).
 	first    *pendingPing
-	firstOut atomic.Bool
+	firstOut bool
 	// heard: a frame arrived since the last keepalive tick (keepaliveTick)
 	heard atomic.Bool
 
@@ -186,9 +187,13 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 	// write (a stream's first frame, an ACK, a window update, a keepalive),
 	// which a new libp2p connection makes at once: measuring costs no
 	// write, and the peer no read, of its own.
+	// It is queued before anything can queue a frame (the reader's pong to
+	// a ping already waiting, a keepalive), so that while it has not left
+	// it heads the queue.
 	s.first = &pendingPing{}
 	s.mu.Lock()
 	id := s.newPingLocked(s.first)
+	s.appendControl(header{typ: typePing, flags: flagSYN, length: id}) // one frame: no overflow
 	if s.cfg.KeepAliveInterval > 0 {
 		// Armed before the reader starts, which may shut the session down
 		// at once, and under s.mu, which the tick and shutdown also take.
@@ -197,7 +202,6 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.readLoop()
-	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
 	return s
 }
 
@@ -424,6 +428,7 @@ func (s *Session) shutdown(err error) {
 // sendGoAway writes GoAway with code, waiting at most goAwayTimeout: it is
 // only used on the way out, where a stuck peer must not hold us up.
 func (s *Session) sendGoAway(code uint32) {
+	s.dropFirstPing()
 	s.queueControl(header{typ: typeGoAway, length: code})
 	t := time.NewTimer(goAwayTimeout)
 	defer t.Stop()
@@ -595,12 +600,27 @@ func (s *Session) takeControl(b []byte) []byte {
 		s.ctrl = nil // do not keep a burst's worth of memory around
 	}
 	s.ctrlPending.Store(false)
-	s.ctrlMu.Unlock()
 	// The first control frames taken include the first ping: it leaves now.
-	if !s.firstOut.Load() && s.firstOut.CompareAndSwap(false, true) {
+	// Under ctrlMu, so that dropFirstPing sees it either queued or gone.
+	if !s.firstOut {
+		s.firstOut = true
 		s.first.sent.Store(s.clock())
 	}
+	s.ctrlMu.Unlock()
 	return b
+}
+
+// dropFirstPing takes the first ping out of the queue if it has not left:
+// a session closing before its first write sends GoAway alone, not a ping
+// whose answer would reach a closed connection (and reset it).
+func (s *Session) dropFirstPing() {
+	s.ctrlMu.Lock()
+	if !s.firstOut {
+		s.firstOut = true
+		s.ctrl = s.ctrl[:copy(s.ctrl, s.ctrl[headerSize:])] // it heads the queue
+		s.ctrlPending.Store(len(s.ctrl) > 0)
+	}
+	s.ctrlMu.Unlock()
 }
 
 // clock is the time since the session started, monotonic.

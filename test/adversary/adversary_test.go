@@ -41,6 +41,7 @@ const (
 	// busyPingMargin: tachyon's p99 bound as a multiple of go-libp2p's when
 	// go-libp2p misses maxPingP99 too (see check).
 	busyPingMargin = 1.5
+	maxBusyPingP99 = 3 * maxPingP99
 	// A legit dial (process start to echoed byte; 0.2-0.6 s unattacked
 	// on this machine) slower than this has not "succeeded" in any useful
 	// sense: it sat behind the attacker's connections.
@@ -388,10 +389,11 @@ func check(t *testing.T, r, gor *result) {
 	// On a machine too busy to meet the goal (other processes on the two
 	// cores), go-libp2p misses it too under the same attack: then the
 	// bound is go-libp2p's p99 with a margin, not a figure the machine
-	// cannot give either victim.
+	// cannot give either victim. Only when go-libp2p lost no ping (a lost
+	// one counts as 2 s), and never beyond maxBusyPingP99.
 	limit := maxPingP99
-	if gor != nil && gor.err == nil && !gor.died && gor.pings > 0 && gor.p99 >= maxPingP99 {
-		limit = time.Duration(float64(gor.p99) * busyPingMargin)
+	if gor != nil && gor.err == nil && !gor.died && gor.pings > 0 && gor.lost == 0 && gor.p99 >= maxPingP99 {
+		limit = min(time.Duration(float64(gor.p99)*busyPingMargin), maxBusyPingP99)
 		t.Logf("go-libp2p's ping p99 %s misses the goal of %s too (busy machine): tachyon's bound is %s", gor.p99, maxPingP99, limit)
 	}
 	if r.pings == 0 || r.p99 >= limit || r.lost > 0 {
