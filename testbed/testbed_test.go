@@ -174,10 +174,17 @@ func TestRTT(t *testing.T) {
 					}
 				}
 				mu, mt := median(udp), median(tcp)
-				t.Logf("%s: UDP echo median %v (min %v), TCP connect median %v; rounds %.1f", ip, mu, slices.Min(udp), mt, RoundTrips(mu, rtt))
-				for _, got := range []time.Duration{mu, mt} {
-					if got < rtt || got > rtt+tol {
-						t.Errorf("%s: measured RTT %v, want %v..%v", ip, got, rtt, rtt+tol)
+				t.Logf("%s: UDP echo median %v (min %v), TCP connect median %v (min %v); rounds %.1f",
+					ip, mu, slices.Min(udp), mt, slices.Min(tcp), RoundTrips(mu, rtt))
+				// No exchange may beat the emulated delay (a frame that
+				// skipped a queue would), and the fastest of each kind shows
+				// the delay the path adds. The median also carries how late
+				// the machine schedules the measuring goroutines, which a
+				// busy machine stretches by milliseconds: it is logged, not
+				// bounded.
+				for kind, d := range map[string][]time.Duration{"UDP echo": udp, "TCP connect": tcp} {
+					if lo := slices.Min(d); lo < rtt || lo > rtt+tol {
+						t.Errorf("%s: fastest %s %v, want %v..%v", ip, kind, lo, rtt, rtt+tol)
 					}
 				}
 			}
