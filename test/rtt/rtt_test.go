@@ -62,9 +62,14 @@ type target struct {
 // most 4 connections.
 func fresh(start func() string) target { return target{addr: start, maxConns: 4} }
 
+// result is one row's samples: the median is what the table shows; the
+// fastest sample is what the checks bound, since a busy machine only adds
+// to a sample while a protocol's extra round trip is in every one.
 type result struct {
 	medianMs float64
 	rounds   float64
+	fastMs   float64
+	fast     float64 // round trips of the fastest sample
 	err      error
 }
 
@@ -240,7 +245,10 @@ func TestRoundTrips(t *testing.T) {
 		}
 		slices.Sort(ms)
 		med := (ms[(len(ms)-1)/2] + ms[len(ms)/2]) / 2
-		return result{medianMs: med, rounds: testbed.RoundTrips(time.Duration(med*float64(time.Millisecond)), rtt)}
+		rounds := func(ms float64) float64 {
+			return testbed.RoundTrips(time.Duration(ms*float64(time.Millisecond)), rtt)
+		}
+		return result{medianMs: med, rounds: rounds(med), fastMs: ms[0], fast: rounds(ms[0])}
 	}
 
 	refRes := map[string]result{}
@@ -293,20 +301,21 @@ func TestRoundTrips(t *testing.T) {
 		switch r.expect {
 		case "<=go":
 			ref := refRes[r.ref]
-			if ref.err == nil && res.rounds > ref.rounds+tolerance {
-				t.Errorf("%s: %.1f round trips (%.1f ms), go-libp2p -> go-libp2p needs %.1f", what, res.rounds, res.medianMs, ref.rounds)
+			if ref.err == nil && res.fast > ref.fast+tolerance {
+				t.Errorf("%s: %.1f round trips at fastest (%.1f ms; median %.1f ms), go-libp2p -> go-libp2p needs %.1f at fastest",
+					what, res.fast, res.fastMs, res.medianMs, ref.fast)
 			}
 		case "<=4", "<=8":
 			var max float64
 			fmt.Sscanf(r.expect, "<=%g", &max)
-			if res.rounds > max+tolerance {
-				t.Errorf("%s: %.1f round trips (%.1f ms), want at most %g", what, res.rounds, res.medianMs, max)
+			if res.fast > max+tolerance {
+				t.Errorf("%s: %.1f round trips at fastest (%.1f ms; median %.1f ms), want at most %g", what, res.fast, res.fastMs, res.medianMs, max)
 			}
 		default:
 			var want float64
 			fmt.Sscanf(r.expect, "%g", &want)
-			if res.rounds < want-tolerance || res.rounds > want+tolerance {
-				t.Errorf("%s: %.1f round trips (%.1f ms), want %g", what, res.rounds, res.medianMs, want)
+			if res.fast < want-tolerance || res.fast > want+tolerance {
+				t.Errorf("%s: %.1f round trips at fastest (%.1f ms; median %.1f ms), want %g", what, res.fast, res.fastMs, res.medianMs, want)
 			}
 		}
 	}
