@@ -176,15 +176,20 @@ func TestRTT(t *testing.T) {
 				mu, mt := median(udp), median(tcp)
 				t.Logf("%s: UDP echo median %v (min %v), TCP connect median %v (min %v); rounds %.1f",
 					ip, mu, slices.Min(udp), mt, slices.Min(tcp), RoundTrips(mu, rtt))
-				// No exchange may beat the emulated delay (a frame that
-				// skipped a queue would), and the fastest of each kind shows
-				// the delay the path adds. The median also carries how late
-				// the machine schedules the measuring goroutines, which a
-				// busy machine stretches by milliseconds: it is logged, not
-				// bounded.
+				// The median may not beat the emulated delay (frames that
+				// skipped a queue would pull it below), and the fastest of
+				// each kind bounds the delay the path adds. Not the other
+				// way round: a busy machine stretches the median by
+				// milliseconds (how late it runs the measuring goroutines),
+				// and a single exchange can come in a little under the RTT,
+				// since the emulator sends a frame up to its measured wake-up
+				// lateness early (emulator.go, maxWakeLate).
 				for kind, d := range map[string][]time.Duration{"UDP echo": udp, "TCP connect": tcp} {
-					if lo := slices.Min(d); lo < rtt || lo > rtt+tol {
-						t.Errorf("%s: fastest %s %v, want %v..%v", ip, kind, lo, rtt, rtt+tol)
+					if m := median(d); m < rtt {
+						t.Errorf("%s: %s median %v, want at least %v", ip, kind, m, rtt)
+					}
+					if lo := slices.Min(d); lo > rtt+tol {
+						t.Errorf("%s: fastest %s %v, want at most %v", ip, kind, lo, rtt+tol)
 					}
 				}
 			}
