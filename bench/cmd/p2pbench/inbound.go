@@ -41,7 +41,7 @@ import (
 var (
 	inboundN       = flag.Int("inbound", 0, "measure only the listener side of `N` idle inbound connections from go-libp2p client processes, tachyon against go-libp2p; a Markdown table on stdout")
 	inboundStacks  = flag.String("inbound-stacks", "TLS,Noise,QUIC", "comma-separated `stacks` of -inbound (TLS, Noise, QUIC)")
-	inboundImpls   = flag.String("inbound-impls", implTachyon+","+implGo, "comma-separated listeners of -inbound; "+implQUICFloor+" adds the QUIC floor (bare quic-go with the libp2p TLS handshake, bare quic-go clients)")
+	inboundImpls   = flag.String("inbound-impls", implTachyon+","+implGo, "comma-separated listeners of -inbound; \""+implFloor+"\" adds the floor (each stack's secure channel alone, with bare clients that keep alive as go-libp2p's do)")
 	inboundClients = flag.Int("inbound-clients", 0, "client processes of -inbound, each holding N/k connections (0: one per 2500 connections, at least 4)")
 	inboundRounds  = flag.Int("inbound-rounds", 1, "rounds of -inbound (the listeners take turns in each; medians are reported)")
 	inboundIdle    = flag.Duration("inbound-idle", 30*time.Second, "idle window of -inbound over which idle CPU is measured (30 s holds one yamux keepalive period and two of QUIC)")
@@ -153,11 +153,8 @@ func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
 			return nil, fmt.Errorf("tachyon listener: %w", err)
 		}
 		return &tachyonHost{h: h, suffix: suffix}, nil
-	case implQUICFloor:
-		if sec != secQUIC {
-			return nil, fmt.Errorf("inbound: %s is a QUIC listener, not %s", impl, sec)
-		}
-		return newQUICFloor(true)
+	case implFloor:
+		return newFloor(sec, true)
 	case implGo:
 		rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
 		if err != nil {
@@ -327,8 +324,8 @@ func inboundDialMain(sec, peer string, n int) error {
 	for range n {
 		var h endpoint
 		var err error
-		if sec == floorClients {
-			h, err = newQUICFloor(false)
+		if fsec, ok := strings.CutPrefix(sec, floorPrefix); ok {
+			h, err = newFloor(fsec, false)
 		} else {
 			h, err = newInboundClient(sec)
 		}
@@ -585,8 +582,8 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 		}
 	}()
 	clientSec := sec
-	if impl == implQUICFloor {
-		clientSec = floorClients
+	if impl == implFloor {
+		clientSec = floorPrefix + sec
 	}
 	for i := range k {
 		c, err := startChild(ctx, "-inbound-dial", clientSec, "-wan-peer", addr, "-inbound-conns", strconv.Itoa(clientShare(n, k, i)))
@@ -769,9 +766,6 @@ func runInbound(ctx context.Context) error {
 	for round := range max(1, *inboundRounds) {
 		for _, sec := range stacks {
 			for _, impl := range listeners {
-				if impl == implQUICFloor && sec != secQUIC {
-					continue // a QUIC floor only
-				}
 				logf("inbound: round %d, %s/%s x %d in steps %v from %d processes (load %s, available memory %s)", round+1, impl, sec, n, steps[1:], k, loadAvg(), availMiB())
 				prof := ""
 				if round == 0 {
@@ -882,17 +876,17 @@ func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, client
 		fmt.Fprintf(&b, "| %s | tachyon / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec,
 			ratio(t.rss, g.rss), ratio(t.heap, g.heap), ratio(t.stack, g.stack), ratio(t.goroutines, g.goroutines),
 			ratio(float64(t.acceptCPU), float64(g.acceptCPU)), ratio(t.idleCPU, g.idleCPU), ratio(t.accept.Seconds(), g.accept.Seconds()))
-		// The floor (bare quic-go, its own bare clients): what any listener
-		// on quic-go holds and spends, as a share of go-libp2p's.
-		ok, failed := splitFailed(out[inboundKey{implQUICFloor, sec}])
+		// The floor (the secure channel alone, its own bare clients): what
+		// any listener holds and spends, as a share of go-libp2p's.
+		ok, failed := splitFailed(out[inboundKey{implFloor, sec}])
 		for _, f := range failed {
-			notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", implQUICFloor, sec, f.load, f.failed))
+			notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", implFloor, sec, f.load, f.failed))
 		}
 		if len(ok) > 0 {
 			f := inboundMedian(ok)
 			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
-				sec, implQUICFloor, f.rss/1024, f.heap/1024, f.stack/1024, f.goroutines, ms(f.acceptCPU), f.idleCPU, f.accept.Seconds(), f.load)
-			fmt.Fprintf(&b, "| %s | %s / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec, implQUICFloor,
+				sec, implFloor, f.rss/1024, f.heap/1024, f.stack/1024, f.goroutines, ms(f.acceptCPU), f.idleCPU, f.accept.Seconds(), f.load)
+			fmt.Fprintf(&b, "| %s | %s / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec, implFloor,
 				ratio(f.rss, g.rss), ratio(f.heap, g.heap), ratio(f.stack, g.stack), ratio(f.goroutines, g.goroutines),
 				ratio(float64(f.acceptCPU), float64(g.acceptCPU)), ratio(f.idleCPU, g.idleCPU), ratio(f.accept.Seconds(), g.accept.Seconds()))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -12,23 +13,47 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
+	"github.com/tachyon-p2p/tachyon/security/noise"
 	tachyontls "github.com/tachyon-p2p/tachyon/security/tls"
 	tachyonquic "github.com/tachyon-p2p/tachyon/transport/quic"
 )
 
-// implQUICFloor is the floor of -inbound's QUIC rows: quic-go alone, with
-// the QUIC settings both libp2p listeners use (go-libp2p's quicreuse
-// values) and the libp2p TLS 1.3 handshake (certificates with the libp2p
-// extension, both sides authenticated, ALPN "libp2p"), and nothing above
-// it: no host, no stream, no identify. Whatever a listener built on
-// quic-go does on top, it holds at least this per idle connection and
-// spends at least this on its keepalives. Its clients are the same bare
-// quic-go dialers (floorClients), with go-libp2p's keepalive period.
+// implFloor is the floor of -inbound: the stack's secure channel alone,
+// with nothing above it (no host, no multistream-select, no muxer, no
+// identify), and clients of the same kind that keep each connection alive
+// the way go-libp2p's clients do. Whatever a libp2p listener does on top,
+// it holds at least this per idle connection and spends at least this on
+// the clients' keepalives:
+//   - QUIC: quic-go with go-libp2p's QUIC settings (quicreuse) and the
+//     libp2p TLS 1.3 handshake (certificates with the libp2p extension,
+//     both sides authenticated, ALPN "libp2p"); quic-go's keepalive
+//     PINGs, 15 s, on both sides as in both libp2p stacks;
+//   - TLS, Noise: TCP and tachyon's handshake (crypto/tls records for TLS,
+//     tachyon's Noise records), one goroutine per connection that answers
+//     each 12-byte message with one; the client sends one every 30 s
+//     (go-yamux's keepalive interval and frame size).
 const (
-	implQUICFloor = "quic-go"
-	floorClients  = "QUIC-bare"
+	implFloor = "floor"
+	// floorPrefix marks a floor client's stack in -inbound-dial.
+	floorPrefix = "floor/"
+	// floorKeepAlive and floorPing are go-yamux's keepalive interval and
+	// its ping frame's size.
+	floorKeepAlive = 30 * time.Second
+	floorPing      = 12
 )
+
+// newFloor builds a floor listener (listen) or client for stack sec.
+func newFloor(sec string, listen bool) (endpoint, error) {
+	switch sec {
+	case secQUIC:
+		return newQUICFloor(listen)
+	case secTLS, secNoise:
+		return newTCPFloor(sec, listen)
+	}
+	return nil, fmt.Errorf("inbound floor: unknown stack %q", sec)
+}
 
 // floorQUICConfig is go-libp2p v0.51's QUIC configuration (quicreuse),
 // which tachyon's udpmux also follows but for its larger initial stream
@@ -46,7 +71,7 @@ func floorQUICConfig() *quic.Config {
 	}
 }
 
-// quicFloor is a listener or a client of the floor. It implements
+// quicFloor is a listener or a client of the QUIC floor. It implements
 // endpoint only as far as -inbound uses it: connecting, counting
 // connections and closing; "identified" means the handshake finished.
 type quicFloor struct {
@@ -199,4 +224,211 @@ func (f *quicFloor) close() error {
 	err := f.tr.Close()
 	// The Transport leaves a socket it was given open.
 	return errors.Join(err, f.udp.Close())
+}
+
+// tcpFloor is a listener or a client of the TLS or Noise floor. Like
+// quicFloor it implements endpoint only as far as -inbound uses it.
+type tcpFloor struct {
+	id  peer.ID
+	sec network.SecureTransport
+	ln  net.Listener // nil for a client
+
+	mu     sync.Mutex
+	conns  []network.SecureConn
+	closed bool
+	done   chan struct{}  // closed by close: the clients' pingers stop
+	wg     sync.WaitGroup // the accept loop, each connection's goroutine
+}
+
+func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
+	key, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	f := &tcpFloor{id: id, done: make(chan struct{})}
+	if sec == secTLS {
+		f.sec, err = tachyontls.New(key, &tachyontls.Config{})
+	} else {
+		f.sec, err = noise.New(key, &noise.Config{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s floor: %w", sec, err)
+	}
+	if !listen {
+		return f, nil
+	}
+	if f.ln, err = net.Listen("tcp4", net.JoinHostPort(listenIP, "0")); err != nil {
+		return nil, fmt.Errorf("%s floor: listen: %w", sec, err)
+	}
+	f.wg.Go(func() {
+		for {
+			c, err := f.ln.Accept()
+			if err != nil {
+				return // closed
+			}
+			f.wg.Go(func() { f.serve(c) })
+		}
+	})
+	return f, nil
+}
+
+// serve secures an inbound connection and answers each message with one
+// of the same size until the connection ends.
+func (f *tcpFloor) serve(c net.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sc, err := f.sec.SecureInbound(ctx, c, "")
+	cancel()
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !f.add(sc) {
+		return
+	}
+	answerPings(sc)
+}
+
+// answerPings answers each floorPing-byte message on c with one, until c ends.
+func answerPings(c network.SecureConn) {
+	var b [floorPing]byte
+	for {
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
+		}
+		if _, err := c.Write(b[:]); err != nil {
+			return
+		}
+	}
+}
+
+// add keeps c, or closes it if the floor is closing.
+func (f *tcpFloor) add(c network.SecureConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		c.Close()
+		return false
+	}
+	f.conns = append(f.conns, c)
+	return true
+}
+
+func (f *tcpFloor) ref() peerRef {
+	var addrs []ma.Multiaddr
+	if f.ln != nil {
+		a := f.ln.Addr().(*net.TCPAddr)
+		m, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/%s/tcp/%d", a.IP, a.Port))
+		if err != nil {
+			panic(err) // built from a bound TCP address
+		}
+		addrs = append(addrs, m)
+	}
+	return peerRef{id: f.id.String(), addrs: addrs}
+}
+
+// connect dials and secures a connection to p, then pings it every
+// floorKeepAlive, as a go-yamux session does, until it ends.
+func (f *tcpFloor) connect(ctx context.Context, p peerRef) error {
+	id, err := peer.Decode(p.id)
+	if err != nil {
+		return fmt.Errorf("floor: peer ID %q: %w", p.id, err)
+	}
+	if len(p.addrs) < 1 || len(p.addrs[0]) < 2 {
+		return errors.New("floor: no /ip4/…/tcp/… address to dial")
+	}
+	host, err := p.addrs[0][0].ValueForProtocol(p.addrs[0][0].Code())
+	if err != nil {
+		return err
+	}
+	port := p.addrs[0][1].Value()
+	c, err := new(net.Dialer).DialContext(ctx, "tcp4", net.JoinHostPort(host, port))
+	if err != nil {
+		return fmt.Errorf("floor: dial: %w", err)
+	}
+	sc, err := f.sec.SecureOutbound(ctx, c, id)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("floor: handshake: %w", err)
+	}
+	if !f.add(sc) {
+		return errors.New("floor: closed")
+	}
+	f.wg.Go(func() {
+		var b [floorPing]byte
+		t := time.NewTicker(floorKeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-f.done:
+				return
+			}
+			if _, err := sc.Write(b[:]); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(sc, b[:]); err != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+func (f *tcpFloor) numConns() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// identifiedConns: the floor has no identify; a connection counts once its
+// handshake is done.
+func (f *tcpFloor) identifiedConns() int { return f.numConns() }
+
+func (f *tcpFloor) identified(peerRef) bool  { return f.numConns() > 0 }
+func (f *tcpFloor) connectedTo(peerRef) bool { return f.numConns() > 0 }
+
+func (f *tcpFloor) waitIdentified(context.Context, peerRef) error {
+	if f.numConns() == 0 {
+		return errors.New("floor: not connected")
+	}
+	return nil
+}
+
+func (f *tcpFloor) newStream(context.Context, peerRef, string) (stream, error) {
+	return nil, errors.New("floor: no streams (a bare secure channel)")
+}
+
+func (f *tcpFloor) handle(string, func(stream)) error {
+	return errors.New("floor: no streams (a bare secure channel)")
+}
+
+func (f *tcpFloor) disconnect(peerRef) error {
+	f.mu.Lock()
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
+}
+
+func (f *tcpFloor) close() error {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		close(f.done)
+	}
+	f.mu.Unlock()
+	var err error
+	if f.ln != nil {
+		err = f.ln.Close()
+	}
+	f.disconnect(peerRef{})
+	f.wg.Wait()
+	return err
 }

@@ -34,11 +34,7 @@ func TestInbound(t *testing.T) {
 	defer cancel()
 	const n, k = 20, 2
 	for _, sec := range []string{secNoise, secQUIC} {
-		listeners := impls
-		if sec == secQUIC {
-			listeners = append(slices.Clone(impls), implQUICFloor)
-		}
-		for _, impl := range listeners {
+		for _, impl := range append(slices.Clone(impls), implFloor) {
 			t.Run(impl+"/"+sec, func(t *testing.T) {
 				dir := t.TempDir()
 				r, err := measureInbound(ctx, impl, sec, []int{0, n / 2, n}, k, 100*time.Millisecond, dir)
@@ -70,7 +66,7 @@ func TestInbound(t *testing.T) {
 	}
 }
 
-// TestInboundFloorMarkdown: the QUIC floor gets its row and its ratio to
+// TestInboundFloorMarkdown: the floor gets its row and its ratio to
 // go-libp2p under the two listeners' rows, and a failed floor a note.
 func TestInboundFloorMarkdown(t *testing.T) {
 	r := func(rss float64) []inboundResult {
@@ -78,23 +74,23 @@ func TestInboundFloorMarkdown(t *testing.T) {
 			acceptCPU: time.Millisecond, idleCPU: 10, accept: time.Second, load: "1.0"}}
 	}
 	out := map[inboundKey][]inboundResult{
-		{implTachyon, secQUIC}:   r(64),
-		{implGo, secQUIC}:        r(80),
-		{implQUICFloor, secQUIC}: r(60),
+		{implTachyon, secQUIC}: r(64),
+		{implGo, secQUIC}:      r(80),
+		{implFloor, secQUIC}:   r(60),
 	}
 	md := inboundMarkdown([]string{secQUIC}, out, 4, 30*time.Second)
 	for _, want := range []string{
 		"| QUIC | tachyon / go-libp2p | 0.80 |",
-		"| QUIC | quic-go | 60.0 | 30.0 |",
-		"| QUIC | quic-go / go-libp2p | 0.75 |",
+		"| QUIC | floor | 60.0 | 30.0 |",
+		"| QUIC | floor / go-libp2p | 0.75 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
-	out[inboundKey{implQUICFloor, secQUIC}] = []inboundResult{{conns: 1000, failed: "dial timeout", load: "2.0"}}
+	out[inboundKey{implFloor, secQUIC}] = []inboundResult{{conns: 1000, failed: "dial timeout", load: "2.0"}}
 	md = inboundMarkdown([]string{secQUIC}, out, 4, 30*time.Second)
-	if strings.Contains(md, "quic-go / go-libp2p") || !strings.Contains(md, "- quic-go/QUIC failed (load 2.0): dial timeout") {
+	if strings.Contains(md, "floor / go-libp2p") || !strings.Contains(md, "- floor/QUIC failed (load 2.0): dial timeout") {
 		t.Errorf("a failed floor: want no ratio and a note:\n%s", md)
 	}
 }
