@@ -841,54 +841,53 @@ func inboundMedian(rs []inboundResult) inboundResult {
 func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, clients int, idle time.Duration) string {
 	var b strings.Builder
 	rounds, n := 0, 0
-	for _, rs := range out {
+	floor := false
+	for k, rs := range out {
 		rounds, n = len(rs), rs[0].conns
+		floor = floor || k.impl == implFloor
 	}
-	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d go-libp2p v0.51 client processes, idle CPU over %v, median of %d round(s); per connection unless noted.\n\n",
-		n, clients, idle, rounds)
+	who := "go-libp2p v0.51 client processes"
+	if floor {
+		who += " (the floor's: bare clients of its own kind)"
+	}
+	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d %s, idle CPU over %v, median of %d round(s); per connection unless noted.\n\n",
+		n, clients, who, idle, rounds)
 	b.WriteString("| stack | listener | RSS KiB | heap KiB | stack KiB | goroutines | accept CPU ms | idle CPU µs/s | accept all s | load avg |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	var notes []string
-	for _, sec := range stacks {
-		var rs [2]inboundResult
-		both := true
-		for i, impl := range impls {
-			ok, failed := splitFailed(out[inboundKey{impl, sec}])
-			for _, f := range failed {
-				notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", impl, sec, f.load, f.failed))
-			}
-			if len(ok) == 0 {
-				both = false
-				if len(failed) > 0 {
-					fmt.Fprintf(&b, "| %s | %s | failed |%s %s |\n", sec, impl, strings.Repeat(" – |", 6), failed[0].load)
-				}
-				continue
-			}
-			r := inboundMedian(ok)
-			rs[i] = r
-			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
-				sec, impl, r.rss/1024, r.heap/1024, r.stack/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Seconds(), r.load)
-		}
-		if !both {
-			continue
-		}
-		t, g := rs[0], rs[1]
-		fmt.Fprintf(&b, "| %s | tachyon / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec,
-			ratio(t.rss, g.rss), ratio(t.heap, g.heap), ratio(t.stack, g.stack), ratio(t.goroutines, g.goroutines),
-			ratio(float64(t.acceptCPU), float64(g.acceptCPU)), ratio(t.idleCPU, g.idleCPU), ratio(t.accept.Seconds(), g.accept.Seconds()))
-		// The floor (the secure channel alone, its own bare clients): what
-		// any listener holds and spends, as a share of go-libp2p's.
-		ok, failed := splitFailed(out[inboundKey{implFloor, sec}])
+	// row writes impl's median row (or a failed row) and returns the
+	// median, ok false when no round succeeded.
+	row := func(sec, impl string) (inboundResult, bool) {
+		ok, failed := splitFailed(out[inboundKey{impl, sec}])
 		for _, f := range failed {
-			notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", implFloor, sec, f.load, f.failed))
+			notes = append(notes, fmt.Sprintf("%s/%s failed (load %s): %s", impl, sec, f.load, f.failed))
 		}
-		if len(ok) > 0 {
-			f := inboundMedian(ok)
-			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
-				sec, implFloor, f.rss/1024, f.heap/1024, f.stack/1024, f.goroutines, ms(f.acceptCPU), f.idleCPU, f.accept.Seconds(), f.load)
-			fmt.Fprintf(&b, "| %s | %s / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec, implFloor,
-				ratio(f.rss, g.rss), ratio(f.heap, g.heap), ratio(f.stack, g.stack), ratio(f.goroutines, g.goroutines),
-				ratio(float64(f.acceptCPU), float64(g.acceptCPU)), ratio(f.idleCPU, g.idleCPU), ratio(f.accept.Seconds(), g.accept.Seconds()))
+		if len(ok) == 0 {
+			if len(failed) > 0 {
+				fmt.Fprintf(&b, "| %s | %s | failed |%s %s |\n", sec, impl, strings.Repeat(" – |", 6), failed[0].load)
+			}
+			return inboundResult{}, false
+		}
+		r := inboundMedian(ok)
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.2f | %s | %.1f | %.2f | %s |\n",
+			sec, impl, r.rss/1024, r.heap/1024, r.stack/1024, r.goroutines, ms(r.acceptCPU), r.idleCPU, r.accept.Seconds(), r.load)
+		return r, true
+	}
+	ratioRow := func(sec, name string, a, g inboundResult) {
+		fmt.Fprintf(&b, "| %s | %s / go-libp2p | %s | %s | %s | %s | %s | %s | %s | |\n", sec, name,
+			ratio(a.rss, g.rss), ratio(a.heap, g.heap), ratio(a.stack, g.stack), ratio(a.goroutines, g.goroutines),
+			ratio(float64(a.acceptCPU), float64(g.acceptCPU)), ratio(a.idleCPU, g.idleCPU), ratio(a.accept.Seconds(), g.accept.Seconds()))
+	}
+	for _, sec := range stacks {
+		t, tok := row(sec, implTachyon)
+		g, gok := row(sec, implGo)
+		if tok && gok {
+			ratioRow(sec, implTachyon, t, g)
+		}
+		// The floor (the secure channel alone, with its own bare clients):
+		// what any listener holds and spends, as a share of go-libp2p's.
+		if f, fok := row(sec, implFloor); fok && gok {
+			ratioRow(sec, implFloor, f, g)
 		}
 	}
 	for _, note := range notes {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -22,27 +24,31 @@ import (
 
 // implFloor is the floor of -inbound: the stack's secure channel alone,
 // with nothing above it (no host, no multistream-select, no muxer, no
-// identify), and clients of the same kind that keep each connection alive
+// identify), and clients of the same kind that keep each connection busy
 // the way go-libp2p's clients do. Whatever a libp2p listener does on top,
 // it holds at least this per idle connection and spends at least this on
 // the clients' keepalives:
 //   - QUIC: quic-go with go-libp2p's QUIC settings (quicreuse) and the
 //     libp2p TLS 1.3 handshake (certificates with the libp2p extension,
 //     both sides authenticated, ALPN "libp2p"); quic-go's keepalive
-//     PINGs, 15 s, on both sides as in both libp2p stacks;
+//     PINGs, 15 s after the last packet received, on both sides as in both
+//     libp2p stacks;
 //   - TLS, Noise: TCP and tachyon's handshake (crypto/tls records for TLS,
-//     tachyon's Noise records), one goroutine per connection that answers
-//     each 12-byte message with one; the client sends one every 30 s
-//     (go-yamux's keepalive interval and frame size).
+//     tachyon's Noise records), then one goroutine per connection that
+//     answers each 12-byte message with one. The client sends one at once
+//     and then every 30 s, as a go-yamux v5 session does (its RTT
+//     measurement: a ping at the start and every 30 s, whatever the
+//     traffic; its keepalive joins that ping), and reads the answer.
 const (
 	implFloor = "floor"
 	// floorPrefix marks a floor client's stack in -inbound-dial.
 	floorPrefix = "floor/"
-	// floorKeepAlive and floorPing are go-yamux's keepalive interval and
-	// its ping frame's size.
-	floorKeepAlive = 30 * time.Second
-	floorPing      = 12
+	// floorPing is the size of go-yamux's ping frame.
+	floorPing = 12
 )
+
+// floorInterval is go-yamux's ping interval (a variable for the test).
+var floorInterval = 30 * time.Second
 
 // newFloor builds a floor listener (listen) or client for stack sec.
 func newFloor(sec string, listen bool) (endpoint, error) {
@@ -82,8 +88,8 @@ type quicFloor struct {
 	ln  *quic.Listener // nil for a client
 
 	mu    sync.Mutex
-	conns []*quic.Conn
-	wg    sync.WaitGroup // the accept loop
+	conns map[*quic.Conn]struct{} // open ones; a closed one leaves
+	wg    sync.WaitGroup          // the accept loop
 }
 
 func newQUICFloor(listen bool) (*quicFloor, error) {
@@ -103,7 +109,7 @@ func newQUICFloor(listen bool) (*quicFloor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quic floor: %w", err)
 	}
-	f := &quicFloor{id: id, sec: sec, udp: udp, tr: &quic.Transport{Conn: udp}}
+	f := &quicFloor{id: id, sec: sec, udp: udp, tr: &quic.Transport{Conn: udp}, conns: map[*quic.Conn]struct{}{}}
 	if !listen {
 		return f, nil
 	}
@@ -121,7 +127,7 @@ func newQUICFloor(listen bool) (*quicFloor, error) {
 		for {
 			c, err := f.ln.Accept(context.Background())
 			if err != nil {
-				return // closed
+				return // only when the listener closed
 			}
 			f.add(c)
 		}
@@ -129,10 +135,16 @@ func newQUICFloor(listen bool) (*quicFloor, error) {
 	return f, nil
 }
 
+// add keeps c while it is open.
 func (f *quicFloor) add(c *quic.Conn) {
 	f.mu.Lock()
-	f.conns = append(f.conns, c)
+	f.conns[c] = struct{}{}
 	f.mu.Unlock()
+	context.AfterFunc(c.Context(), func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+	})
 }
 
 func (f *quicFloor) ref() peerRef {
@@ -173,13 +185,7 @@ func (f *quicFloor) connect(ctx context.Context, p peerRef) error {
 func (f *quicFloor) numConns() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.conns {
-		if c.Context().Err() == nil {
-			n++
-		}
-	}
-	return n
+	return len(f.conns)
 }
 
 // identifiedConns: the floor has no identify; a connection counts once its
@@ -206,11 +212,13 @@ func (f *quicFloor) handle(string, func(stream)) error {
 
 func (f *quicFloor) disconnect(peerRef) error {
 	f.mu.Lock()
-	conns := f.conns
-	f.conns = nil
+	conns := make([]*quic.Conn, 0, len(f.conns))
+	for c := range f.conns {
+		conns = append(conns, c)
+	}
 	f.mu.Unlock()
 	for _, c := range conns {
-		c.CloseWithError(0, "")
+		c.CloseWithError(0, "") // its AfterFunc removes it
 	}
 	return nil
 }
@@ -233,11 +241,12 @@ type tcpFloor struct {
 	sec network.SecureTransport
 	ln  net.Listener // nil for a client
 
+	ctx    context.Context // ends with close: handshakes and pingers stop
+	cancel context.CancelFunc
 	mu     sync.Mutex
-	conns  []network.SecureConn
-	closed bool
-	done   chan struct{}  // closed by close: the clients' pingers stop
-	wg     sync.WaitGroup // the accept loop, each connection's goroutine
+	conns  map[network.SecureConn]struct{} // open ones; a closed one leaves
+	wg     sync.WaitGroup                  // the accept loop, every connection's goroutines
+	pongs  atomic.Int64                    // answers a client got
 }
 
 func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
@@ -249,7 +258,8 @@ func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &tcpFloor{id: id, done: make(chan struct{})}
+	f := &tcpFloor{id: id, conns: map[network.SecureConn]struct{}{}}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if sec == secTLS {
 		f.sec, err = tachyontls.New(key, &tachyontls.Config{})
 	} else {
@@ -261,14 +271,25 @@ func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
 	if !listen {
 		return f, nil
 	}
-	if f.ln, err = net.Listen("tcp4", net.JoinHostPort(listenIP, "0")); err != nil {
+	// No TCP keepalive: the clients' pings keep the connection in use, so
+	// a listener needs none (both libp2p stacks probe after 30 s idle,
+	// which these connections never are for long).
+	lc := net.ListenConfig{KeepAlive: -1}
+	if f.ln, err = lc.Listen(f.ctx, "tcp4", net.JoinHostPort(listenIP, "0")); err != nil {
 		return nil, fmt.Errorf("%s floor: listen: %w", sec, err)
 	}
 	f.wg.Go(func() {
 		for {
 			c, err := f.ln.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
 			if err != nil {
-				return // closed
+				// Out of descriptors, say: the step's wait then reports
+				// the shortfall; do not spin.
+				fmt.Fprintf(os.Stderr, "%s floor: accept: %v\n", sec, err)
+				time.Sleep(100 * time.Millisecond)
+				continue
 			}
 			f.wg.Go(func() { f.serve(c) })
 		}
@@ -276,23 +297,25 @@ func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
 	return f, nil
 }
 
-// serve secures an inbound connection and answers each message with one
-// of the same size until the connection ends.
+// serve secures an inbound connection and leaves it to a goroutine of its
+// own that answers the pings: the handshake's deep stack is not the one
+// kept for every idle connection.
 func (f *tcpFloor) serve(c net.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	sc, err := f.sec.SecureInbound(ctx, c, "")
 	cancel()
 	if err != nil {
 		c.Close()
+		if f.ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "floor: inbound handshake: %v\n", err)
+		}
 		return
 	}
-	if !f.add(sc) {
-		return
-	}
-	answerPings(sc)
+	f.run(sc, answerPings)
 }
 
-// answerPings answers each floorPing-byte message on c with one, until c ends.
+// answerPings answers each floorPing-byte message on c with one, until c
+// ends.
 func answerPings(c network.SecureConn) {
 	var b [floorPing]byte
 	for {
@@ -305,15 +328,23 @@ func answerPings(c network.SecureConn) {
 	}
 }
 
-// add keeps c, or closes it if the floor is closing.
-func (f *tcpFloor) add(c network.SecureConn) bool {
+// run keeps c while fn runs on it in a goroutine of its own, then closes
+// and drops it; c is closed at once if the floor is closing.
+func (f *tcpFloor) run(c network.SecureConn, fn func(network.SecureConn)) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
+	if f.ctx.Err() != nil {
 		c.Close()
 		return false
 	}
-	f.conns = append(f.conns, c)
+	f.conns[c] = struct{}{}
+	f.wg.Go(func() {
+		fn(c)
+		c.Close()
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+	})
 	return true
 }
 
@@ -330,8 +361,8 @@ func (f *tcpFloor) ref() peerRef {
 	return peerRef{id: f.id.String(), addrs: addrs}
 }
 
-// connect dials and secures a connection to p, then pings it every
-// floorKeepAlive, as a go-yamux session does, until it ends.
+// connect dials and secures a connection to p, then pings it as a go-yamux
+// session does (at once, then every floorInterval) until it ends.
 func (f *tcpFloor) connect(ctx context.Context, p peerRef) error {
 	id, err := peer.Decode(p.id)
 	if err != nil {
@@ -345,7 +376,9 @@ func (f *tcpFloor) connect(ctx context.Context, p peerRef) error {
 		return err
 	}
 	port := p.addrs[0][1].Value()
-	c, err := new(net.Dialer).DialContext(ctx, "tcp4", net.JoinHostPort(host, port))
+	// go-libp2p's TCP keepalive (30 s idle).
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(host, port))
 	if err != nil {
 		return fmt.Errorf("floor: dial: %w", err)
 	}
@@ -354,30 +387,38 @@ func (f *tcpFloor) connect(ctx context.Context, p peerRef) error {
 		c.Close()
 		return fmt.Errorf("floor: handshake: %w", err)
 	}
-	if !f.add(sc) {
+	if !f.run(sc, f.ping) {
 		return errors.New("floor: closed")
 	}
-	f.wg.Go(func() {
-		var b [floorPing]byte
-		t := time.NewTicker(floorKeepAlive)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-			case <-f.done:
-				return
-			}
-			if _, err := sc.Write(b[:]); err != nil {
-				return
-			}
-			if _, err := io.ReadFull(sc, b[:]); err != nil {
-				return
-			}
-		}
-	})
 	return nil
 }
 
+// ping sends a floorPing-byte message at once and then every
+// floorInterval, each time waiting for the answer, until c or the floor
+// ends.
+func (f *tcpFloor) ping(c network.SecureConn) {
+	stop := context.AfterFunc(f.ctx, func() { c.Close() }) // unblocks a read
+	defer stop()
+	t := time.NewTicker(floorInterval)
+	defer t.Stop()
+	var b [floorPing]byte
+	for {
+		if _, err := c.Write(b[:]); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
+		}
+		f.pongs.Add(1)
+		select {
+		case <-t.C:
+		case <-f.ctx.Done():
+			return
+		}
+	}
+}
+
+// numConns counts the connections still open.
 func (f *tcpFloor) numConns() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -408,21 +449,20 @@ func (f *tcpFloor) handle(string, func(stream)) error {
 
 func (f *tcpFloor) disconnect(peerRef) error {
 	f.mu.Lock()
-	conns := f.conns
-	f.conns = nil
+	conns := make([]network.SecureConn, 0, len(f.conns))
+	for c := range f.conns {
+		conns = append(conns, c)
+	}
 	f.mu.Unlock()
 	for _, c := range conns {
-		c.Close()
+		c.Close() // its goroutine ends and drops it
 	}
 	return nil
 }
 
 func (f *tcpFloor) close() error {
 	f.mu.Lock()
-	if !f.closed {
-		f.closed = true
-		close(f.done)
-	}
+	f.cancel() // under mu: run adds nothing after this
 	f.mu.Unlock()
 	var err error
 	if f.ln != nil {

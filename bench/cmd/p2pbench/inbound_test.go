@@ -94,3 +94,66 @@ func TestInboundFloorMarkdown(t *testing.T) {
 		t.Errorf("a failed floor: want no ratio and a note:\n%s", md)
 	}
 }
+
+// TestInboundFloorTachyonFailed: the floor's rows do not depend on
+// tachyon's listener having succeeded.
+func TestInboundFloorTachyonFailed(t *testing.T) {
+	ok := []inboundResult{{conns: 1000, rss: 80 * 1024, heap: 40 * 1024, goroutines: 2, acceptCPU: time.Millisecond, idleCPU: 10, accept: time.Second, load: "1.0"}}
+	floor := []inboundResult{{conns: 1000, rss: 60 * 1024, heap: 30 * 1024, goroutines: 2, acceptCPU: time.Millisecond, idleCPU: 10, accept: time.Second, load: "1.0"}}
+	out := map[inboundKey][]inboundResult{
+		{implTachyon, secTLS}: {{conns: 1000, failed: "dial timeout", load: "3.0"}},
+		{implGo, secTLS}:      ok,
+		{implFloor, secTLS}:   floor,
+	}
+	md := inboundMarkdown([]string{secTLS}, out, 4, 30*time.Second)
+	for _, want := range []string{"| TLS | tachyon | failed |", "| TLS | floor | 60.0 |", "| TLS | floor / go-libp2p | 0.75 |", "bare clients"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "tachyon / go-libp2p") {
+		t.Errorf("a ratio against a listener that failed:\n%s", md)
+	}
+}
+
+// TestTCPFloorPings: a floor client over each TCP stack pings at once and
+// then every interval, the floor listener answers, and both count the
+// connection until it closes.
+func TestTCPFloorPings(t *testing.T) {
+	defer func(d time.Duration) { floorInterval = d }(floorInterval)
+	floorInterval = 20 * time.Millisecond
+	for _, sec := range []string{secTLS, secNoise} {
+		t.Run(sec, func(t *testing.T) {
+			l, err := newTCPFloor(sec, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.close()
+			c, err := newTCPFloor(sec, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.connect(ctx, l.ref()); err != nil {
+				t.Fatal(err)
+			}
+			for c.pongs.Load() < 5 {
+				if ctx.Err() != nil {
+					t.Fatalf("%d answers in 10 s, pinging every %v", c.pongs.Load(), floorInterval)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if l.identifiedConns() != 1 || c.numConns() != 1 {
+				t.Fatalf("listener counts %d connections, client %d; want 1 each", l.identifiedConns(), c.numConns())
+			}
+			c.close()
+			for l.numConns() != 0 {
+				if ctx.Err() != nil {
+					t.Fatal("the listener still counts the connection the client closed")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
