@@ -144,7 +144,10 @@ type Session struct {
 	acceptCh  chan struct{}
 	backlogCh chan struct{} // signalled when unacked drops
 	done      chan struct{} // closed on shutdown
-	keepalive *time.Timer
+	// The keepalive tick's place in keepalives (under its lock): when it
+	// is due, how late it may run, and its heap index (-1: not scheduled).
+	kaAt, kaLate time.Duration
+	kaIdx        int
 	wg        sync.WaitGroup // the reader and flusher goroutines
 	handMu    sync.Mutex     // see onAccept
 }
@@ -194,10 +197,11 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 	s.mu.Lock()
 	id := s.newPingLocked(s.first)
 	s.appendControl(header{typ: typePing, flags: flagSYN, length: id}) // one frame: no overflow
+	s.kaIdx = -1
 	if s.cfg.KeepAliveInterval > 0 {
 		// Armed before the reader starts, which may shut the session down
 		// at once, and under s.mu, which the tick and shutdown also take.
-		s.keepalive = time.AfterFunc(s.cfg.KeepAliveInterval, s.keepaliveTick)
+		keepalives.schedule(s, s.cfg.KeepAliveInterval)
 	}
 	s.mu.Unlock()
 	s.wg.Add(1)
@@ -418,8 +422,8 @@ func (s *Session) shutdown(err error) {
 	s.closeErr = err
 	close(s.done)
 	s.acceptQ = nil
-	if s.keepalive != nil {
-		s.keepalive.Stop() // never waits for a running tick
+	if s.cfg.KeepAliveInterval > 0 {
+		keepalives.remove(s) // never waits for a running tick
 	}
 	s.mu.Unlock()
 	s.conn.Close()
@@ -483,15 +487,15 @@ func (s *Session) keepaliveTick() {
 		// peers (go-yamux pings every 30 s too) this halves the pings,
 		// most of what an idle connection costs; the peer's own pings
 		// get our pongs, which keep a NAT mapping warm.
-		s.keepalive.Reset(s.cfg.KeepAliveInterval)
+		keepalives.schedule(s, s.cfg.KeepAliveInterval)
 		s.mu.Unlock()
 		return
 	}
 	id := s.newPingLocked(nil)
 	s.kaPing, s.kaPending = id, true
-	// Re-armed under s.mu: shutdown stops the timer under it, so a tick
-	// that saw the session open cannot restart a stopped timer.
-	s.keepalive.Reset(s.cfg.KeepAliveInterval)
+	// Re-armed under s.mu: shutdown removes the tick under it, so a tick
+	// that saw the session open cannot re-arm a closed session.
+	keepalives.schedule(s, s.cfg.KeepAliveInterval)
 	s.mu.Unlock()
 	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
 	s.spawnFlush()
@@ -1004,7 +1008,24 @@ func (s *Session) discardData(h header) error {
 func (s *Session) handlePing(h header) {
 	if h.flags&flagSYN != 0 {
 		s.queueControl(header{typ: typePing, flags: flagACK, length: h.length})
-		s.spawnFlush()
+		// With no stream, the pong is written here, on the reader: what an
+		// idle connection spends is mostly its keepalive exchanges, and a
+		// flusher goroutine (and the thread the scheduler wakes for it)
+		// costs more than the write. A reader that blocks on a write must
+		// not wait on a peer that waits on it: the write blocks only if
+		// the peer is not reading, and a peer's reader (ours, go-yamux's)
+		// stops reading only in this same write, which waits on us only
+		// once we stopped first. A peer that stopped reading altogether
+		// gets WriteTimeout. With streams, a flusher writes it as before:
+		// their data may fill the connection for long.
+		s.mu.Lock()
+		quiet := len(s.streams) == 0
+		s.mu.Unlock()
+		if quiet {
+			s.tryFlush()
+		} else {
+			s.spawnFlush()
+		}
 		return
 	}
 	if h.flags&flagACK == 0 {

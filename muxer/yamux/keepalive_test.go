@@ -1,0 +1,92 @@
+package yamux
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+)
+
+// tickerGoroutines counts the goroutines running the keepalive ticker.
+func tickerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "yamux.(*ticker).run(")
+}
+
+// TestKeepAliveOneTicker: many sessions keep alive from one goroutine
+// (not one timer goroutine per tick), every keepalive is answered so none
+// closes, and the goroutine ends once the last session closes.
+func TestKeepAliveOneTicker(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := &Config{KeepAliveInterval: 30 * time.Millisecond}
+	var all []*Session
+	for range 40 {
+		c, s := sessionPair(t, true, cfg, cfg)
+		all = append(all, c, s)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond) // about 10 ticks each
+	for time.Now().Before(deadline) {
+		if n := tickerGoroutines(); n != 1 {
+			t.Fatalf("%d ticker goroutines for %d sessions, want 1", n, len(all))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, s := range all {
+		if s.IsClosed() {
+			t.Fatalf("a session closed while its keepalives were answered: %v", s.Err())
+		}
+	}
+	for _, s := range all {
+		s.Close()
+	}
+	for end := time.Now().Add(5 * time.Second); tickerGoroutines() != 0; {
+		if time.Now().After(end) {
+			t.Fatal("the ticker goroutine outlived every session")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKeepAliveNeverEarly: a tick may run late (to share a wake-up) but
+// never early, since it asks whether the peer was heard within a whole
+// interval. An unused session's first write is the first keepalive tick's
+// ping (with the RTT ping that waited for a write): not before the
+// interval, and not much after.
+func TestKeepAliveNeverEarly(t *testing.T) {
+	leakcheck.Check(t)
+	const interval = 150 * time.Millisecond
+	// Other sessions keep the ticker busy with ticks of their own.
+	busy := &Config{KeepAliveInterval: 7 * time.Millisecond}
+	for range 5 {
+		sessionPair(t, true, busy, busy)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	start := time.Now()
+	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
+	defer s.Close()
+	got := make(chan time.Duration, 1)
+	go func() {
+		var hb [headerSize]byte
+		if _, err := io.ReadFull(bufio.NewReader(b), hb[:]); err == nil {
+			got <- time.Since(start)
+		}
+	}()
+	select {
+	case d := <-got:
+		if d < interval {
+			t.Fatalf("first keepalive write %v after the start, before the interval %v", d, interval)
+		}
+		if max := interval + tickSlack(interval) + 2*time.Second; d > max {
+			t.Fatalf("first keepalive write %v after the start, want about %v", d, interval)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no keepalive ping from an unused session")
+	}
+}
