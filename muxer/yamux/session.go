@@ -148,8 +148,8 @@ type Session struct {
 	// is due, how late it may run, and its heap index (-1: not scheduled).
 	kaAt, kaLate time.Duration
 	kaIdx        int
-	wg        sync.WaitGroup // the reader and flusher goroutines
-	handMu    sync.Mutex     // see onAccept
+	wg           sync.WaitGroup // the reader and flusher goroutines
+	handMu       sync.Mutex     // see onAccept
 }
 
 type pendingPing struct {
