@@ -116,12 +116,13 @@ func (t *ticker) run() {
 	}
 }
 
-// tickHeap orders sessions by their next tick; Session.kaIdx is the
-// position (-1: not scheduled).
+// tickHeap orders sessions by the latest time their next tick may run
+// (what the ticker sleeps until); Session.kaIdx is the position (-1: not
+// scheduled).
 type tickHeap []*Session
 
 func (h tickHeap) Len() int           { return len(h) }
-func (h tickHeap) Less(i, j int) bool { return h[i].kaAt < h[j].kaAt }
+func (h tickHeap) Less(i, j int) bool { return h[i].kaAt+h[i].kaLate < h[j].kaAt+h[j].kaLate }
 func (h tickHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].kaIdx, h[j].kaIdx = i, j

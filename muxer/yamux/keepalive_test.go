@@ -24,18 +24,20 @@ func tickerGoroutines() int {
 // closes, and the goroutine ends once the last session closes.
 func TestKeepAliveOneTicker(t *testing.T) {
 	leakcheck.Check(t)
-	cfg := &Config{KeepAliveInterval: 30 * time.Millisecond}
+	// A pong has an interval to come back: long enough for a busy -race
+	// run. TCP, so that crossing writes never wait on each other.
+	cfg := &Config{KeepAliveInterval: 150 * time.Millisecond}
 	var all []*Session
 	for range 40 {
-		c, s := sessionPair(t, true, cfg, cfg)
+		c, s := sessionPair(t, false, cfg, cfg)
 		all = append(all, c, s)
 	}
-	deadline := time.Now().Add(300 * time.Millisecond) // about 10 ticks each
+	deadline := time.Now().Add(750 * time.Millisecond) // about 5 ticks each
 	for time.Now().Before(deadline) {
 		if n := tickerGoroutines(); n != 1 {
 			t.Fatalf("%d ticker goroutines for %d sessions, want 1", n, len(all))
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, s := range all {
 		if s.IsClosed() {
@@ -62,9 +64,9 @@ func TestKeepAliveNeverEarly(t *testing.T) {
 	leakcheck.Check(t)
 	const interval = 150 * time.Millisecond
 	// Other sessions keep the ticker busy with ticks of their own.
-	busy := &Config{KeepAliveInterval: 7 * time.Millisecond}
+	busy := &Config{KeepAliveInterval: 25 * time.Millisecond}
 	for range 5 {
-		sessionPair(t, true, busy, busy)
+		sessionPair(t, false, busy, busy)
 	}
 	a, b := net.Pipe()
 	defer b.Close()

@@ -179,6 +179,7 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 		backlogCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		start:     time.Now(),
+		kaIdx:     -1, // not scheduled
 	}
 	s.log = logs.Or(s.cfg.Logger)
 	s.bw, _ = c.(buffersWriter)
@@ -197,7 +198,6 @@ func NewSessionScope(c net.Conn, isClient bool, cfg *Config, scope network.ConnS
 	s.mu.Lock()
 	id := s.newPingLocked(s.first)
 	s.appendControl(header{typ: typePing, flags: flagSYN, length: id}) // one frame: no overflow
-	s.kaIdx = -1
 	if s.cfg.KeepAliveInterval > 0 {
 		// Armed before the reader starts, which may shut the session down
 		// at once, and under s.mu, which the tick and shutdown also take.
@@ -478,7 +478,9 @@ func (s *Session) keepaliveTick() {
 	}
 	if s.kaPending {
 		s.mu.Unlock()
-		s.shutdown(ErrKeepAliveTimeout)
+		// Not on the shared ticker: closing may wait on the connection
+		// (a TLS close_notify), and every session's tick waits behind it.
+		s.shutdownAsync(ErrKeepAliveTimeout)
 		return
 	}
 	if s.heard.Swap(false) {
@@ -497,8 +499,21 @@ func (s *Session) keepaliveTick() {
 	// that saw the session open cannot re-arm a closed session.
 	keepalives.schedule(s, s.cfg.KeepAliveInterval)
 	s.mu.Unlock()
-	s.queueControl(header{typ: typePing, flags: flagSYN, length: id})
+	if s.appendControl(header{typ: typePing, flags: flagSYN, length: id}) {
+		s.shutdownAsync(errCtrlOverflow)
+		return
+	}
 	s.spawnFlush()
+}
+
+// shutdownAsync is shutdown on a goroutine of the session's, for the
+// keepalive ticker, which must not wait on one connection.
+func (s *Session) shutdownAsync(err error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.shutdown(err)
+	}()
 }
 
 // ---- writing ----
@@ -1008,20 +1023,20 @@ func (s *Session) discardData(h header) error {
 func (s *Session) handlePing(h header) {
 	if h.flags&flagSYN != 0 {
 		s.queueControl(header{typ: typePing, flags: flagACK, length: h.length})
-		// With no stream, the pong is written here, on the reader: what an
-		// idle connection spends is mostly its keepalive exchanges, and a
-		// flusher goroutine (and the thread the scheduler wakes for it)
-		// costs more than the write. A reader that blocks on a write must
-		// not wait on a peer that waits on it: the write blocks only if
-		// the peer is not reading, and a peer's reader (ours, go-yamux's)
-		// stops reading only in this same write, which waits on us only
-		// once we stopped first. A peer that stopped reading altogether
-		// gets WriteTimeout. With streams, a flusher writes it as before:
-		// their data may fill the connection for long.
+		// On a listener's session without streams the pong is written
+		// here, on the reader: what an idle inbound connection costs is
+		// mostly its keepalive exchanges, and a flusher goroutine (and the
+		// thread the scheduler wakes for it) costs more than the write.
+		// The reader then waits on the peer reading, so the peer's reader
+		// must never wait on ours: only the accepting side does this
+		// (a dialer's reader, ours or go-yamux's, never blocks on a
+		// write), and WriteTimeout ends the wait on a peer that stopped
+		// reading. With streams, whose data may fill the connection for
+		// long, or without a write timeout, a flusher writes it.
 		s.mu.Lock()
 		quiet := len(s.streams) == 0
 		s.mu.Unlock()
-		if quiet {
+		if quiet && !s.client && s.cfg.WriteTimeout > 0 {
 			s.tryFlush()
 		} else {
 			s.spawnFlush()
