@@ -50,6 +50,30 @@ const (
 // floorInterval is go-yamux's ping interval (a variable for the test).
 var floorInterval = 30 * time.Second
 
+// floorStubs is the part of endpoint a floor answers the same way for every
+// stack: no identify (a connection counts once its handshake is done) and
+// no streams. open counts the open connections.
+type floorStubs struct{ open func() int }
+
+func (f floorStubs) identifiedConns() int     { return f.open() }
+func (f floorStubs) identified(peerRef) bool  { return f.open() > 0 }
+func (f floorStubs) connectedTo(peerRef) bool { return f.open() > 0 }
+
+func (f floorStubs) waitIdentified(context.Context, peerRef) error {
+	if f.open() == 0 {
+		return errors.New("floor: not connected")
+	}
+	return nil
+}
+
+func (floorStubs) newStream(context.Context, peerRef, string) (stream, error) {
+	return nil, errors.New("floor: no streams (a bare secure channel)")
+}
+
+func (floorStubs) handle(string, func(stream)) error {
+	return errors.New("floor: no streams (a bare secure channel)")
+}
+
 // newFloor builds a floor listener (listen) or client for stack sec.
 func newFloor(sec string, listen bool) (endpoint, error) {
 	switch sec {
@@ -81,6 +105,7 @@ func floorQUICConfig() *quic.Config {
 // endpoint only as far as -inbound uses it: connecting, counting
 // connections and closing; "identified" means the handshake finished.
 type quicFloor struct {
+	floorStubs
 	id  peer.ID
 	sec *tachyontls.Transport
 	udp *net.UDPConn
@@ -110,6 +135,7 @@ func newQUICFloor(listen bool) (*quicFloor, error) {
 		return nil, fmt.Errorf("quic floor: %w", err)
 	}
 	f := &quicFloor{id: id, sec: sec, udp: udp, tr: &quic.Transport{Conn: udp}, conns: map[*quic.Conn]struct{}{}}
+	f.floorStubs = floorStubs{open: f.numConns}
 	if !listen {
 		return f, nil
 	}
@@ -188,28 +214,6 @@ func (f *quicFloor) numConns() int {
 	return len(f.conns)
 }
 
-// identifiedConns: the floor has no identify; a connection counts once its
-// handshake is done, which is when Accept returns it.
-func (f *quicFloor) identifiedConns() int { return f.numConns() }
-
-func (f *quicFloor) identified(peerRef) bool  { return f.numConns() > 0 }
-func (f *quicFloor) connectedTo(peerRef) bool { return f.numConns() > 0 }
-
-func (f *quicFloor) waitIdentified(context.Context, peerRef) error {
-	if f.numConns() == 0 {
-		return errors.New("quic floor: not connected")
-	}
-	return nil
-}
-
-func (f *quicFloor) newStream(context.Context, peerRef, string) (stream, error) {
-	return nil, errors.New("quic floor: no streams (bare QUIC connections)")
-}
-
-func (f *quicFloor) handle(string, func(stream)) error {
-	return errors.New("quic floor: no streams (bare QUIC connections)")
-}
-
 func (f *quicFloor) disconnect(peerRef) error {
 	f.mu.Lock()
 	conns := make([]*quic.Conn, 0, len(f.conns))
@@ -237,6 +241,7 @@ func (f *quicFloor) close() error {
 // tcpFloor is a listener or a client of the TLS or Noise floor. Like
 // quicFloor it implements endpoint only as far as -inbound uses it.
 type tcpFloor struct {
+	floorStubs
 	id  peer.ID
 	sec network.SecureTransport
 	ln  net.Listener // nil for a client
@@ -259,6 +264,7 @@ func newTCPFloor(sec string, listen bool) (*tcpFloor, error) {
 		return nil, err
 	}
 	f := &tcpFloor{id: id, conns: map[network.SecureConn]struct{}{}}
+	f.floorStubs = floorStubs{open: f.numConns}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if sec == secTLS {
 		f.sec, err = tachyontls.New(key, &tachyontls.Config{})
@@ -423,28 +429,6 @@ func (f *tcpFloor) numConns() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.conns)
-}
-
-// identifiedConns: the floor has no identify; a connection counts once its
-// handshake is done.
-func (f *tcpFloor) identifiedConns() int { return f.numConns() }
-
-func (f *tcpFloor) identified(peerRef) bool  { return f.numConns() > 0 }
-func (f *tcpFloor) connectedTo(peerRef) bool { return f.numConns() > 0 }
-
-func (f *tcpFloor) waitIdentified(context.Context, peerRef) error {
-	if f.numConns() == 0 {
-		return errors.New("floor: not connected")
-	}
-	return nil
-}
-
-func (f *tcpFloor) newStream(context.Context, peerRef, string) (stream, error) {
-	return nil, errors.New("floor: no streams (a bare secure channel)")
-}
-
-func (f *tcpFloor) handle(string, func(stream)) error {
-	return errors.New("floor: no streams (a bare secure channel)")
 }
 
 func (f *tcpFloor) disconnect(peerRef) error {
