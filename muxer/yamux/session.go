@@ -71,7 +71,8 @@ type Session struct {
 	// wsem is a one-slot semaphore owning writes to conn; a channel rather
 	// than a mutex so waiting for it can honour contexts and deadlines.
 	wsem         chan struct{}
-	lastDeadline time.Time // when the conn write deadline was last pushed; guarded by wsem
+	lastDeadline time.Time // when the conn write deadline was last pushed (zero: disarmed); guarded by wsem
+	lastWrite    time.Time // when the last write to conn started; guarded by wsem
 	// whdr and wbufs hold a frame's header (and control frames) and the
 	// buffers handed to bw, without allocating per frame; guarded by wsem.
 	whdr  [16 * headerSize]byte
@@ -658,38 +659,63 @@ func (s *Session) flushControlHeld() error {
 // writeHeld writes b to the connection. wsem is held. Any failure is fatal
 // to the session: a frame may have been cut in half.
 func (s *Session) writeHeld(b []byte) error {
-	s.pushWriteDeadline()
+	disarm := s.pushWriteDeadline()
 	if _, err := s.conn.Write(b); err != nil {
 		err = fmt.Errorf("yamux: writing to connection: %w", err)
 		s.shutdown(err)
 		return err
+	}
+	if disarm {
+		s.disarmWriteDeadline()
 	}
 	return nil
 }
 
 // writeHeldBuffers is writeHeld for a buffersWriter connection.
 func (s *Session) writeHeldBuffers(bufs [][]byte) error {
-	s.pushWriteDeadline()
+	disarm := s.pushWriteDeadline()
 	if _, err := s.bw.WriteBuffers(bufs); err != nil {
 		err = fmt.Errorf("yamux: writing to connection: %w", err)
 		s.shutdown(err)
 		return err
 	}
+	if disarm {
+		s.disarmWriteDeadline()
+	}
 	return nil
 }
 
-// pushWriteDeadline moves the connection's write deadline forward, only
-// every half WriteTimeout: each write still gets at least WriteTimeout/2,
-// without a system call per frame. wsem is held.
-func (s *Session) pushWriteDeadline() {
+// pushWriteDeadline arms the connection's write deadline for a write
+// about to start and reports whether the caller must disarm it once the
+// write returns. wsem is held.
+//
+// A session that writes often pushes the deadline forward only every half
+// WriteTimeout: each write still gets at least WriteTimeout/2, without a
+// deadline change per frame, and the deadline expires unobserved once
+// after the last write of a burst. A session that had not written for a
+// WriteTimeout writes rarely (an idle connection's pong or keepalive
+// ping): a deadline left armed after each of its writes would expire
+// after each of them, and every expiry wakes the runtime's poller for
+// nothing. Its write gets a deadline of its own, disarmed afterwards.
+func (s *Session) pushWriteDeadline() (disarm bool) {
 	if s.cfg.WriteTimeout <= 0 {
-		return
+		return false
 	}
 	now := time.Now()
-	if now.Sub(s.lastDeadline) > s.cfg.WriteTimeout/2 {
+	disarm = now.Sub(s.lastWrite) > s.cfg.WriteTimeout
+	s.lastWrite = now
+	if disarm || now.Sub(s.lastDeadline) > s.cfg.WriteTimeout/2 {
 		_ = s.conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
 		s.lastDeadline = now
 	}
+	return disarm
+}
+
+// disarmWriteDeadline removes the write deadline after a lone write; the
+// next write arms it again. wsem is held.
+func (s *Session) disarmWriteDeadline() {
+	_ = s.conn.SetWriteDeadline(time.Time{})
+	s.lastDeadline = time.Time{}
 }
 
 var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
