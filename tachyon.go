@@ -278,7 +278,15 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// the OS allows it (SharedUDPPort).
 	var udp *udpmux.Mux
 	if on(QUIC) || on(WebTransport) {
-		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux"), Tracer: cfg.metrics.UDPMux()})
+		secret, err := cfg.key.Raw()
+		if err != nil {
+			return nil, fmt.Errorf("tachyon: quic: reading the identity key: %w", err)
+		}
+		reset, err := udpmux.StatelessResetKeyFrom(secret)
+		if err != nil {
+			return nil, fmt.Errorf("tachyon: quic: %w", err)
+		}
+		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux"), Tracer: cfg.metrics.UDPMux(), StatelessResetKey: reset})
 	}
 	if on(QUIC) {
 		qt, err := quic.New(cfg.key, udp, &quic.Config{Resources: cfg.rm, Log: component(cfg, QUIC), Tracer: cfg.metrics.QUIC()})

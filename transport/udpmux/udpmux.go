@@ -83,6 +83,9 @@ package udpmux
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -129,6 +132,15 @@ type Config struct {
 	Log *slog.Logger
 	// Tracer, if set, is told about sockets and inbound handshakes.
 	Tracer Tracer
+	// StatelessResetKey derives the stateless reset tokens of every
+	// socket's connections (RFC 9000, section 10.3): a packet for a
+	// connection this node no longer has (its handshake timed out here
+	// while the peer saw it complete, or this node restarted) is answered
+	// with a reset, and the peer closes the connection at once instead of
+	// waiting for its idle timeout. Derive it from something stable and
+	// secret, the host's identity key, so that a restarted node resets its
+	// peers' connections to its former self. Nil: a random key per Mux.
+	StatelessResetKey *quic.StatelessResetKey
 }
 
 // Tracer is told, with the Mux's lock held at times (so it must be quick
@@ -245,6 +257,11 @@ func New(cfg *Config) *Mux {
 	}
 	if m.cfg.AcceptQueue <= 0 {
 		m.cfg.AcceptQueue = 32
+	}
+	if m.cfg.StatelessResetKey == nil {
+		var k quic.StatelessResetKey
+		rand.Read(k[:])
+		m.cfg.StatelessResetKey = &k
 	}
 	m.log = logs.Or(m.cfg.Log)
 	// The values go-libp2p uses (quicreuse), so both ends agree on limits,
@@ -453,6 +470,7 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort, listening bool) (*socket, er
 		Conn:                udp,
 		ConnContext:         s.connContext,
 		VerifySourceAddress: func(net.Addr) bool { return s.inflight.Load() > int64(m.cfg.MaxHandshakes/2) },
+		StatelessResetKey:   m.cfg.StatelessResetKey,
 	}
 	m.sockets[s] = struct{}{}
 	s.retraceLocked()
@@ -895,4 +913,18 @@ func (l *Listener) ALPNs() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// StatelessResetKeyFrom derives a StatelessResetKey from secret, for a node
+// whose secret outlives a restart (its identity key), by HKDF-SHA256 with
+// a label of this use: the key never equals, and reveals nothing about,
+// the secret.
+func StatelessResetKeyFrom(secret []byte) (*quic.StatelessResetKey, error) {
+	b, err := hkdf.Key(sha256.New, secret, nil, "tachyon quic stateless reset key", len(quic.StatelessResetKey{}))
+	if err != nil {
+		return nil, fmt.Errorf("udpmux: deriving the stateless reset key: %w", err)
+	}
+	var k quic.StatelessResetKey
+	copy(k[:], b)
+	return &k, nil
 }
