@@ -6,6 +6,8 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,5 +92,58 @@ func TestKeepAliveNeverEarly(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no keepalive ping from an unused session")
+	}
+}
+
+// A peer that pings at about our own interval (go-yamux measures its RTT
+// every 30 s) keeps the session from pinging: its pings arrive as late as
+// our ticks fire, so a window of exactly one interval would miss one now
+// and then.
+func TestKeepAliveQuietWhilePeerPings(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := net.Pipe()
+	defer b.Close()
+	const interval = 100 * time.Millisecond
+	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
+	defer s.Close()
+	var wmu sync.Mutex
+	write := func(h header) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		b.Write(appendHeader(nil, h))
+	}
+	var pings atomic.Int32
+	go func() { // counts the session's pings and answers them
+		r := bufio.NewReader(b)
+		var hb [headerSize]byte
+		for {
+			if _, err := io.ReadFull(r, hb[:]); err != nil {
+				return
+			}
+			if h, _ := parseHeader(hb[:]); h.typ == typePing && h.flags&flagSYN != 0 {
+				pings.Add(1)
+				go write(header{typ: typePing, flags: flagACK, length: h.length})
+			}
+		}
+	}()
+	// The peer pings every 1.1 intervals, 40 times. net.Pipe's write
+	// returns when the session has read the frame.
+	allowed := 1 // the RTT ping at the start
+	last := time.Now()
+	for i := range 40 {
+		write(header{typ: typePing, flags: flagSYN, length: uint32(1000 + i)})
+		// A busy machine stretched the gap past the window: a tick in it
+		// rightly pinged.
+		if gap := time.Since(last); gap > interval+interval/8 {
+			allowed += int(gap/interval) + 1
+		}
+		last = time.Now()
+		time.Sleep(interval + interval/10)
+	}
+	if n := pings.Load(); n > int32(allowed) {
+		t.Fatalf("%d pings while the peer pinged every %v (%d allowed for the gaps seen)", n, interval+interval/10, allowed)
+	}
+	if s.IsClosed() {
+		t.Fatalf("session closed: %v", s.Err())
 	}
 }

