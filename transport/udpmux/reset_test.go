@@ -5,72 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"net/netip"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
+	tt "github.com/tachyon-p2p/tachyon/transport/udpmux/transporttest"
 )
-
-// udpProxy relays datagrams between one client and a target it can
-// switch; only the current target's datagrams reach the client: enough to
-// make a server forget a connection without its peer hearing of it.
-type udpProxy struct {
-	front, back *net.UDPConn
-	target      atomic.Pointer[netip.AddrPort]
-	client      atomic.Pointer[netip.AddrPort]
-	wg          sync.WaitGroup
-}
-
-func newUDPProxy(t *testing.T, target netip.AddrPort) *udpProxy {
-	t.Helper()
-	p := &udpProxy{}
-	var err error
-	if p.front, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback)); err != nil {
-		t.Fatal(err)
-	}
-	if p.back, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback)); err != nil {
-		t.Fatal(err)
-	}
-	p.target.Store(&target)
-	p.wg.Add(2)
-	go p.relay(p.front, p.back, func(from netip.AddrPort) *netip.AddrPort { p.client.Store(&from); return p.target.Load() })
-	go p.relay(p.back, p.front, func(from netip.AddrPort) *netip.AddrPort {
-		if from != *p.target.Load() {
-			return nil // a former target
-		}
-		return p.client.Load()
-	})
-	t.Cleanup(func() {
-		p.front.Close()
-		p.back.Close()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *udpProxy) relay(in, out *net.UDPConn, to func(from netip.AddrPort) *netip.AddrPort) {
-	defer p.wg.Done()
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := in.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		dst := to(from)
-		if dst == nil {
-			continue
-		}
-		out.WriteToUDPAddrPort(buf[:n], *dst)
-	}
-}
-
-func (p *udpProxy) addr() netip.AddrPort { return p.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // A server that forgot a connection (here: a new server behind the same
 // address, as after a restart) answers the peer's next packet with a
@@ -104,9 +46,9 @@ func TestStatelessResetAfterServerForgot(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer la.Close()
-			p := newUDPProxy(t, la.Addr())
+			p := tt.NewUDPProxy(t, la.Addr())
 			d := udpmux.New(nil)
-			cc, err := d.Dial(ctx, p.addr(), clientTLS(udpmux.ALPNLibp2p))
+			cc, err := d.Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,8 +67,7 @@ func TestStatelessResetAfterServerForgot(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer lb.Close()
-			bAddr := lb.Addr()
-			p.target.Store(&bAddr)
+			p.SetTarget(lb.Addr())
 			sc.CloseWithError(0, "")
 			la.Close()
 
