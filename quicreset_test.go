@@ -14,10 +14,10 @@ import (
 	tt "github.com/tachyon-p2p/tachyon/transport/udpmux/transporttest"
 )
 
-// A node that restarted behind the same address with the same identity
-// resets the QUIC connections its former self had (its stateless reset key
-// comes from the identity key): the peer's connection ends on its next
-// packet, not at its 30 s idle timeout.
+// A node restarted on the same address with the same identity resets the
+// QUIC connections its former self had (its sockets' stateless reset keys
+// come from the identity key and their addresses): the peer's connection
+// ends on its next packet, not at its 30 s idle timeout.
 func TestQUICRestartedPeerResets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -49,9 +49,25 @@ func TestQUICRestartedPeerResets(t *testing.T) {
 	}
 	c := conns[0]
 
-	restarted := testHost(t, Identity(key), ListenAddrStrings(listen), Transports(QUIC))
-	proxy.SetTarget(udpAddr(restarted))
-	former.Close() // its goodbyes go nowhere: the proxy only relays the restarted node
+	// The former node goes, its goodbyes lost; the restarted one binds
+	// the same address.
+	proxy.SetTarget(netip.AddrPort{})
+	addr := udpAddr(former)
+	former.Close()
+	var restarted *Host
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		h, err := New(Identity(key), ListenAddrStrings(fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", addr.Port())), Transports(QUIC))
+		if err == nil {
+			restarted = h
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarting on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer restarted.Close()
+	proxy.SetTarget(addr)
 
 	// The client's next packets (a stream and its first bytes) reach a
 	// node that has no such connection.

@@ -33,6 +33,7 @@ import (
 	"slices"
 
 	ma "github.com/multiformats/go-multiaddr"
+	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/crypto"
@@ -278,13 +279,16 @@ func newTransports(cfg config, up *upgrader.Upgrader) ([]network.Transport, erro
 	// the OS allows it (SharedUDPPort).
 	var udp *udpmux.Mux
 	if on(QUIC) || on(WebTransport) {
+		// Reset keys from the identity, so that a node restarted on the
+		// same addresses resets its former self's connections. A key that
+		// cannot be read (a custom PrivKey) leaves udpmux's random one.
+		var reset *quicgo.StatelessResetKey
 		secret, err := cfg.key.Raw()
-		if err != nil {
-			return nil, fmt.Errorf("tachyon: quic: reading the identity key: %w", err)
+		if err == nil {
+			reset, err = udpmux.StatelessResetKeyFrom(secret)
 		}
-		reset, err := udpmux.StatelessResetKeyFrom(secret)
 		if err != nil {
-			return nil, fmt.Errorf("tachyon: quic: %w", err)
+			cfg.log.Warn("QUIC stateless resets with a random key: connections to this node before a restart will wait for their idle timeout", "err", err)
 		}
 		udp = udpmux.New(&udpmux.Config{Resources: cfg.rm, HandshakeTimeout: cfg.handshakeTimout, Log: cfg.log.With("component", "udpmux"), Tracer: cfg.metrics.UDPMux(), StatelessResetKey: reset})
 	}

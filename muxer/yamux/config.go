@@ -19,8 +19,9 @@ type Config struct {
 	// Default 16 MiB; never below InitialStreamWindow.
 	MaxStreamWindow uint32
 	// KeepAliveInterval is how often an idle-or-not session pings the peer,
-	// unless a frame from the peer arrived within the interval; a ping
-	// still unanswered at the next tick closes the session.
+	// unless a frame from the peer arrived since the last tick (the window
+	// after such a tick is an eighth longer); a ping still unanswered at
+	// the next tick closes the session.
 	// Default 30 s; negative disables keepalive.
 	KeepAliveInterval time.Duration
 	// MaxIncomingStreams bounds the streams the peer may have open at once;

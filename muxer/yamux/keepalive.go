@@ -14,9 +14,9 @@ import (
 // fall due close together run in one wake-up.
 //
 // A tick runs at its time or up to tickSlack(interval) later, never
-// earlier: the tick checks whether the peer was heard within the last
-// interval, and a peer that pings every interval itself (go-yamux does,
-// every 30 s) must land in every window, which an early tick would miss.
+// earlier: the tick checks whether the peer was heard since the last tick,
+// and a peer that pings every interval itself (go-yamux does, every 30 s)
+// must land in every window, which an early tick would miss.
 var keepalives = &ticker{wake: make(chan struct{}, 1)}
 
 // tickSlack is how late a tick may run so that it shares a wake-up.

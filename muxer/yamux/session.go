@@ -444,8 +444,12 @@ func (s *Session) sendGoAway(code uint32) {
 	case <-s.done:
 		return
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(goAwayTimeout))
-	s.lastDeadline = time.Time{}
+	// The GoAway's own deadline: marked as pushed and written just now, so
+	// that pushWriteDeadline neither moves it to WriteTimeout nor disarms
+	// it.
+	now := time.Now()
+	_ = s.conn.SetWriteDeadline(now.Add(goAwayTimeout))
+	s.lastDeadline, s.lastWrite = now, now
 	_ = s.flushControlHeld()
 	<-s.wsem
 }

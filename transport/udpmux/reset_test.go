@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -14,13 +15,13 @@ import (
 	tt "github.com/tachyon-p2p/tachyon/transport/udpmux/transporttest"
 )
 
-// A server that forgot a connection (here: a new server behind the same
-// address, as after a restart) answers the peer's next packet with a
-// stateless reset, and the peer closes the connection at once, when both
-// servers derive their reset key from the same secret. With keys of their
-// own (a Mux without a key gets a random one) the reset does not verify
-// and the peer waits for its idle timeout.
-func TestStatelessResetAfterServerForgot(t *testing.T) {
+// A node restarted on the same address answers the packets of a
+// connection its former self had with a stateless reset, and the peer
+// closes the connection at once, when both derive their reset keys from
+// the same secret. With keys of their own (a Mux without a key gets a
+// random one) the reset does not verify and the peer waits for its idle
+// timeout.
+func TestStatelessResetAfterRestart(t *testing.T) {
 	for _, sameKey := range []bool{true, false} {
 		name := "same key"
 		if !sameKey {
@@ -31,7 +32,7 @@ func TestStatelessResetAfterServerForgot(t *testing.T) {
 				if !sameKey {
 					return nil
 				}
-				k, err := udpmux.StatelessResetKeyFrom([]byte("a node's identity key"))
+				k, err := udpmux.StatelessResetKeyFrom([]byte("a node's identity key, 32 bytes or more"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -40,63 +41,112 @@ func TestStatelessResetAfterServerForgot(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 
-			a := udpmux.New(&udpmux.Config{StatelessResetKey: key()})
-			la, err := a.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+			former := udpmux.New(&udpmux.Config{StatelessResetKey: key()})
+			lf, err := former.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer la.Close()
-			p := tt.NewUDPProxy(t, la.Addr())
+			defer lf.Close()
+			addr := lf.Addr()
+			p := tt.NewUDPProxy(t, addr)
 			d := udpmux.New(nil)
 			cc, err := d.Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer cc.CloseWithError(0, "")
-			sc, err := la.Accept(ctx)
+			sc, err := lf.Accept(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			echo(ctx, t, cc, sc)
 
-			// B takes A's place behind the address; then A forgets the
-			// connection, and its CONNECTION_CLOSE goes nowhere.
-			b := udpmux.New(&udpmux.Config{StatelessResetKey: key()})
-			lb, err := b.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lb.Close()
-			p.SetTarget(lb.Addr())
+			// The former node goes, its goodbyes lost; the restarted one
+			// binds the same address.
+			p.SetTarget(netip.AddrPort{})
 			sc.CloseWithError(0, "")
-			la.Close()
-
-			// The client's next packets reach B, which has no such connection.
-			s, err := cc.OpenStream()
+			lf.Close()
+			waitSockets(t, former, 0)
+			restarted := udpmux.New(&udpmux.Config{StatelessResetKey: key()})
+			lr, err := restarted.Listen(addr, udpmux.ALPNLibp2p, serverTLS(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.Write(bytes.Repeat([]byte("x"), 100))
+			defer lr.Close()
+			p.SetTarget(addr)
 
-			wait := 10 * time.Second // far below the idle timeout (30 s)
-			if !sameKey {
-				wait = 2 * time.Second
-			}
-			select {
-			case <-cc.Context().Done():
-				var reset *quic.StatelessResetError
-				if !sameKey {
-					t.Fatalf("connection closed by a reset with another node's key: %v", context.Cause(cc.Context()))
-				}
-				if err := context.Cause(cc.Context()); !errors.As(err, &reset) {
-					t.Fatalf("connection closed by %v, want a stateless reset", err)
-				}
-			case <-time.After(wait):
-				if sameKey {
-					t.Fatal("no stateless reset: the client still holds a connection the server forgot")
-				}
-			}
+			wantReset(t, cc, sameKey)
 		})
+	}
+}
+
+// One node's sockets derive keys of their own: a socket that gets the
+// packets of a connection living on another socket of the node answers
+// with a reset the peer does not accept (else anyone who saw a connection
+// ID could have any other socket of the node reset it: RFC 9000, 10.3.2).
+func TestStatelessResetNotFromAnotherSocket(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	k, err := udpmux.StatelessResetKeyFrom([]byte("a node's identity key, 32 bytes or more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := udpmux.New(&udpmux.Config{StatelessResetKey: k})
+	l1, err := m.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Close()
+	l2, err := m.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	p := tt.NewUDPProxy(t, l1.Addr())
+	d := udpmux.New(nil)
+	cc, err := d.Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.CloseWithError(0, "")
+	sc, err := l1.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.CloseWithError(0, "")
+	echo(ctx, t, cc, sc)
+
+	p.SetTarget(l2.Addr()) // the other socket answers the connection's packets
+	wantReset(t, cc, false)
+}
+
+// wantReset sends on c and checks that a stateless reset ends it (want)
+// or that c outlives two seconds.
+func wantReset(t *testing.T, c *quic.Conn, want bool) {
+	t.Helper()
+	s, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(bytes.Repeat([]byte("x"), 100))
+	wait := 10 * time.Second // far below the idle timeout (30 s)
+	if !want {
+		wait = 2 * time.Second
+	}
+	select {
+	case <-c.Context().Done():
+		var reset *quic.StatelessResetError
+		err := context.Cause(c.Context())
+		if !want {
+			t.Fatalf("connection closed: %v", err)
+		}
+		if !errors.As(err, &reset) {
+			t.Fatalf("connection closed by %v, want a stateless reset", err)
+		}
+	case <-time.After(wait):
+		if want {
+			t.Fatal("no stateless reset: the client still holds a connection the server forgot")
+		}
 	}
 }
 
@@ -121,16 +171,19 @@ func echo(ctx context.Context, t *testing.T, c, s *quic.Conn) {
 }
 
 func TestStatelessResetKeyFrom(t *testing.T) {
-	k1, err := udpmux.StatelessResetKeyFrom([]byte("secret one"))
+	k1, err := udpmux.StatelessResetKeyFrom([]byte("secret one, which is 32 bytes long"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k1again, _ := udpmux.StatelessResetKeyFrom([]byte("secret one"))
-	k2, _ := udpmux.StatelessResetKeyFrom([]byte("secret two"))
+	k1again, _ := udpmux.StatelessResetKeyFrom([]byte("secret one, which is 32 bytes long"))
+	k2, _ := udpmux.StatelessResetKeyFrom([]byte("secret two, which is 32 bytes long"))
 	if *k1 != *k1again {
 		t.Fatal("the same secret derived two keys")
 	}
 	if *k1 == *k2 {
 		t.Fatal("two secrets derived the same key")
+	}
+	if _, err := udpmux.StatelessResetKeyFrom(make([]byte, 16)); err == nil {
+		t.Fatal("a 16-byte secret was taken")
 	}
 }

@@ -132,14 +132,18 @@ type Config struct {
 	Log *slog.Logger
 	// Tracer, if set, is told about sockets and inbound handshakes.
 	Tracer Tracer
-	// StatelessResetKey derives the stateless reset tokens of every
-	// socket's connections (RFC 9000, section 10.3): a packet for a
+	// StatelessResetKey derives the stateless reset tokens of the
+	// sockets' connections (RFC 9000, section 10.3): a packet for a
 	// connection this node no longer has (its handshake timed out here
 	// while the peer saw it complete, or this node restarted) is answered
 	// with a reset, and the peer closes the connection at once instead of
-	// waiting for its idle timeout. Derive it from something stable and
-	// secret, the host's identity key, so that a restarted node resets its
-	// peers' connections to its former self. Nil: a random key per Mux.
+	// waiting for its idle timeout. Each socket derives a key of its own
+	// from it and the socket's local address, so that no socket hands out
+	// the token of a connection that lives on another one (RFC 9000,
+	// 10.3.2). Derive it from something stable and secret, the host's
+	// identity key, so that a node restarted on the same addresses resets
+	// its peers' connections to its former self. Nil: a random key per
+	// Mux.
 	StatelessResetKey *quic.StatelessResetKey
 }
 
@@ -470,7 +474,7 @@ func (m *Mux) newSocketLocked(laddr netip.AddrPort, listening bool) (*socket, er
 		Conn:                udp,
 		ConnContext:         s.connContext,
 		VerifySourceAddress: func(net.Addr) bool { return s.inflight.Load() > int64(m.cfg.MaxHandshakes/2) },
-		StatelessResetKey:   m.cfg.StatelessResetKey,
+		StatelessResetKey:   socketResetKey(m.cfg.StatelessResetKey, s.addr),
 	}
 	m.sockets[s] = struct{}{}
 	s.retraceLocked()
@@ -918,9 +922,25 @@ func (l *Listener) ALPNs() []string {
 // StatelessResetKeyFrom derives a StatelessResetKey from secret, for a node
 // whose secret outlives a restart (its identity key), by HKDF-SHA256 with
 // a label of this use: the key never equals, and reveals nothing about,
-// the secret.
+// the secret. A secret shorter than 32 bytes is refused.
 func StatelessResetKeyFrom(secret []byte) (*quic.StatelessResetKey, error) {
-	b, err := hkdf.Key(sha256.New, secret, nil, "tachyon quic stateless reset key", len(quic.StatelessResetKey{}))
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("udpmux: deriving the stateless reset key: secret of %d bytes, want at least 32", len(secret))
+	}
+	return deriveResetKey(secret, "tachyon quic stateless reset key")
+}
+
+// socketResetKey is the key of the socket bound to addr.
+func socketResetKey(master *quic.StatelessResetKey, addr netip.AddrPort) *quic.StatelessResetKey {
+	k, err := deriveResetKey(master[:], "tachyon quic stateless reset key of "+addr.String())
+	if err != nil {
+		panic(err) // HKDF-SHA256 fails only for outputs over 8160 bytes
+	}
+	return k
+}
+
+func deriveResetKey(secret []byte, label string) (*quic.StatelessResetKey, error) {
+	b, err := hkdf.Key(sha256.New, secret, nil, label, len(quic.StatelessResetKey{}))
 	if err != nil {
 		return nil, fmt.Errorf("udpmux: deriving the stateless reset key: %w", err)
 	}

@@ -62,7 +62,7 @@ func (p *UDPProxy) relay(in, out *net.UDPConn, to func(from netip.AddrPort) *net
 		if err != nil {
 			return
 		}
-		if dst := to(from); dst != nil {
+		if dst := to(from); dst != nil && dst.IsValid() {
 			out.WriteToUDPAddrPort(buf[:n], *dst)
 		}
 	}
@@ -72,5 +72,5 @@ func (p *UDPProxy) relay(in, out *net.UDPConn, to func(from netip.AddrPort) *net
 func (p *UDPProxy) Addr() netip.AddrPort { return p.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // SetTarget relays the client's datagrams to target from now on, and only
-// target's datagrams back.
+// target's datagrams back; the zero AddrPort drops everything.
 func (p *UDPProxy) SetTarget(target netip.AddrPort) { p.target.Store(&target) }
