@@ -106,26 +106,7 @@ func TestKeepAliveQuietWhilePeerPings(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
 	defer s.Close()
-	var wmu sync.Mutex
-	write := func(h header) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		b.Write(appendHeader(nil, h))
-	}
-	var pings atomic.Int32
-	go func() { // counts the session's pings and answers them
-		r := bufio.NewReader(b)
-		var hb [headerSize]byte
-		for {
-			if _, err := io.ReadFull(r, hb[:]); err != nil {
-				return
-			}
-			if h, _ := parseHeader(hb[:]); h.typ == typePing && h.flags&flagSYN != 0 {
-				pings.Add(1)
-				go write(header{typ: typePing, flags: flagACK, length: h.length})
-			}
-		}
-	}()
+	write, pings := pingingPeer(b)
 	// The peer pings every 1.1 intervals, 40 times. net.Pipe's write
 	// returns when the session has read the frame.
 	allowed := 1 // the RTT ping at the start
@@ -146,4 +127,30 @@ func TestKeepAliveQuietWhilePeerPings(t *testing.T) {
 	if s.IsClosed() {
 		t.Fatalf("session closed: %v", s.Err())
 	}
+}
+
+// pingingPeer plays a raw yamux peer on c: it counts the session's pings
+// and answers each, and write sends frames of the test's.
+func pingingPeer(c net.Conn) (write func(header), pings *atomic.Int32) {
+	var wmu sync.Mutex
+	write = func(h header) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		c.Write(appendHeader(nil, h))
+	}
+	pings = new(atomic.Int32)
+	go func() {
+		r := bufio.NewReader(c)
+		var hb [headerSize]byte
+		for {
+			if _, err := io.ReadFull(r, hb[:]); err != nil {
+				return
+			}
+			if h, _ := parseHeader(hb[:]); h.typ == typePing && h.flags&flagSYN != 0 {
+				pings.Add(1)
+				go write(header{typ: typePing, flags: flagACK, length: h.length})
+			}
+		}
+	}()
+	return write, pings
 }

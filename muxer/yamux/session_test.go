@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -576,26 +575,7 @@ func TestKeepAliveQuietWhileHeard(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
 	defer s.Close()
-	var wmu sync.Mutex
-	write := func(h header) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		b.Write(appendHeader(nil, h))
-	}
-	var pings atomic.Int32
-	go func() { // counts the session's pings and answers them
-		r := bufio.NewReader(b)
-		var hb [headerSize]byte
-		for {
-			if _, err := io.ReadFull(r, hb[:]); err != nil {
-				return
-			}
-			if h, _ := parseHeader(hb[:]); h.typ == typePing && h.flags&flagSYN != 0 {
-				pings.Add(1)
-				go write(header{typ: typePing, flags: flagACK, length: h.length})
-			}
-		}
-	}()
+	write, pings := pingingPeer(b)
 	for pings.Load() == 0 { // the RTT ping at the start
 		runtime.Gosched()
 	}
