@@ -495,9 +495,9 @@ func (s *Session) keepaliveTick() {
 		// most of what an idle connection costs; the peer's own pings
 		// get our pongs, which keep a NAT mapping warm. The next window
 		// is an eighth longer: a peer pinging at our interval (go-yamux
-		// does, every 30 s) is as late as our ticks, so windows of one
-		// interval missed its ping now and then (13 % of them against
-		// go-libp2p clients) and we pinged for nothing.
+		// does, every 30 s) but a little later than our ticks would fall
+		// outside a window of one interval now and then and draw a ping
+		// for nothing.
 		keepalives.schedule(s, s.cfg.KeepAliveInterval+s.cfg.KeepAliveInterval/8)
 		s.mu.Unlock()
 		return
