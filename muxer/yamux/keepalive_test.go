@@ -101,12 +101,8 @@ func TestKeepAliveNeverEarly(t *testing.T) {
 // and then.
 func TestKeepAliveQuietWhilePeerPings(t *testing.T) {
 	leakcheck.Check(t)
-	a, b := net.Pipe()
-	defer b.Close()
 	const interval = 100 * time.Millisecond
-	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
-	defer s.Close()
-	write, pings := pingingPeer(b)
+	s, write, pings := sessionWithPingingPeer(t, interval)
 	// The peer pings every 1.1 intervals, 40 times. net.Pipe's write
 	// returns when the session has read the frame.
 	allowed := 1 // the RTT ping at the start
@@ -127,6 +123,20 @@ func TestKeepAliveQuietWhilePeerPings(t *testing.T) {
 	if s.IsClosed() {
 		t.Fatalf("session closed: %v", s.Err())
 	}
+}
+
+// sessionWithPingingPeer is an accepting session with the given keepalive
+// interval over net.Pipe (whose writes return once the session has read
+// them) to a pingingPeer; both close when the test ends.
+func sessionWithPingingPeer(t *testing.T, interval time.Duration) (s *Session, write func(header), pings *atomic.Int32) {
+	a, b := net.Pipe()
+	s = NewSession(a, false, &Config{KeepAliveInterval: interval})
+	t.Cleanup(func() {
+		s.Close()
+		b.Close()
+	})
+	write, pings = pingingPeer(b)
+	return s, write, pings
 }
 
 // pingingPeer plays a raw yamux peer on c: it counts the session's pings

@@ -570,12 +570,8 @@ func TestLargeTransfer(t *testing.T) {
 // pings again.
 func TestKeepAliveQuietWhileHeard(t *testing.T) {
 	leakcheck.Check(t)
-	a, b := net.Pipe()
-	defer b.Close()
 	const interval = 100 * time.Millisecond
-	s := NewSession(a, false, &Config{KeepAliveInterval: interval})
-	defer s.Close()
-	write, pings := pingingPeer(b)
+	s, write, pings := sessionWithPingingPeer(t, interval)
 	for pings.Load() == 0 { // the RTT ping at the start
 		runtime.Gosched()
 	}

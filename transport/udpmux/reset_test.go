@@ -48,18 +48,7 @@ func TestStatelessResetAfterRestart(t *testing.T) {
 			}
 			defer lf.Close()
 			addr := lf.Addr()
-			p := tt.NewUDPProxy(t, addr)
-			d := udpmux.New(nil)
-			cc, err := d.Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cc.CloseWithError(0, "")
-			sc, err := lf.Accept(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			echo(ctx, t, cc, sc)
+			p, cc, sc := connectViaProxy(ctx, t, lf)
 
 			// The former node goes, its goodbyes lost; the restarted one
 			// binds the same address.
@@ -102,19 +91,8 @@ func TestStatelessResetNotFromAnotherSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	p := tt.NewUDPProxy(t, l1.Addr())
-	d := udpmux.New(nil)
-	cc, err := d.Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.CloseWithError(0, "")
-	sc, err := l1.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, cc, sc := connectViaProxy(ctx, t, l1)
 	defer sc.CloseWithError(0, "")
-	echo(ctx, t, cc, sc)
 
 	p.SetTarget(l2.Addr()) // the other socket answers the connection's packets
 	wantReset(t, cc, false)
@@ -148,6 +126,23 @@ func wantReset(t *testing.T, c *quic.Conn, want bool) {
 			t.Fatal("no stateless reset: the client still holds a connection the server forgot")
 		}
 	}
+}
+
+// connectViaProxy dials l through a new UDP proxy and checks that a
+// stream gets through; the client's connection closes when the test ends.
+func connectViaProxy(ctx context.Context, t *testing.T, l *udpmux.Listener) (p *tt.UDPProxy, cc, sc *quic.Conn) {
+	t.Helper()
+	p = tt.NewUDPProxy(t, l.Addr())
+	cc, err := udpmux.New(nil).Dial(ctx, p.Addr(), clientTLS(udpmux.ALPNLibp2p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.CloseWithError(0, "") })
+	if sc, err = l.Accept(ctx); err != nil {
+		t.Fatal(err)
+	}
+	echo(ctx, t, cc, sc)
+	return p, cc, sc
 }
 
 // echo checks that c's stream reaches s.
