@@ -1,6 +1,8 @@
 package tachyon
 
 import (
+	ma "github.com/multiformats/go-multiaddr"
+
 	"context"
 	"fmt"
 	"slices"
@@ -36,7 +38,9 @@ func (h *Host) identifyConn(c *swarm.Conn, call *identifyCall) {
 		h.record(call.result)
 		h.recordObserved(c, call.result.Message.ObservedAddr)
 		h.peerIdentifiedAutoNAT(c.RemotePeer())
-		h.bus.Emit(h.identifiedEvent(call.result))
+		if h.bus.Wants(event.EvtPeerIdentified{}) {
+			h.bus.Emit(h.identifiedEvent(call.result))
+		}
 	}
 	close(call.done)
 }
@@ -69,8 +73,8 @@ func (h *Host) identifiedEvent(r *identify.Result) event.EvtPeerIdentified {
 		ListenAddrs:     slices.Clone(m.ListenAddrs),
 		ObservedAddr:    m.ObservedAddr,
 	}
-	if r.Record != nil {
-		e.ListenAddrs, e.SignedRecord = slices.Clone(r.Record.Addrs), true
+	if rec := r.Record(); rec != nil {
+		e.ListenAddrs, e.SignedRecord = slices.Clone(rec.Addrs), true
 	}
 	return e
 }
@@ -96,13 +100,19 @@ func (h *Host) record(r *identify.Result) {
 		return
 	}
 	m := r.Message
-	addrs := m.ListenAddrs
-	if r.Record != nil {
-		// A signed record is authoritative over the unsigned list.
-		addrs = r.Record.Addrs
+	// Connected: they live while a connection does, then 15 minutes. A
+	// signed record is authoritative over the unsigned list; it is checked
+	// when the peer's addresses are first read (most never are).
+	if signed := r.Signed(); signed != nil {
+		h.ps.AddSignedAddrs(r.Peer, func() ([]ma.Multiaddr, bool) {
+			if rec := signed.Open(); rec != nil {
+				return rec.Addrs, true
+			}
+			return nil, false
+		}, m.ListenAddrs, peerstore.ConnectedAddrTTL)
+	} else {
+		h.ps.AddAddrs(r.Peer, m.ListenAddrs, peerstore.ConnectedAddrTTL)
 	}
-	// Connected: they live while a connection does, then 15 minutes.
-	h.ps.AddAddrs(r.Peer, addrs, peerstore.ConnectedAddrTTL)
 	h.ps.SetProtocols(r.Peer, m.Protocols)
 	h.ps.SetAgent(r.Peer, m.AgentVersion, m.ProtocolVersion)
 }
@@ -110,7 +120,7 @@ func (h *Host) record(r *identify.Result) {
 // IdentifyWait waits until identify finished with p, connecting first if
 // needed, and returns what p said about itself: r.Message holds its agent
 // and protocol versions, protocols, listen addresses and our address as p
-// sees it; r.Record is its signed peer record, if it sent a valid one. The
+// sees it; r.Record() is its signed peer record, if it sent a valid one. The
 // same is stored in the peerstore (Protocols, Addrs, Agent) and reported as
 // event.EvtPeerIdentified. When it returns without error, p has registered
 // the connection on its side too (see Connect).

@@ -131,8 +131,8 @@ func TestHostsTalk(t *testing.T) {
 					t.Errorf("server protocols %v lack %s", res.Message.Protocols, want)
 				}
 			}
-			if res.Record == nil || res.Record.PeerID != server.ID() {
-				t.Errorf("signed peer record missing or wrong: %+v", res.Record)
+			if res.Record() == nil || res.Record().PeerID != server.ID() {
+				t.Errorf("signed peer record missing or wrong: %+v", res.Record())
 			}
 			if res.Message.ObservedAddr == nil {
 				t.Error("no observed address")

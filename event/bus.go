@@ -61,6 +61,16 @@ func (b *Bus) Emit(evt any) {
 	}
 }
 
+// Wants reports whether a subscription wants events of evt's type, for an
+// emitter whose event costs something to build (EvtPeerIdentified checks
+// the peer's signed record): with nobody listening it need not be built.
+func (b *Bus) Wants(evt any) bool {
+	t := reflect.TypeOf(evt)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.ContainsFunc(b.subs, func(s *sub) bool { return s.wants(t) })
+}
+
 // Dropped is the number of deliveries missed by full subscriptions since the
 // bus was made.
 func (b *Bus) Dropped() uint64 { return b.dropped.Load() }

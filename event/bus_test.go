@@ -130,3 +130,30 @@ func TestCloseConcurrentWithEmit(t *testing.T) {
 	late.Close()
 	b.Emit(EvtConnOpened{}) // no panic
 }
+
+// TestWants: the bus wants an event type while a subscription to it, or to
+// every event, is open.
+func TestWants(t *testing.T) {
+	b := NewBus()
+	if b.Wants(EvtPeerIdentified{}) {
+		t.Fatal("an empty bus wants events")
+	}
+	other := b.Subscribe(1, EvtConnOpened{})
+	if b.Wants(EvtPeerIdentified{}) || !b.Wants(EvtConnOpened{}) {
+		t.Fatal("Wants does not follow the subscription's types")
+	}
+	typed := Subscribe[EvtPeerIdentified](b, 1)
+	if !b.Wants(EvtPeerIdentified{}) {
+		t.Fatal("a typed subscription is not wanted")
+	}
+	typed.Close()
+	other.Close()
+	all := b.Subscribe(1)
+	if !b.Wants(EvtPeerIdentified{}) {
+		t.Fatal("a subscription to every event does not want this one")
+	}
+	all.Close()
+	if b.Wants(EvtPeerIdentified{}) {
+		t.Fatal("closed subscriptions still want events")
+	}
+}

@@ -28,6 +28,13 @@
 //     means RecentlyConnectedAddrTTL. On the last disconnect a connected
 //     address keeps a later timed expiry it was also given, if any.
 //   - Addrs never returns an expired address, whether GC has run or not.
+//   - AddSignedAddrs defers the check of a signed record until p's addresses
+//     are next read or changed (Addrs, AddAddrs, SetAddrs, UpdateAddrs,
+//     another AddSignedAddrs); then the record's addresses, or the unsigned
+//     ones if it does not verify, are added as AddAddrs would have added them
+//     when given (a connected lifetime that ended since counts from its end).
+//     Connects and disconnects leave the record unchecked; ClearAddrs drops
+//     it; GC drops it once its lifetime is over, and keeps its peer until then.
 //
 // # Bounds
 //
@@ -154,10 +161,35 @@ type record struct {
 	protoVer  string
 	conns     int       // Connected minus Disconnected calls
 	seen      time.Time // last recorded about, or last disconnected
+	signed    *pending  // a signed record not checked yet (AddSignedAddrs)
 
 	// Place in the list of evictable peers (not connected, no permanent
 	// address), least recently seen first; nil when not on it.
 	prev, next *record
+}
+
+// pending is what AddSignedAddrs was given, kept until p's addresses are
+// next read or changed.
+type pending struct {
+	open     func() ([]ma.Multiaddr, bool)
+	unsigned []ma.Multiaddr
+	ttl      time.Duration
+	given    time.Time
+	// connected: given while the peer was connected; ended is when its
+	// last connection ended since (zero while it lasts).
+	connected bool
+	ended     time.Time
+}
+
+// lifetime is the lifetime the addresses would have now had they been
+// added when given; ok is false once it is over.
+func (pd *pending) lifetime(now time.Time) (a addr, ok bool) {
+	if pd.ttl == ConnectedAddrTTL && pd.connected && !pd.ended.IsZero() {
+		a = addr{class: timed, ttl: RecentlyConnectedAddrTTL, expires: pd.ended.Add(RecentlyConnectedAddrTTL)}
+	} else {
+		set(&a, pd.ttl, pd.given, pd.connected)
+	}
+	return a, a.alive(now)
 }
 
 func (r *record) evictable() bool {
@@ -315,6 +347,11 @@ func set(a *addr, ttl time.Duration, now time.Time, isConnected bool) {
 func raise(a *addr, ttl time.Duration, now time.Time, isConnected bool) {
 	var n addr
 	set(&n, ttl, now, isConnected)
+	raiseTo(a, n)
+}
+
+// raiseTo gives a the class and expiry of n where they are higher or later.
+func raiseTo(a *addr, n addr) {
 	if n.class > a.class {
 		a.class = n.class
 	}
@@ -360,6 +397,16 @@ func (ps *Peerstore) AddAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
+	ps.openSigned(p, now)
+	ps.add(p, addrs, func(isConnected bool) (n addr) {
+		set(&n, ttl, now, isConnected)
+		return n
+	}, now)
+}
+
+// add adds addrs to p with the lifetime life returns, as AddAddrs does.
+// ps.mu is held.
+func (ps *Peerstore) add(p peer.ID, addrs []ma.Multiaddr, life func(isConnected bool) addr, now time.Time) {
 	var r *record
 	for _, a := range addrs {
 		if a = normalize(p, a); a == nil {
@@ -368,21 +415,68 @@ func (ps *Peerstore) AddAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 		if r == nil {
 			r = ps.rec(p, now)
 		}
+		n := life(r.conns > 0)
 		i := slices.IndexFunc(r.addrs, func(x addr) bool { return x.a.Equal(a) })
 		if i < 0 {
 			r.addrs = append(r.addrs, addr{a: a})
-			raise(&r.addrs[len(r.addrs)-1], ttl, now, r.conns > 0)
+			raiseTo(&r.addrs[len(r.addrs)-1], n)
 			ps.bound(r)
 			continue
 		}
 		if !r.addrs[i].alive(now) {
 			r.addrs[i] = addr{a: r.addrs[i].a}
 		}
-		raise(&r.addrs[i], ttl, now, r.conns > 0)
+		raiseTo(&r.addrs[i], n)
 	}
 	if r != nil {
 		ps.replace(r)
 	}
+}
+
+// AddSignedAddrs records the addresses of a peer's signed record, as
+// AddAddrs would, without checking the record now: open checks it and
+// returns its addresses (ok false: it does not verify, and unsigned, the
+// addresses the peer sent without signing them, are added instead). It is
+// called, once, when p's addresses are next read or changed (see Address
+// lifetimes in the package doc), so that a record whose addresses nobody
+// reads costs no signature check. A PermanentAddrTTL record is checked now.
+func (ps *Peerstore) AddSignedAddrs(p peer.ID, open func() (addrs []ma.Multiaddr, ok bool), unsigned []ma.Multiaddr, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := ps.now()
+	ps.openSigned(p, now)
+	r := ps.rec(p, now)
+	r.signed = &pending{open: open, unsigned: unsigned, ttl: ttl, given: now, connected: r.conns > 0}
+	if ttl == PermanentAddrTTL {
+		ps.openSigned(p, now)
+	}
+	ps.replace(r)
+}
+
+// openSigned checks p's pending signed record, if any, and adds its
+// addresses (or the unsigned ones) with the lifetime they were given.
+// ps.mu is held.
+func (ps *Peerstore) openSigned(p peer.ID, now time.Time) {
+	r := ps.peers[p]
+	if r == nil || r.signed == nil {
+		return
+	}
+	pd := r.signed
+	r.signed = nil
+	n, ok := pd.lifetime(now)
+	if !ok {
+		ps.replace(r)
+		return
+	}
+	addrs, ok := pd.open()
+	if !ok {
+		addrs = pd.unsigned
+	}
+	ps.add(p, addrs, func(bool) addr { return n }, now)
+	ps.replace(r)
 }
 
 // SetAddrs gives the addresses ttl, replacing their lifetime and class even
@@ -393,6 +487,7 @@ func (ps *Peerstore) SetAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
+	ps.openSigned(p, now)
 	r := ps.peers[p]
 	if r == nil && ttl <= 0 {
 		return
@@ -432,11 +527,12 @@ func (ps *Peerstore) UpdateAddrs(p peer.ID, oldTTL, newTTL time.Duration) {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	now := ps.now()
+	ps.openSigned(p, now)
 	r := ps.peers[p]
 	if r == nil {
 		return
 	}
-	now := ps.now()
 	kept := r.addrs[:0]
 	for _, a := range r.addrs {
 		match := a.alive(now) && (oldTTL == ConnectedAddrTTL && a.class == connected ||
@@ -459,7 +555,7 @@ func (ps *Peerstore) ClearAddrs(p peer.ID) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if r := ps.peers[p]; r != nil {
-		r.addrs = nil
+		r.addrs, r.signed = nil, nil
 		ps.replace(r)
 	}
 }
@@ -467,6 +563,13 @@ func (ps *Peerstore) ClearAddrs(p peer.ID) {
 // Addrs returns the unexpired addresses of p.
 func (ps *Peerstore) Addrs(p peer.ID) []ma.Multiaddr {
 	ps.mu.RLock()
+	if r := ps.peers[p]; r != nil && r.signed != nil {
+		ps.mu.RUnlock()
+		ps.mu.Lock()
+		ps.openSigned(p, ps.now())
+		ps.mu.Unlock()
+		ps.mu.RLock()
+	}
 	defer ps.mu.RUnlock()
 	r := ps.peers[p]
 	if r == nil || len(r.addrs) == 0 {
@@ -505,6 +608,9 @@ func (ps *Peerstore) Disconnected(p peer.ID) {
 		return
 	}
 	now := ps.now()
+	if pd := r.signed; pd != nil && pd.ended.IsZero() {
+		pd.ended = now
+	}
 	exp := now.Add(RecentlyConnectedAddrTTL)
 	for i := range r.addrs {
 		a := &r.addrs[i]
@@ -536,7 +642,12 @@ func (ps *Peerstore) GC() (addrs, peers int) {
 		addrs += len(r.addrs) - len(kept)
 		clear(r.addrs[len(kept):])
 		r.addrs = kept
-		if len(kept) == 0 {
+		if pd := r.signed; pd != nil {
+			if _, ok := pd.lifetime(now); !ok {
+				r.signed = nil
+			}
+		}
+		if len(kept) == 0 && r.signed == nil {
 			r.addrs = nil
 			if r.conns == 0 {
 				ps.unlink(r)

@@ -181,54 +181,118 @@ func TestTTLPaths(t *testing.T) {
 		{"gc drops what expired", []step{addTTL(TempAddrTTL), waitFor(TempAddrTTL), do("gc"), addTTL(time.Nanosecond)},
 			[]check{{0, true}, {1, false}}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ps, clk := newClocked()
-			p, _ := newPeer(t)
-			a := maddr(t, "/ip4/10.0.0.1/tcp/4001")
-			other := maddr(t, "/ip4/10.0.0.2/tcp/4001") // a bystander, always permanent
-			ps.AddAddrs(p, []ma.Multiaddr{other}, PermanentAddrTTL)
-			one := []ma.Multiaddr{a}
-			for _, s := range tc.steps {
-				switch s.do {
-				case "add":
-					ps.AddAddrs(p, one, s.ttl)
-				case "set":
-					ps.SetAddrs(p, one, s.ttl)
-				case "update":
-					ps.UpdateAddrs(p, s.ttl, s.ttl2)
-				case "connect":
-					ps.Connected(p)
-				case "disconnect":
-					ps.Disconnected(p)
-				case "clear":
-					ps.ClearAddrs(p)
-				case "remove":
-					ps.RemovePeer(p)
-				case "gc":
-					ps.GC()
-				case "wait":
-					clk.wait(s.ttl)
-				default:
-					t.Fatalf("bad step %q", s.do)
-				}
+	// Each path runs three ways: "add" steps as AddAddrs, and as
+	// AddSignedAddrs with a record that verifies and with one that does not
+	// (its unsigned addresses count): a record checked late must end up as
+	// if its addresses had been added when given.
+	for _, mode := range []string{"AddAddrs", "signed record", "bad signed record"} {
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) { ttlPath(t, mode, tc.steps, tc.checks) })
+		}
+	}
+}
+
+func ttlPath(t *testing.T, mode string, steps []step, checks []check) {
+	ps, clk := newClocked()
+	p, _ := newPeer(t)
+	a := maddr(t, "/ip4/10.0.0.1/tcp/4001")
+	other := maddr(t, "/ip4/10.0.0.2/tcp/4001") // a bystander, always permanent
+	ps.AddAddrs(p, []ma.Multiaddr{other}, PermanentAddrTTL)
+	one := []ma.Multiaddr{a}
+	add := func(ttl time.Duration) { ps.AddAddrs(p, one, ttl) }
+	switch mode {
+	case "signed record":
+		add = func(ttl time.Duration) {
+			ps.AddSignedAddrs(p, func() ([]ma.Multiaddr, bool) { return one, true }, nil, ttl)
+		}
+	case "bad signed record":
+		add = func(ttl time.Duration) {
+			ps.AddSignedAddrs(p, func() ([]ma.Multiaddr, bool) { return nil, false }, one, ttl)
+		}
+	}
+	for _, s := range steps {
+		switch s.do {
+		case "add":
+			add(s.ttl)
+		case "set":
+			ps.SetAddrs(p, one, s.ttl)
+		case "update":
+			ps.UpdateAddrs(p, s.ttl, s.ttl2)
+		case "connect":
+			ps.Connected(p)
+		case "disconnect":
+			ps.Disconnected(p)
+		case "clear":
+			ps.ClearAddrs(p)
+		case "remove":
+			ps.RemovePeer(p)
+		case "gc":
+			ps.GC()
+		case "wait":
+			clk.wait(s.ttl)
+		default:
+			t.Fatalf("bad step %q", s.do)
+		}
+	}
+	bystander := !slices.ContainsFunc(steps, func(s step) bool { return s.do == "clear" || s.do == "remove" })
+	for i, c := range checks {
+		clk.wait(c.after)
+		// Addrs must honour expiry before GC and agree with it after.
+		for _, when := range []string{"before GC", "after GC"} {
+			got := ps.Addrs(p)
+			if alive := slices.ContainsFunc(got, a.Equal); alive != c.alive {
+				t.Fatalf("check %d %s: listed=%v, want %v (%v)", i, when, alive, c.alive, got)
 			}
-			bystander := !slices.ContainsFunc(tc.steps, func(s step) bool { return s.do == "clear" || s.do == "remove" })
-			for i, c := range tc.checks {
-				clk.wait(c.after)
-				// Addrs must honour expiry before GC and agree with it after.
-				for _, when := range []string{"before GC", "after GC"} {
-					got := ps.Addrs(p)
-					if alive := slices.ContainsFunc(got, a.Equal); alive != c.alive {
-						t.Fatalf("check %d %s: listed=%v, want %v (%v)", i, when, alive, c.alive, got)
-					}
-					if bystander && !slices.ContainsFunc(got, other.Equal) {
-						t.Fatalf("check %d %s: the permanent bystander is gone (%v)", i, when, got)
-					}
-					ps.GC()
-				}
+			if bystander && !slices.ContainsFunc(got, other.Equal) {
+				t.Fatalf("check %d %s: the permanent bystander is gone (%v)", i, when, got)
 			}
-		})
+			ps.GC()
+		}
+	}
+}
+
+// TestSignedAddrsChecked: a signed record is checked only when the peer's
+// addresses are read, once; connects, disconnects and GC leave it alone,
+// and ClearAddrs drops it unchecked.
+func TestSignedAddrsChecked(t *testing.T) {
+	ps, clk := newClocked()
+	p, _ := newPeer(t)
+	a := maddr(t, "/ip4/10.0.0.1/tcp/4001")
+	opened := 0
+	open := func() ([]ma.Multiaddr, bool) { opened++; return []ma.Multiaddr{a}, true }
+	ps.Connected(p)
+	ps.AddSignedAddrs(p, open, nil, ConnectedAddrTTL)
+	ps.Disconnected(p)
+	ps.Connected(p)
+	ps.GC()
+	if opened != 0 {
+		t.Fatalf("record checked %d times before the addresses were read", opened)
+	}
+	clk.wait(RecentlyConnectedAddrTTL - 1) // counted from the disconnect
+	for range 2 {
+		if got := ps.Addrs(p); len(got) != 1 || !got[0].Equal(a) {
+			t.Fatalf("Addrs = %v, want the record's", got)
+		}
+	}
+	if opened != 1 {
+		t.Fatalf("record checked %d times, want once", opened)
+	}
+	ps.AddSignedAddrs(p, open, nil, TempAddrTTL)
+	ps.ClearAddrs(p)
+	if got := ps.Addrs(p); len(got) != 0 || opened != 1 {
+		t.Fatalf("after ClearAddrs: Addrs = %v, checked %d times", got, opened)
+	}
+	// A peer whose only addresses wait in a record is kept by GC until
+	// the record's lifetime is over.
+	ps.Disconnected(p)
+	ps.AddSignedAddrs(p, open, nil, TempAddrTTL)
+	clk.wait(TempAddrTTL - 1)
+	if ps.GC(); !slices.Contains(ps.Peers(), p) {
+		t.Fatal("GC dropped a peer with a record waiting")
+	}
+	clk.wait(1)
+	if ps.GC(); slices.Contains(ps.Peers(), p) || opened != 1 {
+		t.Fatalf("GC kept a peer whose record expired (checked %d times)", opened)
 	}
 }
 

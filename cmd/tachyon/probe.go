@@ -175,7 +175,7 @@ func cmdID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		st := c[0].ConnState()
 		fmt.Fprintf(stdout, "Connection:       %s %s %s via %s\n", st.Transport, st.Security, st.Muxer, c[0].RemoteMultiaddr())
 	}
-	fmt.Fprintf(stdout, "Signed record:    %v\n", res.Record != nil)
+	fmt.Fprintf(stdout, "Signed record:    %v\n", res.Record() != nil)
 	fmt.Fprintln(stdout, "Protocols:")
 	for _, p := range m.Protocols {
 		fmt.Fprintf(stdout, "  %s\n", p)

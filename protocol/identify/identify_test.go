@@ -131,20 +131,25 @@ func TestIdentifyRoundTrip(t *testing.T) {
 	if fmt.Sprint(m.Protocols) != fmt.Sprint(srvHost.protos) || fmt.Sprint(m.ListenAddrs) != fmt.Sprint(srvHost.addrs) {
 		t.Fatalf("protocols %v addrs %v", m.Protocols, m.ListenAddrs)
 	}
-	if res.Record == nil || res.Record.PeerID != srvHost.id || fmt.Sprint(res.Record.Addrs) != fmt.Sprint(srvHost.addrs) {
-		t.Fatalf("record %+v", res.Record)
+	// The record is held as received until asked for: identify itself
+	// spends no signature check on it.
+	if res.signed == nil || res.signed.rec != nil || len(res.signed.envelope) == 0 {
+		t.Fatalf("signed record opened by identify, or missing: %+v", res.signed)
 	}
-	seq1 := res.Record.Seq
+	if res.Record() == nil || res.Record().PeerID != srvHost.id || fmt.Sprint(res.Record().Addrs) != fmt.Sprint(srvHost.addrs) {
+		t.Fatalf("record %+v", res.Record())
+	}
+	seq1 := res.Record().Seq
 
 	// Same addresses: the cached record is reused.
 	res, err = runIdentify(t, srvHost, srv, cliID)
-	if err != nil || res.Record == nil || res.Record.Seq != seq1 {
+	if err != nil || res.Record() == nil || res.Record().Seq != seq1 {
 		t.Fatalf("second identify: %v, %+v", err, res)
 	}
 	// New addresses: a new record with a higher sequence number.
 	srvHost.addrs = srvHost.addrs[:1]
 	res, err = runIdentify(t, srvHost, srv, cliID)
-	if err != nil || res.Record == nil || res.Record.Seq <= seq1 || len(res.Record.Addrs) != 1 {
+	if err != nil || res.Record() == nil || res.Record().Seq <= seq1 || len(res.Record().Addrs) != 1 {
 		t.Fatalf("third identify: %v, %+v", err, res)
 	}
 }
@@ -207,10 +212,10 @@ func TestIdentifyChecks(t *testing.T) {
 				return
 			}
 			switch {
-			case c.wantRecord == 0 && res.Record != nil:
-				t.Fatalf("unexpected record %+v", res.Record)
-			case c.wantRecord != 0 && (res.Record == nil || res.Record.Seq != c.wantRecord):
-				t.Fatalf("record %+v, want seq %d", res.Record, c.wantRecord)
+			case c.wantRecord == 0 && res.Record() != nil:
+				t.Fatalf("unexpected record %+v", res.Record())
+			case c.wantRecord != 0 && (res.Record() == nil || res.Record().Seq != c.wantRecord):
+				t.Fatalf("record %+v, want seq %d", res.Record(), c.wantRecord)
 			}
 		})
 	}
@@ -237,7 +242,7 @@ func TestIdentifyPeerNeverCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Message.AgentVersion != "silent/1" || res.Record == nil {
+	if res.Message.AgentVersion != "silent/1" || res.Record() == nil {
 		t.Fatalf("result %+v", res)
 	}
 	if d := time.Since(start); d < FollowUpWait/2 || d > FollowUpWait+2*time.Second {
@@ -305,8 +310,8 @@ func TestIdentifyEndsWithoutEOF(t *testing.T) {
 			if res.Message.AgentVersion != c.wantAgent {
 				t.Fatalf("agent %q, want %q", res.Message.AgentVersion, c.wantAgent)
 			}
-			if (c.wantAgent == "second") != (res.Record != nil) {
-				t.Fatalf("record %+v", res.Record)
+			if (c.wantAgent == "second") != (res.Record() != nil) {
+				t.Fatalf("record %+v", res.Record())
 			}
 		})
 	}
@@ -342,7 +347,7 @@ func TestPush(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Push: %v", err)
 	}
-	if res.Peer != a.id || res.Message.AgentVersion != "pusher" || res.Record == nil || len(res.Record.Addrs) != 1 {
+	if res.Peer != a.id || res.Message.AgentVersion != "pusher" || res.Record() == nil || len(res.Record().Addrs) != 1 {
 		t.Fatalf("push result %+v", res)
 	}
 }
@@ -440,8 +445,8 @@ func TestServiceTrimsWithRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Record == nil || len(res.Message.ListenAddrs) == 0 || fmt.Sprint(res.Record.Addrs) != fmt.Sprint(res.Message.ListenAddrs) {
-		t.Fatalf("record %v vs message %d addrs", res.Record, len(res.Message.ListenAddrs))
+	if res.Record() == nil || len(res.Message.ListenAddrs) == 0 || fmt.Sprint(res.Record().Addrs) != fmt.Sprint(res.Message.ListenAddrs) {
+		t.Fatalf("record %v vs message %d addrs", res.Record(), len(res.Message.ListenAddrs))
 	}
 	if n := len((&Message{PublicKey: res.Message.PublicKey, ListenAddrs: res.Message.ListenAddrs, Protocols: res.Message.Protocols,
 		ObservedAddr: res.Message.ObservedAddr, ProtocolVersion: res.Message.ProtocolVersion, AgentVersion: res.Message.AgentVersion,

@@ -37,9 +37,51 @@ type Host interface {
 type Result struct {
 	Peer    peer.ID
 	Message *Message
-	// Record is the verified signed peer record, nil when the peer sent none
-	// or it did not verify (the rest of the result is still valid).
-	Record *record.PeerRecord
+	signed  *SignedRecord // nil when the peer sent no signed record
+}
+
+// Record returns the peer's signed peer record, opened on the first call
+// (see SignedRecord); nil when the peer sent none, or one that does not
+// verify or is another peer's (the rest of the result is still valid).
+func (r *Result) Record() *record.PeerRecord {
+	if r.signed == nil {
+		return nil
+	}
+	return r.signed.Open()
+}
+
+// Signed returns the peer's signed peer record as received, not opened yet;
+// nil when the peer sent none.
+func (r *Result) Signed() *SignedRecord { return r.signed }
+
+// SignedRecord is a signed peer record as a peer sent it: an envelope whose
+// signature is checked, and whose record is parsed, only when Open is first
+// called (RFC 0003: validated before it is deserialized). A node that
+// never uses a peer's certified addresses never spends the verification (an
+// Ed25519 signature check, as much CPU as a tenth of a Noise connection).
+type SignedRecord struct {
+	envelope []byte
+	peer     peer.ID
+	once     sync.Once
+	rec      *record.PeerRecord
+}
+
+// NewSignedRecord holds envelope, a signed peer record that p sent.
+func NewSignedRecord(envelope []byte, p peer.ID) *SignedRecord {
+	return &SignedRecord{envelope: envelope, peer: p}
+}
+
+// Open verifies the envelope, once, and returns its record; nil when the
+// signature does not verify, the envelope is malformed, or the record is
+// another peer's. Safe for concurrent use.
+func (s *SignedRecord) Open() *record.PeerRecord {
+	s.once.Do(func() {
+		if rec, _, err := record.OpenPeerRecord(s.envelope); err == nil && rec.PeerID == s.peer {
+			s.rec = rec
+		}
+		s.envelope = nil
+	})
+	return s.rec
 }
 
 // Direction says whether a message was sent or received.
@@ -160,10 +202,9 @@ func (s *Service) receive(st network.Stream) (*Result, error) {
 	}
 	res := &Result{Peer: remote, Message: m}
 	if len(m.SignedPeerRecord) > 0 {
-		// A bad record costs the peer its record, not its identify.
-		if rec, _, err := record.OpenPeerRecord(m.SignedPeerRecord); err == nil && rec.PeerID == remote {
-			res.Record = rec
-		}
+		// Opened when first asked for; a bad record costs the peer its
+		// record, not its identify.
+		res.signed = NewSignedRecord(m.SignedPeerRecord, remote)
 	}
 	return res, nil
 }

@@ -352,7 +352,7 @@ func TestTachyonDialsGo(t *testing.T) {
 				t.Errorf("agent %q", res.Message.AgentVersion)
 			}
 			hasAll(t, "go", protoStrings(res.Message.Protocols), "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", echoID)
-			if res.Record == nil {
+			if res.Record() == nil {
 				t.Error("go's signed peer record missing or not verified")
 			}
 
