@@ -102,8 +102,10 @@ func (h *Host) record(r *identify.Result) {
 	m := r.Message
 	// Connected: they live while a connection does, then 15 minutes. A
 	// signed record is authoritative over the unsigned list; it is checked
-	// when the peer's addresses are first read (most never are).
-	if signed := r.Signed(); signed != nil {
+	// when the peer's addresses are first read (most never are), unless it
+	// is larger than a record of a few dozen addresses: the peerstore may
+	// hold it for 15 minutes after the peer left.
+	if signed := r.Signed(); signed != nil && len(m.SignedPeerRecord) <= maxHeldRecord {
 		h.ps.AddSignedAddrs(r.Peer, func() ([]ma.Multiaddr, bool) {
 			if rec := signed.Open(); rec != nil {
 				return rec.Addrs, true
@@ -111,11 +113,20 @@ func (h *Host) record(r *identify.Result) {
 			return nil, false
 		}, m.ListenAddrs, peerstore.ConnectedAddrTTL)
 	} else {
-		h.ps.AddAddrs(r.Peer, m.ListenAddrs, peerstore.ConnectedAddrTTL)
+		addrs := m.ListenAddrs
+		if rec := r.Record(); rec != nil {
+			addrs = rec.Addrs
+		}
+		h.ps.AddAddrs(r.Peer, addrs, peerstore.ConnectedAddrTTL)
 	}
 	h.ps.SetProtocols(r.Peer, m.Protocols)
 	h.ps.SetAgent(r.Peer, m.AgentVersion, m.ProtocolVersion)
 }
+
+// maxHeldRecord is the largest signed peer record whose check waits until
+// the peer's addresses are read (see record); a node's record is a few
+// hundred bytes.
+const maxHeldRecord = 2 << 10
 
 // IdentifyWait waits until identify finished with p, connecting first if
 // needed, and returns what p said about itself: r.Message holds its agent

@@ -30,11 +30,14 @@
 //   - Addrs never returns an expired address, whether GC has run or not.
 //   - AddSignedAddrs defers the check of a signed record until p's addresses
 //     are next read or changed (Addrs, AddAddrs, SetAddrs, UpdateAddrs,
-//     another AddSignedAddrs); then the record's addresses, or the unsigned
-//     ones if it does not verify, are added as AddAddrs would have added them
-//     when given (a connected lifetime that ended since counts from its end).
-//     Connects and disconnects leave the record unchecked; ClearAddrs drops
-//     it; GC drops it once its lifetime is over, and keeps its peer until then.
+//     another AddSignedAddrs), or until p's last connection ends while p has
+//     other addresses the record's could compete with; then the record's
+//     addresses, or the unsigned ones if it does not verify, are added as
+//     AddAddrs would have added them when given (a connected lifetime that
+//     ended since counts from its end). Connects leave the record unchecked;
+//     ClearAddrs drops it; GC drops it once its lifetime is over (without
+//     counting its addresses) and keeps its peer until then. The peer is
+//     recorded even if its record turns out to hold no address of it.
 //
 // # Bounds
 //
@@ -440,16 +443,29 @@ func (ps *Peerstore) add(p peer.ID, addrs []ma.Multiaddr, life func(isConnected 
 // called, once, when p's addresses are next read or changed (see Address
 // lifetimes in the package doc), so that a record whose addresses nobody
 // reads costs no signature check. A PermanentAddrTTL record is checked now.
+//
+// open runs with the store locked: it must not call the store, nor panic.
+// Only the unsigned addresses AddAddrs would keep are held (at most
+// MaxAddrsPerPeer); what open holds is the caller's to bound.
 func (ps *Peerstore) AddSignedAddrs(p peer.ID, open func() (addrs []ma.Multiaddr, ok bool), unsigned []ma.Multiaddr, ttl time.Duration) {
 	if ttl <= 0 {
 		return
+	}
+	var kept []ma.Multiaddr
+	for _, a := range unsigned {
+		if a = normalize(p, a); a != nil && !slices.ContainsFunc(kept, a.Equal) {
+			if ps.maxAddrs > 0 && len(kept) == ps.maxAddrs {
+				break
+			}
+			kept = append(kept, a)
+		}
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
 	ps.openSigned(p, now)
 	r := ps.rec(p, now)
-	r.signed = &pending{open: open, unsigned: unsigned, ttl: ttl, given: now, connected: r.conns > 0}
+	r.signed = &pending{open: open, unsigned: kept, ttl: ttl, given: now, connected: r.conns > 0}
 	if ttl == PermanentAddrTTL {
 		ps.openSigned(p, now)
 	}
@@ -475,8 +491,28 @@ func (ps *Peerstore) openSigned(p peer.ID, now time.Time) {
 	if !ok {
 		addrs = pd.unsigned
 	}
+	// Checking the record is not hearing of the peer: its place among
+	// the peers to evict stays.
+	seen := r.seen
 	ps.add(p, addrs, func(bool) addr { return n }, now)
+	ps.unlink(r)
+	r.seen = seen
 	ps.replace(r)
+}
+
+// hasSigned reports whether p has a signed record waiting.
+func (ps *Peerstore) hasSigned(p peer.ID) bool {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	r := ps.peers[p]
+	return r != nil && r.signed != nil
+}
+
+// openSignedNow is openSigned for a caller that does not hold ps.mu.
+func (ps *Peerstore) openSignedNow(p peer.ID) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.openSigned(p, ps.now())
 }
 
 // SetAddrs gives the addresses ttl, replacing their lifetime and class even
@@ -562,14 +598,10 @@ func (ps *Peerstore) ClearAddrs(p peer.ID) {
 
 // Addrs returns the unexpired addresses of p.
 func (ps *Peerstore) Addrs(p peer.ID) []ma.Multiaddr {
-	ps.mu.RLock()
-	if r := ps.peers[p]; r != nil && r.signed != nil {
-		ps.mu.RUnlock()
-		ps.mu.Lock()
-		ps.openSigned(p, ps.now())
-		ps.mu.Unlock()
-		ps.mu.RLock()
+	if ps.hasSigned(p) {
+		ps.openSignedNow(p)
 	}
+	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	r := ps.peers[p]
 	if r == nil || len(r.addrs) == 0 {
@@ -608,7 +640,12 @@ func (ps *Peerstore) Disconnected(p peer.ID) {
 		return
 	}
 	now := ps.now()
-	if pd := r.signed; pd != nil && pd.ended.IsZero() {
+	if pd := r.signed; pd != nil && len(r.addrs) > 0 {
+		// Its addresses turn timed with the others now: checked later,
+		// they would compete for the bound with a class they did not
+		// have when given.
+		ps.openSigned(p, now)
+	} else if pd != nil && pd.ended.IsZero() {
 		pd.ended = now
 	}
 	exp := now.Add(RecentlyConnectedAddrTTL)

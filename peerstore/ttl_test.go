@@ -2,6 +2,7 @@ package peerstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -599,4 +600,73 @@ func BenchmarkAddrs(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSignedAddrsLikeAddAddrs: where a record checked late could end
+// differently from AddAddrs at the time it was given, it does not: a full
+// peer (the bound) whose other addresses turn timed on disconnect, and the
+// order in which unconnected peers are evicted, which reading a peer's
+// addresses does not change.
+func TestSignedAddrsLikeAddAddrs(t *testing.T) {
+	x := maddr(t, "/ip4/10.0.0.1/tcp/1")
+	y := maddr(t, "/ip4/10.0.0.2/tcp/2")
+	for _, signed := range []bool{false, true} {
+		add := func(ps *Peerstore, p peer.ID, a ma.Multiaddr, ttl time.Duration) {
+			if signed {
+				ps.AddSignedAddrs(p, func() ([]ma.Multiaddr, bool) { return []ma.Multiaddr{a}, true }, nil, ttl)
+			} else {
+				ps.AddAddrs(p, []ma.Multiaddr{a}, ttl)
+			}
+		}
+		t.Run(fmt.Sprintf("bound, signed=%v", signed), func(t *testing.T) {
+			ps, clk := newClocked(WithMaxAddrsPerPeer(1))
+			p, _ := newPeer(t)
+			ps.AddAddrs(p, []ma.Multiaddr{x}, time.Hour)
+			ps.Connected(p)
+			add(ps, p, y, ConnectedAddrTTL) // displaces x, the timed one
+			clk.wait(time.Minute)
+			ps.Disconnected(p)
+			clk.wait(5 * time.Minute)
+			if got := ps.Addrs(p); len(got) != 1 || !got[0].Equal(y) {
+				t.Fatalf("Addrs = %v, want [%s]", got, y)
+			}
+			clk.wait(15 * time.Minute)
+			if a, peers := ps.GC(); a != 1 || peers != 1 {
+				t.Fatalf("GC dropped %d addresses and %d peers, want 1 and 1", a, peers)
+			}
+		})
+		t.Run(fmt.Sprintf("eviction order, signed=%v", signed), func(t *testing.T) {
+			ps, clk := newClocked(WithMaxUnconnectedPeers(2))
+			a, _ := newPeer(t)
+			b, _ := newPeer(t)
+			c, _ := newPeer(t)
+			add(ps, a, x, TempAddrTTL)
+			clk.wait(time.Second)
+			add(ps, b, y, TempAddrTTL)
+			clk.wait(time.Second)
+			ps.Addrs(a) // reading is not hearing of a
+			add(ps, c, x, TempAddrTTL)
+			if got := ps.Peers(); slices.Contains(got, a) || !slices.Contains(got, b) {
+				t.Fatalf("peers %v: want a, the least recently heard of, evicted", got)
+			}
+		})
+	}
+}
+
+// TestSignedAddrsUnsignedBounded: a record waiting holds at most
+// MaxAddrsPerPeer of the unsigned addresses, as AddAddrs would keep.
+func TestSignedAddrsUnsignedBounded(t *testing.T) {
+	ps := New(WithMaxAddrsPerPeer(2))
+	p, _ := newPeer(t)
+	var many []ma.Multiaddr
+	for i := range 10 {
+		many = append(many, maddr(t, fmt.Sprintf("/ip4/10.0.0.%d/tcp/1", i+1)), maddr(t, fmt.Sprintf("/ip4/10.0.0.%d/tcp/1", i+1)))
+	}
+	ps.AddSignedAddrs(p, func() ([]ma.Multiaddr, bool) { return nil, false }, many, time.Hour)
+	if n := len(ps.peers[p].signed.unsigned); n != 2 {
+		t.Fatalf("%d unsigned addresses held, want 2", n)
+	}
+	if got := ps.Addrs(p); len(got) != 2 || !got[0].Equal(many[0]) || !got[1].Equal(many[2]) {
+		t.Fatalf("Addrs = %v, want the first two distinct", got)
+	}
 }
