@@ -1,12 +1,12 @@
 package tachyon
 
 import (
-	ma "github.com/multiformats/go-multiaddr"
-
 	"context"
 	"fmt"
 	"slices"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"

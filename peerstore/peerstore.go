@@ -346,13 +346,6 @@ func set(a *addr, ttl time.Duration, now time.Time, isConnected bool) {
 	}
 }
 
-// raise gives a the lifetime ttl > 0 unless that would shorten it.
-func raise(a *addr, ttl time.Duration, now time.Time, isConnected bool) {
-	var n addr
-	set(&n, ttl, now, isConnected)
-	raiseTo(a, n)
-}
-
 // raiseTo gives a the class and expiry of n where they are higher or later.
 func raiseTo(a *addr, n addr) {
 	if n.class > a.class {
@@ -500,14 +493,6 @@ func (ps *Peerstore) openSigned(p peer.ID, now time.Time) {
 	ps.replace(r)
 }
 
-// hasSigned reports whether p has a signed record waiting.
-func (ps *Peerstore) hasSigned(p peer.ID) bool {
-	ps.mu.RLock()
-	defer ps.mu.RUnlock()
-	r := ps.peers[p]
-	return r != nil && r.signed != nil
-}
-
 // openSignedNow is openSigned for a caller that does not hold ps.mu.
 func (ps *Peerstore) openSignedNow(p peer.ID) {
 	ps.mu.Lock()
@@ -598,12 +583,15 @@ func (ps *Peerstore) ClearAddrs(p peer.ID) {
 
 // Addrs returns the unexpired addresses of p.
 func (ps *Peerstore) Addrs(p peer.ID) []ma.Multiaddr {
-	if ps.hasSigned(p) {
-		ps.openSignedNow(p)
-	}
 	ps.mu.RLock()
-	defer ps.mu.RUnlock()
 	r := ps.peers[p]
+	if r != nil && r.signed != nil {
+		ps.mu.RUnlock()
+		ps.openSignedNow(p)
+		ps.mu.RLock()
+		r = ps.peers[p]
+	}
+	defer ps.mu.RUnlock()
 	if r == nil || len(r.addrs) == 0 {
 		return nil
 	}

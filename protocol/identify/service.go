@@ -58,7 +58,7 @@ func (r *Result) Signed() *SignedRecord { return r.signed }
 // signature is checked, and whose record is parsed, only when Open is first
 // called (RFC 0003: validated before it is deserialized). A node that
 // never uses a peer's certified addresses never spends the verification (an
-// Ed25519 signature check, as much CPU as a tenth of a Noise connection).
+// Ed25519 signature check, a few per cent of a Noise connection's CPU).
 type SignedRecord struct {
 	envelope []byte
 	peer     peer.ID
@@ -66,8 +66,8 @@ type SignedRecord struct {
 	rec      *record.PeerRecord
 }
 
-// NewSignedRecord holds envelope, a signed peer record that p sent.
-func NewSignedRecord(envelope []byte, p peer.ID) *SignedRecord {
+// newSignedRecord holds envelope, a signed peer record that p sent.
+func newSignedRecord(envelope []byte, p peer.ID) *SignedRecord {
 	return &SignedRecord{envelope: envelope, peer: p}
 }
 
@@ -204,7 +204,7 @@ func (s *Service) receive(st network.Stream) (*Result, error) {
 	if len(m.SignedPeerRecord) > 0 {
 		// Opened when first asked for; a bad record costs the peer its
 		// record, not its identify.
-		res.signed = NewSignedRecord(m.SignedPeerRecord, remote)
+		res.signed = newSignedRecord(m.SignedPeerRecord, remote)
 	}
 	return res, nil
 }
