@@ -30,14 +30,16 @@
 //   - Addrs never returns an expired address, whether GC has run or not.
 //   - AddSignedAddrs defers the check of a signed record until p's addresses
 //     are next read or changed (Addrs, AddAddrs, SetAddrs, UpdateAddrs,
-//     another AddSignedAddrs), or until p's last connection ends while p has
-//     other addresses the record's could compete with; then the record's
-//     addresses, or the unsigned ones if it does not verify, are added as
-//     AddAddrs would have added them when given (a connected lifetime that
-//     ended since counts from its end). Connects leave the record unchecked;
-//     ClearAddrs drops it; GC drops it once its lifetime is over (without
-//     counting its addresses) and keeps its peer until then. The peer is
-//     recorded even if its record turns out to hold no address of it.
+//     another AddSignedAddrs); then the record's addresses, or the unsigned
+//     ones if it does not verify, are added as AddAddrs would have added
+//     them when given, except that a connected lifetime that ended since
+//     counts from its end: checked after p's last disconnect, they are
+//     timed addresses expiring RecentlyConnectedAddrTTL after it, as p's
+//     connected addresses became then, and rank so against the bound.
+//     Connects and disconnects leave the record unchecked; ClearAddrs drops
+//     it; GC drops it once its lifetime is over (without counting its
+//     addresses) and keeps its peer until then. The peer is recorded even if
+//     its record turns out to hold no address of it.
 //
 // # Bounds
 //
@@ -628,12 +630,11 @@ func (ps *Peerstore) Disconnected(p peer.ID) {
 		return
 	}
 	now := ps.now()
-	if pd := r.signed; pd != nil && len(r.addrs) > 0 {
-		// Its addresses turn timed with the others now: checked later,
-		// they would compete for the bound with a class they did not
-		// have when given.
-		ps.openSigned(p, now)
-	} else if pd != nil && pd.ended.IsZero() {
+	// A record still unchecked stays so: its addresses' lifetime, if
+	// connected, is counted from now, as the others' is below. (Checking it
+	// here would cost a signature check on nearly every dialed peer, whose
+	// address is known from the dial, for the order of the bound alone.)
+	if pd := r.signed; pd != nil && pd.ended.IsZero() {
 		pd.ended = now
 	}
 	exp := now.Add(RecentlyConnectedAddrTTL)

@@ -604,9 +604,9 @@ func BenchmarkAddrs(b *testing.B) {
 
 // TestSignedAddrsLikeAddAddrs: where a record checked late could end
 // differently from AddAddrs at the time it was given, it does not: a full
-// peer (the bound) whose other addresses turn timed on disconnect, and the
-// order in which unconnected peers are evicted, which reading a peer's
-// addresses does not change.
+// peer (the bound) checked while still connected, and the order in which
+// unconnected peers are evicted, which reading a peer's addresses does not
+// change.
 func TestSignedAddrsLikeAddAddrs(t *testing.T) {
 	x := maddr(t, "/ip4/10.0.0.1/tcp/1")
 	y := maddr(t, "/ip4/10.0.0.2/tcp/2")
@@ -625,10 +625,13 @@ func TestSignedAddrsLikeAddAddrs(t *testing.T) {
 			ps.Connected(p)
 			add(ps, p, y, ConnectedAddrTTL) // displaces x, the timed one
 			clk.wait(time.Minute)
+			if got := ps.Addrs(p); len(got) != 1 || !got[0].Equal(y) {
+				t.Fatalf("Addrs = %v, want [%s]", got, y)
+			}
 			ps.Disconnected(p)
 			clk.wait(5 * time.Minute)
 			if got := ps.Addrs(p); len(got) != 1 || !got[0].Equal(y) {
-				t.Fatalf("Addrs = %v, want [%s]", got, y)
+				t.Fatalf("Addrs after the disconnect = %v, want [%s]", got, y)
 			}
 			clk.wait(15 * time.Minute)
 			if a, peers := ps.GC(); a != 1 || peers != 1 {
@@ -648,6 +651,41 @@ func TestSignedAddrsLikeAddAddrs(t *testing.T) {
 			add(ps, c, x, TempAddrTTL)
 			if got := ps.Peers(); slices.Contains(got, a) || !slices.Contains(got, b) {
 				t.Fatalf("peers %v: want a, the least recently heard of, evicted", got)
+			}
+		})
+	}
+}
+
+// TestSignedAddrsBoundAfterDisconnect: a record given while connected and
+// checked after the last disconnect ranks for the bound as the timed
+// address it then is, expiring RecentlyConnectedAddrTTL after the
+// disconnect (AddAddrs at the time given would have ranked it connected).
+func TestSignedAddrsBoundAfterDisconnect(t *testing.T) {
+	x := maddr(t, "/ip4/10.0.0.1/tcp/1")
+	y := maddr(t, "/ip4/10.0.0.2/tcp/2")
+	for _, tc := range []struct {
+		name string
+		xTTL time.Duration // x's lifetime; the record's address y lives 16 minutes
+		want ma.Multiaddr
+	}{
+		{"other expires later", time.Hour, x},
+		{"other expires sooner", 10 * time.Minute, y},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, clk := newClocked(WithMaxAddrsPerPeer(1))
+			p, _ := newPeer(t)
+			ps.AddAddrs(p, []ma.Multiaddr{x}, tc.xTTL)
+			ps.Connected(p)
+			opened := 0
+			ps.AddSignedAddrs(p, func() ([]ma.Multiaddr, bool) { opened++; return []ma.Multiaddr{y}, true }, nil, ConnectedAddrTTL)
+			clk.wait(time.Minute)
+			ps.Disconnected(p)
+			if opened != 0 {
+				t.Fatal("the record was checked at the disconnect")
+			}
+			clk.wait(5 * time.Minute)
+			if got := ps.Addrs(p); opened != 1 || len(got) != 1 || !got[0].Equal(tc.want) {
+				t.Fatalf("Addrs = %v (record checked %d times), want [%s]", got, opened, tc.want)
 			}
 		})
 	}
