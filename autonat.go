@@ -362,7 +362,7 @@ func (h *Host) candidates() []ma.Multiaddr {
 		}
 	}
 	raw := h.swarm.ListenAddrs()
-	listen := expandListen(raw)
+	listen := h.ifaces.expandListen(raw)
 	for _, a := range listen {
 		add(a)
 	}

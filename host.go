@@ -10,7 +10,6 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/tachyon-p2p/tachyon/connmgr"
 	"github.com/tachyon-p2p/tachyon/core/circuit"
@@ -129,6 +128,7 @@ type Host struct {
 	advertised     []ma.Multiaddr           // AdvertisedAddrs last announced; under mu
 	advTraced      bool                     // the metrics have seen an advertised set; under mu
 	labels         *protoLabels             // the protocols stream metrics name
+	ifaces         *ifaceCache              // interface addresses, for unspecified listen addresses
 }
 
 // identifyCall is the identify exchange run on a peer's first connection.
@@ -150,6 +150,7 @@ func newHost(cfg config, id peer.ID, ps *peerstore.Peerstore, sw *swarm.Swarm, r
 		identified: make(map[peer.ID]*identifyCall),
 		connCount:  make(map[peer.ID]int),
 		pushNow:    make(chan struct{}, 1),
+		ifaces:     newIfaceCache(),
 		bus:        event.NewTracedBus(cfg.metrics.EventBus()),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -220,7 +221,7 @@ func (h *Host) Connectedness(p peer.ID) network.Connectedness {
 // (0.0.0.0, ::) replaced by the machine's interface addresses.
 func (h *Host) Addrs() []ma.Multiaddr {
 	raw := h.swarm.ListenAddrs()
-	out := h.webrtcAddrs(expandListen(raw))
+	out := h.webrtcAddrs(h.ifaces.expandListen(raw))
 	if h.an != nil {
 		// The outside addresses of our NAT that enough peers agree on, and
 		// those AutoNAT confirmed (some were guessed from others' IP).
@@ -239,33 +240,7 @@ func (h *Host) Addrs() []ma.Multiaddr {
 
 // listenAddrs are the addresses the host listens on, unspecified IPs
 // expanded to the interfaces' addresses.
-func (h *Host) listenAddrs() []ma.Multiaddr { return expandListen(h.swarm.ListenAddrs()) }
-
-// expandListen is listenAddrs for the swarm's listen addresses raw, for a
-// caller that needs raw too (one call to the swarm instead of two).
-func expandListen(raw []ma.Multiaddr) []ma.Multiaddr {
-	var out []ma.Multiaddr
-	for _, a := range raw {
-		if isCircuitListen(a) {
-			continue
-		}
-		ip := a[0]
-		if (ip.Code() == ma.P_IP4 || ip.Code() == ma.P_IP6) && manet.IsIPUnspecified(ma.Multiaddr{ip}) {
-			ifaddrs, err := manet.InterfaceMultiaddrs()
-			if err != nil {
-				continue
-			}
-			for _, ia := range ifaddrs {
-				if ia[0].Code() == ip.Code() && !manet.IsIP6LinkLocal(ia) {
-					out = append(out, ia.Encapsulate(a[1:]))
-				}
-			}
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
+func (h *Host) listenAddrs() []ma.Multiaddr { return h.ifaces.expandListen(h.swarm.ListenAddrs()) }
 
 var (
 	tlsComponent, _   = ma.NewComponent("tls", "")
