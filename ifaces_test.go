@@ -1,12 +1,17 @@
 package tachyon
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tachyon-p2p/tachyon/core/peer"
 )
 
 func TestIfaceCacheExpandListen(t *testing.T) {
@@ -79,5 +84,51 @@ func TestIfaceCacheExpandListen(t *testing.T) {
 	now = now.Add(ifaceTTL)
 	if got := expand("/ip4/0.0.0.0/tcp/1"); len(got) != 2 || lists != 5 {
 		t.Fatalf("past the TTL of a failed listing: %v after %d listings, want 2 addresses after 5", got, lists)
+	}
+}
+
+// TestIdentifyListsInterfacesRarely: a host listening on unspecified
+// addresses of several transports answers every identify with its
+// interface addresses, and lists the interfaces at most once per ifaceTTL
+// whatever the number of peers.
+func TestIdentifyListsInterfacesRarely(t *testing.T) {
+	server := testHost(t, ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/udp/0/quic-v1"))
+	var lists atomic.Int32
+	server.ifaces.mu.Lock()
+	list := server.ifaces.list
+	server.ifaces.list = func() ([]ma.Multiaddr, error) { lists.Add(1); return list() }
+	server.ifaces.mu.Unlock()
+
+	var target ma.Multiaddr
+	for _, a := range server.Addrs() {
+		if s := a.String(); strings.HasPrefix(s, "/ip4/127.0.0.1/tcp/") && len(a) == 2 {
+			target = a
+		}
+	}
+	if target == nil {
+		t.Fatalf("no /ip4/127.0.0.1/tcp address among %v", server.Addrs())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	lists.Store(0)
+	const peers = 10
+	for range peers {
+		c := testHost(t)
+		if err := c.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: []ma.Multiaddr{target}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.IdentifyWait(ctx, server.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(r.Message.ListenAddrs, target.Equal) {
+			t.Fatalf("identify told %v, not %s", r.Message.ListenAddrs, target)
+		}
+		c.Close()
+	}
+	// One listing per TTL begun, and one for a TTL begun just before start.
+	if n, most := lists.Load(), 2+int32(time.Since(start)/ifaceTTL); n > most {
+		t.Fatalf("%d peers identified: the interfaces were listed %d times, at most %d expected", peers, n, most)
 	}
 }
