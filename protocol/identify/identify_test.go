@@ -8,8 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
+	"unique"
+	"unsafe"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -375,6 +379,37 @@ func TestMessageRoundTrip(t *testing.T) {
 			sameMessage(t, got, &c.m)
 		})
 	}
+}
+
+// TestUnmarshalShares: two messages carrying the same protocols and
+// versions decode to strings that share their bytes, so a host holding
+// what every peer said holds each protocol ID once.
+func TestUnmarshalShares(t *testing.T) {
+	m := Message{Protocols: []protocol.ID{"/a/1.0.0", "/b/2.0.0"}, ProtocolVersion: ProtocolVersion, AgentVersion: "agent/1"}
+	// unique keeps a string only while a handle to it lives, and a
+	// collection between the two decodes would otherwise drop it.
+	held := []unique.Handle[string]{unique.Make("/a/1.0.0"), unique.Make("/b/2.0.0"), unique.Make(ProtocolVersion), unique.Make("agent/1")}
+	defer runtime.KeepAlive(held)
+	b := m.Marshal()
+	one, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	two, err := Unmarshal(slices.Clone(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	for i := range one.Protocols {
+		if !same(string(one.Protocols[i]), string(two.Protocols[i])) {
+			t.Errorf("protocol %q decoded twice into two copies", one.Protocols[i])
+		}
+	}
+	if !same(one.AgentVersion, two.AgentVersion) || !same(one.ProtocolVersion, two.ProtocolVersion) {
+		t.Error("versions decoded twice into two copies")
+	}
+	sameMessage(t, two, &m)
 }
 
 func sameMessage(t *testing.T, got, want *Message) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unique"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -185,7 +186,7 @@ func Unmarshal(b []byte) (*Message, error) {
 				m.ListenAddrs = append(m.ListenAddrs, a)
 			}
 		case fProtocols:
-			m.Protocols = append(m.Protocols, protocol.ID(f.Bytes))
+			m.Protocols = append(m.Protocols, protocol.ID(intern(f.Bytes)))
 		case fObservedAddr:
 			if a, err := ma.NewMultiaddrBytes(f.Bytes); err == nil {
 				m.ObservedAddr = a
@@ -193,9 +194,9 @@ func Unmarshal(b []byte) (*Message, error) {
 				m.ObservedAddr = nil
 			}
 		case fProtocolVersion:
-			m.ProtocolVersion = string(f.Bytes)
+			m.ProtocolVersion = intern(f.Bytes)
 		case fAgentVersion:
-			m.AgentVersion = string(f.Bytes)
+			m.AgentVersion = intern(f.Bytes)
 		case fSignedPeerRecord:
 			m.SignedPeerRecord = append([]byte(nil), f.Bytes...)
 		}
@@ -211,6 +212,14 @@ func Unmarshal(b []byte) (*Message, error) {
 	}
 	return &m, nil
 }
+
+// intern returns b as a string shared with the other messages that carried
+// the same bytes: the protocol IDs and versions peers send are nearly
+// always the same few, and the host keeps them for every connected peer.
+// unique keeps its copy until a collection finds no handle to it (we keep
+// none), so the peers identified between two collections share one copy,
+// and a peer sending junk leaves nothing in the table.
+func intern(b []byte) string { return unique.Make(string(b)).Value() }
 
 // Write sends m as one length-prefixed message.
 func Write(w io.Writer, m *Message) error {
