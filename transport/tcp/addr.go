@@ -22,8 +22,9 @@ var ipComponents struct {
 	m map[netip.Addr]ma.Component
 }
 
-// fromTCPAddr is manet.FromNetAddr for the address of a TCP socket.
-func fromTCPAddr(a net.Addr) (ma.Multiaddr, error) {
+// FromTCPAddr is manet.FromNetAddr for the address of a TCP socket, built
+// without formatting the IP (any other address goes to manet).
+func FromTCPAddr(a net.Addr) (ma.Multiaddr, error) {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok || ta.Zone != "" || ta.Port < 0 || ta.Port > 0xffff {
 		return manet.FromNetAddr(a)

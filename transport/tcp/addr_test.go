@@ -30,9 +30,9 @@ func TestFromTCPAddr(t *testing.T) {
 	for round := range 2 {
 		for _, a := range addrs {
 			want, werr := manet.FromNetAddr(a)
-			got, err := fromTCPAddr(a)
+			got, err := FromTCPAddr(a)
 			if (err != nil) != (werr != nil) || err == nil && !got.Equal(want) {
-				t.Fatalf("round %d: fromTCPAddr(%v) = %v, %v; manet: %v, %v", round, a, got, err, want, werr)
+				t.Fatalf("round %d: FromTCPAddr(%v) = %v, %v; manet: %v, %v", round, a, got, err, want, werr)
 			}
 		}
 	}
@@ -50,7 +50,7 @@ func BenchmarkFromTCPAddr(b *testing.B) {
 	})
 	b.Run("cached", func(b *testing.B) {
 		for b.Loop() {
-			fromTCPAddr(a)
+			FromTCPAddr(a)
 		}
 	})
 }

@@ -143,7 +143,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if err != nil {
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
 	}
-	laddr, err := fromTCPAddr(raw.LocalAddr())
+	laddr, err := FromTCPAddr(raw.LocalAddr())
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tcp: dial %s: %w", addr, err)
@@ -229,12 +229,12 @@ func NewUpgradeListener(nl net.Listener, laddr ma.Multiaddr, up Upgrader, maxPen
 }
 
 func prepareRaw(_ context.Context, raw net.Conn) (net.Conn, ma.Multiaddr, ma.Multiaddr, error) {
-	laddr, err := fromTCPAddr(raw.LocalAddr())
+	laddr, err := FromTCPAddr(raw.LocalAddr())
 	if err != nil {
 		raw.Close()
 		return nil, nil, nil, err
 	}
-	raddr, err := fromTCPAddr(raw.RemoteAddr())
+	raddr, err := FromTCPAddr(raw.RemoteAddr())
 	if err != nil {
 		raw.Close()
 		return nil, nil, nil, err

@@ -207,7 +207,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 		raw.Close()
 		return nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
 	}
-	laddr, err := manet.FromNetAddr(raw.LocalAddr())
+	laddr, err := tcp.FromTCPAddr(raw.LocalAddr())
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
@@ -316,12 +316,12 @@ type server struct {
 
 // prepare is the tcp.Prepare of WebSocket listeners.
 func (s *server) prepare(ctx context.Context, raw net.Conn) (net.Conn, ma.Multiaddr, ma.Multiaddr, error) {
-	laddr, err := manet.FromNetAddr(raw.LocalAddr())
+	laddr, err := tcp.FromTCPAddr(raw.LocalAddr())
 	if err != nil {
 		raw.Close()
 		return nil, nil, nil, err
 	}
-	raddr, err := manet.FromNetAddr(raw.RemoteAddr())
+	raddr, err := tcp.FromTCPAddr(raw.RemoteAddr())
 	if err != nil {
 		raw.Close()
 		return nil, nil, nil, err
