@@ -50,6 +50,7 @@ var (
 	inboundChart   = flag.String("inbound-chart", "", "write a PNG chart of the listener's RSS against the -inbound-steps counts to `file`")
 	inboundLog     = flag.String("inbound-log", "", "log `level` (debug, info, warn) of a tachyon listener of -inbound, on stderr: why it refuses or drops connections")
 	inboundMinFree = flag.Int("inbound-min-free", 2048, "stop -inbound, killing its children, once the machine's available memory falls below `MiB`")
+	inboundAllIfs  = flag.Bool("inbound-node-listen", false, "listeners of -inbound listen as a default node does: tachyon on `tachyon node`'s ten default addresses, go-libp2p on libp2p.DefaultListenAddrs (every transport, 0.0.0.0 and ::, port 0); clients dial the 127.0.0.1 address of the stack")
 
 	inboundListen = flag.String("inbound-listen", "", "internal: listen as `impl/sec`, print the address and obey commands on stdin")
 	inboundMax    = flag.Int("inbound-max", 0, "internal: connections the -inbound-listen listener must admit")
@@ -109,6 +110,16 @@ func raiseNoFile() {
 	}
 }
 
+// nodeListenAddrs are `tachyon node`'s default listen addresses (see
+// cmd/tachyon/node.go) on port 0, for -inbound-node-listen.
+var nodeListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0",
+	"/ip4/0.0.0.0/tcp/0/ws", "/ip6/::/tcp/0/ws",
+	"/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/udp/0/quic-v1",
+	"/ip4/0.0.0.0/udp/0/quic-v1/webtransport", "/ip6/::/udp/0/quic-v1/webtransport",
+	"/ip4/0.0.0.0/udp/0/webrtc-direct", "/ip6/::/udp/0/webrtc-direct",
+}
+
 // inboundListenAddr is the listen address of stack sec and the suffix that
 // picks it out of a tachyon host's addresses.
 func inboundListenAddr(sec string) (addr, suffix string, err error) {
@@ -137,7 +148,11 @@ func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
 	}
 	switch impl {
 	case implTachyon:
-		opts := []tachyon.Option{tachyon.ListenAddrStrings(addr), tachyon.NoConnManager()}
+		listen := []string{addr}
+		if *inboundAllIfs {
+			listen = nodeListenAddrs
+		}
+		opts := []tachyon.Option{tachyon.ListenAddrStrings(listen...), tachyon.NoConnManager()}
 		if *inboundLog != "" {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(*inboundLog)); err != nil {
@@ -160,7 +175,11 @@ func newInboundListener(impl, sec string, maxConns int) (endpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("go-libp2p resource manager: %w", err)
 		}
-		h, err := libp2p.New(libp2p.ListenAddrStrings(addr), libp2p.ResourceManager(rm), libp2p.ConnectionManager(gconnmgr.NullConnMgr{}))
+		listen := libp2p.ListenAddrStrings(addr)
+		if *inboundAllIfs {
+			listen = libp2p.DefaultListenAddrs
+		}
+		h, err := libp2p.New(listen, libp2p.ResourceManager(rm), libp2p.ConnectionManager(gconnmgr.NullConnMgr{}))
 		if err != nil {
 			return nil, fmt.Errorf("go-libp2p listener: %w", err)
 		}
@@ -219,7 +238,11 @@ func inboundListenMain(stack string, maxConns int) error {
 	r := h.ref()
 	a := wanAddr{ID: r.id}
 	for _, m := range r.addrs {
-		a.Addrs = append(a.Addrs, m.String())
+		// Listening on every interface, it has addresses off loopback,
+		// where the clients must not go.
+		if s := m.String(); !*inboundAllIfs || strings.HasPrefix(s, "/ip4/127.0.0.1/") {
+			a.Addrs = append(a.Addrs, s)
+		}
 	}
 	b, _ := json.Marshal(a)
 	fmt.Printf("%s\n", b)
@@ -559,6 +582,9 @@ func measureInbound(ctx context.Context, impl, sec string, steps []int, k int, i
 	n := steps[len(steps)-1]
 	res := inboundResult{conns: n, load: loadAvg()}
 	args := []string{"-inbound-listen", impl + "/" + sec, "-inbound-max", strconv.Itoa(n)}
+	if *inboundAllIfs {
+		args = append(args, "-inbound-node-listen")
+	}
 	if *inboundLog != "" {
 		args = append(args, "-inbound-log", *inboundLog)
 	}
@@ -852,6 +878,9 @@ func inboundMarkdown(stacks []string, out map[inboundKey][]inboundResult, client
 	}
 	fmt.Fprintf(&b, "Listener side, %d idle inbound connections from %d %s, idle CPU over %v, median of %d round(s); per connection unless noted.\n\n",
 		n, clients, who, idle, rounds)
+	if *inboundAllIfs {
+		b.WriteString("The listeners listen as default nodes do (-inbound-node-listen): tachyon on `tachyon node`'s ten default addresses, go-libp2p on libp2p.DefaultListenAddrs, all interfaces.\n\n")
+	}
 	b.WriteString("| stack | listener | RSS KiB | heap KiB | stack KiB | goroutines | accept CPU ms | idle CPU µs/s | accept all s | load avg |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	var notes []string
