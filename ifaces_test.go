@@ -92,7 +92,7 @@ func TestIfaceCacheExpandListen(t *testing.T) {
 // interface addresses, and lists the interfaces at most once per ifaceTTL
 // whatever the number of peers.
 func TestIdentifyListsInterfacesRarely(t *testing.T) {
-	server := testHost(t, ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/udp/0/quic-v1"))
+	server := testHost(t, ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/tcp/0/ws", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/udp/0/webrtc-direct"))
 	var lists atomic.Int32
 	server.ifaces.mu.Lock()
 	list := server.ifaces.list

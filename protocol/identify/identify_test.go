@@ -10,9 +10,9 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
-	"unique"
 	"unsafe"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -382,14 +382,12 @@ func TestMessageRoundTrip(t *testing.T) {
 }
 
 // TestUnmarshalShares: two messages carrying the same protocols and
-// versions decode to strings that share their bytes, so a host holding
-// what every peer said holds each protocol ID once.
+// versions decode to strings that share their bytes, even with a collection
+// between them; a string longer than maxInterned is a copy of its own, and
+// the table holds at most maxInternedStrings.
 func TestUnmarshalShares(t *testing.T) {
-	m := Message{Protocols: []protocol.ID{"/a/1.0.0", "/b/2.0.0"}, ProtocolVersion: ProtocolVersion, AgentVersion: "agent/1"}
-	// unique keeps a string only while a handle to it lives, and a
-	// collection between the two decodes would otherwise drop it.
-	held := []unique.Handle[string]{unique.Make("/a/1.0.0"), unique.Make("/b/2.0.0"), unique.Make(ProtocolVersion), unique.Make("agent/1")}
-	defer runtime.KeepAlive(held)
+	long := protocol.ID("/" + strings.Repeat("l", maxInterned))
+	m := Message{Protocols: []protocol.ID{"/a/1.0.0", "/b/2.0.0", long}, ProtocolVersion: ProtocolVersion, AgentVersion: "agent/1"}
 	b := m.Marshal()
 	one, err := Unmarshal(b)
 	if err != nil {
@@ -402,14 +400,44 @@ func TestUnmarshalShares(t *testing.T) {
 	}
 	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
 	for i := range one.Protocols {
-		if !same(string(one.Protocols[i]), string(two.Protocols[i])) {
-			t.Errorf("protocol %q decoded twice into two copies", one.Protocols[i])
+		if shared := same(string(one.Protocols[i]), string(two.Protocols[i])); shared != (one.Protocols[i] != long) {
+			t.Errorf("protocol %.20q decoded twice: shared %v", one.Protocols[i], shared)
 		}
 	}
 	if !same(one.AgentVersion, two.AgentVersion) || !same(one.ProtocolVersion, two.ProtocolVersion) {
 		t.Error("versions decoded twice into two copies")
 	}
 	sameMessage(t, two, &m)
+
+	// Many distinct protocols: a message's first maxInternedPerMessage are
+	// interned, the rest copied, and the table starts over when full.
+	protos := func(from, n int) []byte {
+		var b []byte
+		for i := range n {
+			b = pb.AppendString(b, fProtocols, fmt.Sprintf("/p/%d", from+i))
+		}
+		return b
+	}
+	for from := 0; from < 2*maxInternedStrings; from += maxInternedPerMessage {
+		if _, err := Unmarshal(protos(from, maxInternedPerMessage)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := protos(1<<20, maxInternedPerMessage+10)
+	one, _ = Unmarshal(big)
+	two, _ = Unmarshal(big)
+	if n := len(two.Protocols); n != maxInternedPerMessage+10 {
+		t.Fatalf("%d protocols decoded, want %d", n, maxInternedPerMessage+10)
+	}
+	if !same(string(one.Protocols[0]), string(two.Protocols[0])) || same(string(one.Protocols[maxInternedPerMessage]), string(two.Protocols[maxInternedPerMessage])) {
+		t.Error("not the first maxInternedPerMessage protocols of a message interned")
+	}
+	interned.RLock()
+	n := len(interned.m)
+	interned.RUnlock()
+	if n > maxInternedStrings {
+		t.Fatalf("%d strings interned, bound %d", n, maxInternedStrings)
+	}
 }
 
 func sameMessage(t *testing.T, got, want *Message) {

@@ -14,8 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
-	"unique"
 
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -186,7 +186,11 @@ func Unmarshal(b []byte) (*Message, error) {
 				m.ListenAddrs = append(m.ListenAddrs, a)
 			}
 		case fProtocols:
-			m.Protocols = append(m.Protocols, protocol.ID(intern(f.Bytes)))
+			if len(m.Protocols) < maxInternedPerMessage {
+				m.Protocols = append(m.Protocols, protocol.ID(intern(f.Bytes)))
+			} else {
+				m.Protocols = append(m.Protocols, protocol.ID(f.Bytes))
+			}
 		case fObservedAddr:
 			if a, err := ma.NewMultiaddrBytes(f.Bytes); err == nil {
 				m.ObservedAddr = a
@@ -213,13 +217,44 @@ func Unmarshal(b []byte) (*Message, error) {
 	return &m, nil
 }
 
+// Interning bounds: strings longer than maxInterned, and a message's
+// protocols past its first maxInternedPerMessage (the peerstore keeps 128),
+// are copied; the table starts over once it holds maxInternedStrings, so
+// peers sending many distinct protocols only make it start over.
+const (
+	maxInterned           = 128
+	maxInternedPerMessage = 128
+	maxInternedStrings    = 4096
+)
+
+// interned holds the protocol IDs and versions peers sent.
+var interned struct {
+	sync.RWMutex
+	m map[string]string
+}
+
 // intern returns b as a string shared with the other messages that carried
 // the same bytes: the protocol IDs and versions peers send are nearly
 // always the same few, and the host keeps them for every connected peer.
-// unique keeps its copy until a collection finds no handle to it (we keep
-// none), so the peers identified between two collections share one copy,
-// and a peer sending junk leaves nothing in the table.
-func intern(b []byte) string { return unique.Make(string(b)).Value() }
+func intern(b []byte) string {
+	if len(b) > maxInterned {
+		return string(b)
+	}
+	interned.RLock()
+	s, ok := interned.m[string(b)]
+	interned.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	interned.Lock()
+	if len(interned.m) >= maxInternedStrings || interned.m == nil {
+		interned.m = make(map[string]string)
+	}
+	interned.m[s] = s
+	interned.Unlock()
+	return s
+}
 
 // Write sends m as one length-prefixed message.
 func Write(w io.Writer, m *Message) error {
