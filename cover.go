@@ -166,6 +166,19 @@ func coverGroup(a ma.Multiaddr) (netip.Prefix, bool) {
 	return p, err == nil
 }
 
+// coverNeeded says whether a family we listen on in (listen) has fewer
+// observer groups than guessGroups. A family we do not listen on needs
+// none: an IPv4-only node would otherwise read every connected peer's
+// addresses on every round of the address loop, for nothing.
+func coverNeeded(listen map[bool]bool, heard map[bool]map[netip.Prefix]bool) bool {
+	for v4, on := range listen {
+		if on && len(heard[v4]) < guessGroups {
+			return true
+		}
+	}
+	return false
+}
+
 // coverFamilies opens the observation connections coverPlan asks for. It
 // runs on the address loop; the dials run on the host's goroutines.
 func (h *Host) coverFamilies() {
@@ -190,7 +203,7 @@ func (h *Host) coverFamilies() {
 			heard[ip.Is4()][g] = true
 		}
 	}
-	if len(heard[true]) >= guessGroups && len(heard[false]) >= guessGroups {
+	if !coverNeeded(listen, heard) {
 		return
 	}
 	var peers []coverPeer

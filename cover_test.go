@@ -105,3 +105,37 @@ func TestCoverPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestCoverNeeded: observation connections are wanted only for a family
+// we listen on that lacks observer groups.
+func TestCoverNeeded(t *testing.T) {
+	groups := func(n int, v4 bool) map[netip.Prefix]bool {
+		m := map[netip.Prefix]bool{}
+		for i := range n {
+			if v4 {
+				m[netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i), 0, 0}), 24)] = true
+			} else {
+				m[netip.PrefixFrom(netip.AddrFrom16([16]byte{0x2a, 0x0c, 0, byte(i)}), 48)] = true
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name           string
+		listen         map[bool]bool
+		heard4, heard6 int
+		want           bool
+	}{
+		{"IPv4 only, heard enough", map[bool]bool{true: true}, guessGroups, 0, false},
+		{"IPv4 only, missing", map[bool]bool{true: true}, guessGroups - 1, 0, true},
+		{"IPv6 only, heard enough", map[bool]bool{false: true}, 0, guessGroups, false},
+		{"both, IPv6 missing", map[bool]bool{true: true, false: true}, guessGroups, guessGroups - 1, true},
+		{"both, heard enough", map[bool]bool{true: true, false: true}, guessGroups, guessGroups, false},
+		{"neither", map[bool]bool{}, 0, 0, false},
+	} {
+		heard := map[bool]map[netip.Prefix]bool{true: groups(tc.heard4, true), false: groups(tc.heard6, false)}
+		if got := coverNeeded(tc.listen, heard); got != tc.want {
+			t.Errorf("%s: coverNeeded = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
