@@ -570,3 +570,55 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestSignedRecordOpenedOnce: the same envelope sent again (another
+// connection of the peer) opens to the record already verified, not
+// verified again; an envelope that does not verify is never kept, nor is a
+// record given to another peer; the table is bounded.
+func TestSignedRecordOpenedOnce(t *testing.T) {
+	h := newHost(t, 41, "/ip4/192.0.2.1/tcp/4001")
+	env, err := record.SealPeerRecord(&record.PeerRecord{Seq: 7, Addrs: h.addrs}, h.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newSignedRecord(slices.Clone(env), h.id).Open()
+	if first == nil || first.Seq != 7 {
+		t.Fatalf("record %+v", first)
+	}
+	if again := newSignedRecord(slices.Clone(env), h.id).Open(); again != first {
+		t.Fatal("the same envelope was opened into a new record: verified again")
+	}
+	if other := newSignedRecord(slices.Clone(env), newHost(t, 42).id).Open(); other != nil {
+		t.Fatalf("another peer's record was taken: %+v", other)
+	}
+
+	bad := slices.Clone(env)
+	bad[len(bad)-1] ^= 1 // the signature is the envelope's last field
+	for range 2 {
+		if rec := newSignedRecord(slices.Clone(bad), h.id).Open(); rec != nil {
+			t.Fatalf("a record whose signature does not verify was opened: %+v", rec)
+		}
+	}
+	opened.Lock()
+	_, kept := opened.m[string(bad)]
+	opened.Unlock()
+	if kept {
+		t.Fatal("an envelope that did not verify was kept")
+	}
+
+	for seq := range uint64(maxOpened + 10) {
+		e, err := record.SealPeerRecord(&record.PeerRecord{Seq: 100 + seq}, h.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec := newSignedRecord(e, h.id).Open(); rec == nil || rec.Seq != 100+seq {
+			t.Fatalf("record %d: %+v", seq, rec)
+		}
+	}
+	opened.Lock()
+	n := len(opened.m)
+	opened.Unlock()
+	if n > maxOpened {
+		t.Fatalf("%d records kept, bound %d", n, maxOpened)
+	}
+}

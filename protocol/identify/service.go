@@ -73,15 +73,52 @@ func newSignedRecord(envelope []byte, p peer.ID) *SignedRecord {
 
 // Open verifies the envelope, once, and returns its record; nil when the
 // signature does not verify, the envelope is malformed, or the record is
-// another peer's. Safe for concurrent use.
+// another peer's. Safe for concurrent use. The record returned is shared:
+// callers do not modify it.
 func (s *SignedRecord) Open() *record.PeerRecord {
 	s.once.Do(func() {
-		if rec, _, err := record.OpenPeerRecord(s.envelope); err == nil && rec.PeerID == s.peer {
+		if rec := openRecord(s.envelope); rec != nil && rec.PeerID == s.peer {
 			s.rec = rec
 		}
 		s.envelope = nil
 	})
 	return s.rec
+}
+
+// maxOpened bounds the records openRecord keeps; past it the table starts
+// over.
+const maxOpened = 256
+
+// opened holds the last records that verified, by their envelope's bytes: a
+// peer sends the same record on each of its connections and reconnections
+// (a new one only when its addresses change), and each copy would
+// otherwise cost a signature check. Only records that verified are kept,
+// so a peer sending bad envelopes cannot fill it with them, and the key is
+// the whole envelope: a hit is the very bytes that verified.
+var opened struct {
+	sync.Mutex
+	m map[string]*record.PeerRecord
+}
+
+// openRecord verifies envelope and returns its record, or nil.
+func openRecord(envelope []byte) *record.PeerRecord {
+	opened.Lock()
+	rec := opened.m[string(envelope)]
+	opened.Unlock()
+	if rec != nil {
+		return rec
+	}
+	rec, _, err := record.OpenPeerRecord(envelope)
+	if err != nil {
+		return nil
+	}
+	opened.Lock()
+	if len(opened.m) >= maxOpened || opened.m == nil {
+		opened.m = make(map[string]*record.PeerRecord)
+	}
+	opened.m[string(envelope)] = rec
+	opened.Unlock()
+	return rec
 }
 
 // Direction says whether a message was sent or received.
