@@ -191,6 +191,17 @@ func (h *Host) coverFamilies() {
 			listen[ip.Is4()] = true
 		}
 	}
+	// A family paused after failed dials waits out its pause before its
+	// peers are looked at again.
+	cv := &h.an.cover
+	now := time.Now()
+	cv.mu.Lock()
+	for _, v4 := range []bool{false, true} {
+		if now.Before(cv.next[famIndex(v4)]) {
+			delete(listen, v4)
+		}
+	}
+	cv.mu.Unlock()
 	if len(listen) == 0 {
 		return
 	}
@@ -226,21 +237,14 @@ func (h *Host) coverFamilies() {
 		_, cp.server = h.ps.SupportsProtocol(p, autonatv2.DialRequestID)
 		peers = append(peers, cp)
 	}
-	cv := &h.an.cover
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
 	if cv.tried == nil {
 		cv.tried = make(map[coverKey]time.Time)
 	}
-	now := time.Now()
 	for k, t := range cv.tried {
 		if now.Sub(t) >= coverRetry {
 			delete(cv.tried, k)
-		}
-	}
-	for _, v4 := range []bool{false, true} {
-		if now.Before(cv.next[famIndex(v4)]) {
-			delete(listen, v4) // paused after failures
 		}
 	}
 	for _, d := range coverPlan(listen, heard, peers, func(k coverKey) time.Time { return cv.tried[k] }, now) {

@@ -132,6 +132,8 @@ func TestCoverNeeded(t *testing.T) {
 		{"both, IPv6 missing", map[bool]bool{true: true, false: true}, guessGroups, guessGroups - 1, true},
 		{"both, heard enough", map[bool]bool{true: true, false: true}, guessGroups, guessGroups, false},
 		{"neither", map[bool]bool{}, 0, 0, false},
+		{"both, IPv4 missing", map[bool]bool{true: true, false: true}, guessGroups - 1, guessGroups, true},
+		{"IPv6 listed as off, missing", map[bool]bool{true: true, false: false}, guessGroups, 0, false},
 	} {
 		heard := map[bool]map[netip.Prefix]bool{true: groups(tc.heard4, true), false: groups(tc.heard6, false)}
 		if got := coverNeeded(tc.listen, heard); got != tc.want {

@@ -386,6 +386,9 @@ func TestMessageRoundTrip(t *testing.T) {
 // between them; a string longer than maxInterned is a copy of its own, and
 // the table holds at most maxInternedStrings.
 func TestUnmarshalShares(t *testing.T) {
+	interned.Lock()
+	interned.m = nil // a table about to start over would drop what the first decode put in
+	interned.Unlock()
 	long := protocol.ID("/" + strings.Repeat("l", maxInterned))
 	m := Message{Protocols: []protocol.ID{"/a/1.0.0", "/b/2.0.0", long}, ProtocolVersion: ProtocolVersion, AgentVersion: "agent/1"}
 	b := m.Marshal()
@@ -411,6 +414,9 @@ func TestUnmarshalShares(t *testing.T) {
 
 	// Many distinct protocols: a message's first maxInternedPerMessage are
 	// interned, the rest copied, and the table starts over when full.
+	interned.Lock()
+	interned.m = nil
+	interned.Unlock()
 	protos := func(from, n int) []byte {
 		var b []byte
 		for i := range n {
@@ -576,17 +582,33 @@ func FuzzUnmarshal(f *testing.F) {
 // verified again; an envelope that does not verify is never kept, nor is a
 // record given to another peer; the table is bounded.
 func TestSignedRecordOpenedOnce(t *testing.T) {
-	h := newHost(t, 41, "/ip4/192.0.2.1/tcp/4001")
+	opened.Lock()
+	opened.m = nil
+	opened.Unlock()
+	opens := 0
+	openPeerRecord = func(b []byte) (*record.PeerRecord, *record.Envelope, error) {
+		opens++
+		return record.OpenPeerRecord(b)
+	}
+	t.Cleanup(func() { openPeerRecord = record.OpenPeerRecord })
+
+	h := newHost(t, 41, "/ip4/192.0.2.1/tcp/4001", "/ip4/192.0.2.1/udp/4001/quic-v1")
 	env, err := record.SealPeerRecord(&record.PeerRecord{Seq: 7, Addrs: h.addrs}, h.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := newSignedRecord(slices.Clone(env), h.id).Open()
-	if first == nil || first.Seq != 7 {
-		t.Fatalf("record %+v", first)
+	if first == nil || first.Seq != 7 || opens != 1 {
+		t.Fatalf("record %+v after %d verifications", first, opens)
 	}
-	if again := newSignedRecord(slices.Clone(env), h.id).Open(); again != first {
-		t.Fatal("the same envelope was opened into a new record: verified again")
+	// What a caller does with its copy is its own.
+	first.Addrs[0], first.Seq = nil, 8
+	again := newSignedRecord(slices.Clone(env), h.id).Open()
+	if opens != 1 {
+		t.Fatal("the same envelope was verified again")
+	}
+	if again == nil || again.Seq != 7 || fmt.Sprint(again.Addrs) != fmt.Sprint(h.addrs) {
+		t.Fatalf("the record kept was changed through a copy handed out: %+v", again)
 	}
 	if other := newSignedRecord(slices.Clone(env), newHost(t, 42).id).Open(); other != nil {
 		t.Fatalf("another peer's record was taken: %+v", other)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,8 +74,7 @@ func newSignedRecord(envelope []byte, p peer.ID) *SignedRecord {
 
 // Open verifies the envelope, once, and returns its record; nil when the
 // signature does not verify, the envelope is malformed, or the record is
-// another peer's. Safe for concurrent use. The record returned is shared:
-// callers do not modify it.
+// another peer's. Safe for concurrent use.
 func (s *SignedRecord) Open() *record.PeerRecord {
 	s.once.Do(func() {
 		if rec := openRecord(s.envelope); rec != nil && rec.PeerID == s.peer {
@@ -100,25 +100,30 @@ var opened struct {
 	m map[string]*record.PeerRecord
 }
 
-// openRecord verifies envelope and returns its record, or nil.
+// openPeerRecord is record.OpenPeerRecord; tests count its calls.
+var openPeerRecord = record.OpenPeerRecord
+
+// openRecord verifies envelope and returns its record, or nil. The record
+// is the caller's copy: the one kept is never handed out.
 func openRecord(envelope []byte) *record.PeerRecord {
 	opened.Lock()
 	rec := opened.m[string(envelope)]
 	opened.Unlock()
-	if rec != nil {
-		return rec
+	if rec == nil {
+		var err error
+		if rec, _, err = openPeerRecord(envelope); err != nil {
+			return nil
+		}
+		opened.Lock()
+		if len(opened.m) >= maxOpened || opened.m == nil {
+			opened.m = make(map[string]*record.PeerRecord)
+		}
+		opened.m[string(envelope)] = rec
+		opened.Unlock()
 	}
-	rec, _, err := record.OpenPeerRecord(envelope)
-	if err != nil {
-		return nil
-	}
-	opened.Lock()
-	if len(opened.m) >= maxOpened || opened.m == nil {
-		opened.m = make(map[string]*record.PeerRecord)
-	}
-	opened.m[string(envelope)] = rec
-	opened.Unlock()
-	return rec
+	cp := *rec
+	cp.Addrs = slices.Clone(rec.Addrs)
+	return &cp
 }
 
 // Direction says whether a message was sent or received.

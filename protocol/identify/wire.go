@@ -166,8 +166,10 @@ func bytesField(v []byte) int {
 // peer may know transports we do not); an undecodable public key is an error.
 func Unmarshal(b []byte) (*Message, error) {
 	var (
-		m      Message
-		rawKey []byte
+		m                Message
+		rawKey           []byte
+		agent, protoVer  []byte // the last of each, interned once
+		hasAgent, hasVer bool
 	)
 	err := pb.ForEach(b, func(f pb.Field) error {
 		switch f.Num {
@@ -198,9 +200,9 @@ func Unmarshal(b []byte) (*Message, error) {
 				m.ObservedAddr = nil
 			}
 		case fProtocolVersion:
-			m.ProtocolVersion = intern(f.Bytes)
+			protoVer, hasVer = f.Bytes, true
 		case fAgentVersion:
-			m.AgentVersion = intern(f.Bytes)
+			agent, hasAgent = f.Bytes, true
 		case fSignedPeerRecord:
 			m.SignedPeerRecord = append([]byte(nil), f.Bytes...)
 		}
@@ -208,6 +210,12 @@ func Unmarshal(b []byte) (*Message, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("identify: decoding message: %w", err)
+	}
+	if hasAgent {
+		m.AgentVersion = intern(agent)
+	}
+	if hasVer {
+		m.ProtocolVersion = intern(protoVer)
 	}
 	if len(rawKey) > 0 {
 		if m.PublicKey, err = crypto.UnmarshalPublicKey(rawKey); err != nil {
