@@ -539,3 +539,79 @@ func TestOutboundAnyPeer(t *testing.T) {
 		t.Fatalf("learned %s, responder is %s", c.RemotePeer(), res.LocalPeer())
 	}
 }
+
+// A payload whose signature verified once is not checked again (a peer that
+// reconnects with the same static key), and what was kept vouches for those
+// exact bytes only: the same identity key and signature with another static
+// key still fail.
+func TestStaticKeyCheckedOnce(t *testing.T) {
+	leakcheck.Check(t)
+	staticKeys.Reset()
+	checks := 0
+	checkStatic = func(p payload, static []byte) (identity, error) {
+		checks++
+		return checkStaticKey(p, static)
+	}
+	defer func() { checkStatic = checkStaticKey }()
+
+	ini, res := newTransport(t, nil, nil), newTransport(t, nil, nil)
+	handshake := func(ini *Transport) (result, result) {
+		a, b := tcpPair(t)
+		ir, rr := handshakePair(t, ini, res, a, b, res.LocalPeer())
+		t.Cleanup(func() {
+			for _, r := range []result{ir, rr} {
+				if r.err == nil {
+					r.conn.Close()
+				}
+			}
+			a.Close()
+			b.Close()
+		})
+		return ir, rr
+	}
+	for round := range 3 {
+		ir, rr := handshake(ini)
+		if ir.err != nil || rr.err != nil {
+			t.Fatalf("round %d: %v / %v", round, ir.err, rr.err)
+		}
+		if ir.conn.RemotePeer() != res.LocalPeer() || rr.conn.RemotePeer() != ini.LocalPeer() {
+			t.Fatalf("round %d: wrong peers", round)
+		}
+		if !rr.conn.RemotePublicKey().Equal(newKeyOf(t, ini)) {
+			t.Fatalf("round %d: responder holds the wrong initiator key", round)
+		}
+		if checks != 2 {
+			t.Fatalf("round %d: %d signature checks in all, want the first round's 2", round, checks)
+		}
+	}
+
+	// The initiator's identity key and signature, but a static key they
+	// never signed.
+	forged := *ini
+	static, err := newKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.static = static
+	ir, rr := handshake(&forged)
+	if rr.err == nil || !strings.Contains(rr.err.Error(), "invalid static key signature") {
+		t.Fatalf("responder accepted a static key the identity key did not sign: %v", rr.err)
+	}
+	if ir.err == nil && rr.err == nil {
+		t.Fatal("forged handshake succeeded")
+	}
+}
+
+// newKeyOf returns the identity public key a transport authenticates with.
+func newKeyOf(t *testing.T, tr *Transport) crypto.PubKey {
+	t.Helper()
+	p, err := parsePayload(tr.initPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := crypto.UnmarshalPublicKey(p.identityKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/internal/verified"
 )
 
 // ID is the multistream-select protocol id of Noise.
@@ -328,26 +329,56 @@ func (h *handshake) authenticate(pl []byte) (payload, error) {
 	if len(p.identityKey) == 0 {
 		return payload{}, errors.New("payload has no identity key")
 	}
+	sig := verified.Sum(signaturePrefix, p.identityKey, h.hs.rs[:], p.identitySig)
+	k, ok := staticKeys.Get(sig)
+	if !ok {
+		var err error
+		if k, err = checkStatic(p, h.hs.rs[:]); err != nil {
+			return payload{}, err
+		}
+		staticKeys.Add(sig, k)
+	}
+	if h.remote != "" && k.id != h.remote {
+		return payload{}, &network.PeerIDMismatchError{Expected: h.remote, Actual: k.id}
+	}
+	h.c.remotePeer, h.c.remoteKey = k.id, k.pub
+	return p, nil
+}
+
+// identity is what a payload's signature over a static key proves: the
+// peer's identity key and ID.
+type identity struct {
+	pub crypto.PubKey
+	id  peer.ID
+}
+
+// staticKeys keeps the payloads whose signature verified, by everything the
+// check read (identity key, static key, signature): a peer that reconnects
+// with the same static key (tachyon keeps one per transport) costs a hash
+// instead of a signature check and key decoding.
+var staticKeys = verified.New[identity](1024)
+
+// checkStatic is checkStaticKey; tests count its calls.
+var checkStatic = checkStaticKey
+
+// checkStaticKey checks that the payload's identity key signed static.
+func checkStaticKey(p payload, static []byte) (identity, error) {
 	pub, err := crypto.UnmarshalPublicKey(p.identityKey)
 	if err != nil {
-		return payload{}, fmt.Errorf("decoding identity key: %w", err)
+		return identity{}, fmt.Errorf("decoding identity key: %w", err)
 	}
 	var signed [len(signaturePrefix) + dhLen]byte
 	copy(signed[:], signaturePrefix)
-	copy(signed[len(signaturePrefix):], h.hs.rs[:])
+	copy(signed[len(signaturePrefix):], static)
 	ok, err := pub.Verify(signed[:], p.identitySig)
 	if err != nil || !ok {
-		return payload{}, fmt.Errorf("invalid static key signature (%v)", err)
+		return identity{}, fmt.Errorf("invalid static key signature (%v)", err)
 	}
 	id, err := peer.IDFromPublicKey(pub)
 	if err != nil {
-		return payload{}, fmt.Errorf("deriving peer ID: %w", err)
+		return identity{}, fmt.Errorf("deriving peer ID: %w", err)
 	}
-	if h.remote != "" && id != h.remote {
-		return payload{}, &network.PeerIDMismatchError{Expected: h.remote, Actual: id}
-	}
-	h.c.remotePeer, h.c.remoteKey = id, pub
-	return p, nil
+	return identity{pub: pub, id: id}, nil
 }
 
 func (h *handshake) finish() {

@@ -1,0 +1,82 @@
+// Package verified remembers signature checks that passed, so that the same
+// bytes seen again cost a hash instead of a public-key verification: a peer
+// reconnecting with the key, static key and signature it sent before (Noise),
+// the same certificate (TLS). Only checks that passed are kept, each under a
+// SHA-256 digest of every byte the check read, so an entry answers for exactly
+// those bytes and nothing else; a table that fills up starts over, so a peer
+// sending endless distinct keys costs what it cost without the table.
+package verified
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"sync"
+)
+
+// Digest names the bytes of one check.
+type Digest [sha256.Size]byte
+
+// Sum digests domain and parts, each part prefixed by its length so that no
+// two different splits of the same bytes give the same digest.
+func Sum(domain string, parts ...[]byte) Digest {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(domain)))
+	h.Write(n[:])
+	h.Write([]byte(domain))
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}
+
+// Table maps the digests of checks that passed to what they established
+// (the key they authenticated, say). Safe for concurrent use; the zero
+// value is not usable, use New.
+type Table[V any] struct {
+	mu  sync.RWMutex
+	m   map[Digest]V
+	max int
+}
+
+// New returns a table keeping at most max entries.
+func New[V any](max int) *Table[V] {
+	return &Table[V]{max: max}
+}
+
+// Get returns what the check named d established, if it passed before.
+func (t *Table[V]) Get(d Digest) (V, bool) {
+	t.mu.RLock()
+	v, ok := t.m[d]
+	t.mu.RUnlock()
+	return v, ok
+}
+
+// Add records that the check named d passed and established v. Call it
+// only after the check passed.
+func (t *Table[V]) Add(d Digest, v V) {
+	t.mu.Lock()
+	if t.m == nil || len(t.m) >= t.max {
+		t.m = make(map[Digest]V, min(t.max, 64))
+	}
+	t.m[d] = v
+	t.mu.Unlock()
+}
+
+// Len is the number of entries kept.
+func (t *Table[V]) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
+}
+
+// Reset forgets every entry (tests use it to start from a known state).
+func (t *Table[V]) Reset() {
+	t.mu.Lock()
+	t.m = nil
+	t.mu.Unlock()
+}
