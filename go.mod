@@ -3,6 +3,7 @@ module github.com/tachyon-p2p/tachyon
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/mr-tron/base58 v1.3.0
 	github.com/multiformats/go-multiaddr v0.16.1

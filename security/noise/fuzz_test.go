@@ -85,7 +85,7 @@ func FuzzNoiseResponder(f *testing.F) {
 	ini := newTransport(f, nil, nil)
 	// Seed with a real message 1 and a plausible message 3 prefix.
 	var hs handshakeState
-	e, _ := newKeypair(nil)
+	e, _ := newEphemeral(nil)
 	hs.init(true, nil, ini.static, e)
 	m1, _ := hs.writeMsg1([]byte{0, 32}, nil)
 	f.Add(m1)

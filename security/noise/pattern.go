@@ -23,24 +23,48 @@ const dhLen = 32
 
 var errShortMessage = errors.New("handshake message too short")
 
-// keypair is an X25519 key pair. We call crypto/ecdh directly rather than
-// golang.org/x/crypto/curve25519, which wraps it but rederives the public key
-// on every X25519 call: that doubled the cost of each DH.
+// keypair is an X25519 key pair: a static key holds a crypto/ecdh key
+// (called directly rather than through golang.org/x/crypto/curve25519, which
+// wraps it but rederives the public key on every X25519 call), an ephemeral
+// one its raw scalar (x25519.go says why).
 type keypair struct {
-	key *ecdh.PrivateKey
-	pub [dhLen]byte
+	key    *ecdh.PrivateKey // nil for an ephemeral key
+	scalar [dhLen]byte      // an ephemeral key's private scalar
+	pub    [dhLen]byte
 }
 
-// newKeypair draws a private key from r (crypto/rand when nil).
-func newKeypair(r io.Reader) (keypair, error) {
+// drawKey reads a private key from r (crypto/rand when nil).
+func drawKey(r io.Reader) ([dhLen]byte, error) {
 	var priv [dhLen]byte
 	if r == nil {
 		r = rand.Reader
 	}
 	if _, err := io.ReadFull(r, priv[:]); err != nil {
-		return keypair{}, fmt.Errorf("generating X25519 key: %w", err)
+		return priv, fmt.Errorf("generating X25519 key: %w", err)
+	}
+	return priv, nil
+}
+
+// newKeypair draws a static key from r (crypto/rand when nil).
+func newKeypair(r io.Reader) (keypair, error) {
+	priv, err := drawKey(r)
+	if err != nil {
+		return keypair{}, err
 	}
 	return keypairFromPrivate(priv)
+}
+
+// newEphemeral draws an ephemeral key from r (crypto/rand when nil).
+func newEphemeral(r io.Reader) (keypair, error) {
+	priv, err := drawKey(r)
+	if err != nil {
+		return keypair{}, err
+	}
+	return ephemeralFromPrivate(priv), nil
+}
+
+func ephemeralFromPrivate(priv [dhLen]byte) keypair {
+	return keypair{scalar: priv, pub: x25519Base(&priv)}
 }
 
 func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
@@ -56,6 +80,10 @@ func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
 // dh is DH(priv, pub) of §4.1. It rejects low-order points, whose shared
 // secret is all zeros.
 func dh(kp *keypair, pub *[dhLen]byte) ([]byte, error) {
+	if kp.key == nil {
+		out, err := x25519(&kp.scalar, pub)
+		return out[:], err
+	}
 	remote, err := ecdh.X25519().NewPublicKey(pub[:])
 	if err != nil {
 		return nil, fmt.Errorf("remote X25519 key: %w", err)

@@ -61,8 +61,8 @@ func TestCacophonyVector(t *testing.T) {
 		t.Fatalf("vector is for %q", v.ProtocolName)
 	}
 	var ini, res handshakeState
-	ini.init(true, unhex(t, v.InitPrologue), vectorKey(t, v.InitStatic), vectorKey(t, v.InitEphemeral))
-	res.init(false, unhex(t, v.RespPrologue), vectorKey(t, v.RespStatic), vectorKey(t, v.RespEphemeral))
+	ini.init(true, unhex(t, v.InitPrologue), vectorKey(t, v.InitStatic), ephemeralFromPrivate([dhLen]byte(unhex(t, v.InitEphemeral))))
+	res.init(false, unhex(t, v.RespPrologue), vectorKey(t, v.RespStatic), ephemeralFromPrivate([dhLen]byte(unhex(t, v.RespEphemeral))))
 
 	type step struct {
 		write func([]byte, []byte) ([]byte, error)
@@ -154,7 +154,7 @@ func TestDecryptTampered(t *testing.T) {
 func TestLowOrderPointRejected(t *testing.T) {
 	var hs handshakeState
 	s, _ := newKeypair(nil)
-	e, _ := newKeypair(nil)
+	e, _ := newEphemeral(nil)
 	hs.init(true, nil, s, e)
 	if _, err := hs.writeMsg1(nil, nil); err != nil {
 		t.Fatal(err)

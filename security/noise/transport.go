@@ -190,7 +190,7 @@ type handshake struct {
 }
 
 func (h *handshake) start(initiator bool) error {
-	e, err := newKeypair(h.t.rand)
+	e, err := newEphemeral(h.t.rand)
 	if err != nil {
 		return err
 	}
