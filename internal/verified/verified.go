@@ -35,15 +35,21 @@ func Sum(domain string, parts ...[]byte) Digest {
 }
 
 // Table maps the digests of checks that passed to what they established
-// (the key they authenticated, say). Safe for concurrent use; the zero
+// (the key they authenticated, say). It keeps two generations of at most
+// max entries each: when the current one is full it becomes the old one
+// and a new one starts, and an entry found in the old one moves to the
+// current one. So an entry used again within a generation stays, and a
+// stream of checks never seen again (go-libp2p makes a new Noise static key
+// per handshake; a peer may send endless identities) pushes out only
+// entries that were not used meanwhile. Safe for concurrent use; the zero
 // value is not usable, use New.
 type Table[V any] struct {
-	mu  sync.RWMutex
-	m   map[Digest]V
-	max int
+	mu       sync.RWMutex
+	cur, old map[Digest]V
+	max      int
 }
 
-// New returns a table keeping at most max entries.
+// New returns a table keeping at most 2*max entries.
 func New[V any](max int) *Table[V] {
 	return &Table[V]{max: max}
 }
@@ -51,8 +57,18 @@ func New[V any](max int) *Table[V] {
 // Get returns what the check named d established, if it passed before.
 func (t *Table[V]) Get(d Digest) (V, bool) {
 	t.mu.RLock()
-	v, ok := t.m[d]
+	v, ok := t.cur[d]
+	if !ok {
+		v, ok = t.old[d]
+	}
 	t.mu.RUnlock()
+	if ok {
+		t.mu.Lock()
+		if _, in := t.cur[d]; !in {
+			t.addLocked(d, v)
+		}
+		t.mu.Unlock()
+	}
 	return v, ok
 }
 
@@ -60,23 +76,31 @@ func (t *Table[V]) Get(d Digest) (V, bool) {
 // only after the check passed.
 func (t *Table[V]) Add(d Digest, v V) {
 	t.mu.Lock()
-	if t.m == nil || len(t.m) >= t.max {
-		t.m = make(map[Digest]V, min(t.max, 64))
-	}
-	t.m[d] = v
+	t.addLocked(d, v)
 	t.mu.Unlock()
+}
+
+func (t *Table[V]) addLocked(d Digest, v V) {
+	if _, in := t.cur[d]; !in && len(t.cur) >= t.max {
+		t.old, t.cur = t.cur, nil
+	}
+	if t.cur == nil {
+		t.cur = make(map[Digest]V, min(t.max, 64))
+	}
+	t.cur[d] = v
+	delete(t.old, d)
 }
 
 // Len is the number of entries kept.
 func (t *Table[V]) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.m)
+	return len(t.cur) + len(t.old)
 }
 
 // Reset forgets every entry (tests use it to start from a known state).
 func (t *Table[V]) Reset() {
 	t.mu.Lock()
-	t.m = nil
+	t.cur, t.old = nil, nil
 	t.mu.Unlock()
 }

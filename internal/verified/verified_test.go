@@ -30,28 +30,46 @@ func TestSumSeparatesParts(t *testing.T) {
 	}
 }
 
-func TestTableBound(t *testing.T) {
-	tb := New[int](4)
-	if _, ok := tb.Get(Sum("x")); ok {
+func key(i int) Digest { return Sum("test", []byte(fmt.Sprint(i))) }
+
+func TestTableGenerations(t *testing.T) {
+	const max = 4
+	tb := New[int](max)
+	if _, ok := tb.Get(key(0)); ok {
 		t.Fatal("empty table answered")
 	}
-	for i := range 4 {
-		tb.Add(Sum(fmt.Sprint(i)), i)
-	}
-	for i := range 4 {
-		if v, ok := tb.Get(Sum(fmt.Sprint(i))); !ok || v != i {
-			t.Fatalf("entry %d: got %d, %v", i, v, ok)
+	// An entry used in every generation survives a stream of entries
+	// never used again; the bound holds throughout.
+	tb.Add(key(0), 0)
+	for i := 1; i <= 100; i++ {
+		tb.Add(key(i), i)
+		if n := tb.Len(); n > 2*max {
+			t.Fatalf("%d entries kept, bound %d", n, 2*max)
+		}
+		if i%(max-1) == 0 {
+			if v, ok := tb.Get(key(0)); !ok || v != 0 {
+				t.Fatalf("after %d others: the entry in use was lost", i)
+			}
 		}
 	}
-	tb.Add(Sum("4"), 4) // full: starts over with this one
-	if tb.Len() != 1 {
-		t.Fatalf("table holds %d entries after filling up, want 1", tb.Len())
+	if _, ok := tb.Get(key(1)); ok {
+		t.Fatal("an entry unused for two generations was kept")
 	}
-	if _, ok := tb.Get(Sum("0")); ok {
-		t.Fatal("entry kept past the bound")
+	for i := 100 - max + 1; i <= 100; i++ {
+		if v, ok := tb.Get(key(i)); !ok || v != i {
+			t.Fatalf("recent entry %d lost", i)
+		}
 	}
-	if v, ok := tb.Get(Sum("4")); !ok || v != 4 {
-		t.Fatal("newest entry lost when the table started over")
+	// Adding what is already there does not start a generation.
+	tb.Reset()
+	for i := range max {
+		tb.Add(key(i), i)
+	}
+	tb.Add(key(0), 0)
+	for i := range max {
+		if _, ok := tb.Get(key(i)); !ok {
+			t.Fatalf("re-adding an entry pushed out entry %d", i)
+		}
 	}
 	tb.Reset()
 	if tb.Len() != 0 {

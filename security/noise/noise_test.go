@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -547,9 +548,9 @@ func TestOutboundAnyPeer(t *testing.T) {
 func TestStaticKeyCheckedOnce(t *testing.T) {
 	leakcheck.Check(t)
 	staticKeys.Reset()
-	checks := 0
+	var checks atomic.Int32
 	checkStatic = func(p payload, static []byte) (identity, error) {
-		checks++
+		checks.Add(1)
 		return checkStaticKey(p, static)
 	}
 	defer func() { checkStatic = checkStaticKey }()
@@ -580,8 +581,8 @@ func TestStaticKeyCheckedOnce(t *testing.T) {
 		if !rr.conn.RemotePublicKey().Equal(newKeyOf(t, ini)) {
 			t.Fatalf("round %d: responder holds the wrong initiator key", round)
 		}
-		if checks != 2 {
-			t.Fatalf("round %d: %d signature checks in all, want the first round's 2", round, checks)
+		if n := checks.Load(); n != 2 {
+			t.Fatalf("round %d: %d signature checks in all, want the first round's 2", round, n)
 		}
 	}
 

@@ -28,9 +28,10 @@ var errShortMessage = errors.New("handshake message too short")
 // wraps it but rederives the public key on every X25519 call), an ephemeral
 // one its raw scalar (x25519.go says why).
 type keypair struct {
-	key    *ecdh.PrivateKey // nil for an ephemeral key
-	scalar [dhLen]byte      // an ephemeral key's private scalar
-	pub    [dhLen]byte
+	key       *ecdh.PrivateKey // a static key
+	scalar    [dhLen]byte      // an ephemeral key's private scalar
+	ephemeral bool
+	pub       [dhLen]byte
 }
 
 // drawKey reads a private key from r (crypto/rand when nil).
@@ -64,7 +65,7 @@ func newEphemeral(r io.Reader) (keypair, error) {
 }
 
 func ephemeralFromPrivate(priv [dhLen]byte) keypair {
-	return keypair{scalar: priv, pub: x25519Base(&priv)}
+	return keypair{scalar: priv, ephemeral: true, pub: x25519Base(&priv)}
 }
 
 func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
@@ -80,9 +81,12 @@ func keypairFromPrivate(priv [dhLen]byte) (keypair, error) {
 // dh is DH(priv, pub) of §4.1. It rejects low-order points, whose shared
 // secret is all zeros.
 func dh(kp *keypair, pub *[dhLen]byte) ([]byte, error) {
-	if kp.key == nil {
+	if kp.ephemeral {
 		out, err := x25519(&kp.scalar, pub)
 		return out[:], err
+	}
+	if kp.key == nil {
+		return nil, errors.New("X25519 with an unset key")
 	}
 	remote, err := ecdh.X25519().NewPublicKey(pub[:])
 	if err != nil {

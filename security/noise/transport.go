@@ -151,6 +151,7 @@ func (t *Transport) run(ctx context.Context, raw net.Conn, remote peer.ID, initi
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	h := &handshake{t: t, c: &Conn{raw: raw, localPeer: t.localID}, remote: remote}
+	defer clear(h.hs.e.scalar[:]) // every DH with it is done when run returns
 	if initiator {
 		err = h.runInitiator()
 	} else {
@@ -355,8 +356,10 @@ type identity struct {
 // staticKeys keeps the payloads whose signature verified, by everything the
 // check read (identity key, static key, signature): a peer that reconnects
 // with the same static key (tachyon keeps one per transport) costs a hash
-// instead of a signature check and key decoding.
-var staticKeys = verified.New[identity](1024)
+// instead of a signature check and key decoding. A payload is only read
+// once the peer has proved it holds the static key (its decryption needs
+// es or se), so nobody can probe the table without that key.
+var staticKeys = verified.New[identity](512)
 
 // checkStatic is checkStaticKey; tests count its calls.
 var checkStatic = checkStaticKey

@@ -183,3 +183,13 @@ func BenchmarkDH(b *testing.B) {
 		}
 	})
 }
+
+// A keypair that was never set refuses DH instead of using the publicly
+// known clamped zero scalar.
+func TestDHUnsetKey(t *testing.T) {
+	var unset keypair
+	remote, _ := newKeypair(nil)
+	if out, err := dh(&unset, &remote.pub); err == nil {
+		t.Fatalf("DH with an unset key gave %x", out)
+	}
+}

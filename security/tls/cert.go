@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
-	"github.com/tachyon-p2p/tachyon/internal/verified"
 )
 
 // The libp2p certificate (tls/tls.md, "libp2p Public Key Extension"): a
@@ -130,29 +129,6 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("tls: certificate not valid now (valid %s to %s)", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
-	d := verified.Sum(certSignaturePrefix, cert.Raw)
-	if pub, ok := certKeys.Get(d); ok {
-		return pub, nil
-	}
-	pub, err := checkCertificate(cert)
-	if err != nil {
-		return nil, err
-	}
-	certKeys.Add(d, pub)
-	return pub, nil
-}
-
-// certKeys keeps the host keys of certificates whose signatures verified,
-// by the certificate's bytes: a peer that presents the same certificate
-// again (go-libp2p and tachyon make one per host) costs a hash instead of
-// two signature checks. The validity period is still checked each time.
-var certKeys = verified.New[crypto.PubKey](1024)
-
-// checkCertificate is checkCert; tests count its calls.
-var checkCertificate = checkCert
-
-// checkCert checks cert's self-signature and its libp2p extension.
-func checkCert(cert *x509.Certificate) (crypto.PubKey, error) {
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
 		return nil, fmt.Errorf("tls: certificate self-signature: %w", err)
 	}
@@ -178,9 +154,6 @@ func checkCert(cert *x509.Certificate) (crypto.PubKey, error) {
 func HostKey(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if len(chain) != 1 {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
-	}
-	if pub, ok := certKeys.Get(verified.Sum(certSignaturePrefix, chain[0].Raw)); ok {
-		return pub, nil
 	}
 	sk, err := extensionOf(chain[0])
 	if err != nil {

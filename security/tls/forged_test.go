@@ -11,7 +11,6 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
-	"github.com/tachyon-p2p/tachyon/internal/verified"
 	"github.com/tachyon-p2p/tachyon/security/tls/tlstest"
 )
 
@@ -96,61 +95,5 @@ func TestForgedCertificates(t *testing.T) {
 				<-done
 			})
 		})
-	}
-}
-
-// A certificate whose signatures verified once is not checked again (a peer
-// presenting its certificate on a new connection), its validity period is
-// still checked every time, and what was kept vouches for those exact bytes
-// only: every forged certificate of the same host key still fails.
-func TestCertificateCheckedOnce(t *testing.T) {
-	leakcheck.Check(t)
-	certKeys.Reset()
-	checks := 0
-	checkCertificate = func(c *x509.Certificate) (crypto.PubKey, error) {
-		checks++
-		return checkCert(c)
-	}
-	defer func() { checkCertificate = checkCert }()
-
-	cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
-	for round := range 3 {
-		a, b := tcpPair(t)
-		cr, sr := handshakePair(t, cli, srv, a, b, srv.LocalPeer())
-		if cr.err != nil || sr.err != nil {
-			t.Fatalf("round %d: %v / %v", round, cr.err, sr.err)
-		}
-		if sr.conn.RemotePeer() != cli.LocalPeer() || !sr.conn.RemotePublicKey().Equal(cli.key.GetPublic()) {
-			t.Fatalf("round %d: the server holds the wrong client", round)
-		}
-		closeBoth(cr.conn, sr.conn)
-		if checks != 2 {
-			t.Fatalf("round %d: %d certificate checks in all, want the first round's 2", round, checks)
-		}
-	}
-
-	host := newKey(t, crypto.Ed25519)
-	genuine, err := tlstest.Certificate(host, tlstest.Genuine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := PubKeyFromCertChain([]*x509.Certificate{genuine.Leaf}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range tlstest.Forgeries {
-		cert, err := tlstest.Certificate(host, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := PubKeyFromCertChain([]*x509.Certificate{cert.Leaf}); err == nil {
-			t.Fatalf("%s certificate accepted after the genuine one was kept", f)
-		}
-		if f == tlstest.Expired || f == tlstest.NotYetValid {
-			// Kept as if it had verified once: the period still counts.
-			certKeys.Add(verified.Sum(certSignaturePrefix, cert.Leaf.Raw), host.GetPublic())
-			if _, err := PubKeyFromCertChain([]*x509.Certificate{cert.Leaf}); err == nil {
-				t.Fatalf("kept %s certificate accepted outside its validity period", f)
-			}
-		}
 	}
 }
