@@ -582,9 +582,7 @@ func FuzzUnmarshal(f *testing.F) {
 // verified again; an envelope that does not verify is never kept, nor is a
 // record given to another peer; the table is bounded.
 func TestSignedRecordOpenedOnce(t *testing.T) {
-	opened.Lock()
-	opened.m = nil
-	opened.Unlock()
+	opened.Reset()
 	opens := 0
 	openPeerRecord = func(b []byte) (*record.PeerRecord, *record.Envelope, error) {
 		opens++
@@ -621,9 +619,7 @@ func TestSignedRecordOpenedOnce(t *testing.T) {
 			t.Fatalf("a record whose signature does not verify was opened: %+v", rec)
 		}
 	}
-	opened.Lock()
-	_, kept := opened.m[string(bad)]
-	opened.Unlock()
+	_, kept := opened.Get(envelopeDigest(bad))
 	if kept {
 		t.Fatal("an envelope that did not verify was kept")
 	}
@@ -637,9 +633,7 @@ func TestSignedRecordOpenedOnce(t *testing.T) {
 			t.Fatalf("record %d: %+v", seq, rec)
 		}
 	}
-	opened.Lock()
-	n := len(opened.m)
-	opened.Unlock()
+	n := opened.Len()
 	if n > maxOpened {
 		t.Fatalf("%d records kept, bound %d", n, maxOpened)
 	}

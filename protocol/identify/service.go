@@ -15,6 +15,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/core/record"
+	"github.com/tachyon-p2p/tachyon/internal/verified"
 )
 
 // ProtocolVersion is the protocolVersion every libp2p implementation sends.
@@ -85,41 +86,36 @@ func (s *SignedRecord) Open() *record.PeerRecord {
 	return s.rec
 }
 
-// maxOpened bounds the records openRecord keeps; past it the table starts
-// over.
+// maxOpened bounds the records openRecord keeps.
 const maxOpened = 256
 
-// opened holds the last records that verified, by their envelope's bytes: a
-// peer sends the same record on each of its connections and reconnections
-// (a new one only when its addresses change), and each copy would
-// otherwise cost a signature check. Only records that verified are kept,
-// so a peer sending bad envelopes cannot fill it with them, and the key is
-// the whole envelope: a hit is the very bytes that verified.
-var opened struct {
-	sync.Mutex
-	m map[string]*record.PeerRecord
-}
+// opened holds records that verified, by a digest of their envelope's
+// bytes: a peer sends the same record on each of its connections and
+// reconnections (a new one only when its addresses change), and each copy
+// would otherwise cost a signature check. Only records that verified are
+// kept, so a peer sending bad envelopes cannot fill it with them, and the
+// key covers the whole envelope: a hit is the very bytes that verified.
+var opened = verified.New[*record.PeerRecord](maxOpened / 2)
 
 // openPeerRecord is record.OpenPeerRecord; tests count its calls.
 var openPeerRecord = record.OpenPeerRecord
 
+// envelopeDigest names an envelope in opened.
+func envelopeDigest(envelope []byte) verified.Digest {
+	return verified.Sum("libp2p-peer-record-envelope", envelope)
+}
+
 // openRecord verifies envelope and returns its record, or nil. The record
 // is the caller's copy: the one kept is never handed out.
 func openRecord(envelope []byte) *record.PeerRecord {
-	opened.Lock()
-	rec := opened.m[string(envelope)]
-	opened.Unlock()
-	if rec == nil {
+	d := envelopeDigest(envelope)
+	rec, ok := opened.Get(d)
+	if !ok {
 		var err error
 		if rec, _, err = openPeerRecord(envelope); err != nil {
 			return nil
 		}
-		opened.Lock()
-		if len(opened.m) >= maxOpened || opened.m == nil {
-			opened.m = make(map[string]*record.PeerRecord)
-		}
-		opened.m[string(envelope)] = rec
-		opened.Unlock()
+		opened.Add(d, rec)
 	}
 	cp := *rec
 	cp.Addrs = slices.Clone(rec.Addrs)
