@@ -330,14 +330,14 @@ func (h *handshake) authenticate(pl []byte) (payload, error) {
 	if len(p.identityKey) == 0 {
 		return payload{}, errors.New("payload has no identity key")
 	}
-	sig := verified.Sum(signaturePrefix, p.identityKey, h.hs.rs[:], p.identitySig)
-	k, ok := staticKeys.Get(sig)
+	d := verified.Sum(signaturePrefix, p.identityKey, h.hs.rs[:], p.identitySig)
+	k, ok := staticKeys.Get(d)
 	if !ok {
 		var err error
 		if k, err = checkStatic(p, h.hs.rs[:]); err != nil {
 			return payload{}, err
 		}
-		staticKeys.Add(sig, k)
+		staticKeys.Add(d, k)
 	}
 	if h.remote != "" && k.id != h.remote {
 		return payload{}, &network.PeerIDMismatchError{Expected: h.remote, Actual: k.id}
