@@ -125,9 +125,8 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
 	}
 	cert := chain[0]
-	now := time.Now()
-	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("tls: certificate not valid now (valid %s to %s)", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	if err := validNow(cert); err != nil {
+		return nil, err
 	}
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
 		return nil, fmt.Errorf("tls: certificate self-signature: %w", err)
@@ -145,6 +144,15 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 		return nil, fmt.Errorf("tls: host key signature over certificate key is invalid (%v)", err)
 	}
 	return pub, nil
+}
+
+// validNow checks NotBefore <= now <= NotAfter.
+func validNow(cert *x509.Certificate) error {
+	now := time.Now()
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return fmt.Errorf("tls: certificate not valid now (valid %s to %s)", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // HostKey returns the host key in the libp2p extension of a chain that has

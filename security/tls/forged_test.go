@@ -2,13 +2,20 @@ package tls
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon/core/crypto"
+	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
 	"github.com/tachyon-p2p/tachyon/security/tls/tlstest"
@@ -40,33 +47,51 @@ func TestForgedCertificates(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 
-			t.Run("outbound", func(t *testing.T) {
-				a, b := tcpPair(t)
-				done := make(chan struct{})
-				go func() { // the forged server
-					defer close(done)
-					defer b.Close()
-					s := tls.Server(b, tlstest.ServerConfig(cert, alpnLibp2p))
-					if s.HandshakeContext(ctx) == nil {
-						io.Copy(io.Discard, s)
+			// The client checks the server before its own certificate
+			// leaves (a forged server never sees it), or, from a server
+			// that asks for none, once the handshake is over.
+			for _, auth := range []tls.ClientAuthType{tls.RequireAnyClientCert, tls.NoClientCert} {
+				t.Run(fmt.Sprintf("outbound/%v", auth), func(t *testing.T) {
+					a, b := tcpPair(t)
+					done := make(chan struct{})
+					var gotCert atomic.Bool
+					go func() { // the forged server
+						defer close(done)
+						defer b.Close()
+						conf := tlstest.ServerConfig(cert, alpnLibp2p)
+						conf.ClientAuth = auth
+						conf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+							gotCert.Store(len(raw) > 0)
+							return nil
+						}
+						s := tls.Server(b, conf)
+						if s.HandshakeContext(ctx) == nil {
+							io.Copy(io.Discard, s)
+						}
+					}()
+					c, err := tr.SecureOutbound(ctx, a, claimed)
+					if f == tlstest.Genuine {
+						if err != nil {
+							t.Fatalf("genuine server refused: %v", err)
+						}
+						if c.RemotePeer() != claimed {
+							t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
+						}
+						if !c.RemotePublicKey().Equal(host.GetPublic()) {
+							t.Fatal("remote key is not the claimed host key")
+						}
+						c.Close()
+					} else if err == nil {
+						c.Close()
+						t.Fatalf("dialed a server presenting a %s certificate as %s", f, c.RemotePeer())
 					}
-				}()
-				c, err := tr.SecureOutbound(ctx, a, claimed)
-				if f == tlstest.Genuine {
-					if err != nil {
-						t.Fatalf("genuine server refused: %v", err)
+					a.Close()
+					<-done
+					if want := f == tlstest.Genuine && auth != tls.NoClientCert; gotCert.Load() != want {
+						t.Fatalf("server received our certificate: %v, want %v", gotCert.Load(), want)
 					}
-					if c.RemotePeer() != claimed {
-						t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
-					}
-					c.Close()
-				} else if err == nil {
-					c.Close()
-					t.Fatalf("dialed a server presenting a %s certificate as %s", f, c.RemotePeer())
-				}
-				a.Close()
-				<-done
-			})
+				})
+			}
 			t.Run("inbound", func(t *testing.T) {
 				a, b := tcpPair(t)
 				done := make(chan struct{})
@@ -96,4 +121,115 @@ func TestForgedCertificates(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestServerCertificateCheckedOnce: a dialer checks a server certificate it
+// has seen pass once (checkedCerts), and a hit still proves nothing by
+// itself: a server with the same certificate but without its key fails,
+// and a peer ID other than the one dialed is still refused.
+func TestServerCertificateCheckedOnce(t *testing.T) {
+	leakcheck.Check(t)
+	checkedCerts.Reset()
+	var checks atomic.Int32
+	checkChain = func(chain []*x509.Certificate) (crypto.PubKey, error) {
+		checks.Add(1)
+		return PubKeyFromCertChain(chain)
+	}
+	defer func() { checkChain = PubKeyFromCertChain }()
+
+	cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
+	dial := func(expect peer.ID) (result, result) {
+		a, b := tcpPair(t)
+		cr, sr := handshakePair(t, cli, srv, a, b, expect)
+		for _, r := range []result{cr, sr} {
+			if r.err == nil {
+				defer r.conn.Close()
+			}
+		}
+		a.Close()
+		b.Close()
+		return cr, sr
+	}
+	for i := range 3 {
+		cr, sr := dial(srv.LocalPeer())
+		if cr.err != nil || sr.err != nil {
+			t.Fatalf("dial %d: %v / %v", i, cr.err, sr.err)
+		}
+		if cr.conn.RemotePeer() != srv.LocalPeer() || !cr.conn.RemotePublicKey().Equal(srv.key.GetPublic()) {
+			t.Fatalf("dial %d: remote %s", i, cr.conn.RemotePeer())
+		}
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("3 dials to one server checked its certificate %d times, want 1", n)
+	}
+
+	// A hit, but the dialer expected another peer.
+	other := newTransport(t, nil, nil).LocalPeer()
+	cr, _ := dial(other)
+	var mismatch *network.PeerIDMismatchError
+	if !errors.As(cr.err, &mismatch) || mismatch.Actual != srv.LocalPeer() {
+		t.Fatalf("dial expecting %s: %v", other, cr.err)
+	}
+
+	// The server's certificate presented by a server without its key.
+	srvCert, _, err := srv.certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := tls.Certificate{Certificate: srvCert.Certificate, PrivateKey: newCertKey(t), Leaf: srvCert.Leaf}
+	a, b := tcpPair(t)
+	defer a.Close()
+	var gotCert atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer b.Close()
+		conf := tlstest.ServerConfig(stolen, alpnLibp2p)
+		conf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			gotCert.Store(true)
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tls.Server(b, conf).HandshakeContext(ctx)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := cli.SecureOutbound(ctx, a, srv.LocalPeer()); err == nil {
+		c.Close()
+		t.Fatal("dialed a server presenting a certificate it has no key for")
+	}
+	<-done
+	if gotCert.Load() {
+		t.Fatal("our certificate went to a server without its certificate's key")
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("certificate checked %d times, want 1", n)
+	}
+
+	// Another server's certificate is checked.
+	if cr, sr := func() (result, result) {
+		srv2 := newTransport(t, nil, nil)
+		a, b := tcpPair(t)
+		defer a.Close()
+		defer b.Close()
+		return handshakePair(t, cli, srv2, a, b, srv2.LocalPeer())
+	}(); cr.err != nil || sr.err != nil {
+		t.Fatalf("dial to a second server: %v / %v", cr.err, sr.err)
+	} else {
+		cr.conn.Close()
+		sr.conn.Close()
+	}
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("a second server's certificate: %d checks, want 2", n)
+	}
+}
+
+func newCertKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -7,6 +7,7 @@ package tls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
 	"github.com/tachyon-p2p/tachyon/internal/netbuf"
+	"github.com/tachyon-p2p/tachyon/internal/verified"
 )
 
 // ID is the multistream-select protocol id of libp2p TLS.
@@ -165,6 +167,115 @@ func (t *Transport) clientConfig(cert *tls.Certificate, remote peer.ID) *tls.Con
 	}
 }
 
+// dialCheck runs one dial's certificate checks late: not in
+// VerifyConnection, which crypto/tls calls before it has checked the
+// server's CertificateVerify, but in GetClientCertificate, which it calls
+// once the server's CertificateVerify and Finished have verified (the
+// server holds the certificate's key) and before our certificate leaves.
+// Only from there may a certificate verified before skip its checks
+// (checkedCerts): earlier, a server without the key could present a copied
+// certificate and tell from the time to our alert whether this node had
+// met its owner. A server that asks for no certificate (which tls.md does
+// not allow) gets the checks once the handshake is over.
+type dialCheck struct {
+	remote peer.ID
+	own    *tls.Certificate
+	chain  []*x509.Certificate // the server's, as crypto/tls parsed it
+	passed *checkedCert        // set once the checks passed
+}
+
+func (t *Transport) dialConfig(own *tls.Certificate, remote peer.ID) (*tls.Config, *dialCheck) {
+	d := &dialCheck{remote: remote, own: own}
+	return &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		InsecureSkipVerify:     true, // the libp2p checks run in d.certificate
+		VerifyConnection:       d.keep,
+		GetClientCertificate:   d.certificate,
+		NextProtos:             t.alpn,
+		SessionTicketsDisabled: true,
+	}, d
+}
+
+// keep holds the server's chain for the checks; a chain of another length
+// is refused at once, whoever sent it.
+func (d *dialCheck) keep(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) != 1 {
+		return fmt.Errorf("tls: expected exactly one certificate, got %d", len(cs.PeerCertificates))
+	}
+	d.chain = cs.PeerCertificates
+	return nil
+}
+
+// certificate checks the server's chain and, if it passes, gives crypto/tls
+// our certificate to send. An error ends the handshake with our
+// certificate unsent (crypto/tls sends no alert for it: the server sees the
+// connection close).
+func (d *dialCheck) certificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return d.own, nil
+}
+
+func (d *dialCheck) check() error {
+	if d.passed != nil {
+		return nil
+	}
+	if d.chain == nil {
+		return errors.New("tls: no server certificate to check")
+	}
+	c, err := checkOnce(d.chain)
+	if err != nil {
+		return err
+	}
+	if d.remote != "" && c.id != d.remote {
+		return &network.PeerIDMismatchError{Expected: d.remote, Actual: c.id}
+	}
+	d.passed = &c
+	return nil
+}
+
+// checkedCert is what a certificate that passed PubKeyFromCertChain proves.
+type checkedCert struct {
+	pub crypto.PubKey
+	id  peer.ID
+}
+
+// checkedCerts keeps the certificates of servers that passed the checks
+// (their DER encoding covers everything checked but the time), so a node
+// that dials the same peer again (tachyon keeps a certificate for a day)
+// spends a hash instead of an ECDSA and a host-key verification. Looked up
+// only from dialCheck.certificate, after the server proved it holds the
+// certificate's key. Servers' checks stay in VerifyConnection, unkept.
+var checkedCerts = verified.New[checkedCert](512)
+
+// checkChain is PubKeyFromCertChain; tests count its calls.
+var checkChain = PubKeyFromCertChain
+
+// checkOnce checks a one-certificate chain as PubKeyFromCertChain does,
+// from checkedCerts if it passed before.
+func checkOnce(chain []*x509.Certificate) (checkedCert, error) {
+	cert := chain[0]
+	key := verified.Sum("libp2p-tls-certificate", cert.Raw)
+	if c, ok := checkedCerts.Get(key); ok {
+		if err := validNow(cert); err != nil {
+			return checkedCert{}, err
+		}
+		return c, nil
+	}
+	pub, err := checkChain(chain)
+	if err != nil {
+		return checkedCert{}, err
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		return checkedCert{}, fmt.Errorf("tls: deriving peer ID: %w", err)
+	}
+	c := checkedCert{pub: pub, id: id}
+	checkedCerts.Add(key, c)
+	return c, nil
+}
+
 // newServerConfig builds a server config for cert accepting remote (any
 // peer if empty). crypto/tls picks ALPN in server order; the spec wants the
 // client's, so GetConfigForClient answers with a config whose NextProtos
@@ -230,7 +341,9 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remot
 		return nil, err
 	}
 	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}}
-	return c.handshake(ctx, tls.Client(c.batch, t.clientConfig(cert, remote)), insecure)
+	cfg, check := t.dialConfig(cert, remote)
+	c.check = check
+	return c.handshake(ctx, tls.Client(c.batch, cfg), insecure)
 }
 
 // Conn is a TLS-secured connection. It implements network.SecureConn; the
@@ -243,6 +356,7 @@ type Conn struct {
 	remotePeer peer.ID
 	remoteKey  crypto.PubKey
 	state      network.ConnState
+	check      *dialCheck // outbound: the checks of the server's chain
 }
 
 var _ network.SecureConn = (*Conn)(nil)
@@ -278,16 +392,24 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn
 			return fail(err)
 		}
 	}
-	// The verifier checked this very chain during the handshake.
 	st := tc.ConnectionState()
-	pub, err := HostKey(st.PeerCertificates)
-	if err != nil {
-		return fail(err)
+	if c.check != nil {
+		if err := c.check.check(); err != nil { // done unless no certificate was asked for
+			return fail(err)
+		}
+		c.remoteKey, c.remotePeer = c.check.passed.pub, c.check.passed.id
+		c.check = nil
+	} else {
+		// The verifier checked this very chain during the handshake.
+		pub, err := HostKey(st.PeerCertificates)
+		if err != nil {
+			return fail(err)
+		}
+		if c.remotePeer, err = peer.IDFromPublicKey(pub); err != nil {
+			return fail(fmt.Errorf("deriving peer ID: %w", err))
+		}
+		c.remoteKey = pub
 	}
-	if c.remotePeer, err = peer.IDFromPublicKey(pub); err != nil {
-		return fail(fmt.Errorf("deriving peer ID: %w", err))
-	}
-	c.remoteKey = pub
 	c.Conn = tc
 	// Not before: the handshake reads as crypto/tls asks, byte for byte.
 	// Only on a connection that counts exactly: over one that does not (a
