@@ -118,8 +118,9 @@ func extensionOf(cert *x509.Certificate) (signedKey, error) {
 //   - it carries the libp2p extension (critical or not), whose signature by
 //     the host key over "libp2p-tls-handshake:" || SPKI verifies.
 //
-// The configs of this package run it in VerifyConnection, so after their
-// handshake HostKey reads the key without checking it again.
+// The configs of this package run it in VerifyConnection (SecureOutbound's
+// later, see dialCheck), so after their handshake HostKey reads the key
+// without checking it again.
 func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if len(chain) != 1 {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
@@ -157,8 +158,7 @@ func validNow(cert *x509.Certificate) error {
 
 // HostKey returns the host key in the libp2p extension of a chain that has
 // passed PubKeyFromCertChain already (a handshake with a config of this
-// package checks it in VerifyConnection), without checking its signatures
-// again.
+// package has checked it), without checking its signatures again.
 func HostKey(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if len(chain) != 1 {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/internal/leakcheck"
+	"github.com/tachyon-p2p/tachyon/internal/verified"
 	"github.com/tachyon-p2p/tachyon/security/tls/tlstest"
 )
 
@@ -129,13 +131,13 @@ func TestForgedCertificates(t *testing.T) {
 // and a peer ID other than the one dialed is still refused.
 func TestServerCertificateCheckedOnce(t *testing.T) {
 	leakcheck.Check(t)
-	checkedCerts.Reset()
-	var checks atomic.Int32
+	var checks, lookups atomic.Int32
 	checkChain = func(chain []*x509.Certificate) (crypto.PubKey, error) {
 		checks.Add(1)
 		return PubKeyFromCertChain(chain)
 	}
-	defer func() { checkChain = PubKeyFromCertChain }()
+	checkOnceHook = func([]*x509.Certificate) { lookups.Add(1) }
+	defer func() { checkChain, checkOnceHook = PubKeyFromCertChain, func([]*x509.Certificate) {} }()
 
 	cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
 	dial := func(expect peer.ID) (result, result) {
@@ -203,6 +205,11 @@ func TestServerCertificateCheckedOnce(t *testing.T) {
 	if gotCert.Load() {
 		t.Fatal("our certificate went to a server without its certificate's key")
 	}
+	// Not even looked up: a lookup before the server's CertificateVerify
+	// would answer in a time that tells a hit from a miss.
+	if n := lookups.Load(); n != 4 {
+		t.Fatalf("%d lookups after 4 handshakes that got past the server's CertificateVerify, want 4", n)
+	}
 	if n := checks.Load(); n != 1 {
 		t.Fatalf("certificate checked %d times, want 1", n)
 	}
@@ -232,4 +239,22 @@ func newCertKey(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestCheckedCertificateExpires: a certificate that passed is still
+// refused once it is no longer valid (the digest does not cover the time).
+func TestCheckedCertificateExpires(t *testing.T) {
+	host := newKey(t, crypto.Ed25519)
+	id, _ := peer.IDFromPrivateKey(host)
+	for _, f := range []tlstest.Forgery{tlstest.Expired, tlstest.NotYetValid} {
+		cert, err := tlstest.Certificate(host, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := newTransport(t, nil, nil)
+		tr.checked.Add(verified.Sum(certDigestDomain, cert.Leaf.Raw), checkedCert{pub: host.GetPublic(), id: id})
+		if _, err := tr.checkOnce([]*x509.Certificate{cert.Leaf}); err == nil || !strings.Contains(err.Error(), "not valid now") {
+			t.Fatalf("%s certificate found in the table: %v", f, err)
+		}
+	}
 }

@@ -50,6 +50,8 @@ type Transport struct {
 	muxers  []protocol.ID
 	alpn    []string // muxers..., "libp2p"
 
+	checked *verified.Table[checkedCert] // see checkOnce
+
 	mu      sync.Mutex
 	cert    tls.Certificate
 	certAge time.Time
@@ -70,7 +72,7 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: deriving local peer ID: %w", err)
 	}
-	t := &Transport{key: key, localID: id, muxers: slices.Clone(cfg.Muxers)}
+	t := &Transport{key: key, localID: id, muxers: slices.Clone(cfg.Muxers), checked: verified.New[checkedCert](512)}
 	for _, m := range cfg.Muxers {
 		t.alpn = append(t.alpn, string(m))
 	}
@@ -167,17 +169,18 @@ func (t *Transport) clientConfig(cert *tls.Certificate, remote peer.ID) *tls.Con
 	}
 }
 
-// dialCheck runs one dial's certificate checks late: not in
+// dialCheck runs one TCP dial's certificate checks late: not in
 // VerifyConnection, which crypto/tls calls before it has checked the
 // server's CertificateVerify, but in GetClientCertificate, which it calls
 // once the server's CertificateVerify and Finished have verified (the
 // server holds the certificate's key) and before our certificate leaves.
-// Only from there may a certificate verified before skip its checks
-// (checkedCerts): earlier, a server without the key could present a copied
+// Only from there may a certificate that passed before skip its checks
+// (checkOnce): earlier, a server without the key could present a copied
 // certificate and tell from the time to our alert whether this node had
 // met its owner. A server that asks for no certificate (which tls.md does
 // not allow) gets the checks once the handshake is over.
 type dialCheck struct {
+	t      *Transport
 	remote peer.ID
 	own    *tls.Certificate
 	chain  []*x509.Certificate // the server's, as crypto/tls parsed it
@@ -185,7 +188,7 @@ type dialCheck struct {
 }
 
 func (t *Transport) dialConfig(own *tls.Certificate, remote peer.ID) (*tls.Config, *dialCheck) {
-	d := &dialCheck{remote: remote, own: own}
+	d := &dialCheck{t: t, remote: remote, own: own}
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		InsecureSkipVerify:     true, // the libp2p checks run in d.certificate
@@ -208,8 +211,7 @@ func (d *dialCheck) keep(cs tls.ConnectionState) error {
 
 // certificate checks the server's chain and, if it passes, gives crypto/tls
 // our certificate to send. An error ends the handshake with our
-// certificate unsent (crypto/tls sends no alert for it: the server sees the
-// connection close).
+// certificate unsent and no alert (crypto/tls sends none for it).
 func (d *dialCheck) certificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	if err := d.check(); err != nil {
 		return nil, err
@@ -224,7 +226,7 @@ func (d *dialCheck) check() error {
 	if d.chain == nil {
 		return errors.New("tls: no server certificate to check")
 	}
-	c, err := checkOnce(d.chain)
+	c, err := d.t.checkOnce(d.chain)
 	if err != nil {
 		return err
 	}
@@ -241,23 +243,23 @@ type checkedCert struct {
 	id  peer.ID
 }
 
-// checkedCerts keeps the certificates of servers that passed the checks
-// (their DER encoding covers everything checked but the time), so a node
-// that dials the same peer again (tachyon keeps a certificate for a day)
-// spends a hash instead of an ECDSA and a host-key verification. Looked up
-// only from dialCheck.certificate, after the server proved it holds the
-// certificate's key. Servers' checks stay in VerifyConnection, unkept.
-var checkedCerts = verified.New[checkedCert](512)
+// certDigestDomain names the digests of checked certificates.
+const certDigestDomain = "libp2p-tls-certificate"
 
-// checkChain is PubKeyFromCertChain; tests count its calls.
-var checkChain = PubKeyFromCertChain
-
-// checkOnce checks a one-certificate chain as PubKeyFromCertChain does,
-// from checkedCerts if it passed before.
-func checkOnce(chain []*x509.Certificate) (checkedCert, error) {
+// checkOnce checks a one-certificate chain as PubKeyFromCertChain does. It
+// keeps the servers' certificates that passed, by a digest of their DER
+// encoding (which covers everything checked but the time), in a table of
+// the transport's own (so one host's dials tell nothing of another's), so
+// that a node that dials the same peer again (tachyon keeps a certificate
+// for a day) spends a hash instead of an ECDSA and a host-key
+// verification. Only dialCheck calls it, after the server proved it holds
+// the certificate's key. Servers check every client in VerifyConnection
+// and keep nothing.
+func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
+	checkOnceHook(chain)
 	cert := chain[0]
-	key := verified.Sum("libp2p-tls-certificate", cert.Raw)
-	if c, ok := checkedCerts.Get(key); ok {
+	key := verified.Sum(certDigestDomain, cert.Raw)
+	if c, ok := t.checked.Get(key); ok {
 		if err := validNow(cert); err != nil {
 			return checkedCert{}, err
 		}
@@ -272,9 +274,16 @@ func checkOnce(chain []*x509.Certificate) (checkedCert, error) {
 		return checkedCert{}, fmt.Errorf("tls: deriving peer ID: %w", err)
 	}
 	c := checkedCert{pub: pub, id: id}
-	checkedCerts.Add(key, c)
+	t.checked.Add(key, c)
 	return c, nil
 }
+
+// Test hooks: checkChain is PubKeyFromCertChain, checkOnceHook sees every
+// lookup; tests count their calls.
+var (
+	checkChain    = PubKeyFromCertChain
+	checkOnceHook = func([]*x509.Certificate) {}
+)
 
 // newServerConfig builds a server config for cert accepting remote (any
 // peer if empty). crypto/tls picks ALPN in server order; the spec wants the
