@@ -120,6 +120,27 @@ func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
 	return t.clientConfig(cert, remote), nil
 }
 
+// DialConfig is ClientConfig with SecureOutbound's checks (see dialCheck):
+// the server's certificate is checked after its CertificateVerify and
+// Finished, before our certificate leaves, and a certificate that passed
+// before is not checked again. Call verified once the handshake is over:
+// it runs the checks if the server asked for no certificate, and returns
+// the server's host key and peer ID, or why they are not to be trusted.
+// The config is for one handshake.
+func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func() (crypto.PubKey, peer.ID, error), err error) {
+	cert, _, err := t.certificate()
+	if err != nil {
+		return nil, nil, err
+	}
+	conf, d := t.dialConfig(cert, remote)
+	return conf, func() (crypto.PubKey, peer.ID, error) {
+		if err := d.check(); err != nil {
+			return nil, "", err
+		}
+		return d.passed.pub, d.passed.id, nil
+	}, nil
+}
+
 // ServerConfig returns a TLS 1.3 config for accepting: it requires a client
 // certificate, verifies it as tls.md says, and answers ALPN with the
 // client's first muxer that we support, or "libp2p". After the handshake,
@@ -169,7 +190,7 @@ func (t *Transport) clientConfig(cert *tls.Certificate, remote peer.ID) *tls.Con
 	}
 }
 
-// dialCheck runs one TCP dial's certificate checks late: not in
+// dialCheck runs one dial's certificate checks late: not in
 // VerifyConnection, which crypto/tls calls before it has checked the
 // server's CertificateVerify, but in GetClientCertificate, which it calls
 // once the server's CertificateVerify and Finished have verified (the

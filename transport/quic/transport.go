@@ -130,7 +130,7 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 		return nil, fmt.Errorf("quic: cannot dial %s", addr)
 	}
 	raddr, _, _ := ParseAddr(addr)
-	conf, err := t.sec.ClientConfig(p)
+	conf, verified, err := t.sec.DialConfig(p)
 	if err != nil {
 		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
 	}
@@ -152,12 +152,16 @@ func (t *Transport) Dial(ctx context.Context, addr ma.Multiaddr, p peer.ID) (net
 	if err != nil {
 		return nil, dialError(ctx, addr, time.Since(start), err)
 	}
+	if _, _, err := verified(); err != nil {
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
+	}
 	c, err := t.newConn(qc, network.DirOutbound)
 	if err != nil {
 		qc.CloseWithError(0, "")
 		return nil, fmt.Errorf("quic: dial %s at %s: %w", p, addr, err)
 	}
-	if c.remotePeer != p { // ClientConfig checked it already; never trust one check
+	if c.remotePeer != p { // verified checked it already; never trust one check
 		qc.CloseWithError(0, "")
 		return nil, fmt.Errorf("quic: dial %s: %w", addr, &network.PeerIDMismatchError{Expected: p, Actual: c.remotePeer})
 	}
@@ -222,10 +226,10 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 
 // peerOf reads the host key and peer ID of a handshaken connection from
 // the peer's certificate. It does not check the certificate again: every
-// libp2p QUIC handshake runs with a config of security/tls (ClientConfig
-// for dials, ServerConfig for the listener's socket, which hole punches
-// share), whose VerifyConnection has checked it as tls.md says, or the
-// handshake failed (forged_test.go). The ALPN tells such a connection from
+// libp2p QUIC handshake runs with a config of security/tls (DialConfig for
+// dials, whose checks Dial confirms before it gets here; ServerConfig for
+// the listener's socket, which hole punches share, whose VerifyConnection
+// has checked it), or the handshake failed (forged_test.go). The ALPN tells such a connection from
 // one of another consumer of the socket (WebTransport's h3).
 func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	st := qc.ConnectionState().TLS
