@@ -104,3 +104,76 @@ func BenchmarkConnection(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRedial is BenchmarkConnection for a peer that comes back: one
+// client host connects to the same server again and again (each time a new
+// TCP connection, handshake, echo and identify both ways, then close), so
+// what each side kept of the other's handshake (Noise: the payload whose
+// signature verified, on both sides; TLS: the server's certificate, on the
+// dialer's) is used. The wait for the server to drop the closed connection
+// is outside the count.
+func BenchmarkRedial(b *testing.B) {
+	const echo protocol.ID = "/bench/echo"
+	for _, sec := range []protocol.ID{tachyon.Noise, tachyon.TLS} {
+		b.Run(string(sec), func(b *testing.B) {
+			server, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.Security(sec))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer server.Close()
+			server.SetStreamHandler(echo, func(s network.Stream) {
+				io.Copy(s, s)
+				s.Close()
+			})
+			client, err := tachyon.New(tachyon.Security(sec))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close()
+			target := peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()[:1]}
+			ctx := context.Background()
+			buf := make([]byte, 1)
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var cpu time.Duration
+			for range b.N {
+				start := cpuTime()
+				if err := client.Connect(ctx, target); err != nil {
+					b.Fatal(err)
+				}
+				s, err := client.NewStream(ctx, server.ID(), echo)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Write([]byte{1}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				if _, err := client.IdentifyWait(ctx, server.ID()); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := server.IdentifyWait(ctx, client.ID()); err != nil {
+					b.Fatal(err)
+				}
+				if err := client.Network().ClosePeer(server.ID()); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuTime() - start
+				b.StopTimer()
+				deadline := time.Now().Add(5 * time.Second)
+				for server.Network().Connectedness(client.ID()) == network.Connected {
+					if time.Now().After(deadline) {
+						b.Fatal("the server still holds the closed connection after 5 s")
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
+		})
+	}
+}

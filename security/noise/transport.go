@@ -65,6 +65,8 @@ type Transport struct {
 	// and 3; they only depend on the transport's configuration.
 	respPayload []byte
 	initPayload []byte
+	// staticKeys: see authenticate.
+	staticKeys *verified.Table[identity]
 }
 
 var _ network.SecureTransport = (*Transport)(nil)
@@ -103,6 +105,8 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 		muxers:   slices.Clone(cfg.Muxers),
 		rand:     cfg.Rand,
 		static:   static,
+
+		staticKeys: verified.New[identity](512),
 	}
 	t.respPayload = appendPayload(nil, &payload{identityKey: pub, identitySig: sig, certHashes: cfg.CertHashes, muxers: muxers})
 	t.initPayload = appendPayload(nil, &payload{identityKey: pub, identitySig: sig, muxers: muxers})
@@ -331,13 +335,13 @@ func (h *handshake) authenticate(pl []byte) (payload, error) {
 		return payload{}, errors.New("payload has no identity key")
 	}
 	d := verified.Sum(signaturePrefix, p.identityKey, h.hs.rs[:], p.identitySig)
-	k, ok := staticKeys.Get(d)
+	k, ok := h.t.staticKeys.Get(d)
 	if !ok {
 		var err error
 		if k, err = checkStatic(p, h.hs.rs[:]); err != nil {
 			return payload{}, err
 		}
-		staticKeys.Add(d, k)
+		h.t.staticKeys.Add(d, k)
 	}
 	if h.remote != "" && k.id != h.remote {
 		return payload{}, &network.PeerIDMismatchError{Expected: h.remote, Actual: k.id}
@@ -353,13 +357,14 @@ type identity struct {
 	id  peer.ID
 }
 
-// staticKeys keeps the payloads whose signature verified, by everything the
-// check read (identity key, static key, signature): a peer that reconnects
-// with the same static key (tachyon keeps one per transport) costs a hash
-// instead of a signature check and key decoding. A payload is only read
-// once the peer has proved it holds the static key (its decryption needs
-// es or se), so nobody can probe the table without that key.
-var staticKeys = verified.New[identity](512)
+// A transport keeps the payloads whose signature verified (staticKeys),
+// by everything the check read (identity key, static key, signature): a
+// peer that reconnects with the same static key (tachyon keeps one per
+// transport) costs a hash instead of a signature check and key decoding. A
+// payload is only read once the peer has proved it holds the static key
+// (its decryption needs es or se), so nobody can probe the table without
+// that key; and the table is the transport's own, so the time a handshake
+// takes tells a peer nothing of another host's handshakes.
 
 // checkStatic is checkStaticKey; tests count its calls.
 var checkStatic = checkStaticKey
