@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,19 +126,31 @@ func TestForgedCertificates(t *testing.T) {
 	}
 }
 
-// TestServerCertificateCheckedOnce: a dialer checks a server certificate it
-// has seen pass once (checkedCerts), and a hit still proves nothing by
-// itself: a server with the same certificate but without its key fails,
-// and a peer ID other than the one dialed is still refused.
-func TestServerCertificateCheckedOnce(t *testing.T) {
+// TestCertificatesCheckedOnce: each side checks a certificate it has seen
+// pass once (checkOnce), and a hit still proves nothing by itself: a peer
+// presenting the same certificate without its key fails before anything
+// is looked up (a lookup's time would tell a hit from a miss), and a peer
+// ID other than the one expected is still refused.
+func TestCertificatesCheckedOnce(t *testing.T) {
 	leakcheck.Check(t)
-	var checks, lookups atomic.Int32
+	var checks atomic.Int32
+	lookups := map[*Transport]int{}
+	var mu sync.Mutex
 	checkChain = func(chain []*x509.Certificate) (crypto.PubKey, error) {
 		checks.Add(1)
 		return PubKeyFromCertChain(chain)
 	}
-	checkOnceHook = func([]*x509.Certificate) { lookups.Add(1) }
-	defer func() { checkChain, checkOnceHook = PubKeyFromCertChain, func([]*x509.Certificate) {} }()
+	checkOnceHook = func(tr *Transport, _ []*x509.Certificate) {
+		mu.Lock()
+		lookups[tr]++
+		mu.Unlock()
+	}
+	defer func() { checkChain, checkOnceHook = PubKeyFromCertChain, func(*Transport, []*x509.Certificate) {} }()
+	lookupsOf := func(tr *Transport) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return lookups[tr]
+	}
 
 	cli, srv := newTransport(t, nil, nil), newTransport(t, nil, nil)
 	dial := func(expect peer.ID) (result, result) {
@@ -158,63 +171,99 @@ func TestServerCertificateCheckedOnce(t *testing.T) {
 			t.Fatalf("dial %d: %v / %v", i, cr.err, sr.err)
 		}
 		if cr.conn.RemotePeer() != srv.LocalPeer() || !cr.conn.RemotePublicKey().Equal(srv.key.GetPublic()) {
-			t.Fatalf("dial %d: remote %s", i, cr.conn.RemotePeer())
+			t.Fatalf("dial %d: client sees %s", i, cr.conn.RemotePeer())
+		}
+		if sr.conn.RemotePeer() != cli.LocalPeer() || !sr.conn.RemotePublicKey().Equal(cli.key.GetPublic()) {
+			t.Fatalf("dial %d: server sees %s", i, sr.conn.RemotePeer())
 		}
 	}
-	if n := checks.Load(); n != 1 {
-		t.Fatalf("3 dials to one server checked its certificate %d times, want 1", n)
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("3 dials between the same two peers: %d certificate checks, want 2 (one a side)", n)
+	}
+	if lc, ls := lookupsOf(cli), lookupsOf(srv); lc != 3 || ls != 3 {
+		t.Fatalf("lookups: client %d, server %d, want 3 each", lc, ls)
 	}
 
-	// A hit, but the dialer expected another peer.
+	// A hit, but the dialer expected another peer: refused before its
+	// certificate leaves, so the server looks nothing up.
 	other := newTransport(t, nil, nil).LocalPeer()
-	cr, _ := dial(other)
+	cr, sr := dial(other)
 	var mismatch *network.PeerIDMismatchError
 	if !errors.As(cr.err, &mismatch) || mismatch.Actual != srv.LocalPeer() {
 		t.Fatalf("dial expecting %s: %v", other, cr.err)
 	}
+	if sr.err == nil {
+		t.Fatal("the server accepted a client that refused it")
+	}
+	if lc, ls := lookupsOf(cli), lookupsOf(srv); lc != 4 || ls != 3 {
+		t.Fatalf("after the mismatch, lookups: client %d, server %d, want 4 and 3", lc, ls)
+	}
 
 	// The server's certificate presented by a server without its key.
-	srvCert, _, err := srv.certificate()
+	srvCert, _, _, err := srv.certificate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	stolen := tls.Certificate{Certificate: srvCert.Certificate, PrivateKey: newCertKey(t), Leaf: srvCert.Leaf}
-	a, b := tcpPair(t)
-	defer a.Close()
-	var gotCert atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer b.Close()
-		conf := tlstest.ServerConfig(stolen, alpnLibp2p)
-		conf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			gotCert.Store(true)
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		tls.Server(b, conf).HandshakeContext(ctx)
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if c, err := cli.SecureOutbound(ctx, a, srv.LocalPeer()); err == nil {
-		c.Close()
-		t.Fatal("dialed a server presenting a certificate it has no key for")
+	t.Run("stolen-server-certificate", func(t *testing.T) {
+		a, b := tcpPair(t)
+		defer a.Close()
+		var gotCert atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer b.Close()
+			conf := tlstest.ServerConfig(stolen, alpnLibp2p)
+			conf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+				gotCert.Store(true)
+				return nil
+			}
+			tls.Server(b, conf).HandshakeContext(ctx)
+		}()
+		if c, err := cli.SecureOutbound(ctx, a, srv.LocalPeer()); err == nil {
+			c.Close()
+			t.Fatal("dialed a server presenting a certificate it has no key for")
+		}
+		<-done
+		if gotCert.Load() {
+			t.Fatal("our certificate went to a server without its certificate's key")
+		}
+		if n := lookupsOf(cli); n != 4 {
+			t.Fatalf("client lookups %d, want still 4", n)
+		}
+	})
+
+	// The client's certificate presented by a client without its key.
+	cliCert, _, _, err := cli.certificate()
+	if err != nil {
+		t.Fatal(err)
 	}
-	<-done
-	if gotCert.Load() {
-		t.Fatal("our certificate went to a server without its certificate's key")
-	}
-	// Not even looked up: a lookup before the server's CertificateVerify
-	// would answer in a time that tells a hit from a miss.
-	if n := lookups.Load(); n != 4 {
-		t.Fatalf("%d lookups after 4 handshakes that got past the server's CertificateVerify, want 4", n)
-	}
-	if n := checks.Load(); n != 1 {
-		t.Fatalf("certificate checked %d times, want 1", n)
+	stolen = tls.Certificate{Certificate: cliCert.Certificate, PrivateKey: newCertKey(t), Leaf: cliCert.Leaf}
+	t.Run("stolen-client-certificate", func(t *testing.T) {
+		a, b := tcpPair(t)
+		defer b.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer a.Close()
+			tls.Client(a, tlstest.ClientConfig(stolen, alpnLibp2p)).HandshakeContext(ctx)
+		}()
+		if c, err := srv.SecureInbound(ctx, b, ""); err == nil {
+			c.Close()
+			t.Fatal("accepted a client presenting a certificate it has no key for")
+		}
+		<-done
+		if n := lookupsOf(srv); n != 3 {
+			t.Fatalf("server lookups %d, want still 3", n)
+		}
+	})
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("certificates checked %d times, want still 2", n)
 	}
 
-	// Another server's certificate is checked.
+	// Another server: both check anew.
 	if cr, sr := func() (result, result) {
 		srv2 := newTransport(t, nil, nil)
 		a, b := tcpPair(t)
@@ -227,8 +276,8 @@ func TestServerCertificateCheckedOnce(t *testing.T) {
 		cr.conn.Close()
 		sr.conn.Close()
 	}
-	if n := checks.Load(); n != 2 {
-		t.Fatalf("a second server's certificate: %d checks, want 2", n)
+	if n := checks.Load(); n != 4 {
+		t.Fatalf("a second server: %d checks in all, want 4", n)
 	}
 }
 

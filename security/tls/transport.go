@@ -56,6 +56,9 @@ type Transport struct {
 	cert    tls.Certificate
 	certAge time.Time
 	anyPeer *tls.Config // server config for cert accepting any peer, shared; never modified
+	// anyPeerLate is anyPeer for SecureInbound, whose checks run after the
+	// handshake (see acceptCheck).
+	anyPeerLate *tls.Config
 }
 
 var _ network.SecureTransport = (*Transport)(nil)
@@ -77,7 +80,7 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 		t.alpn = append(t.alpn, string(m))
 	}
 	t.alpn = append(t.alpn, alpnLibp2p)
-	if _, _, err := t.certificate(); err != nil {
+	if _, _, _, err := t.certificate(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -90,21 +93,22 @@ func (t *Transport) ID() protocol.ID { return ID }
 func (t *Transport) LocalPeer() peer.ID { return t.localID }
 
 // certificate returns the current certificate, replacing it once it is
-// older than certLifetime, and the server config shared by the inbound
-// handshakes that accept any peer.
-func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
+// older than certLifetime, and the server configs shared by the inbound
+// handshakes that accept any peer (checking in VerifyConnection, and late).
+func (t *Transport) certificate() (cert *tls.Certificate, anyPeer, anyPeerLate *tls.Config, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.cert.Leaf == nil || time.Since(t.certAge) > certLifetime {
 		cert, err := newCertificate(t.key)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		t.cert, t.certAge = cert, time.Now()
-		t.anyPeer = t.newServerConfig(&cert, "")
+		t.anyPeer = t.newServerConfig(&cert, "", false)
+		t.anyPeerLate = t.newServerConfig(&cert, "", true)
 	}
 	c := t.cert
-	return &c, t.anyPeer, nil
+	return &c, t.anyPeer, t.anyPeerLate, nil
 }
 
 // ClientConfig returns a TLS 1.3 config for dialling remote: it presents our
@@ -113,7 +117,7 @@ func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 // empty). After the handshake, HostKey on PeerCertificates yields the
 // remote host key.
 func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
-	cert, _, err := t.certificate()
+	cert, _, _, err := t.certificate()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +132,7 @@ func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
 // the server's host key and peer ID, or why they are not to be trusted.
 // The config is for one handshake.
 func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func() (crypto.PubKey, peer.ID, error), err error) {
-	cert, _, err := t.certificate()
+	cert, _, _, err := t.certificate()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +150,7 @@ func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func(
 // client's first muxer that we support, or "libp2p". After the handshake,
 // HostKey on PeerCertificates yields the remote host key.
 func (t *Transport) ServerConfig() (*tls.Config, error) {
-	_, cfg, err := t.certificate()
+	_, cfg, _, err := t.certificate()
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +227,8 @@ func (t *Transport) dialConfig(own *tls.Certificate, remote peer.ID) (*tls.Confi
 // keep holds the server's chain for the checks; a chain of another length
 // is refused at once, whoever sent it.
 func (d *dialCheck) keep(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) != 1 {
-		return fmt.Errorf("tls: expected exactly one certificate, got %d", len(cs.PeerCertificates))
+	if err := oneCertificate(cs); err != nil {
+		return err
 	}
 	d.chain = cs.PeerCertificates
 	return nil
@@ -268,16 +272,14 @@ type checkedCert struct {
 const certDigestDomain = "libp2p-tls-certificate"
 
 // checkOnce checks a one-certificate chain as PubKeyFromCertChain does. It
-// keeps the servers' certificates that passed, by a digest of their DER
-// encoding (which covers everything checked but the time), in a table of
-// the transport's own (so one host's dials tell nothing of another's), so
-// that a node that dials the same peer again (tachyon keeps a certificate
-// for a day) spends a hash instead of an ECDSA and a host-key
-// verification. Only dialCheck calls it, after the server proved it holds
-// the certificate's key. Servers check every client in VerifyConnection
-// and keep nothing.
+// keeps the certificates that passed, by a digest of their DER encoding
+// (which covers everything checked but the time), in a table of the
+// transport's own (so one host's handshakes tell nothing of another's), so
+// that a peer met again with the same certificate (tachyon keeps one for a
+// day) costs a hash instead of an ECDSA and a host-key verification. Only dialCheck and acceptCheck call it, once the peer has
+// proved it holds the certificate's key.
 func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
-	checkOnceHook(chain)
+	checkOnceHook(t, chain)
 	cert := chain[0]
 	key := verified.Sum(certDigestDomain, cert.Raw)
 	if c, ok := t.checked.Get(key); ok {
@@ -303,19 +305,25 @@ func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
 // lookup; tests count their calls.
 var (
 	checkChain    = PubKeyFromCertChain
-	checkOnceHook = func([]*x509.Certificate) {}
+	checkOnceHook = func(*Transport, []*x509.Certificate) {}
 )
 
 // newServerConfig builds a server config for cert accepting remote (any
-// peer if empty). crypto/tls picks ALPN in server order; the spec wants the
-// client's, so GetConfigForClient answers with a config whose NextProtos
-// is our pick alone: one prepared per possible pick, shared by all
-// handshakes rather than cloned for each.
-func (t *Transport) newServerConfig(cert *tls.Certificate, remote peer.ID) *tls.Config {
+// peer if empty), checking the client in VerifyConnection or, if late, only
+// that it sent one certificate (SecureInbound checks the rest after the
+// handshake, see acceptCheck). crypto/tls picks ALPN in server order; the
+// spec wants the client's, so GetConfigForClient answers with a config
+// whose NextProtos is our pick alone: one prepared per possible pick,
+// shared by all handshakes rather than cloned for each.
+func (t *Transport) newServerConfig(cert *tls.Certificate, remote peer.ID, late bool) *tls.Config {
+	verify := verifier(remote)
+	if late {
+		verify = oneCertificate
+	}
 	base := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		ClientAuth:             tls.RequireAnyClientCert,
-		VerifyConnection:       verifier(remote),
+		VerifyConnection:       verify,
 		Certificates:           []tls.Certificate{*cert},
 		NextProtos:             t.alpn,
 		SessionTicketsDisabled: true,
@@ -346,16 +354,51 @@ func (t *Transport) pickALPN(offered []string) string {
 // SecureInbound runs the handshake as the TLS server. When remote is not
 // empty the client must prove it is that peer.
 func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
-	cert, cfg, err := t.certificate()
+	cert, _, cfg, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
 	}
 	if remote != "" {
-		cfg = t.newServerConfig(cert, remote)
+		cfg = t.newServerConfig(cert, remote, true)
 	}
-	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}}
+	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}, accept: &acceptCheck{t: t, remote: remote}}
 	return c.handshake(ctx, tls.Server(c.batch, cfg), insecure)
+}
+
+// acceptCheck runs an inbound handshake's certificate checks once
+// crypto/tls has checked the client's CertificateVerify and Finished (the
+// client holds the certificate's key), so that a certificate that passed
+// before may skip them (checkOnce) without its time telling anything to a
+// client without the key. Before that the client's chain is only counted
+// (oneCertificate). A client that fails them sees the connection close
+// after its Finished, as tls.md tells clients to expect, and we have read
+// nothing it sent.
+type acceptCheck struct {
+	t      *Transport
+	remote peer.ID
+}
+
+func (a *acceptCheck) check(chain []*x509.Certificate) (checkedCert, error) {
+	if len(chain) != 1 {
+		return checkedCert{}, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
+	}
+	c, err := a.t.checkOnce(chain)
+	if err != nil {
+		return checkedCert{}, err
+	}
+	if a.remote != "" && c.id != a.remote {
+		return checkedCert{}, &network.PeerIDMismatchError{Expected: a.remote, Actual: c.id}
+	}
+	return c, nil
+}
+
+// oneCertificate refuses a chain of any length but one, whoever sent it.
+func oneCertificate(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) != 1 {
+		return fmt.Errorf("tls: expected exactly one certificate, got %d", len(cs.PeerCertificates))
+	}
+	return nil
 }
 
 // SecureOutbound runs the handshake as the TLS client and fails unless the
@@ -365,7 +408,7 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remot
 		insecure.Close()
 		return nil, errors.New("tls: outbound handshake needs the remote peer ID")
 	}
-	cert, _, err := t.certificate()
+	cert, _, _, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
@@ -386,7 +429,8 @@ type Conn struct {
 	remotePeer peer.ID
 	remoteKey  crypto.PubKey
 	state      network.ConnState
-	check      *dialCheck // outbound: the checks of the server's chain
+	check      *dialCheck   // outbound: the checks of the server's chain
+	accept     *acceptCheck // inbound: the checks of the client's chain
 }
 
 var _ network.SecureConn = (*Conn)(nil)
@@ -423,13 +467,21 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn
 		}
 	}
 	st := tc.ConnectionState()
-	if c.check != nil {
+	switch {
+	case c.check != nil:
 		if err := c.check.check(); err != nil { // done unless no certificate was asked for
 			return fail(err)
 		}
 		c.remoteKey, c.remotePeer = c.check.passed.pub, c.check.passed.id
 		c.check = nil
-	} else {
+	case c.accept != nil:
+		passed, err := c.accept.check(st.PeerCertificates)
+		if err != nil {
+			return fail(err)
+		}
+		c.remoteKey, c.remotePeer = passed.pub, passed.id
+		c.accept = nil
+	default:
 		// The verifier checked this very chain during the handshake.
 		pub, err := HostKey(st.PeerCertificates)
 		if err != nil {
