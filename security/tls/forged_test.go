@@ -198,6 +198,35 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 	if lc, ls := lookupsOf(cli), lookupsOf(srv); lc != 4 || ls != 3 {
 		t.Fatalf("after the mismatch, lookups: client %d, server %d, want 4 and 3", lc, ls)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// A hit on the listener, but it expected another peer.
+	t.Run("listener-expects-another", func(t *testing.T) {
+		a, b := tcpPair(t)
+		defer a.Close()
+		defer b.Close()
+		ch := make(chan error, 1)
+		go func() {
+			c, err := srv.SecureInbound(ctx, b, other)
+			if err == nil {
+				c.Close()
+			}
+			ch <- err
+		}()
+		if c, err := cli.SecureOutbound(ctx, a, srv.LocalPeer()); err == nil {
+			c.Read(make([]byte, 1)) // the listener's refusal shows on read
+			c.Close()
+		}
+		err := <-ch
+		var mismatch *network.PeerIDMismatchError
+		if !errors.As(err, &mismatch) || mismatch.Actual != cli.LocalPeer() {
+			t.Fatalf("listener expecting %s: %v", other, err)
+		}
+		if n := lookupsOf(srv); n != 4 {
+			t.Fatalf("server lookups %d, want 4 (a hit)", n)
+		}
+	})
 
 	// The server's certificate presented by a server without its key.
 	srvCert, _, _, err := srv.certificate()
@@ -205,8 +234,6 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	stolen := tls.Certificate{Certificate: srvCert.Certificate, PrivateKey: newCertKey(t), Leaf: srvCert.Leaf}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	t.Run("stolen-server-certificate", func(t *testing.T) {
 		a, b := tcpPair(t)
 		defer a.Close()
@@ -230,8 +257,8 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 		if gotCert.Load() {
 			t.Fatal("our certificate went to a server without its certificate's key")
 		}
-		if n := lookupsOf(cli); n != 4 {
-			t.Fatalf("client lookups %d, want still 4", n)
+		if n := lookupsOf(cli); n != 5 {
+			t.Fatalf("client lookups %d, want still 5", n)
 		}
 	})
 
@@ -255,8 +282,8 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 			t.Fatal("accepted a client presenting a certificate it has no key for")
 		}
 		<-done
-		if n := lookupsOf(srv); n != 3 {
-			t.Fatalf("server lookups %d, want still 3", n)
+		if n := lookupsOf(srv); n != 4 {
+			t.Fatalf("server lookups %d, want still 4", n)
 		}
 	})
 	if n := checks.Load(); n != 2 {

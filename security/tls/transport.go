@@ -276,8 +276,9 @@ const certDigestDomain = "libp2p-tls-certificate"
 // (which covers everything checked but the time), in a table of the
 // transport's own (so one host's handshakes tell nothing of another's), so
 // that a peer met again with the same certificate (tachyon keeps one for a
-// day) costs a hash instead of an ECDSA and a host-key verification. Only dialCheck and acceptCheck call it, once the peer has
-// proved it holds the certificate's key.
+// day) costs a hash instead of an ECDSA and a host-key verification. Only
+// dialCheck and acceptCheck call it, once the peer has proved it holds the
+// certificate's key.
 func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
 	checkOnceHook(t, chain)
 	cert := chain[0]
@@ -316,9 +317,9 @@ var (
 // whose NextProtos is our pick alone: one prepared per possible pick,
 // shared by all handshakes rather than cloned for each.
 func (t *Transport) newServerConfig(cert *tls.Certificate, remote peer.ID, late bool) *tls.Config {
-	verify := verifier(remote)
-	if late {
-		verify = oneCertificate
+	verify := oneCertificate
+	if !late {
+		verify = verifier(remote)
 	}
 	base := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
@@ -481,16 +482,8 @@ func (c *Conn) handshake(ctx context.Context, tc *tls.Conn, raw net.Conn) (*Conn
 		}
 		c.remoteKey, c.remotePeer = passed.pub, passed.id
 		c.accept = nil
-	default:
-		// The verifier checked this very chain during the handshake.
-		pub, err := HostKey(st.PeerCertificates)
-		if err != nil {
-			return fail(err)
-		}
-		if c.remotePeer, err = peer.IDFromPublicKey(pub); err != nil {
-			return fail(fmt.Errorf("deriving peer ID: %w", err))
-		}
-		c.remoteKey = pub
+	default: // every handshake of this package has one of the two
+		return fail(errors.New("tls: no certificate check for this handshake"))
 	}
 	c.Conn = tc
 	// Not before: the handshake reads as crypto/tls asks, byte for byte.
