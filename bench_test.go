@@ -34,22 +34,10 @@ func cpuTime() time.Duration {
 // here), and the figure says more about host construction than about
 // connections. Closing the batch is outside the count too.
 func BenchmarkConnection(b *testing.B) {
-	const echo protocol.ID = "/bench/echo"
 	const batch = 100
 	for _, sec := range []protocol.ID{tachyon.Noise, tachyon.TLS} {
 		b.Run(string(sec), func(b *testing.B) {
-			server, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.Security(sec))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer server.Close()
-			server.SetStreamHandler(echo, func(s network.Stream) {
-				io.Copy(s, s)
-				s.Close()
-			})
-			target := peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()[:1]}
-			ctx := context.Background()
-			buf := make([]byte, 1)
+			server, target := echoServer(b, sec)
 			clients := make([]*tachyon.Host, 0, batch)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -68,30 +56,7 @@ func BenchmarkConnection(b *testing.B) {
 				b.StartTimer()
 				start := cpuTime()
 				for _, client := range clients {
-					if err := client.Connect(ctx, target); err != nil {
-						b.Fatal(err)
-					}
-					s, err := client.NewStream(ctx, server.ID(), echo)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := s.Write([]byte{1}); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.ReadFull(s, buf); err != nil {
-						b.Fatal(err)
-					}
-					s.Close()
-					if _, err := client.IdentifyWait(ctx, server.ID()); err != nil {
-						b.Fatal(err)
-					}
-					// The server's identify of the client ends the connection's work.
-					if _, err := server.IdentifyWait(ctx, client.ID()); err != nil {
-						b.Fatal(err)
-					}
-					if err := client.Network().ClosePeer(server.ID()); err != nil {
-						b.Fatal(err)
-					}
+					connectEcho(b, client, server, target)
 				}
 				cpu += cpuTime() - start
 				b.StopTimer()
@@ -113,55 +78,21 @@ func BenchmarkConnection(b *testing.B) {
 // dialer's) is used. The wait for the server to drop the closed connection
 // is outside the count.
 func BenchmarkRedial(b *testing.B) {
-	const echo protocol.ID = "/bench/echo"
 	for _, sec := range []protocol.ID{tachyon.Noise, tachyon.TLS} {
 		b.Run(string(sec), func(b *testing.B) {
-			server, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.Security(sec))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer server.Close()
-			server.SetStreamHandler(echo, func(s network.Stream) {
-				io.Copy(s, s)
-				s.Close()
-			})
+			server, target := echoServer(b, sec)
 			client, err := tachyon.New(tachyon.Security(sec))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer client.Close()
-			target := peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()[:1]}
-			ctx := context.Background()
-			buf := make([]byte, 1)
 			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
 			var cpu time.Duration
 			for range b.N {
 				start := cpuTime()
-				if err := client.Connect(ctx, target); err != nil {
-					b.Fatal(err)
-				}
-				s, err := client.NewStream(ctx, server.ID(), echo)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.Write([]byte{1}); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(s, buf); err != nil {
-					b.Fatal(err)
-				}
-				s.Close()
-				if _, err := client.IdentifyWait(ctx, server.ID()); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := server.IdentifyWait(ctx, client.ID()); err != nil {
-					b.Fatal(err)
-				}
-				if err := client.Network().ClosePeer(server.ID()); err != nil {
-					b.Fatal(err)
-				}
+				connectEcho(b, client, server, target)
 				cpu += cpuTime() - start
 				b.StopTimer()
 				deadline := time.Now().Add(5 * time.Second)
@@ -175,5 +106,53 @@ func BenchmarkRedial(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
 		})
+	}
+}
+
+const benchEcho protocol.ID = "/bench/echo"
+
+// echoServer is the benchmarks' server: TCP on loopback, security sec, an
+// echo handler for benchEcho; closed when b ends.
+func echoServer(b *testing.B, sec protocol.ID) (*tachyon.Host, peer.AddrInfo) {
+	server, err := tachyon.New(tachyon.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), tachyon.Security(sec))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { server.Close() })
+	server.SetStreamHandler(benchEcho, func(s network.Stream) {
+		io.Copy(s, s)
+		s.Close()
+	})
+	return server, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()[:1]}
+}
+
+// connectEcho is one connection of the benchmarks above: connect, echo a
+// byte on a new stream, wait for identify at both ends (the server's
+// identify of the client ends the connection's work), close.
+func connectEcho(b *testing.B, client, server *tachyon.Host, target peer.AddrInfo) {
+	ctx := context.Background()
+	if err := client.Connect(ctx, target); err != nil {
+		b.Fatal(err)
+	}
+	s, err := client.NewStream(ctx, server.ID(), benchEcho)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Write([]byte{1}); err != nil {
+		b.Fatal(err)
+	}
+	var buf [1]byte
+	if _, err := io.ReadFull(s, buf[:]); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	if _, err := client.IdentifyWait(ctx, server.ID()); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := server.IdentifyWait(ctx, client.ID()); err != nil {
+		b.Fatal(err)
+	}
+	if err := client.Network().ClosePeer(server.ID()); err != nil {
+		b.Fatal(err)
 	}
 }
