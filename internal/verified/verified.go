@@ -85,7 +85,7 @@ func (t *Table[V]) addLocked(d Digest, v V) {
 		t.old, t.cur = t.cur, nil
 	}
 	if t.cur == nil {
-		t.cur = make(map[Digest]V, min(t.max, 64))
+		t.cur = make(map[Digest]V) // grown as filled: most tables hold a few entries
 	}
 	t.cur[d] = v
 	delete(t.old, d)

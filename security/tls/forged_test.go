@@ -229,7 +229,7 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 	})
 
 	// The server's certificate presented by a server without its key.
-	srvCert, _, _, err := srv.certificate()
+	srvCert, _, err := srv.certificate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 	})
 
 	// The client's certificate presented by a client without its key.
-	cliCert, _, _, err := cli.certificate()
+	cliCert, _, err := cli.certificate()
 	if err != nil {
 		t.Fatal(err)
 	}

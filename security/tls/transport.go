@@ -55,10 +55,11 @@ type Transport struct {
 	mu      sync.Mutex
 	cert    tls.Certificate
 	certAge time.Time
-	anyPeer *tls.Config // server config for cert accepting any peer, shared; never modified
-	// anyPeerLate is anyPeer for SecureInbound, whose checks run after the
-	// handshake (see acceptCheck).
-	anyPeerLate *tls.Config
+	// anyPeer (ServerConfig's, checking in VerifyConnection; nil until
+	// asked for) and anyPeerLate (SecureInbound's, checking after the
+	// handshake, see acceptCheck) accept any peer with cert; shared, never
+	// modified.
+	anyPeer, anyPeerLate *tls.Config
 }
 
 var _ network.SecureTransport = (*Transport)(nil)
@@ -80,7 +81,7 @@ func New(key crypto.PrivKey, cfg *Config) (*Transport, error) {
 		t.alpn = append(t.alpn, string(m))
 	}
 	t.alpn = append(t.alpn, alpnLibp2p)
-	if _, _, _, err := t.certificate(); err != nil {
+	if _, _, err := t.certificate(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -92,23 +93,33 @@ func (t *Transport) ID() protocol.ID { return ID }
 // LocalPeer returns the peer ID this transport authenticates as.
 func (t *Transport) LocalPeer() peer.ID { return t.localID }
 
-// certificate returns the current certificate, replacing it once it is
-// older than certLifetime, and the server configs shared by the inbound
-// handshakes that accept any peer (checking in VerifyConnection, and late).
-func (t *Transport) certificate() (cert *tls.Certificate, anyPeer, anyPeerLate *tls.Config, err error) {
+// certificate returns the current certificate and the server config
+// SecureInbound shares between the handshakes that accept any peer.
+func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cert.Leaf == nil || time.Since(t.certAge) > certLifetime {
-		cert, err := newCertificate(t.key)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		t.cert, t.certAge = cert, time.Now()
-		t.anyPeer = t.newServerConfig(&cert, "", false)
-		t.anyPeerLate = t.newServerConfig(&cert, "", true)
+	if err := t.rotateLocked(); err != nil {
+		return nil, nil, err
 	}
 	c := t.cert
-	return &c, t.anyPeer, t.anyPeerLate, nil
+	return &c, t.anyPeerLate, nil
+}
+
+// rotateLocked replaces the certificate once it is older than
+// certLifetime. ServerConfig's config is made when first asked for (most
+// hosts never listen on QUIC).
+func (t *Transport) rotateLocked() error {
+	if t.cert.Leaf != nil && time.Since(t.certAge) <= certLifetime {
+		return nil
+	}
+	cert, err := newCertificate(t.key)
+	if err != nil {
+		return err
+	}
+	t.cert, t.certAge = cert, time.Now()
+	t.anyPeer = nil
+	t.anyPeerLate = t.newServerConfig(&cert, "", true)
+	return nil
 }
 
 // ClientConfig returns a TLS 1.3 config for dialling remote: it presents our
@@ -117,7 +128,7 @@ func (t *Transport) certificate() (cert *tls.Certificate, anyPeer, anyPeerLate *
 // empty). After the handshake, HostKey on PeerCertificates yields the
 // remote host key.
 func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
-	cert, _, _, err := t.certificate()
+	cert, _, err := t.certificate()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +143,7 @@ func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
 // the server's host key and peer ID, or why they are not to be trusted.
 // The config is for one handshake.
 func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func() (crypto.PubKey, peer.ID, error), err error) {
-	cert, _, _, err := t.certificate()
+	cert, _, err := t.certificate()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,11 +161,15 @@ func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func(
 // client's first muxer that we support, or "libp2p". After the handshake,
 // HostKey on PeerCertificates yields the remote host key.
 func (t *Transport) ServerConfig() (*tls.Config, error) {
-	_, cfg, _, err := t.certificate()
-	if err != nil {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.rotateLocked(); err != nil {
 		return nil, err
 	}
-	return cfg.Clone(), nil
+	if t.anyPeer == nil {
+		t.anyPeer = t.newServerConfig(&t.cert, "", false)
+	}
+	return t.anyPeer.Clone(), nil
 }
 
 // verifier returns a VerifyConnection callback checking the peer's chain
@@ -355,7 +370,7 @@ func (t *Transport) pickALPN(offered []string) string {
 // SecureInbound runs the handshake as the TLS server. When remote is not
 // empty the client must prove it is that peer.
 func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
-	cert, _, cfg, err := t.certificate()
+	cert, cfg, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
@@ -409,7 +424,7 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, remot
 		insecure.Close()
 		return nil, errors.New("tls: outbound handshake needs the remote peer ID")
 	}
-	cert, _, _, err := t.certificate()
+	cert, _, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
