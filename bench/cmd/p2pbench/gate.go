@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -66,11 +67,72 @@ type gateRatio struct {
 	HigherBetter bool    `json:"higher_is_better"`
 }
 
+// baselineFile is bench/baseline.json. The same code gives other ratios on
+// another processor (AES-GCM against ChaCha20, for one), so each machine
+// whose baseline was written has its own (Machines, by machineID); Ratios
+// holds, per ratio, the worst of every machine's, for a machine not listed.
 type baselineFile struct {
-	Note   string               `json:"note"`
+	Note     string                     `json:"note"`
+	Date     string                     `json:"date"`
+	Rounds   int                        `json:"rounds"`
+	Ratios   map[string]gateRatio       `json:"ratios"`
+	Machines map[string]machineBaseline `json:"machines,omitempty"`
+}
+
+// machineBaseline is one machine's baseline.
+type machineBaseline struct {
 	Date   string               `json:"date"`
 	Rounds int                  `json:"rounds"`
 	Ratios map[string]gateRatio `json:"ratios"`
+}
+
+// ratiosFor returns the baseline for the machine id and which one it is.
+func (bf baselineFile) ratiosFor(id string) (map[string]gateRatio, string) {
+	if m, ok := bf.Machines[id]; ok {
+		return m.Ratios, "this machine's (" + id + ")"
+	}
+	return bf.Ratios, "the worst of the known machines' (none for " + id + ")"
+}
+
+// withMachine returns bf with cur as machine id's baseline and every
+// default ratio the worse of the old one and cur's.
+func (bf baselineFile) withMachine(id string, cur map[string]gateRatio, date string, rounds int) baselineFile {
+	out := baselineFile{Note: bf.Note, Date: date, Rounds: rounds, Ratios: map[string]gateRatio{}, Machines: map[string]machineBaseline{}}
+	maps.Copy(out.Machines, bf.Machines)
+	out.Machines[id] = machineBaseline{Date: date, Rounds: rounds, Ratios: cur}
+	maps.Copy(out.Ratios, bf.Ratios)
+	for k, c := range cur {
+		if o, ok := out.Ratios[k]; !ok || worseThan(c, o) {
+			out.Ratios[k] = c
+		}
+	}
+	return out
+}
+
+// worseThan reports whether a is a worse figure than b.
+func worseThan(a, b gateRatio) bool {
+	if a.HigherBetter {
+		return a.Ratio < b.Ratio
+	}
+	return a.Ratio > b.Ratio
+}
+
+// machineID names the processor the gate runs on: /proc/cpuinfo's model
+// name and cache size (a VM may show only "AMD EPYC") and a digest of its
+// flags (which tell generations apart), with the core count.
+func machineID() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	field := func(name string) string {
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && strings.TrimSpace(k) == name {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "?"
+	}
+	flags := sha256.Sum256([]byte(field("flags")))
+	return fmt.Sprintf("%s, %s cache, %d cores, flags %x", field("model name"), field("cache size"), runtime.NumCPU(), flags[:4])
 }
 
 // gateName names the ratio of tachyon's sec stack to member m.
@@ -304,6 +366,7 @@ func gate(checkPath, writePath string, rounds int) int {
 			return 2
 		}
 	}
+	id := machineID()
 	runtime.GOMAXPROCS(gateProcs)
 	if slowTachyon > 0 {
 		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's first replies and writes are slowed on purpose", slowTachyon)
@@ -350,12 +413,18 @@ func gate(checkPath, writePath string, rounds int) int {
 			}
 		}
 		cur := gateRatios(pool)
-		bf := baselineFile{
-			Note:   "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns, GOMAXPROCS=1); -check fails when one worsens by more than 15 %",
-			Date:   time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-			Rounds: len(pool),
-			Ratios: cur,
+		// A baseline already there keeps its other machines' figures.
+		var old baselineFile
+		if b, err := os.ReadFile(writePath); err == nil {
+			if err := json.Unmarshal(b, &old); err != nil {
+				fmt.Fprintln(os.Stderr, "p2pbench: baseline to update:", err)
+				return 2
+			}
 		}
+		if old.Note == "" {
+			old.Note = "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns, GOMAXPROCS=1); -check fails when one worsens by more than 15 % against the baseline of its machine, or, on a machine not listed, against ratios, the worst of the listed ones"
+		}
+		bf := old.withMachine(id, cur, time.Now().UTC().Format("2006-01-02 15:04 UTC"), len(pool))
 		b, _ := json.MarshalIndent(bf, "", "  ")
 		if err := os.WriteFile(writePath, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "p2pbench:", err)
@@ -364,10 +433,13 @@ func gate(checkPath, writePath string, rounds int) int {
 		for _, k := range slices.Sorted(maps.Keys(cur)) {
 			fmt.Printf("%-50s %.3f (spread %.0f %%)\n", k, cur[k].Ratio, 100*spread(pool, k))
 		}
-		fmt.Printf("baseline from %d rounds written to %s in %v\n", len(pool), writePath, time.Since(start).Round(time.Second))
+		fmt.Printf("baseline of %s from %d rounds written to %s in %v\n", id, len(pool), writePath, time.Since(start).Round(time.Second))
 		return 0
 	}
 
+	ratios, which := base.ratiosFor(id)
+	logf("gate: comparing with %s baseline", which)
+	base = baselineFile{Ratios: ratios}
 	var failed []string
 	for attempt := range gateBatches {
 		if err := batch(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -28,5 +29,52 @@ func TestCompare(t *testing.T) {
 	}
 	if f := compare(base, rounds([]float64{0.5}, []float64{2}), false); len(f) != 0 {
 		t.Errorf("an improvement failed the gate: %v", f)
+	}
+}
+
+// TestBaselinePerMachine: a machine with a baseline of its own is held to
+// it; any other to the worst of all machines', which writing a machine's
+// baseline keeps up to date without losing the others'.
+func TestBaselinePerMachine(t *testing.T) {
+	const up, dial = "upload best: x", "first reply median: x"
+	old := baselineFile{Ratios: map[string]gateRatio{up: {0.5, true}, dial: {1.0, false}}}
+	fast := map[string]gateRatio{up: {0.8, true}, dial: {1.2, false}}
+	bf := old.withMachine("fast", fast, "d1", 120)
+	slow := map[string]gateRatio{up: {0.4, true}, dial: {0.9, false}}
+	bf = bf.withMachine("slow", slow, "d2", 120)
+
+	raw, err := json.Marshal(bf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back baselineFile
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id       string
+		up, dial float64
+	}{
+		{"fast", 0.8, 1.2},
+		{"slow", 0.4, 0.9},
+		{"other", 0.4, 1.2}, // the worst of old, fast and slow, each ratio its own way
+	} {
+		r, which := back.ratiosFor(tc.id)
+		if r[up].Ratio != tc.up || r[dial].Ratio != tc.dial {
+			t.Errorf("%s (%s): upload %v, first reply %v; want %v, %v", tc.id, which, r[up].Ratio, r[dial].Ratio, tc.up, tc.dial)
+		}
+	}
+	// Held to its own figure, the fast machine fails a 20 % drop that the
+	// worst-of-all figure lets through.
+	drop := []map[string]float64{{up: 0.64, dial: 1.2}}
+	own, _ := back.ratiosFor("fast")
+	if f := compare(baselineFile{Ratios: own}, drop, false); len(f) != 1 {
+		t.Errorf("own baseline: %v", f)
+	}
+	if f := compare(baselineFile{Ratios: back.Ratios}, drop, false); len(f) != 0 {
+		t.Errorf("default baseline: %v", f)
+	}
+	if id := machineID(); id == "" || id != machineID() {
+		t.Errorf("machineID %q is not stable", id)
 	}
 }
