@@ -23,7 +23,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"runtime"
@@ -94,17 +96,40 @@ func (bf baselineFile) ratiosFor(id string) (map[string]gateRatio, string) {
 	return bf.Ratios, "the worst of the known machines' (none for " + id + ")"
 }
 
-// withMachine returns bf with cur as machine id's baseline and every
-// default ratio the worse of the old one and cur's.
+// withMachine returns bf with cur added to machine id's baseline: each
+// ratio the worse of cur's and the one already there, so that writing the
+// baseline again on another day widens it to that day's figures too (the
+// same code on the same machine image has measured up to 15 % apart
+// between days on first replies); to tighten it after an improvement,
+// delete the machine's entry first. The default ratios become, for the
+// ratios measured now, the worst of every machine's and the old defaults;
+// ratios no longer measured are dropped from them (a machine's own entry
+// keeps them until it is written again).
 func (bf baselineFile) withMachine(id string, cur map[string]gateRatio, date string, rounds int) baselineFile {
 	out := baselineFile{Note: bf.Note, Date: date, Rounds: rounds, Ratios: map[string]gateRatio{}, Machines: map[string]machineBaseline{}}
 	maps.Copy(out.Machines, bf.Machines)
-	out.Machines[id] = machineBaseline{Date: date, Rounds: rounds, Ratios: cur}
-	maps.Copy(out.Ratios, bf.Ratios)
+	mine := machineBaseline{Date: date, Rounds: rounds, Ratios: map[string]gateRatio{}}
+	if prev, ok := bf.Machines[id]; ok {
+		mine.Date = prev.Date + " and " + date
+		mine.Rounds += prev.Rounds
+	}
 	for k, c := range cur {
-		if o, ok := out.Ratios[k]; !ok || worseThan(c, o) {
-			out.Ratios[k] = c
+		if p, ok := bf.Machines[id].Ratios[k]; ok && worseThan(p, c) {
+			c = p
 		}
+		mine.Ratios[k] = c
+	}
+	out.Machines[id] = mine
+	for k, c := range mine.Ratios {
+		if o, ok := bf.Ratios[k]; ok && worseThan(o, c) {
+			c = o
+		}
+		for _, m := range out.Machines {
+			if o, ok := m.Ratios[k]; ok && worseThan(o, c) {
+				c = o
+			}
+		}
+		out.Ratios[k] = c
 	}
 	return out
 }
@@ -367,6 +392,21 @@ func gate(checkPath, writePath string, rounds int) int {
 		}
 	}
 	id := machineID()
+	// The baseline to update is read before measuring, so that a file that
+	// cannot be read costs no minutes; one that does not exist is begun.
+	var old baselineFile
+	if writePath != "" {
+		b, err := os.ReadFile(writePath)
+		if err == nil {
+			err = json.Unmarshal(b, &old)
+		} else if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pbench: baseline to update:", err)
+			return 2
+		}
+	}
 	runtime.GOMAXPROCS(gateProcs)
 	if slowTachyon > 0 {
 		logf("gate: P2PBENCH_SLOW_TACHYON=%g: tachyon's first replies and writes are slowed on purpose", slowTachyon)
@@ -413,13 +453,9 @@ func gate(checkPath, writePath string, rounds int) int {
 			}
 		}
 		cur := gateRatios(pool)
-		// A baseline already there keeps its other machines' figures.
-		var old baselineFile
-		if b, err := os.ReadFile(writePath); err == nil {
-			if err := json.Unmarshal(b, &old); err != nil {
-				fmt.Fprintln(os.Stderr, "p2pbench: baseline to update:", err)
-				return 2
-			}
+		if len(cur) == 0 {
+			fmt.Fprintln(os.Stderr, "p2pbench: no ratio measured; baseline not written")
+			return 2
 		}
 		if old.Note == "" {
 			old.Note = "p2pbench -write-baseline: medians over rounds of per-round ratios (stacks in single interleaved turns, GOMAXPROCS=1); -check fails when one worsens by more than 15 % against the baseline of its machine, or, on a machine not listed, against ratios, the worst of the listed ones"
@@ -438,6 +474,10 @@ func gate(checkPath, writePath string, rounds int) int {
 	}
 
 	ratios, which := base.ratiosFor(id)
+	if len(ratios) == 0 {
+		fmt.Fprintf(os.Stderr, "p2pbench: %s baseline in %s holds no ratio\n", which, checkPath)
+		return 2
+	}
 	logf("gate: comparing with %s baseline", which)
 	base = baselineFile{Ratios: ratios}
 	var failed []string

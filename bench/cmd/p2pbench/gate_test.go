@@ -77,4 +77,23 @@ func TestBaselinePerMachine(t *testing.T) {
 	if id := machineID(); id == "" || id != machineID() {
 		t.Errorf("machineID %q is not stable", id)
 	}
+
+	// Written again on another day: the machine's entry widens to the
+	// worse of both days, never narrows.
+	again := back.withMachine("fast", map[string]gateRatio{up: {0.9, true}, dial: {1.3, false}}, "d3", 120)
+	if r, _ := again.ratiosFor("fast"); r[up].Ratio != 0.8 || r[dial].Ratio != 1.3 {
+		t.Errorf("fast written again: upload %v, first reply %v; want 0.8, 1.3", r[up].Ratio, r[dial].Ratio)
+	}
+	if r, _ := again.ratiosFor("other"); r[dial].Ratio != 1.3 {
+		t.Errorf("default first reply %v after fast widened, want 1.3", r[dial].Ratio)
+	}
+	// A ratio no longer measured leaves the defaults (an unlisted machine
+	// would fail on it as not measured); a new one enters them.
+	renamed := again.withMachine("slow", map[string]gateRatio{up: {0.4, true}, "first reply median: y": {1.0, false}}, "d4", 120)
+	if _, ok := renamed.Ratios[dial]; ok {
+		t.Error("a ratio no longer measured stayed in the defaults")
+	}
+	if _, ok := renamed.Ratios["first reply median: y"]; !ok {
+		t.Error("a new ratio is missing from the defaults")
+	}
 }
