@@ -122,8 +122,8 @@ func extensionOf(cert *x509.Certificate) (signedKey, error) {
 // later, see dialCheck), so after their handshake HostKey reads the key
 // without checking it again.
 func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
-	if len(chain) != 1 {
-		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
+	if err := oneCert(chain); err != nil {
+		return nil, err
 	}
 	cert := chain[0]
 	if err := validNow(cert); err != nil {
@@ -147,6 +147,14 @@ func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	return pub, nil
 }
 
+// oneCert refuses a chain of any length but one (tls.md).
+func oneCert(chain []*x509.Certificate) error {
+	if len(chain) != 1 {
+		return fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
+	}
+	return nil
+}
+
 // validNow checks NotBefore <= now <= NotAfter.
 func validNow(cert *x509.Certificate) error {
 	now := time.Now()
@@ -160,8 +168,8 @@ func validNow(cert *x509.Certificate) error {
 // passed PubKeyFromCertChain already (a handshake with a config of this
 // package has checked it), without checking its signatures again.
 func HostKey(chain []*x509.Certificate) (crypto.PubKey, error) {
-	if len(chain) != 1 {
-		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
+	if err := oneCert(chain); err != nil {
+		return nil, err
 	}
 	sk, err := extensionOf(chain[0])
 	if err != nil {

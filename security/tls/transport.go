@@ -266,12 +266,9 @@ func (d *dialCheck) check() error {
 	if d.chain == nil {
 		return errors.New("tls: no server certificate to check")
 	}
-	c, err := d.t.checkOnce(d.chain)
+	c, err := d.t.checkAs(d.chain, d.remote)
 	if err != nil {
 		return err
-	}
-	if d.remote != "" && c.id != d.remote {
-		return &network.PeerIDMismatchError{Expected: d.remote, Actual: c.id}
 	}
 	d.passed = &c
 	return nil
@@ -286,6 +283,18 @@ type checkedCert struct {
 // certDigestDomain names the digests of checked certificates.
 const certDigestDomain = "libp2p-tls-certificate"
 
+// checkAs runs checkOnce and, when remote is set, requires its peer.
+func (t *Transport) checkAs(chain []*x509.Certificate, remote peer.ID) (checkedCert, error) {
+	c, err := t.checkOnce(chain)
+	if err != nil {
+		return checkedCert{}, err
+	}
+	if remote != "" && c.id != remote {
+		return checkedCert{}, &network.PeerIDMismatchError{Expected: remote, Actual: c.id}
+	}
+	return c, nil
+}
+
 // checkOnce checks a one-certificate chain as PubKeyFromCertChain does. It
 // keeps the certificates that passed, by a digest of their DER encoding
 // (which covers everything checked but the time), in a table of the
@@ -295,6 +304,9 @@ const certDigestDomain = "libp2p-tls-certificate"
 // dialCheck and acceptCheck call it, once the peer has proved it holds the
 // certificate's key.
 func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
+	if err := oneCert(chain); err != nil {
+		return checkedCert{}, err
+	}
 	checkOnceHook(t, chain)
 	cert := chain[0]
 	key := verified.Sum(certDigestDomain, cert.Raw)
@@ -396,25 +408,12 @@ type acceptCheck struct {
 }
 
 func (a *acceptCheck) check(chain []*x509.Certificate) (checkedCert, error) {
-	if len(chain) != 1 {
-		return checkedCert{}, fmt.Errorf("tls: expected exactly one certificate, got %d", len(chain))
-	}
-	c, err := a.t.checkOnce(chain)
-	if err != nil {
-		return checkedCert{}, err
-	}
-	if a.remote != "" && c.id != a.remote {
-		return checkedCert{}, &network.PeerIDMismatchError{Expected: a.remote, Actual: c.id}
-	}
-	return c, nil
+	return a.t.checkAs(chain, a.remote)
 }
 
 // oneCertificate refuses a chain of any length but one, whoever sent it.
 func oneCertificate(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) != 1 {
-		return fmt.Errorf("tls: expected exactly one certificate, got %d", len(cs.PeerCertificates))
-	}
-	return nil
+	return oneCert(cs.PeerCertificates)
 }
 
 // SecureOutbound runs the handshake as the TLS client and fails unless the
