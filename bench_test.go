@@ -2,16 +2,21 @@ package tachyon_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
+	"net"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tachyon-p2p/tachyon"
+	"github.com/tachyon-p2p/tachyon/core/crypto"
 	"github.com/tachyon-p2p/tachyon/core/network"
 	"github.com/tachyon-p2p/tachyon/core/peer"
 	"github.com/tachyon-p2p/tachyon/core/protocol"
+	"github.com/tachyon-p2p/tachyon/security/noise"
+	"github.com/tachyon-p2p/tachyon/security/tls"
 )
 
 func cpuTime() time.Duration {
@@ -154,5 +159,103 @@ func connectEcho(b *testing.B, client, server *tachyon.Host, target peer.AddrInf
 	}
 	if err := client.Network().ClosePeer(server.ID()); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkConnectionFloor is BenchmarkConnection's floor: the same
+// connections (TCP on loopback, a fresh client identity each, a 1-byte
+// echo, close) over the secure channel alone, without multistream-select,
+// yamux, identify or a host. BenchmarkConnection minus this is what the
+// libp2p layers above the handshake cost per connection.
+func BenchmarkConnectionFloor(b *testing.B) {
+	const batch = 100
+	type secure interface {
+		SecureInbound(context.Context, net.Conn, peer.ID) (network.SecureConn, error)
+		SecureOutbound(context.Context, net.Conn, peer.ID) (network.SecureConn, error)
+		LocalPeer() peer.ID
+	}
+	newSecure := func(sec protocol.ID) secure {
+		key, _, err := crypto.GenerateKeyPair(crypto.Ed25519, 0, rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var tr secure
+		switch sec {
+		case tachyon.Noise:
+			tr, err = noise.New(key, nil)
+		default:
+			tr, err = tls.New(key, nil)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		return tr
+	}
+	for _, sec := range []protocol.ID{tachyon.Noise, tachyon.TLS} {
+		b.Run(string(sec), func(b *testing.B) {
+			server := newSecure(sec)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			served := make(chan error, batch)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						sc, err := server.SecureInbound(context.Background(), c, "")
+						if err != nil {
+							c.Close()
+							served <- err
+							return
+						}
+						_, err = io.Copy(sc, sc)
+						sc.Close()
+						served <- err
+					}()
+				}
+			}()
+			clients := make([]secure, 0, batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var cpu time.Duration
+			for done := 0; done < b.N; done += len(clients) {
+				b.StopTimer()
+				clients = clients[:0]
+				for range min(batch, b.N-done) {
+					clients = append(clients, newSecure(sec))
+				}
+				runtime.GC()
+				b.StartTimer()
+				start := cpuTime()
+				for _, client := range clients {
+					c, err := net.Dial("tcp", ln.Addr().String())
+					if err != nil {
+						b.Fatal(err)
+					}
+					sc, err := client.SecureOutbound(context.Background(), c, server.LocalPeer())
+					if err != nil {
+						b.Fatal(err)
+					}
+					var buf [1]byte
+					if _, err := sc.Write(buf[:]); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(sc, buf[:]); err != nil {
+						b.Fatal(err)
+					}
+					sc.Close()
+					if err := <-served; err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu += cpuTime() - start
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
+		})
 	}
 }
