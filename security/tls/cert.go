@@ -163,21 +163,3 @@ func validNow(cert *x509.Certificate) error {
 	}
 	return nil
 }
-
-// HostKey returns the host key in the libp2p extension of a chain that has
-// passed PubKeyFromCertChain already (a handshake with a config of this
-// package has checked it), without checking its signatures again.
-func HostKey(chain []*x509.Certificate) (crypto.PubKey, error) {
-	if err := oneCert(chain); err != nil {
-		return nil, err
-	}
-	sk, err := extensionOf(chain[0])
-	if err != nil {
-		return nil, err
-	}
-	pub, err := crypto.UnmarshalPublicKey(sk.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("tls: decoding host key in extension: %w", err)
-	}
-	return pub, nil
-}

@@ -27,8 +27,6 @@ import (
 // TestForgedCertificates: a peer claiming a host key with a certificate
 // that tls.md makes invalid fails the handshake in both roles, and the
 // genuine certificate of the same test rig passes (so the rig can fail).
-// HostKey, which reads the key after the handshake, checks nothing: these
-// handshakes are the proof that the verifier ran.
 func TestForgedCertificates(t *testing.T) {
 	for _, f := range append([]tlstest.Forgery{tlstest.Genuine}, tlstest.Forgeries...) {
 		t.Run(f.String(), func(t *testing.T) {
@@ -122,7 +120,55 @@ func TestForgedCertificates(t *testing.T) {
 				b.Close()
 				<-done
 			})
+			// ServerConfig (QUIC listeners) counts the chain only; the
+			// checks are CheckPeer's, once the handshake is complete.
+			t.Run("server-config", func(t *testing.T) {
+				a, b := tcpPair(t)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					defer a.Close()
+					c := tls.Client(a, tlstest.ClientConfig(cert, alpnLibp2p))
+					if c.HandshakeContext(ctx) == nil {
+						io.Copy(io.Discard, c)
+					}
+				}()
+				conf, err := tr.ServerConfig()
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := tls.Server(b, conf)
+				defer func() { b.Close(); <-done }()
+				if err := s.HandshakeContext(ctx); err != nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				for range 2 { // checked, then kept if it passed
+					pub, id, err := tr.CheckPeer(s.ConnectionState().PeerCertificates)
+					if f == tlstest.Genuine {
+						if err != nil || id != claimed || !pub.Equal(host.GetPublic()) {
+							t.Fatalf("CheckPeer on the genuine client = %s, %v", id, err)
+						}
+					} else if err == nil {
+						t.Fatalf("CheckPeer passed a client presenting a %s certificate as %s", f, id)
+					}
+				}
+			})
 		})
+	}
+}
+
+// TestCheckPeerChainLength: CheckPeer, like ServerConfig's handshake,
+// refuses a chain of any length but one.
+func TestCheckPeerChainLength(t *testing.T) {
+	tr := newTransport(t, nil, nil)
+	c, err := tlstest.Certificate(newKey(t, crypto.Ed25519), tlstest.Genuine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chain := range [][]*x509.Certificate{nil, {c.Leaf, c.Leaf}} {
+		if _, _, err := tr.CheckPeer(chain); err == nil || !strings.Contains(err.Error(), "exactly one certificate") {
+			t.Fatalf("CheckPeer on a chain of %d = %v", len(chain), err)
+		}
 	}
 }
 
@@ -289,6 +335,30 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 	if n := checks.Load(); n != 2 {
 		t.Fatalf("certificates checked %d times, want still 2", n)
 	}
+
+	// ServerConfig's handshakes (QUIC listeners) share the table through
+	// CheckPeer: the client's certificate is found, not checked again.
+	t.Run("server-config", func(t *testing.T) {
+		a, b := tcpPair(t)
+		defer a.Close()
+		defer b.Close()
+		conf, err := srv.ServerConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go tls.Client(a, tlstest.ClientConfig(*cliCert, alpnLibp2p)).HandshakeContext(ctx)
+		s := tls.Server(b, conf)
+		if err := s.HandshakeContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, id, err := srv.CheckPeer(s.ConnectionState().PeerCertificates)
+		if err != nil || id != cli.LocalPeer() {
+			t.Fatalf("CheckPeer = %s, %v", id, err)
+		}
+		if n, l := checks.Load(), lookupsOf(srv); n != 2 || l != 5 {
+			t.Fatalf("%d checks and %d server lookups, want still 2 checks and 5 lookups", n, l)
+		}
+	})
 
 	// Another server: both check anew.
 	if cr, sr := func() (result, result) {

@@ -368,6 +368,7 @@ func FuzzCertificate(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(c.Certificate[0])
+	tr := newTransport(f, nil, nil)
 	f.Fuzz(func(t *testing.T, der []byte) {
 		pub, err := pubKeyFromRawCerts([][]byte{der})
 		if err != nil {
@@ -379,11 +380,13 @@ func FuzzCertificate(f *testing.F) {
 		if _, err := peer.IDFromPublicKey(pub); err != nil {
 			t.Fatal(err)
 		}
-		// What passed the checks, HostKey reads back unchanged.
+		// What passed, CheckPeer passes with the same key, checked or kept.
 		cert, _ := x509.ParseCertificate(der)
-		hk, err := HostKey([]*x509.Certificate{cert})
-		if err != nil || !hk.Equal(pub) {
-			t.Fatalf("HostKey after a passed check = %v, %v; want the checked key", hk, err)
+		for range 2 {
+			hk, _, err := tr.CheckPeer([]*x509.Certificate{cert})
+			if err != nil || !hk.Equal(pub) {
+				t.Fatalf("CheckPeer after a passed check = %v, %v; want the checked key", hk, err)
+			}
 		}
 	})
 }

@@ -55,11 +55,11 @@ type Transport struct {
 	mu      sync.Mutex
 	cert    tls.Certificate
 	certAge time.Time
-	// anyPeer (ServerConfig's, checking in VerifyConnection; nil until
-	// asked for) and anyPeerLate (SecureInbound's, checking after the
-	// handshake, see acceptCheck) accept any peer with cert; shared, never
-	// modified.
-	anyPeer, anyPeerLate *tls.Config
+	// anyPeerLate accepts any peer with cert, counting the client's chain
+	// only: SecureInbound (see acceptCheck) and ServerConfig's callers (see
+	// CheckPeer) run the checks once the handshake is complete. Shared,
+	// never modified.
+	anyPeerLate *tls.Config
 }
 
 var _ network.SecureTransport = (*Transport)(nil)
@@ -94,7 +94,8 @@ func (t *Transport) ID() protocol.ID { return ID }
 func (t *Transport) LocalPeer() peer.ID { return t.localID }
 
 // certificate returns the current certificate and the server config
-// SecureInbound shares between the handshakes that accept any peer.
+// shared by the handshakes that accept any peer (SecureInbound's and
+// ServerConfig's).
 func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -106,8 +107,7 @@ func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 }
 
 // rotateLocked replaces the certificate once it is older than
-// certLifetime. ServerConfig's config is made when first asked for (most
-// hosts never listen on QUIC).
+// certLifetime.
 func (t *Transport) rotateLocked() error {
 	if t.cert.Leaf != nil && time.Since(t.certAge) <= certLifetime {
 		return nil
@@ -117,8 +117,7 @@ func (t *Transport) rotateLocked() error {
 		return err
 	}
 	t.cert, t.certAge = cert, time.Now()
-	t.anyPeer = nil
-	t.anyPeerLate = t.newServerConfig(&cert, "", true)
+	t.anyPeerLate = t.newServerConfig(&cert)
 	return nil
 }
 
@@ -156,28 +155,38 @@ func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func(
 	}, nil
 }
 
-// ServerConfig returns a TLS 1.3 config for accepting: it requires a client
-// certificate, verifies it as tls.md says, and answers ALPN with the
-// client's first muxer that we support, or "libp2p". After the handshake,
-// HostKey on PeerCertificates yields the remote host key.
+// ServerConfig returns a TLS 1.3 config for accepting (QUIC listeners): it
+// requires a client certificate and answers ALPN with the client's first
+// muxer that we support, or "libp2p". It refuses a chain of any length but
+// one and checks nothing else: once the handshake is complete, CheckPeer on
+// the connection's PeerCertificates runs the checks tls.md asks for and
+// yields the peer's host key and ID. Trust nothing of a connection before.
 func (t *Transport) ServerConfig() (*tls.Config, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.rotateLocked(); err != nil {
+	_, conf, err := t.certificate()
+	if err != nil {
 		return nil, err
 	}
-	if t.anyPeer == nil {
-		t.anyPeer = t.newServerConfig(&t.cert, "", false)
+	return conf.Clone(), nil
+}
+
+// CheckPeer checks the certificate chain of a completed handshake as tls.md
+// says and returns the host key and peer ID it proves. It keeps the
+// certificates that pass (see checkOnce), so call it only on a chain whose
+// sender crypto/tls has seen sign the handshake (its CertificateVerify and
+// Finished verified, as they are once the handshake is complete): a peer
+// without the certificate's key must learn nothing from the time it takes.
+func (t *Transport) CheckPeer(chain []*x509.Certificate) (crypto.PubKey, peer.ID, error) {
+	c, err := t.checkAs(chain, "")
+	if err != nil {
+		return nil, "", err
 	}
-	return t.anyPeer.Clone(), nil
+	return c.pub, c.id, nil
 }
 
 // verifier returns a VerifyConnection callback checking the peer's chain
 // as tls.md says and, when remote is set, its peer ID. It uses the
 // certificates crypto/tls has parsed already (VerifyPeerCertificate would
-// hand over raw ones to parse a second time), and keeps nothing: the key
-// is read again from the verified certificate after the handshake
-// (HostKey), so one config can serve every connection.
+// hand over raw ones to parse a second time), and keeps nothing.
 func verifier(remote peer.ID) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		pub, err := PubKeyFromCertChain(cs.PeerCertificates)
@@ -301,8 +310,8 @@ func (t *Transport) checkAs(chain []*x509.Certificate, remote peer.ID) (checkedC
 // transport's own (so one host's handshakes tell nothing of another's), so
 // that a peer met again with the same certificate (tachyon keeps one for a
 // day) costs a hash instead of an ECDSA and a host-key verification. Only
-// dialCheck and acceptCheck call it, once the peer has proved it holds the
-// certificate's key.
+// dialCheck, acceptCheck and CheckPeer call it, once the peer has proved it
+// holds the certificate's key.
 func (t *Transport) checkOnce(chain []*x509.Certificate) (checkedCert, error) {
 	if err := oneCert(chain); err != nil {
 		return checkedCert{}, err
@@ -336,22 +345,18 @@ var (
 	checkOnceHook = func(*Transport, []*x509.Certificate) {}
 )
 
-// newServerConfig builds a server config for cert accepting remote (any
-// peer if empty), checking the client in VerifyConnection or, if late, only
-// that it sent one certificate (SecureInbound checks the rest after the
-// handshake, see acceptCheck). crypto/tls picks ALPN in server order; the
-// spec wants the client's, so GetConfigForClient answers with a config
-// whose NextProtos is our pick alone: one prepared per possible pick,
-// shared by all handshakes rather than cloned for each.
-func (t *Transport) newServerConfig(cert *tls.Certificate, remote peer.ID, late bool) *tls.Config {
-	verify := oneCertificate
-	if !late {
-		verify = verifier(remote)
-	}
+// newServerConfig builds a server config for cert accepting any peer and
+// checking only that the client sent one certificate: the libp2p checks
+// run once the handshake is complete (acceptCheck, CheckPeer), when a
+// certificate that passed before may skip them. crypto/tls picks ALPN in
+// server order; the spec wants the client's, so GetConfigForClient answers
+// with a config whose NextProtos is our pick alone: one prepared per
+// possible pick, shared by all handshakes rather than cloned for each.
+func (t *Transport) newServerConfig(cert *tls.Certificate) *tls.Config {
 	base := &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		ClientAuth:             tls.RequireAnyClientCert,
-		VerifyConnection:       verify,
+		VerifyConnection:       oneCertificate,
 		Certificates:           []tls.Certificate{*cert},
 		NextProtos:             t.alpn,
 		SessionTicketsDisabled: true,
@@ -382,13 +387,10 @@ func (t *Transport) pickALPN(offered []string) string {
 // SecureInbound runs the handshake as the TLS server. When remote is not
 // empty the client must prove it is that peer.
 func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, remote peer.ID) (network.SecureConn, error) {
-	cert, cfg, err := t.certificate()
+	_, cfg, err := t.certificate()
 	if err != nil {
 		insecure.Close()
 		return nil, err
-	}
-	if remote != "" {
-		cfg = t.newServerConfig(cert, remote, true)
 	}
 	c := &Conn{localPeer: t.localID, batch: &batchConn{Conn: insecure}, accept: &acceptCheck{t: t, remote: remote}}
 	return c.handshake(ctx, tls.Server(c.batch, cfg), insecure)

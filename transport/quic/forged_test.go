@@ -21,12 +21,13 @@ import (
 	"github.com/tachyon-p2p/tachyon/transport/webtransport"
 )
 
-// The transport reads the peer's host key after the handshake without
-// checking the certificate again (tls.HostKey): the libp2p checks of the
-// handshake's verifier are all there is. These tests present certificates
-// that tls.md makes invalid, on every path a QUIC handshake takes (dial,
-// accept, hole punch), and require the handshake itself to fail: a TLS
-// alert closes the connection, which peerOf could not cause.
+// These tests present certificates that tls.md makes invalid on every path
+// a QUIC handshake takes (dial, accept, hole punch). A dialer checks the
+// server's certificate in the handshake, before its own leaves: the dial
+// fails with a TLS alert. A listener's socket counts the client's chain in
+// the handshake and checks it once the handshake is complete (peerOf, when
+// the client has proved it holds the certificate's key): the connection is
+// closed by the listener, and neither Accept nor a hole punch returns it.
 
 // kinds is the genuine certificate, which must pass through the same rig
 // (so that the rig can fail), and every forgery.
@@ -53,6 +54,13 @@ func forgedCert(t *testing.T, f tlstest.Forgery) (tls.Certificate, peer.ID) {
 func alertClose(err error, remote bool) bool {
 	te, ok := errors.AsType[*quicgo.TransportError](err)
 	return ok && te.ErrorCode.IsCryptoError() && te.Remote == remote
+}
+
+// closedByPeer reports whether err is the peer closing the connection: in
+// the handshake with a TLS alert, or after it.
+func closedByPeer(err error) bool {
+	ae, ok := errors.AsType[*quicgo.ApplicationError](err)
+	return alertClose(err, true) || ok && ae.Remote
 }
 
 // forgedServer serves QUIC with ALPN libp2p, presenting cert and checking
@@ -160,9 +168,10 @@ func TestForgedServer(t *testing.T) {
 	}
 }
 
-// TestForgedClient: a client whose certificate is invalid is refused in
-// the handshake by a listener, also when WebTransport shares its socket,
-// and by a hole punch waiting for the peer that certificate claims.
+// TestForgedClient: a client whose certificate is invalid is refused by a
+// listener, also when WebTransport shares its socket, and by a hole punch
+// waiting for the peer that certificate claims: its connection is closed,
+// and neither Accept nor the punch returns it.
 func TestForgedClient(t *testing.T) {
 	for _, f := range kinds {
 		t.Run(f.String(), func(t *testing.T) {
@@ -205,7 +214,15 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 		err error
 	}
 	got := make(chan result, 1)
+	accepted := got // what the listener's Accept returns
 	if path == "hole-punch" {
+		// A connection the punch does not claim goes to the listener,
+		// whose Accept a host always waits in.
+		accepted = make(chan result, 1)
+		go func() {
+			c, err := l.Accept()
+			accepted <- result{c, err}
+		}()
 		from := quic.FormatAddr(udp.LocalAddr().(*net.UDPAddr).AddrPort())
 		go func() {
 			c, err := b.HolePunch(ctx, from, claimed)
@@ -217,6 +234,17 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 			c, err := l.Accept()
 			got <- result{c, err}
 		}()
+	}
+	// The punch's connection is the punch's alone.
+	listenerTookNone := func() {
+		if path != "hole-punch" {
+			return
+		}
+		l.Close()
+		if r := <-accepted; r.err == nil {
+			r.c.Close()
+			t.Fatalf("the listener took the connection of a hole punch, as %s", r.c.RemotePeer())
+		}
 	}
 
 	if f == tlstest.Genuine {
@@ -235,6 +263,7 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 		if r.c.RemotePeer() != claimed {
 			t.Fatalf("remote %s, want %s", r.c.RemotePeer(), claimed)
 		}
+		listenerTookNone()
 		return
 	}
 
@@ -260,7 +289,8 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 		r.c.Close()
 		t.Fatalf("the client presenting a %s certificate was taken as %s", f, r.c.RemotePeer())
 	}
-	if !alertClose(ended, true) {
-		t.Fatalf("the forged client's connection was not refused in the TLS handshake: %v", ended)
+	listenerTookNone()
+	if !closedByPeer(ended) {
+		t.Fatalf("the forged client's connection was not closed by the listener: %v", ended)
 	}
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/tachyon-p2p/tachyon/transport/udpmux"
 )
 
-// connPair returns the dialed and the accepted side of a connection.
-func connPair(t testing.TB) (dialed, accepted *Conn) {
+// connPair returns the dialed and the accepted side of a connection, and
+// the dialer's transport.
+func connPair(t testing.TB) (dialed, accepted *Conn, dialer *Transport) {
 	t.Helper()
 	newT := func() *Transport {
 		k, err := crypto.GenerateEd25519Key(nil)
@@ -43,26 +44,29 @@ func connPair(t testing.TB) (dialed, accepted *Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dc.Close(); ac.Close() })
-	return dc.(*Conn), ac.(*Conn)
+	return dc.(*Conn), ac.(*Conn), d
 }
 
 // BenchmarkPeerOf is what reading the peer's identity costs once the
-// handshake has verified its certificate.
+// certificate has passed its checks (it is kept).
 func BenchmarkPeerOf(b *testing.B) {
-	dc, _ := connPair(b)
+	dc, _, d := connPair(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := peerOf(dc.qc); err != nil {
+		if _, _, err := d.peerOf(dc.qc); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// TestPeerOfUnverified: peerOf, which trusts the handshake's verifier,
-// refuses connections whose handshake had no libp2p verifier: another
-// ALPN, or a server config that asked for no client certificate.
+// TestPeerOfUnverified: peerOf refuses connections that are not libp2p's:
+// another ALPN, or a server config that asked for no client certificate.
 func TestPeerOfUnverified(t *testing.T) {
 	k, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(k, udpmux.New(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func TestPeerOfUnverified(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.CloseWithError(0, "")
-			if _, _, err := peerOf(s); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, _, err := tr.peerOf(s); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("peerOf = %v, want an error with %q", err, tc.want)
 			}
 		})

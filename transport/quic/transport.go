@@ -196,7 +196,7 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 	// Only p's connection will do; a NAT may show it from another port
 	// than raddr's.
 	claim := func(qc *quic.Conn) bool {
-		_, id, err := peerOf(qc)
+		_, id, err := t.peerOf(qc)
 		return err == nil && id == p
 	}
 	end := t.traceHandshake()
@@ -224,14 +224,17 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 	return c, nil
 }
 
-// peerOf reads the host key and peer ID of a handshaken connection from
-// the peer's certificate. It does not check the certificate again: every
-// libp2p QUIC handshake runs with a config of security/tls (DialConfig for
-// dials, whose checks Dial confirms before it gets here; ServerConfig for
-// the listener's socket, which hole punches share, whose VerifyConnection
-// has checked it), or the handshake failed (forged_test.go). The ALPN tells such a connection from
-// one of another consumer of the socket (WebTransport's h3).
-func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
+// peerOf checks the peer's certificate of a handshaken connection and
+// returns the host key and peer ID it proves. Every libp2p QUIC handshake
+// runs with a config of security/tls: DialConfig for dials, which checked
+// the server's certificate before Dial gets here (CheckPeer finds it kept),
+// and ServerConfig for the listener's socket, which hole punches share and
+// which counts the client's chain only, so that CheckPeer, here, runs the
+// checks once the client has proved it holds the certificate's key (a
+// certificate that passed before is kept, and its time tells nothing to a
+// client without the key). The ALPN tells such a connection from one of
+// another consumer of the socket (WebTransport's h3).
+func (t *Transport) peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	st := qc.ConnectionState().TLS
 	if !st.HandshakeComplete {
 		return nil, "", errors.New("reading peer certificate: the TLS handshake is not complete, so it is not verified")
@@ -239,13 +242,9 @@ func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	if st.NegotiatedProtocol != udpmux.ALPNLibp2p {
 		return nil, "", fmt.Errorf("reading peer certificate: ALPN %q is not libp2p's, so the certificate was not verified as a libp2p one", st.NegotiatedProtocol)
 	}
-	pub, err := tls.HostKey(st.PeerCertificates)
+	pub, id, err := t.sec.CheckPeer(st.PeerCertificates)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading peer certificate: %w", err)
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		return nil, "", fmt.Errorf("deriving peer ID: %w", err)
+		return nil, "", fmt.Errorf("checking peer certificate: %w", err)
 	}
 	return pub, id, nil
 }
@@ -253,7 +252,7 @@ func peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 // newConn sets up a handshaken connection with the peer its verified
 // certificate authenticates.
 func (t *Transport) newConn(qc *quic.Conn, dir network.Direction) (*Conn, error) {
-	pub, id, err := peerOf(qc)
+	pub, id, err := t.peerOf(qc)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +340,7 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 		}
 		c, err := l.t.newConn(qc, network.DirInbound)
 		if err != nil {
-			// The TLS verifier rejects such peers; this is a safety net.
+			// A certificate that fails tls.md's checks, or none checked.
 			l.t.cfg.Log.Debug("inbound connection dropped", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err)
 			qc.CloseWithError(0, "")
 			continue

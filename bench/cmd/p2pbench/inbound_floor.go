@@ -155,6 +155,12 @@ func newQUICFloor(listen bool) (*quicFloor, error) {
 			if err != nil {
 				return // only when the listener closed
 			}
+			// ServerConfig counts the client's chain only; the checks
+			// are the listener's, as in tachyon's QUIC transport.
+			if _, _, err := f.sec.CheckPeer(c.ConnectionState().TLS.PeerCertificates); err != nil {
+				c.CloseWithError(0, "")
+				continue
+			}
 			f.add(c)
 		}
 	})
