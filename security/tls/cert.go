@@ -118,9 +118,9 @@ func extensionOf(cert *x509.Certificate) (signedKey, error) {
 //   - it carries the libp2p extension (critical or not), whose signature by
 //     the host key over "libp2p-tls-handshake:" || SPKI verifies.
 //
-// The configs of this package run it in VerifyConnection (SecureOutbound's
-// later, see dialCheck), so after their handshake HostKey reads the key
-// without checking it again.
+// ClientConfig runs it in VerifyConnection; the other handshakes of this
+// package run it through checkOnce once the peer has proved it holds the
+// certificate's key (dialCheck, acceptCheck, CheckPeer).
 func PubKeyFromCertChain(chain []*x509.Certificate) (crypto.PubKey, error) {
 	if err := oneCert(chain); err != nil {
 		return nil, err

@@ -133,10 +133,7 @@ func TestForgedCertificates(t *testing.T) {
 						io.Copy(io.Discard, c)
 					}
 				}()
-				conf, err := tr.ServerConfig()
-				if err != nil {
-					t.Fatal(err)
-				}
+				conf := quicServerConfig(t, tr)
 				s := tls.Server(b, conf)
 				defer func() { b.Close(); <-done }()
 				if err := s.HandshakeContext(ctx); err != nil {
@@ -342,12 +339,8 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 		a, b := tcpPair(t)
 		defer a.Close()
 		defer b.Close()
-		conf, err := srv.ServerConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
 		go tls.Client(a, tlstest.ClientConfig(*cliCert, alpnLibp2p)).HandshakeContext(ctx)
-		s := tls.Server(b, conf)
+		s := tls.Server(b, quicServerConfig(t, srv))
 		if err := s.HandshakeContext(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -357,6 +350,20 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 		}
 		if n, l := checks.Load(), lookupsOf(srv); n != 2 || l != 5 {
 			t.Fatalf("%d checks and %d server lookups, want still 2 checks and 5 lookups", n, l)
+		}
+	})
+	// ... and a client presenting that certificate without its key fails
+	// the handshake before anything is looked up.
+	t.Run("server-config-stolen-client-certificate", func(t *testing.T) {
+		a, b := tcpPair(t)
+		defer a.Close()
+		defer b.Close()
+		go tls.Client(a, tlstest.ClientConfig(stolen, alpnLibp2p)).HandshakeContext(ctx)
+		if err := tls.Server(b, quicServerConfig(t, srv)).HandshakeContext(ctx); err == nil {
+			t.Fatal("ServerConfig's handshake passed a client without its certificate's key")
+		}
+		if l := lookupsOf(srv); l != 5 {
+			t.Fatalf("server lookups %d, want still 5", l)
 		}
 	})
 
@@ -376,6 +383,19 @@ func TestCertificatesCheckedOnce(t *testing.T) {
 	if n := checks.Load(); n != 4 {
 		t.Fatalf("a second server: %d checks in all, want 4", n)
 	}
+}
+
+// quicServerConfig is tr's ServerConfig as transport/udpmux uses it: its
+// own callbacks, not GetConfigForClient's, and ALPN "libp2p".
+func quicServerConfig(t *testing.T, tr *Transport) *tls.Config {
+	t.Helper()
+	conf, err := tr.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf.GetConfigForClient = nil
+	conf.NextProtos = []string{alpnLibp2p}
+	return conf
 }
 
 func newCertKey(t *testing.T) *ecdsa.PrivateKey {

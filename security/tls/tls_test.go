@@ -392,7 +392,7 @@ func FuzzCertificate(f *testing.F) {
 }
 
 // pubKeyFromRawCerts parses a raw chain as a TLS peer sends it and checks
-// it as the handshake's verifier does.
+// it as PubKeyFromCertChain does.
 func pubKeyFromRawCerts(raw [][]byte) (crypto.PubKey, error) {
 	if len(raw) != 1 {
 		return nil, fmt.Errorf("tls: expected exactly one certificate, got %d", len(raw))

@@ -124,7 +124,8 @@ func (t *Transport) rotateLocked() error {
 // ClientConfig returns a TLS 1.3 config for dialling remote: it presents our
 // certificate, sends no SNI, offers ALPN [muxers..., "libp2p"] and accepts
 // only a certificate that authenticates remote (any peer when remote is
-// empty). After the handshake, HostKey on PeerCertificates yields the
+// empty), checked in VerifyConnection and not kept (DialConfig checks later
+// and keeps). After the handshake, CheckPeer on PeerCertificates yields the
 // remote host key.
 func (t *Transport) ClientConfig(remote peer.ID) (*tls.Config, error) {
 	cert, _, err := t.certificate()

@@ -229,18 +229,19 @@ func (t *Transport) HolePunch(ctx context.Context, raddr ma.Multiaddr, p peer.ID
 // runs with a config of security/tls: DialConfig for dials, which checked
 // the server's certificate before Dial gets here (CheckPeer finds it kept),
 // and ServerConfig for the listener's socket, which hole punches share and
-// which counts the client's chain only, so that CheckPeer, here, runs the
-// checks once the client has proved it holds the certificate's key (a
-// certificate that passed before is kept, and its time tells nothing to a
-// client without the key). The ALPN tells such a connection from one of
-// another consumer of the socket (WebTransport's h3).
+// which counts the client's chain only: CheckPeer runs the checks once the
+// client has proved it holds the certificate's key (a certificate that
+// passed before is kept, and its time tells nothing to a client without
+// the key), first as the listener's verify (see Listen), then on every
+// path that takes the connection. The ALPN tells such a connection from
+// one of another consumer of the socket (WebTransport's h3).
 func (t *Transport) peerOf(qc *quic.Conn) (crypto.PubKey, peer.ID, error) {
 	st := qc.ConnectionState().TLS
 	if !st.HandshakeComplete {
-		return nil, "", errors.New("reading peer certificate: the TLS handshake is not complete, so it is not verified")
+		return nil, "", errors.New("reading peer certificate: the TLS handshake is not complete, so the peer has not proved it holds the certificate's key")
 	}
 	if st.NegotiatedProtocol != udpmux.ALPNLibp2p {
-		return nil, "", fmt.Errorf("reading peer certificate: ALPN %q is not libp2p's, so the certificate was not verified as a libp2p one", st.NegotiatedProtocol)
+		return nil, "", fmt.Errorf("reading peer certificate: ALPN %q is not libp2p's, so this is not a libp2p connection", st.NegotiatedProtocol)
 	}
 	pub, id, err := t.sec.CheckPeer(st.PeerCertificates)
 	if err != nil {
@@ -307,7 +308,13 @@ func (t *Transport) Listen(addr ma.Multiaddr) (network.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quic: listen on %s: %w", addr, err)
 	}
-	ul, err := t.mux.Listen(ap, udpmux.ALPNLibp2p, conf)
+	// Clients are checked on their connections' own goroutines, inside
+	// the socket's handshake budget; Accept then finds them kept.
+	verify := func(qc *quic.Conn) error {
+		_, _, err := t.peerOf(qc)
+		return err
+	}
+	ul, err := t.mux.ListenVerified(ap, udpmux.ALPNLibp2p, conf, verify)
 	if err != nil {
 		return nil, fmt.Errorf("quic: listen on %s: %w", addr, err)
 	}
@@ -332,17 +339,17 @@ func (l *Listener) Accept() (network.TransportConn, error) {
 		select {
 		case <-qc.HandshakeComplete():
 		default:
-			// udpmux.Listen hands out only handshaken connections; before
-			// that the client certificate is not verified.
+			// udpmux hands out only handshaken connections; before that
+			// the client has not proved it holds its certificate's key.
 			l.t.cfg.Log.Debug("inbound connection dropped: handshake not complete", "addr", l.ul.Addr(), "remote", qc.RemoteAddr())
 			qc.CloseWithError(0, "")
 			continue
 		}
 		c, err := l.t.newConn(qc, network.DirInbound)
 		if err != nil {
-			// A certificate that fails tls.md's checks, or none checked.
+			// verify refused such clients already; this is a safety net.
 			l.t.cfg.Log.Debug("inbound connection dropped", "addr", l.ul.Addr(), "remote", qc.RemoteAddr(), "err", err)
-			qc.CloseWithError(0, "")
+			qc.CloseWithError(0, udpmux.RefusedReason)
 			continue
 		}
 		c.handshake, _ = udpmux.HandshakeDuration(qc) // recorded before udpmux handed qc over

@@ -19,11 +19,14 @@
 // HTTP/3 server of WebTransport) gets its connection as soon as the server
 // may send, and its SETTINGS leave in the server's first flight as 0.5-RTT
 // data instead of one round trip later. 0-RTT stays disabled, so the server
-// never reads application data before the client's Finished (and with it a
-// client certificate) was verified: quic-go does not open 1-RTT packets
-// before the handshake completes. Listen consumers (the QUIC transport,
+// never reads application data before the client's Finished was verified
+// (and with it the client's proof that it holds its certificate's key):
+// quic-go does not open 1-RTT packets before the handshake completes. Listen consumers (the QUIC transport,
 // which authenticates the peer by its certificate) only get connections
-// whose handshake completed.
+// whose handshake completed and, with ListenVerified, that their verify
+// function accepted: it runs on the connection's own waiter, inside the
+// handshake budget below, so that checks of many clients run side by side
+// and a flood of clients that fail them is bounded like a handshake flood.
 //
 // Lifetime is reference counted: a socket lives while it has a consumer, a
 // non-QUIC view (ListenNonQUIC) or a connection (dialed or handed to a
@@ -345,36 +348,50 @@ type socket struct {
 
 // Listener receives the connections of one ALPN on one socket.
 type Listener struct {
-	s     *socket
-	alpn  string
-	early bool
-	tls   *tls.Config
-	queue chan *quic.Conn
+	s      *socket
+	alpn   string
+	early  bool
+	tls    *tls.Config
+	verify func(*quic.Conn) error // ListenVerified's; nil for none
+	queue  chan *quic.Conn
 
 	closeOnce sync.Once
 	closed    chan struct{}
 }
 
 // Listen registers alpn on the socket for laddr and returns the listener
-// that receives its connections once their handshake completed (the peer's
-// certificate, if conf asks for one, is verified). Port 0 joins an existing
-// listening socket with the same IP when there is one, so that QUIC and
-// WebTransport share a port; otherwise a new socket is bound. conf must set
-// Certificates or GetCertificate and may set ClientAuth and
-// VerifyPeerCertificate; NextProtos is set to alpn.
+// that receives its connections once their handshake completed (conf's
+// callbacks ran, and a client that sent a certificate proved it holds its
+// key). Port 0 joins an existing listening socket with the same IP when
+// there is one, so that QUIC and WebTransport share a port; otherwise a new
+// socket is bound. conf must set Certificates or GetCertificate and may set
+// ClientAuth and VerifyPeerCertificate; NextProtos is set to alpn.
 func (m *Mux) Listen(laddr netip.AddrPort, alpn string, conf *tls.Config) (*Listener, error) {
-	return m.listen(laddr, alpn, conf, false)
+	return m.listen(laddr, alpn, conf, false, nil)
 }
+
+// ListenVerified is Listen with verify run on each connection once its
+// handshake completed, before the connection counts as handshaken (its
+// slot in the handshake budget is held until verify returns) and before
+// any hole punch or Accept sees it. A connection verify refuses is closed
+// with reason RefusedReason.
+func (m *Mux) ListenVerified(laddr netip.AddrPort, alpn string, conf *tls.Config, verify func(*quic.Conn) error) (*Listener, error) {
+	return m.listen(laddr, alpn, conf, false, verify)
+}
+
+// RefusedReason is the close reason of a connection ListenVerified's
+// verify refused.
+const RefusedReason = "peer certificate refused"
 
 // ListenEarly is Listen for a consumer that can use a connection before its
 // handshake completed, to send 0.5-RTT data in the server's first flight.
 // Until HandshakeComplete is closed the client is not verified; nothing it
 // sends can be read before that, since 0-RTT is disabled.
 func (m *Mux) ListenEarly(laddr netip.AddrPort, alpn string, conf *tls.Config) (*Listener, error) {
-	return m.listen(laddr, alpn, conf, true)
+	return m.listen(laddr, alpn, conf, true, nil)
 }
 
-func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early bool) (*Listener, error) {
+func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early bool, verify func(*quic.Conn) error) (*Listener, error) {
 	if !laddr.IsValid() {
 		return nil, fmt.Errorf("udpmux: listen on invalid address %s", laddr)
 	}
@@ -388,7 +405,7 @@ func (m *Mux) listen(laddr netip.AddrPort, alpn string, conf *tls.Config, early 
 	tc := conf.Clone()
 	tc.NextProtos = []string{alpn}
 	tc.GetConfigForClient = nil // only the socket-level callback is consulted
-	l := &Listener{s: s, alpn: alpn, early: early, tls: tc, queue: make(chan *quic.Conn, m.cfg.AcceptQueue), closed: make(chan struct{})}
+	l := &Listener{s: s, alpn: alpn, early: early, tls: tc, verify: verify, queue: make(chan *quic.Conn, m.cfg.AcceptQueue), closed: make(chan struct{})}
 	s.consumers[alpn] = l
 	s.retraceLocked()
 	if s.loopDone == nil {
@@ -541,10 +558,10 @@ func HandshakeStart(c *quic.Conn) (start time.Time, ok bool) {
 }
 
 // HandshakeDuration reports how long the server handshake of c took, from
-// HandshakeStart until the Mux saw it complete (the client's Finished, and
-// with it the client's certificate when the consumer asks for one,
-// verified). ok is false for a connection the Mux dialed and, for a
-// ListenEarly consumer, while the handshake is still in progress.
+// HandshakeStart until the Mux saw it complete (the client's Finished
+// verified) and, for a ListenVerified consumer, verified. ok is false for a
+// connection the Mux dialed and, for a ListenEarly consumer, while the
+// handshake is still in progress.
 func HandshakeDuration(c *quic.Conn) (took time.Duration, ok bool) {
 	slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot)
 	if !ok {
@@ -659,6 +676,19 @@ func (s *socket) awaitHandshake(c *quic.Conn, l *Listener) {
 			s.m.log.Debug("inbound QUIC handshake failed", "addr", s.addr, "remote", c.RemoteAddr(), "alpn", l.alpn, "err", context.Cause(c.Context()))
 		}
 		return
+	}
+	if l.verify != nil {
+		if err := l.verify(c); err != nil {
+			s.m.mu.Lock()
+			_, held := s.pending[c]
+			delete(s.pending, c)
+			s.m.mu.Unlock()
+			if held {
+				s.m.log.Debug("inbound QUIC connection refused", "addr", s.addr, "remote", c.RemoteAddr(), "alpn", l.alpn, "err", err)
+			}
+			c.CloseWithError(0, RefusedReason)
+			return // the slot is released with c's context
+		}
 	}
 	if slot, ok := c.Context().Value(handshakeKey{}).(*handshakeSlot); ok {
 		slot.took.Store(max(int64(time.Since(slot.start)), 1))
