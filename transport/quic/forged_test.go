@@ -294,3 +294,23 @@ func testForgedClient(t *testing.T, f tlstest.Forgery, path string) {
 		t.Fatalf("the forged client's connection was not closed by the listener: %v", ended)
 	}
 }
+
+// TestForgedClientRefusedWithoutAccept: a listener refuses a forged client
+// as soon as its handshake completes, whether or not anyone waits in
+// Accept: the check is the socket's (udpmux.ListenVerified), within its
+// handshake budget, not the accepting goroutine's.
+func TestForgedClientRefusedWithoutAccept(t *testing.T) {
+	leakcheck.Check(t)
+	tt.CheckQUICGoroutines(t)
+	cert, _ := forgedCert(t, tlstest.WrongSigner)
+	b, _ := newPeer(t, udpmux.New(nil))
+	l := tt.Listen(t, b, "/ip4/127.0.0.1/udp/0/quic-v1")
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ended := forgedDial(ctx, localUDP(t), net.UDPAddrFromAddrPort(l.(*quic.Listener).Addr()), cert)
+	ae, ok := errors.AsType[*quicgo.ApplicationError](ended)
+	if !ok || !ae.Remote || ae.ErrorMessage != udpmux.RefusedReason {
+		t.Fatalf("the forged client's connection ended with %v, want the listener's close with %q", ended, udpmux.RefusedReason)
+	}
+}

@@ -374,7 +374,9 @@ func (m *Mux) Listen(laddr netip.AddrPort, alpn string, conf *tls.Config) (*List
 // handshake completed, before the connection counts as handshaken (its
 // slot in the handshake budget is held until verify returns) and before
 // any hole punch or Accept sees it. A connection verify refuses is closed
-// with reason RefusedReason.
+// with reason RefusedReason. verify must return promptly (a computation,
+// not a wait): the handshake timeout no longer applies to a completed
+// handshake, so a verify that blocks holds its slot for as long.
 func (m *Mux) ListenVerified(laddr netip.AddrPort, alpn string, conf *tls.Config, verify func(*quic.Conn) error) (*Listener, error) {
 	return m.listen(laddr, alpn, conf, false, verify)
 }

@@ -52,7 +52,7 @@ func TestListenVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer refused.CloseWithError(0, "")
-	<-entered
+	wait(t, ctx, entered)
 	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
 	if c, err := client.Dial(dctx, l.Addr(), clientTLS(udpmux.ALPNLibp2p)); err == nil {
 		c.CloseWithError(0, "")
@@ -61,10 +61,22 @@ func TestListenVerified(t *testing.T) {
 	dcancel()
 
 	close(release)
-	<-refused.Context().Done()
+	wait(t, ctx, refused.Context().Done())
 	var ae *quic.ApplicationError
 	if err := context.Cause(refused.Context()); !errors.As(err, &ae) || !ae.Remote || ae.ErrorMessage != udpmux.RefusedReason {
 		t.Fatalf("the refused client's connection ended with %v, want the listener's close with %q", err, udpmux.RefusedReason)
+	}
+	// Nothing of it is kept: it left the pending set before its close was
+	// sent, and its handshake slot goes with it.
+	if n := server.PendingConns(); n != 0 {
+		t.Fatalf("%d connections pending after the refusal, want 0", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for server.HandshakesInFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes in flight after the refusal, want 0", server.HandshakesInFlight())
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// The slot is free again; the next client passes and is the one
@@ -84,5 +96,15 @@ func TestListenVerified(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("verify ran %d times, want 2 (the refused second dial never completed a handshake)", n)
+	}
+}
+
+// wait receives from ch or fails when ctx ends first.
+func wait[T any](t *testing.T, ctx context.Context, ch <-chan T) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("timed out")
 	}
 }
