@@ -44,35 +44,52 @@ func BenchmarkConnection(b *testing.B) {
 		b.Run(string(sec), func(b *testing.B) {
 			server, target := echoServer(b, sec)
 			clients := make([]*tachyon.Host, 0, batch)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var cpu time.Duration
-			for done := 0; done < b.N; done += len(clients) {
-				b.StopTimer()
+			inBatches(b, batch, func(n int) {
 				clients = clients[:0]
-				for range min(batch, b.N-done) {
+				for range n {
 					client, err := tachyon.New(tachyon.Security(sec))
 					if err != nil {
 						b.Fatal(err)
 					}
 					clients = append(clients, client)
 				}
-				runtime.GC()
-				b.StartTimer()
-				start := cpuTime()
-				for _, client := range clients {
-					connectEcho(b, client, server, target)
-				}
-				cpu += cpuTime() - start
-				b.StopTimer()
+			}, func(i int) {
+				connectEcho(b, clients[i], server, target)
+			}, func() {
 				for _, client := range clients {
 					client.Close()
 				}
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
+			})
 		})
 	}
+}
+
+// inBatches runs b.N connections in batches of at most size and reports
+// their CPU per connection (cpu-ms/conn): for each batch, prepare(n) builds
+// what its n connections need, the garbage of building it is collected,
+// and only connect(i), for i in 0..n-1, is timed and counted; release then
+// frees the batch, outside the clock and the count.
+func inBatches(b *testing.B, size int, prepare func(n int), connect func(i int), release func()) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	var cpu time.Duration
+	for done := 0; done < b.N; {
+		n := min(size, b.N-done)
+		b.StopTimer()
+		prepare(n)
+		runtime.GC()
+		b.StartTimer()
+		start := cpuTime()
+		for i := range n {
+			connect(i)
+		}
+		cpu += cpuTime() - start
+		b.StopTimer()
+		release()
+		b.StartTimer()
+		done += n
+	}
+	b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
 }
 
 // BenchmarkRedial is BenchmarkConnection for a peer that comes back: one
@@ -237,16 +254,9 @@ func benchConnectionFloor(b *testing.B, withHosts bool) {
 			}()
 			clients := make([]secure, 0, batch)
 			var idle []*tachyon.Host
-			b.ReportAllocs()
-			b.ResetTimer()
-			var cpu time.Duration
-			for done := 0; done < b.N; done += len(clients) {
-				b.StopTimer()
-				for _, h := range idle {
-					h.Close()
-				}
+			inBatches(b, batch, func(n int) {
 				idle, clients = idle[:0], clients[:0]
-				for range min(batch, b.N-done) {
+				for range n {
 					clients = append(clients, newSecure(sec))
 					if withHosts {
 						h, err := tachyon.New(tachyon.Security(sec))
@@ -256,37 +266,31 @@ func benchConnectionFloor(b *testing.B, withHosts bool) {
 						idle = append(idle, h)
 					}
 				}
-				runtime.GC()
-				b.StartTimer()
-				start := cpuTime()
-				for _, client := range clients {
-					c, err := net.Dial("tcp", ln.Addr().String())
-					if err != nil {
-						b.Fatal(err)
-					}
-					sc, err := client.SecureOutbound(context.Background(), c, server.LocalPeer())
-					if err != nil {
-						b.Fatal(err)
-					}
-					var buf [1]byte
-					if _, err := sc.Write(buf[:]); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.ReadFull(sc, buf[:]); err != nil {
-						b.Fatal(err)
-					}
-					sc.Close()
-					if err := <-served; err != nil {
-						b.Fatal(err)
-					}
+			}, func(i int) {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
 				}
-				cpu += cpuTime() - start
-			}
-			b.StopTimer()
-			for _, h := range idle {
-				h.Close()
-			}
-			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/conn")
+				sc, err := clients[i].SecureOutbound(context.Background(), c, server.LocalPeer())
+				if err != nil {
+					b.Fatal(err)
+				}
+				var buf [1]byte
+				if _, err := sc.Write(buf[:]); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(sc, buf[:]); err != nil {
+					b.Fatal(err)
+				}
+				sc.Close()
+				if err := <-served; err != nil {
+					b.Fatal(err)
+				}
+			}, func() {
+				for _, h := range idle {
+					h.Close()
+				}
+			})
 		})
 	}
 }

@@ -21,9 +21,10 @@
 // data instead of one round trip later. 0-RTT stays disabled, so the server
 // never reads application data before the client's Finished was verified
 // (and with it the client's proof that it holds its certificate's key):
-// quic-go does not open 1-RTT packets before the handshake completes. Listen consumers (the QUIC transport,
-// which authenticates the peer by its certificate) only get connections
-// whose handshake completed and, with ListenVerified, that their verify
+// quic-go does not open 1-RTT packets before the handshake completes.
+// Listen consumers (the QUIC transport, which authenticates the peer by its
+// certificate) only get connections whose handshake completed and, with
+// ListenVerified, that their verify
 // function accepted: it runs on the connection's own waiter, inside the
 // handshake budget below, so that checks of many clients run side by side
 // and a flood of clients that fail them is bounded like a handshake flood.
