@@ -2,6 +2,7 @@ package tachyon
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -303,16 +304,16 @@ func (h *Host) addrsLoop() {
 	defer h.wg.Done()
 	var timer *time.Timer
 	var observed []ma.Multiaddr
+	shapes := map[string]bool{}
 	for {
 		// The reachability checks start with the address loop's first
-		// round: it reads the first verdicts. An outside address that was
-		// not seen before (a new NAT mapping, a new outside IP) says the
-		// network changed: check everything again now rather than at the
-		// next re-check, so an address that stopped working is not
-		// advertised for minutes.
+		// round: it reads the first verdicts. A new outside address (a new
+		// NAT mapping, a new outside IP) says the network changed: check
+		// everything again now rather than at the next re-check, so an
+		// address that stopped working is not advertised for minutes.
 		now := h.an.obs.Addrs(h.swarm.ListenAddrs())
 		if reach := h.an.reach; reach != nil {
-			if len(observed) > 0 && slices.ContainsFunc(now, func(a ma.Multiaddr) bool { return !slices.ContainsFunc(observed, a.Equal) }) {
+			if outsideChanged(shapes, observed, now) {
 				h.log.Info("new observed address: checking reachability again", "observed", now)
 				reach.Recheck()
 			}
@@ -347,6 +348,43 @@ func (h *Host) addrsLoop() {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// outsideChanged says whether now, the observed addresses, holds one
+// that was not observed in the round before, of a shape (family and
+// transports) observed before: our outside address for it changed. The
+// first address of a shape is learning, not a change: a dual-stack node
+// hears of its IPv4 and IPv6 addresses at different times, and re-checking
+// everything then would only repeat the probes in flight. seen collects
+// the shapes.
+func outsideChanged(seen map[string]bool, before, now []ma.Multiaddr) bool {
+	changed := false
+	for _, a := range now {
+		path, shape := pathOf(a)
+		if seen[shape] && !slices.ContainsFunc(before, func(b ma.Multiaddr) bool { p, _ := pathOf(b); return p == path }) {
+			changed = true
+		}
+	}
+	for _, a := range now {
+		_, shape := pathOf(a)
+		seen[shape] = true
+	}
+	return changed
+}
+
+// pathOf returns a's components that name a network path (left out: a
+// WebTransport listener's rotating certificate hashes, the peer ID), and
+// their protocols alone.
+func pathOf(a ma.Multiaddr) (path, shape string) {
+	var p, s []byte
+	for _, c := range a {
+		if c.Code() == ma.P_CERTHASH || c.Code() == ma.P_P2P {
+			continue
+		}
+		p = append(p, c.Bytes()...)
+		s = binary.AppendUvarint(s, uint64(c.Code()))
+	}
+	return string(p), string(s)
 }
 
 // candidates are the addresses worth checking: our public listen

@@ -231,3 +231,47 @@ func TestCandidatesFromObservedIP(t *testing.T) {
 	}
 	check(h2.candidates(), []string{"/ip4/11.1.1.9/tcp/" + tp2, "/ip4/11.1.1.9/udp/" + qp2 + "/quic-v1"})
 }
+
+// TestOutsideChanged: re-checking every address is for an outside address
+// that changed, not for the first one heard of in a family or transport
+// (a dual-stack node learns its IPv4 and IPv6 addresses at different
+// times; a re-check then repeats the probes in flight).
+func TestOutsideChanged(t *testing.T) {
+	const (
+		v4tcp  = "/ip4/11.0.0.2/tcp/4001"
+		v4tcp2 = "/ip4/11.0.0.3/tcp/4001"
+		v4quic = "/ip4/11.0.0.2/udp/4001/quic-v1"
+		v6tcp  = "/ip6/2a0c::2/tcp/4001"
+		wt1    = "/ip4/11.0.0.2/udp/4002/quic-v1/webtransport/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g"
+		wt2    = "/ip4/11.0.0.2/udp/4002/quic-v1/webtransport/certhash/uEiAkH5a4DPGKUuOBjYw0CgwjvYHg2XK1RXx46x0Bhu2XZQ"
+	)
+	rounds := []struct {
+		name    string
+		now     []string
+		changed bool
+	}{
+		{"nothing yet", nil, false},
+		{"first IPv6 address", []string{v6tcp}, false},
+		{"first IPv4 address", []string{v6tcp, v4tcp}, false},
+		{"first QUIC address", []string{v6tcp, v4tcp, v4quic}, false},
+		{"same", []string{v6tcp, v4tcp, v4quic}, false},
+		{"first WebTransport address", []string{v6tcp, v4tcp, v4quic, wt1}, false},
+		{"certificate hash rotated", []string{v6tcp, v4tcp, v4quic, wt2}, false},
+		{"one expired", []string{v6tcp, v4quic, wt2}, false},
+		{"new outside IPv4", []string{v6tcp, v4tcp2, v4quic, wt2}, true},
+		{"all expired", nil, false},
+		{"back to the old IPv4", []string{v4tcp}, true},
+	}
+	seen := map[string]bool{}
+	var before []ma.Multiaddr
+	for _, r := range rounds {
+		var now []ma.Multiaddr
+		for _, s := range r.now {
+			now = append(now, ma.StringCast(s))
+		}
+		if got := outsideChanged(seen, before, now); got != r.changed {
+			t.Errorf("%s: changed = %v, want %v", r.name, got, r.changed)
+		}
+		before = now
+	}
+}

@@ -2,6 +2,7 @@ package autonat
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,9 @@ func (r *cellResult) hasVerdicts() bool {
 // the tachyon servers'). Timing goals hold for tachyon clients of tachyon
 // servers; a private verdict's time is bounded below by the servers'
 // dial-back timeout, a known limit logged as such in CI.
-func checkGoals(t *testing.T, rr *roundResult, full bool) {
+// checkGoals reports what the round missed and returns the cells that
+// failed.
+func checkGoals(t *testing.T, rr *roundResult, full bool) (failed []*cell) {
 	t.Helper()
 	find := func(sc *scenario, cl, sv impl) *cellResult {
 		for _, c := range rr.cells {
@@ -146,14 +149,21 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 	}
 	for _, c := range rr.cells {
 		res := rr.results[c]
+		errorf := func(format string, args ...any) {
+			t.Helper()
+			if !slices.Contains(failed, c) {
+				failed = append(failed, c)
+			}
+			t.Errorf(format, args...)
+		}
 		for _, p := range res.problems {
-			t.Errorf("%s: %s", c, p)
+			errorf("%s: %s", c, p)
 		}
 		if c.client == goImpl && c.servers == tachyonImpl {
 			gg := find(c.sc, goImpl, goImpl)
 			for i, a := range res.addrs {
 				if !a.right && gg != nil && i < len(gg.addrs) && gg.addrs[i].right {
-					t.Errorf("%s: %s is %s, want %s (go gets it right with go servers): history %v",
+					errorf("%s: %s is %s, want %s (go gets it right with go servers): history %v",
 						c, a.truth.addr, a.final, a.truth.verdict, a.history)
 				}
 			}
@@ -169,26 +179,26 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 				t.Logf("GOAL MISSED (known limit: observed addresses come per transport and family, and the client reached "+
 					"fewer than 3 observers over %s; %s): %s: %s is no candidate, want %s", a.truth.slot, c.connsNote(), c, a.truth.addr, a.truth.verdict)
 			default:
-				t.Errorf("%s: %s (%s) is %s, want %s: history %v (%s)", c, a.truth.addr, a.truth.slot, a.final, a.truth.verdict, a.history, c.connsNote())
+				errorf("%s: %s (%s) is %s, want %s: history %v (%s)", c, a.truth.addr, a.truth.slot, a.final, a.truth.verdict, a.history, c.connsNote())
 			}
 			if a.flaps > 0 {
-				t.Errorf("%s: %s flapped %d times after its correct verdict: %v", c, a.truth.addr, a.flaps, a.history)
+				errorf("%s: %s flapped %d times after its correct verdict: %v", c, a.truth.addr, a.flaps, a.history)
 			}
 		}
 		if len(res.extra) > 0 {
-			t.Errorf("%s: verdicts for addresses that should be no candidates: %v", c, res.extra)
+			errorf("%s: verdicts for addresses that should be no candidates: %v", c, res.extra)
 		}
 		switch {
 		case res.advRight:
 		case sameSet(res.adv, res.advWantLimited) && !full:
 			t.Logf("GOAL MISSED (known limit: no candidate for an address, see above): %s: advertises %q, want exactly %q", c, res.adv, res.advWant)
 		default:
-			t.Errorf("%s: advertises %q, want exactly %q", c, res.adv, res.advWant)
+			errorf("%s: advertises %q, want exactly %q", c, res.adv, res.advWant)
 		}
 		if c.sc.num == 7 {
 			switch {
 			case res.readv == 0:
-				t.Errorf("%s: the new outside address was not advertised (or the old one still was) %s after the change", c, 3*readvMax)
+				errorf("%s: the new outside address was not advertised (or the old one still was) %s after the change", c, 3*readvMax)
 			case res.readv > readvMax && full && c.servers != tachyonImpl:
 				// Timing goals are tachyon's (client and servers); with go
 				// servers the old address waits for go's dial-back timeout.
@@ -199,7 +209,7 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 					"and identify reports the new address; the old address then stays advertised until two servers' dial-backs "+
 					"to it time out): %s: re-advertised %s after the outside address changed, goal %s", c, fmtDur(res.readv), readvMax)
 			case res.readv > readvMax:
-				t.Errorf("GOAL MISSED: %s: re-advertised %s after the outside address changed, goal %s", c, fmtDur(res.readv), readvMax)
+				errorf("GOAL MISSED: %s: re-advertised %s after the outside address changed, goal %s", c, fmtDur(res.readv), readvMax)
 			}
 		}
 		if c.servers != tachyonImpl {
@@ -214,7 +224,7 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 				continue
 			}
 			if a.probes > probesMax {
-				t.Errorf("%s: %s took %d probes, goal %d", c, a.truth.addr, a.probes, probesMax)
+				errorf("%s: %s took %d probes, goal %d", c, a.truth.addr, a.probes, probesMax)
 			}
 			if a.at <= verdictMax {
 				continue
@@ -222,12 +232,13 @@ func checkGoals(t *testing.T, rr *roundResult, full bool) {
 			msg := fmt.Sprintf("%s: %s %s after %s, goal %s", c, a.truth.addr, a.truth.verdict, fmtDur(a.at), verdictMax)
 			switch {
 			case full:
-				t.Errorf("GOAL MISSED: %s", msg)
+				errorf("GOAL MISSED: %s", msg)
 			case a.truth.verdict == private:
 				t.Logf("GOAL MISSED (known limit: a private verdict waits for the servers' dial-back timeout: 3 s for tachyon servers, 5-10 s for go's): %s", msg)
 			default:
-				t.Errorf("GOAL MISSED: %s", msg)
+				errorf("GOAL MISSED: %s", msg)
 			}
 		}
 	}
+	return failed
 }
