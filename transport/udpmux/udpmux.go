@@ -801,14 +801,18 @@ func (l *Listener) Close() error {
 		release := s.m.releaseLocked(s)
 		done := s.loopDone
 		s.m.mu.Unlock()
+		// The clients hear of it while the socket is still open: once it
+		// is closed their connections end silently, and they wait for
+		// their idle timeout. (A socket released here has no queued
+		// connections: each counts as a user.)
+		for _, c := range drop {
+			c.CloseWithError(0, "listener closed")
+		}
 		if release {
 			s.close()
 		}
 		if s.isClosed() && done != nil {
 			<-done
-		}
-		for _, c := range drop {
-			c.CloseWithError(0, "listener closed")
 		}
 		for {
 			select {

@@ -2,6 +2,8 @@ package udpmux_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -54,7 +56,15 @@ func TestListenVerified(t *testing.T) {
 	defer refused.CloseWithError(0, "")
 	wait(t, ctx, entered)
 	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
-	if c, err := client.Dial(dctx, l.Addr(), clientTLS(udpmux.ALPNLibp2p)); err == nil {
+	// A ClientHello in one Initial packet: the default one, with its
+	// post-quantum key share, takes two, and the server refuses each
+	// packet on its own (quic-go keeps nothing of a refused connection).
+	// A second packet read after the first client's refusal freed the slot
+	// would start a handshake that never completes and holds the slot for
+	// the handshake timeout.
+	one := clientTLS(udpmux.ALPNLibp2p)
+	one.CurvePreferences = []tls.CurveID{tls.X25519}
+	if c, err := client.Dial(dctx, l.Addr(), one); err == nil {
 		c.CloseWithError(0, "")
 		t.Fatal("a second handshake was admitted while the first one's verify held the only slot")
 	}
@@ -106,5 +116,113 @@ func wait[T any](t *testing.T, ctx context.Context, ch <-chan T) {
 	case <-ch:
 	case <-ctx.Done():
 		t.Fatal("timed out")
+	}
+}
+
+// TestCloseTellsClients: closing a socket's last listener closes the
+// connections it had not handed over with a CONNECTION_CLOSE their
+// clients receive, before the socket goes: a connection in verify, and one
+// whose client has not finished its handshake. Sent after the socket was
+// closed, the close never leaves, and the clients learn of it only from
+// their idle timeout.
+func TestCloseTellsClients(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stall holds the connection on the listener's side (in verify) or
+		// on the client's (before its Finished); it returns a release.
+		stall func(verifying chan<- struct{}) (verify func(*quic.Conn) error, client *tls.Config, release func())
+		// closed says whether the client's connection ended with the
+		// listener's close rather than a timeout.
+		closed func(error) bool
+	}{
+		{
+			name: "in verify",
+			stall: func(verifying chan<- struct{}) (func(*quic.Conn) error, *tls.Config, func()) {
+				rel := make(chan struct{})
+				verify := func(*quic.Conn) error {
+					verifying <- struct{}{}
+					<-rel
+					return nil
+				}
+				return verify, clientTLS(udpmux.ALPNLibp2p), func() { close(rel) }
+			},
+			closed: func(err error) bool {
+				var ae *quic.ApplicationError
+				return errors.As(err, &ae) && ae.Remote && ae.ErrorMessage == "listener closed"
+			},
+		},
+		{
+			name: "client handshake unfinished",
+			stall: func(verifying chan<- struct{}) (func(*quic.Conn) error, *tls.Config, func()) {
+				rel := make(chan struct{})
+				cc := clientTLS(udpmux.ALPNLibp2p)
+				cc.VerifyPeerCertificate = func([][]byte, [][]*x509.Certificate) error {
+					verifying <- struct{}{}
+					<-rel
+					return nil
+				}
+				return nil, cc, func() { close(rel) }
+			},
+			closed: func(err error) bool {
+				// In the handshake an application's close is sent as the
+				// transport error APPLICATION_ERROR (RFC 9000, 10.2.3).
+				var te *quic.TransportError
+				return errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ApplicationErrorErrorCode
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			server := udpmux.New(nil)
+			// A long handshake timeout (the idle timeout is 30 s): a
+			// missing close shows as this test's deadline, not as a
+			// timeout that passes for a close.
+			client := udpmux.New(&udpmux.Config{HandshakeTimeout: time.Minute})
+			verifying := make(chan struct{}, 1)
+			verify, cc, release := tc.stall(verifying)
+			var l *udpmux.Listener
+			var err error
+			if verify != nil {
+				l, err = server.ListenVerified(loopback, udpmux.ALPNLibp2p, serverTLS(t), verify)
+			} else {
+				l, err = server.Listen(loopback, udpmux.ALPNLibp2p, serverTLS(t))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			type dialed struct {
+				c   *quic.Conn
+				err error
+			}
+			done := make(chan dialed, 1)
+			go func() {
+				c, err := client.Dial(ctx, l.Addr(), cc)
+				done <- dialed{c, err}
+			}()
+			wait(t, ctx, verifying)
+			closing := make(chan struct{})
+			go func() {
+				l.Close()
+				close(closing)
+			}()
+			// The listener's close waits for its CONNECTION_CLOSE to be
+			// sent; in verify the connection's goroutine still waits too.
+			wait(t, ctx, closing)
+			release()
+			d := <-done
+			end := d.err
+			if d.c != nil {
+				wait(t, ctx, d.c.Context().Done())
+				end = context.Cause(d.c.Context())
+			}
+			if !tc.closed(end) {
+				t.Fatalf("the client's connection ended with %v, want the listener's close", end)
+			}
+			if n := server.NumSockets(); n != 0 {
+				t.Fatalf("%d sockets after closing the only listener", n)
+			}
+		})
 	}
 }
