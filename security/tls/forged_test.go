@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -421,6 +422,62 @@ func TestCheckedCertificateExpires(t *testing.T) {
 		tr.checked.Add(verified.Sum(certDigestDomain, cert.Leaf.Raw), checkedCert{pub: host.GetPublic(), id: id})
 		if _, err := tr.checkOnce([]*x509.Certificate{cert.Leaf}); err == nil || !strings.Contains(err.Error(), "not valid now") {
 			t.Fatalf("%s certificate found in the table: %v", f, err)
+		}
+	}
+}
+
+// TestServerConfigRotates: a QUIC listener keeps the config ServerConfig
+// gave it for its lifetime, and its certificate still rotates after
+// certLifetime, as SecureInbound's does, whether the config is used as
+// udpmux uses it (its own ALPN, no GetConfigForClient) or whole.
+func TestServerConfigRotates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := newTransport(t, nil, nil)
+	cli := newTransport(t, nil, nil)
+	cliCert, _, err := cli.certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := tr.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs := map[string]*tls.Config{"as udpmux uses it": quicServerConfig(t, tr), "whole": whole}
+	// served is the certificate a handshake with conf presents.
+	served := func(t *testing.T, conf *tls.Config) []byte {
+		t.Helper()
+		a, b := tcpPair(t)
+		defer a.Close()
+		defer b.Close()
+		go tls.Server(b, conf).HandshakeContext(ctx)
+		c := tls.Client(a, tlstest.ClientConfig(*cliCert, alpnLibp2p))
+		if err := c.HandshakeContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	before := map[string][]byte{}
+	for name, conf := range configs {
+		before[name] = served(t, conf)
+		if again := served(t, conf); !bytes.Equal(again, before[name]) {
+			t.Fatalf("%s: the certificate changed before certLifetime", name)
+		}
+	}
+	tr.mu.Lock()
+	tr.certAge = time.Now().Add(-certLifetime - time.Minute)
+	tr.mu.Unlock()
+	cur, _, err := tr.certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, conf := range configs {
+		after := served(t, conf)
+		if bytes.Equal(after, before[name]) {
+			t.Fatalf("%s: the listener still serves its first certificate after certLifetime", name)
+		}
+		if !bytes.Equal(after, cur.Leaf.Raw) {
+			t.Fatalf("%s: the listener serves a certificate that is not the transport's current one", name)
 		}
 	}
 }

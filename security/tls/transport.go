@@ -53,7 +53,7 @@ type Transport struct {
 	checked *verified.Table[checkedCert] // see checkOnce
 
 	mu      sync.Mutex
-	cert    tls.Certificate
+	cert    *tls.Certificate // replaced on rotation, never modified
 	certAge time.Time
 	// anyPeerLate accepts any peer with cert, counting the client's chain
 	// only: SecureInbound (see acceptCheck) and ServerConfig's callers (see
@@ -102,21 +102,20 @@ func (t *Transport) certificate() (*tls.Certificate, *tls.Config, error) {
 	if err := t.rotateLocked(); err != nil {
 		return nil, nil, err
 	}
-	c := t.cert
-	return &c, t.anyPeerLate, nil
+	return t.cert, t.anyPeerLate, nil
 }
 
 // rotateLocked replaces the certificate once it is older than
 // certLifetime.
 func (t *Transport) rotateLocked() error {
-	if t.cert.Leaf != nil && time.Since(t.certAge) <= certLifetime {
+	if t.cert != nil && time.Since(t.certAge) <= certLifetime {
 		return nil
 	}
 	cert, err := newCertificate(t.key)
 	if err != nil {
 		return err
 	}
-	t.cert, t.certAge = cert, time.Now()
+	t.cert, t.certAge = &cert, time.Now()
 	t.anyPeerLate = t.newServerConfig(&cert)
 	return nil
 }
@@ -162,12 +161,28 @@ func (t *Transport) DialConfig(remote peer.ID) (conf *tls.Config, verified func(
 // one and checks nothing else: once the handshake is complete, CheckPeer on
 // the connection's PeerCertificates runs the checks tls.md asks for and
 // yields the peer's host key and ID. Trust nothing of a connection before.
+//
+// A listener keeps the config for its lifetime, so the certificate is
+// looked up per handshake: it rotates as SecureInbound's does.
 func (t *Transport) ServerConfig() (*tls.Config, error) {
 	_, conf, err := t.certificate()
 	if err != nil {
 		return nil, err
 	}
-	return conf.Clone(), nil
+	c := conf.Clone()
+	c.Certificates = nil
+	c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cert, _, err := t.certificate()
+		return cert, err
+	}
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		_, cur, err := t.certificate()
+		if err != nil {
+			return nil, err
+		}
+		return cur.GetConfigForClient(hello)
+	}
+	return c, nil
 }
 
 // CheckPeer checks the certificate chain of a completed handshake as tls.md
