@@ -3,14 +3,18 @@ package tls
 import (
 	"bytes"
 	"context"
+	stdcrypto "crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,5 +483,91 @@ func TestServerConfigRotates(t *testing.T) {
 		if !bytes.Equal(after, cur.Leaf.Raw) {
 			t.Fatalf("%s: the listener serves a certificate that is not the transport's current one", name)
 		}
+	}
+}
+
+// TestCertificateKeyTypes: tls.md lets a peer pick its certificate key
+// (any type the other side can verify; go and rust use P-256): peers
+// presenting P-384, P-521, Ed25519 and RSA certificate keys are accepted
+// inbound, outbound and by ServerConfig plus CheckPeer, as the host they
+// claim. (tachyon itself presents P-256, which every implementation
+// verifies.)
+func TestCertificateKeyTypes(t *testing.T) {
+	keys := []struct {
+		name string
+		gen  func() (stdcrypto.Signer, error)
+	}{
+		{"P-256", func() (stdcrypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+		{"P-384", func() (stdcrypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) }},
+		{"P-521", func() (stdcrypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P521(), rand.Reader) }},
+		{"Ed25519", func() (stdcrypto.Signer, error) { _, k, err := ed25519.GenerateKey(rand.Reader); return k, err }},
+		{"RSA-2048", func() (stdcrypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }},
+	}
+	tr := newTransport(t, nil, nil)
+	for _, k := range keys {
+		t.Run(k.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			host := newKey(t, crypto.Ed25519)
+			claimed, _ := peer.IDFromPrivateKey(host)
+			certKey, err := k.gen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, err := tlstest.CertificateKeyed(host, certKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// peer runs the other side's handshake on its end of a pipe.
+			pair := func(t *testing.T, peer func(net.Conn) *tls.Conn) (ours net.Conn, done <-chan struct{}) {
+				a, b := tcpPair(t)
+				ch := make(chan struct{})
+				go func() {
+					defer close(ch)
+					defer b.Close()
+					if c := peer(b); c.HandshakeContext(ctx) == nil {
+						io.Copy(io.Discard, c)
+					}
+				}()
+				return a, ch
+			}
+			t.Run("outbound", func(t *testing.T) {
+				a, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Server(c, tlstest.ServerConfig(cert, alpnLibp2p)) })
+				c, err := tr.SecureOutbound(ctx, a, claimed)
+				if err != nil {
+					t.Fatalf("server with a %s certificate refused: %v", k.name, err)
+				}
+				if c.RemotePeer() != claimed {
+					t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
+				}
+				c.Close()
+				<-done
+			})
+			t.Run("inbound", func(t *testing.T) {
+				b, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Client(c, tlstest.ClientConfig(cert, alpnLibp2p)) })
+				c, err := tr.SecureInbound(ctx, b, "")
+				if err != nil {
+					t.Fatalf("client with a %s certificate refused: %v", k.name, err)
+				}
+				if c.RemotePeer() != claimed {
+					t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
+				}
+				c.Close()
+				<-done
+			})
+			t.Run("server-config", func(t *testing.T) {
+				b, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Client(c, tlstest.ClientConfig(cert, alpnLibp2p)) })
+				s := tls.Server(b, quicServerConfig(t, tr))
+				if err := s.HandshakeContext(ctx); err != nil {
+					t.Fatalf("handshake with a %s client certificate: %v", k.name, err)
+				}
+				_, id, err := tr.CheckPeer(s.ConnectionState().PeerCertificates)
+				if err != nil || id != claimed {
+					t.Fatalf("CheckPeer = %s, %v; want %s", id, err, claimed)
+				}
+				b.Close()
+				<-done
+			})
+		})
 	}
 }

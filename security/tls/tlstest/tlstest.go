@@ -6,6 +6,7 @@
 package tlstest
 
 import (
+	stdcrypto "crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -86,7 +87,19 @@ func Certificate(host crypto.PrivKey, f Forgery) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tlstest: generating certificate key: %w", err)
 	}
-	signer, covered := host, &certKey.PublicKey
+	return certificate(host, f, certKey)
+}
+
+// CertificateKeyed returns a genuine certificate for host whose own key
+// (the one that self-signs it and signs the handshake) is certKey: the
+// spec lets a peer pick any key type the other side can verify.
+func CertificateKeyed(host crypto.PrivKey, certKey stdcrypto.Signer) (tls.Certificate, error) {
+	return certificate(host, Genuine, certKey)
+}
+
+func certificate(host crypto.PrivKey, f Forgery, certKey stdcrypto.Signer) (tls.Certificate, error) {
+	var err error
+	signer, covered := host, certKey.Public()
 	switch f {
 	case WrongSigner:
 		if signer, err = crypto.GenerateEd25519Key(nil); err != nil {
@@ -97,7 +110,7 @@ func Certificate(host crypto.PrivKey, f Forgery) (tls.Certificate, error) {
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("tlstest: generating the other certificate key: %w", err)
 		}
-		covered = &other.PublicKey
+		covered = other.Public()
 	}
 	ext, err := extension(host.GetPublic(), signer, covered)
 	if err != nil {
@@ -114,7 +127,7 @@ func Certificate(host crypto.PrivKey, f Forgery) (tls.Certificate, error) {
 		NotAfter:        now.Add(24 * time.Hour),
 		ExtraExtensions: []pkix.Extension{ext},
 	}
-	selfSigner := certKey
+	var selfSigner stdcrypto.Signer = certKey
 	switch f {
 	case Expired:
 		tmpl.NotBefore, tmpl.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour)
@@ -127,7 +140,7 @@ func Certificate(host crypto.PrivKey, f Forgery) (tls.Certificate, error) {
 	case NoExtension:
 		tmpl.ExtraExtensions = nil
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &certKey.PublicKey, selfSigner)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, certKey.Public(), selfSigner)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tlstest: creating certificate: %w", err)
 	}
@@ -140,7 +153,7 @@ func Certificate(host crypto.PrivKey, f Forgery) (tls.Certificate, error) {
 
 // extension encodes the libp2p extension claiming claimed, with signer's
 // signature over covered's SubjectPublicKeyInfo.
-func extension(claimed crypto.PubKey, signer crypto.PrivKey, covered *ecdsa.PublicKey) (pkix.Extension, error) {
+func extension(claimed crypto.PubKey, signer crypto.PrivKey, covered any) (pkix.Extension, error) {
 	spki, err := x509.MarshalPKIXPublicKey(covered)
 	if err != nil {
 		return pkix.Extension{}, fmt.Errorf("tlstest: encoding certificate key: %w", err)
