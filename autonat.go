@@ -356,7 +356,9 @@ func (h *Host) addrsLoop() {
 // first address of a shape is learning, not a change: a dual-stack node
 // hears of its IPv4 and IPv6 addresses at different times, and re-checking
 // everything then would only repeat the probes in flight. seen collects
-// the shapes.
+// the shapes. Missed: a move to a network of the other family only (the
+// first IPv6 address after IPv4 alone); the old addresses are then
+// re-checked on their timer (RecheckMin, doubling to RecheckMax).
 func outsideChanged(seen map[string]bool, before, now []ma.Multiaddr) bool {
 	changed := false
 	for _, a := range now {

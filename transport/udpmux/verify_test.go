@@ -202,6 +202,15 @@ func TestCloseTellsClients(t *testing.T) {
 				done <- dialed{c, err}
 			}()
 			wait(t, ctx, verifying)
+			// The client can be verifying the server's flight before the
+			// socket's accept loop has taken the connection (it becomes
+			// pending then): the close is for pending connections.
+			for server.PendingConns() != 1 {
+				if ctx.Err() != nil {
+					t.Fatalf("%d connections pending, want 1", server.PendingConns())
+				}
+				time.Sleep(time.Millisecond)
+			}
 			closing := make(chan struct{})
 			go func() {
 				l.Close()
