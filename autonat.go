@@ -360,16 +360,20 @@ func (h *Host) addrsLoop() {
 // first IPv6 address after IPv4 alone); the old addresses are then
 // re-checked on their timer (RecheckMin, doubling to RecheckMax).
 func outsideChanged(seen map[string]bool, before, now []ma.Multiaddr) bool {
+	old := make(map[string]bool, len(before))
+	for _, b := range before {
+		p, _ := pathOf(b)
+		old[p] = true
+	}
 	changed := false
+	var shapes []string
 	for _, a := range now {
 		path, shape := pathOf(a)
-		if seen[shape] && !slices.ContainsFunc(before, func(b ma.Multiaddr) bool { p, _ := pathOf(b); return p == path }) {
-			changed = true
-		}
+		changed = changed || seen[shape] && !old[path]
+		shapes = append(shapes, shape)
 	}
-	for _, a := range now {
-		_, shape := pathOf(a)
-		seen[shape] = true
+	for _, s := range shapes {
+		seen[s] = true
 	}
 	return changed
 }

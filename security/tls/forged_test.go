@@ -531,30 +531,31 @@ func TestCertificateKeyTypes(t *testing.T) {
 				}()
 				return a, ch
 			}
-			t.Run("outbound", func(t *testing.T) {
-				a, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Server(c, tlstest.ServerConfig(cert, alpnLibp2p)) })
-				c, err := tr.SecureOutbound(ctx, a, claimed)
-				if err != nil {
-					t.Fatalf("server with a %s certificate refused: %v", k.name, err)
-				}
-				if c.RemotePeer() != claimed {
-					t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
-				}
-				c.Close()
-				<-done
-			})
-			t.Run("inbound", func(t *testing.T) {
-				b, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Client(c, tlstest.ClientConfig(cert, alpnLibp2p)) })
-				c, err := tr.SecureInbound(ctx, b, "")
-				if err != nil {
-					t.Fatalf("client with a %s certificate refused: %v", k.name, err)
-				}
-				if c.RemotePeer() != claimed {
-					t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
-				}
-				c.Close()
-				<-done
-			})
+			for _, dir := range []struct {
+				name string
+				peer func(net.Conn) *tls.Conn
+				ours func(net.Conn) (network.SecureConn, error)
+			}{
+				{"outbound",
+					func(c net.Conn) *tls.Conn { return tls.Server(c, tlstest.ServerConfig(cert, alpnLibp2p)) },
+					func(c net.Conn) (network.SecureConn, error) { return tr.SecureOutbound(ctx, c, claimed) }},
+				{"inbound",
+					func(c net.Conn) *tls.Conn { return tls.Client(c, tlstest.ClientConfig(cert, alpnLibp2p)) },
+					func(c net.Conn) (network.SecureConn, error) { return tr.SecureInbound(ctx, c, "") }},
+			} {
+				t.Run(dir.name, func(t *testing.T) {
+					a, done := pair(t, dir.peer)
+					c, err := dir.ours(a)
+					if err != nil {
+						t.Fatalf("peer with a %s certificate refused: %v", k.name, err)
+					}
+					if c.RemotePeer() != claimed {
+						t.Fatalf("remote %s, want %s", c.RemotePeer(), claimed)
+					}
+					c.Close()
+					<-done
+				})
+			}
 			t.Run("server-config", func(t *testing.T) {
 				b, done := pair(t, func(c net.Conn) *tls.Conn { return tls.Client(c, tlstest.ClientConfig(cert, alpnLibp2p)) })
 				s := tls.Server(b, quicServerConfig(t, tr))
